@@ -1,0 +1,975 @@
+//! [`LocalBackend`]: exports a local directory tree.
+//!
+//! # Confinement
+//! Every path is resolved relative to an `O_PATH` fd of the export root with
+//! `openat2(2)` and `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+//! RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV`. The kernel enforces, atomically
+//! with the lookup, that resolution never leaves the root, never follows a
+//! symlink (→ [`BackendError::Symlink`]) and never crosses a mount
+//! (→ [`BackendError::CrossDevice`]). A local process swapping a directory
+//! for a symlink therefore cannot redirect us outside, whatever the timing.
+//!
+//! Operations on the final component use the `*at` syscalls on the parent fd
+//! with "don't follow" semantics (`AT_SYMLINK_NOFOLLOW`, `O_NOFOLLOW`,
+//! `unlinkat`, `renameat`, `linkat` without `AT_SYMLINK_FOLLOW`, …): a final
+//! symlink is operated on itself or refused, never followed. Names never
+//! contain `/`, so a final-component call cannot walk anywhere.
+//!
+//! Residual, documented races (none leaves the export): an object swapped at
+//! the same name between two syscalls of one operation may be the one the
+//! second syscall acts on (e.g. `remove` returns the attributes of the object
+//! it saw, and the chown after a create applies to whatever is at the name).
+//! A regular file swapped for a device node between `statx` and `open` may
+//! cause one `open(O_NONBLOCK|O_NOCTTY)`/`close` of that node (only root can
+//! create device nodes); its kind is then checked and nothing is read or written.
+//!
+//! # Limitations
+//! - Relative paths longer than `PATH_MAX` (4096 bytes) fail with
+//!   [`BackendError::NameTooLong`] (a single `openat2` resolves them).
+//! - Mount points inside the export are not crossed.
+
+use std::ffi::{CStr, CString};
+use std::fs::{File, OpenOptions, Permissions};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::fdcache::FdCache;
+use super::sys;
+use super::{
+    user_xattr_name, Attrs, Backend, BackendError, BackendResult, DirEntry, FileKind, FsStats,
+    GenSource, Name, ObjIdentity, Owner, RelPath, SetAttrs, SetTime, Stability, Timespec, XattrSet,
+};
+
+/// Default number of cached open regular-file descriptors.
+pub const DEFAULT_FD_CACHE: usize = 1024;
+
+/// Largest read served in one call; the server's `maxread` is far below. A
+/// capped read simply returns fewer bytes with `eof == false`.
+const MAX_READ: usize = 16 << 20;
+
+/// Bytes of `getdents64(2)` output fetched per syscall.
+const DIRENT_BUF: usize = 32 << 10;
+
+/// How often an operation re-resolves when the object changed under it.
+const RACE_RETRIES: usize = 3;
+
+pub struct LocalBackend {
+    /// `O_PATH | O_DIRECTORY` fd of the export root; all resolution starts here.
+    root: OwnedFd,
+    cache: FdCache,
+    gen_source: GenSource,
+    /// Cleared once `FS_IOC_GETVERSION` proves unsupported (only consulted
+    /// when the filesystem does not report birth times).
+    getversion_ok: AtomicBool,
+}
+
+/// A directory fd: the root (borrowed) or one opened for this operation.
+enum Dir<'a> {
+    Root(BorrowedFd<'a>),
+    Sub(OwnedFd),
+}
+
+impl Dir<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Dir::Root(fd) => *fd,
+            Dir::Sub(fd) => fd.as_fd(),
+        }
+    }
+}
+
+/// Where to get the inode generation from, if needed.
+enum GenFrom<'a> {
+    /// An fd open on the object itself (not `O_PATH`).
+    Fd(BorrowedFd<'a>),
+    /// The object `name` in directory `dir` (opened on demand).
+    At(BorrowedFd<'a>, &'a CStr),
+}
+
+fn cstring(bytes: &[u8]) -> BackendResult<CString> {
+    CString::new(bytes).map_err(|_| BackendError::Invalid)
+}
+
+/// The path as given to `openat2`; the root is `.`.
+fn path_cstring(path: &RelPath) -> BackendResult<CString> {
+    if path.is_root() {
+        Ok(CString::from(c"."))
+    } else {
+        cstring(&path.to_bytes())
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn check_mode(mode: u32) -> BackendResult<()> {
+    if mode & !0o7777 != 0 {
+        return Err(BackendError::Invalid);
+    }
+    Ok(())
+}
+
+fn kind_of(mode: u32) -> BackendResult<FileKind> {
+    Ok(match mode & libc::S_IFMT {
+        libc::S_IFREG => FileKind::Regular,
+        libc::S_IFDIR => FileKind::Directory,
+        libc::S_IFLNK => FileKind::Symlink,
+        libc::S_IFBLK => FileKind::BlockDev,
+        libc::S_IFCHR => FileKind::CharDev,
+        libc::S_IFIFO => FileKind::Fifo,
+        libc::S_IFSOCK => FileKind::Socket,
+        _ => return Err(BackendError::Io(libc::EIO)),
+    })
+}
+
+/// The error for "a regular file was required, this is a `kind`".
+fn not_regular(kind: FileKind) -> BackendError {
+    match kind {
+        FileKind::Directory => BackendError::IsDir,
+        FileKind::Symlink => BackendError::Symlink,
+        _ => BackendError::WrongType,
+    }
+}
+
+fn ts(t: &libc::statx_timestamp) -> Timespec {
+    Timespec {
+        sec: t.tv_sec,
+        nsec: t.tv_nsec,
+    }
+}
+
+// --- readdir cookies --------------------------------------------------------
+//
+// Cookies are the `d_off` values getdents64(2) reports (the position after an
+// entry, accepted by lseek(2) to resume there). ext4 (htree hash positions),
+// xfs and tmpfs (≥ 6.6, stable per-directory offsets) keep these valid across
+// calls and across unrelated creates/deletes, which is what NFS readdir
+// resumption needs (POSIX seekdir(3) only promises this for the same open).
+//
+// RFC 8881 §18.23.3 reserves cookies 0 (start), 1 and 2, but `d_off` may in
+// principle be any non-negative `off_t`. We therefore swap the three
+// positions {0, 1, 2} with {2⁶³, 2⁶³+1, 2⁶³+2} and leave every other value
+// alone. The swap is an involution, so it is its own inverse and bijective on
+// all of u64; realistic positions (non-negative `off_t`, including ext4's
+// end-of-directory marker 2⁶³−1) stay unchanged and below 2⁶³, so clients
+// that treat cookies as signed see nothing odd. Only the (invalid) negative
+// positions −2⁶³…−2⁶³+2 would map onto the reserved values; they are rejected.
+
+const COOKIE_SWAP: u64 = 1 << 63;
+
+fn swap_reserved(x: u64) -> u64 {
+    if x & !COOKIE_SWAP < 3 {
+        x ^ COOKIE_SWAP
+    } else {
+        x
+    }
+}
+
+fn offset_to_cookie(d_off: i64) -> Option<u64> {
+    let c = swap_reserved(d_off as u64);
+    (c >= 3).then_some(c)
+}
+
+/// `None` means "start of directory".
+fn cookie_to_offset(cookie: u64) -> BackendResult<Option<i64>> {
+    match cookie {
+        0 => Ok(None),
+        1 | 2 => Err(BackendError::BadCookie),
+        c => Ok(Some(swap_reserved(c) as i64)),
+    }
+}
+
+/// One record of getdents64(2) output (`struct linux_dirent64`).
+struct RawDirent<'a> {
+    ino: u64,
+    off: i64,
+    dtype: u8,
+    name: &'a [u8],
+}
+
+/// Parses the record at the start of `buf`; returns it and its length.
+fn parse_dirent(buf: &[u8]) -> Option<(RawDirent<'_>, usize)> {
+    // u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[];
+    const NAME_AT: usize = 19;
+    let ino = u64::from_ne_bytes(buf.get(0..8)?.try_into().ok()?);
+    let off = i64::from_ne_bytes(buf.get(8..16)?.try_into().ok()?);
+    let reclen = usize::from(u16::from_ne_bytes(buf.get(16..18)?.try_into().ok()?));
+    let dtype = *buf.get(18)?;
+    let name_field = buf.get(NAME_AT..reclen)?;
+    let len = name_field.iter().position(|&b| b == 0)?;
+    let name = &name_field[..len];
+    Some((
+        RawDirent {
+            ino,
+            off,
+            dtype,
+            name,
+        },
+        reclen,
+    ))
+}
+
+fn dtype_kind(dtype: u8) -> Option<FileKind> {
+    Some(match dtype {
+        libc::DT_REG => FileKind::Regular,
+        libc::DT_DIR => FileKind::Directory,
+        libc::DT_LNK => FileKind::Symlink,
+        libc::DT_BLK => FileKind::BlockDev,
+        libc::DT_CHR => FileKind::CharDev,
+        libc::DT_FIFO => FileKind::Fifo,
+        libc::DT_SOCK => FileKind::Socket,
+        _ => return None, // DT_UNKNOWN: the filesystem doesn't fill d_type
+    })
+}
+
+impl LocalBackend {
+    /// Exports the directory `root` with the default fd cache size.
+    pub fn open(root: &Path) -> BackendResult<LocalBackend> {
+        LocalBackend::with_fd_cache(root, DEFAULT_FD_CACHE)
+    }
+
+    /// Exports `root`, caching up to `capacity` open file descriptors
+    /// (0 disables the cache).
+    pub fn with_fd_cache(root: &Path, capacity: usize) -> BackendResult<LocalBackend> {
+        // The root path itself is trusted configuration and may contain
+        // symlinks; everything below it is confined.
+        let root_file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(root)
+            .map_err(|e| {
+                BackendError::Setup(format!("cannot open export root {}: {e}", root.display()))
+            })?;
+        let root_fd = OwnedFd::from(root_file);
+
+        // Confinement depends on openat2(2) (Linux ≥ 5.6); refuse to run
+        // without it rather than fall back to racy userspace resolution.
+        if let Err(e) = sys::openat2(root_fd.as_fd(), c".", libc::O_PATH | libc::O_DIRECTORY, 0) {
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            let why = match errno_of(&e) {
+                libc::ENOSYS => "the kernel lacks openat2(2) (Linux >= 5.6 required)",
+                libc::EINVAL | libc::E2BIG => "the kernel rejects openat2 RESOLVE_* flags",
+                libc::EPERM => "openat2(2) is blocked (seccomp policy?)",
+                _ => "openat2(2) failed on the export root",
+            };
+            return Err(BackendError::Setup(format!(
+                "{why}; kernel {}: {e}",
+                release.trim()
+            )));
+        }
+
+        let mut backend = LocalBackend {
+            root: root_fd,
+            cache: FdCache::new(capacity),
+            gen_source: GenSource::None,
+            getversion_ok: AtomicBool::new(true),
+        };
+        backend.gen_source = backend.probe_gen_source()?;
+        if backend.gen_source == GenSource::None {
+            tracing::warn!(
+                root = %root.display(),
+                "filesystem reports neither birth time nor inode generation: \
+                 a file deleted and recreated under the same inode number \
+                 will look like the same object"
+            );
+        }
+        Ok(backend)
+    }
+
+    /// Where [`ObjIdentity::gen`] comes from on this export.
+    pub fn gen_source(&self) -> GenSource {
+        self.gen_source
+    }
+
+    fn probe_gen_source(&self) -> BackendResult<GenSource> {
+        let st = sys::fstatx(self.root.as_fd())?;
+        if st.stx_mask & libc::STATX_BTIME != 0 {
+            return Ok(GenSource::BirthTime);
+        }
+        let dir = sys::openat2(
+            self.root.as_fd(),
+            c".",
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )?;
+        Ok(match sys::fs_ioc_getversion(dir.as_fd()) {
+            Ok(_) => GenSource::InodeGeneration,
+            Err(_) => {
+                self.getversion_ok.store(false, Ordering::Relaxed);
+                GenSource::None
+            }
+        })
+    }
+
+    // --- resolution ---------------------------------------------------------
+
+    /// `O_PATH` fd of directory `path` (the root fd itself for the root).
+    fn dir(&self, path: &RelPath) -> BackendResult<Dir<'_>> {
+        if path.is_root() {
+            return Ok(Dir::Root(self.root.as_fd()));
+        }
+        let fd = sys::openat2(
+            self.root.as_fd(),
+            &path_cstring(path)?,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )?;
+        Ok(Dir::Sub(fd))
+    }
+
+    /// A readable fd of directory `path` (for getdents64 and fsync).
+    fn open_dir_readable(&self, path: &RelPath) -> BackendResult<File> {
+        let fd = sys::openat2(
+            self.root.as_fd(),
+            &path_cstring(path)?,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// `(parent dir fd, final name)`; the root is `(root, ".")`, which every
+    /// `*at` call resolves to the root directory itself.
+    fn locate(&self, path: &RelPath) -> BackendResult<(Dir<'_>, CString)> {
+        match path.split_last() {
+            None => Ok((Dir::Root(self.root.as_fd()), CString::from(c"."))),
+            Some((parent, name)) => Ok((self.dir(&parent)?, cstring(name.as_bytes())?)),
+        }
+    }
+
+    // --- attributes ---------------------------------------------------------
+
+    /// lstat of `dir/name`.
+    fn attrs_at(&self, dir: BorrowedFd<'_>, name: &CStr) -> BackendResult<Attrs> {
+        let st = sys::statx(dir, name, libc::AT_SYMLINK_NOFOLLOW)?;
+        self.to_attrs(&st, GenFrom::At(dir, name))
+    }
+
+    fn to_attrs(&self, st: &libc::statx, gen_from: GenFrom<'_>) -> BackendResult<Attrs> {
+        let kind = kind_of(u32::from(st.stx_mode))?;
+        let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
+        let btime = (st.stx_mask & libc::STATX_BTIME != 0).then(|| ts(&st.stx_btime));
+        let gen = match btime {
+            Some(b) => (b.sec as u64)
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(u64::from(b.nsec)),
+            None => self.inode_generation(kind, st.stx_ino, gen_from)?,
+        };
+        Ok(Attrs {
+            kind,
+            mode: u32::from(st.stx_mode) & 0o7777,
+            nlink: st.stx_nlink,
+            uid: st.stx_uid,
+            gid: st.stx_gid,
+            size: st.stx_size,
+            // statx(2): stx_blocks counts 512-byte units.
+            space_used: st.stx_blocks.saturating_mul(512),
+            rdev: (st.stx_rdev_major, st.stx_rdev_minor),
+            dev,
+            ino: st.stx_ino,
+            atime: ts(&st.stx_atime),
+            mtime: ts(&st.stx_mtime),
+            ctime: ts(&st.stx_ctime),
+            btime,
+            identity: ObjIdentity {
+                dev,
+                ino: st.stx_ino,
+                gen,
+            },
+        })
+    }
+
+    /// Fallback `gen` when there is no birth time: `FS_IOC_GETVERSION`, which
+    /// needs a real fd, so only regular files and directories (opening
+    /// anything else could block or have side effects); otherwise 0.
+    fn inode_generation(&self, kind: FileKind, ino: u64, from: GenFrom<'_>) -> BackendResult<u64> {
+        if !self.getversion_ok.load(Ordering::Relaxed)
+            || !matches!(kind, FileKind::Regular | FileKind::Directory)
+        {
+            return Ok(0);
+        }
+        let opened;
+        let fd = match from {
+            GenFrom::Fd(fd) => fd,
+            GenFrom::At(dir, name) => {
+                let flags = match kind {
+                    FileKind::Directory => libc::O_RDONLY | libc::O_DIRECTORY,
+                    _ => libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+                };
+                opened = sys::openat2(dir, name, flags | libc::O_NOFOLLOW, 0)?;
+                // The name may have been re-pointed since the statx.
+                if sys::fstatx(opened.as_fd())?.stx_ino != ino {
+                    return Err(BackendError::Stale);
+                }
+                opened.as_fd()
+            }
+        };
+        match sys::fs_ioc_getversion(fd) {
+            Ok(g) => Ok(u64::from(g)),
+            Err(e) => {
+                if matches!(errno_of(&e), libc::ENOTTY | libc::EOPNOTSUPP | libc::EINVAL) {
+                    self.getversion_ok.store(false, Ordering::Relaxed);
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    // --- regular files ------------------------------------------------------
+
+    /// Opens `dir/name` with `access` (`O_RDWR`/`O_RDONLY`) without following
+    /// symlinks or blocking on a fifo.
+    fn open_at(dir: BorrowedFd<'_>, name: &CStr, access: i32) -> BackendResult<File> {
+        let flags = access | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+        Ok(File::from(sys::openat2(dir, name, flags, 0)?))
+    }
+
+    /// An open fd for the regular file at `path` (from the cache when
+    /// possible) and its current attributes.
+    fn open_regular(&self, path: &RelPath, need_write: bool) -> BackendResult<(Arc<File>, Attrs)> {
+        if path.is_root() {
+            return Err(BackendError::IsDir);
+        }
+        for _ in 0..RACE_RETRIES {
+            let (dir, name) = self.locate(path)?;
+            let seen = self.attrs_at(dir.fd(), &name)?;
+            if seen.kind != FileKind::Regular {
+                return Err(not_regular(seen.kind));
+            }
+            if let Some(file) = self.cache.get(seen.identity, need_write) {
+                return Ok((file, seen));
+            }
+            // The server runs as root, so O_RDWR normally works even on 0444
+            // files; read-only mounts, immutable files or running executables
+            // (ETXTBSY) still need the O_RDONLY fallback for reads.
+            let (file, writable) = match Self::open_at(dir.fd(), &name, libc::O_RDWR) {
+                Ok(f) => (f, true),
+                Err(
+                    BackendError::Access
+                    | BackendError::Perm
+                    | BackendError::ReadOnly
+                    | BackendError::Io(libc::ETXTBSY),
+                ) if !need_write => (Self::open_at(dir.fd(), &name, libc::O_RDONLY)?, false),
+                Err(e) => return Err(e),
+            };
+            let now = self.to_attrs(&sys::fstatx(file.as_fd())?, GenFrom::Fd(file.as_fd()))?;
+            if now.kind != FileKind::Regular || now.identity != seen.identity {
+                continue; // swapped between statx and open: look again
+            }
+            sys::clear_nonblock(&file)?;
+            let file = Arc::new(file);
+            self.cache.insert(now.identity, Arc::clone(&file), writable);
+            return Ok((file, now));
+        }
+        Err(BackendError::Stale)
+    }
+
+    // --- creation helpers ---------------------------------------------------
+
+    /// Gives a freshly created `dir/name` its owner and exact mode (the
+    /// process umask trimmed the mode passed to the create call), removing
+    /// it again if that fails so no half-initialised object is left behind.
+    fn finish_create(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        owner: Owner,
+        mode: Option<u32>,
+        is_dir: bool,
+    ) -> BackendResult<Attrs> {
+        let res = (|| {
+            // chown before chmod: chown(2) may clear suid/sgid.
+            sys::fchownat(
+                dir,
+                name,
+                Some(owner.uid),
+                Some(owner.gid),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )?;
+            if let Some(mode) = mode {
+                sys::fchmodat_nofollow(dir, name, mode)?;
+            }
+            self.attrs_at(dir, name)
+        })();
+        if res.is_err() {
+            let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
+            let _ = sys::unlinkat(dir, name, flags);
+        }
+        res
+    }
+
+    /// A real fd for xattr calls: regular files and directories only, since
+    /// Linux allows `user.*` xattrs on nothing else (xattr(7)).
+    fn xattr_target(&self, path: &RelPath) -> BackendResult<Option<Arc<File>>> {
+        let (dir, name) = self.locate(path)?;
+        let attrs = self.attrs_at(dir.fd(), &name)?;
+        match attrs.kind {
+            FileKind::Regular => Ok(Some(self.open_regular(path, false)?.0)),
+            FileKind::Directory => {
+                let fd = sys::openat2(
+                    dir.fd(),
+                    &name,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )?;
+                Ok(Some(Arc::new(File::from(fd))))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Backend for LocalBackend {
+    fn stat(&self, path: &RelPath) -> BackendResult<Attrs> {
+        let (dir, name) = self.locate(path)?;
+        self.attrs_at(dir.fd(), &name)
+    }
+
+    fn lookup(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
+        let dir = self.dir(dir)?;
+        self.attrs_at(dir.fd(), &cstring(name.as_bytes())?)
+    }
+
+    fn read(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> BackendResult<(usize, bool)> {
+        let (file, attrs) = self.open_regular(path, false)?;
+        if i64::try_from(offset).is_err() {
+            return Ok((0, true)); // beyond any possible file size
+        }
+        // Size the buffer by what the file holds, so a huge `len` on a small
+        // file allocates nothing; growth since the statx shows up as eof=false.
+        let remaining = usize::try_from(attrs.size.saturating_sub(offset)).unwrap_or(usize::MAX);
+        let want = len.min(remaining).min(MAX_READ);
+        let start = buf.len();
+        buf.resize(start + want, 0);
+        let mut n = 0;
+        while n < want {
+            match file.read_at(&mut buf[start + n..], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    buf.truncate(start);
+                    return Err(e.into());
+                }
+            }
+        }
+        buf.truncate(start + n);
+        let size_now = file.metadata()?.len();
+        Ok((n, offset.saturating_add(n as u64) >= size_now))
+    }
+
+    fn write(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        data: &[u8],
+        stability: Stability,
+    ) -> BackendResult<usize> {
+        // pwrite(2) offsets are signed: EFBIG rather than EINVAL past i64::MAX.
+        let end = offset.checked_add(data.len() as u64);
+        if !end.is_some_and(|end| i64::try_from(end).is_ok()) {
+            return Err(BackendError::TooBig);
+        }
+        let (file, _) = self.open_regular(path, true)?;
+        let mut written = 0;
+        while written < data.len() {
+            match file.write_at(&data[written..], offset + written as u64) {
+                Ok(0) => return Err(BackendError::Io(libc::EIO)),
+                Ok(k) => written += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // Report the partial write; the client retries the rest and
+                // then sees the error (e.g. ENOSPC).
+                Err(_) if written > 0 => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match stability {
+            Stability::Unstable => {}
+            Stability::DataSync => file.sync_data()?,
+            Stability::FileSync => file.sync_all()?,
+        }
+        Ok(written)
+    }
+
+    fn create_file(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        mode: u32,
+        owner: Owner,
+        exclusive: bool,
+    ) -> BackendResult<(Attrs, bool)> {
+        check_mode(mode)?;
+        let dir = self.dir(dir)?;
+        let cname = cstring(name.as_bytes())?;
+        // Always try O_EXCL first so we know whether *we* created the file
+        // (and so must set its owner); without `exclusive`, EEXIST falls back
+        // to returning the existing regular file.
+        for _ in 0..RACE_RETRIES {
+            let flags = libc::O_CREAT
+                | libc::O_EXCL
+                | libc::O_RDWR
+                | libc::O_NOFOLLOW
+                | libc::O_NONBLOCK
+                | libc::O_NOCTTY;
+            match sys::openat2(dir.fd(), &cname, flags, mode) {
+                Ok(fd) => {
+                    let file = File::from(fd);
+                    let res = (|| {
+                        std::os::unix::fs::fchown(&file, Some(owner.uid), Some(owner.gid))?;
+                        file.set_permissions(Permissions::from_mode(mode))?;
+                        sys::clear_nonblock(&file)?;
+                        self.to_attrs(&sys::fstatx(file.as_fd())?, GenFrom::Fd(file.as_fd()))
+                    })();
+                    let attrs = match res {
+                        Ok(a) => a,
+                        Err(e) => {
+                            let _ = sys::unlinkat(dir.fd(), &cname, 0);
+                            return Err(e);
+                        }
+                    };
+                    self.cache.insert(attrs.identity, Arc::new(file), true);
+                    return Ok((attrs, true));
+                }
+                Err(e) if errno_of(&e) == libc::EEXIST && !exclusive => {
+                    match self.attrs_at(dir.fd(), &cname) {
+                        Ok(a) if a.kind == FileKind::Regular => return Ok((a, false)),
+                        Ok(a) => return Err(not_regular(a.kind)),
+                        Err(BackendError::NotFound) => continue, // removed meanwhile
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BackendError::Stale)
+    }
+
+    fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> BackendResult<Attrs> {
+        check_mode(mode)?;
+        let dir = self.dir(dir)?;
+        let cname = cstring(name.as_bytes())?;
+        sys::mkdirat(dir.fd(), &cname, mode)?;
+        self.finish_create(dir.fd(), &cname, owner, Some(mode), true)
+    }
+
+    fn symlink(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        target: &[u8],
+        owner: Owner,
+    ) -> BackendResult<Attrs> {
+        let target = cstring(target)?;
+        let dir = self.dir(dir)?;
+        let cname = cstring(name.as_bytes())?;
+        sys::symlinkat(&target, dir.fd(), &cname)?;
+        // Symlink permissions are always 0777 on Linux; only the owner matters.
+        self.finish_create(dir.fd(), &cname, owner, None, false)
+    }
+
+    fn mknod(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        kind: FileKind,
+        mode: u32,
+        rdev: (u32, u32),
+        owner: Owner,
+    ) -> BackendResult<Attrs> {
+        check_mode(mode)?;
+        let (fmt, dev) = match kind {
+            FileKind::Fifo => (libc::S_IFIFO, 0),
+            FileKind::Socket => (libc::S_IFSOCK, 0),
+            FileKind::BlockDev => (libc::S_IFBLK, libc::makedev(rdev.0, rdev.1)),
+            FileKind::CharDev => (libc::S_IFCHR, libc::makedev(rdev.0, rdev.1)),
+            _ => return Err(BackendError::Invalid),
+        };
+        let dir = self.dir(dir)?;
+        let cname = cstring(name.as_bytes())?;
+        // Device nodes need CAP_MKNOD (mknod(2)): EPERM → BackendError::Perm.
+        sys::mknodat(dir.fd(), &cname, fmt | mode, dev)?;
+        self.finish_create(dir.fd(), &cname, owner, Some(mode), false)
+    }
+
+    fn link(&self, src: &RelPath, dst_dir: &RelPath, dst_name: &Name) -> BackendResult<Attrs> {
+        let (sdir, sname) = self.locate(src)?;
+        // link(2) gives EPERM for directories; NFS wants NFS4ERR_ISDIR.
+        if self.attrs_at(sdir.fd(), &sname)?.kind == FileKind::Directory {
+            return Err(BackendError::IsDir);
+        }
+        let ddir = self.dir(dst_dir)?;
+        let dname = cstring(dst_name.as_bytes())?;
+        sys::linkat(sdir.fd(), &sname, ddir.fd(), &dname)?;
+        self.attrs_at(ddir.fd(), &dname)
+    }
+
+    fn rename(
+        &self,
+        src_dir: &RelPath,
+        src_name: &Name,
+        dst_dir: &RelPath,
+        dst_name: &Name,
+    ) -> BackendResult<()> {
+        let sdir = self.dir(src_dir)?;
+        let ddir = self.dir(dst_dir)?;
+        let sname = cstring(src_name.as_bytes())?;
+        let dname = cstring(dst_name.as_bytes())?;
+        // The object a rename may replace; its cached fd would otherwise pin
+        // the unlinked inode's space until evicted.
+        let victim = self.attrs_at(ddir.fd(), &dname).ok();
+        sys::renameat(sdir.fd(), &sname, ddir.fd(), &dname).map_err(|e| {
+            // rename(2): a non-empty target directory may give EEXIST.
+            match errno_of(&e) {
+                libc::EEXIST => BackendError::NotEmpty,
+                _ => e.into(),
+            }
+        })?;
+        if let Some(v) = victim {
+            self.cache.remove(v.identity);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
+        let dir = self.dir(dir)?;
+        let cname = cstring(name.as_bytes())?;
+        let attrs = self.attrs_at(dir.fd(), &cname)?;
+        if attrs.kind == FileKind::Directory {
+            return Err(BackendError::IsDir);
+        }
+        sys::unlinkat(dir.fd(), &cname, 0)?;
+        self.cache.remove(attrs.identity);
+        Ok(attrs)
+    }
+
+    fn rmdir(&self, dir: &RelPath, name: &Name) -> BackendResult<()> {
+        let dir = self.dir(dir)?;
+        let cname = cstring(name.as_bytes())?;
+        // rmdir(2): a non-empty directory may give EEXIST as well as ENOTEMPTY.
+        sys::unlinkat(dir.fd(), &cname, libc::AT_REMOVEDIR).map_err(|e| match errno_of(&e) {
+            libc::EEXIST => BackendError::NotEmpty,
+            _ => e.into(),
+        })
+    }
+
+    fn readlink(&self, path: &RelPath) -> BackendResult<Vec<u8>> {
+        if path.is_root() {
+            return Err(BackendError::Invalid);
+        }
+        let (dir, name) = self.locate(path)?;
+        // readlink(2): EINVAL when the object is not a symlink.
+        Ok(sys::readlinkat(dir.fd(), &name)?)
+    }
+
+    fn readdir(
+        &self,
+        dir: &RelPath,
+        cookie: u64,
+        max_entries: usize,
+    ) -> BackendResult<(Vec<DirEntry>, bool)> {
+        let start = cookie_to_offset(cookie)?;
+        let file = self.open_dir_readable(dir)?;
+        if let Some(off) = start {
+            sys::lseek_set(&file, off).map_err(|e| match errno_of(&e) {
+                libc::EINVAL => BackendError::BadCookie,
+                _ => e.into(),
+            })?;
+        }
+        let mut buf = vec![0u8; DIRENT_BUF];
+        let mut entries = Vec::new();
+        loop {
+            let filled = sys::getdents64(&file, &mut buf)?;
+            if filled == 0 {
+                return Ok((entries, true));
+            }
+            let mut rest = &buf[..filled];
+            while !rest.is_empty() {
+                let (ent, reclen) = parse_dirent(rest).ok_or(BackendError::Io(libc::EIO))?;
+                rest = &rest[reclen..];
+                if ent.name == b"." || ent.name == b".." {
+                    continue;
+                }
+                if entries.len() >= max_entries {
+                    return Ok((entries, false)); // at least one more entry exists
+                }
+                let kind = match dtype_kind(ent.dtype) {
+                    Some(k) => k,
+                    None => {
+                        let st = match sys::statx(
+                            file.as_fd(),
+                            &cstring(ent.name)?,
+                            libc::AT_SYMLINK_NOFOLLOW,
+                        ) {
+                            Ok(st) => st,
+                            Err(e) if errno_of(&e) == libc::ENOENT => continue, // just removed
+                            Err(e) => return Err(e.into()),
+                        };
+                        kind_of(u32::from(st.stx_mode))?
+                    }
+                };
+                let cookie = offset_to_cookie(ent.off).ok_or(BackendError::Io(libc::EOVERFLOW))?;
+                entries.push(DirEntry {
+                    name: ent.name.to_vec(),
+                    cookie,
+                    ino: ent.ino,
+                    kind,
+                });
+            }
+        }
+    }
+
+    fn setattr(&self, path: &RelPath, set: &SetAttrs) -> BackendResult<Attrs> {
+        if let Some(mode) = set.mode {
+            check_mode(mode)?;
+        }
+        let time = |t: Option<SetTime>| -> BackendResult<Option<Option<(i64, u32)>>> {
+            match t {
+                None => Ok(None),
+                Some(SetTime::ServerNow) => Ok(Some(None)),
+                Some(SetTime::Client(_, nsec)) if nsec >= 1_000_000_000 => {
+                    Err(BackendError::Invalid)
+                }
+                Some(SetTime::Client(sec, nsec)) => Ok(Some(Some((sec, nsec)))),
+            }
+        };
+        let (atime, mtime) = (time(set.atime)?, time(set.mtime)?);
+        if set.size.is_some_and(|s| i64::try_from(s).is_err()) {
+            return Err(BackendError::TooBig);
+        }
+
+        let (dir, name) = self.locate(path)?;
+        if set.uid.is_some() || set.gid.is_some() {
+            sys::fchownat(dir.fd(), &name, set.uid, set.gid, libc::AT_SYMLINK_NOFOLLOW)?;
+        }
+        if let Some(mode) = set.mode {
+            // EOPNOTSUPP for a symlink: Linux has no lchmod.
+            sys::fchmodat_nofollow(dir.fd(), &name, mode)?;
+        }
+        if let Some(size) = set.size {
+            let (file, _) = self.open_regular(path, true)?;
+            file.set_len(size)?;
+        }
+        if atime.is_some() || mtime.is_some() {
+            sys::utimensat_nofollow(dir.fd(), &name, atime, mtime)?;
+        }
+        self.attrs_at(dir.fd(), &name)
+    }
+
+    fn statfs(&self) -> BackendResult<FsStats> {
+        let st = sys::fstatvfs(self.root.as_fd())?;
+        let frsize = st.f_frsize as u64;
+        Ok(FsStats {
+            total_bytes: (st.f_blocks as u64).saturating_mul(frsize),
+            free_bytes: (st.f_bfree as u64).saturating_mul(frsize),
+            avail_bytes: (st.f_bavail as u64).saturating_mul(frsize),
+            total_files: st.f_files as u64,
+            free_files: st.f_ffree as u64,
+            avail_files: st.f_favail as u64,
+            name_max: u32::try_from(st.f_namemax).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn fsync(&self, path: &RelPath) -> BackendResult<()> {
+        match self.stat(path)?.kind {
+            FileKind::Regular => Ok(self.open_regular(path, false)?.0.sync_all()?),
+            FileKind::Directory => self.sync_dir(path),
+            k => Err(not_regular(k)),
+        }
+    }
+
+    fn sync_dir(&self, dir: &RelPath) -> BackendResult<()> {
+        Ok(self.open_dir_readable(dir)?.sync_all()?)
+    }
+
+    fn getxattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<Vec<u8>> {
+        let full = cstring(&user_xattr_name(name)?)?;
+        // Kernel behaviour for user.* on other kinds: reads give ENODATA.
+        let Some(file) = self.xattr_target(path)? else {
+            return Err(BackendError::NoXattr);
+        };
+        for _ in 0..RACE_RETRIES {
+            let size = sys::fgetxattr(&file, &full, &mut [])?;
+            let mut buf = vec![0u8; size];
+            match sys::fgetxattr(&file, &full, &mut buf) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                // getxattr(2): ERANGE if the value grew since the size query.
+                Err(e) if errno_of(&e) == libc::ERANGE => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BackendError::Io(libc::ERANGE))
+    }
+
+    fn setxattr(
+        &self,
+        path: &RelPath,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrSet,
+    ) -> BackendResult<()> {
+        let full = cstring(&user_xattr_name(name)?)?;
+        if value.len() > super::XATTR_SIZE_MAX {
+            return Err(BackendError::XattrTooBig);
+        }
+        // Kernel behaviour for user.* on other kinds: writes give EPERM.
+        let Some(file) = self.xattr_target(path)? else {
+            return Err(BackendError::Perm);
+        };
+        let flags = match mode {
+            XattrSet::Either => 0,
+            XattrSet::Create => libc::XATTR_CREATE,
+            XattrSet::Replace => libc::XATTR_REPLACE,
+        };
+        Ok(sys::fsetxattr(&file, &full, value, flags)?)
+    }
+
+    fn listxattr(&self, path: &RelPath) -> BackendResult<Vec<Vec<u8>>> {
+        let Some(file) = self.xattr_target(path)? else {
+            return Ok(Vec::new());
+        };
+        for _ in 0..RACE_RETRIES {
+            let size = sys::flistxattr(&file, &mut [])?;
+            let mut buf = vec![0u8; size];
+            match sys::flistxattr(&file, &mut buf) {
+                Ok(n) => {
+                    // listxattr(2): a sequence of NUL-terminated names.
+                    return Ok(buf[..n]
+                        .split(|&b| b == 0)
+                        .filter_map(|n| n.strip_prefix(super::XATTR_USER_PREFIX))
+                        .filter(|n| !n.is_empty())
+                        .map(<[u8]>::to_vec)
+                        .collect());
+                }
+                Err(e) if errno_of(&e) == libc::ERANGE => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BackendError::Io(libc::ERANGE))
+    }
+
+    fn removexattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<()> {
+        let full = cstring(&user_xattr_name(name)?)?;
+        let Some(file) = self.xattr_target(path)? else {
+            return Err(BackendError::Perm);
+        };
+        Ok(sys::fremovexattr(&file, &full)?)
+    }
+}
+
+#[cfg(test)]
+#[path = "local_tests.rs"]
+mod tests;

@@ -1,0 +1,397 @@
+//! Thin, safe wrappers over the Linux syscalls the local backend needs.
+//!
+//! Every `unsafe` block of the backend lives here. Each wrapper takes borrowed
+//! fds and `&CStr`s, so the pointers handed to the kernel are valid for the
+//! duration of the call, and converts `-1`/errno into `io::Error`.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// `struct open_how` from `<linux/openat2.h>` (openat2(2)). Defined here
+/// because `libc::open_how` is `#[non_exhaustive]`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// Resolution confined to the directory fd: no `..` escape, no symlinks at
+/// all (intermediate or final), no `/proc` magic links, no mount crossing.
+const RESOLVE_CONFINED: u64 = libc::RESOLVE_BENEATH
+    | libc::RESOLVE_NO_SYMLINKS
+    | libc::RESOLVE_NO_MAGICLINKS
+    | libc::RESOLVE_NO_XDEV;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_long(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
+    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// Runs `f` again while it fails with `EINTR`.
+fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// `openat2(dir, path, flags | O_CLOEXEC, mode)` with [`RESOLVE_CONFINED`].
+/// `path` must be relative. `mode` is only passed with `O_CREAT` (openat2(2):
+/// a non-zero mode otherwise is `EINVAL`).
+pub fn openat2(dir: BorrowedFd<'_>, path: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let flags = flags | libc::O_CLOEXEC;
+    let how = OpenHow {
+        flags: flags as u32 as u64,
+        mode: if flags & libc::O_CREAT != 0 {
+            u64::from(mode)
+        } else {
+            0
+        },
+        resolve: RESOLVE_CONFINED,
+    };
+    // openat2(2): EAGAIN means a concurrent rename/mount was detected while
+    // resolving with RESOLVE_BENEATH; retrying is the documented remedy.
+    let mut attempts = 0;
+    loop {
+        // SAFETY: `path` is a valid NUL-terminated string and `how` a valid
+        // open_how of the size we pass; both outlive the call. The kernel
+        // returns a new fd we take ownership of below, or -1.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        match cvt_long(ret) {
+            Ok(fd) => {
+                let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::other("bad fd"))?;
+                // SAFETY: the kernel just returned this fd; nothing else owns it.
+                return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && attempts < 16 => attempts += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `statx(dir, name, flags, BASIC_STATS | BTIME)` (statx(2)).
+pub fn statx(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<libc::statx> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    retry_eintr(|| {
+        // SAFETY: `name` is NUL-terminated and `st` is a valid, writable
+        // statx buffer, both live for the call.
+        cvt(unsafe {
+            libc::statx(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                flags | libc::AT_STATX_SYNC_AS_STAT,
+                libc::STATX_BASIC_STATS | libc::STATX_BTIME,
+                &mut st,
+            )
+        })
+    })?;
+    Ok(st)
+}
+
+/// `statx` of the object `fd` itself (works on `O_PATH` fds).
+pub fn fstatx(fd: BorrowedFd<'_>) -> io::Result<libc::statx> {
+    statx(fd, c"", libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
+}
+
+/// `ioctl(fd, FS_IOC_GETVERSION)`: the inode generation (ioctl_iflags(2)
+/// family; ext2/3/4, xfs, btrfs). The kernel stores an `int` despite the
+/// `long` in the ioctl number, so read only the first 4 bytes.
+pub fn fs_ioc_getversion(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut buf = [0u8; 8];
+    // SAFETY: `buf` is 8 writable bytes, enough for the `long` the request
+    // number declares and the `int` the filesystems actually write.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETVERSION, buf.as_mut_ptr()) })?;
+    Ok(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]))
+}
+
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+}
+
+pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: u64) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    cvt(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) }).map(drop)
+}
+
+pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    cvt(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+pub fn renameat(
+    src_dir: BorrowedFd<'_>,
+    src: &CStr,
+    dst_dir: BorrowedFd<'_>,
+    dst: &CStr,
+) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated and outlive the call.
+    cvt(unsafe {
+        libc::renameat(
+            src_dir.as_raw_fd(),
+            src.as_ptr(),
+            dst_dir.as_raw_fd(),
+            dst.as_ptr(),
+        )
+    })
+    .map(drop)
+}
+
+/// `linkat` without `AT_SYMLINK_FOLLOW`: a symlink is linked itself.
+pub fn linkat(
+    src_dir: BorrowedFd<'_>,
+    src: &CStr,
+    dst_dir: BorrowedFd<'_>,
+    dst: &CStr,
+) -> io::Result<()> {
+    // SAFETY: both names are NUL-terminated and outlive the call.
+    cvt(unsafe {
+        libc::linkat(
+            src_dir.as_raw_fd(),
+            src.as_ptr(),
+            dst_dir.as_raw_fd(),
+            dst.as_ptr(),
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// `readlinkat`, growing the buffer until the whole target fits.
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut cap = 256usize;
+    loop {
+        let mut buf = vec![0u8; cap];
+        // SAFETY: `buf` has `cap` writable bytes; `name` is NUL-terminated.
+        let n = cvt_size(unsafe {
+            libc::readlinkat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        })?;
+        // readlink(2): a result equal to the buffer size may be truncated.
+        if n < cap {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+        if cap >= 1 << 20 {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        cap *= 4;
+    }
+}
+
+/// `fchownat(dir, name, uid, gid, flags)`; `None` leaves the id unchanged.
+pub fn fchownat(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    uid: Option<u32>,
+    gid: Option<u32>,
+    flags: i32,
+) -> io::Result<()> {
+    // chown(2): an id of -1 means "don't change".
+    let uid = uid.unwrap_or(u32::MAX);
+    let gid = gid.unwrap_or(u32::MAX);
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    cvt(unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, flags) }).map(drop)
+}
+
+/// chmod of `dir/name` without following a final symlink; a symlink gives
+/// `EOPNOTSUPP` (Linux symlink permissions are fixed).
+///
+/// Uses `fchmodat2(2)` (Linux ≥ 6.6), which honours `AT_SYMLINK_NOFOLLOW`
+/// race-free; on older kernels falls back to the C library's
+/// `fchmodat(AT_SYMLINK_NOFOLLOW)`, which glibc ≥ 2.32 and musl implement
+/// race-free via an `O_PATH` fd and `/proc/self/fd`.
+pub fn fchmodat_nofollow(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    let r = retry_eintr(|| {
+        // SAFETY: `name` is NUL-terminated and outlives the call; the syscall
+        // takes (int dirfd, const char *path, mode_t mode, int flags).
+        cvt_long(unsafe {
+            libc::syscall(
+                libc::SYS_fchmodat2,
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                mode,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+    });
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            // SAFETY: `name` is NUL-terminated and outlives the call.
+            cvt(unsafe {
+                libc::fchmodat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    mode,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })
+            .map(drop)
+        }
+        r => r.map(drop),
+    }
+}
+
+/// `utimensat(dir, name, times, AT_SYMLINK_NOFOLLOW)`. Each time is `None`
+/// (leave alone, `UTIME_OMIT`), `Some(None)` (now, `UTIME_NOW`) or
+/// `Some(Some((sec, nsec)))`.
+pub fn utimensat_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    atime: Option<Option<(i64, u32)>>,
+    mtime: Option<Option<(i64, u32)>>,
+) -> io::Result<()> {
+    let ts = |t: Option<Option<(i64, u32)>>| match t {
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        Some(None) => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(Some((sec, nsec))) => libc::timespec {
+            tv_sec: sec as libc::time_t,
+            tv_nsec: libc::c_long::from(nsec as i32),
+        },
+    };
+    let times = [ts(atime), ts(mtime)];
+    // SAFETY: `name` is NUL-terminated and `times` is an array of two
+    // timespecs, as utimensat(2) requires; both outlive the call.
+    cvt(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+/// `getdents64(2)` into `buf`; returns the number of bytes filled (0 = end).
+pub fn getdents64(dir: &File, buf: &mut [u8]) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: `buf` is writable for `buf.len()` bytes and outlives the call.
+        let n = cvt_long(unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        })?;
+        usize::try_from(n).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
+    })
+}
+
+/// `lseek(fd, offset, SEEK_SET)` with a raw signed offset (directory
+/// positions are opaque cookies, not byte counts).
+pub fn lseek_set(fd: &File, offset: i64) -> io::Result<()> {
+    // SAFETY: lseek only takes integers.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), offset as libc::off_t, libc::SEEK_SET) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Clears `O_NONBLOCK` (set at open to avoid blocking on a fifo swapped in
+/// under us) once we know the fd is a regular file.
+pub fn clear_nonblock(fd: &File) -> io::Result<()> {
+    // SAFETY: fcntl(F_GETFL/F_SETFL) only takes integers.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    if flags & libc::O_NONBLOCK != 0 {
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    }
+    Ok(())
+}
+
+pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
+    // SAFETY: statvfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid writable statvfs. fstatfs(2) accepts O_PATH fds
+    // since Linux 3.12.
+    retry_eintr(|| cvt(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) }))?;
+    Ok(st)
+}
+
+/// `fgetxattr`; `buf` empty asks for the size only.
+pub fn fgetxattr(fd: &File, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `name` is NUL-terminated; `buf` is writable for its length
+    // (a zero length makes the kernel only report the size).
+    cvt_size(unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })
+}
+
+pub fn fsetxattr(fd: &File, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated; `value` is readable for its length.
+    cvt(unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+/// `flistxattr`; `buf` empty asks for the size only.
+pub fn flistxattr(fd: &File, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is writable for its length.
+    cvt_size(unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+pub fn fremovexattr(fd: &File, name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated and outlives the call.
+    cvt(unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) }).map(drop)
+}

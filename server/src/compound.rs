@@ -1,0 +1,340 @@
+//! The COMPOUND processor (RFC 7530 §15.2, RFC 8881 §16.2 and §2.10.6).
+//!
+//! Operations are decoded one at a time, so a malformed operation gets
+//! NFS4ERR_BADXDR at its own position and everything before it still runs.
+//! The rules every operation shares — current filehandle required, what
+//! may come first in a 4.1 COMPOUND, minor-version validity, reply-size
+//! bounds — are applied here, in one place, from the descriptor table in
+//! [`crate::ops`]. Results are encoded straight into the reply record:
+//! status and count are patched in at the end, so READ data is copied once.
+//!
+//! This module does no I/O of its own beyond calling handlers; it runs on
+//! a blocking thread and takes time only from the server's clock.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use nfs4d_xdr::nfs4::{nfs_argop4, nfs_opnum4, nfsstat4, stateid4};
+use nfs4d_xdr::rpc::{self, Credential, Refusal};
+use xdr_codec::Unpack;
+
+use crate::callback::CbChannel;
+use crate::error::NfsError;
+use crate::ops::{self, Flags};
+use crate::server::Server;
+use crate::state::client::Principal;
+use crate::state::session::{Channel, SessionId};
+pub use crate::state::OwnerKind;
+use crate::state::OwnerKey;
+use crate::vfs::CurFh;
+
+/// Longest COMPOUND tag accepted (a tag is echoed, never interpreted).
+pub const MAX_TAG: usize = 1024;
+
+/// What the transport knows about a request.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    /// The RPC credential.
+    pub cred: Credential,
+    /// Connection id.
+    pub conn: u64,
+    /// Peer address, for logs.
+    pub peer: std::net::SocketAddr,
+    /// This connection's back-channel endpoint.
+    pub cb: Option<CbChannel>,
+}
+
+impl RequestCtx {
+    /// The principal that owns state created by this request.
+    pub fn principal(&self) -> Principal {
+        match &self.cred {
+            Credential::Sys { uid, .. } => Principal::Uid(*uid),
+            _ => Principal::Anonymous,
+        }
+    }
+}
+
+/// The session a 4.1 COMPOUND runs in (set by SEQUENCE).
+#[derive(Debug, Clone)]
+pub struct SessionCtx {
+    /// Session id.
+    pub id: SessionId,
+    /// Slot used.
+    pub slot: u32,
+    /// The client asked for the reply to be cached.
+    pub cachethis: bool,
+    /// Fore-channel limits.
+    pub fore: Channel,
+    /// Owning client.
+    pub client: u64,
+}
+
+/// Work the transport does after the reply is sent: the core has no
+/// sockets and no runtime, so it only asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followup {
+    /// Check a session's back channel with CB_NULL and CB_SEQUENCE.
+    ProbeBackChannel(SessionId),
+}
+
+/// Per-COMPOUND context handed to every operation.
+pub struct Cx<'a> {
+    /// The server.
+    pub srv: &'a Server,
+    /// Transport facts.
+    pub req: &'a RequestCtx,
+    /// Minor version of this COMPOUND.
+    pub minor: u32,
+    /// Current filehandle.
+    pub cfh: Option<CurFh>,
+    /// Saved filehandle.
+    pub sfh: Option<CurFh>,
+    /// Current stateid (4.1 §16.2.3.1.2).
+    pub cur_stateid: Option<stateid4>,
+    /// Saved stateid.
+    pub saved_stateid: Option<stateid4>,
+    /// Session, once SEQUENCE ran.
+    pub session: Option<SessionCtx>,
+    /// Highest filehandle-map write that must be durable before the reply.
+    pub durable_upto: u64,
+    /// A 4.0 seqid-bearing op passed its check: cache its reply in this owner.
+    pub seq_owner: Option<(OwnerKind, OwnerKey, u32)>,
+    /// A 4.0 retransmission: the encoded reply to send again.
+    pub replay: Option<Vec<u8>>,
+    /// A 4.1 retransmission: the whole cached COMPOUND reply.
+    pub replay_all: Option<Arc<Vec<u8>>>,
+    /// Index of the operation running.
+    pub op_index: usize,
+    /// Number of operations in the COMPOUND.
+    pub op_count: usize,
+    /// Size of the COMPOUND arguments in bytes.
+    pub args_len: usize,
+    /// Work for the transport after the reply.
+    pub followups: Vec<Followup>,
+}
+
+impl<'a> Cx<'a> {
+    /// The current filehandle or NFS4ERR_NOFILEHANDLE.
+    pub fn cfh(&self) -> Result<&CurFh, NfsError> {
+        self.cfh.as_ref().ok_or(NfsError::NoFileHandle)
+    }
+
+    /// Remembers a filehandle-map write that must be durable before the reply.
+    pub fn need_durable(&mut self, seq: u64) {
+        self.durable_upto = self.durable_upto.max(seq);
+    }
+
+    /// The client this COMPOUND acts for, when known from its session.
+    pub fn session_client(&self) -> Option<u64> {
+        self.session.as_ref().map(|s| s.client)
+    }
+
+    /// Resolves the special "current stateid" (4.1) to the real one.
+    pub fn resolve_stateid(&self, sid: &stateid4) -> Result<stateid4, NfsError> {
+        if self.minor >= 1 && crate::state::special::is_current(sid) {
+            return self.cur_stateid.clone().ok_or(NfsError::BadStateid);
+        }
+        Ok(sid.clone())
+    }
+}
+
+/// Errors after which a 4.0 owner's seqid does not advance (RFC 7530 §9.1.7).
+fn seqid_advances(st: nfsstat4) -> bool {
+    use nfsstat4::*;
+    !matches!(
+        st,
+        NFS4ERR_STALE_CLIENTID
+            | NFS4ERR_STALE_STATEID
+            | NFS4ERR_BAD_STATEID
+            | NFS4ERR_BAD_SEQID
+            | NFS4ERR_BADXDR
+            | NFS4ERR_RESOURCE
+            | NFS4ERR_NOFILEHANDLE
+            | NFS4ERR_MOVED
+    )
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+fn put_status(out: &mut Vec<u8>, op: u32, st: nfsstat4) {
+    put_u32(out, op);
+    put_u32(out, st as i32 as u32);
+}
+
+/// Runs a COMPOUND and returns the complete reply record, or the RPC-level
+/// refusal when its header cannot be decoded (GARBAGE_ARGS).
+pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<(Vec<u8>, Vec<Followup>), Refusal> {
+    let mut cur = Cursor::new(args);
+    let (tag, minor, count) = decode_header(&mut cur).ok_or(Refusal::GarbageArgs)?;
+
+    let mut out = Vec::with_capacity(512);
+    rpc::begin_success_reply(xid, &mut out);
+    let body = out.len();
+    put_u32(&mut out, 0); // status, patched below
+    xdr_codec::pack_opaque_flex(&tag, None, &mut out).map_err(|_| Refusal::SystemErr)?;
+    let count_at = out.len();
+    put_u32(&mut out, 0); // result count, patched below
+
+    let mut cx = Cx {
+        srv,
+        req,
+        minor,
+        cfh: None,
+        sfh: None,
+        cur_stateid: None,
+        saved_stateid: None,
+        session: None,
+        durable_upto: 0,
+        seq_owner: None,
+        replay: None,
+        replay_all: None,
+        op_index: 0,
+        op_count: count as usize,
+        args_len: args.len(),
+        followups: Vec::new(),
+    };
+    let (status, done) = if minor > 2 {
+        tracing::warn!(peer = %req.peer, minor, "COMPOUND with unsupported minor version");
+        (nfsstat4::NFS4ERR_MINOR_VERS_MISMATCH, 0)
+    } else {
+        run_ops(&mut cx, &mut cur, &mut out, body)
+    };
+
+    if let Some(cached) = cx.replay_all.take() {
+        // 4.1 retransmission: the original reply, byte for byte.
+        out.truncate(body);
+        out.extend_from_slice(&cached);
+        rpc::finish_record(&mut out);
+        return Ok((out, Vec::new()));
+    }
+    out[body..body + 4].copy_from_slice(&(status as i32).to_be_bytes());
+    out[count_at..count_at + 4].copy_from_slice(&(done as u32).to_be_bytes());
+
+    if let Some(s) = &cx.session {
+        let len = (out.len() - body) as u32;
+        let keep = len <= s.fore.max_response_cached;
+        let cached = keep.then(|| Arc::new(out[body..].to_vec()));
+        srv.state.slot_done(&s.id, s.slot, cached);
+    }
+    if cx.durable_upto > 0 {
+        if let Err(e) = srv.fhmap.make_durable(cx.durable_upto) {
+            tracing::error!(error = %e, "filehandle map flush failed; failing the request");
+            return Err(Refusal::SystemErr);
+        }
+    }
+    rpc::finish_record(&mut out);
+    Ok((out, cx.followups))
+}
+
+fn decode_header(cur: &mut Cursor<&[u8]>) -> Option<(Vec<u8>, u32, u32)> {
+    let (tag, _) = xdr_codec::unpack_opaque_flex(cur, Some(MAX_TAG)).ok()?;
+    let (minor, _) = u32::unpack(cur).ok()?;
+    let (count, _) = u32::unpack(cur).ok()?;
+    Some((tag, minor, count))
+}
+
+/// Runs the operations; returns the COMPOUND status and how many results
+/// were written.
+fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize) -> (nfsstat4, usize) {
+    let span = tracing::debug_span!("compound", peer = %cx.req.peer, minor = cx.minor, ops = cx.op_count);
+    let _enter = span.enter();
+    let max_ops = cx.srv.cfg.limits.max_ops as usize;
+    let mut done = 0;
+    let mut status = nfsstat4::NFS4_OK;
+    for i in 0..cx.op_count {
+        cx.op_index = i;
+        let at = cur.position() as usize;
+        let opnum = match u32::unpack(cur) {
+            Ok((v, _)) => v,
+            Err(_) => {
+                // Fewer operations than the count claimed.
+                put_status(out, nfs_opnum4::OP_ILLEGAL as u32, nfsstat4::NFS4ERR_BADXDR);
+                tracing::warn!(peer = %cx.req.peer, index = i, "COMPOUND truncated before an operation");
+                return (nfsstat4::NFS4ERR_BADXDR, done + 1);
+            }
+        };
+        let Some(desc) = ops::describe(opnum, cx.minor) else {
+            put_status(out, nfs_opnum4::OP_ILLEGAL as u32, nfsstat4::NFS4ERR_OP_ILLEGAL);
+            tracing::debug!(opnum, "illegal operation");
+            return (nfsstat4::NFS4ERR_OP_ILLEGAL, done + 1);
+        };
+        // Limits on the COMPOUND as a whole are reported at its first
+        // operation: 4.0 has only NFS4ERR_RESOURCE for this (RFC 7530
+        // §15.2.4); 4.1 has NFS4ERR_TOO_MANY_OPS (RFC 8881 §15.1.1.4).
+        if i == 0 && cx.op_count > max_ops {
+            let st = if cx.minor == 0 { NfsError::Resource } else { NfsError::TooManyOps };
+            tracing::warn!(peer = %cx.req.peer, ops = cx.op_count, max_ops, "COMPOUND has too many operations");
+            put_status(out, opnum, st.status());
+            return (st.status(), 1);
+        }
+        if let Err(e) = precheck(cx, &desc, i, out.len() - body) {
+            let st = e.status();
+            tracing::debug!(op = desc.name, status = ?st, "refused before running");
+            put_status(out, opnum, st);
+            return (st, done + 1);
+        }
+        cur.set_position(at as u64);
+        let arg = match nfs_argop4::unpack(cur) {
+            Ok((a, _)) => a,
+            Err(e) => {
+                tracing::warn!(peer = %cx.req.peer, op = desc.name, error = %e, "undecodable operation arguments");
+                put_status(out, opnum, nfsstat4::NFS4ERR_BADXDR);
+                return (nfsstat4::NFS4ERR_BADXDR, done + 1);
+            }
+        };
+        let start = out.len();
+        let st = ops::dispatch(cx, arg, out);
+        if let Some(bytes) = cx.replay.take() {
+            out.truncate(start);
+            out.extend_from_slice(&bytes);
+        }
+        if cx.replay_all.is_some() {
+            return (st, 0);
+        }
+        if let Some((kind, owner, seqid)) = cx.seq_owner.take() {
+            if seqid_advances(st) {
+                cx.srv.state.record_seqid(kind, owner, seqid, out[start..].to_vec());
+            }
+        }
+        done += 1;
+        status = st;
+        if st == nfsstat4::NFS4_OK {
+            tracing::debug!(op = desc.name, "ok");
+        } else {
+            tracing::debug!(op = desc.name, status = ?st, "failed");
+            break;
+        }
+    }
+    (status, done)
+}
+
+/// The checks the descriptor table asks for, in RFC order.
+fn precheck(cx: &Cx, desc: &ops::OpDesc, index: usize, reply_so_far: usize) -> Result<(), NfsError> {
+    if cx.minor >= 1 {
+        let is_seq = desc.op == nfs_opnum4::OP_SEQUENCE;
+        if index == 0 && !is_seq && !desc.flags.contains(Flags::SESSIONLESS) {
+            return Err(NfsError::OpNotInSession);
+        }
+        if index > 0 && is_seq {
+            return Err(NfsError::SequencePos);
+        }
+        if index == 0 && desc.flags.contains(Flags::SESSIONLESS) && cx.op_count > 1 && desc.flags.contains(Flags::ONLY_OP) {
+            return Err(NfsError::NotOnlyOp);
+        }
+        if let Some(s) = &cx.session {
+            let bound = reply_so_far as u64 + u64::from(desc.reply_bound);
+            if bound > u64::from(s.fore.max_response) {
+                return Err(NfsError::RepTooBig);
+            }
+            if s.cachethis && bound > u64::from(s.fore.max_response_cached) && desc.flags.contains(Flags::MODIFIES) {
+                return Err(NfsError::RepTooBigToCache);
+            }
+        }
+    }
+    if desc.flags.contains(Flags::NEED_FH) && cx.cfh.is_none() {
+        return Err(NfsError::NoFileHandle);
+    }
+    Ok(())
+}

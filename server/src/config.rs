@@ -1,0 +1,297 @@
+//! Configuration: a TOML file (serde) whose values command-line flags override.
+//!
+//! Every resource the server holds on a client's behalf has a limit here;
+//! relations between the defaults are checked at compile time below.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Largest READ or WRITE payload offered to clients (maxread/maxwrite, and
+/// the 4.1 channel attributes). 1 MiB is what the Linux client asks for.
+pub const MAX_IO: u32 = 1 << 20;
+/// Room for RPC header, credentials and the other operations of a
+/// COMPOUND that carries one maximal READ or WRITE.
+pub const COMPOUND_OVERHEAD: u32 = 64 << 10;
+/// Default record size limit: one maximal I/O plus its overhead.
+pub const DEFAULT_MAX_RECORD: u32 = MAX_IO + COMPOUND_OVERHEAD;
+/// Hard ceiling for the configured record limit (the record-marking length
+/// field has 31 bits; far below that, memory per connection matters).
+pub const MAX_RECORD_CEILING: u32 = 64 << 20;
+
+const _: () = assert!(DEFAULT_MAX_RECORD >= MAX_IO + COMPOUND_OVERHEAD);
+const _: () = assert!(DEFAULT_MAX_RECORD <= MAX_RECORD_CEILING);
+const _: () = assert!(MAX_RECORD_CEILING < (1 << 31));
+
+/// Limits on everything a client can make the server hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest RPC record accepted, in bytes.
+    pub max_record: u32,
+    /// Operations per COMPOUND (4.0: NFS4ERR_RESOURCE past it; 4.1: TOO_MANY_OPS).
+    pub max_ops: u32,
+    /// Simultaneous TCP connections.
+    pub max_connections: u32,
+    /// Requests in flight per connection before the server stops reading it.
+    pub max_in_flight: u32,
+    /// Sessions per client (4.1).
+    pub max_sessions_per_client: u32,
+    /// Fore-channel slots per session (4.1).
+    pub max_slots: u32,
+    /// Open file descriptors kept by the local backend.
+    pub max_open_files: u32,
+    /// Open states the server holds across all clients.
+    pub max_open_states: u32,
+    /// Byte-range locks per lock owner.
+    pub max_locks_per_owner: u32,
+    /// Entries in one READDIR reply.
+    pub max_readdir_entries: u32,
+    /// Memory for sled's page cache, in bytes.
+    pub sled_cache_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record: DEFAULT_MAX_RECORD,
+            max_ops: 64,
+            max_connections: 1024,
+            max_in_flight: 128,
+            max_sessions_per_client: 16,
+            max_slots: 64,
+            max_open_files: 1024,
+            max_open_states: 1 << 20,
+            max_locks_per_owner: 4096,
+            max_readdir_entries: 4096,
+            sled_cache_bytes: 64 << 20,
+        }
+    }
+}
+
+/// How handles of an export behave (RFC 7530/8881 §4.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HandleMode {
+    /// Handles stay valid for the life of the object, across restarts.
+    #[default]
+    Persistent,
+    /// Handles may expire on the events of `expire_on`.
+    Volatile,
+}
+
+/// Events that expire volatile handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpireOn {
+    /// The object (or a directory above it) was renamed.
+    Rename,
+    /// The export moved to another backing directory.
+    Migration,
+    /// The server restarted.
+    Reboot,
+}
+
+/// One exported directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Where the export appears in the pseudo filesystem ("/" for the root).
+    #[serde(default = "default_pseudo")]
+    pub path: String,
+    /// The backing directory.
+    pub dir: PathBuf,
+    /// Persistent or volatile handles.
+    #[serde(default)]
+    pub filehandles: HandleMode,
+    /// For volatile handles: which events expire them.
+    #[serde(default = "default_expire_on")]
+    pub expire_on: Vec<ExpireOn>,
+    /// For volatile handles: an open file's handle outlives a rename until
+    /// its last close (FH4_NOEXPIRE_WITH_OPEN).
+    #[serde(default = "default_true")]
+    pub noexpire_with_open: bool,
+    /// Refuse every modification.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+fn default_pseudo() -> String {
+    "/".into()
+}
+fn default_expire_on() -> Vec<ExpireOn> {
+    vec![ExpireOn::Rename, ExpireOn::Migration, ExpireOn::Reboot]
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory holding the sled database (handles, client records).
+    pub state_dir: PathBuf,
+    /// Lease period in seconds (RFC 8881 §8.3).
+    pub lease_time: u32,
+    /// Upper bound of the grace period after a restart, in seconds.
+    pub grace_time: u32,
+    /// Exports.
+    #[serde(rename = "export")]
+    pub exports: Vec<ExportConfig>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2049)),
+            state_dir: PathBuf::from("nfs4d-data/state"),
+            lease_time: 90,
+            grace_time: 90,
+            exports: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid configuration {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks values and relations between them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.exports.is_empty() {
+            return bad("no export configured");
+        }
+        if l.max_record < MAX_IO + COMPOUND_OVERHEAD || l.max_record > MAX_RECORD_CEILING {
+            return bad("limits.max_record must hold one 1 MiB READ/WRITE plus overhead and be at most 64 MiB");
+        }
+        if l.max_ops < 2 || l.max_ops > 1024 {
+            return bad("limits.max_ops must be within 2..=1024");
+        }
+        if l.max_slots == 0 || l.max_slots > 1024 {
+            return bad("limits.max_slots must be within 1..=1024");
+        }
+        for (name, v) in [
+            ("max_connections", l.max_connections),
+            ("max_in_flight", l.max_in_flight),
+            ("max_sessions_per_client", l.max_sessions_per_client),
+            ("max_open_files", l.max_open_files),
+            ("max_open_states", l.max_open_states),
+            ("max_locks_per_owner", l.max_locks_per_owner),
+            ("max_readdir_entries", l.max_readdir_entries),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("limits.{name} must be positive")));
+            }
+        }
+        if !(5..=3600).contains(&self.lease_time) {
+            return bad("lease_time must be within 5..=3600 seconds");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in &self.exports {
+            if !e.path.starts_with('/') {
+                return Err(ConfigError::Invalid(format!("export path {:?} must start with /", e.path)));
+            }
+            if !seen.insert(normalize_pseudo(&e.path)) {
+                return Err(ConfigError::Invalid(format!("export path {:?} used twice", e.path)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The components of a pseudo-filesystem path ("/a//b/" → ["a", "b"]).
+pub fn normalize_pseudo(p: &str) -> Vec<String> {
+    p.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_example() {
+        let c = Config::parse(
+            r#"
+            listen = "127.0.0.1:12345"
+            state_dir = "/tmp/s"
+            [[export]]
+            path = "/data"
+            dir = "/srv/data"
+            filehandles = "volatile"
+            expire_on = ["rename"]
+            [limits]
+            max_ops = 32
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.exports[0].filehandles, HandleMode::Volatile);
+        assert_eq!(c.limits.max_ops, 32);
+        assert_eq!(c.limits.max_record, DEFAULT_MAX_RECORD);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(Config::parse("bogus = 1").is_err());
+        let mut c = Config::default();
+        assert!(c.validate().is_err(), "no export");
+        c.exports.push(ExportConfig {
+            path: "/".into(),
+            dir: "/x".into(),
+            filehandles: HandleMode::Persistent,
+            expire_on: vec![],
+            noexpire_with_open: true,
+            read_only: false,
+        });
+        c.validate().unwrap();
+        c.limits.max_record = 1000;
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,705 @@
+//! The sled-backed filehandle map: opaque NFSv4 filehandles ↔ objects of
+//! path-based stores.
+//!
+//! Path-based backends name objects by path and have no inode number we
+//! could put in a handle, so every object the server hands out gets an
+//! [`ObjectId`] recorded in sled together with its parent id and name. The
+//! path of an object is derived by walking parent ids up to the export root,
+//! which is why a rename rewrites exactly one record however large the
+//! moved subtree is.
+//!
+//! # Handle layout (format 1, 30 bytes; NFS4_FHSIZE is 128)
+//!
+//! | bytes  | field        | meaning                                          |
+//! |--------|--------------|--------------------------------------------------|
+//! | 0      | format       | `1`; bumped if the layout ever changes            |
+//! | 1      | kind         | 1 = pseudo-fs node, 2 = export root, 3 = object   |
+//! | 2..6   | export id    | u32 big-endian (0 for pseudo-fs nodes)            |
+//! | 6..14  | object id    | u64 big-endian ([`ObjectId`]; pseudo: node number)|
+//! | 14..18 | boot epoch   | u32 BE; 0 = persistent (not bound to a boot)      |
+//! | 18..22 | incarnation  | u32 BE; 0 in persistent handles                   |
+//! | 22..30 | MAC          | SipHash-2-4 of bytes 0..22, u64 BE                |
+//!
+//! The MAC key is 16 random bytes created at first open and kept in sled, so
+//! handles survive restarts but any byte string we did not issue decodes to
+//! [`FhError::BadHandle`] (RFC 7530 §13.1.2.1) instead of naming some other
+//! object. Ids are never reused, so a handle of a removed object can only
+//! answer [`FhError::Stale`] (RFC 7530 §4.2.2).
+//!
+//! # Persistent vs volatile ([`HandleMode`], `fh_expire_type`)
+//!
+//! * `Persistent` (FH4_PERSISTENT, RFC 7530 §4.2.2 / RFC 5661 §4.2.2):
+//!   epoch and incarnation are written as 0, so an object's handle is
+//!   byte-identical for its whole life, across restarts; it is only ever
+//!   refused as STALE once the object is gone.
+//! * `Volatile` (FH4_VOLATILE_ANY, §4.2.3, built as suggested in §4.2.4):
+//!   handles carry the boot epoch (bumped at every [`FhMap::open`]) and the
+//!   object's incarnation (bumped by [`FhMap::expire`]); a mismatch answers
+//!   [`FhError::Expired`] (NFS4ERR_FHEXPIRED). A removed object still
+//!   answers STALE, as §4.2.3 asks when removal can be determined.
+//!
+//! # Storage (one `sled::Db`)
+//!
+//! * default tree (meta): format version, MAC key, boot epoch, id counter;
+//! * `objects`: id → [`ObjRecord`] (compact encoding in `record.rs`);
+//! * `names`: (export, parent id, name) → id, for every link of every object;
+//! * `inodes`: (export, dev, ino) → id, so hard links share one handle
+//!   (RFC 7530 §4.2.1 says they SHOULD).
+//!
+//! Export roots have the well-known ids `0..2^32` ([`ObjectId::export_root`]),
+//! are their own parent and have no name; other ids are allocated from
+//! `2^32` upwards by a counter kept in the same transaction as the record.
+//!
+//! # Invariants
+//!
+//! Records are the source of truth; the two indexes are hints, each
+//! checked against the record it points to before it is believed
+//! (`names[(e, p, n)] = id` counts only if record `id` has export `e` and
+//! link `(p, n)`; `inodes[(e, dev, ino)] = id` only if it has that dev/ino).
+//! After every mutation that completed:
+//!
+//! 1. every link of every record has its `names` entry and every record its
+//!    `inodes` entry, and no other entries exist;
+//! 2. at most one record per (export, dev, ino);
+//! 3. every non-root record has at least one link, and its primary parent
+//!    exists; when its last link goes, the record, its index entries and
+//!    everything recorded below it go too;
+//! 4. ids are never reused (the counter is written before any record).
+//!
+//! Mutations are serialized by one write lock and written as single-key
+//! sled writes in an order that keeps every crash state usable (see
+//! `txn.rs` for why sled transactions are avoided and for the order);
+//! reads take no write lock.
+//!
+//! # Durability (group commit)
+//!
+//! A handle handed to a client must be durable before the reply leaves
+//! (§4.2.2). Mutations return immediately; callers then call
+//! `make_durable(last_seq())`, which shares one `fsync` among all callers
+//! waiting at the same time (see `durability.rs`).
+
+mod cache;
+mod durability;
+mod handle;
+mod record;
+mod siphash;
+#[cfg(test)]
+mod tests;
+mod txn;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::{Deserialize, Serialize};
+
+use cache::{Node, NodeCache};
+use durability::GroupCommit;
+use record::{decode_id, decode_record, id_key, name_key};
+use siphash::SipKey;
+use txn::{Trees, WriteSet};
+
+/// Maximum filehandle size in NFSv4 (RFC 7530 §2.2, `NFS4_FHSIZE`).
+pub const NFS4_FHSIZE: usize = 128;
+/// Longest name component the map stores (NAME_MAX of common filesystems).
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest parent chain `path_of` follows before declaring corruption.
+pub const MAX_PATH_DEPTH: usize = 4096;
+/// `nfs_ftype4` value of a directory (RFC 7530 §3.2); record kinds are
+/// `nfs_ftype4` values, and directories get special treatment (they cannot
+/// be hard-linked, so a second name means they were moved).
+pub const NF4DIR: u8 = 2;
+/// `fh_expire_type` bits (RFC 7530 §4.2.3).
+pub const FH4_PERSISTENT: u32 = 0x0;
+pub const FH4_VOLATILE_ANY: u32 = 0x2;
+
+/// First id handed out by the allocator; ids below are export roots.
+const FIRST_DYNAMIC_ID: u64 = 1 << 32;
+/// Entries in the id → (parent, name, …) cache (roughly 100 bytes each).
+const NODE_CACHE_ENTRIES: usize = 1 << 16;
+
+const META_FORMAT: &[u8] = b"format";
+const META_MAC_KEY: &[u8] = b"mac_key";
+const META_BOOT_EPOCH: &[u8] = b"boot_epoch";
+const META_NEXT_ID: &[u8] = b"next_id";
+/// Version of the on-disk schema (trees and record encoding).
+const STORE_FORMAT: u8 = 1;
+
+pub type Result<T, E = FhError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FhError {
+    /// Not a handle this server issued (NFS4ERR_BADHANDLE).
+    #[error("malformed or forged filehandle")]
+    BadHandle,
+    /// The object behind the handle (or the parent given) no longer exists
+    /// (NFS4ERR_STALE).
+    #[error("filehandle refers to a removed object")]
+    Stale,
+    /// A volatile handle from an earlier boot or incarnation
+    /// (NFS4ERR_FHEXPIRED).
+    #[error("volatile filehandle has expired")]
+    Expired,
+    #[error("name longer than {MAX_NAME_LEN} bytes")]
+    NameTooLong,
+    /// Empty, ".", "..", or containing '/' or NUL.
+    #[error("invalid name component")]
+    BadName,
+    /// Parent and export (or source and target) are in different exports.
+    #[error("objects belong to different exports")]
+    CrossExport,
+    #[error("path deeper than {MAX_PATH_DEPTH} components (or a cycle)")]
+    TooDeep,
+    /// A request the map refuses to apply (e.g. a directory into itself).
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+    #[error("corrupt fhmap state: {0}")]
+    Corrupt(String),
+    #[error("fhmap store error: {0}")]
+    Store(#[from] sled::Error),
+}
+
+impl FhError {
+    /// The `nfsstat4` a server should answer with (RFC 7530 §13.1).
+    pub fn nfsstat(&self) -> u32 {
+        match self {
+            FhError::BadHandle => 10001,                      // NFS4ERR_BADHANDLE
+            FhError::Stale => 70,                             // NFS4ERR_STALE
+            FhError::Expired => 10014,                        // NFS4ERR_FHEXPIRED
+            FhError::NameTooLong => 63,                       // NFS4ERR_NAMETOOLONG
+            FhError::TooDeep => 63,                           // NFS4ERR_NAMETOOLONG
+            FhError::BadName => 10041,                        // NFS4ERR_BADNAME
+            FhError::CrossExport => 18,                       // NFS4ERR_XDEV
+            FhError::Invalid(_) => 22,                        // NFS4ERR_INVAL
+            FhError::Corrupt(_) | FhError::Store(_) => 10006, // NFS4ERR_SERVERFAULT
+        }
+    }
+}
+
+/// Server-side identity of an object, allocated by the map, never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ObjectId(pub u64);
+
+impl ObjectId {
+    /// The well-known id of an export's root directory.
+    pub fn export_root(export: u32) -> ObjectId {
+        ObjectId(u64::from(export))
+    }
+
+    pub fn is_export_root(self) -> bool {
+        self.0 < FIRST_DYNAMIC_ID
+    }
+}
+
+/// Backend identity of an object (converted from the backend's
+/// `ObjIdentity`): an object deleted and recreated under the same name has
+/// a different key, which is how the map notices replacement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ObjKey {
+    pub dev: u64,
+    pub ino: u64,
+    /// Birth time or inode generation.
+    pub gen: u64,
+}
+
+/// What the map stores per object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjRecord {
+    pub export: u32,
+    /// Primary parent; an export root is its own parent.
+    pub parent: ObjectId,
+    /// Primary name (empty for export roots).
+    pub name: Vec<u8>,
+    pub key: ObjKey,
+    /// `nfs_ftype4` value as given by the caller (see [`NF4DIR`]).
+    pub kind: u8,
+    /// Bumped by [`FhMap::expire`]; volatile handles must match it.
+    pub incarnation: u32,
+    /// Further hard links, as (parent, name).
+    pub extra_links: Vec<(ObjectId, Vec<u8>)>,
+}
+
+impl ObjRecord {
+    /// Whether `(parent, name)` is one of this object's links.
+    pub fn has_link(&self, parent: ObjectId, name: &[u8]) -> bool {
+        (self.parent == parent && self.name == name)
+            || self
+                .extra_links
+                .iter()
+                .any(|(p, n)| *p == parent && n == name)
+    }
+}
+
+/// The `kind` byte of a handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum HandleKind {
+    /// A node of the pseudo filesystem (RFC 7530 §7), numbered by the caller.
+    Pseudo = 1,
+    ExportRoot = 2,
+    Object = 3,
+}
+
+impl HandleKind {
+    fn from_u8(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(HandleKind::Pseudo),
+            2 => Some(HandleKind::ExportRoot),
+            3 => Some(HandleKind::Object),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated handle (MAC verified, nothing looked up yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodedFh {
+    pub kind: HandleKind,
+    pub export: u32,
+    /// For [`HandleKind::Pseudo`], the caller's pseudo-fs node number.
+    pub id: ObjectId,
+    /// Boot epoch of issue; 0 for persistent handles.
+    pub epoch: u32,
+    pub incarnation: u32,
+}
+
+/// Which kind of handles the server issues (the `fh_expire_type` attribute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum HandleMode {
+    /// Valid until the object is removed, across restarts.
+    #[default]
+    Persistent,
+    /// Additionally expire at restart and on [`FhMap::expire`].
+    Volatile,
+}
+
+impl HandleMode {
+    /// Value of the `fh_expire_type` attribute (RFC 7530 §4.2.3).
+    pub fn fh_expire_type(self) -> u32 {
+        match self {
+            HandleMode::Persistent => FH4_PERSISTENT,
+            HandleMode::Volatile => FH4_VOLATILE_ANY,
+        }
+    }
+}
+
+/// The handle ↔ object map. See the module documentation.
+pub struct FhMap {
+    db: sled::Db,
+    trees: Trees,
+    mac: SipKey,
+    boot_epoch: u32,
+    mode: HandleMode,
+    /// Serializes mutations; holds the next id to allocate.
+    writer: Mutex<Writer>,
+    /// Highest write sequence number handed to a mutation (bumped before its
+    /// commit, so anyone who can observe a write sees `issued` ≥ its seq).
+    issued: AtomicU64,
+    /// Highest sequence number whose commit has finished.
+    completed: AtomicU64,
+    group: GroupCommit,
+    cache: NodeCache,
+}
+
+struct Writer {
+    next_id: u64,
+}
+
+/// Locks ignoring poisoning: every mutex here guards data that is consistent
+/// between statements (an id counter that only grows, a cache, flush
+/// bookkeeping), and sled commits are atomic, so a panic elsewhere leaves
+/// nothing half-done to protect against.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn corrupt(what: &str) -> FhError {
+    FhError::Corrupt(what.to_string())
+}
+
+fn check_name(name: &[u8]) -> Result<()> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(FhError::NameTooLong);
+    }
+    // Paths are rebuilt by joining names, so these would change their meaning.
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0)
+    {
+        return Err(FhError::BadName);
+    }
+    Ok(())
+}
+
+fn random_key() -> Result<[u8; 16]> {
+    use std::io::Read;
+    let mut key = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(|e| FhError::Store(e.into()))?;
+    Ok(key)
+}
+
+fn meta_array<const N: usize>(v: &[u8], what: &str) -> Result<[u8; N]> {
+    <[u8; N]>::try_from(v).map_err(|_| corrupt(what))
+}
+
+impl FhMap {
+    /// Opens (or creates) the map in directory `path` with a sled page cache
+    /// of `cache_capacity_bytes`, and starts a new boot epoch.
+    pub fn open(path: &Path, cache_capacity_bytes: u64, mode: HandleMode) -> Result<FhMap> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_capacity_bytes)
+            .open()?;
+        let meta: sled::Tree = (*db).clone(); // the default tree
+        match meta.get(META_FORMAT)? {
+            None => {
+                meta.insert(META_FORMAT, &[STORE_FORMAT])?;
+            }
+            Some(v) if v.as_ref() == [STORE_FORMAT] => {}
+            Some(_) => return Err(corrupt("unsupported fhmap store format")),
+        }
+        let mac_key = match meta.get(META_MAC_KEY)? {
+            Some(v) => meta_array::<16>(&v, "bad MAC key")?,
+            None => {
+                let key = random_key()?;
+                meta.insert(META_MAC_KEY, &key[..])?;
+                key
+            }
+        };
+        let previous_epoch = match meta.get(META_BOOT_EPOCH)? {
+            Some(v) => u32::from_be_bytes(meta_array(&v, "bad boot epoch")?),
+            None => 0,
+        };
+        // 0 marks persistent handles, so a (theoretical) wrap skips it.
+        let boot_epoch = previous_epoch.wrapping_add(1).max(1);
+        meta.insert(META_BOOT_EPOCH, &boot_epoch.to_be_bytes())?;
+        let next_id = match meta.get(META_NEXT_ID)? {
+            Some(v) => u64::from_be_bytes(meta_array(&v, "bad id counter")?),
+            None => FIRST_DYNAMIC_ID,
+        }
+        .max(FIRST_DYNAMIC_ID);
+        let trees = Trees {
+            meta,
+            objects: db.open_tree("objects")?,
+            names: db.open_tree("names")?,
+            inodes: db.open_tree("inodes")?,
+        };
+        // The MAC key and the new epoch end up in handles: make them durable
+        // before anyone can be given one.
+        db.flush()?;
+        Ok(FhMap {
+            db,
+            trees,
+            mac: SipKey::from_bytes(&mac_key),
+            boot_epoch,
+            mode,
+            writer: Mutex::new(Writer { next_id }),
+            issued: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            group: GroupCommit::default(),
+            cache: NodeCache::new(NODE_CACHE_ENTRIES),
+        })
+    }
+
+    /// Number of times the map was opened in this state directory, this one
+    /// included (starts at 1).
+    pub fn boot_epoch(&self) -> u32 {
+        self.boot_epoch
+    }
+
+    pub fn mode(&self) -> HandleMode {
+        self.mode
+    }
+
+    /// Value of the `fh_expire_type` attribute for handles of this map.
+    pub fn fh_expire_type(&self) -> u32 {
+        self.mode.fh_expire_type()
+    }
+
+    // ---- handles ----
+
+    /// The epoch and incarnation to embed: zero for persistent handles so
+    /// they never change (RFC 7530 §4.2.2).
+    fn stamp(&self, incarnation: u32) -> (u32, u32) {
+        match self.mode {
+            HandleMode::Persistent => (0, 0),
+            HandleMode::Volatile => (self.boot_epoch, incarnation),
+        }
+    }
+
+    /// The handle of object `id` of `export` at `incarnation` (see
+    /// [`Self::handle_of`] for the variant that looks these up). No sled
+    /// access.
+    pub fn encode(&self, export: u32, id: ObjectId, incarnation: u32) -> Vec<u8> {
+        let kind = if id == ObjectId::export_root(export) {
+            HandleKind::ExportRoot
+        } else {
+            HandleKind::Object
+        };
+        let (epoch, incarnation) = self.stamp(incarnation);
+        handle::encode(
+            &self.mac,
+            &DecodedFh {
+                kind,
+                export,
+                id,
+                epoch,
+                incarnation,
+            },
+        )
+    }
+
+    /// The handle of pseudo-filesystem node `node` (numbered by the caller;
+    /// the map stores nothing for it).
+    pub fn encode_pseudo(&self, node: u64) -> Vec<u8> {
+        let (epoch, incarnation) = self.stamp(0);
+        handle::encode(
+            &self.mac,
+            &DecodedFh {
+                kind: HandleKind::Pseudo,
+                export: 0,
+                id: ObjectId(node),
+                epoch,
+                incarnation,
+            },
+        )
+    }
+
+    /// The current handle of `id`, or `None` if it does not exist.
+    pub fn handle_of(&self, id: ObjectId) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .node(id)?
+            .map(|n| self.encode(n.export, id, n.incarnation)))
+    }
+
+    /// Authenticates and parses a handle without consulting sled: only
+    /// `BadHandle` can come out of here.
+    pub fn decode(&self, fh: &[u8]) -> Result<DecodedFh> {
+        handle::decode(&self.mac, fh)
+    }
+
+    /// [`Self::decode`] plus the liveness checks a PUTFH needs: the object
+    /// must exist (`Stale`), and in volatile mode the handle must be from
+    /// this boot and the object's current incarnation (`Expired`). Pseudo-fs
+    /// handles get only the epoch check.
+    pub fn validate(&self, fh: &[u8]) -> Result<DecodedFh> {
+        let d = self.decode(fh)?;
+        let volatile = self.mode == HandleMode::Volatile;
+        if d.kind != HandleKind::Pseudo {
+            // STALE before FHEXPIRED: RFC 7530 §4.2.3 wants STALE whenever
+            // the server can tell the object was removed.
+            let node = self.node(d.id)?.ok_or(FhError::Stale)?;
+            if node.export != d.export {
+                return Err(FhError::BadHandle);
+            }
+            if volatile && d.incarnation != node.incarnation {
+                return Err(FhError::Expired);
+            }
+        }
+        if volatile && d.epoch != self.boot_epoch {
+            return Err(FhError::Expired);
+        }
+        Ok(d)
+    }
+
+    // ---- reads ----
+
+    /// Cached view of a record (see `cache.rs` for the consistency rule).
+    fn node(&self, id: ObjectId) -> Result<Option<Node>> {
+        let generation = match self.cache.get(id) {
+            Ok(node) => return Ok(Some(node)),
+            Err(generation) => generation,
+        };
+        let Some(v) = self.trees.objects.get(id_key(id))? else {
+            return Ok(None);
+        };
+        let node = Node::new(decode_record(&v)?);
+        self.cache.fill(id, node.clone(), generation);
+        Ok(Some(node))
+    }
+
+    pub fn get(&self, id: ObjectId) -> Result<Option<ObjRecord>> {
+        Ok(self.node(id)?.map(|rec| ObjRecord::clone(&rec)))
+    }
+
+    /// Components of `id`'s primary path below its export root (empty for
+    /// the root), or `None` if `id` (or an ancestor) no longer exists.
+    pub fn path_of(&self, id: ObjectId) -> Result<Option<Vec<Vec<u8>>>> {
+        let mut components = Vec::new();
+        let mut cur = id;
+        for _ in 0..=MAX_PATH_DEPTH {
+            let Some(node) = self.node(cur)? else {
+                if cur != id {
+                    tracing::warn!(?id, missing = ?cur, "fhmap: object has a dead ancestor");
+                }
+                return Ok(None);
+            };
+            if node.parent == cur {
+                if !cur.is_export_root() {
+                    return Err(corrupt("non-root object is its own parent"));
+                }
+                components.reverse();
+                return Ok(Some(components));
+            }
+            components.push(node.name.to_vec());
+            cur = node.parent;
+        }
+        Err(FhError::TooDeep)
+    }
+
+    pub fn incarnation_of(&self, id: ObjectId) -> Result<Option<u32>> {
+        Ok(self.node(id)?.map(|n| n.incarnation))
+    }
+
+    // ---- mutations ----
+
+    /// Runs one mutation under the write lock and commits it atomically,
+    /// assigning it the next write sequence number.
+    fn mutate<T>(&self, plan: impl FnOnce(&mut WriteSet<'_>) -> Result<T>) -> Result<T> {
+        let mut writer = lock(&self.writer);
+        let mut ws = WriteSet::new(&self.trees, writer.next_id);
+        let out = plan(&mut ws)?;
+        if ws.is_empty() {
+            return Ok(out);
+        }
+        let seq = self.issued.fetch_add(1, SeqCst) + 1;
+        let committed = ws.commit();
+        // Invalidate even on failure (writes may be half done), and before
+        // the lock is released, so no reader can cache a pre-commit value
+        // after it.
+        self.cache.invalidate(ws.touched());
+        self.completed.store(seq, SeqCst);
+        committed?;
+        writer.next_id = ws.next_id();
+        Ok(out)
+    }
+
+    /// Creates the root record of `export` (well-known id) if needed. If
+    /// the export directory's identity changed, the root keeps its id, takes
+    /// the new key, and its incarnation is bumped.
+    pub fn ensure_export_root(&self, export: u32, key: ObjKey) -> Result<ObjectId> {
+        self.mutate(|ws| ws.ensure_export_root(export, key))
+    }
+
+    /// The id of the object `name` in directory `parent`, whose backend
+    /// identity is `key` and type `kind` (`nfs_ftype4`):
+    /// * the existing id if the map has this name with this key;
+    /// * if the name is recorded with another key (replaced behind our
+    ///   back), that link is dropped (the old id is retired if it was its
+    ///   last link, so its handles answer STALE) and we continue;
+    /// * if an object with this (dev, ino) is known under another name: same
+    ///   generation → the same id, with this name added as a hard link (for a
+    ///   directory, moved there instead); other generation → the old object
+    ///   is retired;
+    /// * otherwise a fresh id.
+    ///
+    /// The common case (known name, same key) takes no lock and writes
+    /// nothing. Call `make_durable(last_seq())` before handing out a handle.
+    pub fn lookup_or_insert(
+        &self,
+        export: u32,
+        parent: ObjectId,
+        name: &[u8],
+        key: ObjKey,
+        kind: u8,
+    ) -> Result<ObjectId> {
+        check_name(name)?;
+        if let Some(v) = self.trees.names.get(name_key(export, parent, name))? {
+            let id = decode_id(&v)?;
+            if let Some(rec) = self.node(id)? {
+                if rec.key == key && rec.export == export && rec.has_link(parent, name) {
+                    return Ok(id);
+                }
+            }
+        }
+        self.mutate(|ws| ws.lookup_or_insert(export, parent, name, key, kind))
+    }
+
+    /// Records a successful backend rename. Rewrites the moved object's one
+    /// record (its descendants follow implicitly) and the name index; an
+    /// object previously at the target is unlinked first and collected if
+    /// that was its last link. Renaming a name the map never saw only
+    /// unlinks the target.
+    pub fn rename(
+        &self,
+        export: u32,
+        src_parent: ObjectId,
+        src_name: &[u8],
+        dst_parent: ObjectId,
+        dst_name: &[u8],
+    ) -> Result<()> {
+        check_name(src_name)?;
+        check_name(dst_name)?;
+        self.mutate(|ws| ws.rename(export, src_parent, src_name, dst_parent, dst_name))
+    }
+
+    /// Records a successful backend remove of `name` in `parent`; returns
+    /// the id that was linked there. If that was the object's last link, its
+    /// record is deleted and its handles answer STALE from now on. Also the
+    /// way to forget a link found dead in the backend (ENOENT): the object
+    /// survives if it has other links, which then become its primary path.
+    pub fn remove(&self, export: u32, parent: ObjectId, name: &[u8]) -> Result<Option<ObjectId>> {
+        check_name(name)?;
+        self.mutate(|ws| ws.remove(export, parent, name))
+    }
+
+    /// Forgets `id`'s primary link after the backend showed it dead (ENOENT
+    /// at `path_of(id)`, or another identity there). Returns whether the
+    /// object survives through another (hard) link, which then becomes its
+    /// primary path; if not, the object is retired (its handles are STALE).
+    /// Unlike `remove(parent, name)`, this never touches another object that
+    /// now owns that name.
+    pub fn forget_primary_link(&self, id: ObjectId) -> Result<bool> {
+        self.mutate(|ws| ws.forget_primary_link(id))
+    }
+
+    /// Bumps `id`'s incarnation, so volatile handles issued for it so far
+    /// answer FHEXPIRED. No effect on validation in persistent mode.
+    pub fn expire(&self, id: ObjectId) -> Result<()> {
+        self.mutate(|ws| ws.expire(id))
+    }
+
+    // ---- durability ----
+
+    /// Sequence number of the latest write, covering every write that any
+    /// call returning before this one made or observed.
+    pub fn last_seq(&self) -> u64 {
+        self.issued.load(SeqCst)
+    }
+
+    /// Returns once every write with sequence number ≤ `upto` is on disk,
+    /// sharing flushes with concurrent callers (group commit). Values above
+    /// [`Self::last_seq`] are clamped.
+    pub fn make_durable(&self, upto: u64) -> Result<()> {
+        let upto = upto.min(self.issued.load(SeqCst));
+        if upto > self.completed.load(SeqCst) {
+            // That write is still being committed under the write lock; once
+            // we get the lock it is done, so the flush we ride will cover it.
+            drop(lock(&self.writer));
+        }
+        self.group.wait_durable(
+            upto,
+            || self.completed.load(SeqCst),
+            || self.db.flush().map(drop).map_err(FhError::from),
+        )
+    }
+
+    /// Number of flushes `make_durable` performed (for metrics and tests).
+    pub fn flush_count(&self) -> u64 {
+        self.group.flushes()
+    }
+
+    /// Flushes everything; the map stays usable. Also done on drop.
+    pub fn shutdown(&self) -> Result<()> {
+        self.make_durable(self.last_seq())
+    }
+}
+
+impl Drop for FhMap {
+    fn drop(&mut self) {
+        if let Err(e) = self.db.flush() {
+            tracing::error!(error = %e, "fhmap: final flush failed");
+        }
+    }
+}

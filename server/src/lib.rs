@@ -1,0 +1,20 @@
+//! nfs4d: a user-space NFSv4.0/4.1/4.2 server for path-based stores.
+//!
+//! Data flows one way: TCP record marking ([`net`]) → ONC RPC
+//! ([`dispatch`]) → COMPOUND processor ([`compound`]) → one handler per
+//! operation ([`ops`]) → state ([`state`]) → filehandle map ([`fhmap`]) →
+//! backend ([`backend`]).
+
+pub mod attrs;
+pub mod backend;
+pub mod callback;
+pub mod clock;
+pub mod compound;
+pub mod config;
+pub mod error;
+pub mod fhmap;
+pub mod ops;
+pub mod server;
+pub mod state;
+pub mod vfs;
+pub mod net;

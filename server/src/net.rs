@@ -1,0 +1,294 @@
+//! The TCP transport: accepts connections, reassembles records, answers
+//! RPC-level errors, runs COMPOUNDs on the blocking pool and writes replies
+//! in whatever order they finish. It also carries back-channel calls out
+//! and their replies in, on the same connection.
+//!
+//! Limits: connections (excess ones are closed at once with a log line),
+//! requests in flight per connection (reading pauses while the limit is
+//! reached, which pushes back on the client through TCP), and record size
+//! (an oversized record closes that connection only).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nfs4d_xdr::nfs4::*;
+use nfs4d_xdr::record::Reassembler;
+use nfs4d_xdr::rpc::{self, AuthStat, Credential, Message, Refusal};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use xdr_codec::Unpack;
+
+use crate::callback::CbChannel;
+use crate::compound::{self, Followup, RequestCtx};
+use crate::server::Server;
+
+/// NFS program number.
+pub const NFS_PROGRAM: u32 = 100003;
+/// The only NFS version served.
+pub const NFS_VERSION: u32 = 4;
+/// How long a back-channel call may take.
+pub const CB_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 256 << 10;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts connections until `shutdown` resolves.
+pub async fn serve(srv: Arc<Server>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+    let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
+    let reaper = tokio::spawn(reap_leases(srv.clone()));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            acc = listener.accept() => match acc {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = conns.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, limit = srv.cfg.limits.max_connections, "connection limit reached; closing new connection");
+                        drop(stream);
+                        continue;
+                    };
+                    let srv = srv.clone();
+                    tokio::spawn(async move {
+                        connection(srv, stream, peer).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    reaper.abort();
+}
+
+/// Expires leases once a second (RFC 8881 §8.3).
+async fn reap_leases(srv: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        srv.state.expire_leases();
+    }
+}
+
+async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
+    tracing::debug!(%peer, conn, "connection opened");
+    let (mut rd, mut wr) = stream.into_split();
+    let limit = srv.cfg.limits.max_in_flight as usize;
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limit + crate::callback::MAX_PENDING_CALLS);
+    let writer = tokio::spawn(async move {
+        while let Some(rec) = rx.recv().await {
+            if let Err(e) = wr.write_all(&rec).await {
+                tracing::debug!(%peer, error = %e, "write failed; dropping connection");
+                break;
+            }
+        }
+    });
+    let cb = CbChannel::new(conn, tx.clone());
+    let inflight = Arc::new(Semaphore::new(limit));
+    let mut ra = Reassembler::new(srv.cfg.limits.max_record as usize);
+    let mut buf = vec![0u8; READ_CHUNK];
+    'read: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "read failed");
+                break;
+            }
+        };
+        let mut input = &buf[..n];
+        while !input.is_empty() {
+            match ra.feed(&mut input) {
+                Ok(Some(rec)) => {
+                    let Ok(permit) = inflight.clone().acquire_owned().await else {
+                        break 'read;
+                    };
+                    handle_record(&srv, rec, conn, peer, &cb, &tx, permit);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad record marking; closing connection");
+                    break 'read;
+                }
+            }
+        }
+    }
+    drop(tx);
+    drop(cb);
+    // Let requests still running send their replies, then stop the writer:
+    // sessions may keep this connection's back-channel sender alive, so the
+    // writer would not end by itself.
+    let _ = tokio::time::timeout(Duration::from_secs(30), inflight.acquire_many(limit as u32)).await;
+    writer.abort();
+    tracing::debug!(%peer, conn, "connection closed");
+}
+
+fn handle_record(
+    srv: &Arc<Server>,
+    rec: Vec<u8>,
+    conn: u64,
+    peer: SocketAddr,
+    cb: &CbChannel,
+    tx: &mpsc::Sender<Vec<u8>>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let refuse = |xid, why, permit: tokio::sync::OwnedSemaphorePermit| {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(rpc::refusal_reply(xid, why)).await;
+            drop(permit);
+        });
+    };
+    let (xid, cred, args_at) = match rpc::parse(&rec) {
+        Message::Reply(r) => {
+            if !cb.deliver(r.xid, r.results.map(<[u8]>::to_vec)) {
+                tracing::debug!(%peer, xid = r.xid, "reply to no outstanding callback");
+            }
+            return;
+        }
+        Message::RpcMismatch { xid } => {
+            tracing::warn!(%peer, xid, "RPC version other than 2");
+            return refuse(xid, Refusal::RpcMismatch, permit);
+        }
+        Message::BadCredential { xid } => {
+            tracing::warn!(%peer, xid, "undecodable credential");
+            return refuse(xid, Refusal::Auth(AuthStat::BadCred), permit);
+        }
+        Message::Garbage => {
+            tracing::warn!(%peer, len = rec.len(), "undecodable RPC message dropped");
+            return;
+        }
+        Message::Call(c) => {
+            if c.prog != NFS_PROGRAM {
+                tracing::warn!(%peer, prog = c.prog, "call to a program not served");
+                return refuse(c.xid, Refusal::ProgUnavail, permit);
+            }
+            if c.vers != NFS_VERSION {
+                tracing::warn!(%peer, vers = c.vers, "call for an NFS version not served");
+                return refuse(c.xid, Refusal::ProgMismatch { low: NFS_VERSION, high: NFS_VERSION }, permit);
+            }
+            if let Credential::Other(flavor) = c.cred {
+                tracing::warn!(%peer, flavor, "unsupported authentication flavor");
+                return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
+            }
+            match c.proc_ {
+                0 => {
+                    let mut out = Vec::new();
+                    rpc::begin_success_reply(c.xid, &mut out);
+                    rpc::finish_record(&mut out);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(out).await;
+                        drop(permit);
+                    });
+                    return;
+                }
+                1 => {}
+                p => {
+                    tracing::warn!(%peer, proc_ = p, "unknown procedure");
+                    return refuse(c.xid, Refusal::ProcUnavail, permit);
+                }
+            }
+            let at = c.args.as_ptr() as usize - rec.as_ptr() as usize;
+            (c.xid, c.cred, at)
+        }
+    };
+    let req = RequestCtx {
+        cred,
+        conn,
+        peer,
+        cb: Some(cb.clone()),
+    };
+    let srv = srv.clone();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let s2 = srv.clone();
+        let run = tokio::task::spawn_blocking(move || compound::process(&s2, &req, xid, &rec[args_at..])).await;
+        let reply = match run {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(why)) => {
+                tracing::warn!(%peer, xid, ?why, "COMPOUND refused at the RPC level");
+                Err(why)
+            }
+            Err(e) => {
+                tracing::error!(%peer, xid, error = %e, "COMPOUND processing panicked");
+                Err(Refusal::SystemErr)
+            }
+        };
+        match reply {
+            Ok((out, followups)) => {
+                let _ = tx.send(out).await;
+                drop(permit);
+                for f in followups {
+                    run_followup(&srv, f).await;
+                }
+            }
+            Err(why) => {
+                let _ = tx.send(rpc::refusal_reply(xid, why)).await;
+                drop(permit);
+            }
+        }
+    });
+}
+
+async fn run_followup(srv: &Arc<Server>, f: Followup) {
+    match f {
+        Followup::ProbeBackChannel(sid) => {
+            let up = probe_back_channel(srv, &sid).await;
+            srv.state.set_cb_up(&sid, up);
+            tracing::debug!(up, "back channel probe");
+        }
+    }
+}
+
+/// CB_NULL, then a CB_COMPOUND holding only CB_SEQUENCE: proves the client
+/// answers on the back channel and accepts the session's sequencing.
+async fn probe_back_channel(srv: &Arc<Server>, sid: &[u8; 16]) -> bool {
+    let Some(s) = srv.state.session(sid) else {
+        return false;
+    };
+    let Some(cb) = s.cb.clone() else {
+        return false;
+    };
+    if cb.call(s.cb_program, 1, 0, &[], CB_TIMEOUT).await.is_err() {
+        return false;
+    }
+    let Some(seq) = srv.state.next_cb_seq(sid) else {
+        return false;
+    };
+    let args = CB_COMPOUND4args {
+        tag: Vec::new(),
+        minorversion: 1,
+        callback_ident: 0,
+        argarray: vec![nfs_cb_argop4::OP_CB_SEQUENCE(CB_SEQUENCE4args {
+            csa_sessionid: *sid,
+            csa_sequenceid: seq,
+            csa_slotid: 0,
+            csa_highest_slotid: 0,
+            csa_cachethis: false,
+            csa_referring_call_lists: vec![],
+        })],
+    };
+    let Ok(bytes) = nfs4d_xdr::try_to_bytes(&args) else {
+        return false;
+    };
+    match cb.call(s.cb_program, 1, 1, &bytes, CB_TIMEOUT).await {
+        Ok(res) => {
+            let mut cur = std::io::Cursor::new(&res[..]);
+            matches!(CB_COMPOUND4res::unpack(&mut cur), Ok((r, _)) if r.status == nfsstat4::NFS4_OK)
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "back channel probe failed");
+            false
+        }
+    }
+}

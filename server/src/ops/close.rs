@@ -1,0 +1,12 @@
+//! CLOSE — not implemented yet.
+#![allow(unused_imports, unused_variables)]
+
+use nfs4d_xdr::nfs4::*;
+
+use crate::compound::Cx;
+use crate::error::{NfsError, NfsResult};
+
+/// Placeholder.
+pub fn run(_cx: &mut Cx, _a: CLOSE4args) -> NfsResult<stateid4> {
+    Err(NfsError::NotSupp)
+}

@@ -1,0 +1,11 @@
+//! DESTROY_CLIENTID (RFC 8881 §18.50).
+
+use nfs4d_xdr::nfs4::DESTROY_CLIENTID4args;
+
+use crate::compound::Cx;
+use crate::error::NfsResult;
+
+/// DESTROY_CLIENTID: refused with CLIENTID_BUSY while sessions or state exist.
+pub fn run(cx: &mut Cx, a: DESTROY_CLIENTID4args) -> NfsResult<()> {
+    cx.srv.state.destroy_clientid(a.dca_clientid, &cx.req.principal())
+}

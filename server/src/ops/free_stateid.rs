@@ -1,0 +1,30 @@
+//! FREE_STATEID (RFC 8881 §18.38).
+
+use nfs4d_xdr::nfs4::FREE_STATEID4args;
+
+use crate::compound::Cx;
+use crate::error::{NfsError, NfsResult};
+use crate::state::StateKind;
+
+/// FREE_STATEID: frees a lock stateid holding no locks. Open stateids are
+/// released by CLOSE, and a lock stateid with locks held answers
+/// NFS4ERR_LOCKS_HELD.
+pub fn run(cx: &mut Cx, a: FREE_STATEID4args) -> NfsResult<()> {
+    let client = cx.session_client().ok_or(NfsError::OpNotInSession)?;
+    let sid = cx.resolve_stateid(&a.fsa_stateid)?;
+    let mut g = cx.srv.state.lock();
+    let e = g.check_stateid(&sid, cx.srv.state.boot, cx.minor)?;
+    if e.client != client {
+        return Err(NfsError::BadStateid);
+    }
+    match &e.kind {
+        StateKind::Open(_) => Err(NfsError::LocksHeld),
+        StateKind::Lock { owner, .. } => {
+            if g.owner_ranges(e.file, owner) > 0 {
+                return Err(NfsError::LocksHeld);
+            }
+            g.remove_state(&sid.other);
+            Ok(())
+        }
+    }
+}

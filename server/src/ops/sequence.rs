@@ -1,0 +1,49 @@
+//! SEQUENCE (RFC 8881 §18.46): places the COMPOUND in a session slot,
+//! gives exactly-once semantics through the slot's reply cache and renews
+//! the lease.
+
+use nfs4d_xdr::nfs4::{SEQUENCE4args, SEQUENCE4resok, SEQ4_STATUS_CB_PATH_DOWN};
+
+use crate::compound::{Cx, SessionCtx};
+use crate::error::{NfsError, NfsResult};
+use crate::state::session::SeqOutcome;
+
+/// SEQUENCE.
+pub fn run(cx: &mut Cx, a: SEQUENCE4args) -> NfsResult<SEQUENCE4resok> {
+    let fore = cx.srv.state.session_fore(&a.sa_sessionid).ok_or(NfsError::BadSession)?;
+    // Checked before the slot is taken, so a refused request leaves the
+    // slot as it was (RFC 8881 §18.46.3).
+    if cx.op_count as u64 > u64::from(fore.max_ops) {
+        return Err(NfsError::TooManyOps);
+    }
+    if cx.args_len as u64 > u64::from(fore.max_request) {
+        return Err(NfsError::ReqTooBig);
+    }
+    let out = cx
+        .srv
+        .state
+        .sequence(&a.sa_sessionid, a.sa_slotid, a.sa_sequenceid, cx.req.conn)?;
+    let (highest_slot, fore, cb_down) = match out {
+        SeqOutcome::Replay(bytes) => {
+            cx.replay_all = Some(bytes);
+            return Err(NfsError::RetryUncachedRep);
+        }
+        SeqOutcome::New { highest_slot, fore, cb_down } => (highest_slot, fore, cb_down),
+    };
+    let client = cx.srv.state.lock().session_client(&a.sa_sessionid).unwrap_or(0);
+    cx.session = Some(SessionCtx {
+        id: a.sa_sessionid,
+        slot: a.sa_slotid,
+        cachethis: a.sa_cachethis,
+        fore,
+        client,
+    });
+    Ok(SEQUENCE4resok {
+        sr_sessionid: a.sa_sessionid,
+        sr_sequenceid: a.sa_sequenceid,
+        sr_slotid: a.sa_slotid,
+        sr_highest_slotid: highest_slot,
+        sr_target_highest_slotid: highest_slot,
+        sr_status_flags: if cb_down { SEQ4_STATUS_CB_PATH_DOWN } else { 0 },
+    })
+}

@@ -1,0 +1,120 @@
+//! The server object every request sees: configuration, exports, handle
+//! map, state table, clock and the per-boot identifiers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::local::LocalBackend;
+use crate::backend::Backend;
+use crate::clock::Clock;
+use crate::config::{Config, HandleMode};
+use crate::fhmap::{self, FhMap};
+use crate::state::StateManager;
+use crate::vfs::{Export, Vfs};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The state directory could not be used.
+    #[error("state directory {0}: {1}")]
+    StateDir(String, String),
+    /// An export directory could not be used.
+    #[error("export {0}: {1}")]
+    Export(String, String),
+}
+
+/// Everything a request can reach.
+pub struct Server {
+    /// The configuration in force.
+    pub cfg: Config,
+    /// Exports and the pseudo filesystem.
+    pub vfs: Vfs,
+    /// The handle map (also reachable through `vfs`).
+    pub fhmap: Arc<FhMap>,
+    /// Client state.
+    pub state: StateManager,
+    /// The injected clock.
+    pub clock: Arc<dyn Clock>,
+    /// WRITE/COMMIT verifier: differs on every start so clients detect that
+    /// unstable writes may have been lost (RFC 8881 §18.32.3).
+    pub write_verifier: [u8; 8],
+    /// `so_major_id` / server scope for EXCHANGE_ID.
+    pub owner_major: Vec<u8>,
+    /// Boot epoch from the handle map (increments on every start).
+    pub boot: u32,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("boot", &self.boot).finish()
+    }
+}
+
+impl Server {
+    /// Opens the state directory and exports.
+    pub fn open(cfg: Config, clock: Arc<dyn Clock>) -> Result<Server, StartError> {
+        cfg.validate()?;
+        std::fs::create_dir_all(&cfg.state_dir)
+            .map_err(|e| StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string()))?;
+        // One map serves all exports; its handle mode comes from the
+        // exports (a mixed configuration uses volatile stamps only where
+        // the export asks for them — see docs/filehandles.md).
+        let mode = if cfg.exports.iter().any(|e| e.filehandles == HandleMode::Volatile) {
+            fhmap::HandleMode::Volatile
+        } else {
+            fhmap::HandleMode::Persistent
+        };
+        let fhmap = Arc::new(
+            FhMap::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes, mode)
+                .map_err(|e| StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string()))?,
+        );
+        let boot = fhmap.boot_epoch();
+        let mut exports = Vec::new();
+        for (i, e) in cfg.exports.iter().enumerate() {
+            let backend = open_local(&e.dir, cfg.limits.max_open_files as usize)
+                .map_err(|m| StartError::Export(e.dir.display().to_string(), m))?;
+            exports.push(Export {
+                id: i as u32,
+                cfg: e.clone(),
+                backend,
+                fsid: (i as u64 + 1, 0),
+            });
+        }
+        let vfs = Vfs::new(exports, fhmap.clone()).map_err(|e| StartError::Export("root".into(), e.to_string()))?;
+        let mut write_verifier = [0u8; 8];
+        write_verifier[..4].copy_from_slice(&boot.to_be_bytes());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        write_verifier[4..].copy_from_slice(&nanos.to_be_bytes());
+        let state = StateManager::new(clock.clone(), cfg.lease_time, boot, cfg.limits.clone());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        Ok(Server {
+            owner_major: format!("nfs4d:{}", host.trim()).into_bytes(),
+            cfg,
+            vfs,
+            fhmap,
+            state,
+            clock,
+            write_verifier,
+            boot,
+        })
+    }
+
+    /// Flushes durable state (clean shutdown).
+    pub fn shutdown(&self) {
+        if let Err(e) = self.fhmap.shutdown() {
+            tracing::error!(error = %e, "flushing the handle map at shutdown failed");
+        }
+    }
+}
+
+fn open_local(dir: &Path, fds: usize) -> Result<Arc<dyn Backend>, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let b = LocalBackend::with_fd_cache(dir, fds).map_err(|e| e.to_string())?;
+    Ok(Arc::new(b))
+}

@@ -1,0 +1,260 @@
+//! Byte-range locks (RFC 7530 §9.2–9.5, RFC 8881 §9.3–9.4).
+//!
+//! Ranges are unsigned 64-bit and inclusive; a length of all ones means
+//! "to the end of the file and beyond", stored as `end = u64::MAX`. Locks
+//! of one owner merge and split (POSIX semantics); locks of different
+//! owners conflict when they overlap and either is a write lock.
+
+use nfs4d_xdr::nfs4::stateid4;
+
+use super::{bump, ClientId, FileKey, Inner, Other, OwnerKey, StateEntry, StateKind, StateManager};
+use crate::error::NfsError;
+
+/// Read (shared) or write (exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockType {
+    /// READ_LT / READW_LT.
+    Read,
+    /// WRITE_LT / WRITEW_LT.
+    Write,
+}
+
+/// One held range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockRange {
+    /// The lock owner.
+    pub owner: OwnerKey,
+    /// First byte.
+    pub start: u64,
+    /// Last byte (inclusive).
+    pub end: u64,
+    /// Shared or exclusive.
+    pub ty: LockType,
+}
+
+/// A conflicting lock, as LOCK4denied reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// Offset of the conflicting lock.
+    pub offset: u64,
+    /// Length (all ones for "to end").
+    pub length: u64,
+    /// Its type.
+    pub ty: LockType,
+    /// Its owner.
+    pub owner: OwnerKey,
+}
+
+/// Converts offset/length to an inclusive range (RFC 7530 §16.10.4:
+/// length 0 is NFS4ERR_INVAL; a range past 2^64 is NFS4ERR_INVAL unless the
+/// length is all ones).
+pub fn range(offset: u64, length: u64) -> Result<(u64, u64), NfsError> {
+    if length == 0 {
+        return Err(NfsError::Inval);
+    }
+    if length == u64::MAX {
+        return Ok((offset, u64::MAX));
+    }
+    offset
+        .checked_add(length - 1)
+        .map(|end| (offset, end))
+        .ok_or(NfsError::Inval)
+}
+
+fn length_of(start: u64, end: u64) -> u64 {
+    if end == u64::MAX {
+        u64::MAX
+    } else {
+        end - start + 1
+    }
+}
+
+impl Inner {
+    /// The first lock of another owner that conflicts with the request.
+    pub fn lock_conflict(&self, file: FileKey, owner: &OwnerKey, start: u64, end: u64, ty: LockType) -> Option<Denied> {
+        self.locks.get(&file)?.iter().find_map(|r| {
+            let overlap = r.start <= end && start <= r.end;
+            let exclusive = ty == LockType::Write || r.ty == LockType::Write;
+            (overlap && exclusive && &r.owner != owner).then(|| Denied {
+                offset: r.start,
+                length: length_of(r.start, r.end),
+                ty: r.ty,
+                owner: r.owner.clone(),
+            })
+        })
+    }
+
+    /// Sets `owner`'s lock on [start, end] to `ty` (None = unlock), merging
+    /// and splitting the owner's existing ranges.
+    pub fn set_range(&mut self, file: FileKey, owner: &OwnerKey, start: u64, end: u64, ty: Option<LockType>) {
+        let ranges = self.locks.entry(file).or_default();
+        let mut out = Vec::with_capacity(ranges.len() + 2);
+        for r in ranges.drain(..) {
+            if &r.owner != owner || r.end < start || r.start > end {
+                out.push(r);
+                continue;
+            }
+            if r.start < start {
+                out.push(LockRange { end: start - 1, ..r.clone() });
+            }
+            if r.end > end {
+                out.push(LockRange { start: end + 1, ..r });
+            }
+        }
+        if let Some(ty) = ty {
+            let mut new = LockRange { owner: owner.clone(), start, end, ty };
+            // Coalesce with adjacent ranges of the same owner and type.
+            out.retain(|r| {
+                let adjacent = &r.owner == owner
+                    && r.ty == ty
+                    && (r.end.checked_add(1) == Some(new.start) || new.end.checked_add(1) == Some(r.start));
+                if adjacent {
+                    new.start = new.start.min(r.start);
+                    new.end = new.end.max(r.end);
+                }
+                !adjacent
+            });
+            out.push(new);
+        }
+        if out.is_empty() {
+            self.locks.remove(&file);
+        } else {
+            *self.locks.entry(file).or_default() = out;
+        }
+    }
+
+    /// Ranges held by an owner on a file.
+    pub fn owner_ranges(&self, file: FileKey, owner: &OwnerKey) -> usize {
+        self.locks
+            .get(&file)
+            .map_or(0, |rs| rs.iter().filter(|r| &r.owner == owner).count())
+    }
+}
+
+impl StateManager {
+    /// Takes a lock. `lock_state` is the lock stateid's `other` when the
+    /// owner already has one for the file, else it is created from `open`.
+    pub fn lock_range(
+        &self,
+        client: ClientId,
+        owner: OwnerKey,
+        file: FileKey,
+        open: Other,
+        start: u64,
+        end: u64,
+        ty: LockType,
+    ) -> Result<stateid4, Result<Denied, NfsError>> {
+        let mut g = self.lock();
+        if let Some(d) = g.lock_conflict(file, &owner, start, end, ty) {
+            return Err(Ok(d));
+        }
+        if g.owner_ranges(file, &owner) >= self.limits.max_locks_per_owner as usize {
+            return Err(Err(NfsError::Resource));
+        }
+        let other = match g.locks_by_owner.get(&(owner.clone(), file)) {
+            Some(o) => *o,
+            None => {
+                let o = g.new_other(self.boot);
+                g.states.insert(
+                    o,
+                    StateEntry {
+                        client,
+                        file,
+                        seqid: 0,
+                        kind: StateKind::Lock { owner: owner.clone(), open },
+                        unconfirmed: false,
+                    },
+                );
+                g.locks_by_owner.insert((owner.clone(), file), o);
+                g.lock_owners.entry(owner.clone()).or_default().states += 1;
+                o
+            }
+        };
+        g.set_range(file, &owner, start, end, Some(ty));
+        let e = g.states.get_mut(&other).ok_or(Err(NfsError::ServerFault))?;
+        e.seqid = bump(e.seqid);
+        Ok(stateid4 { seqid: e.seqid, other })
+    }
+
+    /// Releases a range held under a lock stateid (LOCKU).
+    pub fn unlock_range(&self, other: &Other, start: u64, end: u64) -> Result<stateid4, NfsError> {
+        let mut g = self.lock();
+        let e = g.states.get(other).ok_or(NfsError::BadStateid)?;
+        let StateKind::Lock { owner, .. } = &e.kind else {
+            return Err(NfsError::BadStateid);
+        };
+        let (owner, file) = (owner.clone(), e.file);
+        g.set_range(file, &owner, start, end, None);
+        let e = g.states.get_mut(other).ok_or(NfsError::BadStateid)?;
+        e.seqid = bump(e.seqid);
+        Ok(stateid4 { seqid: e.seqid, other: *other })
+    }
+
+    /// LOCKT: the conflicting lock, if any.
+    pub fn test_lock(&self, file: FileKey, owner: &OwnerKey, start: u64, end: u64, ty: LockType) -> Option<Denied> {
+        self.lock().lock_conflict(file, owner, start, end, ty)
+    }
+
+    /// RELEASE_LOCKOWNER (4.0, RFC 7530 §16.37): fails with LOCKS_HELD
+    /// while the owner holds any lock; otherwise forgets the owner.
+    pub fn release_lockowner(&self, owner: &OwnerKey) -> Result<(), NfsError> {
+        let mut g = self.lock();
+        let holds = g.locks.values().any(|rs| rs.iter().any(|r| &r.owner == owner));
+        if holds {
+            return Err(NfsError::LocksHeld);
+        }
+        let others: Vec<Other> = g
+            .states
+            .iter()
+            .filter(|(_, e)| matches!(&e.kind, StateKind::Lock { owner: o, .. } if o == owner))
+            .map(|(o, _)| *o)
+            .collect();
+        for o in others {
+            g.remove_state(&o);
+        }
+        g.lock_owners.remove(owner);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(n: u8) -> OwnerKey {
+        (1, vec![n])
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range(0, 0), Err(NfsError::Inval));
+        assert_eq!(range(5, u64::MAX), Ok((5, u64::MAX)));
+        assert_eq!(range(u64::MAX, 2), Err(NfsError::Inval));
+        assert_eq!(range(10, 10), Ok((10, 19)));
+    }
+
+    #[test]
+    fn split_merge_and_conflicts() {
+        let mut g = Inner::default();
+        let f = (0, 1);
+        g.set_range(f, &own(1), 0, 99, Some(LockType::Write));
+        g.set_range(f, &own(1), 40, 59, None);
+        assert_eq!(g.owner_ranges(f, &own(1)), 2);
+        assert!(g.lock_conflict(f, &own(2), 45, 50, LockType::Write).is_none());
+        let d = g.lock_conflict(f, &own(2), 50, 70, LockType::Read).unwrap();
+        assert_eq!((d.offset, d.length), (60, 40));
+        g.set_range(f, &own(1), 40, 59, Some(LockType::Write));
+        assert_eq!(g.owner_ranges(f, &own(1)), 1, "coalesced back");
+        // Downgrade a middle part to read: other readers may share it.
+        g.set_range(f, &own(1), 10, 19, Some(LockType::Read));
+        assert_eq!(g.owner_ranges(f, &own(1)), 3);
+        assert!(g.lock_conflict(f, &own(2), 10, 19, LockType::Read).is_none());
+        assert!(g.lock_conflict(f, &own(2), 10, 20, LockType::Read).is_some());
+        // To-EOF ranges.
+        g.set_range(f, &own(3), 1000, u64::MAX, Some(LockType::Read));
+        assert!(g.lock_conflict(f, &own(2), u64::MAX, u64::MAX, LockType::Write).is_some());
+        g.set_range(f, &own(1), 0, u64::MAX, None);
+        g.set_range(f, &own(3), 0, u64::MAX, None);
+        assert!(g.locks.is_empty());
+    }
+}

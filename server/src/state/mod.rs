@@ -1,0 +1,341 @@
+//! Client state: clients, sessions, stateids, share reservations, locks
+//! and leases (RFC 7530 §9, RFC 8881 §2.10 and §8–9).
+//!
+//! All of it lives behind one mutex in [`StateManager`]. Operations hold
+//! the lock only for bookkeeping, never across backend I/O, so one lock is
+//! simple and does not serialise file traffic. Time comes from the injected
+//! [`Clock`], never from the wall clock.
+
+pub mod client;
+pub mod lock;
+pub mod open;
+pub mod session;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use nfs4d_xdr::nfs4::stateid4;
+
+use crate::clock::Clock;
+use crate::error::NfsError;
+use crate::fhmap::ObjectId;
+
+pub use client::{Client, ClientId};
+pub use lock::{LockRange, LockType};
+pub use open::{OpenState, Share};
+pub use session::{Session, SessionId, Slot};
+
+/// Identifies a file for share reservations and locks: export and object.
+pub type FileKey = (u32, ObjectId);
+
+/// The 12-byte `other` field of a stateid.
+pub type Other = [u8; 12];
+
+/// What a stateid stands for (RFC 8881 §8.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateKind {
+    /// An open of a file by an open owner.
+    Open(open::OpenState),
+    /// Byte-range locks of a lock owner on a file, tied to an open.
+    Lock {
+        /// The lock owner (client-scoped).
+        owner: OwnerKey,
+        /// The open stateid's `other` the locks were derived from.
+        open: Other,
+    },
+}
+
+/// A stateid's record.
+#[derive(Debug, Clone)]
+pub struct StateEntry {
+    /// Owning client.
+    pub client: ClientId,
+    /// The file.
+    pub file: FileKey,
+    /// Current seqid of this stateid (bumped on every change).
+    pub seqid: u32,
+    /// Open or lock.
+    pub kind: StateKind,
+    /// Set when a 4.0 open still awaits OPEN_CONFIRM.
+    pub unconfirmed: bool,
+}
+
+/// An open owner or lock owner, scoped to its client.
+pub type OwnerKey = (ClientId, Vec<u8>);
+
+/// 4.0 sequencing state of an open or lock owner (RFC 7530 §9.1.7): the
+/// last seqid seen and the reply to it, replayed for a retransmission.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerSeq {
+    /// Last seqid processed, `None` before the first request.
+    pub last: Option<u32>,
+    /// Encoded result of the last seqid-bearing operation.
+    pub reply: Option<Vec<u8>>,
+    /// Open owners: confirmed (4.0 OPEN_CONFIRM done once).
+    pub confirmed: bool,
+    /// Number of stateids derived from this owner (freed at zero).
+    pub states: u32,
+}
+
+/// Which owner table a 4.0 seqid belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    /// Open owner.
+    Open,
+    /// Lock owner.
+    Lock,
+}
+
+/// Outcome of checking a 4.0 seqid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeqCheck {
+    /// The next seqid: process the request.
+    Next,
+    /// A retransmission of the last request: send this reply again.
+    Replay(Vec<u8>),
+}
+
+/// Everything behind the lock.
+#[derive(Debug, Default)]
+pub struct Inner {
+    /// Clients by id.
+    pub clients: HashMap<ClientId, Client>,
+    /// 4.0 callback updates awaiting SETCLIENTID_CONFIRM, by client id.
+    pub pending_updates: HashMap<ClientId, Client>,
+    /// Sessions by id.
+    pub sessions: HashMap<SessionId, Session>,
+    /// Stateids by `other`.
+    pub states: HashMap<Other, StateEntry>,
+    /// Open stateid per (open owner, file).
+    pub opens_by_owner: HashMap<(OwnerKey, FileKey), Other>,
+    /// Lock stateid per (lock owner, file).
+    pub locks_by_owner: HashMap<(OwnerKey, FileKey), Other>,
+    /// 4.0 open-owner sequencing.
+    pub open_owners: HashMap<OwnerKey, OwnerSeq>,
+    /// 4.0 lock-owner sequencing.
+    pub lock_owners: HashMap<OwnerKey, OwnerSeq>,
+    /// Byte-range locks per file.
+    pub locks: HashMap<FileKey, Vec<LockRange>>,
+    /// Stateid counter (low 8 bytes of `other`).
+    pub next_state: u64,
+    /// Client id counter.
+    pub next_client: u32,
+}
+
+/// The server's state table.
+pub struct StateManager {
+    inner: Mutex<Inner>,
+    /// Time source for leases.
+    pub clock: Arc<dyn Clock>,
+    /// Lease period in milliseconds.
+    pub lease_ms: u64,
+    /// Identifies this server instance in client ids and stateids, so ids
+    /// from before a restart are recognised as stale (RFC 8881 §8.2.2).
+    pub boot: u32,
+    /// Limits copied from the configuration.
+    pub limits: crate::config::Limits,
+}
+
+impl std::fmt::Debug for StateManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateManager").field("boot", &self.boot).finish()
+    }
+}
+
+impl StateManager {
+    /// An empty state table.
+    pub fn new(clock: Arc<dyn Clock>, lease_secs: u32, boot: u32, limits: crate::config::Limits) -> Self {
+        StateManager {
+            inner: Mutex::new(Inner::default()),
+            clock,
+            lease_ms: u64::from(lease_secs) * 1000,
+            boot,
+            limits,
+        }
+    }
+
+    /// Locks the table. A panic while holding the lock would poison it; the
+    /// data is still consistent per operation, so recover it.
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Milliseconds on the injected clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Records that a 4.0 owner processed `seqid`, with the encoded reply
+    /// to replay if the request is retransmitted.
+    pub fn record_seqid(&self, kind: OwnerKind, owner: OwnerKey, seqid: u32, reply: Vec<u8>) {
+        let mut g = self.lock();
+        let table = match kind {
+            OwnerKind::Open => &mut g.open_owners,
+            OwnerKind::Lock => &mut g.lock_owners,
+        };
+        let seq = table.entry(owner).or_default();
+        seq.last = Some(seqid);
+        seq.reply = Some(reply);
+    }
+
+    /// Checks a 4.0 owner's seqid without changing anything.
+    pub fn check_owner_seqid(&self, kind: OwnerKind, owner: &OwnerKey, seqid: u32) -> Result<SeqCheck, NfsError> {
+        let g = self.lock();
+        let table = match kind {
+            OwnerKind::Open => &g.open_owners,
+            OwnerKind::Lock => &g.lock_owners,
+        };
+        match table.get(owner) {
+            Some(seq) => check_seqid(seq, seqid),
+            None => Ok(SeqCheck::Next),
+        }
+    }
+
+    /// Drops clients whose lease has run out, with all their state
+    /// (RFC 8881 §8.3). Returns how many were expired.
+    pub fn expire_leases(&self) -> usize {
+        let now = self.now();
+        let mut g = self.lock();
+        let dead: Vec<ClientId> = g
+            .clients
+            .values()
+            .filter(|c| c.lease_expires_ms <= now && !c.has_busy_session(&g.sessions))
+            .map(|c| c.id)
+            .collect();
+        for id in &dead {
+            tracing::info!(client = format_args!("{id:#x}"), "lease expired; releasing its state");
+            g.purge_client(*id);
+        }
+        dead.len()
+    }
+}
+
+impl Inner {
+    /// A fresh `other` value: boot id, then a counter, so stateids of an
+    /// earlier server instance never collide with new ones.
+    pub fn new_other(&mut self, boot: u32) -> Other {
+        self.next_state += 1;
+        let mut o = [0u8; 12];
+        o[..4].copy_from_slice(&boot.to_be_bytes());
+        o[4..].copy_from_slice(&self.next_state.to_be_bytes());
+        o
+    }
+
+    /// Removes a client and everything it owns.
+    pub fn purge_client(&mut self, id: ClientId) {
+        if let Some(c) = self.clients.remove(&id) {
+            for s in c.sessions {
+                self.sessions.remove(&s);
+            }
+        }
+        let others: Vec<Other> = self
+            .states
+            .iter()
+            .filter(|(_, e)| e.client == id)
+            .map(|(o, _)| *o)
+            .collect();
+        for o in others {
+            self.remove_state(&o);
+        }
+        self.open_owners.retain(|k, _| k.0 != id);
+        self.lock_owners.retain(|k, _| k.0 != id);
+        for ranges in self.locks.values_mut() {
+            ranges.retain(|r| r.owner.0 != id);
+        }
+        self.locks.retain(|_, r| !r.is_empty());
+    }
+
+    /// Removes one stateid and its index entries (lock ranges of a lock
+    /// stateid go with it).
+    pub fn remove_state(&mut self, other: &Other) -> Option<StateEntry> {
+        let e = self.states.remove(other)?;
+        match &e.kind {
+            StateKind::Open(o) => {
+                self.opens_by_owner.remove(&(o.owner.clone(), e.file));
+                if let Some(seq) = self.open_owners.get_mut(&o.owner) {
+                    seq.states = seq.states.saturating_sub(1);
+                }
+            }
+            StateKind::Lock { owner, .. } => {
+                self.locks_by_owner.remove(&(owner.clone(), e.file));
+                if let Some(ranges) = self.locks.get_mut(&e.file) {
+                    ranges.retain(|r| &r.owner != owner);
+                    if ranges.is_empty() {
+                        self.locks.remove(&e.file);
+                    }
+                }
+                if let Some(seq) = self.lock_owners.get_mut(owner) {
+                    seq.states = seq.states.saturating_sub(1);
+                }
+            }
+        }
+        Some(e)
+    }
+
+    /// Looks up a stateid for use by an operation, checking that it belongs
+    /// to this server instance, exists, and that its seqid is current
+    /// (RFC 8881 §8.2.2–8.2.4). `minor` 1+ allows seqid 0 meaning "current".
+    pub fn check_stateid(&self, sid: &stateid4, boot: u32, minor: u32) -> Result<&StateEntry, NfsError> {
+        if sid.other[..4] != boot.to_be_bytes() {
+            return Err(if self.states.is_empty() && sid.other[..4] == [0; 4] {
+                NfsError::BadStateid
+            } else {
+                NfsError::StaleStateid
+            });
+        }
+        let e = self.states.get(&sid.other).ok_or(NfsError::BadStateid)?;
+        if sid.seqid == 0 && minor >= 1 {
+            return Ok(e);
+        }
+        if sid.seqid > e.seqid {
+            return Err(NfsError::BadStateid);
+        }
+        if sid.seqid < e.seqid {
+            return Err(NfsError::OldStateid);
+        }
+        Ok(e)
+    }
+}
+
+/// Special stateids (RFC 8881 §8.2.3).
+pub mod special {
+    use nfs4d_xdr::nfs4::stateid4;
+
+    /// All zeros: anonymous access, subject to share reservations.
+    pub fn is_anonymous(s: &stateid4) -> bool {
+        s.seqid == 0 && s.other == [0; 12]
+    }
+    /// All ones: READ bypassing share reservations.
+    pub fn is_bypass(s: &stateid4) -> bool {
+        s.seqid == u32::MAX && s.other == [0xff; 12]
+    }
+    /// seqid 1, other zero: the current stateid of the COMPOUND (4.1).
+    pub fn is_current(s: &stateid4) -> bool {
+        s.seqid == 1 && s.other == [0; 12]
+    }
+    /// seqid u32::MAX, other zero: the invalid stateid (4.1).
+    pub fn is_invalid(s: &stateid4) -> bool {
+        s.seqid == u32::MAX && s.other == [0; 12]
+    }
+}
+
+/// Checks a 4.0 seqid against an owner's last one (RFC 7530 §9.1.7).
+pub fn check_seqid(seq: &OwnerSeq, seqid: u32) -> Result<SeqCheck, NfsError> {
+    match seq.last {
+        None => Ok(SeqCheck::Next),
+        Some(last) if seqid == last.wrapping_add(1) => Ok(SeqCheck::Next),
+        Some(last) if seqid == last => match &seq.reply {
+            Some(r) => Ok(SeqCheck::Replay(r.clone())),
+            None => Err(NfsError::BadSeqid),
+        },
+        Some(_) => Err(NfsError::BadSeqid),
+    }
+}
+
+/// Bumps a stateid seqid, skipping 0 (reserved for "current" in 4.1).
+pub fn bump(seqid: u32) -> u32 {
+    match seqid.wrapping_add(1) {
+        0 => 1,
+        n => n,
+    }
+}

@@ -1,0 +1,409 @@
+//! 4.1 sessions: slot tables with a reply cache for exactly-once semantics
+//! (RFC 8881 §2.10.6), CREATE_SESSION sequencing (§18.36.4) and
+//! connection binding (§2.10.3).
+
+use std::sync::Arc;
+
+use super::client::{ClientId, Principal};
+use super::{Inner, StateManager};
+use crate::callback::CbChannel;
+use crate::config::{COMPOUND_OVERHEAD, MAX_IO};
+use crate::error::NfsError;
+
+/// `sessionid4`.
+pub type SessionId = [u8; 16];
+
+/// Largest reply the server keeps per slot for replay. Replies that carry
+/// READ data or big directory listings are rarely sent with `sa_cachethis`;
+/// a bound keeps the cache at slots × this size per session.
+pub const MAX_CACHED_REPLY: u32 = 64 << 10;
+
+/// Smallest request size a client may negotiate: anything smaller could
+/// not carry SEQUENCE plus one real operation.
+pub const MIN_REQUEST_SIZE: u32 = 512;
+
+const _: () = assert!(MAX_CACHED_REPLY <= MAX_IO + COMPOUND_OVERHEAD);
+
+/// Negotiated channel attributes (`channel_attrs4`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    /// ca_maxrequestsize.
+    pub max_request: u32,
+    /// ca_maxresponsesize.
+    pub max_response: u32,
+    /// ca_maxresponsesize_cached.
+    pub max_response_cached: u32,
+    /// ca_maxoperations.
+    pub max_ops: u32,
+    /// ca_maxrequests (slots).
+    pub max_requests: u32,
+}
+
+/// One slot of the fore channel.
+#[derive(Debug, Clone, Default)]
+pub struct Slot {
+    /// Sequence id of the last request on this slot.
+    pub seqid: u32,
+    /// A request is running on it.
+    pub busy: bool,
+    /// The reply to the last request, when it was cached.
+    pub reply: Option<Arc<Vec<u8>>>,
+}
+
+/// A session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Its id.
+    pub id: SessionId,
+    /// The owning client.
+    pub client: ClientId,
+    /// Fore channel attributes.
+    pub fore: Channel,
+    /// Back channel attributes.
+    pub back: Channel,
+    /// Callback program for CB_COMPOUND.
+    pub cb_program: u32,
+    /// The fore-channel slots.
+    pub slots: Vec<Slot>,
+    /// Connections bound to the fore channel.
+    pub conns: Vec<u64>,
+    /// The back channel, when a connection was bound for it.
+    pub cb: Option<CbChannel>,
+    /// The back channel answered its probe.
+    pub cb_up: bool,
+    /// Sequence id of the next back-channel call on slot 0.
+    pub cb_seq: u32,
+    /// CREATE_SESSION flags granted.
+    pub flags: u32,
+}
+
+impl Session {
+    /// True while any slot has a request running.
+    pub fn busy(&self) -> bool {
+        self.slots.iter().any(|s| s.busy)
+    }
+}
+
+/// What SEQUENCE decided.
+#[derive(Debug, Clone)]
+pub enum SeqOutcome {
+    /// A new request on the slot: run the COMPOUND.
+    New {
+        /// Highest slot id of the session.
+        highest_slot: u32,
+        /// Fore channel limits to apply to this request.
+        fore: Channel,
+        /// Back channel down or missing (SEQ4_STATUS_CB_PATH_DOWN).
+        cb_down: bool,
+    },
+    /// A retransmission whose reply is cached: send it again as-is.
+    Replay(Arc<Vec<u8>>),
+}
+
+/// Arguments of CREATE_SESSION the state table needs.
+#[derive(Debug, Clone)]
+pub struct CreateSession {
+    /// csa_clientid.
+    pub clientid: ClientId,
+    /// csa_sequence.
+    pub seq: u32,
+    /// csa_flags.
+    pub flags: u32,
+    /// Requested fore channel.
+    pub fore: Channel,
+    /// Requested back channel.
+    pub back: Channel,
+    /// csa_cb_program.
+    pub cb_program: u32,
+}
+
+/// Outcome of CREATE_SESSION at the state level.
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    /// A new session.
+    Created(Session),
+    /// A retransmission: the encoded result of the original.
+    Replay(Vec<u8>),
+}
+
+/// CREATE_SESSION4_FLAG_PERSIST.
+pub const FLAG_PERSIST: u32 = 0x1;
+/// CREATE_SESSION4_FLAG_CONN_BACK_CHAN.
+pub const FLAG_CONN_BACK_CHAN: u32 = 0x2;
+/// CREATE_SESSION4_FLAG_CONN_RDMA.
+pub const FLAG_CONN_RDMA: u32 = 0x4;
+
+impl StateManager {
+    fn negotiate(&self, want: Channel) -> Result<Channel, NfsError> {
+        if want.max_request < MIN_REQUEST_SIZE || want.max_response < MIN_REQUEST_SIZE || want.max_requests == 0 {
+            return Err(NfsError::TooSmall);
+        }
+        let l = &self.limits;
+        Ok(Channel {
+            max_request: want.max_request.min(l.max_record),
+            max_response: want.max_response.min(l.max_record),
+            max_response_cached: want.max_response_cached.min(MAX_CACHED_REPLY),
+            max_ops: want.max_ops.clamp(1, l.max_ops),
+            max_requests: want.max_requests.clamp(1, l.max_slots),
+        })
+    }
+
+    /// CREATE_SESSION at the state level (RFC 8881 §18.36.4). `conn` is the
+    /// connection it arrived on, `cb` its back-channel endpoint.
+    pub fn create_session(
+        &self,
+        args: &CreateSession,
+        principal: &Principal,
+        conn: u64,
+        cb: Option<CbChannel>,
+    ) -> Result<CreateOutcome, NfsError> {
+        let now = self.now();
+        let mut g = self.lock();
+        let c = g.clients.get(&args.clientid).ok_or(NfsError::StaleClientid)?;
+        if c.minor == 0 {
+            return Err(NfsError::StaleClientid);
+        }
+        if &c.principal != principal {
+            return Err(NfsError::ClidInUse);
+        }
+        if args.seq == c.cs_seq && c.cs_seq != 0 {
+            return match &c.cs_reply {
+                Some(r) => Ok(CreateOutcome::Replay(r.clone())),
+                None => Err(NfsError::SeqMisordered),
+            };
+        }
+        if args.seq != c.cs_seq.wrapping_add(1) {
+            return Err(NfsError::SeqMisordered);
+        }
+        if c.sessions.len() >= self.limits.max_sessions_per_client as usize {
+            return Err(NfsError::NoSpc);
+        }
+        let fore = self.negotiate(args.fore)?;
+        let back = Channel {
+            max_request: args.back.max_request.min(self.limits.max_record),
+            max_response: args.back.max_response.min(self.limits.max_record),
+            max_response_cached: 0,
+            max_ops: args.back.max_ops.clamp(1, 16),
+            max_requests: 1,
+        };
+        let mut id = [0u8; 16];
+        let n = g.new_other(self.boot);
+        id[..12].copy_from_slice(&n);
+        id[12..].copy_from_slice(&(args.clientid as u32).to_be_bytes());
+        // Persistent reply caches across restarts are not offered, nor RDMA.
+        let flags = args.flags & FLAG_CONN_BACK_CHAN;
+        let session = Session {
+            id,
+            client: args.clientid,
+            fore,
+            back,
+            cb_program: args.cb_program,
+            slots: vec![Slot::default(); fore.max_requests as usize],
+            conns: vec![conn],
+            cb: if flags & FLAG_CONN_BACK_CHAN != 0 { cb } else { None },
+            cb_up: false,
+            cb_seq: 1,
+            flags,
+        };
+        StateManager::confirm41(&mut g, args.clientid);
+        let c = g.clients.get_mut(&args.clientid).expect("checked above");
+        c.cs_seq = args.seq;
+        c.cs_reply = None;
+        c.sessions.push(id);
+        c.lease_expires_ms = now + self.lease_ms;
+        g.sessions.insert(id, session.clone());
+        Ok(CreateOutcome::Created(session))
+    }
+
+    /// Remembers the encoded CREATE_SESSION result for a retransmission.
+    pub fn cache_create_session(&self, client: ClientId, seq: u32, reply: Vec<u8>) {
+        let mut g = self.lock();
+        if let Some(c) = g.clients.get_mut(&client) {
+            if c.cs_seq == seq {
+                c.cs_reply = Some(reply);
+            }
+        }
+    }
+
+    /// SEQUENCE at the state level (RFC 8881 §18.46.4).
+    pub fn sequence(&self, sid: &SessionId, slot: u32, seqid: u32, conn: u64) -> Result<SeqOutcome, NfsError> {
+        let now = self.now();
+        let mut g = self.lock();
+        let s = g.sessions.get_mut(sid).ok_or(NfsError::BadSession)?;
+        let highest_slot = s.slots.len() as u32 - 1;
+        let fore = s.fore;
+        let cb_down = s.cb.is_none() || !s.cb_up;
+        let client = s.client;
+        let sl = s.slots.get_mut(slot as usize).ok_or(NfsError::BadSlot)?;
+        if seqid == sl.seqid {
+            if sl.busy {
+                return Err(NfsError::Delay);
+            }
+            return match &sl.reply {
+                Some(r) => Ok(SeqOutcome::Replay(r.clone())),
+                None => Err(NfsError::RetryUncachedRep),
+            };
+        }
+        if seqid != sl.seqid.wrapping_add(1) {
+            return Err(NfsError::SeqMisordered);
+        }
+        sl.seqid = seqid;
+        sl.busy = true;
+        sl.reply = None;
+        // SP4_NONE: a connection using the session is bound to it implicitly.
+        if !s.conns.contains(&conn) {
+            s.conns.push(conn);
+        }
+        if let Some(c) = g.clients.get_mut(&client) {
+            c.lease_expires_ms = now + self.lease_ms;
+        }
+        Ok(SeqOutcome::New { highest_slot, fore, cb_down })
+    }
+
+    /// Ends a request on a slot, caching its reply when asked and small enough.
+    pub fn slot_done(&self, sid: &SessionId, slot: u32, reply: Option<Arc<Vec<u8>>>) {
+        let mut g = self.lock();
+        if let Some(sl) = g.sessions.get_mut(sid).and_then(|s| s.slots.get_mut(slot as usize)) {
+            sl.busy = false;
+            sl.reply = reply;
+        }
+    }
+
+    /// DESTROY_SESSION (RFC 8881 §18.37).
+    pub fn destroy_session(&self, sid: &SessionId, principal: &Principal) -> Result<(), NfsError> {
+        let mut g = self.lock();
+        let s = g.sessions.get(sid).ok_or(NfsError::BadSession)?;
+        let client = s.client;
+        if g.clients.get(&client).is_some_and(|c| &c.principal != principal) {
+            return Err(NfsError::ClidInUse);
+        }
+        g.sessions.remove(sid);
+        if let Some(c) = g.clients.get_mut(&client) {
+            c.sessions.retain(|x| x != sid);
+        }
+        Ok(())
+    }
+
+    /// BIND_CONN_TO_SESSION (RFC 8881 §18.34): binds `conn` to the fore
+    /// and/or back channel; returns which were bound.
+    pub fn bind_conn(&self, sid: &SessionId, fore: bool, back: bool, conn: u64, cb: Option<CbChannel>) -> Result<(), NfsError> {
+        let mut g = self.lock();
+        let s = g.sessions.get_mut(sid).ok_or(NfsError::BadSession)?;
+        if fore && !s.conns.contains(&conn) {
+            s.conns.push(conn);
+        }
+        if back {
+            s.cb = cb;
+            s.cb_up = false;
+        }
+        Ok(())
+    }
+
+    /// Records the outcome of a back-channel probe.
+    pub fn set_cb_up(&self, sid: &SessionId, up: bool) {
+        if let Some(s) = self.lock().sessions.get_mut(sid) {
+            s.cb_up = up;
+        }
+    }
+
+    /// A session's fore-channel attributes.
+    pub fn session_fore(&self, sid: &SessionId) -> Option<Channel> {
+        self.lock().sessions.get(sid).map(|s| s.fore)
+    }
+
+    /// BACKCHANNEL_CTL: a new callback program.
+    pub fn set_cb_program(&self, sid: &SessionId, program: u32) {
+        if let Some(s) = self.lock().sessions.get_mut(sid) {
+            s.cb_program = program;
+        }
+    }
+
+    /// RECLAIM_COMPLETE for the whole client (RFC 8881 §18.51.4: a second
+    /// one is NFS4ERR_COMPLETE_ALREADY).
+    pub fn reclaim_complete(&self, client: ClientId) -> Result<(), NfsError> {
+        let mut g = self.lock();
+        let c = g.clients.get_mut(&client).ok_or(NfsError::StaleClientid)?;
+        if c.reclaim_complete {
+            return Err(NfsError::CompleteAlready);
+        }
+        c.reclaim_complete = true;
+        Ok(())
+    }
+
+    /// Session lookup (cloned).
+    pub fn session(&self, sid: &SessionId) -> Option<Session> {
+        self.lock().sessions.get(sid).cloned()
+    }
+
+    /// Takes the next back-channel sequence id of a session.
+    pub fn next_cb_seq(&self, sid: &SessionId) -> Option<u32> {
+        let mut g = self.lock();
+        let s = g.sessions.get_mut(sid)?;
+        let v = s.cb_seq;
+        s.cb_seq = s.cb_seq.wrapping_add(1);
+        Some(v)
+    }
+}
+
+impl Inner {
+    /// The client a session belongs to.
+    pub fn session_client(&self, sid: &SessionId) -> Option<ClientId> {
+        self.sessions.get(sid).map(|s| s.client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn chan() -> Channel {
+        Channel {
+            max_request: 1 << 20,
+            max_response: 1 << 20,
+            max_response_cached: 8192,
+            max_ops: 16,
+            max_requests: 4,
+        }
+    }
+
+    fn setup() -> (StateManager, SessionId) {
+        let sm = StateManager::new(Arc::new(ManualClock::default()), 10, 3, Default::default());
+        let x = sm.exchange_id(b"o", [1; 8], Principal::Uid(0), false, String::new()).unwrap();
+        let args = CreateSession {
+            clientid: x.clientid,
+            seq: x.seq,
+            flags: 0,
+            fore: chan(),
+            back: chan(),
+            cb_program: 0x4000_0000,
+        };
+        let CreateOutcome::Created(s) = sm.create_session(&args, &Principal::Uid(0), 1, None).unwrap() else {
+            panic!("expected a new session")
+        };
+        sm.cache_create_session(x.clientid, x.seq, vec![1, 2, 3]);
+        match sm.create_session(&args, &Principal::Uid(0), 1, None).unwrap() {
+            CreateOutcome::Replay(r) => assert_eq!(r, vec![1, 2, 3]),
+            CreateOutcome::Created(_) => panic!("retransmission made a second session"),
+        }
+        (sm, s.id)
+    }
+
+    #[test]
+    fn slot_sequencing_and_replay() {
+        let (sm, sid) = setup();
+        assert!(matches!(sm.sequence(&sid, 0, 1, 1), Ok(SeqOutcome::New { highest_slot: 3, .. })));
+        assert_eq!(sm.sequence(&sid, 0, 1, 1).unwrap_err(), NfsError::Delay, "still running");
+        sm.slot_done(&sid, 0, Some(Arc::new(vec![7])));
+        match sm.sequence(&sid, 0, 1, 1).unwrap() {
+            SeqOutcome::Replay(r) => assert_eq!(*r, vec![7]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sm.sequence(&sid, 0, 3, 1).unwrap_err(), NfsError::SeqMisordered);
+        assert_eq!(sm.sequence(&sid, 9, 1, 1).unwrap_err(), NfsError::BadSlot);
+        assert_eq!(sm.sequence(&[0; 16], 0, 1, 1).unwrap_err(), NfsError::BadSession);
+        assert!(matches!(sm.sequence(&sid, 0, 2, 1), Ok(SeqOutcome::New { .. })));
+        sm.slot_done(&sid, 0, None);
+        assert_eq!(sm.sequence(&sid, 0, 2, 1).unwrap_err(), NfsError::RetryUncachedRep);
+    }
+}

@@ -1,0 +1,233 @@
+//! Bounded XDR codec primitives used by the generated code.
+//!
+//! `xdr-codec` provides the `Pack`/`Unpack` traits and the scalar
+//! impls (`i32`, `u32`, `i64`, `u64`, `bool`), which we use as is. Its
+//! helpers for opaque data and arrays are not usable on hostile input:
+//! `unpack_flex` pre-allocates `Vec::with_capacity(count)` from the wire
+//! count, `unpack_opaque_flex` does not notice a truncated body, and
+//! `unpack_opaque_array` spins forever on EOF. Its blanket `Pack for
+//! Vec<T>` would also encode a `Vec<u8>` as one 4-byte word per byte.
+//! So the generator never relies on trait dispatch for opaque data or
+//! arrays: it resolves each field's shape and calls the functions below,
+//! passing closures for the element codec.
+//!
+//! Every function returns the number of bytes written or read, so that
+//! the generated `Pack`/`Unpack` impls keep the `xdr-codec` convention.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+
+use xdr_codec::{Error, Pack, Result, Unpack};
+
+/// Upper bound, in bytes, of what a variable-length array decoder
+/// reserves before it has seen the elements. The wire count only says how
+/// many elements the peer *claims* to send; trusting it would let 4 bytes
+/// of input allocate gigabytes. Beyond this, the `Vec` grows as elements
+/// actually arrive.
+const PREALLOC_BYTES: usize = 16 * 1024;
+
+/// Deepest nesting of recursive types accepted by the decoder (see
+/// [`DepthGuard`]).
+pub const MAX_DEPTH: u32 = 128;
+
+/// Zero bytes used to pad opaque data to a multiple of 4.
+const ZEROS: [u8; 4] = [0; 4];
+
+/// Bytes of padding after `len` bytes of opaque data.
+fn pad_len(len: usize) -> usize {
+    (4 - len % 4) % 4
+}
+
+/// Adds the size of a decoded item to `sz` and returns the item; keeps
+/// the generated `Unpack` impls to one expression per field.
+#[inline]
+pub fn tally<T>(sz: &mut usize, r: Result<(T, usize)>) -> Result<T> {
+    let (v, n) = r?;
+    *sz += n;
+    Ok(v)
+}
+
+/// Checks a length against an optional XDR maximum (`<N>`).
+fn check_max(len: usize, max: Option<u32>) -> Result<()> {
+    let limit = max.map_or(u32::MAX as usize, |m| m as usize);
+    if len > limit {
+        return Err(Error::invalidlen(len));
+    }
+    Ok(())
+}
+
+/// Reads and discards the padding after `len` bytes of opaque data.
+/// The pad bytes' values are not checked (as in most NFS servers).
+fn skip_padding<In: Read>(input: &mut In, len: usize) -> Result<usize> {
+    let mut pad = [0u8; 4];
+    let p = pad_len(len);
+    input.read_exact(&mut pad[..p])?;
+    Ok(p)
+}
+
+/// Packs the 4-byte length prefix of a variable-length item.
+fn pack_len<Out: Write>(len: usize, max: Option<u32>, out: &mut Out) -> Result<usize> {
+    check_max(len, max)?;
+    // check_max bounded `len` by u32::MAX.
+    (len as u32).pack(out)
+}
+
+/// Unpacks the 4-byte length prefix of a variable-length item and checks
+/// it against the declared maximum before anything is allocated.
+fn unpack_len<In: Read>(input: &mut In, max: Option<u32>) -> Result<(usize, usize)> {
+    let (len, n) = u32::unpack(input)?;
+    let len = usize::try_from(len).map_err(|_| Error::invalidlen(usize::MAX))?;
+    check_max(len, max)?;
+    Ok((len, n))
+}
+
+/// `opaque x[N]`: the bytes, then padding.
+pub fn pack_opaque_fixed<Out: Write>(v: &[u8], out: &mut Out) -> Result<usize> {
+    out.write_all(v)?;
+    let p = pad_len(v.len());
+    out.write_all(&ZEROS[..p])?;
+    Ok(v.len() + p)
+}
+
+/// `opaque x[N]`: exactly `N` bytes, then padding; EOF is an error.
+pub fn unpack_opaque_fixed<In: Read, const N: usize>(input: &mut In) -> Result<([u8; N], usize)> {
+    let mut v = [0u8; N];
+    input.read_exact(&mut v)?;
+    let p = skip_padding(input, N)?;
+    Ok((v, N + p))
+}
+
+/// `opaque x<max>` and `string x<max>`: length, bytes, padding.
+/// Fails with `InvalidLen` if `v` is longer than `max`.
+pub fn pack_opaque_var<Out: Write>(v: &[u8], max: Option<u32>, out: &mut Out) -> Result<usize> {
+    let n = pack_len(v.len(), max, out)?;
+    Ok(n + pack_opaque_fixed(v, out)?)
+}
+
+/// `opaque x<max>` and `string x<max>`. The length is checked against
+/// `max` first; the body is read through `Read::take`, so memory grows
+/// only with the bytes actually received, and a short body is an error.
+/// Strings are not checked for UTF-8: NFS leaves that to the server.
+pub fn unpack_opaque_var<In: Read>(input: &mut In, max: Option<u32>) -> Result<(Vec<u8>, usize)> {
+    let (len, n) = unpack_len(input, max)?;
+    let mut v = Vec::new();
+    input.take(len as u64).read_to_end(&mut v)?;
+    if v.len() != len {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
+    let p = skip_padding(input, len)?;
+    Ok((v, n + len + p))
+}
+
+/// `T x[N]`: the `N` elements, no count.
+pub fn pack_array_fixed<Out: Write, T>(
+    v: &[T],
+    out: &mut Out,
+    f: impl Fn(&T, &mut Out) -> Result<usize>,
+) -> Result<usize> {
+    v.iter().try_fold(0, |sz, e| Ok(sz + f(e, out)?))
+}
+
+/// `T x[N]`: exactly `N` elements (`N` comes from the spec, not the wire).
+pub fn unpack_array_fixed<In: Read, T, const N: usize>(
+    input: &mut In,
+    mut f: impl FnMut(&mut In) -> Result<(T, usize)>,
+) -> Result<([T; N], usize)> {
+    let mut sz = 0;
+    let mut v = Vec::with_capacity(N);
+    for _ in 0..N {
+        v.push(tally(&mut sz, f(input))?);
+    }
+    // Cannot fail: exactly N elements were pushed.
+    let arr = <[T; N]>::try_from(v).map_err(|v| Error::invalidlen(v.len()))?;
+    Ok((arr, sz))
+}
+
+/// `T x<max>`: count, then the elements.
+/// Fails with `InvalidLen` if `v` is longer than `max`.
+pub fn pack_array_var<Out: Write, T>(
+    v: &[T],
+    max: Option<u32>,
+    out: &mut Out,
+    f: impl Fn(&T, &mut Out) -> Result<usize>,
+) -> Result<usize> {
+    let n = pack_len(v.len(), max, out)?;
+    Ok(n + pack_array_fixed(v, out, f)?)
+}
+
+/// `T x<max>`: the count is checked against `max` before decoding, and
+/// at most [`PREALLOC_BYTES`] are reserved up front whatever the count
+/// claims; a truncated array fails at the first missing element.
+pub fn unpack_array_var<In: Read, T>(
+    input: &mut In,
+    max: Option<u32>,
+    mut f: impl FnMut(&mut In) -> Result<(T, usize)>,
+) -> Result<(Vec<T>, usize)> {
+    let (count, mut sz) = unpack_len(input, max)?;
+    let prealloc = PREALLOC_BYTES / std::mem::size_of::<T>().max(1);
+    let mut v = Vec::with_capacity(count.min(prealloc).min(1024));
+    for _ in 0..count {
+        v.push(tally(&mut sz, f(input))?);
+    }
+    Ok((v, sz))
+}
+
+/// `T *x`: a boolean, then the value if present.
+pub fn pack_optional<Out: Write, T>(
+    v: &Option<Box<T>>,
+    out: &mut Out,
+    f: impl Fn(&T, &mut Out) -> Result<usize>,
+) -> Result<usize> {
+    match v.as_deref() {
+        None => false.pack(out),
+        Some(v) => Ok(true.pack(out)? + f(v, out)?),
+    }
+}
+
+/// `T *x`: a boolean (0 or 1, anything else is `InvalidEnum`), then the
+/// value if present.
+pub fn unpack_optional<In: Read, T>(
+    input: &mut In,
+    f: impl FnOnce(&mut In) -> Result<(T, usize)>,
+) -> Result<(Option<Box<T>>, usize)> {
+    let mut sz = 0;
+    if tally(&mut sz, bool::unpack(input))? {
+        let v = tally(&mut sz, f(input))?;
+        Ok((Some(Box::new(v)), sz))
+    } else {
+        Ok((None, sz))
+    }
+}
+
+thread_local! {
+    /// Current nesting of recursive types being decoded on this thread.
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Bounds the decoding recursion of types that can contain themselves
+/// other than through a linked-list tail (those are decoded iteratively):
+/// without it, a few bytes of hostile input per level could overflow the
+/// stack of a server thread. The generated `Unpack` of such types holds a
+/// guard while decoding; more than [`MAX_DEPTH`] nested guards is an error.
+pub struct DepthGuard(());
+
+impl DepthGuard {
+    /// Enters one level of nesting, or fails if too deep.
+    pub fn enter() -> Result<DepthGuard> {
+        DEPTH.with(|d| {
+            if d.get() >= MAX_DEPTH {
+                return Err(Error::from(format!(
+                    "XDR: recursive types nested deeper than {MAX_DEPTH}"
+                )));
+            }
+            d.set(d.get() + 1);
+            Ok(DepthGuard(()))
+        })
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
