@@ -1,1 +1,145 @@
-//! Helpers shared by the real-client tests in `tests/`.
+//! Helpers shared by the real-client tests in `tests/`: starting an nfs4d
+//! binary on a free loopback port and finding the client tools.
+//!
+//! A real-client tool that is missing is a loud skip on a developer
+//! machine and a failure in CI (`CI=true`), so CI can never pass by not
+//! running the real clients.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// True when running in CI, where missing tools are failures.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Checks that `tool` is on PATH. Outside CI a missing tool prints a loud
+/// notice naming the Debian package and returns false (the caller skips);
+/// in CI it panics.
+pub fn require_tool(tool: &str, package: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    let msg = format!("`{tool}` not found: install the Debian package `{package}` (apt-get install {package})");
+    if in_ci() {
+        panic!("{msg}");
+    }
+    eprintln!("\n*** SKIPPED: {msg} ***\n");
+    false
+}
+
+/// The nfs4d binary: `$NFS4D_BIN`, else the workspace's release or debug build.
+pub fn nfs4d_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("NFS4D_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join("nfs4d");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("nfs4d binary not found under {}: run `cargo build -p nfs4d` (cargo test --workspace builds it)", target.display());
+}
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// A running nfs4d serving a fresh temporary export.
+pub struct Nfs4d {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The export directory (backing store).
+    pub export: PathBuf,
+    /// The state directory.
+    pub state: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Nfs4d {
+    /// Starts nfs4d with `extra` arguments appended to `serve`.
+    pub fn start(extra: &[&str]) -> Nfs4d {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let export = dir.path().join("export");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&export).expect("export dir");
+        Self::start_in(dir, export, state, extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, export: PathBuf, state: PathBuf, extra: &[&str]) -> Nfs4d {
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("nfs4d.log")).expect("log file");
+        let child = Command::new(nfs4d_bin())
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--export")
+            .arg(&export)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start nfs4d");
+        let srv = Nfs4d {
+            child,
+            port,
+            export,
+            state,
+            _dir: dir,
+        };
+        srv.wait_ready();
+        srv
+    }
+
+    fn wait_ready(&self) {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nfs4d did not start listening on {addr}; log:\n{}", self.log());
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("nfs4d.log")).unwrap_or_default()
+    }
+
+    /// An `nfs://` URL for `path` on this server (NFSv4).
+    pub fn url(&self, path: &str) -> String {
+        format!("nfs://127.0.0.1/{}?version=4&nfsport={}", path.trim_start_matches('/'), self.port)
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Nfs4d {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -18,3 +18,4 @@ pub mod server;
 pub mod state;
 pub mod vfs;
 pub mod net;
+pub mod client;

@@ -1,0 +1,215 @@
+/*
+ * lockhelper - tiny POSIX byte-range lock probe for the kclient harness.
+ *
+ * Busybox has no flock(1) and, even if it had, flock(2) locks are whole-file
+ * and map differently onto NFS.  The harness needs fcntl() byte-range locks
+ * (which the Linux NFSv4 client turns into LOCK/LOCKT/LOCKU) taken by
+ * separate processes, so this program opens FILE once and runs a list of
+ * operations against that one descriptor, in order.
+ *
+ * Built statically by prepare.sh (the initramfs has no libc).
+ *
+ * usage: lockhelper FILE OP...
+ *        lockhelper -x FILE          exclusive create (O_CREAT|O_EXCL)
+ *
+ * OPs:
+ *   r:START:LEN       F_SETLK  read (shared) lock, non-blocking
+ *   w:START:LEN       F_SETLK  write (exclusive) lock, non-blocking
+ *   R:START:LEN       F_SETLKW read lock, blocking
+ *   W:START:LEN       F_SETLKW write lock, blocking
+ *   u:START:LEN       unlock the range
+ *   t:START:LEN:r|w   F_GETLK: prints "TEST FREE" or
+ *                     "TEST HELD <r|w> <start> <len>"; never fails
+ *   m:PATH            create marker file PATH ("I got this far"), so a shell
+ *                     can wait for a background holder without races
+ *   h:SECS            hold: sleep SECS seconds, or until SIGTERM/SIGINT/SIGUSR1
+ *   s:SECS            plain sleep (not interruptible by those signals' intent)
+ *   LEN 0 means "to end of file and beyond", as in fcntl().
+ *
+ * Each lock op prints one line: "GRANTED w 0 100" or "DENIED w 0 100 <errno>".
+ *
+ * Exit status:
+ *   0  every op succeeded
+ *   1  a lock request was denied (EAGAIN/EACCES); ops after it are not run
+ *   2  usage error, open failure or unexpected errno
+ *   3  a blocking request was interrupted by a signal
+ * For -x: 0 created, 1 already existed (EEXIST), 2 other error.
+ * Locks are released implicitly when the process exits (descriptor closed).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    got_signal = 1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: lockhelper FILE OP...   (OP: r|w|R|W|u:START:LEN, "
+            "t:START:LEN:r|w, m:PATH, h:SECS, s:SECS)\n"
+            "       lockhelper -x FILE\n");
+    exit(2);
+}
+
+/* Parse "START:LEN" (and optional ":r|w") after the op letter and colon. */
+static void parse_range(const char *arg, off_t *start, off_t *len, char *kind)
+{
+    char *end;
+    long long s = strtoll(arg, &end, 0);
+    if (*end != ':')
+        usage();
+    long long l = strtoll(end + 1, &end, 0);
+    if (kind) {
+        if (end[0] != ':' || (end[1] != 'r' && end[1] != 'w') || end[2])
+            usage();
+        *kind = end[1];
+    } else if (*end) {
+        usage();
+    }
+    *start = (off_t)s;
+    *len = (off_t)l;
+}
+
+/* Sleep up to secs seconds; with interruptible, return early on a signal. */
+static void hold(double secs, int interruptible)
+{
+    struct timespec now, deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += (time_t)secs;
+    deadline.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    for (;;) {
+        if (interruptible && got_signal)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec > deadline.tv_sec ||
+            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
+            return;
+        /* short naps so a signal is noticed promptly even if it raced us */
+        struct timespec nap = {0, 50 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+static int excl_create(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd >= 0) {
+        printf("CREATED %s\n", path);
+        close(fd);
+        return 0;
+    }
+    if (errno == EEXIST) {
+        printf("EXISTS %s\n", path);
+        return 1;
+    }
+    printf("ERROR %s %s\n", path, strerror(errno));
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 3 && strcmp(argv[1], "-x") == 0)
+        return excl_create(argv[2]);
+    if (argc < 3)
+        usage();
+
+    /* No SA_RESTART: a signal must be able to cut F_SETLKW and holds short. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+
+    /* O_RDWR so both read and write locks are permitted on the descriptor. */
+    int fd = open(argv[1], O_RDWR | O_CREAT, 0644);
+    if (fd < 0) {
+        printf("ERROR open %s: %s\n", argv[1], strerror(errno));
+        return 2;
+    }
+
+    for (int i = 2; i < argc; i++) {
+        const char *op = argv[i];
+        if (!op[0] || op[1] != ':')
+            usage();
+        const char *arg = op + 2;
+        struct flock fl;
+        memset(&fl, 0, sizeof fl);
+        fl.l_whence = SEEK_SET;
+        int cmd;
+        char kind = 0;
+
+        switch (op[0]) {
+        case 'r': case 'w': case 'R': case 'W': case 'u':
+            parse_range(arg, &fl.l_start, &fl.l_len, NULL);
+            fl.l_type = op[0] == 'u' ? F_UNLCK
+                      : (op[0] == 'r' || op[0] == 'R') ? F_RDLCK : F_WRLCK;
+            cmd = (op[0] == 'R' || op[0] == 'W') ? F_SETLKW : F_SETLK;
+            if (fcntl(fd, cmd, &fl) == 0) {
+                printf("GRANTED %c %lld %lld\n", op[0],
+                       (long long)fl.l_start, (long long)fl.l_len);
+                break;
+            }
+            {
+                int e = errno;
+                printf("DENIED %c %s %s\n", op[0], arg, strerror(e));
+                if (e == EAGAIN || e == EACCES)
+                    return 1;
+                if (e == EINTR)
+                    return 3;
+                return 2;
+            }
+        case 't':
+            parse_range(arg, &fl.l_start, &fl.l_len, &kind);
+            fl.l_type = kind == 'r' ? F_RDLCK : F_WRLCK;
+            if (fcntl(fd, F_GETLK, &fl) != 0) {
+                printf("ERROR getlk %s: %s\n", arg, strerror(errno));
+                return 2;
+            }
+            if (fl.l_type == F_UNLCK)
+                printf("TEST FREE\n");
+            else
+                printf("TEST HELD %c %lld %lld\n",
+                       fl.l_type == F_RDLCK ? 'r' : 'w',
+                       (long long)fl.l_start, (long long)fl.l_len);
+            break;
+        case 'm': {
+            int m = open(arg, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (m < 0) {
+                printf("ERROR marker %s: %s\n", arg, strerror(errno));
+                return 2;
+            }
+            close(m);
+            break;
+        }
+        case 'h':
+            hold(atof(arg), 1);
+            break;
+        case 's':
+            hold(atof(arg), 0);
+            break;
+        default:
+            usage();
+        }
+    }
+    close(fd);
+    return 0;
+}
