@@ -7,16 +7,18 @@
 //! type implements `xdr_codec::Pack<Out: Write>` and
 //! `xdr_codec::Unpack<In: Read>`. Its companion generator, `xdrgen`
 //! 0.4.4, cannot process the NFSv4 specification of RFC 7530/5661/7862/
-//! 8276: it panics on hexadecimal constants above `i64::MAX` (such as
-//! `NFS4_UINT64_MAX = 0xffffffffffffffff`), on `program` blocks and `%`
-//! lines, and on unions discriminated by `uint32_t` whose case labels are
-//! constants it does not know (`secinfo4`, `callback_sec_parms4`). Its
-//! output also decodes variable-length arrays with
+//! 8276: its number parser does `i64::from_str_radix(..).unwrap()`, so
+//! it panics on hexadecimal constants above `i64::MAX` (such as
+//! `NFS4_UINT64_MAX = 0xffffffffffffffff`); it has no grammar for
+//! `program` blocks and silently drops `%` lines; and it fails on unions
+//! discriminated by `uint32_t` whose case labels are constants it does not
+//! know (`secinfo4`, `callback_sec_parms4`). Its output also decodes
+//! variable-length arrays through `xdr_codec::unpack_flex`, i.e.
 //! `Vec::with_capacity(count)` straight from the wire, which lets four
 //! bytes of hostile input request gigabytes. So we generate the code
 //! ourselves with a small, dependency-free generator (`xdr/codegen/`):
 //! a hand-written lexer and recursive-descent parser, a resolver and an
-//! emitter, about a thousand lines in total.
+//! emitter.
 //!
 //! # Input
 //!
@@ -58,7 +60,7 @@
 //! `Vec<T>` (which `xdr-codec` would pack as one word per byte), the
 //! emitter never relies on trait dispatch for fields: it expands each
 //! field's typedef chain into its wire *shape* and calls the matching
-//! function of [`nfs4d_xdr::codec`] (opaque: length + bytes + padding;
+//! function of `nfs4d_xdr::codec` (opaque: length + bytes + padding;
 //! arrays: count + elements; optional: bool + value …).
 //!
 //! # Safety rules of the generated decoders

@@ -213,8 +213,8 @@ fn emit_enum(o: &mut String, m: &Model, d: &Def) -> Result<()> {
         let _ = writeln!(o, "    {} = {},", ident(&mem.name), m.value(&mem.value)?);
     }
     o.push_str("}\n\n");
-    // Default is the first member, as a C compiler would zero-initialise
-    // only if it were 0; the first member is the usual "OK"/"none" value.
+    // Default is the first member: in the NFSv4 spec that is the "OK" or
+    // "none" value (`NFS4_OK`, `OPEN4_NOCREATE`, …), not necessarily 0.
     let _ = writeln!(
         o,
         "impl Default for {name} {{\n    fn default() -> Self {{\n        Self::{}\n    }}\n}}\n",

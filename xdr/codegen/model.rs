@@ -338,7 +338,7 @@ impl Model {
         let mut member = None;
         if let DiscType::Enum(e) = disc {
             let Some(Body::Enum(members)) = self.def(e).map(|d| &d.body) else {
-                unreachable!("disc_type returned a non-enum");
+                return Err(Error::at(&l.loc, format!("`{e}` is not an enum")));
             };
             // A member name of the enum, or any constant equal to a member.
             let named = match &l.value {

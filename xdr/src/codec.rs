@@ -156,7 +156,7 @@ pub fn pack_array_var<Out: Write, T>(
 }
 
 /// `T x<max>`: the count is checked against `max` before decoding, and
-/// at most [`PREALLOC_BYTES`] are reserved up front whatever the count
+/// at most 16 KiB (and 1024 elements) are reserved up front whatever the count
 /// claims; a truncated array fails at the first missing element.
 pub fn unpack_array_var<In: Read, T>(
     input: &mut In,

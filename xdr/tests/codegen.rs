@@ -14,7 +14,10 @@ fn gen(src: &str) -> Result<String, String> {
 /// and containing `needle`.
 fn fails(src: &str, line: u32, needle: &str) {
     let e = gen(src).expect_err("expected a spec error");
-    assert!(e.starts_with(&format!("t.x:{line}:")), "wrong location: {e}");
+    assert!(
+        e.starts_with(&format!("t.x:{line}:")),
+        "wrong location: {e}"
+    );
     assert!(e.contains(needle), "{e:?} does not mention {needle:?}");
 }
 
@@ -47,7 +50,11 @@ fn semantic_errors_have_locations() {
     fails("struct s { nosuch x; };", 1, "unknown type `nosuch`");
     fails("typedef opaque o<MAXLEN>;", 1, "unknown constant `MAXLEN`");
     fails("const A = 1;\nconst A = 2;", 2, "already defined");
-    fails("struct s { int a; };\nstruct s { int b; };", 2, "already defined");
+    fails(
+        "struct s { int a; };\nstruct s { int b; };",
+        2,
+        "already defined",
+    );
     fails("enum e { A = 1, B = 1 };", 1, "also used by `A`");
     fails("enum e { A = 0x80000000 };", 1, "does not fit in an int");
     fails("struct s { int a; int a; };", 1, "duplicate field");
@@ -60,16 +67,36 @@ fn semantic_errors_have_locations() {
 #[test]
 fn union_errors() {
     let src = |body: &str| format!("{BASE}{body}");
-    fails(&src("union u switch (color c) { case 7: void; };"), 3, "not a member");
-    fails(&src("union u switch (uint32_t c) { case -1: void; };"), 3, "does not fit");
-    fails(&src("union u switch (bool c) { case 1: void; };"), 3, "does not fit");
-    fails(&src("union u switch (color c) { case RED: void; case RED: void; };"), 3, "duplicate case");
+    fails(
+        &src("union u switch (color c) { case 7: void; };"),
+        3,
+        "not a member",
+    );
+    fails(
+        &src("union u switch (uint32_t c) { case -1: void; };"),
+        3,
+        "does not fit",
+    );
+    fails(
+        &src("union u switch (bool c) { case 1: void; };"),
+        3,
+        "does not fit",
+    );
+    fails(
+        &src("union u switch (color c) { case RED: void; case RED: void; };"),
+        3,
+        "duplicate case",
+    );
     fails(
         &src("const Z = 0;\nunion u switch (uint32_t c) { case Z: void; case RED: void; };"),
         4,
         "also the value of case `Z`",
     );
-    fails(&src("union u switch (hyper c) { case 1: void; };"), 3, "discriminant must be");
+    fails(
+        &src("union u switch (hyper c) { case 1: void; };"),
+        3,
+        "discriminant must be",
+    );
 }
 
 #[test]
@@ -100,7 +127,10 @@ fn files_share_one_namespace_in_order() {
     // A file may use names defined by a later one.
     let out = codegen::generate(&[
         ("a.x".into(), "struct s { later_t x; };".into()),
-        ("b.x".into(), "typedef opaque later_t<LATER_MAX>;\nconst LATER_MAX = 4;".into()),
+        (
+            "b.x".into(),
+            "typedef opaque later_t<LATER_MAX>;\nconst LATER_MAX = 4;".into(),
+        ),
     ])
     .unwrap();
     assert!(out.contains("unpack_opaque_var(input, Some(4))"), "{out}");

@@ -53,9 +53,7 @@ fn compound_round_trip() {
 
 #[test]
 fn results_and_bounds() {
-    let ok = GETFH4res::NFS4_OK(GETFH4resok {
-        object: vec![7; 5],
-    });
+    let ok = GETFH4res::NFS4_OK(GETFH4resok { object: vec![7; 5] });
     assert_eq!(
         to_bytes(&ok),
         [0, 0, 0, 0, 0, 0, 0, 5, 7, 7, 7, 7, 7, 0, 0, 0]
@@ -92,4 +90,13 @@ fn readdir_list_of_100k_entries_on_a_small_stack() {
         .unwrap()
         .join()
         .unwrap();
+}
+
+#[test]
+fn union_default_is_the_first_case() {
+    // `GETFH4res::default` names the `default` variant; the trait method
+    // is reached through `Default::default()`.
+    let r: GETFH4res = Default::default();
+    assert_eq!(r, GETFH4res::NFS4_OK(GETFH4resok::default()));
+    assert_eq!(r.discriminant(), nfsstat4::NFS4_OK);
 }
