@@ -257,31 +257,41 @@ impl Vfs {
             });
         }
         let export = self.export(d.export)?;
-        let comps = self.fhmap.path_of(d.id)?.ok_or(NfsError::Stale)?;
-        let names = comps
-            .iter()
-            .map(|c| Name::new(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| NfsError::ServerFault)?;
-        let path = RelPath::from_names(names);
-        // The object must still be the one the handle was issued for.
-        let rec = self.fhmap.get(d.id)?.ok_or(NfsError::Stale)?;
-        match export.backend.stat(&path) {
-            Ok(a) if key_of(&a) == rec.key => {}
-            Ok(_) | Err(crate::backend::BackendError::NotFound) => {
-                tracing::info!(export = d.export, path = %path, "handle's object was replaced or removed outside the server");
-                return Err(self.gone_error(export));
+        // A hard-linked object whose primary name vanished outside the
+        // server is still reachable through its other links: drop the dead
+        // link and try again (bounded by the number of links).
+        for _ in 0..64 {
+            let comps = self.fhmap.path_of(d.id)?.ok_or(NfsError::Stale)?;
+            let names = comps
+                .iter()
+                .map(|c| Name::new(c))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| NfsError::ServerFault)?;
+            let path = RelPath::from_names(names);
+            // The object must still be the one the handle was issued for.
+            let rec = self.fhmap.get(d.id)?.ok_or(NfsError::Stale)?;
+            match export.backend.stat(&path) {
+                Ok(a) if key_of(&a) == rec.key => {
+                    return Ok(CurFh {
+                        fh: fh.to_vec(),
+                        node: Node::Obj {
+                            export: d.export,
+                            id: d.id,
+                            path,
+                        },
+                    })
+                }
+                Ok(_) | Err(crate::backend::BackendError::NotFound) => {
+                    if !d.id.is_export_root() && self.fhmap.forget_primary_link(d.id)? {
+                        continue;
+                    }
+                    tracing::info!(export = d.export, path = %path, "handle's object was replaced or removed outside the server");
+                    return Err(self.gone_error(export));
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
-        Ok(CurFh {
-            fh: fh.to_vec(),
-            node: Node::Obj {
-                export: d.export,
-                id: d.id,
-                path,
-            },
-        })
+        Err(NfsError::Stale)
     }
 
     /// The status for a handle whose object is no longer where the map says.

@@ -27,6 +27,17 @@
 //! - Relative paths longer than `PATH_MAX` (4096 bytes) fail with
 //!   [`BackendError::NameTooLong`] (a single `openat2` resolves them).
 //! - Mount points inside the export are not crossed.
+//! - Readdir cookies are only as stable as the filesystem's `d_off`: ext4
+//!   (64-bit htree hashes; collisions possible but vanishingly rare), xfs and
+//!   tmpfs ≥ 6.6 keep them valid across creates/deletes; tmpfs before 6.6
+//!   uses positional offsets, so resuming after a delete may skip or repeat.
+//! - On filesystems without birth times, every `stat` of a regular file or
+//!   directory costs an extra `open` for `FS_IOC_GETVERSION`.
+//! - A cached fd keeps the space of a file unlinked by *another* local
+//!   process allocated until the entry is evicted (our own `remove`/`rename`
+//!   drop it at once).
+//! - Hard links made locally to files outside the export make those files
+//!   reachable; that is the administrator's doing, as with any NFS server.
 
 use std::ffi::{CStr, CString};
 use std::fs::{File, OpenOptions, Permissions};
@@ -577,7 +588,7 @@ impl Backend for LocalBackend {
     ) -> BackendResult<usize> {
         // pwrite(2) offsets are signed: EFBIG rather than EINVAL past i64::MAX.
         let end = offset.checked_add(data.len() as u64);
-        if !end.is_some_and(|end| i64::try_from(end).is_ok()) {
+        if end.and_then(|end| i64::try_from(end).ok()).is_none() {
             return Err(BackendError::TooBig);
         }
         let (file, _) = self.open_regular(path, true)?;
@@ -670,6 +681,10 @@ impl Backend for LocalBackend {
         target: &[u8],
         owner: Owner,
     ) -> BackendResult<Attrs> {
+        // symlink(2) rejects an empty target with ENOENT; it is a bad argument.
+        if target.is_empty() {
+            return Err(BackendError::Invalid);
+        }
         let target = cstring(target)?;
         let dir = self.dir(dir)?;
         let cname = cstring(name.as_bytes())?;

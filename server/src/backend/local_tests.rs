@@ -93,6 +93,53 @@ fn gen_source_and_recreate_identity() {
 }
 
 #[test]
+fn backend_is_object_safe_and_thread_safe() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<LocalBackend>();
+    let (_d, b) = setup();
+    let dynb: Arc<dyn Backend> = Arc::new(b);
+    assert_eq!(
+        dynb.stat(&RelPath::root()).expect("stat").kind,
+        FileKind::Directory
+    );
+}
+
+/// The `FS_IOC_GETVERSION` fallback, exercised directly (it is only used
+/// on filesystems without birth times, which /tmp here is not).
+#[test]
+fn generation_fallback() {
+    let (_d, b) = setup();
+    let root = b.root.as_fd();
+    let gen_of = |ino| b.inode_generation(FileKind::Regular, ino, GenFrom::At(root, c"f"));
+    let a = new_file(&b, "f", b"");
+    let g1 = match gen_of(a.ino) {
+        Ok(0) => {
+            eprintln!("FS_IOC_GETVERSION unsupported here; fallback gives 0");
+            return;
+        }
+        r => r.expect("generation"),
+    };
+    b.remove(&RelPath::root(), &name("f")).expect("remove");
+    let c = new_file(&b, "f", b"");
+    let g2 = gen_of(c.ino).expect("generation");
+    eprintln!(
+        "i_generation {g1:#x} -> {g2:#x} (ino {} -> {})",
+        a.ino, c.ino
+    );
+    assert_ne!((a.ino, g1), (c.ino, g2));
+    // Never for kinds that would need a risky open.
+    assert_eq!(
+        b.inode_generation(FileKind::Fifo, 1, GenFrom::At(root, c"f")),
+        Ok(0)
+    );
+    // A name re-pointed since the statx is detected.
+    assert_eq!(
+        gen_of(a.ino.wrapping_add(1_000_000)),
+        Err(BackendError::Stale)
+    );
+}
+
+#[test]
 fn identity_stable_across_rename_and_ops() {
     let (_d, b) = setup();
     let a = new_file(&b, "a", b"hello");
@@ -223,6 +270,10 @@ fn read_only_file_and_fifo() {
         b.write(&rp("fifo"), 0, b"x", Stability::Unstable),
         Err(BackendError::WrongType)
     );
+    assert_eq!(
+        b.create_file(&RelPath::root(), &name("fifo"), 0o644, ROOT, false),
+        Err(BackendError::WrongType)
+    );
     assert!(dir.path().join("fifo").exists());
 }
 
@@ -320,6 +371,14 @@ fn special_files_and_symlink_creation() {
     assert_eq!(
         b.symlink(&root, &name("t"), b"a\0b", ROOT),
         Err(BackendError::Invalid)
+    );
+    assert_eq!(
+        b.symlink(&root, &name("t"), b"", ROOT),
+        Err(BackendError::Invalid)
+    );
+    assert_eq!(
+        b.symlink(&root, &name("s"), b"x", ROOT),
+        Err(BackendError::Exists)
     );
     assert_eq!(b.readlink(&root), Err(BackendError::Invalid));
 

@@ -12,8 +12,8 @@
 //!   thread pool, concurrently, so implementations are `Send + Sync`.
 //! - No call panics on any input; every failure is a [`BackendError`].
 //! - Symlinks are never followed, neither as intermediate components nor as
-//!   the final one: the NFS client resolves symlinks itself (RFC 7530 §6.2.1
-//!   does not let a server "interpret" a symlink for the client).
+//!   the final one: the NFS client resolves symlinks itself (LOOKUP of a
+//!   symlink is `NFS4ERR_SYMLINK`, RFC 8881 §18.13).
 //! - Permission checks happen above this layer; ownership of new objects is
 //!   passed explicitly as an [`Owner`].
 //!
@@ -39,7 +39,7 @@ pub const XATTR_SIZE_MAX: usize = 65536;
 /// full name at `XATTR_NAME_MAX` = 255 bytes.
 pub const XATTR_NAME_MAX: usize = 255 - XATTR_USER_PREFIX.len();
 
-/// RFC 8276 §5.2: NFS extended attributes live in the `user.` namespace.
+/// NFS extended attributes (RFC 8276) map to Linux's `user.` namespace.
 pub(crate) const XATTR_USER_PREFIX: &[u8] = b"user.";
 
 // ---------------------------------------------------------------------------
@@ -67,7 +67,7 @@ pub enum NameError {
 /// `/`, no NUL, not `.` or `..`.
 ///
 /// Kept as raw bytes: POSIX names are byte strings, and the server decides
-/// separately whether it insists on UTF-8 (RFC 7530 §12.7).
+/// separately whether it insists on UTF-8 (RFC 7530 §12).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(Vec<u8>);
 
@@ -338,7 +338,7 @@ pub enum Stability {
     FileSync,
 }
 
-/// `setxattr(2)` flags (RFC 8276 §8.4.2 `setxattr_option4`).
+/// `setxattr(2)` flags (RFC 8276 `setxattr_option4`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XattrSet {
     Either,

@@ -291,7 +291,8 @@ pub fn utimensat_nofollow(
         },
         Some(Some((sec, nsec))) => libc::timespec {
             tv_sec: sec as libc::time_t,
-            tv_nsec: libc::c_long::from(nsec as i32),
+            // nsec < 10⁹ (checked by the caller) fits any c_long.
+            tv_nsec: nsec as libc::c_long,
         },
     };
     let times = [ts(atime), ts(mtime)];

@@ -2,7 +2,7 @@
 //! PUTFH validation and `path_of` walks do not hit sled on every step.
 //!
 //! Consistency: writers invalidate the ids they touched *after* their sled
-//! transaction commits and *before* releasing the write lock, bumping a
+//! writes are all applied and *before* releasing the write lock, bumping a
 //! generation counter. A reader that missed the cache snapshots the
 //! generation before reading sled and only fills the cache if no
 //! invalidation happened meanwhile; otherwise it could install a value read

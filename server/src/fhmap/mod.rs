@@ -48,7 +48,7 @@
 //!
 //! Export roots have the well-known ids `0..2^32` ([`ObjectId::export_root`]),
 //! are their own parent and have no name; other ids are allocated from
-//! `2^32` upwards by a counter kept in the same transaction as the record.
+//! `2^32` upwards by a counter persisted before any record that uses it.
 //!
 //! # Invariants
 //!
@@ -306,10 +306,27 @@ struct Writer {
     next_id: u64,
 }
 
+/// Ends a commit, on success, error or unwind alike: invalidates the cache
+/// entries it touched (writes may be half done; this runs before the write
+/// lock is released, so no reader can cache a pre-commit value after it)
+/// and marks its sequence number completed, which `make_durable` waits for.
+struct Completion<'a> {
+    map: &'a FhMap,
+    seq: u64,
+    touched: Vec<ObjectId>,
+}
+
+impl Drop for Completion<'_> {
+    fn drop(&mut self) {
+        self.map.cache.invalidate(self.touched.drain(..));
+        self.map.completed.store(self.seq, SeqCst);
+    }
+}
+
 /// Locks ignoring poisoning: every mutex here guards data that is consistent
 /// between statements (an id counter that only grows, a cache, flush
-/// bookkeeping), and sled commits are atomic, so a panic elsewhere leaves
-/// nothing half-done to protect against.
+/// bookkeeping), and a half-applied commit is a state the crash-tolerant
+/// write order already copes with.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -554,7 +571,7 @@ impl FhMap {
 
     // ---- mutations ----
 
-    /// Runs one mutation under the write lock and commits it atomically,
+    /// Runs one mutation under the write lock and writes it to sled,
     /// assigning it the next write sequence number.
     fn mutate<T>(&self, plan: impl FnOnce(&mut WriteSet<'_>) -> Result<T>) -> Result<T> {
         let mut writer = lock(&self.writer);
@@ -564,14 +581,14 @@ impl FhMap {
             return Ok(out);
         }
         let seq = self.issued.fetch_add(1, SeqCst) + 1;
-        let committed = ws.commit();
-        // Invalidate even on failure (writes may be half done), and before
-        // the lock is released, so no reader can cache a pre-commit value
-        // after it.
-        self.cache.invalidate(ws.touched());
-        self.completed.store(seq, SeqCst);
-        committed?;
+        // Even if the commit fails half-way, ids it may have used stay used.
         writer.next_id = ws.next_id();
+        let _done = Completion {
+            map: self,
+            seq,
+            touched: ws.touched(),
+        };
+        ws.commit()?;
         Ok(out)
     }
 

@@ -19,8 +19,20 @@ fn key(ino: u64) -> ObjKey {
     }
 }
 
+/// Opens the map, retrying briefly: sled's background flusher thread can
+/// hold the previous instance's file lock for a moment after it is dropped.
 fn open_mode(dir: &Path, mode: HandleMode) -> FhMap {
-    FhMap::open(dir, 8 << 20, mode).expect("open fhmap")
+    let mut tries = 0;
+    loop {
+        match FhMap::open(dir, 8 << 20, mode) {
+            Ok(map) => return map,
+            Err(FhError::Store(sled::Error::Io(_))) if tries < 200 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("open fhmap: {e:?}"),
+        }
+    }
 }
 
 /// A fresh persistent map with export `E`'s root (key ino 1).
@@ -592,8 +604,11 @@ fn group_commit_shares_flushes() {
     let writes = THREADS * PER_THREAD;
     eprintln!("group commit: {writes} durable inserts, {flushes} flushes");
     assert_eq!(map.last_seq(), writes + 1, "root + inserts");
+    // Typically ~400-500 here (ext4 and tmpfs); the bound leaves room for
+    // slow or heavily loaded machines without letting one-flush-per-write
+    // (what sled transactions gave: ~1200-1350) pass.
     assert!(
-        flushes < writes / 2,
+        flushes < writes * 2 / 3,
         "{flushes} flushes for {writes} writes"
     );
     // Everything is durable now: nothing more to flush.

@@ -16,9 +16,11 @@
 //!   deleted when met.
 //! * Commit order: id counter, new index entries, record writes, record
 //!   deletions (children before parents), index removals. Whatever prefix
-//!   of that survives a crash, every valid hint is true, no id is reused,
-//!   and no parent dies before its children; the worst outcome is a
-//!   leaked, unreachable record.
+//!   of that survives a crash, no id is reused and no parent dies before
+//!   its children; the worst outcomes are a leaked record and a stale
+//!   primary link, which the glue's identity check heals through
+//!   `FhMap::forget_primary_link` (exercised for every crash point by
+//!   `tests::every_crash_point_converges_after_restart`).
 //!
 //! Callers hold `FhMap`'s write lock for the whole plan-and-commit, so the
 //! overlay reads (sled + pending writes) see a state no one else changes.
@@ -337,6 +339,10 @@ impl<'a> WriteSet<'a> {
         let existing = self.obj(id)?;
         if let Some(rec) = &existing {
             if rec.key == key {
+                // (Re-adds the inode hint if a crash lost it.)
+                if self.inode(export, &key)? != Some(id) {
+                    self.set_inode(export, &key, id);
+                }
                 return Ok(id);
             }
         }
