@@ -126,9 +126,11 @@ impl Nfs4d {
         std::fs::read_to_string(self._dir.path().join("nfs4d.log")).unwrap_or_default()
     }
 
-    /// An `nfs://` URL for `path` on this server (NFSv4).
+    /// An `nfs://` URL for `path` on this server (NFSv4). libnfs splits a
+    /// URL into export and file at the last '/', so the export "/" needs
+    /// the doubled slash.
     pub fn url(&self, path: &str) -> String {
-        format!("nfs://127.0.0.1/{}?version=4&nfsport={}", path.trim_start_matches('/'), self.port)
+        format!("nfs://127.0.0.1//{}?version=4&nfsport={}", path.trim_start_matches('/'), self.port)
     }
 
     /// True while the process runs.

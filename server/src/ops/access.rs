@@ -1,12 +1,128 @@
-//! ACCESS — not implemented yet.
-#![allow(unused_imports, unused_variables)]
+//! ACCESS (RFC 8881 §18.1, RFC 7530 §16.1): which of the requested
+//! rights the caller has, from the POSIX mode bits (the server has no
+//! ACLs).
+//!
+//! `supported` holds the requested bits that are meaningful for the
+//! object's type: LOOKUP and DELETE only for directories, EXECUTE only
+//! for non-directories (RFC 8881 §18.1.3: LOOKUP has "no meaning for
+//! non-directory objects", EXECUTE "no meaning for a directory"; DELETE
+//! is the removal of a directory entry, as knfsd and pynfs ACC2 treat
+//! it). The RFC 8276 xattr bits (XAREAD/XAWRITE/XALIST, 4.2) are left out
+//! of `supported` until extended attributes are served; bits no version
+//! defines are ignored rather than refused, which RFC 8881 allows
+//! (`supported` is only ever a subset of the request).
+//!
+//! Mapping to mode bits, as knfsd does: READ → r; LOOKUP → x; MODIFY,
+//! EXTEND → w (on a directory w and x, since changing entries needs
+//! both); DELETE → w and x on the directory; EXECUTE → x. Write rights
+//! are never granted on a read-only export or a pseudo directory.
 
-use nfs4d_xdr::nfs4::*;
+use nfs4d_xdr::nfs4::{
+    ACCESS4args, ACCESS4resok, ACCESS4_DELETE, ACCESS4_EXECUTE, ACCESS4_EXTEND, ACCESS4_LOOKUP, ACCESS4_MODIFY,
+    ACCESS4_READ,
+};
 
+use super::common::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::backend::FileKind;
 use crate::compound::Cx;
-use crate::error::{NfsError, NfsResult};
+use crate::error::NfsResult;
+use crate::vfs::Node;
 
-/// Placeholder.
-pub fn run(_cx: &mut Cx, _a: ACCESS4args) -> NfsResult<ACCESS4resok> {
-    Err(NfsError::NotSupp)
+/// ACCESS.
+pub fn run(cx: &mut Cx, a: ACCESS4args) -> NfsResult<ACCESS4resok> {
+    let cur = cx.cfh()?.clone();
+    // (is a directory, rwx bits the caller has, modifications allowed)
+    let (is_dir, rwx, writable) = match &cur.node {
+        // Pseudo directories are mode 0555 and read-only for everybody.
+        Node::Pseudo(_) => (true, MAY_READ | MAY_EXEC, false),
+        Node::Obj { export, path, .. } => {
+            let e = cx.srv.vfs.export(*export)?;
+            let attrs = e.backend.stat(path)?;
+            let rwx = common::allowed(cx, &attrs, MAY_READ | MAY_WRITE | MAY_EXEC);
+            (attrs.kind == FileKind::Directory, rwx, !e.cfg.read_only)
+        }
+    };
+    let (supported, granted) = decide(a.access, is_dir, rwx, writable);
+    Ok(ACCESS4resok {
+        supported,
+        access: granted,
+    })
+}
+
+/// `(supported, access)` for a request on an object of the given type
+/// whose caller has `rwx` (MAY_* bits).
+fn decide(request: u32, is_dir: bool, rwx: u32, writable: bool) -> (u32, u32) {
+    let r = rwx & MAY_READ != 0;
+    let w = rwx & MAY_WRITE != 0 && writable;
+    let x = rwx & MAY_EXEC != 0;
+    let common = ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND;
+    let meaningful = if is_dir {
+        common | ACCESS4_LOOKUP | ACCESS4_DELETE
+    } else {
+        common | ACCESS4_EXECUTE
+    };
+    let mut granted = 0;
+    if r {
+        granted |= ACCESS4_READ;
+    }
+    if is_dir {
+        if x {
+            granted |= ACCESS4_LOOKUP;
+        }
+        if w && x {
+            granted |= ACCESS4_MODIFY | ACCESS4_EXTEND | ACCESS4_DELETE;
+        }
+    } else {
+        if w {
+            granted |= ACCESS4_MODIFY | ACCESS4_EXTEND;
+        }
+        if x {
+            granted |= ACCESS4_EXECUTE;
+        }
+    }
+    let supported = request & meaningful;
+    (supported, granted & supported)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: u32 = 0x3f;
+
+    #[test]
+    fn results_are_subsets_of_the_request() {
+        for req in 0..=0x1ff {
+            for rwx in 0..8 {
+                for (dir, wr) in [(true, true), (true, false), (false, true), (false, false)] {
+                    let (s, a) = decide(req, dir, rwx, wr);
+                    assert_eq!(s & !req, 0);
+                    assert_eq!(a & !s, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn type_specific_bits() {
+        let (s, _) = decide(ALL, false, 7, true);
+        assert_eq!(s & (ACCESS4_LOOKUP | ACCESS4_DELETE), 0);
+        let (s, _) = decide(ALL, true, 7, true);
+        assert_eq!(s & ACCESS4_EXECUTE, 0);
+        // The RFC 8276 xattr bits are not (yet) supported.
+        let (s, _) = decide(0x1ff, true, 7, true);
+        assert_eq!(s & !ALL, 0);
+    }
+
+    #[test]
+    fn mode_mapping() {
+        // r-x directory: read and lookup only.
+        assert_eq!(decide(ALL, true, 5, true).1, ACCESS4_READ | ACCESS4_LOOKUP);
+        // -w- directory: without search nothing can be changed.
+        assert_eq!(decide(ALL, true, 2, true).1, 0);
+        // rw- file.
+        assert_eq!(decide(ALL, false, 6, true).1, ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND);
+        // Read-only export: no write rights even with w.
+        assert_eq!(decide(ALL, false, 7, false).1, ACCESS4_READ | ACCESS4_EXECUTE);
+    }
 }

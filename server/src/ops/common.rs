@@ -49,6 +49,21 @@ pub fn encode_with(
     request: &[u32],
     rdattr_error: Option<nfs4d_xdr::nfs4::nfsstat4>,
 ) -> NfsResult<fattr4> {
+    with_attr_context(cx, cur, a, export, rdattr_error, |ctx| attrs::encode(request, a, ctx))
+        .map_err(NfsError::from_status)
+}
+
+/// Runs `f` with the attribute context of `cur` (attributes `a`), the one
+/// GETATTR, READDIR and VERIFY/NVERIFY share, so a value compared by
+/// VERIFY is byte for byte the value GETATTR returns.
+pub fn with_attr_context<R>(
+    cx: &Cx,
+    cur: &CurFh,
+    a: &ObjAttrs,
+    export: Option<&Export>,
+    rdattr_error: Option<nfs4d_xdr::nfs4::nfsstat4>,
+    f: impl FnOnce(&AttrContext) -> R,
+) -> R {
     let backend: Option<&dyn Backend> = export.map(|e| &*e.backend);
     let read_only = export.is_none_or(|e| e.cfg.read_only);
     let fsid = export.map_or((0, 0), |e| e.fsid);
@@ -93,7 +108,7 @@ pub fn encode_with(
         owner_string: &owner,
         group_string: &owner,
     };
-    attrs::encode(request, a, &ctx).map_err(NfsError::from_status)
+    f(&ctx)
 }
 
 /// Directory change info around a modification (RFC 8881 §3.3.4): the
@@ -174,4 +189,491 @@ pub fn dir_modifiable(cx: &Cx, e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
     }
     require(cx, &a, MAY_WRITE | MAY_EXEC)?;
     Ok(a)
+}
+
+// ---------------------------------------------------------------------------
+// Namespace helpers (LOOKUP, LOOKUPP, READDIR, CREATE, REMOVE, RENAME, LINK,
+// SETATTR).
+// ---------------------------------------------------------------------------
+
+/// `S_ISGID`.
+pub const MODE_SETGID: u32 = 0o2000;
+/// `S_ISVTX` (sticky).
+pub const MODE_STICKY: u32 = 0o1000;
+
+/// Fails unless `a` is a directory, for operations that resolve a name in
+/// the current filehandle (LOOKUP, LOOKUPP): a symlink is
+/// NFS4ERR_SYMLINK (RFC 8881 §18.13.3, RFC 7530 §16.13.5), anything else
+/// NFS4ERR_NOTDIR.
+pub fn lookup_dir(a: &Attrs) -> NfsResult<()> {
+    match a.kind {
+        FileKind::Directory => Ok(()),
+        FileKind::Symlink => Err(NfsError::Symlink),
+        _ => Err(NfsError::NotDir),
+    }
+}
+
+/// The pseudo-filesystem node export `export` is mounted at.
+pub fn export_node(cx: &Cx, export: u32) -> Option<usize> {
+    cx.srv.vfs.pseudo.iter().position(|p| p.export == Some(export))
+}
+
+/// The child of pseudo node `node` called `name`.
+pub fn pseudo_child(cx: &Cx, node: usize, name: &[u8]) -> Option<usize> {
+    let pseudo = &cx.srv.vfs.pseudo;
+    pseudo
+        .get(node)?
+        .children
+        .iter()
+        .copied()
+        .find(|&c| pseudo.get(c).is_some_and(|p| p.name.as_bytes() == name))
+}
+
+/// Whether the caller is a member of group `gid` (primary or supplementary).
+pub fn in_group(cx: &Cx, gid: u32) -> bool {
+    let (_, primary, gids) = caller(cx);
+    primary == gid || gids.contains(&gid)
+}
+
+/// The uid (or gid, with `group`) named by an owner / owner_group string
+/// (RFC 8881 §5.9): a decimal id, `name@domain` or a bare name looked up
+/// in the system's user or group database. An empty string is
+/// NFS4ERR_INVAL (a zero-length principal is malformed, not unknown);
+/// no translation is NFS4ERR_BADOWNER.
+pub fn owner_id(s: &[u8], group: bool) -> NfsResult<u32> {
+    if s.is_empty() {
+        return Err(NfsError::Inval);
+    }
+    let lookup = |name: &str| if group { gid_by_name(name) } else { uid_by_name(name) };
+    attrs::parse_owner(s, &lookup).map_err(NfsError::from_status)
+}
+
+/// Upper bound for the passwd/group record buffer (a group with many
+/// members needs more than the first guess).
+const NSS_BUF_MAX: usize = 1 << 20;
+
+fn uid_by_name(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids);
+        // getpwnam_r only writes into it and into `buf`, whose true
+        // length is passed, and `res` is either null or points to `pw`.
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut res: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+        if rc == libc::ERANGE && buf.len() < NSS_BUF_MAX {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        return (rc == 0 && !res.is_null()).then_some(pw.pw_uid);
+    }
+}
+
+fn gid_by_name(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 1024];
+    loop {
+        // SAFETY: as in `uid_by_name`, for getgrnam_r and `group`.
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut res: *mut libc::group = std::ptr::null_mut();
+        let rc = unsafe { libc::getgrnam_r(cname.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut res) };
+        if rc == libc::ERANGE && buf.len() < NSS_BUF_MAX {
+            buf.resize(buf.len() * 2, 0);
+            continue;
+        }
+        return (rc == 0 && !res.is_null()).then_some(gr.gr_gid);
+    }
+}
+
+/// Owner and permission bits of an object the caller creates in directory
+/// `dir` (attributes `dir`) with create attributes `req` (CREATE, OPEN).
+///
+/// As a local `creat`/`mkdir` would (the backend chowns explicitly, so
+/// the kernel's own rules do not apply): the owner is the caller, the
+/// group the caller's, or the directory's when it has the set-group-ID
+/// bit, and a new directory inherits that bit. Requested owner/group are
+/// honoured when the caller could `chown` to them: root, or the caller's
+/// own uid and a group the caller is in (NFS4ERR_PERM otherwise). A
+/// set-group-ID bit on a group-executable file whose group the caller is
+/// not in is dropped, as Linux does (inode_init_owner). No umask is
+/// applied: the client applies its own before sending the mode.
+pub fn creation_owner_mode(cx: &Cx, dir: &Attrs, req: &attrs::SetRequest, is_dir: bool, default_mode: u32) -> NfsResult<(Owner, u32)> {
+    let (uid, gid, _) = caller(cx);
+    let root = uid == 0;
+    let inherit_gid = dir.mode & MODE_SETGID != 0;
+    let mut owner = Owner {
+        uid,
+        gid: if inherit_gid { dir.gid } else { gid },
+    };
+    if let Some(s) = &req.owner {
+        let want = owner_id(s, false)?;
+        if want != uid && !root {
+            return Err(NfsError::Perm);
+        }
+        owner.uid = want;
+    }
+    if let Some(s) = &req.group {
+        let want = owner_id(s, true)?;
+        if want != owner.gid && !root && !in_group(cx, want) {
+            return Err(NfsError::Perm);
+        }
+        owner.gid = want;
+    }
+    let mut mode = req.mode.unwrap_or(default_mode);
+    if is_dir && inherit_gid {
+        mode |= MODE_SETGID;
+    } else if !is_dir && mode & (MODE_SETGID | 0o010) == MODE_SETGID | 0o010 && !root && !in_group(cx, owner.gid) {
+        mode &= !MODE_SETGID;
+    }
+    Ok((owner, mode))
+}
+
+/// The sticky-directory rule (POSIX `rename`/`unlink`): in a directory
+/// with the sticky bit only root, the directory's owner and the entry's
+/// owner may remove or replace the entry. REMOVE and RENAME have no
+/// NFS4ERR_PERM in their error lists (RFC 8881 §15.2), so this is
+/// NFS4ERR_ACCESS.
+pub fn sticky_allows(cx: &Cx, dir: &Attrs, victim: &Attrs) -> NfsResult<()> {
+    let (uid, _, _) = caller(cx);
+    if dir.mode & MODE_STICKY == 0 || uid == 0 || uid == dir.uid || uid == victim.uid {
+        Ok(())
+    } else {
+        Err(NfsError::Access)
+    }
+}
+
+/// Makes a directory's entries durable after a namespace change and
+/// returns its attributes for change_info4's `after`. NFS namespace
+/// operations are committed before the reply (as knfsd does for `sync`
+/// exports): a client that saw the reply must not lose the name in a
+/// server crash.
+pub fn dir_done(e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
+    e.backend.sync_dir(dir)?;
+    Ok(e.backend.stat(dir)?)
+}
+
+/// Clears `attr` in an attribute bitmap (e.g. from an `attrsset` that was
+/// requested but not applied).
+pub fn bitmap_clear(bm: &mut [u32], attr: u32) {
+    if let Some(w) = bm.get_mut((attr / 32) as usize) {
+        *w &= !(1 << (attr % 32));
+    }
+}
+
+/// A decoded `settime4` as the backend takes it.
+pub fn set_time(t: attrs::TimeSet) -> crate::backend::SetTime {
+    match t {
+        attrs::TimeSet::ServerNow => crate::backend::SetTime::ServerNow,
+        attrs::TimeSet::Client(sec, nsec) => crate::backend::SetTime::Client(sec, nsec),
+    }
+}
+
+
+// ---------------------------------------------------------------------------
+// State helpers (OPEN, OPEN_CONFIRM, OPEN_DOWNGRADE, CLOSE, LOCK, LOCKT,
+// LOCKU, READ, WRITE, COMMIT, DELEGRETURN, RELEASE_LOCKOWNER).
+// ---------------------------------------------------------------------------
+
+/// The client whose owner a request names. 4.0: the `clientid` inside the
+/// open or lock owner, which must be a confirmed client with a live lease
+/// (NFS4ERR_STALE_CLIENTID / NFS4ERR_EXPIRED); using it renews the lease
+/// (RFC 7530 §9.6). 4.1: the session's client; the clientid in the owner
+/// MUST be ignored (RFC 8881 §18.16.3, §18.10.3, §18.11.3).
+pub fn state_client(cx: &Cx, clientid: u64) -> NfsResult<crate::state::ClientId> {
+    if cx.minor == 0 {
+        cx.srv.state.renew(clientid)?;
+        Ok(clientid)
+    } else {
+        cx.session_client().ok_or(NfsError::OpNotInSession)
+    }
+}
+
+/// The state-table key of the current file: (export, object id).
+pub fn file_key(cur: &CurFh) -> Option<crate::state::FileKey> {
+    cur.obj().map(|(e, id, _)| (e, id))
+}
+
+/// Fails unless an object is a regular file, with the status READ, WRITE,
+/// COMMIT, LOCK, LOCKT and LOCKU give: a directory is NFS4ERR_ISDIR; in
+/// 4.1 a symlink is NFS4ERR_SYMLINK and anything else NFS4ERR_WRONG_TYPE
+/// (RFC 8881 §18.22.3, §18.32.4, §18.10.3); 4.0 has neither for these
+/// operations and says NFS4ERR_INVAL (RFC 7530 §16.23.5, §16.36.5).
+pub fn regular_file(cx: &Cx, kind: FileKind) -> NfsResult<()> {
+    match kind {
+        FileKind::Regular => Ok(()),
+        FileKind::Directory => Err(NfsError::IsDir),
+        _ if cx.minor == 0 => Err(NfsError::Inval),
+        FileKind::Symlink => Err(NfsError::Symlink),
+        _ => Err(NfsError::WrongType),
+    }
+}
+
+/// The current filehandle as a regular file of an export: its export,
+/// path, state key and attributes. Pseudo-filesystem nodes are
+/// directories (NFS4ERR_ISDIR); other types as [`regular_file`].
+pub fn cur_regular<'c>(
+    cx: &'c Cx,
+    cur: &'c CurFh,
+) -> NfsResult<(&'c Export, &'c RelPath, crate::state::FileKey, Attrs)> {
+    let (e, path, id) = obj(cx, cur, NfsError::IsDir)?;
+    let a = e.backend.stat(path)?;
+    regular_file(cx, a.kind)?;
+    Ok((e, path, (e.id, id), a))
+}
+
+/// The 4.0 sequencing step of a seqid-bearing operation (RFC 7530
+/// §9.1.7): NFS4ERR_BAD_SEQID for an out-of-order seqid; for the next
+/// seqid, arranges for the COMPOUND loop to cache this operation's reply
+/// in the owner and returns `false`; for a retransmission of the last
+/// request, hands the cached reply to the loop and returns `true` — the
+/// caller then returns [`replayed`] without doing anything. 4.1 ignores
+/// seqids (sessions give exactly-once semantics): always `false`.
+pub fn sequence(
+    cx: &mut Cx,
+    kind: crate::state::OwnerKind,
+    owner: &crate::state::OwnerKey,
+    seqid: u32,
+) -> NfsResult<bool> {
+    if cx.minor != 0 {
+        return Ok(false);
+    }
+    match cx.srv.state.check_owner_seqid(kind, owner, seqid)? {
+        crate::state::SeqCheck::Replay(bytes) => {
+            cx.replay = Some(bytes);
+            Ok(true)
+        }
+        crate::state::SeqCheck::Next => {
+            cx.seq_owner = Some((kind, owner.clone(), seqid));
+            Ok(false)
+        }
+    }
+}
+
+/// The result a handler returns for a replayed 4.0 request: the loop
+/// sends the cached bytes, and this result only decides the COMPOUND's
+/// status and whether it goes on, so it carries the cached status.
+pub fn replayed<T>(cx: &Cx, ok: impl FnOnce() -> T) -> NfsResult<T> {
+    let code = cx
+        .replay
+        .as_ref()
+        .and_then(|r| r.get(4..8))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(
+            nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_SERVERFAULT as i32 as u32,
+            u32::from_be_bytes,
+        );
+    if code == 0 {
+        Ok(ok())
+    } else {
+        Err(status_error(code))
+    }
+}
+
+/// An error whose status is `code` (for replayed replies); SERVERFAULT for
+/// codes no [`NfsError`] variant produces.
+pub fn status_error(code: u32) -> NfsError {
+    use NfsError::*;
+    let denied = || {
+        LockDenied(Box::new(nfs4d_xdr::nfs4::LOCK4denied {
+            offset: 0,
+            length: 0,
+            locktype: nfs4d_xdr::nfs4::nfs_lock_type4::READ_LT,
+            owner: nfs4d_xdr::nfs4::lock_owner4 {
+                clientid: 0,
+                owner: Vec::new(),
+            },
+        }))
+    };
+    let candidates = [
+        Perm,
+        NoEnt,
+        Io,
+        Nxio,
+        Access,
+        Exist,
+        Xdev,
+        NotDir,
+        IsDir,
+        Inval,
+        FBig,
+        NoSpc,
+        Rofs,
+        MLink,
+        NameTooLong,
+        NotEmpty,
+        DQuot,
+        Stale,
+        BadHandle,
+        NotSupp,
+        ServerFault,
+        BadType,
+        Delay,
+        Expired,
+        Locked,
+        Grace,
+        FhExpired,
+        ShareDenied,
+        WrongSec,
+        Resource,
+        NoFileHandle,
+        StaleClientid,
+        StaleStateid,
+        OldStateid,
+        BadStateid,
+        BadSeqid,
+        LockRange,
+        Symlink,
+        AttrNotSupp,
+        NoGrace,
+        ReclaimBad,
+        ReclaimConflict,
+        BadXdr,
+        LocksHeld,
+        OpenMode,
+        BadOwner,
+        BadChar,
+        BadName,
+        BadRange,
+        LockNotSupp,
+        Deadlock,
+        AdminRevoked,
+        WrongType,
+        denied(),
+    ];
+    candidates
+        .into_iter()
+        .find(|e| e.status() as i32 as u32 == code)
+        .unwrap_or(ServerFault)
+}
+
+/// Whether a 4.0 owner's seqid advances after this result (RFC 7530
+/// §9.1.7: it does, except after these errors). The same list as the
+/// COMPOUND loop's, for the second owner of a LOCK with a new lock owner.
+pub fn seqid_advances<T>(r: &NfsResult<T>) -> bool {
+    let Err(e) = r else { return true };
+    !matches!(
+        e.status(),
+        nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_STALE_CLIENTID
+            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_STALE_STATEID
+            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_BAD_STATEID
+            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_BAD_SEQID
+            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_BADXDR
+            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_RESOURCE
+            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_NOFILEHANDLE
+            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_MOVED
+    )
+}
+
+/// The record of a stateid named by a stateid-bearing operation, found by
+/// its `other` field only — its seqid is checked later with
+/// [`check_generation`], after the 4.0 owner seqid, because BAD_SEQID
+/// takes precedence over stateid errors (RFC 7530 §9.1.9). Special
+/// stateids are NFS4ERR_BAD_STATEID here (none is valid for these
+/// operations, RFC 7530 §9.1.4.4); a stateid of an earlier server
+/// instance is NFS4ERR_STALE_STATEID; an unknown one or, in 4.1, another
+/// client's is NFS4ERR_BAD_STATEID. The 4.1 current stateid is resolved
+/// first. Using a stateid renews its client's 4.0 lease.
+pub fn find_state(
+    cx: &Cx,
+    sid: &nfs4d_xdr::nfs4::stateid4,
+) -> NfsResult<(nfs4d_xdr::nfs4::stateid4, crate::state::StateEntry)> {
+    let sid = cx.resolve_stateid(sid)?;
+    if sid.other == [0; 12] || sid.other == [0xff; 12] {
+        return Err(NfsError::BadStateid);
+    }
+    if sid.other[..4] != cx.srv.state.boot.to_be_bytes() {
+        return Err(NfsError::StaleStateid);
+    }
+    let e = cx
+        .srv
+        .state
+        .state_entry(&sid.other)
+        .ok_or(NfsError::BadStateid)?;
+    if cx.session_client().is_some_and(|c| c != e.client) {
+        return Err(NfsError::BadStateid);
+    }
+    if cx.minor == 0 {
+        // The client may be gone with its state only moments later; the
+        // stateid check that follows then fails.
+        let _ = cx.srv.state.renew(e.client);
+    }
+    Ok((sid, e))
+}
+
+/// The stateid's seqid against the state's current one (RFC 8881 §8.2.2):
+/// an older one is NFS4ERR_OLD_STATEID, a newer one NFS4ERR_BAD_STATEID;
+/// in 4.1 seqid 0 means "the current one".
+pub fn check_generation(
+    cx: &Cx,
+    sid: &nfs4d_xdr::nfs4::stateid4,
+    e: &crate::state::StateEntry,
+) -> NfsResult<()> {
+    if sid.seqid == 0 && cx.minor >= 1 {
+        return Ok(());
+    }
+    match sid.seqid.cmp(&e.seqid) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(NfsError::OldStateid),
+        std::cmp::Ordering::Greater => Err(NfsError::BadStateid),
+    }
+}
+
+/// [`state_file`] without the type check: BAD_STATEID unless the state is
+/// about the current file.
+pub fn same_file(cur: &CurFh, e: &crate::state::StateEntry) -> NfsResult<()> {
+    if file_key(cur) == Some(e.file) {
+        Ok(())
+    } else {
+        Err(NfsError::BadStateid)
+    }
+}
+
+/// A state must be about the current file (RFC 7530 §9.1.4.4: "If the
+/// selected table entry does not match the current filehandle, return
+/// NFS4ERR_BAD_STATEID"). A current filehandle that is no regular file at
+/// all gets its type error instead ([`regular_file`]), as knfsd checks the
+/// type before the stateid.
+pub fn state_file(cx: &Cx, cur: &CurFh, e: &crate::state::StateEntry) -> NfsResult<()> {
+    if file_key(cur) == Some(e.file) {
+        return Ok(());
+    }
+    let (export, path, _) = obj(cx, cur, NfsError::IsDir)?;
+    regular_file(cx, export.backend.stat(path)?.kind)?;
+    Err(NfsError::BadStateid)
+}
+
+/// A validated byte range from offset/length (RFC 8881 §18.10.3: length 0,
+/// or a range past 2^64 - 1 that is not "to the end", is NFS4ERR_INVAL).
+pub fn lock_range(offset: u64, length: u64) -> NfsResult<(u64, u64)> {
+    crate::state::lock::range(offset, length)
+}
+
+/// The state layer's lock type of a wire lock type: the W variants only
+/// ask the server to queue the request, which this server does not do
+/// (a conflict is NFS4ERR_DENIED and the client polls).
+pub fn lock_type(t: nfs4d_xdr::nfs4::nfs_lock_type4) -> crate::state::LockType {
+    use nfs4d_xdr::nfs4::nfs_lock_type4::*;
+    match t {
+        READ_LT | READW_LT => crate::state::LockType::Read,
+        WRITE_LT | WRITEW_LT => crate::state::LockType::Write,
+    }
+}
+
+/// The LOCK4denied body of a conflict: the conflicting lock's range, type
+/// and owner, with that owner's real client id (RFC 8881 §18.10.3).
+pub fn denied(d: crate::state::lock::Denied) -> NfsError {
+    use nfs4d_xdr::nfs4::nfs_lock_type4;
+    NfsError::LockDenied(Box::new(nfs4d_xdr::nfs4::LOCK4denied {
+        offset: d.offset,
+        length: d.length,
+        locktype: match d.ty {
+            crate::state::LockType::Read => nfs_lock_type4::READ_LT,
+            crate::state::LockType::Write => nfs_lock_type4::WRITE_LT,
+        },
+        owner: nfs4d_xdr::nfs4::lock_owner4 {
+            clientid: d.owner.0,
+            owner: d.owner.1,
+        },
+    }))
 }

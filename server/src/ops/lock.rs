@@ -1,12 +1,155 @@
-//! LOCK — not implemented yet.
-#![allow(unused_imports, unused_variables)]
+//! LOCK (RFC 8881 §18.10, RFC 7530 §16.10): takes a byte-range lock for a
+//! lock owner, creating its lock stateid from an open stateid the first
+//! time (`new_lock_owner`).
+//!
+//! Locks follow POSIX semantics (OPEN4_RESULT_LOCKTYPE_POSIX): a lock
+//! owner's ranges merge and split, and a lock over its own lock of the
+//! other type up- or downgrades it. The blocking types READW_LT/WRITEW_LT
+//! are not queued: a conflict is NFS4ERR_DENIED and the client polls
+//! (RFC 8881 §9.6 allows this).
 
-use nfs4d_xdr::nfs4::*;
+use nfs4d_xdr::nfs4::{locker4, stateid4, LOCK4args, LOCK4resok};
 
+use super::common;
 use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::state::open::ACCESS_WRITE;
+use crate::state::{ClientId, FileKey, LockType, OwnerKey, OwnerKind, SeqCheck, StateKind};
 
-/// Placeholder.
-pub fn run(_cx: &mut Cx, _a: LOCK4args) -> NfsResult<LOCK4resok> {
-    Err(NfsError::NotSupp)
+/// What the locker resolves to.
+struct Locker {
+    client: ClientId,
+    file: FileKey,
+    owner: OwnerKey,
+    /// The open stateid's `other` the lock state hangs off.
+    open: [u8; 12],
+    /// The open's share access.
+    access: u32,
+}
+
+/// LOCK.
+///
+/// With `new_lock_owner` (open_to_lock_owner4) the open stateid must be a
+/// confirmed open stateid of the current file; 4.0 checks the open
+/// owner's seqid (`open_seqid`) and caches the reply there, like knfsd,
+/// and starts or continues the lock owner's sequence at `lock_seqid`
+/// (RFC 7530 §16.10.4; a lock owner that already has a lock stateid for
+/// the file is NFS4ERR_BAD_SEQID there). Without it (exist_lock_owner4)
+/// the lock stateid must be one of the current file and 4.0 checks the
+/// lock owner's seqid. 4.1 ignores seqids and the clientid in the owner.
+///
+/// Then: reclaims are NFS4ERR_NO_GRACE (no grace period), the range must
+/// be valid (NFS4ERR_INVAL), a write lock needs an open for write
+/// (NFS4ERR_OPENMODE, RFC 8881 §18.10.4 leaves this to POSIX semantics),
+/// and a conflicting lock of another owner is NFS4ERR_DENIED with its
+/// description.
+pub fn run(cx: &mut Cx, a: LOCK4args) -> NfsResult<LOCK4resok> {
+    let mut new_owner = None;
+    let r = lock(cx, a, &mut new_owner);
+    if let Some((owner, seqid)) = new_owner {
+        if common::seqid_advances(&r) {
+            cx.srv.state.advance_lock_seqid(owner, seqid);
+        }
+    }
+    r
+}
+
+fn lock(
+    cx: &mut Cx,
+    a: LOCK4args,
+    new_owner: &mut Option<(OwnerKey, u32)>,
+) -> NfsResult<LOCK4resok> {
+    let cur = cx.cfh()?.clone();
+    let replay = || LOCK4resok {
+        lock_stateid: stateid4::default(),
+    };
+    let l = match a.locker {
+        locker4::TRUE(otl) => {
+            let (sid, e) = common::find_state(cx, &otl.open_stateid)?;
+            let StateKind::Open(o) = &e.kind else {
+                return Err(NfsError::BadStateid);
+            };
+            let owner = (e.client, otl.lock_owner.owner);
+            if cx.minor == 0 && otl.lock_owner.clientid != e.client {
+                // A lock owner of another client than the open's.
+                cx.srv.state.renew(otl.lock_owner.clientid)?;
+                return Err(NfsError::BadStateid);
+            }
+            if common::sequence(cx, OwnerKind::Open, &o.owner, otl.open_seqid)? {
+                return common::replayed(cx, replay);
+            }
+            if cx.minor == 0 {
+                if cx.srv.state.lock_owner_known(&owner)
+                    && cx
+                        .srv
+                        .state
+                        .check_owner_seqid(OwnerKind::Lock, &owner, otl.lock_seqid)?
+                        != SeqCheck::Next
+                {
+                    // The open owner's seqid says "new request", the lock
+                    // owner's says "retransmission": they disagree.
+                    return Err(NfsError::BadSeqid);
+                }
+                *new_owner = Some((owner.clone(), otl.lock_seqid));
+                if cx.srv.state.lock_state_of(&owner, e.file).is_some() {
+                    return Err(NfsError::BadSeqid);
+                }
+            }
+            common::check_generation(cx, &sid, &e)?;
+            common::state_file(cx, &cur, &e)?;
+            if e.unconfirmed {
+                return Err(NfsError::BadStateid);
+            }
+            Locker {
+                client: e.client,
+                file: e.file,
+                owner,
+                open: sid.other,
+                access: o.share.access,
+            }
+        }
+        locker4::FALSE(el) => {
+            let (sid, e) = common::find_state(cx, &el.lock_stateid)?;
+            let StateKind::Lock { owner, open } = &e.kind else {
+                return Err(NfsError::BadStateid);
+            };
+            if common::sequence(cx, OwnerKind::Lock, owner, el.lock_seqid)? {
+                return common::replayed(cx, replay);
+            }
+            common::check_generation(cx, &sid, &e)?;
+            common::state_file(cx, &cur, &e)?;
+            let access = match cx.srv.state.state_entry(open).map(|s| s.kind) {
+                Some(StateKind::Open(o)) => o.share.access,
+                _ => return Err(NfsError::BadStateid),
+            };
+            Locker {
+                client: e.client,
+                file: e.file,
+                owner: owner.clone(),
+                open: *open,
+                access,
+            }
+        }
+    };
+    if a.reclaim {
+        // No grace period: the server keeps no locks across restarts.
+        return Err(NfsError::NoGrace);
+    }
+    let (start, end) = common::lock_range(a.offset, a.length)?;
+    let ty = common::lock_type(a.locktype);
+    if ty == LockType::Write && l.access & ACCESS_WRITE == 0 {
+        return Err(NfsError::OpenMode);
+    }
+    match cx
+        .srv
+        .state
+        .lock_range(l.client, l.owner, l.file, l.open, start, end, ty)
+    {
+        Ok(lock_stateid) => {
+            cx.cur_stateid = Some(lock_stateid.clone());
+            Ok(LOCK4resok { lock_stateid })
+        }
+        Err(Ok(d)) => Err(common::denied(d)),
+        Err(Err(err)) => Err(err),
+    }
 }

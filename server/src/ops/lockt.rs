@@ -1,12 +1,29 @@
-//! LOCKT — not implemented yet.
-#![allow(unused_imports, unused_variables)]
+//! LOCKT (RFC 8881 §18.11, RFC 7530 §16.11): tests for a conflicting
+//! byte-range lock without creating any state.
 
-use nfs4d_xdr::nfs4::*;
+use nfs4d_xdr::nfs4::LOCKT4args;
 
+use super::common;
 use crate::compound::Cx;
-use crate::error::{NfsError, NfsResult};
+use crate::error::NfsResult;
 
-/// Placeholder.
-pub fn run(_cx: &mut Cx, _a: LOCKT4args) -> NfsResult<()> {
-    Err(NfsError::NotSupp)
+/// LOCKT: the current file must be a regular file; the owner's client is
+/// checked in 4.0 (NFS4ERR_STALE_CLIENTID / NFS4ERR_EXPIRED) and is the
+/// session's in 4.1; the range must be valid (NFS4ERR_INVAL). Locks of the
+/// owner itself never conflict (§18.11.4). A conflict is NFS4ERR_DENIED
+/// with the conflicting lock; READW_LT/WRITEW_LT test like READ_LT/WRITE_LT.
+pub fn run(cx: &mut Cx, a: LOCKT4args) -> NfsResult<()> {
+    let cur = cx.cfh()?.clone();
+    let (_, _, file, _) = common::cur_regular(cx, &cur)?;
+    let client = common::state_client(cx, a.owner.clientid)?;
+    let (start, end) = common::lock_range(a.offset, a.length)?;
+    let owner = (client, a.owner.owner);
+    match cx
+        .srv
+        .state
+        .test_lock(file, &owner, start, end, common::lock_type(a.locktype))
+    {
+        Some(d) => Err(common::denied(d)),
+        None => Ok(()),
+    }
 }

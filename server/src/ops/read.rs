@@ -1,12 +1,87 @@
-//! READ — not implemented yet.
-#![allow(unused_imports, unused_variables)]
+//! READ (RFC 8881 §18.22, RFC 7530 §16.23): reads file data under a
+//! stateid. Also the admission check WRITE shares ([`admit`]).
 
-use nfs4d_xdr::nfs4::*;
+use nfs4d_xdr::nfs4::{stateid4, READ4args, READ4resok};
 
+use super::common;
+use crate::backend::RelPath;
 use crate::compound::Cx;
+use crate::config::MAX_IO;
 use crate::error::{NfsError, NfsResult};
+use crate::state::open::{IoGrant, IoIntent};
+use crate::vfs::{CurFh, Export};
 
-/// Placeholder.
-pub fn run(_cx: &mut Cx, _a: READ4args) -> NfsResult<READ4resok> {
-    Err(NfsError::NotSupp)
+/// Reply bytes around READ's data in a 4.1 COMPOUND (RPC reply header,
+/// COMPOUND status, tag, SEQUENCE and PUTFH results, READ's own header),
+/// kept free when the count is fitted to the session's reply size.
+const READ_OVERHEAD: u32 = 512;
+
+/// READ: the count is clamped to MAX_IO and, in 4.1, to what the session's
+/// maximum reply leaves room for (a short read is allowed, RFC 8881
+/// §18.22.4); reading at or past the end of file returns no data and eof.
+pub fn run(cx: &mut Cx, a: READ4args) -> NfsResult<READ4resok> {
+    let cur = cx.cfh()?.clone();
+    let sid = cx.resolve_stateid(&a.stateid)?;
+    let mut max = MAX_IO;
+    if let Some(s) = &cx.session {
+        max = max.min(s.fore.max_response.saturating_sub(READ_OVERHEAD));
+    }
+    let count = a.count.min(max);
+    let range = (count > 0).then(|| (a.offset, a.offset.saturating_add(u64::from(count) - 1)));
+    let (e, path) = admit(cx, &cur, &sid, false, range)?;
+    let mut data = Vec::new();
+    let (_, eof) = e.backend.read(path, a.offset, count as usize, &mut data)?;
+    Ok(READ4resok { eof, data })
+}
+
+/// Whether the caller may do this I/O on the current file under `sid`
+/// (RFC 7530 §9.1.6, RFC 8881 §18.22.3/§18.32.3), returning the export and
+/// path to do it on.
+///
+/// The state side (share reservations, open mode, mandatory byte-range
+/// locks, stateid validity) is [`crate::state::StateManager::check_io`].
+/// I/O under a special stateid was authorised by no OPEN, so the current
+/// file must be a regular file the caller has permission for by its mode
+/// bits (read, or execute for reading, as OPEN allows; write). I/O under an
+/// open or lock stateid was authorised by its OPEN; the 4.0 lease of its
+/// client is renewed. The pseudo filesystem has only directories
+/// (NFS4ERR_ISDIR); a stateid of another file is NFS4ERR_BAD_STATEID,
+/// unless the current file is no regular file at all (its type error).
+pub(super) fn admit<'c>(
+    cx: &'c Cx,
+    cur: &'c CurFh,
+    sid: &stateid4,
+    write: bool,
+    range: Option<(u64, u64)>,
+) -> NfsResult<(&'c Export, &'c RelPath)> {
+    let (e, path, id) = common::obj(cx, cur, NfsError::IsDir)?;
+    let io = IoIntent { write, range };
+    match cx
+        .srv
+        .state
+        .check_io(sid, (e.id, id), io, cx.minor, cx.session_client())
+    {
+        Ok(IoGrant::State { client }) => {
+            if cx.minor == 0 {
+                // Any use of a client's stateid renews its lease (RFC 7530
+                // §9.6); a failure shows up in its next stateful request.
+                let _ = cx.srv.state.renew(client);
+            }
+        }
+        Ok(IoGrant::Special) => {
+            let a = e.backend.stat(path)?;
+            common::regular_file(cx, a.kind)?;
+            if write {
+                common::require(cx, &a, common::MAY_WRITE)?;
+            } else if common::allowed(cx, &a, common::MAY_READ | common::MAY_EXEC) == 0 {
+                return Err(NfsError::Access);
+            }
+        }
+        Err(NfsError::BadStateid) => {
+            common::regular_file(cx, e.backend.stat(path)?.kind)?;
+            return Err(NfsError::BadStateid);
+        }
+        Err(err) => return Err(err),
+    }
+    Ok((e, path))
 }

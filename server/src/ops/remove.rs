@@ -1,12 +1,47 @@
-//! REMOVE — not implemented yet.
-#![allow(unused_imports, unused_variables)]
+//! REMOVE (RFC 8881 §18.25, RFC 7530 §16.26): removes the entry `target`
+//! of the current directory, a directory (which must be empty:
+//! NFS4ERR_NOTEMPTY) or any other object.
+//!
+//! After the backend removed the name the handle map forgets that link;
+//! if it was the object's last one, the object's handles answer
+//! NFS4ERR_STALE from then on. Open state on a removed file is left to
+//! the client (which renames open files away itself, "silly rename").
 
-use nfs4d_xdr::nfs4::*;
+use nfs4d_xdr::nfs4::{REMOVE4args, REMOVE4resok};
 
+use super::common;
+use crate::backend::FileKind;
 use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::vfs::component;
 
-/// Placeholder.
-pub fn run(_cx: &mut Cx, _a: REMOVE4args) -> NfsResult<REMOVE4resok> {
-    Err(NfsError::NotSupp)
+/// REMOVE.
+pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
+    let name = component(&a.target)?;
+    let cur = cx.cfh()?.clone();
+    // The pseudo filesystem is read-only.
+    let (e, dir_path, dir_id) = common::obj(cx, &cur, NfsError::Rofs)?;
+    // ROFS, NOTDIR, write + search permission on the directory.
+    let before = common::dir_modifiable(cx, e, dir_path)?;
+    let victim = e.backend.lookup(dir_path, &name)?;
+    common::sticky_allows(cx, &before, &victim)?;
+    match victim.kind {
+        FileKind::Directory => e.backend.rmdir(dir_path, &name)?,
+        _ => {
+            e.backend.remove(dir_path, &name)?;
+        }
+    }
+    let after = common::dir_done(e, dir_path)?;
+    // The name is gone from the store; the map follows. This need not be
+    // durable before the reply: if the update is lost, PUTFH of an old
+    // handle still finds nothing at the recorded path (or another
+    // identity) and answers STALE, and LOOKUP replaces the dead link. For
+    // the same reason a failure here does not undo a removal that
+    // happened; it is only logged.
+    if let Err(err) = cx.srv.fhmap.remove(e.id, dir_id, name.as_bytes()) {
+        tracing::warn!(error = %err, dir = %dir_path, name = %name, "REMOVE: handle map update failed");
+    }
+    Ok(REMOVE4resok {
+        cinfo: common::cinfo(&before, &after),
+    })
 }

@@ -1,12 +1,150 @@
-//! RENAME — not implemented yet.
-#![allow(unused_imports, unused_variables)]
+//! RENAME (RFC 8881 §18.26, RFC 7530 §16.27): renames `oldname` in the
+//! saved directory to `newname` in the current directory, atomically
+//! replacing a compatible target (the backend's `rename(2)`).
+//!
+//! Rules checked here, in RFC or POSIX terms:
+//! * both directories in the same export (NFS4ERR_XDEV); the pseudo
+//!   filesystem is read-only (NFS4ERR_ROFS);
+//! * write + search permission on both directories, the sticky-bit rule
+//!   on both entries, and write permission on a directory moved to
+//!   another parent (its ".." changes), as `rename(2)` requires;
+//! * an existing target must be compatible, both directories or both
+//!   not, else NFS4ERR_EXIST; a non-empty target directory is
+//!   NFS4ERR_EXIST too (§18.26.3: "or if the target is a directory but
+//!   not empty, the server will return the error NFS4ERR_EXIST");
+//! * two names of the same object (hard links, or the same name): no
+//!   action, NFS4_OK (§18.26.3);
+//! * a directory into its own subtree: the backend refuses (EINVAL →
+//!   NFS4ERR_INVAL).
+//!
+//! The handle map then moves the object's one record, so every handle
+//! below a renamed directory keeps working; that must be durable before
+//! the reply. With volatile handles that expire on rename, the renamed
+//! object's handles are expired (RFC 8881 §4.2.3, FH4_VOL_RENAME).
 
-use nfs4d_xdr::nfs4::*;
+use nfs4d_xdr::nfs4::{RENAME4args, RENAME4resok};
 
+use super::common::{self, MAY_WRITE};
+use crate::backend::{Attrs, BackendError, FileKind, Name, RelPath};
 use crate::compound::Cx;
+use crate::config::{ExpireOn, HandleMode};
 use crate::error::{NfsError, NfsResult};
+use crate::fhmap::ObjectId;
+use crate::vfs::{component, ftype, key_of, Export, Node};
 
-/// Placeholder.
-pub fn run(_cx: &mut Cx, _a: RENAME4args) -> NfsResult<RENAME4resok> {
-    Err(NfsError::NotSupp)
+/// RENAME.
+pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
+    let src_fh = cx.sfh.clone().ok_or(NfsError::NoFileHandle)?;
+    let dst_fh = cx.cfh()?.clone();
+    let old = component(&a.oldname)?;
+    let new = component(&a.newname)?;
+    let (se, sp, sid, de, dp, did) = match (&src_fh.node, &dst_fh.node) {
+        (Node::Pseudo(_), Node::Pseudo(_)) => return Err(NfsError::Rofs),
+        (
+            Node::Obj {
+                export: se,
+                id: sid,
+                path: sp,
+            },
+            Node::Obj {
+                export: de,
+                id: did,
+                path: dp,
+            },
+        ) => (*se, sp, *sid, *de, dp, *did),
+        // One side is a pseudo directory: not the same file system.
+        _ => return Err(NfsError::Xdev),
+    };
+    if se != de {
+        return Err(NfsError::Xdev);
+    }
+    let e = cx.srv.vfs.export(se)?;
+    let src_before = common::dir_modifiable(cx, e, sp)?;
+    let dst_before = match sid == did {
+        true => src_before.clone(),
+        false => common::dir_modifiable(cx, e, dp)?,
+    };
+
+    let src = e.backend.lookup(sp, &old)?;
+    common::sticky_allows(cx, &src_before, &src)?;
+    if src.kind == FileKind::Directory && sid != did {
+        common::require(cx, &src, MAY_WRITE)?;
+    }
+    match e.backend.lookup(dp, &new) {
+        Ok(dst) if key_of(&dst) == key_of(&src) => {
+            // The same object under both names: nothing to do.
+            return Ok(RENAME4resok {
+                source_cinfo: common::cinfo(&src_before, &src_before),
+                target_cinfo: common::cinfo(&dst_before, &dst_before),
+            });
+        }
+        Ok(dst) => {
+            let src_dir = src.kind == FileKind::Directory;
+            if src_dir != (dst.kind == FileKind::Directory) {
+                return Err(NfsError::Exist);
+            }
+            common::sticky_allows(cx, &dst_before, &dst)?;
+        }
+        Err(BackendError::NotFound) => {}
+        Err(err) => return Err(err.into()),
+    }
+
+    e.backend.rename(sp, &old, dp, &new).map_err(|err| match err {
+        BackendError::NotEmpty => NfsError::Exist,
+        other => other.into(),
+    })?;
+    let src_after = common::dir_done(e, sp)?;
+    let dst_after = match sid == did {
+        true => src_after.clone(),
+        false => common::dir_done(e, dp)?,
+    };
+
+    // Handles of the moved object (and everything below it) must follow
+    // it before the client learns of the rename.
+    match cx.srv.fhmap.rename(se, sid, old.as_bytes(), did, new.as_bytes()) {
+        Ok(()) => cx.need_durable(cx.srv.fhmap.last_seq()),
+        // The rename happened; failing now would mislead the client.
+        // Handles of the moved object answer STALE until looked up again.
+        Err(err) => tracing::error!(error = %err, from = %sp, to = %dp, "RENAME: handle map update failed"),
+    }
+    expire_renamed(cx, e, did, dp, &new);
+
+    Ok(RENAME4resok {
+        source_cinfo: common::cinfo(&src_before, &src_after),
+        target_cinfo: common::cinfo(&dst_before, &dst_after),
+    })
+}
+
+/// Volatile handles configured to expire on rename: expire the renamed
+/// object's handles, unless it is open and the export keeps handles of
+/// open files (`noexpire_with_open`, FH4_NOEXPIRE_WITH_OPEN). Best
+/// effort: expiry is something the server MAY do, never owes.
+fn expire_renamed(cx: &mut Cx, e: &Export, dir: ObjectId, dir_path: &RelPath, name: &Name) {
+    if e.cfg.filehandles != HandleMode::Volatile || !e.cfg.expire_on.contains(&ExpireOn::Rename) {
+        return;
+    }
+    let Ok(attrs) = e.backend.lookup(dir_path, name) else {
+        return;
+    };
+    let id = match record_id(cx, e, dir, name, &attrs) {
+        Ok(id) => id,
+        Err(err) => {
+            tracing::warn!(error = %err, "RENAME: cannot find the renamed object to expire its handles");
+            return;
+        }
+    };
+    if e.cfg.noexpire_with_open && cx.srv.state.lock().file_share((e.id, id)).access != 0 {
+        return;
+    }
+    match cx.srv.fhmap.expire(id) {
+        Ok(()) => cx.need_durable(cx.srv.fhmap.last_seq()),
+        Err(err) => tracing::warn!(error = %err, "RENAME: expiring volatile handles failed"),
+    }
+}
+
+fn record_id(cx: &Cx, e: &Export, dir: ObjectId, name: &Name, attrs: &Attrs) -> NfsResult<ObjectId> {
+    Ok(cx
+        .srv
+        .fhmap
+        .lookup_or_insert(e.id, dir, name.as_bytes(), key_of(attrs), ftype(attrs.kind))?)
 }

@@ -71,7 +71,14 @@ fn length_of(start: u64, end: u64) -> u64 {
 
 impl Inner {
     /// The first lock of another owner that conflicts with the request.
-    pub fn lock_conflict(&self, file: FileKey, owner: &OwnerKey, start: u64, end: u64, ty: LockType) -> Option<Denied> {
+    pub fn lock_conflict(
+        &self,
+        file: FileKey,
+        owner: &OwnerKey,
+        start: u64,
+        end: u64,
+        ty: LockType,
+    ) -> Option<Denied> {
         self.locks.get(&file)?.iter().find_map(|r| {
             let overlap = r.start <= end && start <= r.end;
             let exclusive = ty == LockType::Write || r.ty == LockType::Write;
@@ -86,7 +93,14 @@ impl Inner {
 
     /// Sets `owner`'s lock on [start, end] to `ty` (None = unlock), merging
     /// and splitting the owner's existing ranges.
-    pub fn set_range(&mut self, file: FileKey, owner: &OwnerKey, start: u64, end: u64, ty: Option<LockType>) {
+    pub fn set_range(
+        &mut self,
+        file: FileKey,
+        owner: &OwnerKey,
+        start: u64,
+        end: u64,
+        ty: Option<LockType>,
+    ) {
         let ranges = self.locks.entry(file).or_default();
         let mut out = Vec::with_capacity(ranges.len() + 2);
         for r in ranges.drain(..) {
@@ -95,19 +109,31 @@ impl Inner {
                 continue;
             }
             if r.start < start {
-                out.push(LockRange { end: start - 1, ..r.clone() });
+                out.push(LockRange {
+                    end: start - 1,
+                    ..r.clone()
+                });
             }
             if r.end > end {
-                out.push(LockRange { start: end + 1, ..r });
+                out.push(LockRange {
+                    start: end + 1,
+                    ..r
+                });
             }
         }
         if let Some(ty) = ty {
-            let mut new = LockRange { owner: owner.clone(), start, end, ty };
+            let mut new = LockRange {
+                owner: owner.clone(),
+                start,
+                end,
+                ty,
+            };
             // Coalesce with adjacent ranges of the same owner and type.
             out.retain(|r| {
                 let adjacent = &r.owner == owner
                     && r.ty == ty
-                    && (r.end.checked_add(1) == Some(new.start) || new.end.checked_add(1) == Some(r.start));
+                    && (r.end.checked_add(1) == Some(new.start)
+                        || new.end.checked_add(1) == Some(r.start));
                 if adjacent {
                     new.start = new.start.min(r.start);
                     new.end = new.end.max(r.end);
@@ -161,7 +187,10 @@ impl StateManager {
                         client,
                         file,
                         seqid: 0,
-                        kind: StateKind::Lock { owner: owner.clone(), open },
+                        kind: StateKind::Lock {
+                            owner: owner.clone(),
+                            open,
+                        },
                         unconfirmed: false,
                     },
                 );
@@ -173,7 +202,10 @@ impl StateManager {
         g.set_range(file, &owner, start, end, Some(ty));
         let e = g.states.get_mut(&other).ok_or(Err(NfsError::ServerFault))?;
         e.seqid = bump(e.seqid);
-        Ok(stateid4 { seqid: e.seqid, other })
+        Ok(stateid4 {
+            seqid: e.seqid,
+            other,
+        })
     }
 
     /// Releases a range held under a lock stateid (LOCKU).
@@ -187,11 +219,21 @@ impl StateManager {
         g.set_range(file, &owner, start, end, None);
         let e = g.states.get_mut(other).ok_or(NfsError::BadStateid)?;
         e.seqid = bump(e.seqid);
-        Ok(stateid4 { seqid: e.seqid, other: *other })
+        Ok(stateid4 {
+            seqid: e.seqid,
+            other: *other,
+        })
     }
 
     /// LOCKT: the conflicting lock, if any.
-    pub fn test_lock(&self, file: FileKey, owner: &OwnerKey, start: u64, end: u64, ty: LockType) -> Option<Denied> {
+    pub fn test_lock(
+        &self,
+        file: FileKey,
+        owner: &OwnerKey,
+        start: u64,
+        end: u64,
+        ty: LockType,
+    ) -> Option<Denied> {
         self.lock().lock_conflict(file, owner, start, end, ty)
     }
 
@@ -199,7 +241,10 @@ impl StateManager {
     /// while the owner holds any lock; otherwise forgets the owner.
     pub fn release_lockowner(&self, owner: &OwnerKey) -> Result<(), NfsError> {
         let mut g = self.lock();
-        let holds = g.locks.values().any(|rs| rs.iter().any(|r| &r.owner == owner));
+        let holds = g
+            .locks
+            .values()
+            .any(|rs| rs.iter().any(|r| &r.owner == owner));
         if holds {
             return Err(NfsError::LocksHeld);
         }
@@ -217,9 +262,41 @@ impl StateManager {
     }
 }
 
+impl StateManager {
+    /// 4.0: a LOCK with a new lock owner advanced that owner's sequence to
+    /// `seqid` (RFC 7530 §16.10.4: it "establishes an initial sequence
+    /// value for the new lock-owner"). The reply is cached under the open
+    /// owner, whose seqid the request also carried, so a retransmission is
+    /// answered from there; the lock owner keeps no reply (knfsd does the
+    /// same).
+    pub fn advance_lock_seqid(&self, owner: OwnerKey, seqid: u32) {
+        let mut g = self.lock();
+        let seq = g.lock_owners.entry(owner).or_default();
+        seq.last = Some(seqid);
+        seq.reply = None;
+    }
+
+    /// The lock stateid `owner` already has for `file`, if any.
+    pub fn lock_state_of(&self, owner: &OwnerKey, file: FileKey) -> Option<Other> {
+        self.lock()
+            .locks_by_owner
+            .get(&(owner.clone(), file))
+            .copied()
+    }
+
+    /// Whether a 4.0 lock owner is known (has sequencing history).
+    pub fn lock_owner_known(&self, owner: &OwnerKey) -> bool {
+        self.lock()
+            .lock_owners
+            .get(owner)
+            .is_some_and(|s| s.last.is_some())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fhmap::ObjectId;
 
     fn own(n: u8) -> OwnerKey {
         (1, vec![n])
@@ -236,11 +313,13 @@ mod tests {
     #[test]
     fn split_merge_and_conflicts() {
         let mut g = Inner::default();
-        let f = (0, 1);
+        let f = (0, ObjectId(1));
         g.set_range(f, &own(1), 0, 99, Some(LockType::Write));
         g.set_range(f, &own(1), 40, 59, None);
         assert_eq!(g.owner_ranges(f, &own(1)), 2);
-        assert!(g.lock_conflict(f, &own(2), 45, 50, LockType::Write).is_none());
+        assert!(g
+            .lock_conflict(f, &own(2), 45, 50, LockType::Write)
+            .is_none());
         let d = g.lock_conflict(f, &own(2), 50, 70, LockType::Read).unwrap();
         assert_eq!((d.offset, d.length), (60, 40));
         g.set_range(f, &own(1), 40, 59, Some(LockType::Write));
@@ -248,13 +327,105 @@ mod tests {
         // Downgrade a middle part to read: other readers may share it.
         g.set_range(f, &own(1), 10, 19, Some(LockType::Read));
         assert_eq!(g.owner_ranges(f, &own(1)), 3);
-        assert!(g.lock_conflict(f, &own(2), 10, 19, LockType::Read).is_none());
-        assert!(g.lock_conflict(f, &own(2), 10, 20, LockType::Read).is_some());
+        assert!(g
+            .lock_conflict(f, &own(2), 10, 19, LockType::Read)
+            .is_none());
+        assert!(g
+            .lock_conflict(f, &own(2), 10, 20, LockType::Read)
+            .is_some());
         // To-EOF ranges.
         g.set_range(f, &own(3), 1000, u64::MAX, Some(LockType::Read));
-        assert!(g.lock_conflict(f, &own(2), u64::MAX, u64::MAX, LockType::Write).is_some());
+        assert!(g
+            .lock_conflict(f, &own(2), u64::MAX, u64::MAX, LockType::Write)
+            .is_some());
         g.set_range(f, &own(1), 0, u64::MAX, None);
         g.set_range(f, &own(3), 0, u64::MAX, None);
         assert!(g.locks.is_empty());
+    }
+
+    #[test]
+    fn lock_owner_sequencing_and_state() {
+        use crate::clock::ManualClock;
+        use crate::state::open::{Share, ACCESS_BOTH};
+        use crate::state::{OwnerKind, SeqCheck};
+        use std::sync::Arc;
+
+        let sm = StateManager::new(Arc::new(ManualClock::default()), 10, 1, Default::default());
+        let f = (0, ObjectId(1));
+        let lo = own(1);
+        assert!(!sm.lock_owner_known(&lo));
+        assert_eq!(sm.lock_state_of(&lo, f), None);
+        sm.advance_lock_seqid(lo.clone(), 4);
+        assert!(sm.lock_owner_known(&lo));
+        assert_eq!(
+            sm.check_owner_seqid(OwnerKind::Lock, &lo, 5),
+            Ok(SeqCheck::Next)
+        );
+        // No reply is cached under the lock owner for that request.
+        assert_eq!(
+            sm.check_owner_seqid(OwnerKind::Lock, &lo, 4),
+            Err(NfsError::BadSeqid)
+        );
+
+        let open = sm
+            .open(
+                1,
+                (1, b"oo".to_vec()),
+                f,
+                Share {
+                    access: ACCESS_BOTH,
+                    deny: 0,
+                },
+                true,
+            )
+            .unwrap();
+        let sid = sm
+            .lock_range(1, lo.clone(), f, open.stateid.other, 0, 9, LockType::Write)
+            .unwrap();
+        assert_eq!(sid.seqid, 1);
+        assert_eq!(sm.lock_state_of(&lo, f), Some(sid.other));
+        // Upgrading/downgrading and extending reuse the stateid.
+        let sid2 = sm
+            .lock_range(1, lo.clone(), f, open.stateid.other, 5, 20, LockType::Read)
+            .unwrap();
+        assert_eq!((sid2.other, sid2.seqid), (sid.other, 2));
+        let d = sm.test_lock(f, &own(2), 0, 0, LockType::Write).unwrap();
+        assert_eq!((d.offset, d.length, d.ty), (0, 5, LockType::Write));
+        let d = sm
+            .test_lock(f, &own(2), 0, u64::MAX, LockType::Read)
+            .unwrap();
+        assert_eq!((d.offset, d.length), (0, 5));
+        assert!(sm.test_lock(f, &own(2), 5, 20, LockType::Read).is_none());
+        assert!(
+            sm.test_lock(f, &lo, 0, 20, LockType::Write).is_none(),
+            "own locks never conflict"
+        );
+        // Denied for another owner.
+        match sm.lock_range(1, own(2), f, open.stateid.other, 20, 20, LockType::Write) {
+            Err(Ok(d)) => assert_eq!(
+                (d.offset, d.length, d.ty, d.owner),
+                (5, 16, LockType::Read, lo.clone())
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            sm.lock_state_of(&own(2), f),
+            None,
+            "a denied first lock creates no stateid"
+        );
+        // CLOSE refuses while locks are held; RELEASE_LOCKOWNER too.
+        assert_eq!(
+            sm.close(&open.stateid.other).unwrap_err(),
+            NfsError::LocksHeld
+        );
+        assert_eq!(sm.release_lockowner(&lo), Err(NfsError::LocksHeld));
+        let u = sm.unlock_range(&sid.other, 0, u64::MAX).unwrap();
+        assert_eq!(u.seqid, 3);
+        // The lock stateid outlives its last lock (RFC 7530 §9.1.4.4).
+        assert_eq!(sm.lock_state_of(&lo, f), Some(sid.other));
+        sm.release_lockowner(&lo).unwrap();
+        assert_eq!(sm.lock_state_of(&lo, f), None);
+        assert!(!sm.lock_owner_known(&lo));
+        sm.close(&open.stateid.other).unwrap();
     }
 }
