@@ -51,9 +51,37 @@ hostname "kclient-$KC_RUNID"
 # route on purpose: the guest only ever needs 10.0.2.2 (= host loopback).
 ip link set lo up
 i=0
-while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+while { [ ! -e /sys/class/net/eth0 ] || [ ! -e /sys/class/net/eth1 ]; } && [ $i -lt 50 ]; do
+    sleep 0.1; i=$((i + 1))
+done
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
+
+# A second, independent NFS client in the same guest.  The kernel keeps one
+# nfs_client (one NFSv4 client ID, one lease, one set of opens/locks) per
+# server and network namespace, so a mount made from another network
+# namespace is a genuinely different client to the server.  Checks use it to
+# make the *server* arbitrate (lock conflicts, cache coherency), instead of
+# the guest kernel's local lock table.  It gets qemu's second NIC (its own
+# user-net stack, where 10.0.2.2 is again the host's loopback) and its own
+# hostname, which goes into its client owner string.
+if [ -e /sys/class/net/eth1 ]; then
+    unshare -n -u sleep 2147483647 &
+    ns2=$!
+    i=0
+    while [ "$(readlink /proc/$ns2/ns/net)" = "$(readlink /proc/1/ns/net)" ] && [ $i -lt 50 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    if ip link set eth1 netns $ns2 &&
+       nsenter -t $ns2 -n -u sh -c "hostname kclient-$KC_RUNID-b && ip link set lo up &&
+            ip link set eth1 up && ip addr add 10.0.2.15/24 dev eth1"; then
+        echo $ns2 >/run/kclient-ns2.pid
+    else
+        echo "KCLIENT-ERROR could not set up the second client's network namespace"
+    fi
+else
+    echo "KCLIENT-ERROR no eth1: second client unavailable"
+fi
 
 sh /workload.sh
 echo "KCLIENT-WORKLOAD-EXIT $?"

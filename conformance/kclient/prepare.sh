@@ -8,10 +8,11 @@
 #
 # Cache layout (${NFS4D_KCLIENT_CACHE:-$HOME/.cache/nfs4d-kclient}):
 #   debs/                 downloaded kernel packages (kept, never installed)
-#   kernel/<pkg>/root/    the package unpacked with dpkg -x
-#   vmlinuz               the kernel to boot (copied from the unpacked package)
-#   kver                  its version string (e.g. 6.1.0-56-amd64)
+#   kernel/<pkg>/         what we need from one package (dpkg -x, then pruned):
+#                         vmlinuz, kver, modules/*.ko, modules.order
+#   vmlinuz, kver, kpkg   the kernel in use, its version and package name
 #   lockhelper            static POSIX-lock probe built from lockhelper.c
+#   lockhelper.src        sha256 of the lockhelper.c it was built from
 #   base.cpio             busybox + modules + lockhelper + /etc files (newc)
 #   base.key              hash of the inputs base.cpio was built from
 #
@@ -30,7 +31,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${NFS4D_KCLIENT_CACHE:-$HOME/.cache/nfs4d-kclient}
 mkdir -p "$cache"
 
-log() { echo "prepare: $*" >&2; }
+did_work=0
+log() { echo "prepare: $*" >&2; did_work=1; }
 die() { echo "prepare: ERROR: $*" >&2; exit 1; }
 
 # Serialise concurrent prepares (e.g. CI running 4.0/4.1/4.2 in parallel).
@@ -102,8 +104,20 @@ if [ -z "$kpkg" ]; then
     [ -n "$kpkg" ] || die "cannot resolve linux-image-amd64 to a kernel package"
 fi
 
+# Modules the guest needs; modprobe adds their dependencies (nfsv4 pulls in
+# nfs, sunrpc, lockd, grace, fscache/netfs, dns_resolver; virtio_pci and
+# virtio_net give the NICs).  Changing this list re-extracts the kernel.
+GUEST_MODULES="nfsv4 virtio_net virtio_pci"
+
+# Temporary directories to remove on exit, whatever happens.
+tmpdirs=()
+trap 'rm -rf "${tmpdirs[@]}"' EXIT
+
+# The cache slot keeps the kernel image and just the needed modules (already
+# in insmod order and decompressed), not the whole 400 MB module tree; the
+# .deb stays in debs/ so re-extracting never needs the network.
 kdir=$cache/kernel/$kpkg
-if [ ! -e "$kdir/.unpacked" ]; then
+if [ ! -e "$kdir/.done" ] || [ "$(cat "$kdir/modules.want" 2>/dev/null)" != "$GUEST_MODULES" ]; then
     mkdir -p "$cache/debs"
     deb=$(ls "$cache/debs/${kpkg}_"*.deb 2>/dev/null | head -n1 || true)
     if [ -z "$deb" ]; then
@@ -118,69 +132,75 @@ if [ ! -e "$kdir/.unpacked" ]; then
         deb=$(ls "$cache/debs/${kpkg}_"*.deb | head -n1)
     fi
     log "unpacking $deb"
+    unpack=$(mktemp -d "$cache/unpack.XXXXXX")
+    tmpdirs+=("$unpack")
+    dpkg -x "$deb" "$unpack"
+    kver=$(ls "$unpack/lib/modules" | head -n1)
+    [ -n "$kver" ] || die "no lib/modules in $deb"
+    [ -f "$unpack/boot/vmlinuz-$kver" ] || die "no boot/vmlinuz-$kver in $deb"
+    # depmod -b works on the unpacked tree without touching the host's
+    # /lib/modules.  --show-depends prints "insmod PATH [ARGS]" or
+    # "builtin NAME" lines in load order; keep the paths, first-seen order.
+    # -a is essential: without it modprobe takes the later names as module
+    # parameters of the first one.
+    depmod -b "$unpack" "$kver"
+    mapfile -t modpaths < <(
+        modprobe -a -d "$unpack" -S "$kver" --show-depends $GUEST_MODULES |
+            awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
+    [ ${#modpaths[@]} -gt 0 ] || die "modprobe --show-depends returned no modules"
     rm -rf "$kdir"
-    mkdir -p "$kdir/root"
-    dpkg -x "$deb" "$kdir/root"
-    touch "$kdir/.unpacked"
-fi
-kver=$(ls "$kdir/root/lib/modules" | head -n1)
-[ -n "$kver" ] || die "no modules directory in $kdir"
-[ -f "$kdir/root/boot/vmlinuz-$kver" ] || die "no vmlinuz-$kver in $kdir"
-if ! cmp -s "$kdir/root/boot/vmlinuz-$kver" "$cache/vmlinuz" 2>/dev/null; then
-    cp "$kdir/root/boot/vmlinuz-$kver" "$cache/vmlinuz.tmp"
-    mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
-fi
-echo "$kver" >"$cache/kver"
-echo "$kpkg" >"$cache/kpkg"
-
-# Module list in insmod order.  depmod -b works on the unpacked tree without
-# touching the host's /lib/modules.
-if [ ! -s "$kdir/root/lib/modules/$kver/modules.dep" ] || [ ! -e "$kdir/.depmod" ]; then
-    depmod -b "$kdir/root" "$kver"
-    touch "$kdir/.depmod"
-fi
-# nfsv4 pulls in nfs, sunrpc, lockd, grace, fscache/netfs, dns_resolver...;
-# virtio_pci + virtio_net give us the NIC.  Lines are "insmod PATH [ARGS]" or
-# "builtin NAME"; keep the paths, de-duplicated in first-seen order.  -a is
-# essential: without it modprobe takes the later names as module parameters
-# of the first one.
-mapfile -t modpaths < <(
-    modprobe -a -d "$kdir/root" -S "$kver" --show-depends nfsv4 virtio_net virtio_pci |
-        awk '$1 == "insmod" && !seen[$2]++ { print $2 }')
-[ ${#modpaths[@]} -gt 0 ] || die "modprobe --show-depends returned no modules"
-
-# --- 3. lockhelper -------------------------------------------------------------
-if [ ! -x "$cache/lockhelper" ] || [ "$here/lockhelper.c" -nt "$cache/lockhelper" ]; then
-    log "building lockhelper"
-    gcc -static -O2 -Wall -Wextra -o "$cache/lockhelper.tmp" "$here/lockhelper.c"
-    mv "$cache/lockhelper.tmp" "$cache/lockhelper"
-fi
-
-# --- 4. base initramfs ---------------------------------------------------------
-# Rebuilt only when one of its inputs changed.  /init, the workload and its
-# config are NOT in here: run.sh appends them as a second cpio each run.
-key=$( { echo "format 2"; echo "$kver"; printf '%s\n' "${modpaths[@]}";
-         sha256sum /bin/busybox "$cache/lockhelper"; } | sha256sum | cut -d' ' -f1)
-if [ ! -s "$cache/base.cpio" ] || [ "$(cat "$cache/base.key" 2>/dev/null)" != "$key" ]; then
-    log "building base initramfs for $kver"
-    stage=$(mktemp -d "$cache/stage.XXXXXX")
-    trap 'rm -rf "$stage"' EXIT
-    mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,mnt,tmp,run,root,lib/modules,home/kctest}
-    cp /bin/busybox "$stage/bin/busybox"
-    cp "$cache/lockhelper" "$stage/bin/lockhelper"
-    : >"$stage/etc/modules.order"
+    mkdir -p "$kdir/modules"
+    cp "$unpack/boot/vmlinuz-$kver" "$kdir/vmlinuz"
+    : >"$kdir/modules.order"
     for p in "${modpaths[@]}"; do
         b=$(basename "$p")
         # The guest uses busybox insmod; hand it plain .ko files rather than
         # relying on its decompression support.
         case $b in
-            *.ko.xz)  xz -dc "$p" >"$stage/lib/modules/${b%.xz}";   b=${b%.xz} ;;
-            *.ko.zst) zstd -qdc "$p" >"$stage/lib/modules/${b%.zst}"; b=${b%.zst} ;;
-            *.ko.gz)  gzip -dc "$p" >"$stage/lib/modules/${b%.gz}";  b=${b%.gz} ;;
-            *)        cp "$p" "$stage/lib/modules/$b" ;;
+            *.ko.xz)  b=${b%.xz};  xz -dc "$p" >"$kdir/modules/$b" ;;
+            *.ko.zst) b=${b%.zst}; zstd -qdc "$p" >"$kdir/modules/$b" ;;
+            *.ko.gz)  b=${b%.gz};  gzip -dc "$p" >"$kdir/modules/$b" ;;
+            *)        cp "$p" "$kdir/modules/$b" ;;
         esac
-        echo "$b" >>"$stage/etc/modules.order"
+        echo "$b" >>"$kdir/modules.order"
     done
+    echo "$kver" >"$kdir/kver"
+    echo "$GUEST_MODULES" >"$kdir/modules.want"
+    rm -rf "$unpack"
+    touch "$kdir/.done"
+fi
+kver=$(cat "$kdir/kver")
+if ! cmp -s "$kdir/vmlinuz" "$cache/vmlinuz" 2>/dev/null; then
+    cp "$kdir/vmlinuz" "$cache/vmlinuz.tmp"
+    mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
+fi
+echo "$kver" >"$cache/kver"
+echo "$kpkg" >"$cache/kpkg"
+
+# --- 3. lockhelper -------------------------------------------------------------
+# Keyed on the source's content, not its mtime (git checkouts reset mtimes).
+src_sum=$(sha256sum "$here/lockhelper.c" | cut -d' ' -f1)
+if [ ! -x "$cache/lockhelper" ] || [ "$(cat "$cache/lockhelper.src" 2>/dev/null)" != "$src_sum" ]; then
+    log "building lockhelper"
+    gcc -static -O2 -Wall -Wextra -o "$cache/lockhelper.tmp" "$here/lockhelper.c"
+    mv "$cache/lockhelper.tmp" "$cache/lockhelper"
+    echo "$src_sum" >"$cache/lockhelper.src"
+fi
+
+# --- 4. base initramfs ---------------------------------------------------------
+# Rebuilt only when one of its inputs changed.  /init, the workload and its
+# config are NOT in here: run.sh appends them as a second cpio each run.
+key=$( { echo "format 3 $kpkg $kver"; cat "$kdir/modules.order";
+         sha256sum /bin/busybox "$cache/lockhelper"; } | sha256sum | cut -d' ' -f1)
+if [ ! -s "$cache/base.cpio" ] || [ "$(cat "$cache/base.key" 2>/dev/null)" != "$key" ]; then
+    log "building base initramfs for $kver"
+    stage=$(mktemp -d "$cache/stage.XXXXXX")
+    tmpdirs+=("$stage")
+    mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,mnt,tmp,run,root,lib/modules,home/kctest}
+    cp /bin/busybox "$stage/bin/busybox"
+    cp "$cache/lockhelper" "$stage/bin/lockhelper"
+    cp "$kdir"/modules/*.ko "$stage/lib/modules/"
+    cp "$kdir/modules.order" "$stage/etc/modules.order"
     # A non-root user for the permission checks (uid/gid 1000, like a
     # typical first desktop user) and nobody for completeness.
     cat >"$stage/etc/passwd" <<'EOF'
@@ -194,19 +214,21 @@ kctest:x:1000:
 nogroup:x:65534:
 EOF
     echo /bin/sh >"$stage/etc/shells"
-    chown 1000:1000 "$stage/home/kctest" 2>/dev/null || true
     chmod 1777 "$stage/tmp"
     # The kernel opens /dev/console before running /init; provide the node
     # when we can (root).  /init re-opens it from devtmpfs anyway.
     mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
-    # -R 0:0: everything owned by root inside the guest, except what we
-    # chowned explicitly (cpio -R overrides all; so fix ownership in /init).
+    # -R 0:0: everything owned by root inside the guest whoever builds this
+    # (/init hands /home/kctest to uid 1000 at boot).
     ( cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet ) >"$cache/base.cpio.tmp"
     mv "$cache/base.cpio.tmp" "$cache/base.cpio"
     echo "$key" >"$cache/base.key"
     rm -rf "$stage"
-    trap - EXIT
 fi
 
-log "kernel $kver, ${#modpaths[@]} modules, base initramfs $(du -k "$cache/base.cpio" | cut -f1) KiB"
+# Summary when something was done or a human is watching; silent otherwise
+# (run.sh calls this every time).
+if [ $did_work = 1 ] || [ -t 1 ]; then
+    log "kernel $kver, $(wc -l <"$kdir/modules.order") modules, base initramfs $(du -k "$cache/base.cpio" | cut -f1) KiB"
+fi
 echo "$cache"

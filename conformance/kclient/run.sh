@@ -5,7 +5,7 @@
 #
 #   run.sh --port N --vers 4.0|4.1|4.2 [--export /path] [--timeout S]
 #          [--opts EXTRA_MOUNT_OPTS] [--only "check1 check2"] [--keep]
-#          [--mem MB] [--log-dir DIR] [--verbose]
+#          [--mem MB] [--log-dir DIR] [--check-timeout S] [--verbose]
 #
 # Exit status: 0 all checks passed (and the guest reported its RESULT line),
 #              1 some check failed,
@@ -14,18 +14,21 @@
 #
 # Networking: qemu user-mode networking; inside the guest 10.0.2.2 is the
 # host's 127.0.0.1, so the server must listen on 127.0.0.1 (or any address).
-# The guest has no default route and talks to nothing but 10.0.2.2.
+# The guest has no default route and talks to nothing but 10.0.2.2.  It has
+# two NICs, each on its own user-net stack: the second one lives in a separate
+# network namespace in the guest and carries a second, independent NFS client
+# (see init.sh).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 
-usage() {
+usage() {   # usage [exit-status]
     sed -n '2,/^set -uo/{/^#/s/^# \{0,1\}//p}' "$0" >&2
-    exit 2
+    exit "${1:-2}"
 }
 
 port= vers= export_path=/ timeout=300 extra_opts= only= keep=0 mem=512
-log_dir= verbose=0
+log_dir= verbose=0 check_timeout=
 while [ $# -gt 0 ]; do
     case $1 in
         --port) port=${2:-}; shift 2 ;;
@@ -37,8 +40,9 @@ while [ $# -gt 0 ]; do
         --keep) keep=1; shift ;;
         --mem) mem=${2:-}; shift 2 ;;
         --log-dir) log_dir=${2:-}; shift 2 ;;
+        --check-timeout) check_timeout=${2:-}; shift 2 ;;
         -v|--verbose) verbose=1; shift ;;
-        -h|--help) usage ;;
+        -h|--help) usage 0 ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage ;;
     esac
 done
@@ -46,6 +50,7 @@ done
 case $vers in 4.0|4.1|4.2) ;; *) echo "run.sh: --vers must be 4.0, 4.1 or 4.2" >&2; usage ;; esac
 [[ $export_path == /* ]] || { echo "run.sh: --export must be an absolute path" >&2; exit 2; }
 [[ $timeout =~ ^[0-9]+$ ]] || { echo "run.sh: --timeout wants seconds" >&2; exit 2; }
+[[ -z $check_timeout || $check_timeout =~ ^[0-9]+$ ]] || { echo "run.sh: --check-timeout wants seconds" >&2; exit 2; }
 
 # --- preflight: is anything listening?  (loopback only) ----------------------
 # Saves a 300 s wait on a guest that can never mount.
@@ -93,6 +98,7 @@ chmod 755 "$stage/init" "$stage/workload.sh"
     echo "KC_ONLY=$(sq "$only")"
     echo "KC_KEEP=$keep"
     echo "KC_BIG_MB=${NFS4D_KCLIENT_BIG_MB:-48}"
+    echo "KC_CHECK_TIMEOUT=$check_timeout"
 } >"$stage/etc/kclient.conf"
 # The kernel unpacks concatenated newc archives in order, so the base (busybox,
 # modules, lockhelper) plus this small one make the whole root filesystem.
@@ -106,13 +112,15 @@ rm -rf "$stage"
 # console and goes straight to a file.  loglevel=2: only emergencies reach the
 # console, so kernel messages cannot split our CHECK lines (the workload
 # inspects dmesg itself).  panic=-1 + -no-reboot: any guest crash ends qemu.
+# IPv6 is off on both ends: the test traffic is IPv4 to 10.0.2.2 only.
 qemu=(qemu-system-x86_64
     -name nfs4d-kclient -accel tcg -smp 1 -m "$mem"
     -nodefaults -no-user-config -display none -monitor none -no-reboot
     -kernel "$cache/vmlinuz" -initrd "$rundir/initrd.img"
-    -append "console=ttyS0 panic=-1 quiet loglevel=2"
+    -append "console=ttyS0 panic=-1 quiet loglevel=2 ipv6.disable=1"
     -serial "file:$console"
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0
+    -netdev user,id=n0,ipv6=off -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56
+    -netdev user,id=n1,ipv6=off -device virtio-net-pci,netdev=n1,mac=52:54:00:12:34:57
     -rtc base=utc)
 
 echo "kclient: vers=$vers port=$port export=$export_path kernel=$(cat "$cache/kver") runid=$runid"
@@ -160,6 +168,7 @@ status=0
 if [ $timed_out = 1 ]; then
     running=$(grep -a '^RUN ' "$rundir/console.txt" | tail -n 1 | cut -d' ' -f2)
     echo "kclient: TIMEOUT after ${timeout}s${running:+ (last check started: $running)}"
+    tail -n 15 "$rundir/console.txt" | sed 's/^/  | /'
     status=2
 elif [ -z "$result" ]; then
     echo "kclient: guest ended (qemu exit $qrc) without a RESULT line; see $console"

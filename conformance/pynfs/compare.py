@@ -100,9 +100,16 @@ def parse_expect(path):
     return entries
 
 
+TOTALS_LINE = re.compile(r"^Of those: (\d+) Skipped, (\d+) Failed, "
+                         r"(\d+) Warned, (\d+) Passed")
+
+
 def parse_log(path):
-    """Return {code: status} for every result line in testserver stdout."""
+    """Return ({code: status}, totals) from testserver stdout.
+
+    totals is pynfs's own (skip, fail, warn, pass) count or None."""
     seen = {}
+    totals = None
     try:
         fd = open(path, encoding="utf-8", errors="replace")
     except OSError as e:
@@ -112,7 +119,10 @@ def parse_log(path):
             m = RESULT_LINE.match(line.rstrip("\n"))
             if m:
                 seen[m.group("code")] = LOG_OUTCOME[m.group("outcome")]
-    return seen
+            m = TOTALS_LINE.match(line)
+            if m:
+                totals = tuple(int(x) for x in m.groups())
+    return seen, totals
 
 
 def load_results(json_path, log_path):
@@ -126,8 +136,11 @@ def load_results(json_path, log_path):
     if not isinstance(cases, list):
         raise InputError("%s: no 'testcase' list; not a pynfs --json file"
                          % json_path)
-    logged = parse_log(log_path) if log_path else None
+    logged, totals = parse_log(log_path) if log_path else (None, None)
     notes = []
+    if log_path and totals is None:
+        notes.append("no 'Of those: ...' line in %s: did the run finish?"
+                     % log_path)
     status, messages = {}, {}
     for case in cases:
         code = case["code"]
@@ -148,6 +161,13 @@ def load_results(json_path, log_path):
             notes.append("%s: JSON says %s, testserver output says %s"
                          % (code, st, logged[code]))
         status[code] = st
+    if totals is not None:
+        c = counts(status)
+        mine = (c["skip"], c["fail"], c["warn"], c["pass"])
+        if mine != totals:
+            notes.append("pynfs counted %d skipped, %d failed, %d warned, "
+                         "%d passed; the JSON says %d, %d, %d, %d"
+                         % (totals + mine))
     return status, messages, notes
 
 
@@ -160,7 +180,7 @@ def counts(status):
 
 def compare(status, messages, expect):
     """Return (mismatches, notes); mismatches is a list of (kind, code, text)."""
-    mismatches, notes = [], []
+    mismatches, notes, unselected = [], [], []
     for code in sorted(expect):
         if code not in status:
             mismatches.append(("unknown-code", code,
@@ -183,8 +203,7 @@ def compare(status, messages, expect):
         want, reason, _ = exp
         if st == "notrun":
             if want != "exclude":
-                notes.append("%s listed as %s but not selected in this run"
-                             % (code, want))
+                unselected.append(code)
             continue
         if want == "fail":
             if st == "fail":
@@ -208,6 +227,9 @@ def compare(status, messages, expect):
             mismatches.append(("excluded-but-ran", code,
                                "listed as exclude (%s) but ran: %s"
                                % (reason, st)))
+    if unselected:
+        notes.append("%d listed test(s) not selected in this run: %s"
+                     % (len(unselected), " ".join(unselected)))
     return mismatches, notes
 
 

@@ -13,7 +13,7 @@ usage: PYNFS_DIR=/path/to/built/pynfs $0 [options] [-- extra testserver args]
   --server HOST:PORT/PATH  test an already running server (no nfs4d started);
                            PATH is where pynfs may create tmp/ and tree/
   --nfs4d BIN              nfs4d binary to start (default:
-                           \$ROOT/target/release/nfs4d); one fresh server with
+                           $ROOT/target/release/nfs4d); one fresh server with
                            a fresh export and state directory per suite
   --suite 4.0|4.1|both     which suite(s) to run (default: both)
   --select "WORDS"         pynfs flags/codes to run (default: "all")
@@ -111,7 +111,14 @@ else
 fi
 
 CURRENT_WORK=
+ts_pid=
 cleanup() {
+    # timeout(1) runs testserver.py in its own process group, out of reach
+    # of ^C: stop it here (timeout passes the TERM on).
+    if [ -n "$ts_pid" ] && kill -0 "$ts_pid" 2>/dev/null; then
+        kill -TERM "$ts_pid" 2>/dev/null
+        wait "$ts_pid" 2>/dev/null
+    fi
     if [ -n "$CURRENT_WORK" ]; then
         "$HERE/serverhelper.sh" "$CURRENT_WORK" stop
         CURRENT_WORK=
@@ -212,6 +219,7 @@ EOF
     fi
     wait "$ts_pid"
     ts_rc=$?
+    ts_pid=
     end=$(date +%s.%N)
     wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
     echo "testserver.py exit status $ts_rc, wall time ${wall}s; output in $out, $err"

@@ -103,7 +103,7 @@ local_path() {
     printf '%s%s\n' "$EXPORT_DIR" "$p"
 }
 
-note "$ACTION $*"
+[ "$ACTION" = alive ] || note "$ACTION $*"
 case $ACTION in
 start) start ;;
 stop) stop ;;

@@ -14,7 +14,7 @@ use super::common;
 use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::open::ACCESS_WRITE;
-use crate::state::{ClientId, FileKey, LockType, OwnerKey, OwnerKind, SeqCheck, StateKind};
+use crate::state::{ClientId, FileKey, LockType, OwnerKey, OwnerKind, StateKind};
 
 /// What the locker resolves to.
 struct Locker {
@@ -46,10 +46,11 @@ struct Locker {
 pub fn run(cx: &mut Cx, a: LOCK4args) -> NfsResult<LOCK4resok> {
     let mut new_owner = None;
     let r = lock(cx, a, &mut new_owner);
-    if let Some((owner, seqid)) = new_owner {
-        if common::seqid_advances(&r) {
-            cx.srv.state.advance_lock_seqid(owner, seqid);
-        }
+    // A new lock owner exists only once a lock was granted: after a
+    // refusal the client sends new_lock_owner again with its initial
+    // lock_seqid (RFC 7530 §16.10.5), which must not look like a replay.
+    if let (Some((owner, seqid)), Ok(_)) = (new_owner, &r) {
+        cx.srv.state.advance_lock_seqid(owner, seqid);
     }
     r
 }
@@ -79,17 +80,9 @@ fn lock(
                 return common::replayed(cx, replay);
             }
             if cx.minor == 0 {
-                if cx.srv.state.lock_owner_known(&owner)
-                    && cx
-                        .srv
-                        .state
-                        .check_owner_seqid(OwnerKind::Lock, &owner, otl.lock_seqid)?
-                        != SeqCheck::Next
-                {
-                    // The open owner's seqid says "new request", the lock
-                    // owner's says "retransmission": they disagree.
-                    return Err(NfsError::BadSeqid);
-                }
+                // The lock_seqid of a new lock owner is its initial value;
+                // only a lock owner that already holds lock state on this
+                // file cannot be "new" again.
                 *new_owner = Some((owner.clone(), otl.lock_seqid));
                 if cx.srv.state.lock_state_of(&owner, e.file).is_some() {
                     return Err(NfsError::BadSeqid);
