@@ -173,7 +173,7 @@ pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<
     rpc::begin_success_reply(xid, &mut out);
     let body = out.len();
     put_u32(&mut out, 0); // status, patched below
-    xdr_codec::pack_opaque_flex(&tag, None, &mut out).map_err(|_| Refusal::SystemErr)?;
+    nfs4d_xdr::codec::pack_opaque_var(&tag, None, &mut out).map_err(|_| Refusal::SystemErr)?;
     let count_at = out.len();
     put_u32(&mut out, 0); // result count, patched below
 
@@ -229,7 +229,7 @@ pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<
 }
 
 fn decode_header(cur: &mut Cursor<&[u8]>) -> Option<(Vec<u8>, u32, u32)> {
-    let (tag, _) = xdr_codec::unpack_opaque_flex(cur, Some(MAX_TAG)).ok()?;
+    let (tag, _) = nfs4d_xdr::codec::unpack_opaque_var(cur, Some(MAX_TAG as u32)).ok()?;
     let (minor, _) = u32::unpack(cur).ok()?;
     let (count, _) = u32::unpack(cur).ok()?;
     Some((tag, minor, count))
@@ -285,10 +285,22 @@ fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize)
             }
         };
         let start = out.len();
-        let st = ops::dispatch(cx, arg, out);
+        let fh_before = cx.cfh.as_ref().map(|c| c.fh.clone());
+        let mut st = ops::dispatch(cx, arg, out);
+        // A new current filehandle invalidates the current stateid unless
+        // the operation set both (RFC 8881 §16.2.3.1.2).
+        let sets_stateid = matches!(desc.op, nfs_opnum4::OP_OPEN | nfs_opnum4::OP_RESTOREFH);
+        if !sets_stateid && cx.cfh.as_ref().map(|c| &c.fh) != fh_before.as_ref() {
+            cx.cur_stateid = None;
+        }
         if let Some(bytes) = cx.replay.take() {
+            // A 4.0 retransmission: the original reply and its status.
             out.truncate(start);
             out.extend_from_slice(&bytes);
+            st = bytes
+                .get(4..8)
+                .and_then(|b| nfsstat4::try_from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok())
+                .unwrap_or(nfsstat4::NFS4ERR_SERVERFAULT);
         }
         if cx.replay_all.is_some() {
             return (st, 0);
@@ -328,7 +340,7 @@ fn precheck(cx: &Cx, desc: &ops::OpDesc, index: usize, reply_so_far: usize) -> R
             if bound > u64::from(s.fore.max_response) {
                 return Err(NfsError::RepTooBig);
             }
-            if s.cachethis && bound > u64::from(s.fore.max_response_cached) && desc.flags.contains(Flags::MODIFIES) {
+            if s.cachethis && bound > u64::from(s.fore.max_response_cached) {
                 return Err(NfsError::RepTooBigToCache);
             }
         }

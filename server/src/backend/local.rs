@@ -983,8 +983,279 @@ impl Backend for LocalBackend {
         };
         Ok(sys::fremovexattr(&file, &full)?)
     }
+
+    // --- space management and server-side copy (NFSv4.2) --------------------
+
+    fn allocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()> {
+        let (off, len) = falloc_range(offset, len)?;
+        let (file, _) = self.open_regular(path, true)?;
+        Ok(sys::fallocate(&file, 0, off, len)?)
+    }
+
+    fn deallocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()> {
+        let (off, len) = falloc_range(offset, len)?;
+        let (file, _) = self.open_regular(path, true)?;
+        let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+        Ok(sys::fallocate(&file, mode, off, len)?)
+    }
+
+    fn seek_data(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
+        self.seek(path, offset, libc::SEEK_DATA)
+    }
+
+    fn seek_hole(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
+        self.seek(path, offset, libc::SEEK_HOLE)
+    }
+
+    fn clone_range(
+        &self,
+        src: &RelPath,
+        src_off: u64,
+        dst: &RelPath,
+        dst_off: u64,
+        len: u64,
+    ) -> BackendResult<()> {
+        check_io_range(src_off, len)?;
+        check_io_range(dst_off, len)?;
+        let (from, _) = self.open_regular(src, false)?;
+        let (to, _) = self.open_regular(dst, true)?;
+        sys::ficlonerange(&from, src_off, &to, dst_off, len).map_err(|e| match errno_of(&e) {
+            // No reflink support on this filesystem (ENOTTY from ioctls it
+            // does not know), or not between these two files.
+            libc::EOPNOTSUPP | libc::ENOTTY | libc::EXDEV => BackendError::NotSupported,
+            _ => e.into(),
+        })
+    }
+
+    fn copy_range(
+        &self,
+        src: &RelPath,
+        src_off: u64,
+        dst: &RelPath,
+        dst_off: u64,
+        len: u64,
+    ) -> BackendResult<u64> {
+        check_io_range(src_off, len)?;
+        check_io_range(dst_off, len)?;
+        let (from, _) = self.open_regular(src, false)?;
+        let (to, _) = self.open_regular(dst, true)?;
+        let mut done = 0u64;
+        let mut kernel_copy = true;
+        let mut buf = Vec::new();
+        while done < len {
+            // Offsets fit in i64: checked above.
+            let (s, d) = ((src_off + done) as i64, (dst_off + done) as i64);
+            let chunk = usize::try_from(len - done).unwrap_or(usize::MAX).min(COPY_CHUNK);
+            let step = if kernel_copy {
+                match sys::copy_file_range(&from, s, &to, d, chunk) {
+                    Ok(n) => Ok(n),
+                    // copy_file_range(2): EXDEV across filesystems (before
+                    // Linux 5.19 also across types), EOPNOTSUPP/EINVAL where
+                    // the filesystem cannot, ENOSYS on old kernels: copy
+                    // through a buffer instead.
+                    Err(e)
+                        if matches!(
+                            errno_of(&e),
+                            libc::EXDEV | libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS
+                        ) =>
+                    {
+                        kernel_copy = false;
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                copy_through(&from, s as u64, &to, d as u64, chunk, &mut buf)
+            };
+            match step {
+                Ok(0) => break, // end of the source
+                Ok(n) => done += n as u64,
+                // Report the partial copy; the client copies the rest and
+                // then sees the error.
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(done)
+    }
+}
+
+/// Bytes copied per `copy_file_range` call (bounds each syscall's latency).
+const COPY_CHUNK: usize = 64 << 20;
+
+/// Buffer of the read/write copy fallback.
+const COPY_BUF: usize = 1 << 20;
+
+/// `fallocate` arguments for `len` bytes at `offset`: a zero length is
+/// [`BackendError::Invalid`] (fallocate(2) EINVAL), a range past the
+/// largest file size [`BackendError::TooBig`].
+fn falloc_range(offset: u64, len: u64) -> BackendResult<(i64, i64)> {
+    if len == 0 {
+        return Err(BackendError::Invalid);
+    }
+    check_io_range(offset, len)?;
+    // Both fit: offset + len <= i64::MAX.
+    Ok((offset as i64, len as i64))
+}
+
+/// Fails with [`BackendError::TooBig`] unless `offset + len` fits a file
+/// offset (`off_t` is signed).
+fn check_io_range(offset: u64, len: u64) -> BackendResult<()> {
+    match offset.checked_add(len) {
+        Some(end) if i64::try_from(end).is_ok() => Ok(()),
+        _ => Err(BackendError::TooBig),
+    }
+}
+
+/// One step of the buffered copy: reads up to `len` bytes at `src_off` and
+/// writes them all at `dst_off`; returns the bytes copied (0 at the
+/// source's end).
+fn copy_through(
+    from: &File,
+    src_off: u64,
+    to: &File,
+    dst_off: u64,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    buf.resize(len.min(COPY_BUF), 0);
+    let n = loop {
+        match from.read_at(buf, src_off) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r?,
+        }
+    };
+    to.write_all_at(&buf[..n], dst_off)?;
+    Ok(n)
+}
+
+impl LocalBackend {
+    /// `lseek(SEEK_DATA / SEEK_HOLE)` on the regular file at `path`; `None`
+    /// for ENXIO (nothing found before end of file, or `offset` at or past
+    /// it). The cached fd's position moves, which nothing else uses: all
+    /// I/O on it is positional.
+    fn seek(&self, path: &RelPath, offset: u64, whence: i32) -> BackendResult<Option<u64>> {
+        let (file, _) = self.open_regular(path, false)?;
+        let Ok(off) = i64::try_from(offset) else {
+            return Ok(None); // beyond any possible file size
+        };
+        match sys::lseek(&file, off, whence) {
+            Ok(pos) => Ok(Some(pos)),
+            Err(e) if errno_of(&e) == libc::ENXIO => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]
 #[path = "local_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod space_tests {
+    //! ALLOCATE/DEALLOCATE/SEEK/COPY/CLONE support (NFSv4.2).
+
+    use super::*;
+
+    fn setup(data: &[u8]) -> (tempfile::TempDir, LocalBackend, RelPath) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = LocalBackend::open(dir.path()).expect("backend");
+        let path = new(&b, "f", data);
+        (dir, b, path)
+    }
+
+    fn new(b: &LocalBackend, name: &str, data: &[u8]) -> RelPath {
+        let n = Name::new(name.as_bytes()).expect("name");
+        let owner = Owner { uid: 0, gid: 0 };
+        b.create_file(&RelPath::root(), &n, 0o644, owner, true).expect("create");
+        let p = RelPath::root().join(&n);
+        if !data.is_empty() {
+            b.write(&p, 0, data, Stability::Unstable).expect("write");
+        }
+        p
+    }
+
+    fn read_all(b: &LocalBackend, p: &RelPath) -> Vec<u8> {
+        let mut buf = Vec::new();
+        b.read(p, 0, 1 << 24, &mut buf).expect("read");
+        buf
+    }
+
+    #[test]
+    fn allocate_extends_and_reads_zeros() {
+        let (_d, b, p) = setup(b"abc");
+        b.allocate(&p, 0, 1).expect("allocate inside");
+        assert_eq!(b.stat(&p).expect("stat").size, 3);
+        b.allocate(&p, 10, 100).expect("allocate past eof");
+        let a = b.stat(&p).expect("stat");
+        assert_eq!(a.size, 110);
+        let data = read_all(&b, &p);
+        assert_eq!(&data[..3], b"abc");
+        assert!(data[3..].iter().all(|&x| x == 0));
+        assert_eq!(b.allocate(&p, 0, 0), Err(BackendError::Invalid));
+        assert_eq!(b.allocate(&p, i64::MAX as u64, 1), Err(BackendError::TooBig));
+        assert_eq!(b.allocate(&p, u64::MAX, 2), Err(BackendError::TooBig));
+        assert_eq!(b.allocate(&RelPath::root(), 0, 1), Err(BackendError::IsDir));
+    }
+
+    #[test]
+    fn deallocate_zeroes_and_keeps_size() {
+        let data = vec![0x5a; 3 * 4096 + 100];
+        let (_d, b, p) = setup(&data);
+        // Unaligned: partial blocks are zeroed, whole ones released.
+        b.deallocate(&p, 100, 2 * 4096).expect("punch");
+        let now = read_all(&b, &p);
+        assert_eq!(now.len(), data.len());
+        assert!(now[..100].iter().all(|&x| x == 0x5a));
+        assert!(now[100..100 + 2 * 4096].iter().all(|&x| x == 0));
+        assert!(now[100 + 2 * 4096..].iter().all(|&x| x == 0x5a));
+        // Past end of file: no effect.
+        b.deallocate(&p, 1 << 20, 4096).expect("punch past eof");
+        assert_eq!(b.stat(&p).expect("stat").size, data.len() as u64);
+        assert_eq!(b.deallocate(&p, 0, 0), Err(BackendError::Invalid));
+    }
+
+    #[test]
+    fn seek_data_and_holes() {
+        let (_d, b, p) = setup(&[]);
+        let blk = 1 << 20;
+        b.write(&p, blk, &vec![1; blk as usize], Stability::Unstable).expect("write");
+        b.setattr(&p, &SetAttrs { size: Some(3 * blk), ..Default::default() }).expect("truncate");
+        // The end of file is always a hole; nothing is found at or past it.
+        assert_eq!(b.seek_hole(&p, 3 * blk), Ok(None));
+        assert_eq!(b.seek_data(&p, 3 * blk), Ok(None));
+        assert_eq!(b.seek_data(&p, u64::MAX), Ok(None));
+        if b.seek_hole(&p, 0) == Ok(Some(0)) {
+            assert_eq!(b.seek_data(&p, 0), Ok(Some(blk)));
+            assert_eq!(b.seek_hole(&p, blk), Ok(Some(2 * blk)));
+            assert_eq!(b.seek_data(&p, 2 * blk), Ok(None));
+        } else {
+            // No hole tracking: all data, with the virtual hole at the end.
+            assert_eq!(b.seek_data(&p, 0), Ok(Some(0)));
+            assert_eq!(b.seek_hole(&p, 0), Ok(Some(3 * blk)));
+        }
+    }
+
+    #[test]
+    fn copy_ranges() {
+        let (_d, b, src) = setup(b"0123456789");
+        let dst = new(&b, "g", b"abcdefghij");
+        assert_eq!(b.copy_range(&src, 2, &dst, 5, 3), Ok(3));
+        assert_eq!(read_all(&b, &dst), b"abcde234ij");
+        // Past the destination's end: it grows; the source's end stops it.
+        assert_eq!(b.copy_range(&src, 8, &dst, 12, 100), Ok(2));
+        assert_eq!(read_all(&b, &dst), b"abcde234ij\0\089");
+        assert_eq!(b.copy_range(&src, 0, &dst, i64::MAX as u64, 1), Err(BackendError::TooBig));
+    }
+
+    #[test]
+    fn clone_ranges() {
+        let (_d, b, src) = setup(&vec![7; 8192]);
+        let dst = new(&b, "g", &[]);
+        match b.clone_range(&src, 0, &dst, 0, 8192) {
+            Ok(()) => assert_eq!(read_all(&b, &dst), vec![7; 8192]),
+            // ext4, tmpfs: no reflinks.
+            Err(e) => assert_eq!(e, BackendError::NotSupported),
+        }
+    }
+}

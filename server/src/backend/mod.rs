@@ -652,6 +652,65 @@ pub trait Backend: Send + Sync + 'static {
     fn listxattr(&self, path: &RelPath) -> BackendResult<Vec<Vec<u8>>>;
 
     fn removexattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<()>;
+
+    // --- space management and server-side copy (NFSv4.2, RFC 7862) ---------
+    //
+    // Optional: the defaults report [`BackendError::NotSupported`], which the
+    // server answers with NFS4ERR_NOTSUPP.
+
+    /// Reserves backing space for `len` bytes at `offset` of a regular file,
+    /// extending its size when the range ends past end of file (Linux
+    /// `fallocate(mode 0)`). `len` must be non-zero and the range must end
+    /// at most at `i64::MAX` ([`BackendError::TooBig`] otherwise).
+    fn allocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()> {
+        let _ = (path, offset, len);
+        Err(BackendError::NotSupported)
+    }
+
+    /// Releases the space of `len` bytes at `offset` of a regular file: the
+    /// range reads back as zeros and the size is unchanged (Linux
+    /// `fallocate(PUNCH_HOLE | KEEP_SIZE)`). A range past end of file is a
+    /// no-op.
+    fn deallocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()> {
+        let _ = (path, offset, len);
+        Err(BackendError::NotSupported)
+    }
+
+    /// The first offset at or after `offset` that holds data, or `None` when
+    /// there is none before end of file (or `offset` is at or past it)
+    /// (`lseek(SEEK_DATA)`). Filesystems without hole tracking report the
+    /// whole file as data.
+    fn seek_data(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
+        let _ = (path, offset);
+        Err(BackendError::NotSupported)
+    }
+
+    /// The first offset at or after `offset` inside a hole — end of file
+    /// counts as one — or `None` when `offset` is at or past end of file
+    /// (`lseek(SEEK_HOLE)`).
+    fn seek_hole(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
+        let _ = (path, offset);
+        Err(BackendError::NotSupported)
+    }
+
+    /// Makes `len` bytes of `dst` at `dst_off` share the storage of `src` at
+    /// `src_off` (reflink, `FICLONERANGE`). Filesystems that cannot share
+    /// extents, or not between these two files, give
+    /// [`BackendError::NotSupported`]; misaligned ranges
+    /// [`BackendError::Invalid`].
+    fn clone_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64) -> BackendResult<()> {
+        let _ = (src, src_off, dst, dst_off, len);
+        Err(BackendError::NotSupported)
+    }
+
+    /// Copies up to `len` bytes of `src` at `src_off` to `dst` at `dst_off`
+    /// inside the store (`copy_file_range`, falling back to reads and writes
+    /// where the kernel cannot). Returns the bytes copied: fewer than `len`
+    /// only when the source ends first. Not durable until `fsync(dst)`.
+    fn copy_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64) -> BackendResult<u64> {
+        let _ = (src, src_off, dst, dst_off, len);
+        Err(BackendError::NotSupported)
+    }
 }
 
 /// Full on-disk xattr name (`user.<name>`), validated.

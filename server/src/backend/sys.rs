@@ -396,3 +396,52 @@ pub fn fremovexattr(fd: &File, name: &CStr) -> io::Result<()> {
     // SAFETY: `name` is NUL-terminated and outlives the call.
     cvt(unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) }).map(drop)
 }
+
+// --- space management and server-side copy (NFSv4.2) -------------------------
+
+/// `fallocate(fd, mode, offset, len)`.
+pub fn fallocate(fd: &File, mode: i32, offset: i64, len: i64) -> io::Result<()> {
+    // SAFETY: fallocate only takes integers.
+    retry_eintr(|| cvt(unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset, len) })).map(drop)
+}
+
+/// `lseek(fd, offset, whence)` returning the new position (SEEK_DATA /
+/// SEEK_HOLE probes).
+pub fn lseek(fd: &File, offset: i64, whence: i32) -> io::Result<u64> {
+    // SAFETY: lseek only takes integers.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), offset as libc::off_t, whence) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as u64)
+    }
+}
+
+/// `copy_file_range(src, &src_off, dst, &dst_off, len, 0)`; returns the
+/// bytes copied (0 at the source's end of file). The offsets are passed
+/// explicitly, so the fds' own positions are neither used nor changed.
+pub fn copy_file_range(src: &File, src_off: i64, dst: &File, dst_off: i64, len: usize) -> io::Result<usize> {
+    let mut off_in: libc::off64_t = src_off;
+    let mut off_out: libc::off64_t = dst_off;
+    retry_eintr(|| {
+        // SAFETY: the offset pointers refer to live locals for the duration
+        // of the call; the fds are open files.
+        cvt_size(unsafe {
+            libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), &mut off_out, len, 0)
+        })
+    })
+}
+
+/// `ioctl(dst, FICLONERANGE, {src, src_off, len, dst_off})`: shares the
+/// source's extents with the destination (reflink).
+pub fn ficlonerange(src: &File, src_off: u64, dst: &File, dst_off: u64, len: u64) -> io::Result<()> {
+    let arg = libc::file_clone_range {
+        src_fd: i64::from(src.as_raw_fd()),
+        src_offset: src_off,
+        src_length: len,
+        dest_offset: dst_off,
+    };
+    // SAFETY: `arg` is a valid `file_clone_range` that outlives the call;
+    // the kernel only reads it.
+    retry_eintr(|| cvt(unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONERANGE, &arg) })).map(drop)
+}

@@ -7,10 +7,10 @@
 //! for non-directories (RFC 8881 §18.1.3: LOOKUP has "no meaning for
 //! non-directory objects", EXECUTE "no meaning for a directory"; DELETE
 //! is the removal of a directory entry, as knfsd and pynfs ACC2 treat
-//! it). The RFC 8276 xattr bits (XAREAD/XAWRITE/XALIST, 4.2) are left out
-//! of `supported` until extended attributes are served; bits no version
-//! defines are ignored rather than refused, which RFC 8881 allows
-//! (`supported` is only ever a subset of the request).
+//! it). The RFC 8276 xattr bits (XAREAD/XAWRITE/XALIST) are supported in
+//! 4.2 on export objects ([`decide_xattr`]); bits no version defines are
+//! ignored rather than refused, which RFC 8881 allows (`supported` is
+//! only ever a subset of the request).
 //!
 //! Mapping to mode bits, as knfsd does: READ → r; LOOKUP → x; MODIFY,
 //! EXTEND → w (on a directory w and x, since changing entries needs
@@ -18,8 +18,8 @@
 //! are never granted on a read-only export or a pseudo directory.
 
 use nfs4d_xdr::nfs4::{
-    ACCESS4args, ACCESS4resok, ACCESS4_DELETE, ACCESS4_EXECUTE, ACCESS4_EXTEND, ACCESS4_LOOKUP, ACCESS4_MODIFY,
-    ACCESS4_READ,
+    ACCESS4args, ACCESS4resok, ACCESS4_DELETE, ACCESS4_EXECUTE, ACCESS4_EXTEND, ACCESS4_LOOKUP,
+    ACCESS4_MODIFY, ACCESS4_READ, ACCESS4_XALIST, ACCESS4_XAREAD, ACCESS4_XAWRITE,
 };
 
 use super::common::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
@@ -42,7 +42,14 @@ pub fn run(cx: &mut Cx, a: ACCESS4args) -> NfsResult<ACCESS4resok> {
             (attrs.kind == FileKind::Directory, rwx, !e.cfg.read_only)
         }
     };
-    let (supported, granted) = decide(a.access, is_dir, rwx, writable);
+    let (mut supported, mut granted) = decide(a.access, is_dir, rwx, writable);
+    // RFC 8276 §8.5 xattr rights (4.2; export objects only — the pseudo
+    // filesystem has no xattrs).
+    if cx.minor >= 2 && matches!(cur.node, Node::Obj { .. }) {
+        let (s, g) = decide_xattr(a.access, rwx, writable);
+        supported |= s;
+        granted |= g;
+    }
     Ok(ACCESS4resok {
         supported,
         access: granted,
@@ -84,6 +91,54 @@ fn decide(request: u32, is_dir: bool, rwx: u32, writable: bool) -> (u32, u32) {
     (supported, granted & supported)
 }
 
+// ---------------------------------------------------------------------------
+// RFC 8276 xattr access bits (NFSv4.2).
+// ---------------------------------------------------------------------------
+
+/// `(supported, access)` of the RFC 8276 §8.5 bits in `request`, mapped to
+/// the rights the xattr operations check (as Linux does for `user.`
+/// attributes): XAREAD (GETXATTR) and XALIST (LISTXATTRS) need read
+/// permission, XAWRITE (SETXATTR, REMOVEXATTR) write permission on a
+/// writable export.
+fn decide_xattr(request: u32, rwx: u32, writable: bool) -> (u32, u32) {
+    let supported = request & (ACCESS4_XAREAD | ACCESS4_XAWRITE | ACCESS4_XALIST);
+    let mut granted = 0;
+    if rwx & MAY_READ != 0 {
+        granted |= ACCESS4_XAREAD | ACCESS4_XALIST;
+    }
+    if rwx & MAY_WRITE != 0 && writable {
+        granted |= ACCESS4_XAWRITE;
+    }
+    (supported, granted & supported)
+}
+
+#[cfg(test)]
+mod xattr_tests {
+    use super::*;
+
+    const XA: u32 = ACCESS4_XAREAD | ACCESS4_XAWRITE | ACCESS4_XALIST;
+
+    #[test]
+    fn xattr_bits() {
+        assert_eq!(decide_xattr(XA, 6, true), (XA, XA));
+        assert_eq!(
+            decide_xattr(XA, 4, true),
+            (XA, ACCESS4_XAREAD | ACCESS4_XALIST)
+        );
+        assert_eq!(decide_xattr(XA, 2, true), (XA, ACCESS4_XAWRITE));
+        // Read-only export: no XAWRITE even with w.
+        assert_eq!(
+            decide_xattr(XA, 6, false),
+            (XA, ACCESS4_XAREAD | ACCESS4_XALIST)
+        );
+        // Only requested bits, and none of the older ones.
+        assert_eq!(
+            decide_xattr(ACCESS4_XALIST | ACCESS4_READ, 7, true),
+            (ACCESS4_XALIST, ACCESS4_XALIST)
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +164,7 @@ mod tests {
         assert_eq!(s & (ACCESS4_LOOKUP | ACCESS4_DELETE), 0);
         let (s, _) = decide(ALL, true, 7, true);
         assert_eq!(s & ACCESS4_EXECUTE, 0);
-        // The RFC 8276 xattr bits are not (yet) supported.
+        // The RFC 8276 xattr bits are decided separately (decide_xattr).
         let (s, _) = decide(0x1ff, true, 7, true);
         assert_eq!(s & !ALL, 0);
     }
@@ -121,8 +176,14 @@ mod tests {
         // -w- directory: without search nothing can be changed.
         assert_eq!(decide(ALL, true, 2, true).1, 0);
         // rw- file.
-        assert_eq!(decide(ALL, false, 6, true).1, ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND);
+        assert_eq!(
+            decide(ALL, false, 6, true).1,
+            ACCESS4_READ | ACCESS4_MODIFY | ACCESS4_EXTEND
+        );
         // Read-only export: no write rights even with w.
-        assert_eq!(decide(ALL, false, 7, false).1, ACCESS4_READ | ACCESS4_EXECUTE);
+        assert_eq!(
+            decide(ALL, false, 7, false).1,
+            ACCESS4_READ | ACCESS4_EXECUTE
+        );
     }
 }

@@ -11,14 +11,6 @@ use crate::config::MAX_IO;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{obj_attrs, CurFh, Export, Node};
 
-/// Backend attributes of an export object; `None` for pseudo nodes.
-pub fn stat(cx: &Cx, cur: &CurFh) -> NfsResult<Option<Attrs>> {
-    match &cur.node {
-        Node::Pseudo(_) => Ok(None),
-        Node::Obj { export, path, .. } => Ok(Some(cx.srv.vfs.export(*export)?.backend.stat(path)?)),
-    }
-}
-
 /// The export and path of the current object, or NFS4ERR_ROFS-free
 /// failure for pseudo nodes (which hold no data): callers pick the error.
 pub fn obj<'c>(cx: &'c Cx, cur: &'c CurFh, pseudo_err: NfsError) -> NfsResult<(&'c Export, &'c RelPath, crate::fhmap::ObjectId)> {
@@ -49,8 +41,10 @@ pub fn encode_with(
     request: &[u32],
     rdattr_error: Option<nfs4d_xdr::nfs4::nfsstat4>,
 ) -> NfsResult<fattr4> {
-    with_attr_context(cx, cur, a, export, rdattr_error, |ctx| attrs::encode(request, a, ctx))
-        .map_err(NfsError::from_status)
+    with_attr_context(cx, cur, a, export, rdattr_error, |ctx| {
+        attrs::encode(request, a, ctx)
+    })
+    .map_err(NfsError::from_status)
 }
 
 /// Runs `f` with the attribute context of `cur` (attributes `a`), the one
@@ -104,7 +98,7 @@ pub fn with_attr_context<R>(
         mounted_on_fileid: mounted_on,
         minorversion: cx.minor,
         rdattr_error,
-        xattr_support: false,
+        xattr_support: cx.minor >= 2 && export.is_some(),
         owner_string: &owner,
         group_string: &owner,
     };
@@ -203,8 +197,8 @@ pub const MODE_STICKY: u32 = 0o1000;
 
 /// Fails unless `a` is a directory, for operations that resolve a name in
 /// the current filehandle (LOOKUP, LOOKUPP): a symlink is
-/// NFS4ERR_SYMLINK (RFC 8881 §18.13.3, RFC 7530 §16.13.5), anything else
-/// NFS4ERR_NOTDIR.
+/// NFS4ERR_SYMLINK (RFC 7530 §16.13.5; RFC 8881 §15.2 lists it for both
+/// operations), anything else NFS4ERR_NOTDIR.
 pub fn lookup_dir(a: &Attrs) -> NfsResult<()> {
     match a.kind {
         FileKind::Directory => Ok(()),
@@ -215,7 +209,11 @@ pub fn lookup_dir(a: &Attrs) -> NfsResult<()> {
 
 /// The pseudo-filesystem node export `export` is mounted at.
 pub fn export_node(cx: &Cx, export: u32) -> Option<usize> {
-    cx.srv.vfs.pseudo.iter().position(|p| p.export == Some(export))
+    cx.srv
+        .vfs
+        .pseudo
+        .iter()
+        .position(|p| p.export == Some(export))
 }
 
 /// The child of pseudo node `node` called `name`.
@@ -244,7 +242,13 @@ pub fn owner_id(s: &[u8], group: bool) -> NfsResult<u32> {
     if s.is_empty() {
         return Err(NfsError::Inval);
     }
-    let lookup = |name: &str| if group { gid_by_name(name) } else { uid_by_name(name) };
+    let lookup = |name: &str| {
+        if group {
+            gid_by_name(name)
+        } else {
+            uid_by_name(name)
+        }
+    };
     attrs::parse_owner(s, &lookup).map_err(NfsError::from_status)
 }
 
@@ -261,7 +265,15 @@ fn uid_by_name(name: &str) -> Option<u32> {
         // length is passed, and `res` is either null or points to `pw`.
         let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
         let mut res: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe { libc::getpwnam_r(cname.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+        let rc = unsafe {
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut res,
+            )
+        };
         if rc == libc::ERANGE && buf.len() < NSS_BUF_MAX {
             buf.resize(buf.len() * 2, 0);
             continue;
@@ -277,7 +289,15 @@ fn gid_by_name(name: &str) -> Option<u32> {
         // SAFETY: as in `uid_by_name`, for getgrnam_r and `group`.
         let mut gr: libc::group = unsafe { std::mem::zeroed() };
         let mut res: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe { libc::getgrnam_r(cname.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut res) };
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut gr,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut res,
+            )
+        };
         if rc == libc::ERANGE && buf.len() < NSS_BUF_MAX {
             buf.resize(buf.len() * 2, 0);
             continue;
@@ -298,14 +318,20 @@ fn gid_by_name(name: &str) -> Option<u32> {
 /// set-group-ID bit on a group-executable file whose group the caller is
 /// not in is dropped, as Linux does (inode_init_owner). No umask is
 /// applied: the client applies its own before sending the mode.
-pub fn creation_owner_mode(cx: &Cx, dir: &Attrs, req: &attrs::SetRequest, is_dir: bool, default_mode: u32) -> NfsResult<(Owner, u32)> {
-    let (uid, gid, _) = caller(cx);
+pub fn creation_owner_mode(
+    cx: &Cx,
+    dir: &Attrs,
+    req: &attrs::SetRequest,
+    is_dir: bool,
+    default_mode: u32,
+) -> NfsResult<(Owner, u32)> {
+    let mut owner = new_owner(cx);
+    let uid = owner.uid;
     let root = uid == 0;
     let inherit_gid = dir.mode & MODE_SETGID != 0;
-    let mut owner = Owner {
-        uid,
-        gid: if inherit_gid { dir.gid } else { gid },
-    };
+    if inherit_gid {
+        owner.gid = dir.gid;
+    }
     if let Some(s) = &req.owner {
         let want = owner_id(s, false)?;
         if want != uid && !root {
@@ -323,7 +349,11 @@ pub fn creation_owner_mode(cx: &Cx, dir: &Attrs, req: &attrs::SetRequest, is_dir
     let mut mode = req.mode.unwrap_or(default_mode);
     if is_dir && inherit_gid {
         mode |= MODE_SETGID;
-    } else if !is_dir && mode & (MODE_SETGID | 0o010) == MODE_SETGID | 0o010 && !root && !in_group(cx, owner.gid) {
+    } else if !is_dir
+        && mode & (MODE_SETGID | 0o010) == MODE_SETGID | 0o010
+        && !root
+        && !in_group(cx, owner.gid)
+    {
         mode &= !MODE_SETGID;
     }
     Ok((owner, mode))
@@ -368,7 +398,6 @@ pub fn set_time(t: attrs::TimeSet) -> crate::backend::SetTime {
         attrs::TimeSet::Client(sec, nsec) => crate::backend::SetTime::Client(sec, nsec),
     }
 }
-
 
 // ---------------------------------------------------------------------------
 // State helpers (OPEN, OPEN_CONFIRM, OPEN_DOWNGRADE, CLOSE, LOCK, LOCKT,
@@ -547,23 +576,6 @@ pub fn status_error(code: u32) -> NfsError {
         .unwrap_or(ServerFault)
 }
 
-/// Whether a 4.0 owner's seqid advances after this result (RFC 7530
-/// §9.1.7: it does, except after these errors). The same list as the
-/// COMPOUND loop's, for the second owner of a LOCK with a new lock owner.
-pub fn seqid_advances<T>(r: &NfsResult<T>) -> bool {
-    let Err(e) = r else { return true };
-    !matches!(
-        e.status(),
-        nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_STALE_CLIENTID
-            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_STALE_STATEID
-            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_BAD_STATEID
-            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_BAD_SEQID
-            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_BADXDR
-            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_RESOURCE
-            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_NOFILEHANDLE
-            | nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_MOVED
-    )
-}
 
 /// The record of a stateid named by a stateid-bearing operation, found by
 /// its `other` field only — its seqid is checked later with
@@ -676,4 +688,36 @@ pub fn denied(d: crate::state::lock::Denied) -> NfsError {
             owner: d.owner.1,
         },
     }))
+}
+
+/// A variable-length opaque result body (e.g. GETXATTR's `xattrvalue4`).
+/// `Vec<u8>` cannot be the body itself: xdr-codec packs a `Vec<T>` element
+/// by element, four bytes per `u8`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Opaque(pub Vec<u8>);
+
+impl<Out: std::io::Write> xdr_codec::Pack<Out> for Opaque {
+    fn pack(&self, out: &mut Out) -> xdr_codec::Result<usize> {
+        nfs4d_xdr::codec::pack_opaque_var(&self.0, None, out)
+    }
+}
+
+/// A 4.1 client must send RECLAIM_COMPLETE before its first non-reclaim
+/// OPEN or LOCK; until then those answer NFS4ERR_GRACE (RFC 8881 §18.51.3).
+pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()> {
+    if cx.minor == 0 {
+        return Ok(());
+    }
+    let done = cx
+        .srv
+        .state
+        .lock()
+        .clients
+        .get(&client)
+        .is_some_and(|c| c.reclaim_complete);
+    if done {
+        Ok(())
+    } else {
+        Err(NfsError::Grace)
+    }
 }

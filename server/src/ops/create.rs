@@ -48,19 +48,27 @@ pub fn run(cx: &mut Cx, a: CREATE4args) -> NfsResult<CREATE4resok> {
     // ROFS, NOTDIR, and write + search permission on the directory.
     let before = common::dir_modifiable(cx, e, dir_path)?;
 
-    if matches!(what, What::Node(FileKind::BlockDev | FileKind::CharDev, _)) && common::caller(cx).0 != 0 {
+    if matches!(what, What::Node(FileKind::BlockDev | FileKind::CharDev, _))
+        && common::caller(cx).0 != 0
+    {
         // Device nodes need CAP_MKNOD (mknod(2)), which knfsd drops for
         // every caller but root; this server runs privileged, so it must
         // refuse them itself.
         return Err(NfsError::Perm);
     }
     let is_dir = matches!(what, What::Dir);
-    let default_mode = if is_dir { DEFAULT_DIR_MODE } else { DEFAULT_NODE_MODE };
+    let default_mode = if is_dir {
+        DEFAULT_DIR_MODE
+    } else {
+        DEFAULT_NODE_MODE
+    };
     let (owner, mode) = common::creation_owner_mode(cx, &before, &req, is_dir, default_mode)?;
     let attrs = match &what {
         What::Dir => e.backend.mkdir(dir_path, &name, mode, owner)?,
         What::Symlink(target) => e.backend.symlink(dir_path, &name, target, owner)?,
-        What::Node(kind, rdev) => e.backend.mknod(dir_path, &name, *kind, mode, *rdev, owner)?,
+        What::Node(kind, rdev) => e
+            .backend
+            .mknod(dir_path, &name, *kind, mode, *rdev, owner)?,
     };
     let mut attrset = req.mask.clone();
     let attrs = match set_times(e, dir_path, &name, &req) {

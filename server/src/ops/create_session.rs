@@ -35,10 +35,11 @@ fn create(cx: &mut Cx, a: &CREATE_SESSION4args) -> NfsResult<Result<CREATE_SESSI
         return Err(NfsError::Inval);
     }
     // The back channel needs a security flavor the server can use.
-    let usable_sec = a
-        .csa_sec_parms
-        .iter()
-        .any(|p| matches!(p, callback_sec_parms4::AUTH_NONE | callback_sec_parms4::AUTH_SYS(_)));
+    let usable_sec = a.csa_sec_parms.is_empty()
+        || a
+            .csa_sec_parms
+            .iter()
+            .any(|p| matches!(p, callback_sec_parms4::AUTH_NONE | callback_sec_parms4::AUTH_SYS(_)));
     if !usable_sec {
         return Err(NfsError::EncrAlgUnsupp);
     }

@@ -60,7 +60,11 @@ fn protected_hardlink(cx: &Cx, src: &Attrs) -> NfsResult<()> {
     let setuid = src.mode & 0o4000 != 0;
     let exec_setgid = src.mode & (MODE_SETGID | 0o010) == MODE_SETGID | 0o010;
     let rw = MAY_READ | MAY_WRITE;
-    if src.kind == FileKind::Regular && !setuid && !exec_setgid && common::allowed(cx, src, rw) == rw {
+    if src.kind == FileKind::Regular
+        && !setuid
+        && !exec_setgid
+        && common::allowed(cx, src, rw) == rw
+    {
         Ok(())
     } else {
         Err(NfsError::Access)

@@ -128,6 +128,7 @@ fn lock(
         // No grace period: the server keeps no locks across restarts.
         return Err(NfsError::NoGrace);
     }
+    common::require_reclaim_complete(cx, l.client)?;
     let (start, end) = common::lock_range(a.offset, a.length)?;
     let ty = common::lock_type(a.locktype);
     if ty == LockType::Write && l.access & ACCESS_WRITE == 0 {

@@ -34,9 +34,11 @@ pub fn run(cx: &mut Cx, a: LOOKUP4args) -> NfsResult<()> {
             common::require(cx, &dir, MAY_EXEC)?;
             // Another export mounted below this export's root (nested
             // pseudo paths): LOOKUP crosses into it (RFC 8881 §7.7).
-            let nested = match id.is_export_root() {
-                true => common::export_node(cx, *export).and_then(|n| common::pseudo_child(cx, n, name.as_bytes())),
-                false => None,
+            let nested = if id.is_export_root() {
+                common::export_node(cx, *export)
+                    .and_then(|n| common::pseudo_child(cx, n, name.as_bytes()))
+            } else {
+                None
             };
             match nested {
                 Some(child) => srv.vfs.pseudo_fh(child)?,

@@ -18,12 +18,15 @@ pub fn run(cx: &mut Cx) -> NfsResult<()> {
     let parent = match &cur.node {
         // The pseudo root is its own parent: there is nothing above it.
         Node::Pseudo(0) => return Err(NfsError::NoEnt),
-        Node::Pseudo(n) => srv.vfs.pseudo_fh(srv.vfs.pseudo.get(*n).ok_or(NfsError::Stale)?.parent)?,
+        Node::Pseudo(n) => srv
+            .vfs
+            .pseudo_fh(srv.vfs.pseudo.get(*n).ok_or(NfsError::Stale)?.parent)?,
         Node::Obj { export, id, path } => {
             let e = srv.vfs.export(*export)?;
             let dir = e.backend.stat(path)?;
-            // A symlink is NFS4ERR_SYMLINK, other non-directories NOTDIR
-            // (RFC 8881 §18.14.3; pynfs LKPP1a expects SYMLINK).
+            // Non-directories are NFS4ERR_NOTDIR (RFC 8881 §18.14.3), a
+            // symlink NFS4ERR_SYMLINK (in LOOKUPP's error list, §15.2;
+            // pynfs LKPP1a expects it).
             common::lookup_dir(&dir)?;
             // Looking up ".." needs search permission on the directory.
             common::require(cx, &dir, MAY_EXEC)?;
@@ -36,7 +39,10 @@ pub fn run(cx: &mut Cx) -> NfsResult<()> {
                 },
                 Some(parent_path) => {
                     let rec = srv.fhmap.get(*id)?.ok_or(NfsError::Stale)?;
-                    let inc = srv.fhmap.incarnation_of(rec.parent)?.ok_or(NfsError::Stale)?;
+                    let inc = srv
+                        .fhmap
+                        .incarnation_of(rec.parent)?
+                        .ok_or(NfsError::Stale)?;
                     CurFh {
                         fh: srv.fhmap.encode(*export, rec.parent, inc),
                         node: Node::Obj {

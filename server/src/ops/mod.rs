@@ -15,12 +15,16 @@ use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
 
 mod access;
+mod allocate;
 mod bind_conn_to_session;
+mod clone;
 mod close;
 mod common;
 mod commit;
+mod copy;
 mod create;
 mod create_session;
+mod deallocate;
 mod delegreturn;
 mod destroy_clientid;
 mod destroy_session;
@@ -28,7 +32,10 @@ mod exchange_id;
 mod free_stateid;
 mod getattr;
 mod getfh;
+mod getxattr;
+mod io_advise;
 mod link;
+mod listxattrs;
 mod lock;
 mod lockt;
 mod locku;
@@ -39,18 +46,22 @@ mod open_confirm;
 mod open_downgrade;
 mod putfh;
 mod read;
+mod read_plus;
 mod readdir;
 mod readlink;
 mod reclaim_complete;
 mod release_lockowner;
 mod remove;
+mod removexattr;
 mod rename;
 mod renew;
 mod savefh;
 mod secinfo;
+mod seek;
 mod sequence;
 mod setattr;
 mod setclientid;
+mod setxattr;
 mod test_stateid;
 mod verify;
 mod write;
@@ -108,7 +119,7 @@ const M: Flags = Flags::MODIFIES;
 const LONE: Flags = Flags(Flags::SESSIONLESS.0 | Flags::ONLY_OP.0 | Flags::MODIFIES.0);
 
 /// Bytes of an encoded filehandle, at most.
-const FH_BYTES: u32 = 4 + NFS4_FHSIZE as u32;
+const FH_BYTES: u32 = 4 + NFS4_FHSIZE;
 /// Bytes of an attribute reply, at most (no ACLs are served).
 const ATTR_BYTES: u32 = 2048;
 
@@ -136,8 +147,8 @@ pub fn describe(opnum: u32, _minor: u32) -> Option<OpDesc> {
         OP_GETATTR => d("GETATTR", FH, 0, all, ATTR_BYTES + FH_BYTES),
         OP_GETFH => d("GETFH", FH, 0, all, 8 + FH_BYTES),
         OP_LINK => d("LINK", FHM, 0, all, 32),
-        OP_LOCK => d("LOCK", FHM, 0, all, 64 + NFS4_OPAQUE_LIMIT as u32),
-        OP_LOCKT => d("LOCKT", FH, 0, all, 64 + NFS4_OPAQUE_LIMIT as u32),
+        OP_LOCK => d("LOCK", FHM, 0, all, 64 + NFS4_OPAQUE_LIMIT),
+        OP_LOCKT => d("LOCKT", FH, 0, all, 64 + NFS4_OPAQUE_LIMIT),
         OP_LOCKU => d("LOCKU", FHM, 0, all, 32),
         OP_LOOKUP => d("LOOKUP", FH, 0, all, 8),
         OP_LOOKUPP => d("LOOKUPP", FH, 0, all, 8),
@@ -166,7 +177,7 @@ pub fn describe(opnum: u32, _minor: u32) -> Option<OpDesc> {
         OP_RELEASE_LOCKOWNER => d("RELEASE_LOCKOWNER", M, 0, 0, 8),
         OP_BACKCHANNEL_CTL => d("BACKCHANNEL_CTL", M, 1, all, 8),
         OP_BIND_CONN_TO_SESSION => d("BIND_CONN_TO_SESSION", LONE, 1, all, 32),
-        OP_EXCHANGE_ID => d("EXCHANGE_ID", LONE, 1, all, 2048 + 3 * NFS4_OPAQUE_LIMIT as u32),
+        OP_EXCHANGE_ID => d("EXCHANGE_ID", LONE, 1, all, 2048 + 3 * NFS4_OPAQUE_LIMIT),
         OP_CREATE_SESSION => d("CREATE_SESSION", LONE, 1, all, 128),
         OP_DESTROY_SESSION => d("DESTROY_SESSION", LONE, 1, all, 8),
         OP_FREE_STATEID => d("FREE_STATEID", M, 1, all, 8),
@@ -196,9 +207,10 @@ pub fn describe(opnum: u32, _minor: u32) -> Option<OpDesc> {
         OP_SEEK => d("SEEK", FH, 2, all, 24),
         OP_WRITE_SAME => d("WRITE_SAME", FHM, 2, all, 32),
         OP_CLONE => d("CLONE", FHM, 2, all, 8),
-        OP_GETXATTR => d("GETXATTR", FH, 2, all, 8 + 65536),
+        // The xattr handlers bound their own replies by the session limit.
+        OP_GETXATTR => d("GETXATTR", FH, 2, all, 16),
         OP_SETXATTR => d("SETXATTR", FHM, 2, all, 32),
-        OP_LISTXATTRS => d("LISTXATTRS", FH, 2, all, 65536),
+        OP_LISTXATTRS => d("LISTXATTRS", FH, 2, all, 24),
         OP_REMOVEXATTR => d("REMOVEXATTR", FHM, 2, all, 32),
         OP_ILLEGAL => return None,
     })
@@ -323,23 +335,26 @@ pub fn dispatch(cx: &mut Cx, arg: nfs_argop4, out: &mut Vec<u8>) -> nfsstat4 {
         nfs_argop4::OP_WANT_DELEGATION(_) => notsupp(out, op),
         nfs_argop4::OP_DESTROY_CLIENTID(a) => finish(out, op, destroy_clientid::run(cx, a)),
         nfs_argop4::OP_RECLAIM_COMPLETE(a) => finish(out, op, reclaim_complete::run(cx, a)),
-        nfs_argop4::OP_ALLOCATE(_)
-        | nfs_argop4::OP_COPY(_)
-        | nfs_argop4::OP_COPY_NOTIFY(_)
-        | nfs_argop4::OP_DEALLOCATE(_)
-        | nfs_argop4::OP_IO_ADVISE(_)
+        nfs_argop4::OP_ALLOCATE(a) => finish(out, op, allocate::run(cx, a)),
+        nfs_argop4::OP_COPY(a) => finish(out, op, copy::run(cx, a)),
+        nfs_argop4::OP_DEALLOCATE(a) => finish(out, op, deallocate::run(cx, a)),
+        nfs_argop4::OP_IO_ADVISE(a) => finish(out, op, io_advise::run(cx, a)),
+        nfs_argop4::OP_READ_PLUS(a) => finish(out, op, read_plus::run(cx, a)),
+        nfs_argop4::OP_SEEK(a) => finish(out, op, seek::run(cx, a)),
+        nfs_argop4::OP_CLONE(a) => finish(out, op, clone::run(cx, a)),
+        nfs_argop4::OP_GETXATTR(a) => finish(out, op, getxattr::run(cx, a)),
+        nfs_argop4::OP_SETXATTR(a) => finish(out, op, setxattr::run(cx, a)),
+        nfs_argop4::OP_LISTXATTRS(a) => finish(out, op, listxattrs::run(cx, a)),
+        nfs_argop4::OP_REMOVEXATTR(a) => finish(out, op, removexattr::run(cx, a)),
+        // Copies are synchronous, so there is no offload to query or
+        // cancel; inter-server copy, WRITE_SAME and pNFS statistics are not
+        // offered.
+        nfs_argop4::OP_COPY_NOTIFY(_)
         | nfs_argop4::OP_LAYOUTERROR(_)
         | nfs_argop4::OP_LAYOUTSTATS(_)
         | nfs_argop4::OP_OFFLOAD_CANCEL(_)
         | nfs_argop4::OP_OFFLOAD_STATUS(_)
-        | nfs_argop4::OP_READ_PLUS(_)
-        | nfs_argop4::OP_SEEK(_)
-        | nfs_argop4::OP_WRITE_SAME(_)
-        | nfs_argop4::OP_CLONE(_)
-        | nfs_argop4::OP_GETXATTR(_)
-        | nfs_argop4::OP_SETXATTR(_)
-        | nfs_argop4::OP_LISTXATTRS(_)
-        | nfs_argop4::OP_REMOVEXATTR(_) => notsupp(out, op),
+        | nfs_argop4::OP_WRITE_SAME(_) => notsupp(out, op),
         nfs_argop4::OP_ILLEGAL => finish::<()>(out, OP_ILLEGAL, Err(NfsError::OpIllegal)),
     }
 }

@@ -47,7 +47,7 @@ use nfs4d_xdr::nfs4::{dirlist4, entry4, fattr4, verifier4, READDIR4args, READDIR
 
 use super::common::{self, MAY_EXEC, MAY_READ};
 use crate::attrs::{self, bitmap_has};
-use crate::backend::{Attrs, BackendError, Name, RelPath};
+use crate::backend::{Attrs, BackendError, FileKind, Name, RelPath};
 use crate::compound::Cx;
 use crate::config::MAX_IO;
 use crate::error::{NfsError, NfsResult};
@@ -77,7 +77,9 @@ const PSEUDO_COOKIE_BASE: u64 = 3;
 /// READDIR.
 pub fn run(cx: &mut Cx, a: READDIR4args) -> NfsResult<READDIR4resok> {
     let cur = cx.cfh()?.clone();
-    if bitmap_has(&a.attr_request, FATTR4_TIME_ACCESS_SET) || bitmap_has(&a.attr_request, FATTR4_TIME_MODIFY_SET) {
+    if bitmap_has(&a.attr_request, FATTR4_TIME_ACCESS_SET)
+        || bitmap_has(&a.attr_request, FATTR4_TIME_MODIFY_SET)
+    {
         // Write-only attributes cannot be read (RFC 8881 §5.5, pynfs RDDR9).
         return Err(NfsError::Inval);
     }
@@ -91,7 +93,7 @@ pub fn run(cx: &mut Cx, a: READDIR4args) -> NfsResult<READDIR4resok> {
             let srv = cx.srv;
             let e = srv.vfs.export(*export)?;
             let dir = e.backend.stat(path)?;
-            if dir.kind != crate::backend::FileKind::Directory {
+            if dir.kind != FileKind::Directory {
                 // READDIR's error list has no NFS4ERR_SYMLINK (§15.2).
                 return Err(NfsError::NotDir);
             }
@@ -149,7 +151,9 @@ fn pseudo_verifier(cx: &Cx) -> verifier4 {
         .fold(cx.srv.vfs.pseudo.len() as u64, |h, p| {
             p.name
                 .bytes()
-                .fold(h.rotate_left(5) ^ p.children.len() as u64, |h, b| h.rotate_left(5) ^ u64::from(b))
+                .fold(h.rotate_left(5) ^ p.children.len() as u64, |h, b| {
+                    h.rotate_left(5) ^ u64::from(b)
+                })
         });
     shape.max(1).to_be_bytes()
 }
@@ -169,7 +173,11 @@ fn opaque_len(n: usize) -> u64 {
 /// Encoded size of one entry in the list: value-follows, cookie, name,
 /// fattr4 (bitmap and values).
 fn entry_size(name_len: usize, attrs: &fattr4) -> u64 {
-    4 + 8 + opaque_len(name_len) + 4 + 4 * attrs.attrmask.len() as u64 + opaque_len(attrs.attr_vals.len())
+    4 + 8
+        + opaque_len(name_len)
+        + 4
+        + 4 * attrs.attrmask.len() as u64
+        + opaque_len(attrs.attr_vals.len())
 }
 
 /// What `dircount` counts of an entry: its cookie and name (§18.23.3).
@@ -207,7 +215,12 @@ impl Budget {
         )
     }
 
-    fn with_limits(maxcount: u64, cap: u64, dircount: u64, max_entries: usize) -> NfsResult<Budget> {
+    fn with_limits(
+        maxcount: u64,
+        cap: u64,
+        dircount: u64,
+        max_entries: usize,
+    ) -> NfsResult<Budget> {
         if maxcount < RESOK_OVERHEAD {
             return Err(NfsError::TooSmall);
         }
@@ -228,9 +241,9 @@ impl Budget {
     /// How many entries it is worth asking the backend for.
     fn batch(&self) -> usize {
         let room = self.maxcount.min(self.cap).saturating_sub(self.used) / MIN_ENTRY + 1;
-        let dir_room = self
-            .dircount
-            .map_or(u64::MAX, |d| d.saturating_sub(self.dir_used) / dir_size(1) + 1);
+        let dir_room = self.dircount.map_or(u64::MAX, |d| {
+            d.saturating_sub(self.dir_used) / dir_size(1) + 1
+        });
         let left = self.max_entries.saturating_sub(self.count) as u64;
         room.min(dir_room).min(left).max(1) as usize
     }
@@ -249,10 +262,18 @@ impl Budget {
         }
         let total = self.used + size;
         if total > self.maxcount {
-            return if first { Err(NfsError::TooSmall) } else { Ok(false) };
+            return if first {
+                Err(NfsError::TooSmall)
+            } else {
+                Ok(false)
+            };
         }
         if total > self.cap {
-            return if first { Err(NfsError::RepTooBig) } else { Ok(false) };
+            return if first {
+                Err(NfsError::RepTooBig)
+            } else {
+                Ok(false)
+            };
         }
         if !first && self.dircount.is_some_and(|d| self.dir_used + dsize > d) {
             return Ok(false);
@@ -412,7 +433,14 @@ fn list_pseudo(
     let wants = Wants::new(cx, &a.attr_request);
     let mut out = Vec::new();
     for (i, &child) in children.iter().enumerate().skip(start) {
-        let name = srv.vfs.pseudo.get(child).ok_or(NfsError::ServerFault)?.name.clone().into_bytes();
+        let name = srv
+            .vfs
+            .pseudo
+            .get(child)
+            .ok_or(NfsError::ServerFault)?
+            .name
+            .clone()
+            .into_bytes();
         let attrs = match wants.any {
             false => fattr4::default(),
             true => pseudo_entry_attrs(cx, child, &wants)?,
@@ -432,7 +460,14 @@ fn list_pseudo(
 fn pseudo_entry_attrs(cx: &Cx, child: usize, wants: &Wants) -> NfsResult<fattr4> {
     let fh = cx.srv.vfs.pseudo_fh(child)?;
     match &fh.node {
-        Node::Pseudo(n) => common::encode_with(cx, &fh, &cx.srv.vfs.pseudo_attrs(*n), None, wants.request, None),
+        Node::Pseudo(n) => common::encode_with(
+            cx,
+            &fh,
+            &cx.srv.vfs.pseudo_attrs(*n),
+            None,
+            wants.request,
+            None,
+        ),
         Node::Obj { export, path, .. } => {
             let e = cx.srv.vfs.export(*export)?;
             match e.backend.stat(path) {
@@ -483,7 +518,11 @@ mod tests {
     #[test]
     fn size_accounting_matches_the_encoding() {
         assert_eq!(encoded_len(Vec::new(), true), RESOK_OVERHEAD);
-        let list = vec![entry("a", 0, 0), entry("hello", 2, 12), entry("abcdefgh", 3, 100)];
+        let list = vec![
+            entry("a", 0, 0),
+            entry("hello", 2, 12),
+            entry("abcdefgh", 3, 100),
+        ];
         let expected = RESOK_OVERHEAD
             + list
                 .iter()
@@ -508,7 +547,10 @@ mod tests {
 
     #[test]
     fn maxcount_below_the_empty_reply_is_toosmall() {
-        assert_eq!(Budget::with_limits(15, u64::MAX, 0, 10).err(), Some(NfsError::TooSmall));
+        assert_eq!(
+            Budget::with_limits(15, u64::MAX, 0, 10).err(),
+            Some(NfsError::TooSmall)
+        );
         assert!(Budget::with_limits(16, u64::MAX, 0, 10).is_ok());
     }
 
@@ -554,10 +596,19 @@ mod tests {
             maxcount: 100,
             attr_request: Vec::new(),
         };
-        assert!(check_verifier(&args(0, [9; 8]), &ours).is_ok(), "cookie 0 ignores the verifier");
+        assert!(
+            check_verifier(&args(0, [9; 8]), &ours).is_ok(),
+            "cookie 0 ignores the verifier"
+        );
         assert!(check_verifier(&args(77, ours), &ours).is_ok());
-        assert!(check_verifier(&args(77, [0; 8]), &ours).is_ok(), "zeroed by the client");
-        assert_eq!(check_verifier(&args(77, [9; 8]), &ours), Err(NfsError::NotSame));
+        assert!(
+            check_verifier(&args(77, [0; 8]), &ours).is_ok(),
+            "zeroed by the client"
+        );
+        assert_eq!(
+            check_verifier(&args(77, [9; 8]), &ours),
+            Err(NfsError::NotSame)
+        );
     }
 
     #[test]
@@ -571,7 +622,10 @@ mod tests {
         let f = w.failed(NfsError::Access).expect("reported in the entry");
         assert_eq!(f.attrmask, vec![1 << FATTR4_RDATTR_ERROR]);
         assert_eq!(rdattr_value(&f), Some(nfsstat4::NFS4ERR_ACCESS as i32));
-        let w = Wants { rdattr_error: false, ..w };
+        let w = Wants {
+            rdattr_error: false,
+            ..w
+        };
         assert_eq!(w.failed(NfsError::Access), Err(NfsError::Access));
     }
 }

@@ -18,7 +18,11 @@ use crate::vfs::Node;
 
 /// READLINK.
 pub fn run(cx: &mut Cx) -> NfsResult<READLINK4resok> {
-    let not_link = if cx.minor == 0 { NfsError::Inval } else { NfsError::WrongType };
+    let not_link = if cx.minor == 0 {
+        NfsError::Inval
+    } else {
+        NfsError::WrongType
+    };
     let cur = cx.cfh()?;
     let Node::Obj { export, path, .. } = &cur.node else {
         // Pseudo nodes are directories.

@@ -30,7 +30,7 @@ use crate::compound::Cx;
 use crate::config::{ExpireOn, HandleMode};
 use crate::error::{NfsError, NfsResult};
 use crate::fhmap::ObjectId;
-use crate::vfs::{component, ftype, key_of, Export, Node};
+use crate::vfs::{component, ftype, key_of, Export};
 
 /// RENAME.
 pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
@@ -38,31 +38,25 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
     let dst_fh = cx.cfh()?.clone();
     let old = component(&a.oldname)?;
     let new = component(&a.newname)?;
-    let (se, sp, sid, de, dp, did) = match (&src_fh.node, &dst_fh.node) {
-        (Node::Pseudo(_), Node::Pseudo(_)) => return Err(NfsError::Rofs),
-        (
-            Node::Obj {
-                export: se,
-                id: sid,
-                path: sp,
-            },
-            Node::Obj {
-                export: de,
-                id: did,
-                path: dp,
-            },
-        ) => (*se, sp, *sid, *de, dp, *did),
-        // One side is a pseudo directory: not the same file system.
-        _ => return Err(NfsError::Xdev),
+    let (Some((se, sid, sp)), Some((de, did, dp))) = (src_fh.obj(), dst_fh.obj()) else {
+        // Both in the pseudo filesystem: read-only; one of them: not the
+        // same file system.
+        let both_pseudo = src_fh.obj().is_none() && dst_fh.obj().is_none();
+        return Err(if both_pseudo {
+            NfsError::Rofs
+        } else {
+            NfsError::Xdev
+        });
     };
     if se != de {
         return Err(NfsError::Xdev);
     }
     let e = cx.srv.vfs.export(se)?;
     let src_before = common::dir_modifiable(cx, e, sp)?;
-    let dst_before = match sid == did {
-        true => src_before.clone(),
-        false => common::dir_modifiable(cx, e, dp)?,
+    let dst_before = if sid == did {
+        src_before.clone()
+    } else {
+        common::dir_modifiable(cx, e, dp)?
     };
 
     let src = e.backend.lookup(sp, &old)?;
@@ -89,23 +83,32 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
         Err(err) => return Err(err.into()),
     }
 
-    e.backend.rename(sp, &old, dp, &new).map_err(|err| match err {
-        BackendError::NotEmpty => NfsError::Exist,
-        other => other.into(),
-    })?;
+    e.backend
+        .rename(sp, &old, dp, &new)
+        .map_err(|err| match err {
+            BackendError::NotEmpty => NfsError::Exist,
+            other => other.into(),
+        })?;
     let src_after = common::dir_done(e, sp)?;
-    let dst_after = match sid == did {
-        true => src_after.clone(),
-        false => common::dir_done(e, dp)?,
+    let dst_after = if sid == did {
+        src_after.clone()
+    } else {
+        common::dir_done(e, dp)?
     };
 
     // Handles of the moved object (and everything below it) must follow
     // it before the client learns of the rename.
-    match cx.srv.fhmap.rename(se, sid, old.as_bytes(), did, new.as_bytes()) {
+    match cx
+        .srv
+        .fhmap
+        .rename(se, sid, old.as_bytes(), did, new.as_bytes())
+    {
         Ok(()) => cx.need_durable(cx.srv.fhmap.last_seq()),
         // The rename happened; failing now would mislead the client.
         // Handles of the moved object answer STALE until looked up again.
-        Err(err) => tracing::error!(error = %err, from = %sp, to = %dp, "RENAME: handle map update failed"),
+        Err(err) => {
+            tracing::error!(error = %err, from = %sp, to = %dp, "RENAME: handle map update failed")
+        }
     }
     expire_renamed(cx, e, did, dp, &new);
 
@@ -142,9 +145,18 @@ fn expire_renamed(cx: &mut Cx, e: &Export, dir: ObjectId, dir_path: &RelPath, na
     }
 }
 
-fn record_id(cx: &Cx, e: &Export, dir: ObjectId, name: &Name, attrs: &Attrs) -> NfsResult<ObjectId> {
-    Ok(cx
-        .srv
-        .fhmap
-        .lookup_or_insert(e.id, dir, name.as_bytes(), key_of(attrs), ftype(attrs.kind))?)
+fn record_id(
+    cx: &Cx,
+    e: &Export,
+    dir: ObjectId,
+    name: &Name,
+    attrs: &Attrs,
+) -> NfsResult<ObjectId> {
+    Ok(cx.srv.fhmap.lookup_or_insert(
+        e.id,
+        dir,
+        name.as_bytes(),
+        key_of(attrs),
+        ftype(attrs.kind),
+    )?)
 }

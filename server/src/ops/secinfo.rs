@@ -52,7 +52,7 @@ pub fn secinfo_no_name(cx: &mut Cx, a: SECINFO_NO_NAME4args) -> NfsResult<SECINF
         let is_root = match &cur.node {
             Node::Pseudo(n) => *n == 0,
             Node::Obj { path, export, .. } => {
-                path.is_root() && cx.srv.vfs.pseudo.get(0).is_some_and(|p| p.export == Some(*export))
+                path.is_root() && cx.srv.vfs.pseudo.first().is_some_and(|p| p.export == Some(*export))
             }
         };
         if is_root {

@@ -8,6 +8,9 @@ use crate::compound::{Cx, SessionCtx};
 use crate::error::{NfsError, NfsResult};
 use crate::state::session::SeqOutcome;
 
+/// Encoded size of a COMPOUND reply holding only SEQUENCE's result.
+const SEQUENCE_REPLY: u32 = 12 + 8 + 16 + 20;
+
 /// SEQUENCE.
 pub fn run(cx: &mut Cx, a: SEQUENCE4args) -> NfsResult<SEQUENCE4resok> {
     let fore = cx.srv.state.session_fore(&a.sa_sessionid).ok_or(NfsError::BadSession)?;
@@ -18,6 +21,11 @@ pub fn run(cx: &mut Cx, a: SEQUENCE4args) -> NfsResult<SEQUENCE4resok> {
     }
     if cx.args_len as u64 > u64::from(fore.max_request) {
         return Err(NfsError::ReqTooBig);
+    }
+    // Even a lone SEQUENCE reply (status, tag, result) must fit a reply
+    // the client asked to be cached.
+    if a.sa_cachethis && fore.max_response_cached < SEQUENCE_REPLY {
+        return Err(NfsError::RepTooBigToCache);
     }
     let out = cx
         .srv

@@ -4,7 +4,7 @@
 //! Permission rules are POSIX's (the server runs privileged and so must
 //! apply them itself):
 //! * mode: root or the owner (NFS4ERR_PERM); a non-root owner setting
-//!   set-group-ID on a file of a group they are not in loses that bit;
+//!   set-group-ID on an object of a group they are not in loses that bit;
 //! * owner: root only, except "setting" the current owner, which RFC 8881
 //!   §18.30.4 says SHOULD succeed; group: root, or the owner changing to
 //!   a group they are a member of (NFS4ERR_PERM);
@@ -31,9 +31,9 @@ use crate::attrs::{self, SetRequest, TimeSet};
 use crate::backend::{Attrs, FileKind, SetAttrs};
 use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::CurFh;
 use crate::state::open::ACCESS_WRITE;
 use crate::state::{special, FileKey, StateKind};
+use crate::vfs::CurFh;
 
 /// `mode` attribute number (RFC 8881 §5.6).
 const FATTR4_MODE: u32 = 33;
@@ -51,8 +51,16 @@ pub fn run(cx: &mut Cx, a: SETATTR4args) -> NfsResult<bitmap4> {
         return Ok(Vec::new());
     }
     let now = e.backend.stat(path)?;
-    let uid = req.owner.as_deref().map(|s| common::owner_id(s, false)).transpose()?;
-    let gid = req.group.as_deref().map(|s| common::owner_id(s, true)).transpose()?;
+    let uid = req
+        .owner
+        .as_deref()
+        .map(|s| common::owner_id(s, false))
+        .transpose()?;
+    let gid = req
+        .group
+        .as_deref()
+        .map(|s| common::owner_id(s, true))
+        .transpose()?;
     let mut open_for_write = false;
     if let Some(size) = req.size {
         match now.kind {
@@ -127,12 +135,12 @@ fn check_permissions(
     Ok(())
 }
 
-/// `mode` as applied: a non-root caller not in the file's (new) group
-/// cannot set set-group-ID on a non-directory (Linux `setattr_copy`).
+/// `mode` as applied: a non-root caller not in the object's (new) group
+/// cannot set set-group-ID (Linux `setattr_copy`).
 fn effective_mode(cx: &Cx, now: &Attrs, mode: u32, new_gid: Option<u32>) -> u32 {
     let (caller, _, _) = common::caller(cx);
     let group = new_gid.unwrap_or(now.gid);
-    if caller != 0 && now.kind != FileKind::Directory && !common::in_group(cx, group) {
+    if caller != 0 && !common::in_group(cx, group) {
         mode & !MODE_SETGID
     } else {
         mode

