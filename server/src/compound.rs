@@ -158,9 +158,14 @@ fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
+/// An operation's result carrying only an error status. SETATTR's result
+/// has `attrsset` even on error (RFC 7530 §16.32), so it gets an empty one.
 fn put_status(out: &mut Vec<u8>, op: u32, st: nfsstat4) {
     put_u32(out, op);
     put_u32(out, st as i32 as u32);
+    if op == nfs_opnum4::OP_SETATTR as u32 {
+        put_u32(out, 0);
+    }
 }
 
 /// Runs a COMPOUND and returns the complete reply record, or the RPC-level

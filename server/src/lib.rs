@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod fhmap;
 pub mod ops;
+pub mod orphans;
 pub mod server;
 pub mod state;
 pub mod vfs;

@@ -95,10 +95,20 @@ pub fn component(bytes: &[u8]) -> NfsResult<Name> {
     if bytes.is_empty() {
         return Err(NfsError::Inval);
     }
-    if std::str::from_utf8(bytes).is_err() {
-        return Err(NfsError::Inval);
+    match std::str::from_utf8(bytes) {
+        // Noncharacters are not interchangeable text (Unicode §23.7); the
+        // RFC's UTF-8 rules make such names NFS4ERR_INVAL.
+        Ok(s) if s.chars().any(is_noncharacter) => return Err(NfsError::Inval),
+        Ok(_) => {}
+        Err(_) => return Err(NfsError::Inval),
     }
     Name::new(bytes).map_err(name_error)
+}
+
+/// U+FDD0..U+FDEF and the last two code points of every plane.
+fn is_noncharacter(c: char) -> bool {
+    let v = c as u32;
+    (0xFDD0..=0xFDEF).contains(&v) || v & 0xFFFE == 0xFFFE
 }
 
 /// The handle-map kind byte for a backend kind (`nfs_ftype4` values).
@@ -205,7 +215,11 @@ impl Vfs {
             let root = e.backend.stat(&RelPath::root())?;
             fhmap.ensure_export_root(e.id, key_of(&root))?;
         }
-        Ok(Vfs { exports, pseudo, fhmap })
+        let vfs = Vfs { exports, pseudo, fhmap };
+        for e in &vfs.exports {
+            crate::orphans::prepare(&vfs, e)?;
+        }
+        Ok(vfs)
     }
 
     /// The export with this id.

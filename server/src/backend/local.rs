@@ -1037,15 +1037,22 @@ impl Backend for LocalBackend {
     ) -> BackendResult<u64> {
         check_io_range(src_off, len)?;
         check_io_range(dst_off, len)?;
-        let (from, _) = self.open_regular(src, false)?;
-        let (to, _) = self.open_regular(dst, true)?;
+        let (from, sa) = self.open_regular(src, false)?;
+        let (to, da) = self.open_regular(dst, true)?;
+        // Overlapping ranges of one file (copy_file_range(2): EINVAL) would
+        // be corrupted by the buffered fallback's forward copy.
+        if sa.identity == da.identity && src_off.abs_diff(dst_off) < len {
+            return Err(BackendError::Invalid);
+        }
         let mut done = 0u64;
         let mut kernel_copy = true;
         let mut buf = Vec::new();
         while done < len {
             // Offsets fit in i64: checked above.
             let (s, d) = ((src_off + done) as i64, (dst_off + done) as i64);
-            let chunk = usize::try_from(len - done).unwrap_or(usize::MAX).min(COPY_CHUNK);
+            let chunk = usize::try_from(len - done)
+                .unwrap_or(usize::MAX)
+                .min(COPY_CHUNK);
             let step = if kernel_copy {
                 match sys::copy_file_range(&from, s, &to, d, chunk) {
                     Ok(n) => Ok(n),
@@ -1167,7 +1174,8 @@ mod space_tests {
     fn new(b: &LocalBackend, name: &str, data: &[u8]) -> RelPath {
         let n = Name::new(name.as_bytes()).expect("name");
         let owner = Owner { uid: 0, gid: 0 };
-        b.create_file(&RelPath::root(), &n, 0o644, owner, true).expect("create");
+        b.create_file(&RelPath::root(), &n, 0o644, owner, true)
+            .expect("create");
         let p = RelPath::root().join(&n);
         if !data.is_empty() {
             b.write(&p, 0, data, Stability::Unstable).expect("write");
@@ -1193,7 +1201,10 @@ mod space_tests {
         assert_eq!(&data[..3], b"abc");
         assert!(data[3..].iter().all(|&x| x == 0));
         assert_eq!(b.allocate(&p, 0, 0), Err(BackendError::Invalid));
-        assert_eq!(b.allocate(&p, i64::MAX as u64, 1), Err(BackendError::TooBig));
+        assert_eq!(
+            b.allocate(&p, i64::MAX as u64, 1),
+            Err(BackendError::TooBig)
+        );
         assert_eq!(b.allocate(&p, u64::MAX, 2), Err(BackendError::TooBig));
         assert_eq!(b.allocate(&RelPath::root(), 0, 1), Err(BackendError::IsDir));
     }
@@ -1219,8 +1230,16 @@ mod space_tests {
     fn seek_data_and_holes() {
         let (_d, b, p) = setup(&[]);
         let blk = 1 << 20;
-        b.write(&p, blk, &vec![1; blk as usize], Stability::Unstable).expect("write");
-        b.setattr(&p, &SetAttrs { size: Some(3 * blk), ..Default::default() }).expect("truncate");
+        b.write(&p, blk, &vec![1; blk as usize], Stability::Unstable)
+            .expect("write");
+        b.setattr(
+            &p,
+            &SetAttrs {
+                size: Some(3 * blk),
+                ..Default::default()
+            },
+        )
+        .expect("truncate");
         // The end of file is always a hole; nothing is found at or past it.
         assert_eq!(b.seek_hole(&p, 3 * blk), Ok(None));
         assert_eq!(b.seek_data(&p, 3 * blk), Ok(None));
@@ -1245,7 +1264,17 @@ mod space_tests {
         // Past the destination's end: it grows; the source's end stops it.
         assert_eq!(b.copy_range(&src, 8, &dst, 12, 100), Ok(2));
         assert_eq!(read_all(&b, &dst), b"abcde234ij\0\089");
-        assert_eq!(b.copy_range(&src, 0, &dst, i64::MAX as u64, 1), Err(BackendError::TooBig));
+        assert_eq!(
+            b.copy_range(&src, 0, &dst, i64::MAX as u64, 1),
+            Err(BackendError::TooBig)
+        );
+        // Within one file: disjoint ranges copy, overlapping ones are refused.
+        assert_eq!(b.copy_range(&src, 0, &src, 10, 5), Ok(5));
+        assert_eq!(read_all(&b, &src), b"012345678901234");
+        assert_eq!(
+            b.copy_range(&src, 0, &src, 2, 5),
+            Err(BackendError::Invalid)
+        );
     }
 
     #[test]

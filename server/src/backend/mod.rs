@@ -698,7 +698,14 @@ pub trait Backend: Send + Sync + 'static {
     /// extents, or not between these two files, give
     /// [`BackendError::NotSupported`]; misaligned ranges
     /// [`BackendError::Invalid`].
-    fn clone_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64) -> BackendResult<()> {
+    fn clone_range(
+        &self,
+        src: &RelPath,
+        src_off: u64,
+        dst: &RelPath,
+        dst_off: u64,
+        len: u64,
+    ) -> BackendResult<()> {
         let _ = (src, src_off, dst, dst_off, len);
         Err(BackendError::NotSupported)
     }
@@ -706,8 +713,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Copies up to `len` bytes of `src` at `src_off` to `dst` at `dst_off`
     /// inside the store (`copy_file_range`, falling back to reads and writes
     /// where the kernel cannot). Returns the bytes copied: fewer than `len`
-    /// only when the source ends first. Not durable until `fsync(dst)`.
-    fn copy_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64) -> BackendResult<u64> {
+    /// only when the source ends first (or an error stops a partial copy).
+    /// Overlapping ranges of one file are [`BackendError::Invalid`]. Not
+    /// durable until `fsync(dst)`.
+    fn copy_range(
+        &self,
+        src: &RelPath,
+        src_off: u64,
+        dst: &RelPath,
+        dst_off: u64,
+        len: u64,
+    ) -> BackendResult<u64> {
         let _ = (src, src_off, dst, dst_off, len);
         Err(BackendError::NotSupported)
     }

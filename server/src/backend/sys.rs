@@ -420,21 +420,40 @@ pub fn lseek(fd: &File, offset: i64, whence: i32) -> io::Result<u64> {
 /// `copy_file_range(src, &src_off, dst, &dst_off, len, 0)`; returns the
 /// bytes copied (0 at the source's end of file). The offsets are passed
 /// explicitly, so the fds' own positions are neither used nor changed.
-pub fn copy_file_range(src: &File, src_off: i64, dst: &File, dst_off: i64, len: usize) -> io::Result<usize> {
+pub fn copy_file_range(
+    src: &File,
+    src_off: i64,
+    dst: &File,
+    dst_off: i64,
+    len: usize,
+) -> io::Result<usize> {
     let mut off_in: libc::off64_t = src_off;
     let mut off_out: libc::off64_t = dst_off;
     retry_eintr(|| {
         // SAFETY: the offset pointers refer to live locals for the duration
         // of the call; the fds are open files.
         cvt_size(unsafe {
-            libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), &mut off_out, len, 0)
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                &mut off_in,
+                dst.as_raw_fd(),
+                &mut off_out,
+                len,
+                0,
+            )
         })
     })
 }
 
 /// `ioctl(dst, FICLONERANGE, {src, src_off, len, dst_off})`: shares the
 /// source's extents with the destination (reflink).
-pub fn ficlonerange(src: &File, src_off: u64, dst: &File, dst_off: u64, len: u64) -> io::Result<()> {
+pub fn ficlonerange(
+    src: &File,
+    src_off: u64,
+    dst: &File,
+    dst_off: u64,
+    len: u64,
+) -> io::Result<()> {
     let arg = libc::file_clone_range {
         src_fd: i64::from(src.as_raw_fd()),
         src_offset: src_off,

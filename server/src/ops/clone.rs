@@ -28,16 +28,32 @@ pub fn run(cx: &mut Cx, a: CLONE4args) -> NfsResult<()> {
         0 => pair.src_size.saturating_sub(a.cl_src_offset),
         n => n,
     };
-    super::read::admit(cx, &src, &src_sid, false, lock_range(a.cl_src_offset, wanted))?;
-    super::read::admit(cx, &dst, &dst_sid, true, lock_range(a.cl_dst_offset, wanted))?;
+    super::read::admit(
+        cx,
+        &src,
+        &src_sid,
+        false,
+        lock_range(a.cl_src_offset, wanted),
+    )?;
+    super::read::admit(
+        cx,
+        &dst,
+        &dst_sid,
+        true,
+        lock_range(a.cl_dst_offset, wanted),
+    )?;
     let count = copy_count(a.cl_src_offset, a.cl_dst_offset, a.cl_count, pair.src_size)?;
     if pair.same && overlap(a.cl_src_offset, a.cl_dst_offset, count) {
         return Err(NfsError::Inval);
     }
     if count > 0 {
-        pair.export
-            .backend
-            .clone_range(pair.src, a.cl_src_offset, pair.dst, a.cl_dst_offset, count)?;
+        pair.export.backend.clone_range(
+            pair.src,
+            a.cl_src_offset,
+            pair.dst,
+            a.cl_dst_offset,
+            count,
+        )?;
     }
     Ok(())
 }

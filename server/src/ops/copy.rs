@@ -121,15 +121,32 @@ pub fn run(cx: &mut Cx, a: COPY4args) -> NfsResult<COPY4resok> {
         0 => pair.src_size.saturating_sub(a.ca_src_offset),
         n => n,
     };
-    super::read::admit(cx, &src, &src_sid, false, lock_range(a.ca_src_offset, wanted))?;
-    super::read::admit(cx, &dst, &dst_sid, true, lock_range(a.ca_dst_offset, wanted))?;
-    let count = copy_count(a.ca_src_offset, a.ca_dst_offset, a.ca_count, pair.src_size)?.min(MAX_SYNC_COPY);
+    super::read::admit(
+        cx,
+        &src,
+        &src_sid,
+        false,
+        lock_range(a.ca_src_offset, wanted),
+    )?;
+    super::read::admit(
+        cx,
+        &dst,
+        &dst_sid,
+        true,
+        lock_range(a.ca_dst_offset, wanted),
+    )?;
+    let count =
+        copy_count(a.ca_src_offset, a.ca_dst_offset, a.ca_count, pair.src_size)?.min(MAX_SYNC_COPY);
     let copied = if count == 0 {
         0
     } else {
-        pair.export
-            .backend
-            .copy_range(pair.src, a.ca_src_offset, pair.dst, a.ca_dst_offset, count)?
+        pair.export.backend.copy_range(
+            pair.src,
+            a.ca_src_offset,
+            pair.dst,
+            a.ca_dst_offset,
+            count,
+        )?
     };
     Ok(COPY4resok {
         cr_response: write_response4 {

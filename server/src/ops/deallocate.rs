@@ -14,7 +14,8 @@ use crate::error::NfsResult;
 /// filesystem that cannot punch holes is NFS4ERR_NOTSUPP.
 pub fn run(cx: &mut Cx, a: DEALLOCATE4args) -> NfsResult<()> {
     let cur = cx.cfh()?.clone();
-    let (e, path) = super::allocate::space_admit(cx, &cur, &a.da_stateid, a.da_offset, a.da_length)?;
+    let (e, path) =
+        super::allocate::space_admit(cx, &cur, &a.da_stateid, a.da_offset, a.da_length)?;
     e.backend.deallocate(path, a.da_offset, a.da_length)?;
     Ok(())
 }

@@ -59,7 +59,10 @@ pub(super) fn xattr_key(key: &[u8]) -> NfsResult<&[u8]> {
 /// The export, path and attributes of the current object for an xattr
 /// operation; pseudo-filesystem directories support no xattrs
 /// (NFS4ERR_NOTSUPP, and `xattr_support` is FALSE there).
-pub(super) fn xattr_obj<'c>(cx: &'c Cx, cur: &'c CurFh) -> NfsResult<(&'c Export, &'c RelPath, Attrs)> {
+pub(super) fn xattr_obj<'c>(
+    cx: &'c Cx,
+    cur: &'c CurFh,
+) -> NfsResult<(&'c Export, &'c RelPath, Attrs)> {
     let (e, path, _) = common::obj(cx, cur, NfsError::NotSupp)?;
     let attrs = e.backend.stat(path)?;
     Ok((e, path, attrs))
@@ -72,7 +75,11 @@ pub(super) fn xattr_obj<'c>(cx: &'c Cx, cur: &'c CurFh) -> NfsResult<(&'c Export
 pub(super) fn may_modify(cx: &Cx, e: &Export, a: &Attrs) -> NfsResult<()> {
     common::writable(e)?;
     let (uid, _, _) = common::caller(cx);
-    if a.kind == FileKind::Directory && a.mode & common::MODE_STICKY != 0 && uid != 0 && uid != a.uid {
+    if a.kind == FileKind::Directory
+        && a.mode & common::MODE_STICKY != 0
+        && uid != 0
+        && uid != a.uid
+    {
         return Err(NfsError::Perm);
     }
     common::require(cx, a, MAY_WRITE)
@@ -91,6 +98,9 @@ mod tests {
         assert_eq!(xattr_key(b"a\0b"), Err(NfsError::Inval));
         assert_eq!(xattr_key(b"\xff"), Err(NfsError::Inval));
         assert!(xattr_key(&[b'x'; XATTR_NAME_MAX]).is_ok());
-        assert_eq!(xattr_key(&[b'x'; XATTR_NAME_MAX + 1]), Err(NfsError::NameTooLong));
+        assert_eq!(
+            xattr_key(&[b'x'; XATTR_NAME_MAX + 1]),
+            Err(NfsError::NameTooLong)
+        );
     }
 }

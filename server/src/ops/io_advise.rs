@@ -21,12 +21,16 @@ pub fn run(cx: &mut Cx, a: IO_ADVISE4args) -> NfsResult<IO_ADVISE4resok> {
     let cur = cx.cfh()?.clone();
     let (e, path, _) = common::obj(cx, &cur, NfsError::IsDir)?;
     common::regular_file(cx, e.backend.stat(path)?.kind)?;
-    a.iaa_offset.checked_add(a.iaa_count).ok_or(NfsError::Inval)?;
+    a.iaa_offset
+        .checked_add(a.iaa_count)
+        .ok_or(NfsError::Inval)?;
     let sid = cx.resolve_stateid(&a.iaa_stateid)?;
     if !(special::is_anonymous(&sid) || special::is_bypass(&sid)) {
         let (sid, st) = common::find_state(cx, &sid)?;
         common::check_generation(cx, &sid, &st)?;
         common::same_file(&cur, &st)?;
     }
-    Ok(IO_ADVISE4resok { ior_hints: Vec::new() })
+    Ok(IO_ADVISE4resok {
+        ior_hints: Vec::new(),
+    })
 }

@@ -33,10 +33,9 @@ pub fn run(cx: &mut Cx, a: LISTXATTRS4args) -> NfsResult<LISTXATTRS4resok> {
     common::require(cx, &attrs, MAY_READ)?;
     let names = e.backend.listxattr(path)?;
     let asked = u64::from(a.lxa_maxcount);
-    let room = cx
-        .session
-        .as_ref()
-        .map_or(u64::MAX, |s| u64::from(s.fore.max_response.saturating_sub(OVERHEAD)));
+    let room = cx.session.as_ref().map_or(u64::MAX, |s| {
+        u64::from(s.fore.max_response.saturating_sub(OVERHEAD))
+    });
     match page(names, a.lxa_cookie, asked.min(room)) {
         Err(NfsError::TooSmall) if room < asked => Err(NfsError::RepTooBig),
         r => r,
@@ -74,7 +73,10 @@ fn page(names: Vec<Vec<u8>>, cookie: u64, maxcount: u64) -> NfsResult<LISTXATTRS
         // The keys sharing this cookie go together or not at all.
         let c = rest[taken].0;
         let group = rest[taken..].iter().take_while(|(k, _)| *k == c).count();
-        let cost: u64 = rest[taken..taken + group].iter().map(|(_, n)| key_bytes(n)).sum();
+        let cost: u64 = rest[taken..taken + group]
+            .iter()
+            .map(|(_, n)| key_bytes(n))
+            .sum();
         if used + cost > maxcount {
             break;
         }
@@ -138,14 +140,21 @@ mod tests {
         assert_eq!(first.lxr_names.len(), 4);
         // Remove a key already returned and add a new one: the rest is
         // still listed exactly once.
-        let mut changed: Vec<Vec<u8>> = all.iter().filter(|n| **n != first.lxr_names[0]).cloned().collect();
+        let mut changed: Vec<Vec<u8>> = all
+            .iter()
+            .filter(|n| **n != first.lxr_names[0])
+            .cloned()
+            .collect();
         changed.push(b"zzz-new".to_vec());
         let rest = page(changed.clone(), first.lxr_cookie, 4096).expect("page");
         assert!(rest.lxr_eof);
         for n in &all {
             let in_first = first.lxr_names.contains(n);
             let in_rest = rest.lxr_names.contains(n);
-            assert!(in_first != in_rest || (!in_first && !changed.contains(n)), "{n:?}");
+            assert!(
+                in_first != in_rest || (!in_first && !changed.contains(n)),
+                "{n:?}"
+            );
         }
     }
 

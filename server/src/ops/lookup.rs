@@ -43,6 +43,9 @@ pub fn run(cx: &mut Cx, a: LOOKUP4args) -> NfsResult<()> {
             match nested {
                 Some(child) => srv.vfs.pseudo_fh(child)?,
                 None => {
+                    if crate::orphans::is_hidden(path, name.as_bytes()) {
+                        return Err(NfsError::NoEnt);
+                    }
                     let attrs = e.backend.lookup(path, &name)?;
                     // The handle must be on disk before the client sees it.
                     let (fh, seq) = srv.vfs.child_fh(*export, *id, path, &name, &attrs)?;

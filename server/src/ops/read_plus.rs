@@ -50,7 +50,14 @@ pub fn run(cx: &mut Cx, a: READ_PLUS4args) -> NfsResult<read_plus_res4> {
 
 /// The segments describing up to `count` bytes at `offset` of the file at
 /// `path`, whose size is `size`, in at most `room` encoded bytes.
-fn segments(b: &dyn Backend, path: &RelPath, offset: u64, count: u64, size: u64, room: u64) -> NfsResult<read_plus_res4> {
+fn segments(
+    b: &dyn Backend,
+    path: &RelPath,
+    offset: u64,
+    count: u64,
+    size: u64,
+    room: u64,
+) -> NfsResult<read_plus_res4> {
     let mut contents = Vec::new();
     if offset >= size || count == 0 {
         return Ok(read_plus_res4 {
@@ -126,17 +133,27 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = LocalBackend::open(dir.path()).expect("backend");
         let name = Name::new(b"f").expect("name");
-        b.create_file(&RelPath::root(), &name, 0o644, Owner { uid: 0, gid: 0 }, true)
-            .expect("create");
+        b.create_file(
+            &RelPath::root(),
+            &name,
+            0o644,
+            Owner { uid: 0, gid: 0 },
+            true,
+        )
+        .expect("create");
         let path = RelPath::root().join(&name);
         let block = vec![0xab; BLK as usize];
         for (i, &d) in layout.iter().enumerate() {
             if d {
-                b.write(&path, i as u64 * BLK, &block, Stability::Unstable).expect("write");
+                b.write(&path, i as u64 * BLK, &block, Stability::Unstable)
+                    .expect("write");
             }
         }
         let len = layout.len() as u64 * BLK;
-        let f = std::fs::OpenOptions::new().write(true).open(dir.path().join("f")).expect("open");
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("f"))
+            .expect("open");
         f.set_len(len).expect("truncate");
         (dir, b, path)
     }
@@ -171,7 +188,12 @@ mod tests {
         let r = segments(&b, &p, 0, size, size, 1 << 30).expect("read_plus");
         assert_eq!(
             shape(&r),
-            [(false, 0, BLK), (true, BLK, BLK), (false, 2 * BLK, 2 * BLK), (true, 4 * BLK, BLK)]
+            [
+                (false, 0, BLK),
+                (true, BLK, BLK),
+                (false, 2 * BLK, 2 * BLK),
+                (true, 4 * BLK, BLK)
+            ]
         );
         assert!(r.rpr_eof);
         // A range inside a hole, clipped to the request; not at eof.

@@ -339,6 +339,10 @@ fn list_export(
         for de in batch {
             // Names the backend lists are valid components; anything else
             // cannot be looked up or named in a handle.
+            if crate::orphans::is_hidden(dir_path, &de.name) {
+                pos = de.cookie;
+                continue;
+            }
             let Ok(name) = Name::new(&de.name) else {
                 pos = de.cookie;
                 continue;

@@ -23,8 +23,22 @@ pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
     let (e, dir_path, dir_id) = common::obj(cx, &cur, NfsError::Rofs)?;
     // ROFS, NOTDIR, write + search permission on the directory.
     let before = common::dir_modifiable(cx, e, dir_path)?;
+    if crate::orphans::is_hidden(dir_path, name.as_bytes()) {
+        return Err(NfsError::NoEnt);
+    }
     let victim = e.backend.lookup(dir_path, &name)?;
     common::sticky_allows(cx, &before, &victim)?;
+    let parked = match victim.kind {
+        FileKind::Directory => None,
+        _ => crate::orphans::park_if_open(cx, e, dir_id, dir_path, &name, &victim)?,
+    };
+    if let Some(seq) = parked {
+        let after = common::dir_done(e, dir_path)?;
+        cx.need_durable(seq);
+        return Ok(REMOVE4resok {
+            cinfo: common::cinfo(&before, &after),
+        });
+    }
     match victim.kind {
         FileKind::Directory => e.backend.rmdir(dir_path, &name)?,
         _ => {

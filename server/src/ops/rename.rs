@@ -59,11 +59,15 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
         common::dir_modifiable(cx, e, dp)?
     };
 
+    if crate::orphans::is_hidden(sp, old.as_bytes()) || crate::orphans::is_hidden(dp, new.as_bytes()) {
+        return Err(NfsError::NoEnt);
+    }
     let src = e.backend.lookup(sp, &old)?;
     common::sticky_allows(cx, &src_before, &src)?;
     if src.kind == FileKind::Directory && sid != did {
         common::require(cx, &src, MAY_WRITE)?;
     }
+    let mut parked = 0;
     match e.backend.lookup(dp, &new) {
         Ok(dst) if key_of(&dst) == key_of(&src) => {
             // The same object under both names: nothing to do.
@@ -78,6 +82,10 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
                 return Err(NfsError::Exist);
             }
             common::sticky_allows(cx, &dst_before, &dst)?;
+            // An open file about to be replaced keeps living for its opener.
+            if let Some(seq) = crate::orphans::park_if_open(cx, e, did, dp, &new, &dst)? {
+                parked = seq;
+            }
         }
         Err(BackendError::NotFound) => {}
         Err(err) => return Err(err.into()),
@@ -103,7 +111,7 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
         .fhmap
         .rename(se, sid, old.as_bytes(), did, new.as_bytes())
     {
-        Ok(()) => cx.need_durable(cx.srv.fhmap.last_seq()),
+        Ok(()) => cx.need_durable(cx.srv.fhmap.last_seq().max(parked)),
         // The rename happened; failing now would mislead the client.
         // Handles of the moved object answer STALE until looked up again.
         Err(err) => {

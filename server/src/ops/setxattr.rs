@@ -17,9 +17,9 @@ use crate::vfs::Export;
 /// NFS4ERR_NOXATTR ("MUST"); SETXATTR4_EITHER creates or replaces. A value
 /// the filesystem cannot hold is NFS4ERR_XATTR2BIG (E2BIG, or ENOSPC while
 /// the filesystem still has free space: the per-file xattr space is
-/// full), else NFS4ERR_NOSPC. The reply
-/// is the object's change attribute before and after (`atomic` FALSE:
-/// other processes may change the object in between).
+/// full), else NFS4ERR_NOSPC. The reply is the object's change attribute
+/// before and after (`atomic` FALSE: other processes may change the object
+/// in between).
 pub fn run(cx: &mut Cx, a: SETXATTR4args) -> NfsResult<change_info4> {
     let cur = cx.cfh()?.clone();
     let (e, path, before) = xattr_obj(cx, &cur)?;

@@ -23,7 +23,11 @@ pub struct TestServer {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl TestServer {
@@ -36,7 +40,14 @@ impl TestServer {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let child = spawn(&dir, addr, &export, &state, &extra);
-        let s = TestServer { child, addr, export, state, dir, extra };
+        let s = TestServer {
+            child,
+            addr,
+            export,
+            state,
+            dir,
+            extra,
+        };
         s.wait_ready();
         s
     }
@@ -77,7 +88,13 @@ impl TestServer {
     }
 }
 
-fn spawn(dir: &tempfile::TempDir, addr: SocketAddr, export: &PathBuf, state: &PathBuf, extra: &[String]) -> Child {
+fn spawn(
+    dir: &tempfile::TempDir,
+    addr: SocketAddr,
+    export: &PathBuf,
+    state: &PathBuf,
+    extra: &[String],
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
