@@ -41,7 +41,12 @@ fn bad(msg: impl Into<String>) -> io::Error {
 impl Client {
     /// Connects as root with AUTH_SYS.
     pub fn connect(addr: SocketAddr, minor: u32) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr)?;
+        Self::from_stream(TcpStream::connect(addr)?, minor)
+    }
+
+    /// A client over a connection the caller made (e.g. from a chosen
+    /// source address or port), as root with AUTH_SYS.
+    pub fn from_stream(stream: TcpStream, minor: u32) -> io::Result<Client> {
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         stream.set_nodelay(true)?;
         Ok(Client {

@@ -20,6 +20,7 @@ use xdr_codec::Unpack;
 
 use crate::callback::CbChannel;
 use crate::error::NfsError;
+use crate::export_access::Denial;
 use crate::ops::{self, Flags};
 use crate::server::Server;
 use crate::state::client::Principal;
@@ -111,6 +112,11 @@ pub struct Cx<'a> {
     pub args_len: usize,
     /// Work for the transport after the reply.
     pub followups: Vec<Followup>,
+    /// The credential operations run with: the RPC credential squashed by
+    /// the rules of the current filehandle's export (docs/security.md).
+    pub cred: Credential,
+    /// The export `cred` was computed for (`None`: no export object).
+    cred_export: Option<u32>,
 }
 
 impl<'a> Cx<'a> {
@@ -127,6 +133,14 @@ impl<'a> Cx<'a> {
     /// The client this COMPOUND acts for, when known from its session.
     pub fn session_client(&self) -> Option<u64> {
         self.session.as_ref().map(|s| s.client)
+    }
+
+    /// Whether this request may only read export `e`: the export is
+    /// read-only, or the client's address matched an `access = "ro"` rule.
+    /// Modifications then get NFS4ERR_ROFS, as on a read-only export
+    /// (knfsd treats a per-client `ro` the same way).
+    pub fn read_only(&self, e: &crate::vfs::Export) -> bool {
+        crate::export_access::host_access(&e.cfg, self.req.peer).unwrap_or(true)
     }
 
     /// Resolves the special "current stateid" (4.1) to the real one.
@@ -199,6 +213,8 @@ pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<
         op_count: count as usize,
         args_len: args.len(),
         followups: Vec::new(),
+        cred: req.cred.clone(),
+        cred_export: None,
     };
     let (status, done) = if minor > 2 {
         tracing::warn!(peer = %req.peer, minor, "COMPOUND with unsupported minor version");
@@ -289,9 +305,23 @@ fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize)
                 return (nfsstat4::NFS4ERR_BADXDR, done + 1);
             }
         };
+        if let Err(e) = guard_before(cx, &desc) {
+            put_status(out, opnum, e.status());
+            return (e.status(), done + 1);
+        }
         let start = out.len();
         let fh_before = cx.cfh.as_ref().map(|c| c.fh.clone());
         let mut st = ops::dispatch(cx, arg, out);
+        if st == nfsstat4::NFS4_OK {
+            let next = (i + 1 < cx.op_count).then(|| peek_u32(cur)).flatten();
+            if let Err(e) = guard_after(cx, &desc, next) {
+                // The operation only set the current filehandle (PUTFH,
+                // LOOKUP …), so replacing its result undoes nothing.
+                out.truncate(start);
+                st = e.status();
+                put_status(out, opnum, st);
+            }
+        }
         // A new current filehandle invalidates the current stateid unless
         // the operation set both (RFC 8881 §16.2.3.1.2).
         let sets_stateid = matches!(desc.op, nfs_opnum4::OP_OPEN | nfs_opnum4::OP_RESTOREFH);
@@ -325,6 +355,108 @@ fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize)
         }
     }
     (status, done)
+}
+
+/// The next word of the arguments without consuming it.
+fn peek_u32(cur: &Cursor<&[u8]>) -> Option<u32> {
+    let at = cur.position() as usize;
+    let b = cur.get_ref().get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The export of the current filehandle, for export objects.
+fn cfh_export(cx: &Cx) -> Option<u32> {
+    cx.cfh.as_ref().and_then(|c| c.obj()).map(|o| o.0)
+}
+
+/// Export `id`'s verdict on this request's host, port and flavor.
+fn export_verdict(cx: &Cx, id: u32) -> Result<(), Denial> {
+    match cx.srv.vfs.export(id) {
+        Ok(e) => crate::export_access::check(&e.cfg, cx.req.peer, &cx.req.cred).map(|_| ()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The status for a denial: a host or port the export does not admit is
+/// NFS4ERR_ACCESS, a flavor it does not accept NFS4ERR_WRONGSEC (RFC 8881
+/// §2.6.3.1, RFC 7530 §3.3.1). The log line names the client.
+fn refuse(cx: &Cx, id: u32, d: Denial) -> NfsError {
+    let path = cx.srv.vfs.export(id).map(|e| e.cfg.path.as_str()).unwrap_or("?");
+    tracing::warn!(
+        peer = %cx.req.peer,
+        export = %path,
+        flavor = crate::export_access::flavor_of(&cx.req.cred),
+        reason = d.reason(),
+        "export access refused"
+    );
+    match d {
+        Denial::Host | Denial::Port => NfsError::Access,
+        Denial::Flavor => NfsError::WrongSec,
+    }
+}
+
+/// Before an operation that uses the current filehandle: its export must
+/// admit this request. SECINFO and SECINFO_NO_NAME never answer
+/// NFS4ERR_WRONGSEC (RFC 8881 §2.6.3.1.1); LOOKUP and LOOKUPP are judged
+/// by the object they reach ([`guard_after`]). Also sets the effective
+/// (squashed) credential for the current export.
+fn guard_before(cx: &mut Cx, desc: &ops::OpDesc) -> Result<(), NfsError> {
+    use nfs_opnum4::*;
+    let export = cfh_export(cx);
+    if export != cx.cred_export {
+        cx.cred = match export.and_then(|id| cx.srv.vfs.export(id).ok()) {
+            Some(e) => crate::export_access::effective_cred(&e.cfg, &cx.req.cred),
+            None => cx.req.cred.clone(),
+        };
+        cx.cred_export = export;
+    }
+    let exempt = matches!(desc.op, OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP);
+    match export {
+        Some(id) if desc.flags.contains(Flags::NEED_FH) && !exempt => {
+            export_verdict(cx, id).map_err(|d| refuse(cx, id, d))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// After an operation that made a filehandle current, the rules of RFC
+/// 8881 §2.6.3.1.1 (and knfsd's reading of them):
+///
+/// * PUTFH, PUTROOTFH, PUTPUBFH, RESTOREFH answer NFS4ERR_WRONGSEC only
+///   when an operation follows that would use the handle as is: not when
+///   they end the COMPOUND, and not before SECINFO / SECINFO_NO_NAME (the
+///   client is asking which flavor to use) or LOOKUP / LOOKUPP / OPEN,
+///   which decide for themselves on the object they reach.
+/// * LOOKUP and LOOKUPP answer NFS4ERR_WRONGSEC for the object reached.
+/// * A host or port the export does not admit gets NFS4ERR_ACCESS at once:
+///   no flavor would help. (PUTFH's error list in RFC 8881 §15.2 has no
+///   ACCESS; its alternatives STALE and WRONGSEC would make the client
+///   discard a valid handle or negotiate a flavor that cannot succeed.)
+fn guard_after(cx: &mut Cx, desc: &ops::OpDesc, next: Option<u32>) -> Result<(), NfsError> {
+    use nfs_opnum4::*;
+    let put_like = matches!(desc.op, OP_PUTFH | OP_PUTROOTFH | OP_PUTPUBFH | OP_RESTOREFH);
+    let lookup_like = matches!(desc.op, OP_LOOKUP | OP_LOOKUPP);
+    if !put_like && !lookup_like {
+        return Ok(());
+    }
+    let Some(id) = cfh_export(cx) else {
+        return Ok(());
+    };
+    match export_verdict(cx, id) {
+        Ok(()) => Ok(()),
+        Err(Denial::Flavor) if put_like => {
+            let defers = match next.and_then(|n| nfs_opnum4::try_from(n as i32).ok()) {
+                None => true,
+                Some(n) => matches!(n, OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP | OP_OPEN),
+            };
+            if defers {
+                Ok(())
+            } else {
+                Err(refuse(cx, id, Denial::Flavor))
+            }
+        }
+        Err(d) => Err(refuse(cx, id, d)),
+    }
 }
 
 /// The checks the descriptor table asks for, in RFC order.

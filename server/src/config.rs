@@ -115,6 +115,25 @@ pub struct ExportConfig {
     /// Refuse every modification.
     #[serde(default)]
     pub read_only: bool,
+    /// Hosts that may use the export, first match wins (absent: every
+    /// host, as `read_only` says). See docs/security.md.
+    #[serde(default)]
+    pub clients: Option<Vec<crate::export_access::ClientRule>>,
+    /// Identity squashing: none, root or all.
+    #[serde(default)]
+    pub squash: crate::export_access::Squash,
+    /// uid of squashed callers and of AUTH_NONE.
+    #[serde(default = "default_anon")]
+    pub anonuid: u32,
+    /// gid of squashed callers and of AUTH_NONE.
+    #[serde(default = "default_anon")]
+    pub anongid: u32,
+    /// Security flavors accepted (NFS4ERR_WRONGSEC for others).
+    #[serde(default = "default_sec")]
+    pub sec: Vec<crate::export_access::SecFlavor>,
+    /// Require a source port below 1024.
+    #[serde(default)]
+    pub privileged_port: bool,
 }
 
 fn default_pseudo() -> String {
@@ -125,6 +144,12 @@ fn default_expire_on() -> Vec<ExpireOn> {
 }
 fn default_true() -> bool {
     true
+}
+fn default_anon() -> u32 {
+    crate::export_access::NOBODY
+}
+fn default_sec() -> Vec<crate::export_access::SecFlavor> {
+    vec![crate::export_access::SecFlavor::Sys, crate::export_access::SecFlavor::None]
 }
 
 /// The whole configuration file.
@@ -241,6 +266,7 @@ impl Config {
             if !seen.insert(normalize_pseudo(&e.path)) {
                 return Err(ConfigError::Invalid(format!("export path {:?} used twice", e.path)));
             }
+            crate::export_access::validate(e).map_err(ConfigError::Invalid)?;
         }
         Ok(())
     }
@@ -289,6 +315,12 @@ mod tests {
             expire_on: vec![],
             noexpire_with_open: true,
             read_only: false,
+            clients: None,
+            squash: Default::default(),
+            anonuid: 65534,
+            anongid: 65534,
+            sec: default_sec(),
+            privileged_port: false,
         });
         c.validate().unwrap();
         c.limits.max_record = 1000;

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod compound;
 pub mod config;
 pub mod error;
+pub mod export_access;
 pub mod fhmap;
 pub mod ops;
 pub mod orphans;

@@ -90,6 +90,12 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
         ],
         noexpire_with_open: true,
         read_only: false,
+        clients: None,
+        squash: Default::default(),
+        anonuid: nfs4d::export_access::NOBODY,
+        anongid: nfs4d::export_access::NOBODY,
+        sec: vec![nfs4d::export_access::SecFlavor::Sys, nfs4d::export_access::SecFlavor::None],
+        privileged_port: false,
     }
 }
 

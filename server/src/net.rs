@@ -192,7 +192,17 @@ fn handle_record(
                     });
                     return;
                 }
-                1 => {}
+                1 => {
+                    // A host no export admits (address or source port) has
+                    // nothing to use; refusing its COMPOUNDs at the RPC
+                    // level also keeps it from creating client state.
+                    // AUTH_TOOWEAK: "rejected for security reasons" (RFC
+                    // 5531 §9).
+                    if !crate::export_access::any_export_admits(&srv.cfg, peer) {
+                        tracing::warn!(%peer, xid = c.xid, "no export admits this client address and port; refusing the call");
+                        return refuse(c.xid, Refusal::Auth(AuthStat::TooWeak), permit);
+                    }
+                }
                 p => {
                     tracing::warn!(%peer, proc_ = p, "unknown procedure");
                     return refuse(c.xid, Refusal::ProcUnavail, permit);

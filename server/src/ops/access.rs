@@ -39,7 +39,7 @@ pub fn run(cx: &mut Cx, a: ACCESS4args) -> NfsResult<ACCESS4resok> {
             let e = cx.srv.vfs.export(*export)?;
             let attrs = e.backend.stat(path)?;
             let rwx = common::allowed(cx, &attrs, MAY_READ | MAY_WRITE | MAY_EXEC);
-            (attrs.kind == FileKind::Directory, rwx, !e.cfg.read_only)
+            (attrs.kind == FileKind::Directory, rwx, !cx.read_only(e))
         }
     };
     let (mut supported, mut granted) = decide(a.access, is_dir, rwx, writable);

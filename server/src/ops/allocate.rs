@@ -45,7 +45,7 @@ pub(super) fn space_admit<'c>(
 ) -> NfsResult<(&'c Export, &'c RelPath)> {
     let sid = cx.resolve_stateid(sid)?;
     let (e, path, _) = common::obj(cx, cur, NfsError::WrongType)?;
-    common::writable(e)?;
+    common::writable(cx, e)?;
     regular_42(&e.backend.stat(path)?)?;
     let last = checked_range(offset, length)?;
     super::read::admit(cx, cur, &sid, true, Some((offset, last)))

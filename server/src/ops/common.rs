@@ -59,7 +59,7 @@ pub fn with_attr_context<R>(
     f: impl FnOnce(&AttrContext) -> R,
 ) -> R {
     let backend: Option<&dyn Backend> = export.map(|e| &*e.backend);
-    let read_only = export.is_none_or(|e| e.cfg.read_only);
+    let read_only = export.is_none_or(|e| cx.read_only(e));
     let fsid = export.map_or((0, 0), |e| e.fsid);
     let fs = || -> Option<FsInfo> {
         let s = backend?.statfs().ok()?;
@@ -116,9 +116,10 @@ pub fn cinfo(before: &Attrs, after: &Attrs) -> change_info4 {
     }
 }
 
-/// The caller's uid/gid/groups; AUTH_NONE maps to nobody (65534).
+/// The caller's uid/gid/groups after the current export's squashing
+/// ([`Cx::cred`]); AUTH_NONE maps to nobody (65534).
 pub fn caller<'c>(cx: &'c Cx) -> (u32, u32, &'c [u32]) {
-    match &cx.req.cred {
+    match &cx.cred {
         Credential::Sys { uid, gid, gids, .. } => (*uid, *gid, gids.as_slice()),
         _ => (65534, 65534, &[]),
     }
@@ -165,9 +166,10 @@ pub fn require(cx: &Cx, a: &Attrs, want: u32) -> NfsResult<()> {
     }
 }
 
-/// Fails with NFS4ERR_ROFS when the export is read-only.
-pub fn writable(e: &Export) -> NfsResult<()> {
-    if e.cfg.read_only {
+/// Fails with NFS4ERR_ROFS when the export is read-only, for everybody or
+/// for this client's address ([`Cx::read_only`]).
+pub fn writable(cx: &Cx, e: &Export) -> NfsResult<()> {
+    if cx.read_only(e) {
         Err(NfsError::Rofs)
     } else {
         Ok(())
@@ -176,7 +178,7 @@ pub fn writable(e: &Export) -> NfsResult<()> {
 
 /// Checks that a directory may be modified by the caller (write + search).
 pub fn dir_modifiable(cx: &Cx, e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
-    writable(e)?;
+    writable(cx, e)?;
     let a = e.backend.stat(dir)?;
     if a.kind != FileKind::Directory {
         return Err(NfsError::NotDir);

@@ -48,7 +48,7 @@ pub(super) fn two_files<'c>(cx: &'c Cx, src: &'c CurFh, dst: &'c CurFh) -> NfsRe
     if se.id != de.id {
         return Err(NfsError::Xdev);
     }
-    common::writable(de)?;
+    common::writable(cx, de)?;
     Ok(Pair {
         export: de,
         src: spath,

@@ -73,7 +73,7 @@ pub(super) fn xattr_obj<'c>(
 /// sticky directory only its owner or root, else NFS4ERR_PERM (Linux
 /// `xattr_permission`); otherwise write permission, else NFS4ERR_ACCESS.
 pub(super) fn may_modify(cx: &Cx, e: &Export, a: &Attrs) -> NfsResult<()> {
-    common::writable(e)?;
+    common::writable(cx, e)?;
     let (uid, _, _) = common::caller(cx);
     if a.kind == FileKind::Directory
         && a.mode & common::MODE_STICKY != 0

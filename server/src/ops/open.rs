@@ -239,7 +239,7 @@ fn open_named(
     }
     common::require(cx, &dir, common::MAY_EXEC)?;
     if share.access & ACCESS_WRITE != 0 || creating {
-        common::writable(e)?;
+        common::writable(cx, e)?;
     }
     let existing = match e.backend.lookup(dir_path, &name) {
         Ok(a) => Some(a),
@@ -397,7 +397,7 @@ fn open_fh(cx: &Cx, cur: &CurFh, share: Share) -> NfsResult<Opened> {
     let a = e.backend.stat(path)?;
     open_type(cx.minor, a.kind)?;
     if share.access & ACCESS_WRITE != 0 {
-        common::writable(e)?;
+        common::writable(cx, e)?;
     }
     let opened = Opened {
         attrs: a,

@@ -46,7 +46,7 @@ pub fn run(cx: &mut Cx, a: SETATTR4args) -> NfsResult<bitmap4> {
     let cur = cx.cfh()?.clone();
     // The pseudo filesystem is read-only.
     let (e, path, id) = common::obj(cx, &cur, NfsError::Rofs)?;
-    common::writable(e)?;
+    common::writable(cx, e)?;
     if req.mask.iter().all(|w| *w == 0) {
         return Ok(Vec::new());
     }

@@ -20,7 +20,7 @@ pub fn run(cx: &mut Cx, a: WRITE4args) -> NfsResult<WRITE4resok> {
     let cur = cx.cfh()?.clone();
     let sid = cx.resolve_stateid(&a.stateid)?;
     let (e, _, _) = common::obj(cx, &cur, NfsError::IsDir)?;
-    common::writable(e)?;
+    common::writable(cx, e)?;
     let len = a.data.len() as u64;
     let end = a.offset.checked_add(len).ok_or(NfsError::Inval)?;
     let range = (len > 0).then(|| (a.offset, end - 1));

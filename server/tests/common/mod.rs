@@ -52,6 +52,54 @@ impl TestServer {
         s
     }
 
+    /// Starts a server from a configuration file: `toml` (exports, limits
+    /// …) with `{export}` replaced by the backing directory, which then
+    /// holds the export directories. `extra` is appended as in [`start`].
+    pub fn start_with_config(toml: &str, extra: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let export = dir.path().join("export");
+        let state = dir.path().join("state");
+        std::fs::create_dir_all(&export).unwrap();
+        let conf = dir.path().join("nfs4d.toml");
+        std::fs::write(
+            &conf,
+            toml.replace("{export}", &export.display().to_string()),
+        )
+        .unwrap();
+        let mut all: Vec<String> = vec!["--config".into(), conf.display().to_string()];
+        all.extend(extra.iter().map(|s| s.to_string()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = spawn(&dir, addr, &export, &state, &all);
+        let s = TestServer {
+            child,
+            addr,
+            export,
+            state,
+            dir,
+            extra: all,
+        };
+        s.wait_ready();
+        s
+    }
+
+    /// A client connected from source address `local` ("127.0.0.2:0", or
+    /// a fixed port; the socket reuses addresses so privileged ports can
+    /// be taken again quickly).
+    pub fn client_from(&self, local: &str, minor: u32) -> std::io::Result<Client> {
+        use socket2::{Domain, Socket, Type};
+        let local: SocketAddr = local.parse().unwrap();
+        let sock = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        sock.set_reuse_address(true)?;
+        sock.bind(&local.into())?;
+        sock.connect(&self.addr.into())?;
+        Client::from_stream(sock.into(), minor)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server (SIGKILL) and starts it again on the same port and
     /// directories.
     pub fn restart(&mut self) {
@@ -100,12 +148,14 @@ fn spawn(
         .append(true)
         .open(dir.path().join("nfs4d.log"))
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_nfs4d"))
-        .env("RUST_LOG", "info")
-        .args(["serve", "--listen", &addr.to_string()])
-        .arg("--export")
-        .arg(export)
-        .arg("--state-dir")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfs4d"));
+    cmd.env("RUST_LOG", "info")
+        .args(["serve", "--listen", &addr.to_string()]);
+    // A configuration file brings its own exports.
+    if !extra.iter().any(|a| a == "--config") {
+        cmd.arg("--export").arg(export);
+    }
+    cmd.arg("--state-dir")
         .arg(state)
         .args(extra)
         .stdout(Stdio::null())

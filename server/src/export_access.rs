@@ -1,0 +1,434 @@
+//! Export access control: which client hosts may use an export and how
+//! (read-only or read-write), which RPC security flavors it accepts,
+//! whether the request must come from a privileged source port, and how
+//! the caller's identity is squashed.
+//!
+//! The rules are the per-export options of knfsd's `exports(5)` in TOML
+//! form (`clients`, `sec`, `squash` with `anonuid`/`anongid`,
+//! `privileged_port`). This module only decides; the transport refuses a
+//! host that no export admits (AUTH_ERROR, [`any_export_admits`]) and the
+//! COMPOUND loop applies the per-export verdicts when a filehandle of an
+//! export becomes current (see `compound::guard` and docs/security.md).
+//!
+//! AUTH_SYS identities are asserted by the client (RFC 5531 §14.2.1 /
+//! RFC 8881 §2.2.1.1.1.1); these rules limit what a host may do, they do
+//! not authenticate users.
+
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+
+use nfs4d_xdr::rpc::Credential;
+use serde::Deserialize;
+
+use crate::config::{Config, ExportConfig};
+
+/// `nobody`/`nogroup` on Linux: the default anonymous identity.
+pub const NOBODY: u32 = 65534;
+
+/// RPC flavor numbers (RFC 5531 §8.2, RFC 8881 §2.2.1.1).
+pub const AUTH_NONE: u32 = 0;
+/// AUTH_SYS.
+pub const AUTH_SYS: u32 = 1;
+
+/// Highest port a privileged (root-only on Unix) socket may bind.
+pub const PRIVILEGED_PORT_MAX: u16 = 1023;
+
+/// An address range: a network address and a prefix length. Written as
+/// `"10.0.0.0/8"`, `"fd00::/8"`, or a bare address (a single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// True when `ip` lies in the range. IPv4-mapped IPv6 addresses
+    /// (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4
+    /// peers) are compared as the IPv4 address they carry.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or address/prefix"))?;
+        let net = net.to_canonical();
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?,
+        };
+        Ok(Cidr { net, prefix })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Read-only or read-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMode {
+    /// Reads only: modifications get NFS4ERR_ROFS, as on a read-only export.
+    Ro,
+    /// Reads and writes (subject to the export's `read_only`).
+    #[default]
+    Rw,
+}
+
+/// One `clients` entry: an address range and what it may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRule {
+    /// Source addresses the rule applies to.
+    pub addr: Cidr,
+    /// What those hosts may do.
+    #[serde(default)]
+    pub access: AccessMode,
+}
+
+/// Identity squashing (knfsd's `no_root_squash`, `root_squash`,
+/// `all_squash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Squash {
+    /// Identities are used as sent.
+    #[default]
+    None,
+    /// uid 0 becomes `anonuid`, gid 0 (primary or supplementary) `anongid`.
+    Root,
+    /// Every caller becomes `anonuid`/`anongid` with no supplementary groups.
+    All,
+}
+
+/// A security flavor an export accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecFlavor {
+    /// AUTH_SYS (uid/gid asserted by the client).
+    Sys,
+    /// AUTH_NONE (the anonymous identity).
+    None,
+}
+
+impl SecFlavor {
+    /// The RPC flavor number.
+    pub fn number(self) -> u32 {
+        match self {
+            SecFlavor::Sys => AUTH_SYS,
+            SecFlavor::None => AUTH_NONE,
+        }
+    }
+}
+
+/// Why a host or request may not use an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The source address matches none of the export's `clients`.
+    Host,
+    /// The export requires a privileged source port (`privileged_port`).
+    Port,
+    /// The credential's flavor is not in the export's `sec` list.
+    Flavor,
+}
+
+impl Denial {
+    /// For logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denial::Host => "client address not allowed by the export",
+            Denial::Port => "export requires a privileged source port",
+            Denial::Flavor => "security flavor not allowed by the export",
+        }
+    }
+}
+
+/// The flavor number of a credential.
+pub fn flavor_of(cred: &Credential) -> u32 {
+    match cred {
+        Credential::None => AUTH_NONE,
+        Credential::Sys { .. } => AUTH_SYS,
+        Credential::Other(n) => *n,
+    }
+}
+
+/// Whether the host `peer` may use export `e` at all, and if so whether
+/// read-only. The first `clients` rule containing the address decides;
+/// without `clients` every host may, as `read_only` says.
+pub fn host_access(e: &ExportConfig, peer: SocketAddr) -> Result<bool, Denial> {
+    let read_only = match &e.clients {
+        None => e.read_only,
+        Some(rules) => match rules.iter().find(|r| r.addr.contains(peer.ip())) {
+            Some(r) => e.read_only || r.access == AccessMode::Ro,
+            None => return Err(Denial::Host),
+        },
+    };
+    if e.privileged_port && peer.port() > PRIVILEGED_PORT_MAX {
+        return Err(Denial::Port);
+    }
+    Ok(read_only)
+}
+
+/// Whether the export accepts the credential's flavor.
+pub fn flavor_allowed(e: &ExportConfig, cred: &Credential) -> bool {
+    let f = flavor_of(cred);
+    e.sec.iter().any(|s| s.number() == f)
+}
+
+/// The full per-request verdict for export `e`: host and port first (no
+/// flavor can help a host that is not admitted), then the flavor.
+pub fn check(e: &ExportConfig, peer: SocketAddr, cred: &Credential) -> Result<bool, Denial> {
+    let ro = host_access(e, peer)?;
+    if !flavor_allowed(e, cred) {
+        return Err(Denial::Flavor);
+    }
+    Ok(ro)
+}
+
+/// True when at least one export admits the host and port. A host no
+/// export admits has nothing to gain from the server; its calls are
+/// refused at the RPC level so it cannot create client state either.
+pub fn any_export_admits(cfg: &Config, peer: SocketAddr) -> bool {
+    cfg.exports.iter().any(|e| host_access(e, peer).is_ok())
+}
+
+/// The credential operations on export `e` run with, after squashing.
+/// AUTH_NONE (and any flavor without an identity) is always the
+/// anonymous identity.
+pub fn effective_cred(e: &ExportConfig, cred: &Credential) -> Credential {
+    let anon = || Credential::Sys {
+        stamp: 0,
+        machine: String::new(),
+        uid: e.anonuid,
+        gid: e.anongid,
+        gids: Vec::new(),
+    };
+    match (cred, e.squash) {
+        (Credential::Sys { .. }, Squash::All) | (Credential::None | Credential::Other(_), _) => {
+            anon()
+        }
+        (
+            Credential::Sys {
+                stamp,
+                machine,
+                uid,
+                gid,
+                gids,
+            },
+            Squash::Root,
+        ) => {
+            let g = |x: u32| if x == 0 { e.anongid } else { x };
+            Credential::Sys {
+                stamp: *stamp,
+                machine: machine.clone(),
+                uid: if *uid == 0 { e.anonuid } else { *uid },
+                gid: g(*gid),
+                gids: gids.iter().map(|x| g(*x)).collect(),
+            }
+        }
+        (c @ Credential::Sys { .. }, Squash::None) => c.clone(),
+    }
+}
+
+/// The flavors SECINFO reports for export `e`, in configuration order.
+pub fn flavors(e: &ExportConfig) -> Vec<u32> {
+    e.sec.iter().map(|s| s.number()).collect()
+}
+
+/// Configuration checks for the access fields of an export.
+pub fn validate(e: &ExportConfig) -> Result<(), String> {
+    if e.sec.is_empty() {
+        return Err(format!(
+            "export {:?}: sec must name at least one flavor",
+            e.path
+        ));
+    }
+    if e.clients.as_ref().is_some_and(Vec::is_empty) {
+        return Err(format!(
+            "export {:?}: clients = [] admits no host; remove the export or list hosts",
+            e.path
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export(toml_fields: &str) -> ExportConfig {
+        let text = format!("[[export]]\ndir = \"/x\"\n{toml_fields}\n");
+        Config::parse(&text).unwrap().exports.remove(0)
+    }
+
+    fn at(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_parsing_and_matching() {
+        let c: Cidr = "127.0.0.0/8".parse().unwrap();
+        assert!(c.contains("127.1.2.3".parse().unwrap()));
+        assert!(!c.contains("128.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:127.0.0.9".parse().unwrap()), "mapped v4");
+        assert!(!c.contains("::1".parse().unwrap()));
+        let h: Cidr = "10.0.0.5".parse().unwrap();
+        assert!(h.contains("10.0.0.5".parse().unwrap()));
+        assert!(!h.contains("10.0.0.6".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("1.2.3.4".parse().unwrap()));
+        let v6: Cidr = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        let any6: Cidr = "::/0".parse().unwrap();
+        assert!(any6.contains("2001:db8::1".parse().unwrap()));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "host.example",
+            "1.2.3.4/x",
+            "1.2.3.4/-1",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_admit_everyone_read_write() {
+        let e = export("");
+        assert_eq!(host_access(&e, at("192.0.2.1:40000")), Ok(false));
+        assert!(flavor_allowed(&e, &Credential::None));
+        assert_eq!(e.squash, Squash::None);
+        assert_eq!((e.anonuid, e.anongid), (NOBODY, NOBODY));
+    }
+
+    #[test]
+    fn first_matching_rule_decides() {
+        let e = export(
+            r#"clients = [{ addr = "127.0.0.2", access = "ro" }, { addr = "127.0.0.0/8", access = "rw" }]"#,
+        );
+        assert_eq!(host_access(&e, at("127.0.0.2:1000")), Ok(true));
+        assert_eq!(host_access(&e, at("127.0.0.1:1000")), Ok(false));
+        assert_eq!(host_access(&e, at("10.0.0.1:1000")), Err(Denial::Host));
+        let ro = export("read_only = true\nclients = [{ addr = \"127.0.0.0/8\" }]");
+        assert_eq!(
+            host_access(&ro, at("127.0.0.1:1000")),
+            Ok(true),
+            "export-wide read_only wins"
+        );
+    }
+
+    #[test]
+    fn privileged_port_and_flavors() {
+        let e = export("privileged_port = true\nsec = [\"sys\"]");
+        assert_eq!(host_access(&e, at("127.0.0.1:1023")), Ok(false));
+        assert_eq!(host_access(&e, at("127.0.0.1:1024")), Err(Denial::Port));
+        let sys = Credential::Sys {
+            stamp: 0,
+            machine: "m".into(),
+            uid: 5,
+            gid: 5,
+            gids: vec![],
+        };
+        assert_eq!(check(&e, at("127.0.0.1:700"), &sys), Ok(false));
+        assert_eq!(
+            check(&e, at("127.0.0.1:700"), &Credential::None),
+            Err(Denial::Flavor)
+        );
+        assert_eq!(
+            check(&e, at("127.0.0.1:7000"), &Credential::None),
+            Err(Denial::Port),
+            "host first"
+        );
+        assert_eq!(flavors(&e), vec![AUTH_SYS]);
+    }
+
+    #[test]
+    fn squashing() {
+        let root = Credential::Sys {
+            stamp: 1,
+            machine: "m".into(),
+            uid: 0,
+            gid: 0,
+            gids: vec![0, 10],
+        };
+        let user = Credential::Sys {
+            stamp: 1,
+            machine: "m".into(),
+            uid: 1000,
+            gid: 100,
+            gids: vec![0, 10],
+        };
+        let ids = |c: &Credential| match c {
+            Credential::Sys { uid, gid, gids, .. } => (*uid, *gid, gids.clone()),
+            _ => panic!("no identity"),
+        };
+        let none = export("");
+        assert_eq!(ids(&effective_cred(&none, &root)), (0, 0, vec![0, 10]));
+        assert_eq!(
+            ids(&effective_cred(&none, &Credential::None)),
+            (NOBODY, NOBODY, vec![])
+        );
+        let rs = export("squash = \"root\"\nanonuid = 99\nanongid = 98");
+        assert_eq!(ids(&effective_cred(&rs, &root)), (99, 98, vec![98, 10]));
+        assert_eq!(ids(&effective_cred(&rs, &user)), (1000, 100, vec![98, 10]));
+        let all = export("squash = \"all\"\nanonuid = 7\nanongid = 8");
+        assert_eq!(ids(&effective_cred(&all, &user)), (7, 8, vec![]));
+        assert_eq!(
+            ids(&effective_cred(&all, &Credential::None)),
+            (7, 8, vec![])
+        );
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate(&export("sec = []")).is_err());
+        assert!(validate(&export("clients = []")).is_err());
+        assert!(validate(&export("sec = [\"none\"]")).is_ok());
+        assert!(Config::parse("[[export]]\ndir = \"/x\"\nsquash = \"some\"").is_err());
+        assert!(
+            Config::parse("[[export]]\ndir = \"/x\"\nclients = [{ addr = \"1.2.3.4/40\" }]")
+                .is_err()
+        );
+    }
+}
