@@ -103,7 +103,7 @@ mod tests {
                 gen: 0,
             },
             kind: 0,
-            incarnation: 0,
+            generation: 0,
             extra_links: vec![],
         })
     }

@@ -12,13 +12,19 @@
 //!
 //! | bytes  | field        | meaning                                          |
 //! |--------|--------------|--------------------------------------------------|
-//! | 0      | format       | `1`; bumped if the layout ever changes            |
+//! | 0      | format       | `1` (`2`: see below)                              |
 //! | 1      | kind         | 1 = pseudo-fs node, 2 = export root, 3 = object   |
 //! | 2..6   | export id    | u32 big-endian (0 for pseudo-fs nodes)            |
 //! | 6..14  | object id    | u64 big-endian ([`ObjectId`]; pseudo: node number)|
-//! | 14..18 | boot epoch   | u32 BE; 0 = persistent (not bound to a boot)      |
-//! | 18..22 | incarnation  | u32 BE; 0 in persistent handles                   |
+//! | 14..18 | boot epoch   | u32 BE; 0 = not bound to a boot                   |
+//! | 18..22 | generation   | u32 BE path stamp; 0 in persistent handles        |
 //! | 22..30 | MAC          | SipHash-2-4 of bytes 0..22, u64 BE                |
+//!
+//! Format 2 (34 bytes) is the same with a u64 generation at 18..26 and the
+//! MAC at 26..34; it is used only when the stamp does not fit in 32 bits
+//! (volatile handles of objects that have been expired). Persistent handles
+//! are always format 1 with epoch and generation 0, byte for byte what
+//! earlier versions issued.
 //!
 //! The MAC key is 16 random bytes created at first open and kept in sled, so
 //! handles survive restarts but any byte string we did not issue decodes to
@@ -26,17 +32,52 @@
 //! object. Ids are never reused, so a handle of a removed object can only
 //! answer [`FhError::Stale`] (RFC 7530 §4.2.2).
 //!
-//! # Persistent vs volatile ([`HandleMode`], `fh_expire_type`)
+//! # Persistent vs volatile, per export ([`HandlePolicy`], `fh_expire_type`)
 //!
-//! * `Persistent` (FH4_PERSISTENT, RFC 7530 §4.2.2 / RFC 5661 §4.2.2):
-//!   epoch and incarnation are written as 0, so an object's handle is
+//! Every export has its own policy ([`FhMap::set_policy`]; exports without
+//! one get the map's default), and a handle is stamped by its export's
+//! policy, so a persistent export's handles never change because another
+//! export of the same map is volatile.
+//!
+//! * Persistent (FH4_PERSISTENT, RFC 7530 §4.2.2 / RFC 8881 §4.2.2):
+//!   epoch and generation are written as 0, so an object's handle is
 //!   byte-identical for its whole life, across restarts; it is only ever
 //!   refused as STALE once the object is gone.
-//! * `Volatile` (FH4_VOLATILE_ANY, §4.2.3, built as suggested in §4.2.4):
-//!   handles carry the boot epoch (bumped at every [`FhMap::open`]) and the
-//!   object's incarnation (bumped by [`FhMap::expire`]); a mismatch answers
-//!   [`FhError::Expired`] (NFS4ERR_FHEXPIRED). A removed object still
-//!   answers STALE, as §4.2.3 asks when removal can be determined.
+//! * Volatile (RFC 7530 §4.2.3, built along the lines of §4.2.4): with
+//!   `reboot` the handle carries the boot epoch (bumped at every
+//!   [`FhMap::open`]) and is [`FhError::Expired`] in any other boot; with
+//!   `rename` or `migration` it carries a *path stamp* (below) and is
+//!   expired once the stamp is out of date. A removed object still answers
+//!   STALE, as §4.2.3 asks when removal can be determined; an object that
+//!   vanished behind the server's back answers FHEXPIRED (tombstones).
+//!   With `noexpire_with_open` the caller may exempt open files
+//!   ([`FhMap::validate_with`]).
+//! * Export-root and pseudo-fs handles are never stamped and never expire:
+//!   a client needs one handle it can always start a lookup from.
+//!
+//! ## Expiring a renamed directory's whole subtree in O(1)
+//!
+//! The map keeps one global, persisted, monotonic *expiry generation*
+//! counter. Expiring an object ([`FhMap::expire`]: after a RENAME, or for a
+//! migration on the export root) stores the next counter value in its
+//! record's `generation`. A handle's stamp is the maximum generation over
+//! the object and all its ancestors at issue time, and the handle is
+//! expired once that maximum exceeds its stamp. Why that is exact:
+//!
+//! * expiring X gives X a generation above every stamp ever issued, so
+//!   every handle of X or of anything below X is expired at once, with one
+//!   record write — the same one-record rename the map already does;
+//! * an object's chain of ancestors only changes through a rename (or a
+//!   move seen out of band) of a chain member, and that member is expired
+//!   in the same step, so the maximum can only grow while the handle
+//!   should stay valid — except when a hard link's primary name goes and
+//!   another link takes over, where the maximum may drop, which is why the
+//!   rule is "greater than", not "different";
+//! * generations are never reused (the counter is written before the
+//!   record, like the id counter), so no crash makes an old stamp current.
+//!
+//! Validation already walks the ancestor chain to build the path, through
+//! the node cache, so the rule costs no extra sled reads.
 //!
 //! # Storage (one `sled::Db`)
 //!
@@ -44,7 +85,9 @@
 //! * `objects`: id → [`ObjRecord`] (compact encoding in `record.rs`);
 //! * `names`: (export, parent id, name) → id, for every link of every object;
 //! * `inodes`: (export, dev, ino) → id, so hard links share one handle
-//!   (RFC 7530 §4.2.1 says they SHOULD).
+//!   (RFC 7530 §4.2.1 says they SHOULD);
+//! * `expired`: tombstones, id → export, of volatile objects that vanished
+//!   behind the server's back (their handles stay FHEXPIRED, not STALE).
 //!
 //! Export roots have the well-known ids `0..2^32` ([`ObjectId::export_root`]),
 //! are their own parent and have no name; other ids are allocated from
@@ -87,9 +130,10 @@ mod siphash;
 mod tests;
 mod txn;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -97,7 +141,7 @@ use cache::{Node, NodeCache};
 use durability::GroupCommit;
 use record::{decode_id, decode_record, id_key, name_key};
 use siphash::SipKey;
-use txn::{Trees, WriteSet};
+use txn::{OobRules, Trees, WriteSet};
 
 /// Maximum filehandle size in NFSv4 (RFC 7530 §2.2, `NFS4_FHSIZE`).
 pub const NFS4_FHSIZE: usize = 128;
@@ -109,12 +153,19 @@ pub const MAX_PATH_DEPTH: usize = 4096;
 /// `nfs_ftype4` values, and directories get special treatment (they cannot
 /// be hard-linked, so a second name means they were moved).
 pub const NF4DIR: u8 = 2;
-/// `fh_expire_type` bits (RFC 7530 §4.2.3).
+/// `fh_expire_type` bits (RFC 7530 §4.2.3, RFC 8881 §4.2.3).
 pub const FH4_PERSISTENT: u32 = 0x0;
+pub const FH4_NOEXPIRE_WITH_OPEN: u32 = 0x1;
 pub const FH4_VOLATILE_ANY: u32 = 0x2;
+pub const FH4_VOL_MIGRATION: u32 = 0x4;
+pub const FH4_VOL_RENAME: u32 = 0x8;
 
 /// First id handed out by the allocator; ids below are export roots.
 const FIRST_DYNAMIC_ID: u64 = 1 << 32;
+/// Where the expiry generation counter starts: above every per-object
+/// incarnation a version-1 record can hold, so those read as generations
+/// (see `record.rs`) that every new expiry exceeds.
+const FIRST_GENERATION: u64 = 1 << 32;
 /// Entries in the id → (parent, name, …) cache (roughly 100 bytes each).
 const NODE_CACHE_ENTRIES: usize = 1 << 16;
 
@@ -122,6 +173,7 @@ const META_FORMAT: &[u8] = b"format";
 const META_MAC_KEY: &[u8] = b"mac_key";
 const META_BOOT_EPOCH: &[u8] = b"boot_epoch";
 const META_NEXT_ID: &[u8] = b"next_id";
+const META_EXPIRE_GEN: &[u8] = b"expire_gen";
 /// Version of the on-disk schema (trees and record encoding).
 const STORE_FORMAT: u8 = 1;
 
@@ -136,8 +188,8 @@ pub enum FhError {
     /// (NFS4ERR_STALE).
     #[error("filehandle refers to a removed object")]
     Stale,
-    /// A volatile handle from an earlier boot or incarnation
-    /// (NFS4ERR_FHEXPIRED).
+    /// A volatile handle from an earlier boot, or older than a rename or
+    /// migration that expired it (NFS4ERR_FHEXPIRED).
     #[error("volatile filehandle has expired")]
     Expired,
     #[error("name longer than {MAX_NAME_LEN} bytes")]
@@ -214,8 +266,10 @@ pub struct ObjRecord {
     pub key: ObjKey,
     /// `nfs_ftype4` value as given by the caller (see [`NF4DIR`]).
     pub kind: u8,
-    /// Bumped by [`FhMap::expire`]; volatile handles must match it.
-    pub incarnation: u32,
+    /// Expiry generation: the counter value of the last [`FhMap::expire`]
+    /// of this object (0: never). Volatile handles of this object and of
+    /// everything below it issued before that are expired.
+    pub generation: u64,
     /// Further hard links, as (parent, name).
     pub extra_links: Vec<(ObjectId, Vec<u8>)>,
 }
@@ -259,29 +313,129 @@ pub struct DecodedFh {
     pub export: u32,
     /// For [`HandleKind::Pseudo`], the caller's pseudo-fs node number.
     pub id: ObjectId,
-    /// Boot epoch of issue; 0 for persistent handles.
+    /// Boot epoch of issue; 0 unless the export's handles expire at reboot.
     pub epoch: u32,
-    pub incarnation: u32,
+    /// Path stamp of issue (maximum expiry generation of the object and its
+    /// ancestors); 0 unless the export's handles expire on rename/migration.
+    pub generation: u64,
 }
 
-/// Which kind of handles the server issues (the `fh_expire_type` attribute).
+/// Shorthand for the two common policies (the map's default policy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum HandleMode {
     /// Valid until the object is removed, across restarts.
     #[default]
     Persistent,
-    /// Additionally expire at restart and on [`FhMap::expire`].
+    /// Expire on reboot, rename and migration; open files exempt.
     Volatile,
 }
 
 impl HandleMode {
-    /// Value of the `fh_expire_type` attribute (RFC 7530 §4.2.3).
-    pub fn fh_expire_type(self) -> u32 {
+    /// The policy this mode stands for.
+    pub fn policy(self) -> HandlePolicy {
         match self {
-            HandleMode::Persistent => FH4_PERSISTENT,
-            HandleMode::Volatile => FH4_VOLATILE_ANY,
+            HandleMode::Persistent => HandlePolicy::PERSISTENT,
+            HandleMode::Volatile => HandlePolicy {
+                reboot: true,
+                rename: true,
+                migration: true,
+                noexpire_with_open: true,
+            },
         }
     }
+
+    /// Value of the `fh_expire_type` attribute (RFC 7530 §4.2.3).
+    pub fn fh_expire_type(self) -> u32 {
+        self.policy().fh_expire_type()
+    }
+}
+
+/// When the handles of one export expire. All false: persistent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HandlePolicy {
+    /// Handles of earlier boots are expired (handles carry the boot epoch).
+    pub reboot: bool,
+    /// Handles of a renamed object and everything below it are expired.
+    pub rename: bool,
+    /// Handles are expired when the export moves to another directory.
+    pub migration: bool,
+    /// The handle of an open file does not expire until its last close.
+    pub noexpire_with_open: bool,
+}
+
+impl HandlePolicy {
+    pub const PERSISTENT: HandlePolicy = HandlePolicy {
+        reboot: false,
+        rename: false,
+        migration: false,
+        noexpire_with_open: false,
+    };
+
+    /// Whether any event expires handles.
+    pub fn is_volatile(&self) -> bool {
+        self.reboot || self.rename || self.migration
+    }
+
+    /// Whether handles carry a path stamp (rename and migration expire by
+    /// generation; see the module documentation).
+    fn stamps_generation(&self) -> bool {
+        self.rename || self.migration
+    }
+
+    /// Whether a handle whose object vanished or changed behind the
+    /// server's back is reported expired (FHEXPIRED) rather than stale:
+    /// the server cannot tell a removal from a rename it did not see, and
+    /// only a policy that expires on rename (or at any time, which reboot
+    /// expiry announces) may say FHEXPIRED for that.
+    pub fn expires_out_of_band(&self) -> bool {
+        self.reboot || self.rename
+    }
+
+    /// The `fh_expire_type` attribute that describes exactly this policy
+    /// (RFC 7530 §4.2.3):
+    /// * reboot expiry means any handle may expire at any time from the
+    ///   client's point of view: FH4_VOLATILE_ANY, plus
+    ///   FH4_NOEXPIRE_WITH_OPEN when open files are exempt (that bit "may
+    ///   only be set when FH4_VOLATILE_ANY is set"). VOL_RENAME and
+    ///   VOL_MIGRATION are then redundant and left out: §4.2.3 reads them as
+    ///   "may expire while open", which would contradict NOEXPIRE_WITH_OPEN;
+    /// * otherwise FH4_VOL_RENAME and/or FH4_VOL_MIGRATION for the events
+    ///   that expire handles;
+    /// * nothing: FH4_PERSISTENT.
+    pub fn fh_expire_type(&self) -> u32 {
+        if self.reboot {
+            let mut bits = FH4_VOLATILE_ANY;
+            if self.noexpire_with_open {
+                bits |= FH4_NOEXPIRE_WITH_OPEN;
+            }
+            return bits;
+        }
+        let mut bits = FH4_PERSISTENT;
+        if self.rename {
+            bits |= FH4_VOL_RENAME;
+        }
+        if self.migration {
+            bits |= FH4_VOL_MIGRATION;
+        }
+        bits
+    }
+
+    fn oob_rules(&self) -> OobRules {
+        OobRules {
+            tombstones: self.expires_out_of_band(),
+            expire_moves: self.rename,
+        }
+    }
+}
+
+/// What [`FhMap::migrate_export`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MigrateStats {
+    /// Records found at the same path with the same type in the new tree.
+    pub rekeyed: u64,
+    /// Records (and the subtrees below them) not found intact there: their
+    /// handles answer STALE, or FHEXPIRED when volatile, once used.
+    pub missing: u64,
 }
 
 /// The handle ↔ object map. See the module documentation.
@@ -290,7 +444,10 @@ pub struct FhMap {
     trees: Trees,
     mac: SipKey,
     boot_epoch: u32,
+    /// Policy of exports without one of their own.
     mode: HandleMode,
+    /// Per-export policies (see [`Self::set_policy`]).
+    policies: RwLock<HashMap<u32, HandlePolicy>>,
     /// Serializes mutations; holds the next id to allocate.
     writer: Mutex<Writer>,
     /// Highest write sequence number handed to a mutation (bumped before its
@@ -304,6 +461,8 @@ pub struct FhMap {
 
 struct Writer {
     next_id: u64,
+    /// Last expiry generation handed out.
+    generation: u64,
 }
 
 /// Ends a commit, on success, error or unwind alike: invalidates the cache
@@ -396,11 +555,17 @@ impl FhMap {
             None => FIRST_DYNAMIC_ID,
         }
         .max(FIRST_DYNAMIC_ID);
+        let generation = match meta.get(META_EXPIRE_GEN)? {
+            Some(v) => u64::from_be_bytes(meta_array(&v, "bad expiry generation")?),
+            None => FIRST_GENERATION,
+        }
+        .max(FIRST_GENERATION);
         let trees = Trees {
             meta,
             objects: db.open_tree("objects")?,
             names: db.open_tree("names")?,
             inodes: db.open_tree("inodes")?,
+            expired: db.open_tree("expired")?,
         };
         // The MAC key and the new epoch end up in handles: make them durable
         // before anyone can be given one.
@@ -411,7 +576,11 @@ impl FhMap {
             mac: SipKey::from_bytes(&mac_key),
             boot_epoch,
             mode,
-            writer: Mutex::new(Writer { next_id }),
+            policies: RwLock::new(HashMap::new()),
+            writer: Mutex::new(Writer {
+                next_id,
+                generation,
+            }),
             issued: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             group: GroupCommit::default(),
@@ -425,36 +594,57 @@ impl FhMap {
         self.boot_epoch
     }
 
+    /// The default mode (the policy of exports without one of their own).
     pub fn mode(&self) -> HandleMode {
         self.mode
     }
 
-    /// Value of the `fh_expire_type` attribute for handles of this map.
+    /// Value of the `fh_expire_type` attribute under the default policy.
     pub fn fh_expire_type(&self) -> u32 {
         self.mode.fh_expire_type()
     }
 
-    // ---- handles ----
-
-    /// The epoch and incarnation to embed: zero for persistent handles so
-    /// they never change (RFC 7530 §4.2.2).
-    fn stamp(&self, incarnation: u32) -> (u32, u32) {
-        match self.mode {
-            HandleMode::Persistent => (0, 0),
-            HandleMode::Volatile => (self.boot_epoch, incarnation),
-        }
+    /// Sets the handle policy of `export`. Call before issuing handles of
+    /// that export (the server does so at start-up, from the export's
+    /// configuration); handles already issued are judged by the new policy.
+    pub fn set_policy(&self, export: u32, policy: HandlePolicy) {
+        self.policies
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(export, policy);
     }
 
-    /// The handle of object `id` of `export` at `incarnation` (see
-    /// [`Self::handle_of`] for the variant that looks these up). No sled
-    /// access.
-    pub fn encode(&self, export: u32, id: ObjectId, incarnation: u32) -> Vec<u8> {
-        let kind = if id == ObjectId::export_root(export) {
-            HandleKind::ExportRoot
+    /// The handle policy of `export`.
+    pub fn policy(&self, export: u32) -> HandlePolicy {
+        self.policies
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&export)
+            .copied()
+            .unwrap_or_else(|| self.mode.policy())
+    }
+
+    /// Value of the `fh_expire_type` attribute of `export`'s file system.
+    pub fn fh_expire_type_of(&self, export: u32) -> u32 {
+        self.policy(export).fh_expire_type()
+    }
+
+    // ---- handles ----
+
+    /// The handle of object `id` of `export` whose path stamp is `stamp`
+    /// (from [`Self::stamp_of`]; [`Self::handle_of`] looks it up). What is
+    /// embedded follows the export's policy: nothing (zeros) for persistent
+    /// exports, so their handles never change (RFC 7530 §4.2.2), and never
+    /// for an export root, whose handle does not expire. No sled access.
+    pub fn encode(&self, export: u32, id: ObjectId, stamp: u64) -> Vec<u8> {
+        let (kind, epoch, generation) = if id == ObjectId::export_root(export) {
+            (HandleKind::ExportRoot, 0, 0)
         } else {
-            HandleKind::Object
+            let p = self.policy(export);
+            let epoch = if p.reboot { self.boot_epoch } else { 0 };
+            let generation = if p.stamps_generation() { stamp } else { 0 };
+            (HandleKind::Object, epoch, generation)
         };
-        let (epoch, incarnation) = self.stamp(incarnation);
         handle::encode(
             &self.mac,
             &DecodedFh {
@@ -462,32 +652,36 @@ impl FhMap {
                 export,
                 id,
                 epoch,
-                incarnation,
+                generation,
             },
         )
     }
 
     /// The handle of pseudo-filesystem node `node` (numbered by the caller;
-    /// the map stores nothing for it).
+    /// the map stores nothing for it). The pseudo filesystem is persistent:
+    /// no stamps.
     pub fn encode_pseudo(&self, node: u64) -> Vec<u8> {
-        let (epoch, incarnation) = self.stamp(0);
         handle::encode(
             &self.mac,
             &DecodedFh {
                 kind: HandleKind::Pseudo,
                 export: 0,
                 id: ObjectId(node),
-                epoch,
-                incarnation,
+                epoch: 0,
+                generation: 0,
             },
         )
     }
 
     /// The current handle of `id`, or `None` if it does not exist.
     pub fn handle_of(&self, id: ObjectId) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .node(id)?
-            .map(|n| self.encode(n.export, id, n.incarnation)))
+        let Some(n) = self.node(id)? else {
+            return Ok(None);
+        };
+        let Some(stamp) = self.stamp_of(id)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.encode(n.export, id, stamp)))
     }
 
     /// Authenticates and parses a handle without consulting sled: only
@@ -496,25 +690,54 @@ impl FhMap {
         handle::decode(&self.mac, fh)
     }
 
-    /// [`Self::decode`] plus the liveness checks a PUTFH needs: the object
-    /// must exist (`Stale`), and in volatile mode the handle must be from
-    /// this boot and the object's current incarnation (`Expired`). Pseudo-fs
-    /// handles get only the epoch check.
+    /// [`Self::validate_with`] with no file open.
     pub fn validate(&self, fh: &[u8]) -> Result<DecodedFh> {
+        self.validate_with(fh, &|_, _| false)
+    }
+
+    /// [`Self::decode`] plus the liveness checks a PUTFH needs, by the
+    /// policy of the handle's export:
+    /// * the object must exist: `Stale`, or `Expired` if it has a tombstone
+    ///   (it vanished behind our back on a volatile export);
+    /// * with reboot expiry, the handle must be from this boot (`Expired`);
+    /// * with rename/migration expiry, its path stamp must not be older than
+    ///   the object's and its ancestors' generations (`Expired`);
+    /// * with `noexpire_with_open`, an object for which `is_open(export,
+    ///   id)` holds is not expired (FH4_NOEXPIRE_WITH_OPEN): its handles
+    ///   keep working until its last close, and are expired from then on
+    ///   without anything to do at CLOSE, since validity is computed here.
+    ///
+    /// Export-root and pseudo-fs handles never expire.
+    pub fn validate_with(
+        &self,
+        fh: &[u8],
+        is_open: &dyn Fn(u32, ObjectId) -> bool,
+    ) -> Result<DecodedFh> {
         let d = self.decode(fh)?;
-        let volatile = self.mode == HandleMode::Volatile;
-        if d.kind != HandleKind::Pseudo {
-            // STALE before FHEXPIRED: RFC 7530 §4.2.3 wants STALE whenever
-            // the server can tell the object was removed.
-            let node = self.node(d.id)?.ok_or(FhError::Stale)?;
-            if node.export != d.export {
-                return Err(FhError::BadHandle);
-            }
-            if volatile && d.incarnation != node.incarnation {
+        if d.kind == HandleKind::Pseudo {
+            return Ok(d);
+        }
+        // STALE before FHEXPIRED: RFC 7530 §4.2.3 wants STALE whenever the
+        // server can tell the object was removed.
+        let Some(node) = self.node(d.id)? else {
+            if d.kind == HandleKind::Object && self.trees.expired.contains_key(id_key(d.id))? {
                 return Err(FhError::Expired);
             }
+            return Err(FhError::Stale);
+        };
+        if node.export != d.export {
+            return Err(FhError::BadHandle);
         }
-        if volatile && d.epoch != self.boot_epoch {
+        if d.kind == HandleKind::ExportRoot {
+            return Ok(d);
+        }
+        let p = self.policy(d.export);
+        let mut expired = p.reboot && d.epoch != self.boot_epoch;
+        if !expired && p.stamps_generation() {
+            let stamp = self.stamp_of(d.id)?.ok_or(FhError::Stale)?;
+            expired = stamp > d.generation;
+        }
+        if expired && !(p.noexpire_with_open && is_open(d.export, d.id)) {
             return Err(FhError::Expired);
         }
         Ok(d)
@@ -565,24 +788,94 @@ impl FhMap {
         Err(FhError::TooDeep)
     }
 
-    pub fn incarnation_of(&self, id: ObjectId) -> Result<Option<u32>> {
-        Ok(self.node(id)?.map(|n| n.incarnation))
+    /// The path stamp of `id`: the highest expiry generation of `id` and
+    /// its ancestors (see the module documentation), or `None` if `id` or
+    /// an ancestor no longer exists. Walks the chain through the cache.
+    pub fn stamp_of(&self, id: ObjectId) -> Result<Option<u64>> {
+        let mut stamp = 0;
+        let mut cur = id;
+        for _ in 0..=MAX_PATH_DEPTH {
+            let Some(node) = self.node(cur)? else {
+                return Ok(None);
+            };
+            stamp = stamp.max(node.generation);
+            if node.parent == cur {
+                return Ok(Some(stamp));
+            }
+            cur = node.parent;
+        }
+        Err(FhError::TooDeep)
+    }
+
+    /// The stamp to pass to [`Self::encode`] for `id` (an older name of
+    /// [`Self::stamp_of`], kept for callers that encode handles themselves).
+    pub fn incarnation_of(&self, id: ObjectId) -> Result<Option<u64>> {
+        self.stamp_of(id)
+    }
+
+    /// Whether `ancestor` is `id` itself or one of its ancestors (by
+    /// primary parents).
+    pub fn is_within(&self, id: ObjectId, ancestor: ObjectId) -> Result<bool> {
+        let mut cur = id;
+        for _ in 0..=MAX_PATH_DEPTH {
+            if cur == ancestor {
+                return Ok(true);
+            }
+            match self.node(cur)? {
+                Some(node) if node.parent != cur => cur = node.parent,
+                _ => return Ok(false),
+            }
+        }
+        Err(FhError::TooDeep)
+    }
+
+    /// The objects recorded under directory `dir` by their primary link:
+    /// (name, id, record). Read-only; index hints are checked against the
+    /// records, as everywhere.
+    pub fn children_of(
+        &self,
+        export: u32,
+        dir: ObjectId,
+    ) -> Result<Vec<(Vec<u8>, ObjectId, ObjRecord)>> {
+        let prefix = record::name_prefix(export, dir);
+        let mut out = Vec::new();
+        for item in self.trees.names.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let id = decode_id(&v)?;
+            let name = k[prefix.len()..].to_vec();
+            if let Some(rec) = self.get(id)? {
+                if rec.export == export && rec.parent == dir && rec.name == name && id != dir {
+                    out.push((name, id, rec));
+                }
+            }
+        }
+        Ok(out)
     }
 
     // ---- mutations ----
 
     /// Runs one mutation under the write lock and writes it to sled,
     /// assigning it the next write sequence number.
-    fn mutate<T>(&self, plan: impl FnOnce(&mut WriteSet<'_>) -> Result<T>) -> Result<T> {
+    /// `export` selects the out-of-band rules of the export's policy.
+    fn mutate<T>(
+        &self,
+        export: Option<u32>,
+        plan: impl FnOnce(&mut WriteSet<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let oob = export
+            .map(|e| self.policy(e).oob_rules())
+            .unwrap_or_default();
         let mut writer = lock(&self.writer);
-        let mut ws = WriteSet::new(&self.trees, writer.next_id);
+        let mut ws = WriteSet::new(&self.trees, writer.next_id, writer.generation, oob);
         let out = plan(&mut ws)?;
         if ws.is_empty() {
             return Ok(out);
         }
         let seq = self.issued.fetch_add(1, SeqCst) + 1;
-        // Even if the commit fails half-way, ids it may have used stay used.
+        // Even if the commit fails half-way, ids and generations it may
+        // have used stay used.
         writer.next_id = ws.next_id();
+        writer.generation = ws.generation();
         let _done = Completion {
             map: self,
             seq,
@@ -594,9 +887,10 @@ impl FhMap {
 
     /// Creates the root record of `export` (well-known id) if needed. If
     /// the export directory's identity changed, the root keeps its id, takes
-    /// the new key, and its incarnation is bumped.
+    /// the new key, and its generation is bumped (so volatile handles below it
+    /// expire).
     pub fn ensure_export_root(&self, export: u32, key: ObjKey) -> Result<ObjectId> {
-        self.mutate(|ws| ws.ensure_export_root(export, key))
+        self.mutate(Some(export), |ws| ws.ensure_export_root(export, key))
     }
 
     /// The id of the object `name` in directory `parent`, whose backend
@@ -630,7 +924,9 @@ impl FhMap {
                 }
             }
         }
-        self.mutate(|ws| ws.lookup_or_insert(export, parent, name, key, kind))
+        self.mutate(Some(export), |ws| {
+            ws.lookup_or_insert(export, parent, name, key, kind)
+        })
     }
 
     /// Records a successful backend rename. Rewrites the moved object's one
@@ -648,7 +944,9 @@ impl FhMap {
     ) -> Result<()> {
         check_name(src_name)?;
         check_name(dst_name)?;
-        self.mutate(|ws| ws.rename(export, src_parent, src_name, dst_parent, dst_name))
+        self.mutate(Some(export), |ws| {
+            ws.rename(export, src_parent, src_name, dst_parent, dst_name)
+        })
     }
 
     /// Records a successful backend remove of `name` in `parent`; returns
@@ -658,7 +956,7 @@ impl FhMap {
     /// survives if it has other links, which then become its primary path.
     pub fn remove(&self, export: u32, parent: ObjectId, name: &[u8]) -> Result<Option<ObjectId>> {
         check_name(name)?;
-        self.mutate(|ws| ws.remove(export, parent, name))
+        self.mutate(Some(export), |ws| ws.remove(export, parent, name))
     }
 
     /// Forgets `id`'s primary link after the backend showed it dead (ENOENT
@@ -667,14 +965,72 @@ impl FhMap {
     /// primary path; if not, the object is retired (its handles are STALE).
     /// Unlike `remove(parent, name)`, this never touches another object that
     /// now owns that name.
+    ///
+    /// On a volatile export the retired objects get tombstones (their
+    /// handles answer FHEXPIRED: maybe it was a rename we did not see), and
+    /// with rename expiry a survivor has its handles expired.
     pub fn forget_primary_link(&self, id: ObjectId) -> Result<bool> {
-        self.mutate(|ws| ws.forget_primary_link(id))
+        let export = self.node(id)?.map(|n| n.export);
+        self.mutate(export, |ws| ws.forget_primary_link(id))
     }
 
-    /// Bumps `id`'s incarnation, so volatile handles issued for it so far
-    /// answer FHEXPIRED. No effect on validation in persistent mode.
+    /// Expires `id`: gives it the next expiry generation, so every
+    /// rename/migration-stamped handle of `id` and of everything below it
+    /// issued so far answers FHEXPIRED. One record write, whatever the
+    /// size of the subtree. No effect on persistent exports' handles.
     pub fn expire(&self, id: ObjectId) -> Result<()> {
-        self.mutate(|ws| ws.expire(id))
+        self.mutate(None, |ws| ws.expire(id))
+    }
+
+    /// Re-keys `export` after its backing directory was replaced by a copy
+    /// (migration). Walks the records from the export root breadth-first;
+    /// for each one `probe(path, record)` returns the identity of what the
+    /// new tree has at that path if it is the same object "moved intact"
+    /// (the caller's rule), or `None`. Found records take the new identity
+    /// and keep their ids, so their handles stay valid; records not found
+    /// (and their subtrees, which are not visited) keep the old identity and
+    /// are retired lazily when next resolved (STALE, or FHEXPIRED on a
+    /// volatile export). With `expire`, every volatile handle of the export
+    /// below the root is expired (one generation bump on the root).
+    ///
+    /// Mutations happen one directory at a time; the caller must keep the
+    /// export's backend from being used meanwhile.
+    pub fn migrate_export(
+        &self,
+        export: u32,
+        root_key: ObjKey,
+        expire: bool,
+        probe: &mut dyn FnMut(&[Vec<u8>], &ObjRecord) -> Option<ObjKey>,
+    ) -> Result<MigrateStats> {
+        let root = ObjectId::export_root(export);
+        self.mutate(Some(export), |ws| ws.rekey_root(export, root_key, expire))?;
+        let mut stats = MigrateStats::default();
+        let mut queue = std::collections::VecDeque::from([(root, Vec::<Vec<u8>>::new())]);
+        while let Some((dir, path)) = queue.pop_front() {
+            let mut found = Vec::new();
+            for (name, id, rec) in self.children_of(export, dir)? {
+                let mut child_path = path.clone();
+                child_path.push(name.clone());
+                match probe(&child_path, &rec) {
+                    Some(key) => {
+                        found.push((id, name, key));
+                        if rec.kind == NF4DIR {
+                            queue.push_back((id, child_path));
+                        }
+                    }
+                    None => stats.missing += 1,
+                }
+            }
+            let rekeyed = self.mutate(Some(export), |ws| {
+                let mut n = 0;
+                for (id, name, key) in &found {
+                    n += u64::from(ws.rekey(*id, dir, name, *key)?);
+                }
+                Ok(n)
+            })?;
+            stats.rekeyed += rekeyed;
+        }
+        Ok(stats)
     }
 
     // ---- durability ----

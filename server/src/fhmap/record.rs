@@ -7,7 +7,11 @@
 
 use super::{FhError, ObjKey, ObjRecord, ObjectId, MAX_NAME_LEN};
 
+/// Version 1 stored a 32-bit per-object incarnation; version 2 stores the
+/// 64-bit expiry generation instead (see `ObjRecord::generation`). Both
+/// decode; only version 2 is written.
 const RECORD_V1: u8 = 1;
+const RECORD_V2: u8 = 2;
 
 /// Key of the `objects` tree.
 pub(super) fn id_key(id: ObjectId) -> [u8; 8] {
@@ -48,16 +52,17 @@ pub(super) fn decode_id(v: &[u8]) -> Result<ObjectId, FhError> {
 }
 
 /// Encodes a record:
-/// `v1 | export u32 | parent u64 | kind u8 | incarnation u32 | dev u64 |
+/// `v2 | export u32 | parent u64 | kind u8 | generation u64 | dev u64 |
 ///  ino u64 | gen u64 | name (u16 len + bytes) | n_links u32 |
 ///  n_links × (parent u64 | name (u16 len + bytes))`.
+/// (Version 1 had `incarnation u32` where version 2 has `generation u64`.)
 pub(super) fn encode_record(r: &ObjRecord) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + r.name.len() + 16 * r.extra_links.len());
-    out.push(RECORD_V1);
+    let mut out = Vec::with_capacity(52 + r.name.len() + 16 * r.extra_links.len());
+    out.push(RECORD_V2);
     out.extend_from_slice(&r.export.to_be_bytes());
     out.extend_from_slice(&r.parent.0.to_be_bytes());
     out.push(r.kind);
-    out.extend_from_slice(&r.incarnation.to_be_bytes());
+    out.extend_from_slice(&r.generation.to_be_bytes());
     out.extend_from_slice(&r.key.dev.to_be_bytes());
     out.extend_from_slice(&r.key.ino.to_be_bytes());
     out.extend_from_slice(&r.key.gen.to_be_bytes());
@@ -81,13 +86,21 @@ fn put_name(out: &mut Vec<u8>, name: &[u8]) {
 /// or an attacker-sized allocation.
 pub(super) fn decode_record(v: &[u8]) -> Result<ObjRecord, FhError> {
     let mut c = Cursor(v);
-    if c.u8()? != RECORD_V1 {
+    let version = c.u8()?;
+    if version != RECORD_V1 && version != RECORD_V2 {
         return Err(corrupt("unknown record version"));
     }
     let export = c.u32()?;
     let parent = ObjectId(c.u64()?);
     let kind = c.u8()?;
-    let incarnation = c.u32()?;
+    // A version-1 incarnation is a small per-object counter; the global
+    // generation counter starts above every such value (`FIRST_GENERATION`),
+    // so reading it as a generation keeps the ordering the rules need.
+    let generation = if version == RECORD_V1 {
+        u64::from(c.u32()?)
+    } else {
+        c.u64()?
+    };
     let key = ObjKey {
         dev: c.u64()?,
         ino: c.u64()?,
@@ -111,7 +124,7 @@ pub(super) fn decode_record(v: &[u8]) -> Result<ObjRecord, FhError> {
         name,
         key,
         kind,
-        incarnation,
+        generation,
         extra_links,
     })
 }
@@ -187,7 +200,7 @@ mod tests {
                 gen: 3,
             },
             kind: 1,
-            incarnation: 77,
+            generation: (1 << 32) + 77,
             extra_links: vec![(ObjectId(5), b"a".to_vec()), (ObjectId(6), vec![0xff; 255])],
         }
     }
@@ -202,6 +215,27 @@ mod tests {
             ..sample()
         };
         assert_eq!(decode_record(&encode_record(&bare)), Ok(bare));
+    }
+
+    #[test]
+    fn version_1_records_still_decode() {
+        // What version 1 wrote for `sample()` with incarnation 77.
+        let r = sample();
+        let mut v1 = vec![RECORD_V1];
+        v1.extend_from_slice(&r.export.to_be_bytes());
+        v1.extend_from_slice(&r.parent.0.to_be_bytes());
+        v1.push(r.kind);
+        v1.extend_from_slice(&77u32.to_be_bytes());
+        let v2 = encode_record(&r);
+        v1.extend_from_slice(&v2[1 + 4 + 8 + 1 + 8..]);
+        let got = decode_record(&v1).expect("v1 record");
+        assert_eq!(
+            got,
+            ObjRecord {
+                generation: 77,
+                ..r
+            }
+        );
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn handles_round_trip_and_validate() {
             export: E,
             id: b,
             epoch: 0,
-            incarnation: 0
+            generation: 0
         }
     );
     let rfh = map.handle_of(root).expect("handle_of").expect("root");
@@ -201,18 +201,22 @@ fn volatile_handles_expire_on_reboot_and_on_demand() {
     let (f, g, fh_f, fh_g);
     {
         let map = open_mode(d.path(), HandleMode::Volatile);
-        assert_eq!(map.fh_expire_type(), FH4_VOLATILE_ANY);
+        assert_eq!(
+            map.fh_expire_type(),
+            FH4_VOLATILE_ANY | FH4_NOEXPIRE_WITH_OPEN
+        );
         let root = map.ensure_export_root(E, key(1)).expect("root");
         f = file(&map, root, "f", 2);
         g = file(&map, root, "g", 3);
         let old = map.handle_of(f).expect("h").expect("f");
         assert_eq!(map.validate(&old).expect("valid").epoch, 1);
         map.expire(f).expect("expire");
-        assert_eq!(map.incarnation_of(f).expect("inc"), Some(1));
+        let stamp = map.stamp_of(f).expect("stamp").expect("f");
+        assert!(stamp > FIRST_GENERATION, "{stamp}");
         assert_eq!(map.validate(&old), Err(FhError::Expired));
         fh_f = map.handle_of(f).expect("h").expect("f");
         assert_ne!(fh_f, old);
-        assert_eq!(map.validate(&fh_f).expect("new handle").incarnation, 1);
+        assert_eq!(map.validate(&fh_f).expect("new handle").generation, stamp);
         fh_g = map.handle_of(g).expect("h").expect("g");
         assert_eq!(map.expire(ObjectId(u64::MAX)), Err(FhError::Stale));
     }
@@ -432,7 +436,11 @@ fn export_root_rekeyed_keeps_its_id() {
     assert_eq!(map.last_seq(), seq, "no write when nothing changes");
     assert_eq!(map.ensure_export_root(E, key(100)), Ok(root));
     let rec = map.get(root).expect("get").expect("root");
-    assert_eq!((rec.key, rec.incarnation), (key(100), 1));
+    assert_eq!(rec.key, key(100));
+    assert!(
+        rec.generation > FIRST_GENERATION,
+        "re-rooting expires what is below"
+    );
     check_invariants(&map);
     let other = map.ensure_export_root(2, key(1)).expect("root 2");
     assert_ne!(other, root);
@@ -476,7 +484,7 @@ fn corruption_is_an_error_not_a_hang_or_panic() {
         name: name.as_bytes().to_vec(),
         key: key(ino),
         kind: NF4DIR,
-        incarnation: 0,
+        generation: 0,
         extra_links: vec![],
     };
     // A parent cycle a → b → a.
@@ -623,10 +631,11 @@ fn cache_stays_bounded_and_coherent() {
     let f = file(&map, a, "f", 3);
     assert_eq!(path(&map, f).as_deref(), Some("a/f"));
     assert!(map.cache.len() >= 2);
+    assert_eq!(map.stamp_of(f), Ok(Some(0)));
     map.expire(f).expect("expire");
     assert_eq!(
-        map.incarnation_of(f),
-        Ok(Some(1)),
+        map.stamp_of(f),
+        Ok(Some(FIRST_GENERATION + 1)),
         "cached value invalidated"
     );
     map.remove(E, a, b"f").expect("remove");
@@ -666,7 +675,8 @@ impl FhMap {
     /// writes the full commit has.
     fn apply_prefix(&self, k: usize, plan: impl FnOnce(&mut WriteSet<'_>) -> Result<()>) -> usize {
         let writer = lock(&self.writer);
-        let mut ws = WriteSet::new(&self.trees, writer.next_id);
+        let oob = self.policy(E).oob_rules();
+        let mut ws = WriteSet::new(&self.trees, writer.next_id, writer.generation, oob);
         plan(&mut ws).expect("plan");
         let writes = ws.writes();
         let n = writes.len();
@@ -842,4 +852,286 @@ fn every_crash_point_converges_after_restart() {
             k += 1;
         }
     }
+}
+
+// ---- per-export policies and expiry rules ----
+
+const ALL: HandlePolicy = HandlePolicy {
+    reboot: true,
+    rename: true,
+    migration: true,
+    noexpire_with_open: true,
+};
+
+#[test]
+fn fh_expire_type_follows_the_policy() {
+    let p = |reboot, rename, migration, noexpire_with_open| HandlePolicy {
+        reboot,
+        rename,
+        migration,
+        noexpire_with_open,
+    };
+    let table = [
+        (HandlePolicy::PERSISTENT, FH4_PERSISTENT),
+        (p(false, false, false, true), FH4_PERSISTENT),
+        (p(false, true, false, true), FH4_VOL_RENAME),
+        (p(false, false, true, false), FH4_VOL_MIGRATION),
+        (
+            p(false, true, true, true),
+            FH4_VOL_RENAME | FH4_VOL_MIGRATION,
+        ),
+        (p(true, false, false, false), FH4_VOLATILE_ANY),
+        (
+            p(true, false, false, true),
+            FH4_VOLATILE_ANY | FH4_NOEXPIRE_WITH_OPEN,
+        ),
+        (ALL, FH4_VOLATILE_ANY | FH4_NOEXPIRE_WITH_OPEN),
+        (p(true, true, true, false), FH4_VOLATILE_ANY),
+    ];
+    for (policy, bits) in table {
+        assert_eq!(policy.fh_expire_type(), bits, "{policy:?}");
+        // NOEXPIRE_WITH_OPEN only ever comes with VOLATILE_ANY (§4.2.3).
+        if bits & FH4_NOEXPIRE_WITH_OPEN != 0 {
+            assert_ne!(bits & FH4_VOLATILE_ANY, 0);
+        }
+    }
+}
+
+#[test]
+fn persistent_export_handles_are_unchanged_next_to_a_volatile_one() {
+    const V: u32 = 2;
+    let d = tempfile::tempdir().expect("tempdir");
+    let (pf, vf, p_fh, v_fh);
+    {
+        let map = open_mode(d.path(), HandleMode::Persistent);
+        map.set_policy(V, ALL);
+        let proot = map.ensure_export_root(E, key(1)).expect("root");
+        let vroot = map.ensure_export_root(V, key(50)).expect("root");
+        pf = file(&map, proot, "p", 2);
+        vf = map
+            .lookup_or_insert(V, vroot, b"v", key(51), REG)
+            .expect("v");
+        p_fh = map.handle_of(pf).expect("h").expect("p");
+        v_fh = map.handle_of(vf).expect("h").expect("v");
+        assert_eq!(map.decode(&p_fh).expect("p").epoch, 0);
+        assert_eq!(map.decode(&v_fh).expect("v").epoch, 1);
+        assert_eq!(map.fh_expire_type_of(E), FH4_PERSISTENT);
+        assert_eq!(
+            map.fh_expire_type_of(V),
+            FH4_VOLATILE_ANY | FH4_NOEXPIRE_WITH_OPEN
+        );
+    }
+    let map = open_mode(d.path(), HandleMode::Persistent);
+    map.set_policy(V, ALL);
+    assert_eq!(
+        map.handle_of(pf).expect("h").expect("p"),
+        p_fh,
+        "byte-identical"
+    );
+    assert!(map.validate(&p_fh).is_ok());
+    assert_eq!(map.validate(&v_fh), Err(FhError::Expired), "earlier boot");
+    // Export roots never expire, whatever the policy.
+    let vroot_fh = map
+        .handle_of(ObjectId::export_root(V))
+        .expect("h")
+        .expect("root");
+    assert!(map.validate(&vroot_fh).is_ok());
+}
+
+#[test]
+fn expiring_a_directory_expires_its_subtree_but_not_its_siblings() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let map = open_mode(d.path(), HandleMode::Persistent);
+    map.set_policy(
+        E,
+        HandlePolicy {
+            rename: true,
+            ..HandlePolicy::PERSISTENT
+        },
+    );
+    let root = map.ensure_export_root(E, key(1)).expect("root");
+    let a = dir(&map, root, "a", 2);
+    let b = dir(&map, a, "b", 3);
+    let f = file(&map, b, "f", 4);
+    let s = file(&map, root, "sibling", 5);
+    let h = |id| map.handle_of(id).expect("h").expect("exists");
+    let (ha, hb, hf, hs) = (h(a), h(b), h(f), h(s));
+    assert_eq!(map.decode(&hf).expect("f").epoch, 0, "no reboot expiry");
+    let seq = map.last_seq();
+    map.expire(a).expect("expire");
+    assert_eq!(map.last_seq(), seq + 1, "one write for the whole subtree");
+    for old in [&ha, &hb, &hf] {
+        assert_eq!(map.validate(old), Err(FhError::Expired));
+    }
+    assert!(map.validate(&hs).is_ok(), "sibling untouched");
+    // New handles below the expired directory are valid again.
+    assert!(map.validate(&h(f)).is_ok());
+    // An open file keeps its old handle (FH4_NOEXPIRE_WITH_OPEN) only with
+    // the policy's consent.
+    assert_eq!(
+        map.validate_with(&hf, &|_, id| id == f),
+        Err(FhError::Expired)
+    );
+    map.set_policy(
+        E,
+        HandlePolicy {
+            rename: true,
+            noexpire_with_open: true,
+            ..HandlePolicy::PERSISTENT
+        },
+    );
+    assert!(map.validate_with(&hf, &|_, id| id == f).is_ok());
+    assert_eq!(
+        map.validate_with(&hb, &|_, id| id == f),
+        Err(FhError::Expired)
+    );
+    // Generations survive a restart: nothing expired becomes valid again.
+    drop(map);
+    let map = open_mode(d.path(), HandleMode::Persistent);
+    map.set_policy(
+        E,
+        HandlePolicy {
+            rename: true,
+            ..HandlePolicy::PERSISTENT
+        },
+    );
+    assert_eq!(map.validate(&hf), Err(FhError::Expired));
+    map.expire(s).expect("expire");
+    assert_eq!(map.validate(&hs), Err(FhError::Expired));
+    assert!(map.stamp_of(s).expect("s").expect("s") > map.stamp_of(f).expect("f").expect("f"));
+}
+
+#[test]
+fn a_hard_link_taking_over_does_not_expire_the_handle() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let map = open_mode(d.path(), HandleMode::Persistent);
+    map.set_policy(
+        E,
+        HandlePolicy {
+            migration: true,
+            ..HandlePolicy::PERSISTENT
+        },
+    );
+    let root = map.ensure_export_root(E, key(1)).expect("root");
+    let a = dir(&map, root, "a", 2);
+    let b = dir(&map, root, "b", 3);
+    let f = file(&map, a, "f", 4);
+    assert_eq!(file(&map, b, "f2", 4), f, "second link");
+    map.expire(a).expect("expire a");
+    let hf = map.handle_of(f).expect("h").expect("f");
+    // The primary link (under the expired `a`) goes: the maximum over the
+    // new chain is lower than the stamp, and the handle stays valid.
+    map.remove(E, a, b"f").expect("remove");
+    assert_eq!(path(&map, f).as_deref(), Some("b/f2"));
+    assert!(map.validate(&hf).is_ok());
+}
+
+#[test]
+fn vanished_volatile_objects_stay_expired_removed_ones_are_stale() {
+    let (_d, map, root) = setup();
+    map.set_policy(E, ALL);
+    let a = dir(&map, root, "a", 2);
+    let f = file(&map, a, "f", 3);
+    let g = file(&map, root, "g", 4);
+    let (ha, hf, hg) = (
+        map.handle_of(a).expect("h").expect("a"),
+        map.handle_of(f).expect("h").expect("f"),
+        map.handle_of(g).expect("h").expect("g"),
+    );
+    // `a` vanished behind our back (the glue saw ENOENT at its path).
+    assert_eq!(map.forget_primary_link(a), Ok(false));
+    assert_eq!(map.validate(&ha), Err(FhError::Expired));
+    assert_eq!(map.validate(&hf), Err(FhError::Expired), "and below it");
+    assert_eq!(map.validate(&ha), Err(FhError::Expired), "every time");
+    // Removed through the server: definitely gone, STALE.
+    map.remove(E, root, b"g").expect("remove");
+    assert_eq!(map.validate(&hg), Err(FhError::Stale));
+    // A persistent export never says FHEXPIRED.
+    map.set_policy(E, HandlePolicy::PERSISTENT);
+    let h = file(&map, root, "h", 5);
+    let hh = map.handle_of(h).expect("h").expect("h");
+    assert_eq!(map.forget_primary_link(h), Ok(false));
+    assert_eq!(map.validate(&hh), Err(FhError::Stale));
+}
+
+#[test]
+fn directory_moved_behind_our_back_expires_with_rename_policy() {
+    let (_d, map, root) = setup();
+    map.set_policy(E, ALL);
+    let a = dir(&map, root, "a", 2);
+    let f = file(&map, a, "f", 3);
+    let hf = map.handle_of(f).expect("h").expect("f");
+    // LOOKUP finds the same directory under a new name.
+    assert_eq!(dir(&map, root, "moved", 2), a);
+    assert_eq!(map.validate(&hf), Err(FhError::Expired));
+    assert!(map
+        .validate(&map.handle_of(f).expect("h").expect("f"))
+        .is_ok());
+}
+
+#[test]
+fn migration_rekeys_intact_objects_and_expires_volatile_handles() {
+    let (_d, map, root) = setup();
+    let a = dir(&map, root, "a", 2);
+    let f = file(&map, a, "f", 3);
+    let gone = file(&map, root, "gone", 4);
+    let (hf, hgone) = (
+        map.handle_of(f).expect("h").expect("f"),
+        map.handle_of(gone).expect("h").expect("gone"),
+    );
+    // The copy: same paths, new inode numbers; "gone" was not copied.
+    let copy: BTreeMap<&str, u64> = [("a", 102), ("a/f", 103)].into();
+    let mut probe = |p: &[Vec<u8>], rec: &ObjRecord| {
+        let s = p
+            .iter()
+            .map(|c| String::from_utf8_lossy(c))
+            .collect::<Vec<_>>()
+            .join("/");
+        assert!(rec.kind == REG || rec.kind == NF4DIR);
+        copy.get(s.as_str()).map(|&ino| key(ino))
+    };
+    let stats = map
+        .migrate_export(E, key(101), false, &mut probe)
+        .expect("migrate");
+    assert_eq!(
+        stats,
+        MigrateStats {
+            rekeyed: 2,
+            missing: 1
+        }
+    );
+    assert_eq!(map.get(f).expect("get").expect("f").key, key(103));
+    assert_eq!(map.get(root).expect("get").expect("root").key, key(101));
+    assert!(
+        map.validate(&hf).is_ok(),
+        "persistent handle of a moved-intact object"
+    );
+    assert_eq!(
+        file(&map, a, "f", 103),
+        f,
+        "LOOKUP in the new tree finds the same id"
+    );
+    assert_eq!(
+        map.get(gone).expect("get").expect("gone").key,
+        key(4),
+        "left for lazy retirement"
+    );
+    let _ = hgone;
+    check_invariants(&map);
+    // With migration expiry, the same re-keying expires volatile handles.
+    map.set_policy(
+        E,
+        HandlePolicy {
+            migration: true,
+            ..HandlePolicy::PERSISTENT
+        },
+    );
+    let hf = map.handle_of(f).expect("h").expect("f");
+    let hroot = map.handle_of(root).expect("h").expect("root");
+    let mut same = |_: &[Vec<u8>], rec: &ObjRecord| Some(rec.key);
+    map.migrate_export(E, key(101), true, &mut same)
+        .expect("migrate");
+    assert_eq!(map.validate(&hf), Err(FhError::Expired));
+    assert!(map.validate(&hroot).is_ok(), "export roots never expire");
+    check_invariants(&map);
 }

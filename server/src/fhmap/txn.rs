@@ -33,7 +33,9 @@ use std::collections::BTreeMap;
 use super::record::{
     decode_id, decode_record, encode_record, id_key, inode_key, name_key, name_prefix,
 };
-use super::{FhError, ObjKey, ObjRecord, ObjectId, MAX_PATH_DEPTH, META_NEXT_ID, NF4DIR};
+use super::{
+    FhError, ObjKey, ObjRecord, ObjectId, MAX_PATH_DEPTH, META_EXPIRE_GEN, META_NEXT_ID, NF4DIR,
+};
 
 pub(super) struct Trees {
     /// Default tree: format version, MAC key, boot epoch, id counter.
@@ -44,6 +46,12 @@ pub(super) struct Trees {
     pub names: sled::Tree,
     /// (export, dev, ino) → object id, so hard links share one handle.
     pub inodes: sled::Tree,
+    /// Tombstones: object id → export, for objects of volatile exports
+    /// that vanished behind the server's back. Their handles keep answering
+    /// FHEXPIRED rather than STALE: the server cannot tell a removal from a
+    /// rename it did not see (RFC 7530 §4.2.3 keeps STALE for objects known
+    /// to be removed).
+    pub expired: sled::Tree,
 }
 
 /// One single-key sled write (each is atomic on its own).
@@ -62,6 +70,19 @@ impl Write<'_> {
     }
 }
 
+/// How the export a mutation works on treats changes made behind the
+/// server's back (derived from its `HandlePolicy` by `FhMap`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct OobRules {
+    /// Objects that vanish behind our back get a tombstone, so their
+    /// handles answer FHEXPIRED instead of STALE.
+    pub tombstones: bool,
+    /// A directory found moved behind our back (or a file that lost the
+    /// name its handle was resolved by) has its handles expired, as a
+    /// rename through the server would (FH4_VOL_RENAME).
+    pub expire_moves: bool,
+}
+
 pub(super) struct WriteSet<'a> {
     trees: &'a Trees,
     objects: BTreeMap<ObjectId, Option<ObjRecord>>,
@@ -69,21 +90,43 @@ pub(super) struct WriteSet<'a> {
     deleted: Vec<ObjectId>,
     names: BTreeMap<Vec<u8>, Option<ObjectId>>,
     inodes: BTreeMap<[u8; 20], Option<ObjectId>>,
+    /// Tombstones to write (see `Trees::expired`).
+    tombstones: BTreeMap<ObjectId, u32>,
     next_id: u64,
     allocated: bool,
+    /// Last expiry generation handed out (see `FhMap::expire`).
+    generation: u64,
+    generation_bumped: bool,
+    oob: OobRules,
 }
 
 impl<'a> WriteSet<'a> {
-    pub(super) fn new(trees: &'a Trees, next_id: u64) -> Self {
+    pub(super) fn new(trees: &'a Trees, next_id: u64, generation: u64, oob: OobRules) -> Self {
         WriteSet {
             trees,
             objects: BTreeMap::new(),
             deleted: Vec::new(),
             names: BTreeMap::new(),
             inodes: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
             next_id,
             allocated: false,
+            generation,
+            generation_bumped: false,
+            oob,
         }
+    }
+
+    /// A generation above every generation any record holds, hence above
+    /// every stamp any handle carries: whatever gets it has its handles
+    /// (and, through the ancestor rule, its descendants' handles) expired.
+    fn next_generation(&mut self) -> Result<u64, FhError> {
+        self.generation = self
+            .generation
+            .checked_add(1)
+            .ok_or_else(|| FhError::Corrupt("expiry generation space exhausted".into()))?;
+        self.generation_bumped = true;
+        Ok(self.generation)
     }
 
     // ---- overlay-aware primitive reads and writes ----
@@ -251,12 +294,19 @@ impl<'a> WriteSet<'a> {
         self.objects.is_empty()
             && self.names.is_empty()
             && self.inodes.is_empty()
+            && self.tombstones.is_empty()
             && !self.allocated
+            && !self.generation_bumped
     }
 
     /// The id counter to keep in memory after a successful commit.
     pub(super) fn next_id(&self) -> u64 {
         self.next_id
+    }
+
+    /// The generation counter to keep in memory after a successful commit.
+    pub(super) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Ids whose records this write set changes (for cache invalidation).
@@ -277,6 +327,15 @@ impl<'a> WriteSet<'a> {
                 self.next_id.to_be_bytes().to_vec(),
             ));
         }
+        if self.generation_bumped {
+            // Before any record holding it, so a restart never hands out a
+            // generation that some record (and some handle) already has.
+            out.push(Write::Insert(
+                &t.meta,
+                META_EXPIRE_GEN.to_vec(),
+                self.generation.to_be_bytes().to_vec(),
+            ));
+        }
         for (k, id) in &self.names {
             if let Some(id) = id {
                 out.push(Write::Insert(&t.names, k.clone(), id_key(*id).to_vec()));
@@ -295,6 +354,15 @@ impl<'a> WriteSet<'a> {
                     encode_record(rec),
                 ));
             }
+        }
+        // Tombstones before the records they replace go, so no crash point
+        // makes an expired handle look removed.
+        for (id, export) in &self.tombstones {
+            out.push(Write::Insert(
+                &t.expired,
+                id_key(*id).to_vec(),
+                export.to_be_bytes().to_vec(),
+            ));
         }
         for id in self.deleted.iter().rev() {
             if let Some(None) = self.objects.get(id) {
@@ -350,7 +418,7 @@ impl<'a> WriteSet<'a> {
         // same directory from before the export was re-rooted.
         if let Some(other) = self.inode(export, &key)? {
             if other != id {
-                self.gc(other)?;
+                self.gc(other, false)?;
             }
         }
         let rec = match existing {
@@ -361,7 +429,7 @@ impl<'a> WriteSet<'a> {
             Some(mut rec) => {
                 self.unlink_inode(export, &rec.key, id)?;
                 rec.key = key;
-                rec.incarnation = rec.incarnation.wrapping_add(1);
+                rec.generation = self.next_generation()?;
                 rec
             }
             None => ObjRecord {
@@ -370,7 +438,7 @@ impl<'a> WriteSet<'a> {
                 name: Vec::new(),
                 key,
                 kind: NF4DIR,
-                incarnation: 0,
+                generation: 0,
                 extra_links: Vec::new(),
             },
         };
@@ -394,7 +462,7 @@ impl<'a> WriteSet<'a> {
             }
             // The name now designates another object (replaced behind our
             // back): this link of the old object is gone.
-            self.drop_link_and_gc(export, id, parent, name)?;
+            self.drop_link_and_gc(export, id, parent, name, true)?;
         }
         if let Some(id) = self.inode(export, &key)? {
             if let Some(mut rec) = self.obj(id)? {
@@ -411,6 +479,9 @@ impl<'a> WriteSet<'a> {
                         self.unlink_name(export, rec.parent, &rec.name, id)?;
                         rec.parent = parent;
                         rec.name = name.to_vec();
+                        if self.oob.expire_moves {
+                            rec.generation = self.next_generation()?;
+                        }
                     } else {
                         rec.extra_links.push((parent, name.to_vec()));
                     }
@@ -419,8 +490,9 @@ impl<'a> WriteSet<'a> {
                     return Ok(id);
                 }
                 // Same (dev, ino), other generation: the inode number was
-                // reused, so the object we knew is dead everywhere.
-                self.gc(id)?;
+                // reused, so the object we knew is dead everywhere (a
+                // definite removal: no tombstone, its handles are STALE).
+                self.gc(id, false)?;
             }
         }
         let id = self.allocate()?;
@@ -432,7 +504,7 @@ impl<'a> WriteSet<'a> {
                 name: name.to_vec(),
                 key,
                 kind,
-                incarnation: 0,
+                generation: 0,
                 extra_links: Vec::new(),
             },
         );
@@ -472,7 +544,7 @@ impl<'a> WriteSet<'a> {
             }
         }
         if let Some(d) = dst {
-            self.drop_link_and_gc(export, d, dst_parent, dst_name)?;
+            self.drop_link_and_gc(export, d, dst_parent, dst_name, false)?;
         }
         let Some(s) = src else {
             // Never looked up through us: nothing to move.
@@ -512,13 +584,61 @@ impl<'a> WriteSet<'a> {
         let Some(id) = self.name(export, parent, name)? else {
             return Ok(None);
         };
-        self.drop_link_and_gc(export, id, parent, name)?;
+        self.drop_link_and_gc(export, id, parent, name, false)?;
         Ok(Some(id))
     }
 
     pub(super) fn expire(&mut self, id: ObjectId) -> Result<(), FhError> {
         let mut rec = self.obj(id)?.ok_or(FhError::Stale)?;
-        rec.incarnation = rec.incarnation.wrapping_add(1);
+        rec.generation = self.next_generation()?;
+        self.put_obj(id, rec);
+        Ok(())
+    }
+
+    /// Gives record `id` a new backend identity (migration to a copied
+    /// tree), moving its inode hint. Refuses, changing nothing, if the
+    /// record no longer has the (parent, name) the caller probed.
+    pub(super) fn rekey(
+        &mut self,
+        id: ObjectId,
+        parent: ObjectId,
+        name: &[u8],
+        key: ObjKey,
+    ) -> Result<bool, FhError> {
+        let Some(mut rec) = self.obj(id)? else {
+            return Ok(false);
+        };
+        if rec.parent != parent || rec.name != name {
+            return Ok(false);
+        }
+        if rec.key != key {
+            self.unlink_inode(rec.export, &rec.key, id)?;
+            self.set_inode(rec.export, &key, id);
+            rec.key = key;
+            self.put_obj(id, rec);
+        }
+        Ok(true)
+    }
+
+    /// Re-keys an export's root for a migration; with `expire`, bumps its
+    /// generation, which expires every volatile handle below it (the root's
+    /// own handle carries no stamp and stays valid).
+    pub(super) fn rekey_root(
+        &mut self,
+        export: u32,
+        key: ObjKey,
+        expire: bool,
+    ) -> Result<(), FhError> {
+        let id = ObjectId::export_root(export);
+        let mut rec = self.obj(id)?.ok_or(FhError::Stale)?;
+        if rec.key != key {
+            self.unlink_inode(export, &rec.key, id)?;
+            self.set_inode(export, &key, id);
+            rec.key = key;
+        }
+        if expire {
+            rec.generation = self.next_generation()?;
+        }
         self.put_obj(id, rec);
         Ok(())
     }
@@ -530,21 +650,33 @@ impl<'a> WriteSet<'a> {
         if id.is_export_root() {
             return Err(FhError::Invalid("an export root has no link to forget"));
         }
-        self.drop_link_and_gc(rec.export, id, rec.parent, &rec.name)?;
-        Ok(self.obj(id)?.is_some())
+        self.drop_link_and_gc(rec.export, id, rec.parent, &rec.name, true)?;
+        let Some(mut rec) = self.obj(id)? else {
+            return Ok(false);
+        };
+        // The name its handles were resolved by is gone: maybe a rename we
+        // did not see, so volatile handles that expire on rename expire.
+        if self.oob.expire_moves {
+            rec.generation = self.next_generation()?;
+            self.put_obj(id, rec);
+        }
+        Ok(true)
     }
 
     // ---- link bookkeeping ----
 
+    /// `out_of_band`: the link was found dead in the backend rather than
+    /// removed through the server (see `gc`).
     fn drop_link_and_gc(
         &mut self,
         export: u32,
         id: ObjectId,
         parent: ObjectId,
         name: &[u8],
+        out_of_band: bool,
     ) -> Result<(), FhError> {
         if self.drop_link(export, id, parent, name)? {
-            self.gc(id)?;
+            self.gc(id, out_of_band)?;
         }
         Ok(())
     }
@@ -584,7 +716,12 @@ impl<'a> WriteSet<'a> {
     /// objects deleted behind the server's back and would otherwise leak.
     /// Iterative, and each record is deleted before its children are
     /// visited, so even a corrupted cycle terminates.
-    fn gc(&mut self, id: ObjectId) -> Result<(), FhError> {
+    ///
+    /// With `out_of_band` (the object vanished behind our back, so it may
+    /// just have been renamed) and an export whose volatile handles expire
+    /// on such changes, every collected id gets a tombstone.
+    fn gc(&mut self, id: ObjectId, out_of_band: bool) -> Result<(), FhError> {
+        let tombstones = out_of_band && self.oob.tombstones;
         let mut work = vec![id];
         while let Some(id) = work.pop() {
             if id.is_export_root() {
@@ -595,6 +732,9 @@ impl<'a> WriteSet<'a> {
             };
             self.objects.insert(id, None);
             self.deleted.push(id);
+            if tombstones {
+                self.tombstones.insert(id, rec.export);
+            }
             self.unlink_name(rec.export, rec.parent, &rec.name, id)?;
             for (p, n) in &rec.extra_links {
                 self.unlink_name(rec.export, *p, n, id)?;
