@@ -112,6 +112,8 @@ pub struct Cx<'a> {
     pub args_len: usize,
     /// Work for the transport after the reply.
     pub followups: Vec<Followup>,
+    /// An operation that changes state or data ran (duplicate request cache).
+    pub modified: bool,
     /// The credential operations run with: the RPC credential squashed by
     /// the rules of the current filehandle's export (docs/security.md).
     pub cred: Credential,
@@ -187,6 +189,11 @@ fn put_status(out: &mut Vec<u8>, op: u32, st: nfsstat4) {
 pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<(Vec<u8>, Vec<Followup>), Refusal> {
     let mut cur = Cursor::new(args);
     let (tag, minor, count) = decode_header(&mut cur).ok_or(Refusal::GarbageArgs)?;
+    let drc_key = (minor == 0).then(|| crate::drc::key(req.peer.ip(), xid, args));
+    if let Some(cached) = drc_key.as_ref().and_then(|k| srv.state.drc.get(k)) {
+        tracing::debug!(peer = %req.peer, xid, "4.0 retransmission answered from the duplicate request cache");
+        return Ok((cached.to_vec(), Vec::new()));
+    }
 
     let mut out = Vec::with_capacity(512);
     rpc::begin_success_reply(xid, &mut out);
@@ -213,6 +220,7 @@ pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<
         op_count: count as usize,
         args_len: args.len(),
         followups: Vec::new(),
+        modified: false,
         cred: req.cred.clone(),
         cred_export: None,
     };
@@ -246,6 +254,9 @@ pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<
         }
     }
     rpc::finish_record(&mut out);
+    if let (Some(k), true) = (drc_key, cx.modified) {
+        srv.state.drc.put(k, &out);
+    }
     Ok((out, cx.followups))
 }
 
@@ -309,6 +320,7 @@ fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize)
             put_status(out, opnum, e.status());
             return (e.status(), done + 1);
         }
+        cx.modified |= desc.flags.contains(Flags::MODIFIES);
         let start = out.len();
         let fh_before = cx.cfh.as_ref().map(|c| c.fh.clone());
         let mut st = ops::dispatch(cx, arg, out);

@@ -83,10 +83,9 @@ fn lock(
                 // The lock_seqid of a new lock owner is its initial value;
                 // only a lock owner that already holds lock state on this
                 // file cannot be "new" again.
+                // An owner that already holds a lock stateid for the file
+                // keeps using it (knfsd does the same; pynfs LOCK24).
                 *new_owner = Some((owner.clone(), otl.lock_seqid));
-                if cx.srv.state.lock_state_of(&owner, e.file).is_some() {
-                    return Err(NfsError::BadSeqid);
-                }
             }
             common::check_generation(cx, &sid, &e)?;
             common::state_file(cx, &cur, &e)?;

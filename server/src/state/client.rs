@@ -146,7 +146,10 @@ impl StateManager {
             .map(|c| c.id)
             .collect();
         if let Some(c) = &confirmed {
-            if c.principal != principal && (c.lease_expires_ms > now || Self::has_state(&g, c.id)) {
+            // RFC 7530 §16.33.5: another principal is refused only while
+            // the record holds state (pynfs CID2/CID2a).
+            let _ = now;
+            if c.principal != principal && Self::has_state(&g, c.id) {
                 return Err(NfsError::ClidInUse);
             }
         }
@@ -212,7 +215,7 @@ impl StateManager {
             .map(|o| o.id)
             .collect();
         for o in old {
-            g.purge_client(o);
+            g.expire_client(o);
         }
         if let Some(c) = g.clients.get_mut(&id) {
             c.confirmed = true;
@@ -321,7 +324,7 @@ impl StateManager {
             .map(|o| o.id)
             .collect();
         for o in old {
-            g.purge_client(o);
+            g.expire_client(o);
         }
         if let Some(c) = g.clients.get_mut(&id) {
             c.confirmed = true;
@@ -378,6 +381,13 @@ mod tests {
         let (_c, sm) = sm();
         let ok = sm.setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default()).unwrap();
         sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0)).unwrap();
+        // Without state another principal may take the id over…
+        let other = sm.setclientid(b"c1", [2; 8], Principal::Uid(5), Callback40::default());
+        assert!(other.is_ok());
+        // …but not while the record holds state.
+        let share = crate::state::Share { access: 1, deny: 0 };
+        sm.open(ok.clientid, (ok.clientid, b"o".to_vec()), (0, crate::fhmap::ObjectId(9)), share, true)
+            .unwrap();
         assert_eq!(
             sm.setclientid(b"c1", [2; 8], Principal::Uid(5), Callback40::default()),
             Err(NfsError::ClidInUse)

@@ -180,7 +180,7 @@ impl StateManager {
         let other = match g.locks_by_owner.get(&(owner.clone(), file)) {
             Some(o) => *o,
             None => {
-                let o = g.new_other(self.boot);
+                let o = g.new_other(self.boot, client);
                 g.states.insert(
                     o,
                     StateEntry {

@@ -120,7 +120,14 @@ pub struct Inner {
     pub next_state: u64,
     /// Client id counter.
     pub next_client: u32,
+    /// Clients that lost their state to expiry, oldest first (bounded).
+    pub expired: std::collections::VecDeque<u32>,
+    /// The same, for lookups.
+    pub expired_set: std::collections::HashSet<u32>,
 }
+
+/// Expired clients remembered for NFS4ERR_EXPIRED answers.
+pub const MAX_EXPIRED_CLIENTS: usize = 4096;
 
 /// The server's state table.
 pub struct StateManager {
@@ -134,6 +141,11 @@ pub struct StateManager {
     pub boot: u32,
     /// Limits copied from the configuration.
     pub limits: crate::config::Limits,
+    /// Byte-range locks also block conflicting READ/WRITE (RFC 7530
+    /// §9.1.6 lets a server choose). Off by default, as on Linux.
+    pub mandatory_locks: bool,
+    /// NFSv4.0 duplicate request cache.
+    pub drc: crate::drc::Drc,
 }
 
 impl std::fmt::Debug for StateManager {
@@ -151,6 +163,8 @@ impl StateManager {
             lease_ms: u64::from(lease_secs) * 1000,
             boot,
             limits,
+            mandatory_locks: open::MANDATORY_LOCKS_DEFAULT,
+            drc: crate::drc::Drc::default(),
         }
     }
 
@@ -204,21 +218,45 @@ impl StateManager {
             .collect();
         for id in &dead {
             tracing::info!(client = format_args!("{id:#x}"), "lease expired; releasing its state");
-            g.purge_client(*id);
+            g.expire_client(*id);
         }
         dead.len()
     }
 }
 
 impl Inner {
-    /// A fresh `other` value: boot id, then a counter, so stateids of an
-    /// earlier server instance never collide with new ones.
-    pub fn new_other(&mut self, boot: u32) -> Other {
+    /// A fresh `other` value: boot id, the owning client's counter, then a
+    /// stateid counter. The boot id makes stateids of an earlier server
+    /// instance recognisable (NFS4ERR_STALE_STATEID); the client part lets
+    /// a stateid of a client whose lease expired answer NFS4ERR_EXPIRED
+    /// rather than BAD_STATEID (RFC 7530 §9.1.4).
+    pub fn new_other(&mut self, boot: u32, client: ClientId) -> Other {
         self.next_state += 1;
         let mut o = [0u8; 12];
         o[..4].copy_from_slice(&boot.to_be_bytes());
-        o[4..].copy_from_slice(&self.next_state.to_be_bytes());
+        o[4..8].copy_from_slice(&(client as u32).to_be_bytes());
+        o[8..].copy_from_slice(&(self.next_state as u32).to_be_bytes());
         o
+    }
+
+    /// Remembers that a client lost its state to lease expiry or to a new
+    /// incarnation of itself, so its stateids answer NFS4ERR_EXPIRED.
+    fn note_expired(&mut self, id: ClientId) {
+        if self.expired.len() >= MAX_EXPIRED_CLIENTS {
+            if let Some(old) = self.expired.pop_front() {
+                self.expired_set.remove(&old);
+            }
+        }
+        if self.expired_set.insert(id as u32) {
+            self.expired.push_back(id as u32);
+        }
+    }
+
+    /// Purges a client whose lease expired (or that was replaced by a new
+    /// incarnation): like [`Inner::purge_client`], remembering the loss.
+    pub fn expire_client(&mut self, id: ClientId) {
+        self.note_expired(id);
+        self.purge_client(id);
     }
 
     /// Removes a client and everything it owns.
@@ -283,7 +321,14 @@ impl Inner {
                 NfsError::StaleStateid
             });
         }
-        let e = self.states.get(&sid.other).ok_or(NfsError::BadStateid)?;
+        let Some(e) = self.states.get(&sid.other) else {
+            let client = u32::from_be_bytes([sid.other[4], sid.other[5], sid.other[6], sid.other[7]]);
+            return Err(if self.expired_set.contains(&client) {
+                NfsError::Expired
+            } else {
+                NfsError::BadStateid
+            });
+        };
         if sid.seqid == 0 && minor >= 1 {
             return Ok(e);
         }

@@ -60,11 +60,12 @@ pub struct Opened {
 }
 
 impl Inner {
-    /// Share conflict of a prospective open against other owners' opens.
-    pub fn share_conflict(&self, file: FileKey, owner: &OwnerKey, want: Share) -> bool {
+    /// Share conflict of a prospective open against the file's opens —
+    /// the same owner's included: an owner that denied READ cannot then
+    /// open for READ (RFC 7530 §16.16.5, pynfs OPEN21).
+    pub fn share_conflict(&self, file: FileKey, _owner: &OwnerKey, want: Share) -> bool {
         self.states.values().any(|e| {
-            e.file == file
-                && matches!(&e.kind, StateKind::Open(o) if &o.owner != owner && o.share.conflicts(&want))
+            e.file == file && matches!(&e.kind, StateKind::Open(o) if o.share.conflicts(&want))
         })
     }
 
@@ -118,7 +119,7 @@ impl StateManager {
         if g.states.len() >= self.limits.max_open_states as usize {
             return Err(NfsError::Resource);
         }
-        let other = g.new_other(self.boot);
+        let other = g.new_other(self.boot, client);
         g.states.insert(
             other,
             StateEntry {
@@ -223,7 +224,7 @@ impl StateManager {
 /// filesystem. Note that a client holding a lock in one process and
 /// reading the range through another process's open (no lock stateid)
 /// gets NFS4ERR_LOCKED under mandatory locking.
-pub const MANDATORY_LOCKS: bool = true;
+pub const MANDATORY_LOCKS_DEFAULT: bool = false;
 
 /// The lock owner that anonymous I/O and I/O under an open stateid run as
 /// when checking mandatory byte-range locks: no real owner can equal it
@@ -338,7 +339,7 @@ impl StateManager {
     ///   (NFS4ERR_OPENMODE); a READ is allowed through a write-only open
     ///   but still honours other opens' DENY_READ (§9.1.6); a lock of
     ///   another owner conflicting with the range is NFS4ERR_LOCKED
-    ///   (with [`MANDATORY_LOCKS`]).
+    ///   (with mandatory locking on).
     pub fn check_io(
         &self,
         sid: &stateid4,
@@ -366,7 +367,7 @@ impl StateManager {
             if g.file_share(file).deny & want != 0 {
                 return Err(NfsError::Locked);
             }
-            if let Some((start, end)) = io.range.filter(|_| MANDATORY_LOCKS) {
+            if let Some((start, end)) = io.range.filter(|_| self.mandatory_locks) {
                 if g.lock_conflict(file, &io_owner(), start, end, lock_ty)
                     .is_some()
                 {
@@ -398,7 +399,7 @@ impl StateManager {
                 return Err(NfsError::Locked);
             }
         }
-        if let Some((start, end)) = io.range.filter(|_| MANDATORY_LOCKS) {
+        if let Some((start, end)) = io.range.filter(|_| self.mandatory_locks) {
             let anon = io_owner();
             let owner = lock_owner.unwrap_or(&anon);
             if g.lock_conflict(file, owner, start, end, lock_ty).is_some() {
@@ -422,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn share_deny_blocks_other_owner_only() {
+    fn share_deny_blocks_every_owner() {
         let sm = sm();
         let f = (0, ObjectId(5));
         let a = (1u64, b"a".to_vec());
@@ -462,13 +463,27 @@ mod tests {
             true,
         )
         .unwrap();
+        // The owner's own deny applies to it too (RFC 7530 §16.16.5).
+        assert_eq!(
+            sm.open(
+                1,
+                a.clone(),
+                f,
+                Share {
+                    access: ACCESS_WRITE,
+                    deny: 0,
+                },
+                true,
+            ),
+            Err(NfsError::ShareDenied)
+        );
         let up = sm
             .open(
                 1,
                 a,
                 f,
                 Share {
-                    access: ACCESS_WRITE,
+                    access: ACCESS_READ,
                     deny: 0,
                 },
                 true,
@@ -546,7 +561,8 @@ mod tests {
 
     #[test]
     fn io_with_special_stateids() {
-        let sm = sm();
+        let mut sm = sm();
+        sm.mandatory_locks = true;
         let f = (0, ObjectId(5));
         let anon = stateid4 {
             seqid: 0,
@@ -593,7 +609,7 @@ mod tests {
                 a.clone(),
                 f,
                 Share {
-                    access: ACCESS_WRITE,
+                    access: ACCESS_READ,
                     deny: 0,
                 },
                 true,
@@ -635,7 +651,8 @@ mod tests {
 
     #[test]
     fn io_with_open_and_lock_stateids() {
-        let sm = sm();
+        let mut sm = sm();
+        sm.mandatory_locks = true;
         let f = (0, ObjectId(5));
         let g = (0, ObjectId(6));
         let a = (1u64, b"a".to_vec());

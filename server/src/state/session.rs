@@ -190,7 +190,7 @@ impl StateManager {
             max_requests: 1,
         };
         let mut id = [0u8; 16];
-        let n = g.new_other(self.boot);
+        let n = g.new_other(self.boot, args.clientid);
         id[..12].copy_from_slice(&n);
         id[12..].copy_from_slice(&(args.clientid as u32).to_be_bytes());
         // Persistent reply caches across restarts are not offered, nor RDMA.
