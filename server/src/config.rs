@@ -82,7 +82,7 @@ pub enum HandleMode {
 }
 
 /// Events that expire volatile handles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ExpireOn {
     /// The object (or a directory above it) was renamed.
@@ -91,6 +91,22 @@ pub enum ExpireOn {
     Migration,
     /// The server restarted.
     Reboot,
+}
+
+/// What a client is told when its volatile handle has expired
+/// (docs/filehandles.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpiredError {
+    /// NFS4ERR_FHEXPIRED, as RFC 7530/8881 §4.2.3 says, to every client.
+    Fhexpired,
+    /// NFS4ERR_STALE to every client: they re-walk the path (Linux's VFS
+    /// retries a lookup once on ESTALE) but cannot tell expiry from removal.
+    Stale,
+    /// NFS4ERR_STALE to Linux clients (which turn FHEXPIRED into EIO),
+    /// NFS4ERR_FHEXPIRED to everyone else.
+    #[default]
+    Auto,
 }
 
 /// One exported directory.
@@ -112,6 +128,9 @@ pub struct ExportConfig {
     /// its last close (FH4_NOEXPIRE_WITH_OPEN).
     #[serde(default = "default_true")]
     pub noexpire_with_open: bool,
+    /// For volatile handles: the status of an expired handle.
+    #[serde(default)]
+    pub expired_error: ExpiredError,
     /// Refuse every modification.
     #[serde(default)]
     pub read_only: bool,
@@ -267,8 +286,33 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("export path {:?} used twice", e.path)));
             }
             crate::export_access::validate(e).map_err(ConfigError::Invalid)?;
+            // A volatile export that no event expires would advertise
+            // FH4_PERSISTENT: say "persistent" instead of hiding it.
+            if e.filehandles == HandleMode::Volatile && e.expire_on.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "export {:?}: filehandles = \"volatile\" needs at least one of rename, migration, reboot in expire_on",
+                    e.path
+                )));
+            }
         }
         Ok(())
+    }
+}
+
+impl ExportConfig {
+    /// The handle policy this export's settings describe (persistent:
+    /// nothing expires; `expire_on` and `noexpire_with_open` only matter
+    /// for volatile exports).
+    pub fn handle_policy(&self) -> crate::fhmap::HandlePolicy {
+        if self.filehandles == HandleMode::Persistent {
+            return crate::fhmap::HandlePolicy::PERSISTENT;
+        }
+        crate::fhmap::HandlePolicy {
+            reboot: self.expire_on.contains(&ExpireOn::Reboot),
+            rename: self.expire_on.contains(&ExpireOn::Rename),
+            migration: self.expire_on.contains(&ExpireOn::Migration),
+            noexpire_with_open: self.noexpire_with_open,
+        }
     }
 }
 
@@ -298,6 +342,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.exports[0].filehandles, HandleMode::Volatile);
+        assert_eq!(c.exports[0].expired_error, ExpiredError::Auto);
+        let p = c.exports[0].handle_policy();
+        assert!(p.rename && !p.reboot && !p.migration && p.noexpire_with_open);
         assert_eq!(c.limits.max_ops, 32);
         assert_eq!(c.limits.max_record, DEFAULT_MAX_RECORD);
         c.validate().unwrap();
@@ -314,6 +361,7 @@ mod tests {
             filehandles: HandleMode::Persistent,
             expire_on: vec![],
             noexpire_with_open: true,
+            expired_error: ExpiredError::Auto,
             read_only: false,
             clients: None,
             squash: Default::default(),

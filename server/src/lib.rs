@@ -11,6 +11,7 @@ pub mod callback;
 pub mod clock;
 pub mod compound;
 pub mod config;
+pub mod ctl;
 pub mod drc;
 pub mod error;
 pub mod export_access;

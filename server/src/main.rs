@@ -1,4 +1,4 @@
-//! The `nfs4d` binary: `nfs4d serve …`.
+//! The `nfs4d` binary: `nfs4d serve …`, `nfs4d ctl …`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use nfs4d::clock::SystemClock;
-use nfs4d::config::{Config, ExportConfig, HandleMode};
+use nfs4d::config::{Config, ExpireOn, ExpiredError, ExportConfig, HandleMode};
 use nfs4d::server::Server;
 
 /// A user-space NFSv4.0/4.1/4.2 server for path-based stores.
@@ -25,6 +25,38 @@ enum Cmd {
     /// state in ./nfs4d-data/state, creating both. Options override the
     /// configuration file.
     Serve(ServeArgs),
+    /// Administer a running server through its socket STATE_DIR/ctl.sock
+    /// (mode 0600: run as the server's user).
+    Ctl {
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlCmd {
+    /// Serve an export from another directory from now on, for example a
+    /// copy made with `cp -a` or `rsync -a`. Objects found at the same path
+    /// with the same type keep their handles; volatile handles expire if
+    /// the export's expire_on lists "migration". Update the configuration
+    /// file too: the move lasts until the server restarts.
+    Migrate {
+        /// The server's state directory.
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+        /// The export's path in the pseudo filesystem ("/" for the root).
+        #[arg(long, value_name = "PATH")]
+        export: String,
+        /// The new backing directory.
+        #[arg(long, value_name = "NEWDIR")]
+        to: PathBuf,
+    },
+    /// Check that the server answers on its admin socket.
+    Ping {
+        /// The server's state directory.
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -44,6 +76,17 @@ struct ServeArgs {
     /// Filehandle mode of the exports.
     #[arg(long, value_enum, value_name = "MODE")]
     filehandles: Option<HandleMode>,
+    /// Events that expire volatile handles (comma-separated).
+    #[arg(long, value_enum, value_name = "EVENTS", value_delimiter = ',')]
+    expire_on: Option<Vec<ExpireOn>>,
+    /// Whether an open file's volatile handle outlives a rename until its
+    /// last close (FH4_NOEXPIRE_WITH_OPEN).
+    #[arg(long, value_name = "BOOL")]
+    noexpire_with_open: Option<bool>,
+    /// What expired volatile handles answer: fhexpired, stale, or auto
+    /// (STALE to Linux clients, FHEXPIRED to others).
+    #[arg(long, value_enum, value_name = "MODE")]
+    expired_error: Option<ExpiredError>,
     /// Lease period in seconds.
     #[arg(long, value_name = "SECS")]
     lease_time: Option<u32>,
@@ -66,9 +109,18 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
     if let Some(s) = &a.state_dir {
         cfg.state_dir = s.clone();
     }
-    if let Some(m) = a.filehandles {
-        for e in &mut cfg.exports {
+    for e in &mut cfg.exports {
+        if let Some(m) = a.filehandles {
             e.filehandles = m;
+        }
+        if let Some(v) = &a.expire_on {
+            e.expire_on = v.clone();
+        }
+        if let Some(v) = a.noexpire_with_open {
+            e.noexpire_with_open = v;
+        }
+        if let Some(v) = a.expired_error {
+            e.expired_error = v;
         }
     }
     if let Some(l) = a.lease_time {
@@ -89,6 +141,7 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
             nfs4d::config::ExpireOn::Reboot,
         ],
         noexpire_with_open: true,
+        expired_error: ExpiredError::Auto,
         read_only: false,
         clients: None,
         squash: Default::default(),
@@ -108,7 +161,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let Cmd::Serve(args) = cli.cmd;
+    let args = match cli.cmd {
+        Cmd::Serve(args) => args,
+        Cmd::Ctl { cmd } => return ctl(cmd),
+    };
     let cfg = match build_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -155,6 +211,18 @@ async fn run(cfg: Config) -> std::process::ExitCode {
     for (pseudo, dir) in &exports {
         tracing::info!(export = %pseudo, dir = %dir.display(), "exporting");
     }
+    // The admin socket (nfs4d ctl); the server works without it.
+    let state_dir = srv.cfg.state_dir.clone();
+    let ctl_task = match nfs4d::ctl::bind(&state_dir) {
+        Ok(l) => {
+            tracing::info!(socket = %nfs4d::ctl::socket_path(&state_dir).display(), "admin socket ready");
+            Some(tokio::spawn(nfs4d::ctl::serve(srv.clone(), l, std::future::pending())))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, dir = %state_dir.display(), "cannot create the admin socket; `nfs4d ctl` will not work");
+            None
+        }
+    };
     tracing::info!(%bound, "serving NFSv4.0/4.1/4.2");
     println!(
         "nfs4d listening on {bound}; mount with:\n  mount -t nfs4 -o vers=4.1,port={},addr={} {}:/ /mnt",
@@ -164,9 +232,53 @@ async fn run(cfg: Config) -> std::process::ExitCode {
     );
     nfs4d::net::serve(srv.clone(), listener, shutdown_signal()).await;
     tracing::info!("shutting down");
+    if let Some(t) = ctl_task {
+        t.abort();
+        let _ = std::fs::remove_file(nfs4d::ctl::socket_path(&state_dir));
+    }
     let s = srv.clone();
     let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
     std::process::ExitCode::SUCCESS
+}
+
+/// `nfs4d ctl …`: one request to a running server's admin socket. Exit
+/// status 0 on success, 1 when the server refused, 2 when it could not be
+/// reached.
+fn ctl(cmd: CtlCmd) -> std::process::ExitCode {
+    let answer = match cmd {
+        CtlCmd::Ping { state_dir } => nfs4d::ctl::request(&state_dir, &["ping"]),
+        CtlCmd::Migrate { state_dir, export, to } => {
+            // The server's working directory is not ours: send an absolute path.
+            let to = match std::path::absolute(&to) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("nfs4d ctl: {}: {e}", to.display());
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            match to.to_str() {
+                Some(t) => nfs4d::ctl::request(&state_dir, &["migrate", &export, t]),
+                None => {
+                    eprintln!("nfs4d ctl: {} is not valid UTF-8", to.display());
+                    return std::process::ExitCode::from(2);
+                }
+            }
+        }
+    };
+    match answer {
+        Ok(Ok(text)) => {
+            println!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Ok(Err(text)) => {
+            eprintln!("nfs4d ctl: {text}");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("nfs4d ctl: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use crate::backend::local::LocalBackend;
 use crate::backend::Backend;
 use crate::clock::Clock;
-use crate::config::{Config, HandleMode};
+use crate::config::Config;
 use crate::fhmap::{self, FhMap};
 use crate::state::StateManager;
-use crate::vfs::{Export, Vfs};
+use crate::vfs::{Export, SwapBackend, Vfs};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,16 +59,13 @@ impl Server {
         cfg.validate()?;
         std::fs::create_dir_all(&cfg.state_dir)
             .map_err(|e| StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string()))?;
-        // One map serves all exports; its handle mode comes from the
-        // exports (a mixed configuration uses volatile stamps only where
-        // the export asks for them — see docs/filehandles.md).
-        let mode = if cfg.exports.iter().any(|e| e.filehandles == HandleMode::Volatile) {
-            fhmap::HandleMode::Volatile
-        } else {
-            fhmap::HandleMode::Persistent
-        };
+        // One map serves all exports. Handles are stamped by the policy of
+        // their own export (set by `Vfs::new` from each export's
+        // configuration), so a persistent export's handles stay the same
+        // whatever the other exports do (docs/filehandles.md); the map's
+        // default policy only covers ids no export claims.
         let fhmap = Arc::new(
-            FhMap::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes, mode)
+            FhMap::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes, fhmap::HandleMode::Persistent)
                 .map_err(|e| StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string()))?,
         );
         let boot = fhmap.boot_epoch();
@@ -79,7 +76,7 @@ impl Server {
             exports.push(Export {
                 id: i as u32,
                 cfg: e.clone(),
-                backend,
+                backend: SwapBackend::new(backend, e.dir.clone()),
                 fsid: (i as u64 + 1, 0),
             });
         }

@@ -6,14 +6,22 @@
 //! it reports must be the one recorded for the id, otherwise the object
 //! was replaced behind the server's back and the handle is stale
 //! (persistent) or expired (volatile) — it never reaches the newcomer.
+//!
+//! Each export's handle policy (persistent, or volatile with its
+//! `expire_on` events) is handed to the map at start-up, so handles are
+//! stamped and judged per export (docs/filehandles.md).
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::attrs::{Kind, ObjAttrs};
-use crate::backend::{Attrs, Backend, FileKind, Name, NameError, RelPath};
-use crate::config::{ExportConfig, HandleMode};
+use crate::backend::{
+    Attrs, Backend, BackendResult, DirEntry, FileKind, FsStats, Name, NameError, Owner, RelPath,
+    SetAttrs, Stability, XattrSet,
+};
+use crate::config::ExportConfig;
 use crate::error::{NfsError, NfsResult};
-use crate::fhmap::{FhError, FhMap, HandleKind, ObjKey, ObjectId};
+use crate::fhmap::{FhError, FhMap, HandleKind, HandlePolicy, ObjKey, ObjectId};
 
 /// One export.
 pub struct Export {
@@ -22,10 +30,181 @@ pub struct Export {
     pub id: u32,
     /// Its configuration.
     pub cfg: ExportConfig,
-    /// The store.
-    pub backend: Arc<dyn Backend>,
+    /// The store; swappable while the server runs (migration, `ctl.rs`).
+    pub backend: SwapBackend,
     /// Filesystem id reported to clients.
     pub fsid: (u64, u64),
+}
+
+impl Export {
+    /// The handle policy of this export (from its configuration).
+    pub fn policy(&self) -> HandlePolicy {
+        self.cfg.handle_policy()
+    }
+}
+
+/// A backend that can be replaced atomically while requests run: the
+/// migration of an export to another directory (`nfs4d ctl migrate`).
+///
+/// Every call holds a read lock on the current backend for its duration,
+/// and [`SwapBackend::exclusive`] takes the write lock: it waits for the
+/// calls in flight to finish and holds new ones back (std's `RwLock` on
+/// Linux lets a waiting writer block new readers), so no call ever runs
+/// against a half-migrated export and none lands in the old tree after
+/// the swap. A request spanning several calls may see the old tree for
+/// its first calls and the new one for the rest; see docs/filehandles.md.
+///
+/// It dereferences to `dyn Backend` (itself), so `&*export.backend` and
+/// `export.backend.stat(…)` work as they did on `Arc<dyn Backend>`.
+pub struct SwapBackend {
+    inner: RwLock<Current>,
+}
+
+struct Current {
+    backend: Arc<dyn Backend>,
+    dir: PathBuf,
+}
+
+/// Exclusive access to a [`SwapBackend`] during a migration.
+pub struct SwapGuard<'a>(RwLockWriteGuard<'a, Current>);
+
+impl SwapGuard<'_> {
+    /// The backend being replaced.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.0.backend
+    }
+
+    /// The directory it serves.
+    pub fn dir(&self) -> &Path {
+        &self.0.dir
+    }
+
+    /// Installs `backend` (serving `dir`); takes effect when the guard is
+    /// dropped, for every call after that.
+    pub fn replace(&mut self, backend: Arc<dyn Backend>, dir: PathBuf) {
+        self.0.backend = backend;
+        self.0.dir = dir;
+    }
+}
+
+impl SwapBackend {
+    /// Wraps `backend`, which serves directory `dir`.
+    pub fn new(backend: Arc<dyn Backend>, dir: PathBuf) -> SwapBackend {
+        SwapBackend {
+            inner: RwLock::new(Current { backend, dir }),
+        }
+    }
+
+    fn cur(&self) -> RwLockReadGuard<'_, Current> {
+        // A panic while holding the lock leaves the old or the new backend
+        // installed, never a mix: poisoning carries no meaning here.
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The directory the export is currently served from.
+    pub fn dir(&self) -> PathBuf {
+        self.cur().dir.clone()
+    }
+
+    /// Waits for the calls in flight and holds back new ones until the
+    /// guard is dropped.
+    pub fn exclusive(&self) -> SwapGuard<'_> {
+        SwapGuard(self.inner.write().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl std::ops::Deref for SwapBackend {
+    type Target = dyn Backend;
+    fn deref(&self) -> &(dyn Backend + 'static) {
+        self
+    }
+}
+
+impl Backend for SwapBackend {
+    fn stat(&self, path: &RelPath) -> BackendResult<Attrs> {
+        self.cur().backend.stat(path)
+    }
+    fn lookup(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
+        self.cur().backend.lookup(dir, name)
+    }
+    fn read(&self, path: &RelPath, offset: u64, len: usize, buf: &mut Vec<u8>) -> BackendResult<(usize, bool)> {
+        self.cur().backend.read(path, offset, len, buf)
+    }
+    fn write(&self, path: &RelPath, offset: u64, data: &[u8], stability: Stability) -> BackendResult<usize> {
+        self.cur().backend.write(path, offset, data, stability)
+    }
+    fn create_file(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner, exclusive: bool) -> BackendResult<(Attrs, bool)> {
+        self.cur().backend.create_file(dir, name, mode, owner, exclusive)
+    }
+    fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> BackendResult<Attrs> {
+        self.cur().backend.mkdir(dir, name, mode, owner)
+    }
+    fn symlink(&self, dir: &RelPath, name: &Name, target: &[u8], owner: Owner) -> BackendResult<Attrs> {
+        self.cur().backend.symlink(dir, name, target, owner)
+    }
+    fn mknod(&self, dir: &RelPath, name: &Name, kind: FileKind, mode: u32, rdev: (u32, u32), owner: Owner) -> BackendResult<Attrs> {
+        self.cur().backend.mknod(dir, name, kind, mode, rdev, owner)
+    }
+    fn link(&self, src: &RelPath, dst_dir: &RelPath, dst_name: &Name) -> BackendResult<Attrs> {
+        self.cur().backend.link(src, dst_dir, dst_name)
+    }
+    fn rename(&self, src_dir: &RelPath, src_name: &Name, dst_dir: &RelPath, dst_name: &Name) -> BackendResult<()> {
+        self.cur().backend.rename(src_dir, src_name, dst_dir, dst_name)
+    }
+    fn remove(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
+        self.cur().backend.remove(dir, name)
+    }
+    fn rmdir(&self, dir: &RelPath, name: &Name) -> BackendResult<()> {
+        self.cur().backend.rmdir(dir, name)
+    }
+    fn readlink(&self, path: &RelPath) -> BackendResult<Vec<u8>> {
+        self.cur().backend.readlink(path)
+    }
+    fn readdir(&self, dir: &RelPath, cookie: u64, max_entries: usize) -> BackendResult<(Vec<DirEntry>, bool)> {
+        self.cur().backend.readdir(dir, cookie, max_entries)
+    }
+    fn setattr(&self, path: &RelPath, set: &SetAttrs) -> BackendResult<Attrs> {
+        self.cur().backend.setattr(path, set)
+    }
+    fn statfs(&self) -> BackendResult<FsStats> {
+        self.cur().backend.statfs()
+    }
+    fn fsync(&self, path: &RelPath) -> BackendResult<()> {
+        self.cur().backend.fsync(path)
+    }
+    fn sync_dir(&self, dir: &RelPath) -> BackendResult<()> {
+        self.cur().backend.sync_dir(dir)
+    }
+    fn getxattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<Vec<u8>> {
+        self.cur().backend.getxattr(path, name)
+    }
+    fn setxattr(&self, path: &RelPath, name: &[u8], value: &[u8], mode: XattrSet) -> BackendResult<()> {
+        self.cur().backend.setxattr(path, name, value, mode)
+    }
+    fn listxattr(&self, path: &RelPath) -> BackendResult<Vec<Vec<u8>>> {
+        self.cur().backend.listxattr(path)
+    }
+    fn removexattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<()> {
+        self.cur().backend.removexattr(path, name)
+    }
+    fn allocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()> {
+        self.cur().backend.allocate(path, offset, len)
+    }
+    fn deallocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()> {
+        self.cur().backend.deallocate(path, offset, len)
+    }
+    fn seek_data(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
+        self.cur().backend.seek_data(path, offset)
+    }
+    fn seek_hole(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
+        self.cur().backend.seek_hole(path, offset)
+    }
+    fn clone_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64) -> BackendResult<()> {
+        self.cur().backend.clone_range(src, src_off, dst, dst_off, len)
+    }
+    fn copy_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64) -> BackendResult<u64> {
+        self.cur().backend.copy_range(src, src_off, dst, dst_off, len)
+    }
 }
 
 /// A node of the pseudo filesystem (RFC 7530 §7): the directories leading
@@ -181,6 +360,51 @@ pub struct Vfs {
     pub pseudo: Vec<PseudoNode>,
     /// The handle map.
     pub fhmap: Arc<FhMap>,
+    /// Held while an export migrates (one migration at a time).
+    migration: std::sync::Mutex<()>,
+}
+
+/// Why a migration was refused. Every variant is detected before anything
+/// changed, except `Store`.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// No export is mounted at that pseudo path.
+    #[error("no export at {0:?}")]
+    UnknownExport(String),
+    /// Another migration is running.
+    #[error("another migration is in progress")]
+    Busy,
+    /// The target directory does not exist.
+    #[error("target {0} does not exist")]
+    Missing(String),
+    /// The target is not a directory.
+    #[error("target {0} is not a directory")]
+    NotDirectory(String),
+    /// The export is already served from there.
+    #[error("export {0:?} is already served from {1}")]
+    SameDirectory(String, String),
+    /// The target cannot be opened as a store.
+    #[error("cannot use {0}: {1}")]
+    Unusable(String, String),
+    /// The handle map failed part-way; the export serves the new directory,
+    /// and records not re-keyed yet answer STALE/FHEXPIRED when used.
+    #[error("handle map error after the switch began: {0}")]
+    Store(String),
+}
+
+/// What a migration did.
+#[derive(Debug, Clone)]
+pub struct MigrateReport {
+    /// Export id.
+    pub export: u32,
+    /// Directory served before.
+    pub from: PathBuf,
+    /// Directory served now.
+    pub to: PathBuf,
+    /// Records kept (found intact at the same path) and missing.
+    pub stats: crate::fhmap::MigrateStats,
+    /// Whether the export's volatile handles were expired.
+    pub expired: bool,
 }
 
 impl Vfs {
@@ -193,6 +417,8 @@ impl Vfs {
             export: None,
         }];
         for e in &exports {
+            // Before the first handle of this export is issued.
+            fhmap.set_policy(e.id, e.policy());
             let mut at = 0;
             for comp in crate::config::normalize_pseudo(&e.cfg.path) {
                 let found = pseudo[at].children.iter().copied().find(|c| pseudo[*c].name == comp);
@@ -215,7 +441,12 @@ impl Vfs {
             let root = e.backend.stat(&RelPath::root())?;
             fhmap.ensure_export_root(e.id, key_of(&root))?;
         }
-        let vfs = Vfs { exports, pseudo, fhmap };
+        let vfs = Vfs {
+            exports,
+            pseudo,
+            fhmap,
+            migration: std::sync::Mutex::new(()),
+        };
         for e in &vfs.exports {
             crate::orphans::prepare(&vfs, e)?;
         }
@@ -227,12 +458,11 @@ impl Vfs {
         self.exports.get(id as usize).ok_or(NfsError::Stale)
     }
 
-    /// The handle of an export's root.
+    /// The handle of an export's root (never stamped: it never expires).
     pub fn export_root(&self, id: u32) -> NfsResult<CurFh> {
         let oid = ObjectId::export_root(id);
-        let inc = self.fhmap.incarnation_of(oid)?.unwrap_or(0);
         Ok(CurFh {
-            fh: self.fhmap.encode(id, oid, inc),
+            fh: self.fhmap.encode(id, oid, 0),
             node: Node::Obj {
                 export: id,
                 id: oid,
@@ -257,9 +487,23 @@ impl Vfs {
         self.pseudo_fh(0)
     }
 
-    /// Resolves a client's handle (PUTFH).
+    /// Resolves a client's handle (PUTFH), with no file counted as open
+    /// (see [`Self::resolve_with`]).
     pub fn resolve(&self, fh: &[u8]) -> NfsResult<CurFh> {
-        let d = self.fhmap.validate(fh).map_err(fh_error)?;
+        self.resolve_with(fh, &|_, _| false)
+    }
+
+    /// Resolves a client's handle (PUTFH). `is_open(export, id)` tells
+    /// whether a file is open, for exports whose volatile handles do not
+    /// expire while open (FH4_NOEXPIRE_WITH_OPEN).
+    ///
+    /// NFS4ERR_STALE when the object is known to be removed; on a volatile
+    /// export NFS4ERR_FHEXPIRED when the handle is out of date or its
+    /// object vanished behind the server's back (RFC 7530 §4.2.3); the
+    /// caller may turn the latter into STALE for clients that cannot take
+    /// FHEXPIRED (`expired_error`, ops/common.rs).
+    pub fn resolve_with(&self, fh: &[u8], is_open: &dyn Fn(u32, ObjectId) -> bool) -> NfsResult<CurFh> {
+        let d = self.fhmap.validate_with(fh, is_open).map_err(fh_error)?;
         if d.kind == HandleKind::Pseudo {
             let n = d.id.0 as usize;
             if n >= self.pseudo.len() {
@@ -296,7 +540,21 @@ impl Vfs {
                     })
                 }
                 Ok(_) | Err(crate::backend::BackendError::NotFound) => {
-                    if !d.id.is_export_root() && self.fhmap.forget_primary_link(d.id)? {
+                    if d.id.is_export_root() {
+                        // The export's directory itself is gone or replaced:
+                        // the file system is unavailable (RFC 7530 §4.2.2).
+                        tracing::warn!(export = d.export, "export root replaced or removed outside the server");
+                        return Err(NfsError::Stale);
+                    }
+                    if self.fhmap.forget_primary_link(d.id)? {
+                        // Another hard link survives. With rename expiry the
+                        // lost name may have been a rename we did not see, and
+                        // the map has just expired the handle: say so, as the
+                        // next use of the handle will.
+                        if export.policy().rename {
+                            tracing::info!(export = d.export, path = %path, "handle's name vanished outside the server: expired");
+                            return Err(NfsError::FhExpired);
+                        }
                         continue;
                     }
                     tracing::info!(export = d.export, path = %path, "handle's object was replaced or removed outside the server");
@@ -308,11 +566,17 @@ impl Vfs {
         Err(NfsError::Stale)
     }
 
-    /// The status for a handle whose object is no longer where the map says.
+    /// The status for a handle whose object is no longer where the map
+    /// says: STALE for a persistent export (the object is gone or was
+    /// replaced); on a volatile export that expires on rename (or at any
+    /// time) FHEXPIRED, since a removal cannot be told from a rename the
+    /// server did not see (RFC 7530 §4.2.3). The map keeps a tombstone, so
+    /// later uses of the handle say the same.
     fn gone_error(&self, export: &Export) -> NfsError {
-        match export.cfg.filehandles {
-            HandleMode::Persistent => NfsError::Stale,
-            HandleMode::Volatile => NfsError::FhExpired,
+        if export.policy().expires_out_of_band() {
+            NfsError::FhExpired
+        } else {
+            NfsError::Stale
         }
     }
 
@@ -323,10 +587,10 @@ impl Vfs {
         let id = self
             .fhmap
             .lookup_or_insert(export, dir, name.as_bytes(), key_of(a), ftype(a.kind))?;
-        let inc = self.fhmap.incarnation_of(id)?.unwrap_or(0);
+        let stamp = self.fhmap.stamp_of(id)?.ok_or(NfsError::Stale)?;
         Ok((
             CurFh {
-                fh: self.fhmap.encode(export, id, inc),
+                fh: self.fhmap.encode(export, id, stamp),
                 node: Node::Obj {
                     export,
                     id,
@@ -335,6 +599,105 @@ impl Vfs {
             },
             self.fhmap.last_seq(),
         ))
+    }
+
+    /// Moves the export mounted at pseudo path `export_path` to directory
+    /// `to`, which should hold a copy of the current tree (`cp -a`, `rsync
+    /// -a`), while the server runs (`nfs4d ctl migrate`, RFC 7530 §8 calls
+    /// this migration).
+    ///
+    /// "Moved intact" is decided per object by path and type: an object
+    /// the map knows at path P keeps its id (its persistent handles stay
+    /// valid) if the new tree has an object of the same type at P; its
+    /// record takes the new identity (a copy has new device/inode/birth
+    /// time, so identity cannot be the criterion). Objects not found so
+    /// answer STALE (FHEXPIRED on a volatile export) when next used. With
+    /// `migration` in the export's `expire_on`, every volatile handle of the
+    /// export except the root's is expired.
+    ///
+    /// Backend calls are held back from the start of the re-keying to the
+    /// swap ([`SwapBackend::exclusive`]). Blocking: run it on the blocking
+    /// pool.
+    pub fn migrate(&self, export_path: &str, to: &Path, max_open_files: usize) -> Result<MigrateReport, MigrateError> {
+        let want = crate::config::normalize_pseudo(export_path);
+        let e = self
+            .exports
+            .iter()
+            .find(|e| crate::config::normalize_pseudo(&e.cfg.path) == want)
+            .ok_or_else(|| MigrateError::UnknownExport(export_path.to_string()))?;
+        let _one = match self.migration.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::WouldBlock) => return Err(MigrateError::Busy),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        let shown = to.display().to_string();
+        match std::fs::metadata(to) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(MigrateError::NotDirectory(shown)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(MigrateError::Missing(shown)),
+            Err(err) => return Err(MigrateError::Unusable(shown, err.to_string())),
+        }
+        let to = std::fs::canonicalize(to).map_err(|err| MigrateError::Unusable(shown.clone(), err.to_string()))?;
+        let from = e.backend.dir();
+        if std::fs::canonicalize(&from).is_ok_and(|f| f == to) {
+            return Err(MigrateError::SameDirectory(export_path.to_string(), to.display().to_string()));
+        }
+        let new: Arc<dyn Backend> = Arc::new(
+            crate::backend::local::LocalBackend::with_fd_cache(&to, max_open_files)
+                .map_err(|err| MigrateError::Unusable(shown.clone(), err.to_string()))?,
+        );
+        let root = new
+            .stat(&RelPath::root())
+            .map_err(|err| MigrateError::Unusable(shown.clone(), err.to_string()))?;
+        let expire = e.policy().migration;
+        let mut guard = e.backend.exclusive();
+        let mut probe = |path: &[Vec<u8>], rec: &crate::fhmap::ObjRecord| -> Option<ObjKey> {
+            let names = path.iter().map(|c| Name::new(c)).collect::<Result<Vec<_>, _>>().ok()?;
+            let a = new.stat(&RelPath::from_names(names)).ok()?;
+            (ftype(a.kind) == rec.kind).then(|| key_of(&a))
+        };
+        let result = self.fhmap.migrate_export(e.id, key_of(&root), expire, &mut probe);
+        // Swap even after a map error: the re-keying has begun, so the old
+        // tree no longer matches the map either.
+        guard.replace(new, to.clone());
+        drop(guard);
+        let stats = result.map_err(|err| {
+            tracing::error!(export = %export_path, error = %err, "migration: handle map update failed part-way");
+            MigrateError::Store(err.to_string())
+        })?;
+        // The hidden directory for files removed while open (orphans.rs); a
+        // copy may lack it. Its id is registered when first needed.
+        let owner = Owner { uid: 0, gid: 0 };
+        if let Ok(dir) = Name::new(crate::orphans::ORPHAN_DIR) {
+            match e.backend.mkdir(&RelPath::root(), &dir, 0o700, owner) {
+                Ok(_) | Err(crate::backend::BackendError::Exists) => {}
+                Err(err) => tracing::warn!(error = %err, "migration: cannot create the orphan directory"),
+            }
+        }
+        if let Err(err) = self.fhmap.make_durable(self.fhmap.last_seq()) {
+            tracing::error!(error = %err, "migration: flushing the handle map failed");
+            return Err(MigrateError::Store(err.to_string()));
+        }
+        Ok(MigrateReport {
+            export: e.id,
+            from,
+            to,
+            stats,
+            expired: expire,
+        })
+    }
+
+    /// Whether a file of `export` at or below `id` is open (`open_files`
+    /// lists the open files of the export, from the state table). Used to
+    /// refuse a RENAME or REMOVE that would expire an open file's handle
+    /// (RFC 7530 §4.2.3).
+    pub fn open_at_or_below(&self, id: ObjectId, open_files: &[ObjectId]) -> NfsResult<bool> {
+        for f in open_files {
+            if self.fhmap.is_within(*f, id)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Attributes of a pseudo directory: synthesized, read-only.

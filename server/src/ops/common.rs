@@ -92,7 +92,9 @@ pub fn with_attr_context<R>(
         fs: &fs,
         fsid,
         lease_time: cx.srv.cfg.lease_time,
-        fh_expire_type: cx.srv.fhmap.fh_expire_type(),
+        // A per-file-system attribute (RFC 8881 §5.8.1.3): the export's
+        // own policy; the pseudo filesystem's handles never expire.
+        fh_expire_type: export.map_or(crate::fhmap::FH4_PERSISTENT, |e| e.policy().fh_expire_type()),
         maxread: u64::from(MAX_IO),
         maxwrite: u64::from(MAX_IO),
         mounted_on_fileid: mounted_on,
@@ -103,6 +105,136 @@ pub fn with_attr_context<R>(
         group_string: &owner,
     };
     f(&ctx)
+}
+
+// ---------------------------------------------------------------------------
+// Volatile filehandles (docs/filehandles.md)
+// ---------------------------------------------------------------------------
+
+/// PUTFH's resolution of a client's handle: open files count as open for
+/// FH4_NOEXPIRE_WITH_OPEN, and an expired volatile handle answers what
+/// the export's `expired_error` says for this client (see
+/// [`expired_as_stale`]). Every refusal is logged.
+pub fn resolve_fh(cx: &Cx, fh: &[u8]) -> NfsResult<CurFh> {
+    let state = &cx.srv.state;
+    let is_open = |export: u32, id: crate::fhmap::ObjectId| state.lock().file_share((export, id)).access != 0;
+    let err = match cx.srv.vfs.resolve_with(fh, &is_open) {
+        Ok(cur) => return Ok(cur),
+        Err(err) => err,
+    };
+    let peer = cx.req.peer;
+    if err != NfsError::FhExpired {
+        tracing::debug!(%peer, status = ?err.status(), "PUTFH refused");
+        return Err(err);
+    }
+    let export = cx
+        .srv
+        .fhmap
+        .decode(fh)
+        .ok()
+        .and_then(|d| cx.srv.vfs.export(d.export).ok());
+    let stale = export.is_some_and(|e| expired_as_stale(cx, e));
+    tracing::info!(
+        %peer,
+        export = export.map(|e| e.cfg.path.as_str()),
+        answer = if stale { "NFS4ERR_STALE" } else { "NFS4ERR_FHEXPIRED" },
+        "PUTFH: volatile filehandle expired"
+    );
+    Err(if stale { NfsError::Stale } else { NfsError::FhExpired })
+}
+
+/// Whether an expired volatile handle of export `e` is reported to this
+/// client as NFS4ERR_STALE instead of NFS4ERR_FHEXPIRED.
+///
+/// RFC 7530/8881 §4.2.3 ask for FHEXPIRED, and clients that can recover
+/// from it (illumos re-resolves the handle from the path it cached) need
+/// it. The Linux client has no FHEXPIRED case and turns it into EIO,
+/// while on ESTALE its VFS walks the path again once (LOOKUP_REVAL) and
+/// picks up the new handle. `auto` therefore answers STALE to Linux:
+/// * 4.1+: the client's EXCHANGE_ID implementation id name starts with
+///   "Linux" (the kernel sends "Linux <release> <version> <machine>");
+/// * 4.0 has no implementation id, and a COMPOUND carries no client id,
+///   so the request is matched to client records by address: the peer's
+///   IP against the callback address of SETCLIENTID records. STALE if a
+///   matching record's client id string starts with "Linux NFSv4.0 " (how
+///   the kernel names itself), FHEXPIRED if there are matching records and
+///   none is Linux, and STALE when nothing matches — the typical case
+///   right after a restart, before the client has re-established its
+///   client id, when the 4.0 clients in use are overwhelmingly Linux
+///   (docs/filehandles.md discusses the trade-off).
+pub fn expired_as_stale(cx: &Cx, e: &Export) -> bool {
+    use crate::config::ExpiredError;
+    match e.cfg.expired_error {
+        ExpiredError::Fhexpired => false,
+        ExpiredError::Stale => true,
+        ExpiredError::Auto => client_is_linux(cx).unwrap_or(cx.minor == 0),
+    }
+}
+
+/// Whether the client of this request is the Linux kernel client, `None`
+/// when it cannot be told (see [`expired_as_stale`]).
+pub fn client_is_linux(cx: &Cx) -> Option<bool> {
+    let g = cx.srv.state.lock();
+    if let Some(id) = cx.session_client() {
+        return Some(g.clients.get(&id).is_some_and(|c| c.impl_name.starts_with("Linux")));
+    }
+    if cx.minor != 0 {
+        return None;
+    }
+    let peer = cx.req.peer.ip().to_canonical();
+    let mut matched = false;
+    for c in g.clients.values().filter(|c| c.minor == 0) {
+        if callback_ip(&c.callback.addr) != Some(peer) {
+            continue;
+        }
+        if c.owner.starts_with(b"Linux NFSv4.0 ") {
+            return Some(true);
+        }
+        matched = true;
+    }
+    matched.then_some(false)
+}
+
+/// The host part of a universal address ("h1.h2.h3.h4.p1.p2", or an IPv6
+/// address followed by ".p1.p2"; RFC 5665 §5.2.3.3).
+fn callback_ip(uaddr: &str) -> Option<std::net::IpAddr> {
+    let mut parts = uaddr.rsplitn(3, '.');
+    let (_p2, _p1, host) = (parts.next()?, parts.next()?, parts.next()?);
+    host.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+/// Refuses (NFS4ERR_FILE_OPEN) a RENAME or REMOVE that would make the
+/// handle of an open file expire: object `id` of export `e` is open, or is
+/// a directory with an open file below it. Only for volatile exports whose
+/// handles may expire while open (`noexpire_with_open = false`): RFC 7530
+/// and 8881 §4.2.3 say such servers "should deny a RENAME or REMOVE that
+/// would affect an OPEN file of any of the components leading to the OPEN
+/// file", and NFS4ERR_FILE_OPEN (§13.1.4.5 / §15.1.4.5) is the status for
+/// "a file system object involved in the operation is currently open",
+/// listed for RENAME and REMOVE. With `noexpire_with_open` the handle of
+/// an open file outlives the rename instead, so nothing is refused.
+pub fn refuse_if_open(cx: &Cx, e: &Export, id: crate::fhmap::ObjectId, what: &str) -> NfsResult<()> {
+    let p = e.policy();
+    if !p.is_volatile() || p.noexpire_with_open {
+        return Ok(());
+    }
+    let open: Vec<crate::fhmap::ObjectId> = {
+        let g = cx.srv.state.lock();
+        let mut v: Vec<_> = g
+            .states
+            .values()
+            .filter(|s| s.file.0 == e.id && matches!(s.kind, crate::state::StateKind::Open(_)))
+            .map(|s| s.file.1)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    if cx.srv.vfs.open_at_or_below(id, &open)? {
+        tracing::info!(export = %e.cfg.path, "{what} refused: an open file's volatile handle would expire (NFS4ERR_FILE_OPEN)");
+        return Err(NfsError::FileOpen);
+    }
+    Ok(())
 }
 
 /// Directory change info around a modification (RFC 8881 §3.3.4): the

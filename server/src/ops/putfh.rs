@@ -14,7 +14,8 @@ pub fn putfh(cx: &mut Cx, a: PUTFH4args) -> NfsResult<()> {
     if a.object.is_empty() || a.object.len() > nfs4d_xdr::nfs4::NFS4_FHSIZE as usize {
         return Err(NfsError::BadHandle);
     }
-    cx.cfh = Some(cx.srv.vfs.resolve(&a.object)?);
+    // Volatile handles: open files and the export's `expired_error`.
+    cx.cfh = Some(super::common::resolve_fh(cx, &a.object)?);
     Ok(())
 }
 

@@ -4,8 +4,12 @@
 //!
 //! After the backend removed the name the handle map forgets that link;
 //! if it was the object's last one, the object's handles answer
-//! NFS4ERR_STALE from then on. Open state on a removed file is left to
-//! the client (which renames open files away itself, "silly rename").
+//! NFS4ERR_STALE from then on. A regular file removed while open is
+//! parked until its last close (orphans.rs) — except on a volatile export
+//! without `noexpire_with_open`, where removing an open file is refused
+//! with NFS4ERR_FILE_OPEN (RFC 7530/8881 §4.2.3: servers whose handles
+//! may expire while open "should deny a RENAME or REMOVE that would
+//! affect an OPEN file").
 
 use nfs4d_xdr::nfs4::{REMOVE4args, REMOVE4resok};
 
@@ -28,6 +32,16 @@ pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
     }
     let victim = e.backend.lookup(dir_path, &name)?;
     common::sticky_allows(cx, &before, &victim)?;
+    if victim.kind == FileKind::Regular && e.policy().is_volatile() && !e.policy().noexpire_with_open {
+        let id = cx.srv.fhmap.lookup_or_insert(
+            e.id,
+            dir_id,
+            name.as_bytes(),
+            crate::vfs::key_of(&victim),
+            crate::vfs::ftype(victim.kind),
+        )?;
+        common::refuse_if_open(cx, e, id, "REMOVE")?;
+    }
     let parked = match victim.kind {
         FileKind::Directory => None,
         _ => crate::orphans::park_if_open(cx, e, dir_id, dir_path, &name, &victim)?,

@@ -20,14 +20,20 @@
 //! The handle map then moves the object's one record, so every handle
 //! below a renamed directory keeps working; that must be durable before
 //! the reply. With volatile handles that expire on rename, the renamed
-//! object's handles are expired (RFC 8881 §4.2.3, FH4_VOL_RENAME).
+//! object's handles — and, through the map's ancestor rule, those of
+//! everything below a renamed directory — are expired (RFC 8881 §4.2.3,
+//! FH4_VOL_RENAME); an open file's handle keeps working until its last
+//! close when the export has `noexpire_with_open`. Without it, a rename
+//! that would expire an open file's handle (the file itself, a directory
+//! above it, or an open target) is refused with NFS4ERR_FILE_OPEN
+//! (§4.2.3: such servers "should deny a RENAME or REMOVE that would
+//! affect an OPEN file").
 
 use nfs4d_xdr::nfs4::{RENAME4args, RENAME4resok};
 
 use super::common::{self, MAY_WRITE};
 use crate::backend::{Attrs, BackendError, FileKind, Name, RelPath};
 use crate::compound::Cx;
-use crate::config::{ExpireOn, HandleMode};
 use crate::error::{NfsError, NfsResult};
 use crate::fhmap::ObjectId;
 use crate::vfs::{component, ftype, key_of, Export};
@@ -67,6 +73,11 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
     if src.kind == FileKind::Directory && sid != did {
         common::require(cx, &src, MAY_WRITE)?;
     }
+    let volatile_open_guard = e.policy().is_volatile() && !e.policy().noexpire_with_open;
+    if volatile_open_guard {
+        let id = record_id(cx, e, sid, &old, &src)?;
+        common::refuse_if_open(cx, e, id, "RENAME")?;
+    }
     let mut parked = 0;
     match e.backend.lookup(dp, &new) {
         Ok(dst) if key_of(&dst) == key_of(&src) => {
@@ -82,6 +93,10 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
                 return Err(NfsError::Exist);
             }
             common::sticky_allows(cx, &dst_before, &dst)?;
+            if volatile_open_guard {
+                let id = record_id(cx, e, did, &new, &dst)?;
+                common::refuse_if_open(cx, e, id, "RENAME over an open file")?;
+            }
             // An open file about to be replaced keeps living for its opener.
             if let Some(seq) = crate::orphans::park_if_open(cx, e, did, dp, &new, &dst)? {
                 parked = seq;
@@ -127,11 +142,14 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
 }
 
 /// Volatile handles configured to expire on rename: expire the renamed
-/// object's handles, unless it is open and the export keeps handles of
-/// open files (`noexpire_with_open`, FH4_NOEXPIRE_WITH_OPEN). Best
-/// effort: expiry is something the server MAY do, never owes.
+/// object's handles, and with them every handle below it (one record
+/// write; see fhmap's ancestor rule). Open files are not special-cased
+/// here: with `noexpire_with_open` the map's validation exempts a file
+/// while it is open, so its handle works until the last CLOSE and is
+/// expired from then on (FH4_NOEXPIRE_WITH_OPEN), with nothing to do at
+/// CLOSE. Best effort: a failure is logged, the rename stands.
 fn expire_renamed(cx: &mut Cx, e: &Export, dir: ObjectId, dir_path: &RelPath, name: &Name) {
-    if e.cfg.filehandles != HandleMode::Volatile || !e.cfg.expire_on.contains(&ExpireOn::Rename) {
+    if !e.policy().rename {
         return;
     }
     let Ok(attrs) = e.backend.lookup(dir_path, name) else {
@@ -144,9 +162,6 @@ fn expire_renamed(cx: &mut Cx, e: &Export, dir: ObjectId, dir_path: &RelPath, na
             return;
         }
     };
-    if e.cfg.noexpire_with_open && cx.srv.state.lock().file_share((e.id, id)).access != 0 {
-        return;
-    }
     match cx.srv.fhmap.expire(id) {
         Ok(()) => cx.need_durable(cx.srv.fhmap.last_seq()),
         Err(err) => tracing::warn!(error = %err, "RENAME: expiring volatile handles failed"),
