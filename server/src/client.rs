@@ -159,6 +159,13 @@ impl Client {
 
     /// EXCHANGE_ID + CREATE_SESSION (4.1/4.2).
     pub fn establish41(&mut self, owner: &[u8]) -> io::Result<()> {
+        self.establish41_as(owner, None)
+    }
+
+    /// EXCHANGE_ID + CREATE_SESSION (4.1/4.2), announcing implementation
+    /// name `impl_name` in EXCHANGE_ID's `eia_client_impl_id` (servers may
+    /// adapt to known clients; the Linux kernel sends "Linux <release> …").
+    pub fn establish41_as(&mut self, owner: &[u8], impl_name: Option<&str>) -> io::Result<()> {
         let r = self.compound_raw(vec![nfs_argop4::OP_EXCHANGE_ID(EXCHANGE_ID4args {
             eia_clientowner: client_owner4 {
                 co_verifier: [7; 8],
@@ -166,7 +173,14 @@ impl Client {
             },
             eia_flags: 0,
             eia_state_protect: state_protect4_a::SP4_NONE,
-            eia_client_impl_id: vec![],
+            eia_client_impl_id: impl_name
+                .map(|n| nfs_impl_id4 {
+                    nii_domain: b"nfs4d.test".to_vec(),
+                    nii_name: n.as_bytes().to_vec(),
+                    nii_date: nfstime4 { seconds: 0, nseconds: 0 },
+                })
+                .into_iter()
+                .collect(),
         })])?;
         let Some(nfs_resop4::OP_EXCHANGE_ID(EXCHANGE_ID4res::NFS4_OK(ok))) = r.resarray.first() else {
             return Err(bad(format!("EXCHANGE_ID failed: {:?}", r.status)));

@@ -59,7 +59,11 @@ pub fn bind(state_dir: &Path) -> std::io::Result<UnixListener> {
 
 /// Accepts admin connections until `shutdown` resolves, then removes the
 /// socket file.
-pub async fn serve(srv: Arc<Server>, listener: UnixListener, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    srv: Arc<Server>,
+    listener: UnixListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -85,9 +89,9 @@ async fn connection(srv: Arc<Server>, stream: UnixStream) {
     let answer = match tokio::time::timeout(READ_TIMEOUT, rd.read_line(&mut line)).await {
         Err(_) => Err("timed out waiting for the request".to_string()),
         Ok(Err(e)) => Err(format!("unreadable request: {e}")),
-        Ok(Ok(_)) if line.len() as u64 > MAX_LINE || !line.ends_with('\n') => {
-            Err(format!("request must be one line of at most {MAX_LINE} bytes"))
-        }
+        Ok(Ok(_)) if line.len() as u64 > MAX_LINE || !line.ends_with('\n') => Err(format!(
+            "request must be one line of at most {MAX_LINE} bytes"
+        )),
         Ok(Ok(_)) => {
             let request = line.trim_end_matches('\n').to_string();
             let s = srv.clone();
@@ -139,7 +143,10 @@ pub fn handle(srv: &Server, request: &str) -> Result<String, String> {
             Ok(msg)
         }
         [cmd, ..] if *cmd == "migrate" => Err("usage: migrate<TAB>EXPORT<TAB>NEWDIR".into()),
-        _ => Err(format!("unknown request {:?}", request.chars().take(64).collect::<String>())),
+        _ => Err(format!(
+            "unknown request {:?}",
+            request.chars().take(64).collect::<String>()
+        )),
     }
 }
 
@@ -149,11 +156,21 @@ pub fn handle(srv: &Server, request: &str) -> Result<String, String> {
 pub fn request(state_dir: &Path, fields: &[&str]) -> std::io::Result<Result<String, String>> {
     use std::io::{Error, ErrorKind};
     if fields.iter().any(|f| f.contains(['\t', '\n'])) {
-        return Err(Error::new(ErrorKind::InvalidInput, "arguments may not contain tabs or newlines"));
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "arguments may not contain tabs or newlines",
+        ));
     }
     let path = socket_path(state_dir);
-    let mut s = std::os::unix::net::UnixStream::connect(&path)
-        .map_err(|e| Error::new(e.kind(), format!("{}: {e} (is the server running with this state directory?)", path.display())))?;
+    let mut s = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
+        Error::new(
+            e.kind(),
+            format!(
+                "{}: {e} (is the server running with this state directory?)",
+                path.display()
+            ),
+        )
+    })?;
     s.write_all(format!("{}\n", fields.join("\t")).as_bytes())?;
     let mut line = String::new();
     BufReader::new(&mut s).take(MAX_LINE).read_line(&mut line)?;
@@ -161,6 +178,9 @@ pub fn request(state_dir: &Path, fields: &[&str]) -> std::io::Result<Result<Stri
     match line.split_once('\t') {
         Some(("ok", text)) => Ok(Ok(text.to_string())),
         Some(("error", text)) => Ok(Err(text.to_string())),
-        _ => Err(Error::new(ErrorKind::InvalidData, format!("unexpected answer {line:?}"))),
+        _ => Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("unexpected answer {line:?}"),
+        )),
     }
 }

@@ -127,29 +127,72 @@ impl Backend for SwapBackend {
     fn lookup(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
         self.cur().backend.lookup(dir, name)
     }
-    fn read(&self, path: &RelPath, offset: u64, len: usize, buf: &mut Vec<u8>) -> BackendResult<(usize, bool)> {
+    fn read(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> BackendResult<(usize, bool)> {
         self.cur().backend.read(path, offset, len, buf)
     }
-    fn write(&self, path: &RelPath, offset: u64, data: &[u8], stability: Stability) -> BackendResult<usize> {
+    fn write(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        data: &[u8],
+        stability: Stability,
+    ) -> BackendResult<usize> {
         self.cur().backend.write(path, offset, data, stability)
     }
-    fn create_file(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner, exclusive: bool) -> BackendResult<(Attrs, bool)> {
-        self.cur().backend.create_file(dir, name, mode, owner, exclusive)
+    fn create_file(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        mode: u32,
+        owner: Owner,
+        exclusive: bool,
+    ) -> BackendResult<(Attrs, bool)> {
+        self.cur()
+            .backend
+            .create_file(dir, name, mode, owner, exclusive)
     }
     fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> BackendResult<Attrs> {
         self.cur().backend.mkdir(dir, name, mode, owner)
     }
-    fn symlink(&self, dir: &RelPath, name: &Name, target: &[u8], owner: Owner) -> BackendResult<Attrs> {
+    fn symlink(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        target: &[u8],
+        owner: Owner,
+    ) -> BackendResult<Attrs> {
         self.cur().backend.symlink(dir, name, target, owner)
     }
-    fn mknod(&self, dir: &RelPath, name: &Name, kind: FileKind, mode: u32, rdev: (u32, u32), owner: Owner) -> BackendResult<Attrs> {
+    fn mknod(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        kind: FileKind,
+        mode: u32,
+        rdev: (u32, u32),
+        owner: Owner,
+    ) -> BackendResult<Attrs> {
         self.cur().backend.mknod(dir, name, kind, mode, rdev, owner)
     }
     fn link(&self, src: &RelPath, dst_dir: &RelPath, dst_name: &Name) -> BackendResult<Attrs> {
         self.cur().backend.link(src, dst_dir, dst_name)
     }
-    fn rename(&self, src_dir: &RelPath, src_name: &Name, dst_dir: &RelPath, dst_name: &Name) -> BackendResult<()> {
-        self.cur().backend.rename(src_dir, src_name, dst_dir, dst_name)
+    fn rename(
+        &self,
+        src_dir: &RelPath,
+        src_name: &Name,
+        dst_dir: &RelPath,
+        dst_name: &Name,
+    ) -> BackendResult<()> {
+        self.cur()
+            .backend
+            .rename(src_dir, src_name, dst_dir, dst_name)
     }
     fn remove(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
         self.cur().backend.remove(dir, name)
@@ -160,7 +203,12 @@ impl Backend for SwapBackend {
     fn readlink(&self, path: &RelPath) -> BackendResult<Vec<u8>> {
         self.cur().backend.readlink(path)
     }
-    fn readdir(&self, dir: &RelPath, cookie: u64, max_entries: usize) -> BackendResult<(Vec<DirEntry>, bool)> {
+    fn readdir(
+        &self,
+        dir: &RelPath,
+        cookie: u64,
+        max_entries: usize,
+    ) -> BackendResult<(Vec<DirEntry>, bool)> {
         self.cur().backend.readdir(dir, cookie, max_entries)
     }
     fn setattr(&self, path: &RelPath, set: &SetAttrs) -> BackendResult<Attrs> {
@@ -178,7 +226,13 @@ impl Backend for SwapBackend {
     fn getxattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<Vec<u8>> {
         self.cur().backend.getxattr(path, name)
     }
-    fn setxattr(&self, path: &RelPath, name: &[u8], value: &[u8], mode: XattrSet) -> BackendResult<()> {
+    fn setxattr(
+        &self,
+        path: &RelPath,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrSet,
+    ) -> BackendResult<()> {
         self.cur().backend.setxattr(path, name, value, mode)
     }
     fn listxattr(&self, path: &RelPath) -> BackendResult<Vec<Vec<u8>>> {
@@ -199,11 +253,29 @@ impl Backend for SwapBackend {
     fn seek_hole(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
         self.cur().backend.seek_hole(path, offset)
     }
-    fn clone_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64) -> BackendResult<()> {
-        self.cur().backend.clone_range(src, src_off, dst, dst_off, len)
+    fn clone_range(
+        &self,
+        src: &RelPath,
+        src_off: u64,
+        dst: &RelPath,
+        dst_off: u64,
+        len: u64,
+    ) -> BackendResult<()> {
+        self.cur()
+            .backend
+            .clone_range(src, src_off, dst, dst_off, len)
     }
-    fn copy_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64) -> BackendResult<u64> {
-        self.cur().backend.copy_range(src, src_off, dst, dst_off, len)
+    fn copy_range(
+        &self,
+        src: &RelPath,
+        src_off: u64,
+        dst: &RelPath,
+        dst_off: u64,
+        len: u64,
+    ) -> BackendResult<u64> {
+        self.cur()
+            .backend
+            .copy_range(src, src_off, dst, dst_off, len)
     }
 }
 
@@ -421,7 +493,11 @@ impl Vfs {
             fhmap.set_policy(e.id, e.policy());
             let mut at = 0;
             for comp in crate::config::normalize_pseudo(&e.cfg.path) {
-                let found = pseudo[at].children.iter().copied().find(|c| pseudo[*c].name == comp);
+                let found = pseudo[at]
+                    .children
+                    .iter()
+                    .copied()
+                    .find(|c| pseudo[*c].name == comp);
                 at = match found {
                     Some(c) => c,
                     None => {
@@ -502,7 +578,11 @@ impl Vfs {
     /// object vanished behind the server's back (RFC 7530 §4.2.3); the
     /// caller may turn the latter into STALE for clients that cannot take
     /// FHEXPIRED (`expired_error`, ops/common.rs).
-    pub fn resolve_with(&self, fh: &[u8], is_open: &dyn Fn(u32, ObjectId) -> bool) -> NfsResult<CurFh> {
+    pub fn resolve_with(
+        &self,
+        fh: &[u8],
+        is_open: &dyn Fn(u32, ObjectId) -> bool,
+    ) -> NfsResult<CurFh> {
         let d = self.fhmap.validate_with(fh, is_open).map_err(fh_error)?;
         if d.kind == HandleKind::Pseudo {
             let n = d.id.0 as usize;
@@ -543,7 +623,10 @@ impl Vfs {
                     if d.id.is_export_root() {
                         // The export's directory itself is gone or replaced:
                         // the file system is unavailable (RFC 7530 §4.2.2).
-                        tracing::warn!(export = d.export, "export root replaced or removed outside the server");
+                        tracing::warn!(
+                            export = d.export,
+                            "export root replaced or removed outside the server"
+                        );
                         return Err(NfsError::Stale);
                     }
                     if self.fhmap.forget_primary_link(d.id)? {
@@ -583,10 +666,17 @@ impl Vfs {
     /// Issues the handle for `name` in directory `dir` whose attributes
     /// are `a`, recording it in the map. Returns the handle and the map
     /// write sequence that must be durable before it leaves.
-    pub fn child_fh(&self, export: u32, dir: ObjectId, dir_path: &RelPath, name: &Name, a: &Attrs) -> NfsResult<(CurFh, u64)> {
-        let id = self
-            .fhmap
-            .lookup_or_insert(export, dir, name.as_bytes(), key_of(a), ftype(a.kind))?;
+    pub fn child_fh(
+        &self,
+        export: u32,
+        dir: ObjectId,
+        dir_path: &RelPath,
+        name: &Name,
+        a: &Attrs,
+    ) -> NfsResult<(CurFh, u64)> {
+        let id =
+            self.fhmap
+                .lookup_or_insert(export, dir, name.as_bytes(), key_of(a), ftype(a.kind))?;
         let stamp = self.fhmap.stamp_of(id)?.ok_or(NfsError::Stale)?;
         Ok((
             CurFh {
@@ -618,7 +708,12 @@ impl Vfs {
     /// Backend calls are held back from the start of the re-keying to the
     /// swap ([`SwapBackend::exclusive`]). Blocking: run it on the blocking
     /// pool.
-    pub fn migrate(&self, export_path: &str, to: &Path, max_open_files: usize) -> Result<MigrateReport, MigrateError> {
+    pub fn migrate(
+        &self,
+        export_path: &str,
+        to: &Path,
+        max_open_files: usize,
+    ) -> Result<MigrateReport, MigrateError> {
         let want = crate::config::normalize_pseudo(export_path);
         let e = self
             .exports
@@ -634,13 +729,19 @@ impl Vfs {
         match std::fs::metadata(to) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(MigrateError::NotDirectory(shown)),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(MigrateError::Missing(shown)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(MigrateError::Missing(shown))
+            }
             Err(err) => return Err(MigrateError::Unusable(shown, err.to_string())),
         }
-        let to = std::fs::canonicalize(to).map_err(|err| MigrateError::Unusable(shown.clone(), err.to_string()))?;
+        let to = std::fs::canonicalize(to)
+            .map_err(|err| MigrateError::Unusable(shown.clone(), err.to_string()))?;
         let from = e.backend.dir();
         if std::fs::canonicalize(&from).is_ok_and(|f| f == to) {
-            return Err(MigrateError::SameDirectory(export_path.to_string(), to.display().to_string()));
+            return Err(MigrateError::SameDirectory(
+                export_path.to_string(),
+                to.display().to_string(),
+            ));
         }
         let new: Arc<dyn Backend> = Arc::new(
             crate::backend::local::LocalBackend::with_fd_cache(&to, max_open_files)
@@ -652,11 +753,17 @@ impl Vfs {
         let expire = e.policy().migration;
         let mut guard = e.backend.exclusive();
         let mut probe = |path: &[Vec<u8>], rec: &crate::fhmap::ObjRecord| -> Option<ObjKey> {
-            let names = path.iter().map(|c| Name::new(c)).collect::<Result<Vec<_>, _>>().ok()?;
+            let names = path
+                .iter()
+                .map(|c| Name::new(c))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()?;
             let a = new.stat(&RelPath::from_names(names)).ok()?;
             (ftype(a.kind) == rec.kind).then(|| key_of(&a))
         };
-        let result = self.fhmap.migrate_export(e.id, key_of(&root), expire, &mut probe);
+        let result = self
+            .fhmap
+            .migrate_export(e.id, key_of(&root), expire, &mut probe);
         // Swap even after a map error: the re-keying has begun, so the old
         // tree no longer matches the map either.
         guard.replace(new, to.clone());
@@ -671,7 +778,9 @@ impl Vfs {
         if let Ok(dir) = Name::new(crate::orphans::ORPHAN_DIR) {
             match e.backend.mkdir(&RelPath::root(), &dir, 0o700, owner) {
                 Ok(_) | Err(crate::backend::BackendError::Exists) => {}
-                Err(err) => tracing::warn!(error = %err, "migration: cannot create the orphan directory"),
+                Err(err) => {
+                    tracing::warn!(error = %err, "migration: cannot create the orphan directory")
+                }
             }
         }
         if let Err(err) = self.fhmap.make_durable(self.fhmap.last_seq()) {
@@ -728,5 +837,68 @@ pub fn fh_error(e: FhError) -> NfsError {
         FhError::Stale => NfsError::Stale,
         FhError::Expired => NfsError::FhExpired,
         other => NfsError::Fh(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::server::Server;
+
+    fn server(dir: &Path) -> Server {
+        let toml = format!(
+            "state_dir = {:?}\n[[export]]\npath = \"/\"\ndir = {:?}\n",
+            dir.join("state"),
+            dir.join("export")
+        );
+        let cfg = Config::parse(&toml).expect("config");
+        Server::open(cfg, Arc::new(crate::clock::SystemClock::default())).expect("server")
+    }
+
+    #[test]
+    fn one_migration_at_a_time() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let srv = server(d.path());
+        std::fs::create_dir(d.path().join("copy")).expect("copy");
+        let busy = srv.vfs.migration.lock().expect("lock");
+        let r = srv.vfs.migrate("/", &d.path().join("copy"), 16);
+        assert!(matches!(r, Err(MigrateError::Busy)), "{r:?}");
+        drop(busy);
+        let r = srv
+            .vfs
+            .migrate("/", &d.path().join("copy"), 16)
+            .expect("migrate");
+        assert_eq!(
+            r.to,
+            std::fs::canonicalize(d.path().join("copy")).expect("canonical")
+        );
+        assert_eq!(srv.vfs.exports[0].backend.dir(), r.to);
+    }
+
+    #[test]
+    fn exclusive_access_holds_back_backend_calls() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let srv = Arc::new(server(d.path()));
+        let guard = srv.vfs.exports[0].backend.exclusive();
+        let done = Arc::new(AtomicBool::new(false));
+        let t = {
+            let (srv, done) = (srv.clone(), done.clone());
+            std::thread::spawn(move || {
+                let r = srv.vfs.exports[0].backend.stat(&RelPath::root());
+                done.store(true, Ordering::SeqCst);
+                r.is_ok()
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "a call ran during the exclusive section"
+        );
+        drop(guard);
+        assert!(t.join().expect("thread"));
     }
 }

@@ -428,6 +428,11 @@ impl HandlePolicy {
     }
 }
 
+/// The "moved intact" test of [`FhMap::migrate_export`]: given a record's
+/// path components and the record, the new identity of the same object
+/// in the new tree, or `None`.
+pub type MigrateProbe<'a> = dyn FnMut(&[Vec<u8>], &ObjRecord) -> Option<ObjKey> + 'a;
+
 /// What [`FhMap::migrate_export`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MigrateStats {
@@ -1000,7 +1005,7 @@ impl FhMap {
         export: u32,
         root_key: ObjKey,
         expire: bool,
-        probe: &mut dyn FnMut(&[Vec<u8>], &ObjRecord) -> Option<ObjKey>,
+        probe: &mut MigrateProbe<'_>,
     ) -> Result<MigrateStats> {
         let root = ObjectId::export_root(export);
         self.mutate(Some(export), |ws| ws.rekey_root(export, root_key, expire))?;
