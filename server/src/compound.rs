@@ -324,6 +324,14 @@ fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize)
         let start = out.len();
         let fh_before = cx.cfh.as_ref().map(|c| c.fh.clone());
         let mut st = ops::dispatch(cx, arg, out);
+        if st == nfsstat4::NFS4ERR_RESOURCE && cx.minor >= 1 {
+            // NFSv4.1 has no NFS4ERR_RESOURCE (RFC 8881 §15.1 skips 10018;
+            // §15.1.1.3: NFS4ERR_DELAY for a request that cannot be served
+            // now). A full state table — clients, owners, opens, locks —
+            // answers DELAY there; the error body is the status alone.
+            st = nfsstat4::NFS4ERR_DELAY;
+            out[start + 4..start + 8].copy_from_slice(&(st as i32).to_be_bytes());
+        }
         if st == nfsstat4::NFS4_OK {
             let next = (i + 1 < cx.op_count).then(|| peek_u32(cur)).flatten();
             if let Err(e) = guard_after(cx, &desc, next) {

@@ -50,7 +50,21 @@ pub struct Limits {
     pub max_readdir_entries: u32,
     /// Memory for sled's page cache, in bytes.
     pub sled_cache_bytes: u64,
+    /// Client records, confirmed or not (4.0 SETCLIENTID and 4.1
+    /// EXCHANGE_ID). At the limit the oldest unconfirmed record, which
+    /// holds no state, makes room; with none, NFS4ERR_RESOURCE (4.0) or
+    /// NFS4ERR_DELAY (4.1).
+    pub max_clients: u32,
+    /// Open and lock owners per client. At the limit an owner of the
+    /// client that holds no state is forgotten; with none, the new owner is
+    /// refused like a full state table.
+    pub max_owners_per_client: u32,
 }
+
+/// Smallest sled page cache accepted (sled needs a few pages per tree).
+pub const MIN_SLED_CACHE: u64 = 1 << 20;
+/// Largest sled page cache accepted.
+pub const MAX_SLED_CACHE: u64 = 64 << 30;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -66,6 +80,8 @@ impl Default for Limits {
             max_locks_per_owner: 4096,
             max_readdir_entries: 4096,
             sled_cache_bytes: 64 << 20,
+            max_clients: 4096,
+            max_owners_per_client: 4096,
         }
     }
 }
@@ -269,10 +285,15 @@ impl Config {
             ("max_open_states", l.max_open_states),
             ("max_locks_per_owner", l.max_locks_per_owner),
             ("max_readdir_entries", l.max_readdir_entries),
+            ("max_clients", l.max_clients),
+            ("max_owners_per_client", l.max_owners_per_client),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("limits.{name} must be positive")));
             }
+        }
+        if !(MIN_SLED_CACHE..=MAX_SLED_CACHE).contains(&l.sled_cache_bytes) {
+            return bad("limits.sled_cache_bytes must be within 1 MiB..=64 GiB");
         }
         if !(5..=3600).contains(&self.lease_time) {
             return bad("lease_time must be within 5..=3600 seconds");

@@ -129,6 +129,7 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     // writer would not end by itself.
     let _ = tokio::time::timeout(Duration::from_secs(30), inflight.acquire_many(limit as u32)).await;
     writer.abort();
+    srv.state.connection_closed(conn);
     tracing::debug!(%peer, conn, "connection closed");
 }
 

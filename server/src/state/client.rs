@@ -123,6 +123,37 @@ impl StateManager {
         }
     }
 
+    /// Room for one more client record (`limits.max_clients`): a hostile
+    /// peer can send SETCLIENTID / EXCHANGE_ID with fresh owner ids
+    /// forever. At the limit the oldest unconfirmed record goes — it holds
+    /// no state (RFC 7530 §16.33.5, RFC 8881 §18.35.5), so a flood of them
+    /// only displaces other unconfirmed records, never a working client.
+    /// With only confirmed clients the request is refused: NFS4ERR_RESOURCE
+    /// (the COMPOUND loop answers NFS4ERR_DELAY in 4.1, which has no
+    /// RESOURCE).
+    fn admit_client(&self, g: &mut Inner) -> Result<(), NfsError> {
+        if g.clients.len() < self.limits.max_clients as usize {
+            return Ok(());
+        }
+        let oldest = g
+            .clients
+            .values()
+            .filter(|c| !c.confirmed && c.sessions.is_empty())
+            .min_by_key(|c| c.lease_expires_ms)
+            .map(|c| c.id);
+        match oldest {
+            Some(id) => {
+                tracing::info!(client = format_args!("{id:#x}"), "client table full; dropping the oldest unconfirmed client");
+                g.purge_client(id);
+                Ok(())
+            }
+            None => {
+                tracing::warn!(limit = self.limits.max_clients, "client table full of confirmed clients; refusing a new client");
+                Err(NfsError::Resource)
+            }
+        }
+    }
+
     fn has_state(g: &Inner, id: ClientId) -> bool {
         g.states.values().any(|e| e.client == id)
     }
@@ -156,6 +187,7 @@ impl StateManager {
         for id in unconfirmed {
             g.purge_client(id);
         }
+        self.admit_client(&mut g)?;
         let mut rec = self.new_client(&mut g, owner, verifier, principal, 0);
         rec.callback = callback;
         if let Some(c) = confirmed.filter(|c| c.verifier == verifier) {
@@ -299,6 +331,7 @@ impl StateManager {
         for id in stale {
             g.purge_client(id);
         }
+        self.admit_client(&mut g)?;
         let mut rec = self.new_client(&mut g, owner, verifier, principal, 1);
         rec.impl_name = impl_name;
         let ok = ExchangeIdOk {

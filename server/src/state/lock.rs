@@ -101,9 +101,29 @@ impl Inner {
         end: u64,
         ty: Option<LockType>,
     ) {
-        let ranges = self.locks.entry(file).or_default();
+        let out = self.ranges_after(file, owner, start, end, ty);
+        if out.is_empty() {
+            self.locks.remove(&file);
+        } else {
+            self.locks.insert(file, out);
+        }
+    }
+
+    /// The ranges of `file` that [`Inner::set_range`] would leave, without
+    /// changing anything, so the owner's range count can be checked first
+    /// (`limits.max_locks_per_owner`): a lock may merge ranges and an
+    /// unlock in the middle of a range splits it in two.
+    pub fn ranges_after(
+        &self,
+        file: FileKey,
+        owner: &OwnerKey,
+        start: u64,
+        end: u64,
+        ty: Option<LockType>,
+    ) -> Vec<LockRange> {
+        let ranges = self.locks.get(&file).map_or(&[][..], Vec::as_slice);
         let mut out = Vec::with_capacity(ranges.len() + 2);
-        for r in ranges.drain(..) {
+        for r in ranges.iter().cloned() {
             if &r.owner != owner || r.end < start || r.start > end {
                 out.push(r);
                 continue;
@@ -142,11 +162,7 @@ impl Inner {
             });
             out.push(new);
         }
-        if out.is_empty() {
-            self.locks.remove(&file);
-        } else {
-            *self.locks.entry(file).or_default() = out;
-        }
+        out
     }
 
     /// Ranges held by an owner on a file.
@@ -174,12 +190,21 @@ impl StateManager {
         if let Some(d) = g.lock_conflict(file, &owner, start, end, ty) {
             return Err(Ok(d));
         }
-        if g.owner_ranges(file, &owner) >= self.limits.max_locks_per_owner as usize {
+        // Count the owner's ranges as they would be after this lock.
+        let after = g.ranges_after(file, &owner, start, end, Some(ty));
+        if after.iter().filter(|r| r.owner == owner).count() > self.limits.max_locks_per_owner as usize {
             return Err(Err(NfsError::Resource));
         }
         let other = match g.locks_by_owner.get(&(owner.clone(), file)) {
             Some(o) => *o,
             None => {
+                // A new lock stateid counts against the state table, and a
+                // new lock owner against its client's owners.
+                if g.states.len() >= self.limits.max_open_states as usize {
+                    return Err(Err(NfsError::Resource));
+                }
+                g.admit_owner(super::OwnerKind::Lock, &owner, self.limits.max_owners_per_client as usize)
+                    .map_err(Err)?;
                 let o = g.new_other(self.boot, client);
                 g.states.insert(
                     o,
@@ -216,6 +241,15 @@ impl StateManager {
             return Err(NfsError::BadStateid);
         };
         let (owner, file) = (owner.clone(), e.file);
+        // Unlocking inside a range splits it: without this bound a client
+        // could lock everything and unlock every other byte. A split the
+        // limit does not allow is NFS4ERR_LOCK_RANGE, the error for
+        // sub-range requests the server does not support (LOCKU in RFC
+        // 7530 §16.12 and RFC 8881 §18.12.3), valid in every minor version.
+        let after = g.ranges_after(file, &owner, start, end, None);
+        if after.iter().filter(|r| r.owner == owner).count() > self.limits.max_locks_per_owner as usize {
+            return Err(NfsError::LockRange);
+        }
         g.set_range(file, &owner, start, end, None);
         let e = g.states.get_mut(other).ok_or(NfsError::BadStateid)?;
         e.seqid = bump(e.seqid);

@@ -11,6 +11,9 @@ pub mod lock;
 pub mod open;
 pub mod session;
 
+#[cfg(test)]
+mod limits_tests;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -192,16 +195,20 @@ impl StateManager {
         seq.reply = Some(reply);
     }
 
-    /// Checks a 4.0 owner's seqid without changing anything.
+    /// Checks a 4.0 owner's seqid without changing anything but, for an
+    /// owner not seen before, its admission (`limits.max_owners_per_client`).
     pub fn check_owner_seqid(&self, kind: OwnerKind, owner: &OwnerKey, seqid: u32) -> Result<SeqCheck, NfsError> {
-        let g = self.lock();
+        let mut g = self.lock();
         let table = match kind {
             OwnerKind::Open => &g.open_owners,
             OwnerKind::Lock => &g.lock_owners,
         };
         match table.get(owner) {
             Some(seq) => check_seqid(seq, seqid),
-            None => Ok(SeqCheck::Next),
+            None => {
+                g.admit_owner(kind, owner, self.limits.max_owners_per_client as usize)?;
+                Ok(SeqCheck::Next)
+            }
         }
     }
 
@@ -259,6 +266,45 @@ impl Inner {
         self.purge_client(id);
     }
 
+    /// Room for a new open or lock owner of client `owner.0`. A 4.0 client
+    /// creates an owner record with every new owner id it sends, even in
+    /// requests that fail, so without a bound a hostile client grows the
+    /// tables without end. Under the limit this is a length check; at it,
+    /// an owner of the same client that holds no state is forgotten (only
+    /// its replay cache of RFC 7530 §9.1.7 is lost; the server may release
+    /// such owners, RFC 7530 §9.1.10), or the new owner is refused with
+    /// NFS4ERR_RESOURCE (NFS4ERR_DELAY in 4.1, see compound.rs).
+    pub fn admit_owner(&mut self, kind: OwnerKind, owner: &OwnerKey, limit: usize) -> Result<(), NfsError> {
+        let known = match kind {
+            OwnerKind::Open => self.open_owners.contains_key(owner),
+            OwnerKind::Lock => self.lock_owners.contains_key(owner),
+        };
+        if known || self.open_owners.len() + self.lock_owners.len() < limit {
+            return Ok(());
+        }
+        let client = owner.0;
+        let mine = self
+            .open_owners
+            .keys()
+            .chain(self.lock_owners.keys())
+            .filter(|k| k.0 == client)
+            .count();
+        if mine < limit {
+            return Ok(());
+        }
+        let idle = |t: &HashMap<OwnerKey, OwnerSeq>| t.iter().find(|(k, s)| k.0 == client && s.states == 0).map(|(k, _)| k.clone());
+        if let Some(k) = idle(&self.open_owners) {
+            self.open_owners.remove(&k);
+            return Ok(());
+        }
+        if let Some(k) = idle(&self.lock_owners) {
+            self.lock_owners.remove(&k);
+            return Ok(());
+        }
+        tracing::warn!(client = format_args!("{client:#x}"), limit, "client has too many open/lock owners holding state; refusing a new one");
+        Err(NfsError::Resource)
+    }
+
     /// Removes a client and everything it owns.
     pub fn purge_client(&mut self, id: ClientId) {
         if let Some(c) = self.clients.remove(&id) {
@@ -293,6 +339,7 @@ impl Inner {
                 if let Some(seq) = self.open_owners.get_mut(&o.owner) {
                     seq.states = seq.states.saturating_sub(1);
                 }
+                self.forget_idle_41_owner(OwnerKind::Open, &o.owner);
             }
             StateKind::Lock { owner, .. } => {
                 self.locks_by_owner.remove(&(owner.clone(), e.file));
@@ -305,9 +352,26 @@ impl Inner {
                 if let Some(seq) = self.lock_owners.get_mut(owner) {
                     seq.states = seq.states.saturating_sub(1);
                 }
+                self.forget_idle_41_owner(OwnerKind::Lock, owner);
             }
         }
         Some(e)
+    }
+
+    /// A 4.1 owner keeps nothing once its last stateid is gone: session
+    /// slots, not owner seqids, give replay protection (RFC 8881 §2.10.6),
+    /// so the record is dropped rather than left to accumulate.
+    fn forget_idle_41_owner(&mut self, kind: OwnerKind, owner: &OwnerKey) {
+        if self.clients.get(&owner.0).is_none_or(|c| c.minor < 1) {
+            return;
+        }
+        let table = match kind {
+            OwnerKind::Open => &mut self.open_owners,
+            OwnerKind::Lock => &mut self.lock_owners,
+        };
+        if table.get(owner).is_some_and(|s| s.states == 0) {
+            table.remove(owner);
+        }
     }
 
     /// Looks up a stateid for use by an operation, checking that it belongs

@@ -302,6 +302,21 @@ impl StateManager {
         Ok(())
     }
 
+    /// A connection closed: it is no longer bound to any session, and a
+    /// back channel riding on it is gone (RFC 8881 §2.10.3.1). Without
+    /// this, a session would remember every connection a client ever
+    /// reconnected on.
+    pub fn connection_closed(&self, conn: u64) {
+        let mut g = self.lock();
+        for s in g.sessions.values_mut() {
+            s.conns.retain(|c| *c != conn);
+            if s.cb.as_ref().is_some_and(|cb| cb.conn == conn) {
+                s.cb = None;
+                s.cb_up = false;
+            }
+        }
+    }
+
     /// Records the outcome of a back-channel probe.
     pub fn set_cb_up(&self, sid: &SessionId, up: bool) {
         if let Some(s) = self.lock().sessions.get_mut(sid) {
