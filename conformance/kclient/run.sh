@@ -6,6 +6,15 @@
 #   run.sh --port N --vers 4.0|4.1|4.2 [--export /path] [--timeout S]
 #          [--opts EXTRA_MOUNT_OPTS] [--only "check1 check2"] [--keep]
 #          [--mem MB] [--log-dir DIR] [--check-timeout S] [--verbose]
+#          [--extra FILE] [--serial2 PATH]
+#
+# --extra FILE: a shell file the guest's workload.sh sources after its own
+#   checks are defined; it may add c_<name> checks and replace ALL_CHECKS
+#   (used by volatile.sh for its multi-phase scenario).
+# --serial2 PATH: a second serial port (the guest's /dev/ttyS1) on the FIFO
+#   pair PATH.in (host -> guest) and PATH.out (guest -> host), which the
+#   caller creates with mkfifo; lets a host-side driver release a waiting
+#   guest step (see volatile.sh).
 #
 # Exit status: 0 all checks passed (and the guest reported its RESULT line),
 #              1 some check failed,
@@ -28,7 +37,7 @@ usage() {   # usage [exit-status]
 }
 
 port= vers= export_path=/ timeout=300 extra_opts= only= keep=0 mem=512
-log_dir= verbose=0 check_timeout=
+log_dir= verbose=0 check_timeout= extra= serial2=
 while [ $# -gt 0 ]; do
     case $1 in
         --port) port=${2:-}; shift 2 ;;
@@ -42,6 +51,8 @@ while [ $# -gt 0 ]; do
         --log-dir) log_dir=${2:-}; shift 2 ;;
         --check-timeout) check_timeout=${2:-}; shift 2 ;;
         -v|--verbose) verbose=1; shift ;;
+        --extra) extra=${2:-}; shift 2 ;;
+        --serial2) serial2=${2:-}; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage ;;
     esac
@@ -51,6 +62,8 @@ case $vers in 4.0|4.1|4.2) ;; *) echo "run.sh: --vers must be 4.0, 4.1 or 4.2" >
 [[ $export_path == /* ]] || { echo "run.sh: --export must be an absolute path" >&2; exit 2; }
 [[ $timeout =~ ^[0-9]+$ ]] || { echo "run.sh: --timeout wants seconds" >&2; exit 2; }
 [[ -z $check_timeout || $check_timeout =~ ^[0-9]+$ ]] || { echo "run.sh: --check-timeout wants seconds" >&2; exit 2; }
+[[ -z $extra || -r $extra ]] || { echo "run.sh: --extra $extra is not readable" >&2; exit 2; }
+[[ -z $serial2 || ( -p $serial2.in && -p $serial2.out ) ]] || { echo "run.sh: --serial2 needs FIFOs $serial2.in and $serial2.out" >&2; exit 2; }
 
 # --- preflight: is anything listening?  (loopback only) ----------------------
 # Saves a 300 s wait on a guest that can never mount.
@@ -87,6 +100,7 @@ stage=$rundir/stage
 mkdir -p "$stage/etc"
 cp "$here/init.sh" "$stage/init"
 cp "$here/workload.sh" "$stage/workload.sh"
+[ -n "$extra" ] && cp "$extra" "$stage/workload-extra.sh"
 chmod 755 "$stage/init" "$stage/workload.sh"
 {
     echo "KC_SERVER=10.0.2.2"
@@ -122,6 +136,8 @@ qemu=(qemu-system-x86_64
     -netdev user,id=n0,ipv6=off -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56
     -netdev user,id=n1,ipv6=off -device virtio-net-pci,netdev=n1,mac=52:54:00:12:34:57
     -rtc base=utc)
+# The second serial port must come after the console's -serial (ttyS0).
+[ -n "$serial2" ] && qemu+=(-serial "pipe:$serial2")
 
 echo "kclient: vers=$vers port=$port export=$export_path kernel=$(cat "$cache/kver") runid=$runid"
 echo "kclient: console log $console"

@@ -1056,6 +1056,10 @@ c_dmesg_clean() {
     [ -z "$bad$splat" ] || fail "$(printf '%s\n%s' "$bad" "$splat" | grep . | head -n 3 | tr '\n' '|')"
 }
 
+# Extra checks from run.sh --extra (e.g. volatile.sh's scenario): they may
+# define c_<name> functions and replace ALL_CHECKS.
+[ -r /workload-extra.sh ] && . /workload-extra.sh
+
 # ----------------------------------------------------------------- runner ---
 
 if [ "$1" = "--one" ]; then
