@@ -123,6 +123,10 @@ pub fn resolve_fh(cx: &Cx, fh: &[u8]) -> NfsResult<CurFh> {
         Err(err) => err,
     };
     let peer = cx.req.peer;
+    if err == NfsError::BadHandle {
+        tracing::info!(%peer, len = fh.len(), "PUTFH: not a filehandle this server issued (NFS4ERR_BADHANDLE)");
+        return Err(err);
+    }
     if err != NfsError::FhExpired {
         tracing::debug!(%peer, status = ?err.status(), "PUTFH refused");
         return Err(err);
@@ -731,11 +735,15 @@ pub fn find_state(
     if sid.other[..4] != cx.srv.state.boot.to_be_bytes() {
         return Err(NfsError::StaleStateid);
     }
-    let e = cx
-        .srv
-        .state
-        .state_entry(&sid.other)
-        .ok_or(NfsError::BadStateid)?;
+    let e = cx.srv.state.state_entry(&sid.other).ok_or_else(|| {
+        // A stateid of a client whose state expired is NFS4ERR_EXPIRED
+        // (RFC 7530 §9.1.4), any other unknown one BAD_STATEID.
+        if cx.srv.state.lock().is_expired_stateid(&sid.other) {
+            NfsError::Expired
+        } else {
+            NfsError::BadStateid
+        }
+    })?;
     if cx.session_client().is_some_and(|c| c != e.client) {
         return Err(NfsError::BadStateid);
     }

@@ -259,6 +259,13 @@ impl Inner {
         }
     }
 
+    /// True when an unknown stateid belonged to a client that lost its
+    /// state to lease expiry or a new incarnation.
+    pub fn is_expired_stateid(&self, other: &Other) -> bool {
+        let client = u32::from_be_bytes([other[4], other[5], other[6], other[7]]);
+        self.expired_set.contains(&client)
+    }
+
     /// Purges a client whose lease expired (or that was replaced by a new
     /// incarnation): like [`Inner::purge_client`], remembering the loss.
     pub fn expire_client(&mut self, id: ClientId) {
@@ -386,8 +393,7 @@ impl Inner {
             });
         }
         let Some(e) = self.states.get(&sid.other) else {
-            let client = u32::from_be_bytes([sid.other[4], sid.other[5], sid.other[6], sid.other[7]]);
-            return Err(if self.expired_set.contains(&client) {
+            return Err(if self.is_expired_stateid(&sid.other) {
                 NfsError::Expired
             } else {
                 NfsError::BadStateid
@@ -446,5 +452,33 @@ pub fn bump(seqid: u32) -> u32 {
     match seqid.wrapping_add(1) {
         0 => 1,
         n => n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::state::client::{Callback40, Principal};
+    use std::time::Duration;
+
+    #[test]
+    fn stateids_of_an_expired_client_answer_expired() {
+        let clock = Arc::new(ManualClock::default());
+        let sm = StateManager::new(clock.clone(), 10, 77, Default::default());
+        let c = sm.setclientid(b"x", [1; 8], Principal::Uid(0), Callback40::default()).unwrap();
+        sm.setclientid_confirm(c.clientid, c.confirm, &Principal::Uid(0)).unwrap();
+        let share = Share { access: 1, deny: 0 };
+        let o = sm
+            .open(c.clientid, (c.clientid, b"o".to_vec()), (0, ObjectId(3)), share, true)
+            .unwrap();
+        let closed = stateid4 { seqid: 1, other: sm.lock().new_other(77, c.clientid) };
+        assert_eq!(sm.lock().check_stateid(&closed, 77, 0).unwrap_err(), NfsError::BadStateid);
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(sm.expire_leases(), 1);
+        assert_eq!(sm.lock().check_stateid(&o.stateid, 77, 0).unwrap_err(), NfsError::Expired);
+        let mut stale = o.stateid.clone();
+        stale.other[..4].copy_from_slice(&1u32.to_be_bytes());
+        assert_eq!(sm.lock().check_stateid(&stale, 77, 0).unwrap_err(), NfsError::StaleStateid);
     }
 }
