@@ -45,7 +45,11 @@ use workloads::{Params, Report, Workload};
 
 /// NFSv4.1 load generator: pipelined sessions against any NFSv4.1 server.
 #[derive(Parser, Debug)]
-#[command(name = "nfs4d-bench", version, about)]
+#[command(
+    name = "nfs4d-bench",
+    version,
+    about = "NFSv4.1 load generator: pipelined sessions against any NFSv4.1 server"
+)]
 struct Cli {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:2049")]
@@ -56,7 +60,7 @@ struct Cli {
     /// Workloads to run, comma-separated, or "all".
     #[arg(long, value_delimiter = ',', default_value = "all")]
     workload: Vec<WorkloadArg>,
-    /// TCP connections, each with its own client and session.
+    /// TCP connections, each with its own client and session [default: 4, 2 with --smoke].
     #[arg(long)]
     connections: Option<usize>,
     /// Fore-channel slots per session = requests in flight per connection.
@@ -108,7 +112,7 @@ struct Cli {
     /// openhold: files opened and held [default: 10000].
     #[arg(long)]
     open_files: Option<u64>,
-    /// openhold: seconds the files stay open [default: 5].
+    /// openhold: seconds the files stay open [default: 8].
     #[arg(long)]
     hold: Option<f64>,
     /// CI smoke test: all workloads (unless --workload), small inputs,
@@ -213,7 +217,7 @@ fn params(cli: &Cli) -> Params {
             Stable::FileSync => stable_how4::FILE_SYNC4,
         },
         open_files: cli.open_files.unwrap_or(if smoke { 200 } else { 10_000 }),
-        hold: secs(cli.hold.unwrap_or(if smoke { 1.0 } else { 5.0 })),
+        hold: secs(cli.hold.unwrap_or(if smoke { 1.0 } else { 8.0 })),
         server_pid: cli.server_pid,
     }
 }

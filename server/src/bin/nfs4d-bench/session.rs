@@ -460,3 +460,71 @@ fn boot_verifier() -> verifier4 {
         .map_or(0, |d| d.as_nanos() as u64);
     (nanos ^ u64::from(std::process::id()) << 32).to_be_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_reply(data: &[u8]) -> COMPOUND4res {
+        COMPOUND4res {
+            status: nfsstat4::NFS4_OK,
+            tag: b"t".to_vec(),
+            resarray: vec![
+                nfs_resop4::OP_SEQUENCE(SEQUENCE4res::NFS4_OK(SEQUENCE4resok::default())),
+                nfs_resop4::OP_PUTFH(PUTFH4res {
+                    status: nfsstat4::NFS4_OK,
+                }),
+                nfs_resop4::OP_READ(READ4res::NFS4_OK(READ4resok {
+                    eof: true,
+                    data: data.to_vec(),
+                })),
+                // Something after the READ, to check the skip lands right.
+                nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(GETFH4resok { object: vec![9; 6] })),
+            ],
+        }
+    }
+
+    #[test]
+    fn skimming_matches_full_decoding_but_for_read_data() {
+        for len in [0usize, 1, 5, 8, 4096] {
+            let full = read_reply(&vec![0xab; len]);
+            let body = nfs4d_xdr::to_bytes(&full);
+            let got = decode_skimming(&body).expect("decodes");
+            assert_eq!(got.read_len, Some(len));
+            let mut want = full.clone();
+            want.resarray[2] = nfs_resop4::OP_READ(READ4res::NFS4_OK(READ4resok {
+                eof: true,
+                data: vec![],
+            }));
+            assert_eq!(got.res, want, "len {len}");
+            assert!(
+                decode_skimming(&body[..body.len() - 4]).is_err(),
+                "truncated, len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_payload_sent_apart_makes_a_valid_call() {
+        let payload = b"hello";
+        let ops = vec![nfs_argop4::OP_WRITE(WRITE4args {
+            stateid: stateid4::default(),
+            offset: 7,
+            stable: stable_how4::UNSTABLE4,
+            data: Vec::new(),
+        })];
+        let body = compound_body(None, &ops).expect("encodes");
+        let mut rec = encode_call(42, &Credential::None, &body, payload.len());
+        rec.extend_from_slice(payload);
+        rec.extend_from_slice(&[0; 3][..pad(payload.len())]);
+        let Message::Call(call) = rpc::parse(&rec) else {
+            panic!("not a call")
+        };
+        assert_eq!(call.xid, 42);
+        let args: COMPOUND4args = nfs4d_xdr::from_bytes(call.args).expect("whole record decodes");
+        match &args.argarray[..] {
+            [nfs_argop4::OP_WRITE(w)] => assert_eq!((w.offset, &w.data[..]), (7, &payload[..])),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
