@@ -133,6 +133,11 @@ impl Nfs4d {
         format!("nfs://127.0.0.1//{}?version=4&nfsport={}", path.trim_start_matches('/'), self.port)
     }
 
+    /// The server's process id (for /proc/PID/fd and /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

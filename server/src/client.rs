@@ -34,6 +34,20 @@ pub struct Client {
     pub clientid: clientid4,
 }
 
+/// The first xid of a connection: different for every connection and
+/// run. A server's duplicate request cache recognises retransmissions by
+/// xid (RFC 5531 §9; nfs4d's 4.0 cache by address, xid and arguments), so
+/// a client that restarted at the same xid on every reconnection would
+/// have new requests answered from the cache as if retransmitted.
+fn initial_xid() -> u32 {
+    static CONNECTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() ^ d.as_secs() as u32);
+    (now ^ std::process::id().rotate_left(16)).wrapping_add(n.wrapping_mul(0x9e37_79b9))
+}
+
 fn bad(msg: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.into())
 }
@@ -53,7 +67,7 @@ impl Client {
             stream,
             ra: Reassembler::new(64 << 20),
             pending: Vec::new(),
-            xid: 1,
+            xid: initial_xid(),
             cred: Credential::Sys {
                 stamp: 1,
                 machine: "nfs4d-test".into(),
