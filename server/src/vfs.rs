@@ -677,7 +677,13 @@ impl Vfs {
         let id =
             self.fhmap
                 .lookup_or_insert(export, dir, name.as_bytes(), key_of(a), ftype(a.kind))?;
-        let stamp = self.fhmap.stamp_of(id)?.ok_or(NfsError::Stale)?;
+        // Only exports that expire on rename or migration embed the stamp;
+        // skip the ancestor walk for the others.
+        let stamp = if self.fhmap.policy(export).stamps_generation() {
+            self.fhmap.stamp_of(id)?.ok_or(NfsError::Stale)?
+        } else {
+            0
+        };
         Ok((
             CurFh {
                 fh: self.fhmap.encode(export, id, stamp),

@@ -378,7 +378,7 @@ impl HandlePolicy {
 
     /// Whether handles carry a path stamp (rename and migration expire by
     /// generation; see the module documentation).
-    fn stamps_generation(&self) -> bool {
+    pub fn stamps_generation(&self) -> bool {
         self.rename || self.migration
     }
 
