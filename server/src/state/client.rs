@@ -309,6 +309,8 @@ impl StateManager {
                 if !c.sessions.is_empty() || Self::has_state(&g, c.id) {
                     return Err(NfsError::ClidInUse);
                 }
+                // The other principal's stateless record is replaced now.
+                g.purge_client(c.id);
             } else if c.verifier == verifier {
                 let c = g.clients.get_mut(&c.id).expect("found above");
                 c.impl_name = impl_name;

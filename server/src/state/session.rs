@@ -163,9 +163,12 @@ impl StateManager {
         if c.minor == 0 {
             return Err(NfsError::StaleClientid);
         }
-        // Under SP4_NONE any principal may create sessions for the client
-        // (RFC 8881 §18.36.4); only state protection would tie them.
-        let _ = principal;
+        // Under SP4_NONE any principal may create sessions for a confirmed
+        // client; the first CREATE_SESSION, which confirms the record, must
+        // come from the principal that sent EXCHANGE_ID (RFC 8881 §18.36.4).
+        if !c.confirmed && &c.principal != principal {
+            return Err(NfsError::ClidInUse);
+        }
         if args.seq == c.cs_seq && c.cs_seq != 0 {
             return match &c.cs_reply {
                 Some(r) => Ok(CreateOutcome::Replay(r.clone())),
