@@ -88,7 +88,11 @@ impl Server {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         write_verifier[4..].copy_from_slice(&nanos.to_be_bytes());
-        let state = StateManager::new(clock.clone(), cfg.lease_time, boot, cfg.limits.clone());
+        // Client ids and stateids carry a boot id: the epoch mixed with the
+        // start time, so it is never a small number a client could forge by
+        // accident (pynfs's "stale" stateids use 1) and differs per start.
+        let state_boot = (boot.wrapping_mul(0x9E37_79B1) ^ nanos).max(2);
+        let state = StateManager::new(clock.clone(), cfg.lease_time, state_boot, cfg.limits.clone());
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         Ok(Server {
             owner_major: format!("nfs4d:{}", host.trim()).into_bytes(),
