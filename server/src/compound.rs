@@ -189,7 +189,7 @@ fn put_status(out: &mut Vec<u8>, op: u32, st: nfsstat4) {
 pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<(Vec<u8>, Vec<Followup>), Refusal> {
     let mut cur = Cursor::new(args);
     let (tag, minor, count) = decode_header(&mut cur).ok_or(Refusal::GarbageArgs)?;
-    let drc_key = (minor == 0).then(|| crate::drc::key(req.peer.ip(), xid, args));
+    let drc_key = (minor == 0).then(|| crate::drc::key(req.peer, xid, args));
     if let Some(cached) = drc_key.as_ref().and_then(|k| srv.state.drc.get(k)) {
         tracing::debug!(peer = %req.peer, xid, "4.0 retransmission answered from the duplicate request cache");
         return Ok((cached.to_vec(), Vec::new()));

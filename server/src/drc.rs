@@ -6,14 +6,14 @@
 //! RENAME, SETATTR … — are not idempotent: executing a retransmitted
 //! CREATE again answers NFS4ERR_EXIST for a directory the client's first
 //! attempt made. The cache keeps the replies of recent modifying 4.0
-//! COMPOUNDs, keyed by client address, xid and a hash of the arguments,
+//! COMPOUNDs, keyed by client address and port, xid and a hash of the arguments,
 //! and sends them again for a retransmission. 4.1 has exactly-once
 //! semantics through session slots instead.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 /// Entries kept; older ones are forgotten first.
@@ -21,12 +21,15 @@ pub const DRC_ENTRIES: usize = 4096;
 /// Largest reply kept (READ-sized replies are idempotent anyway).
 pub const DRC_MAX_REPLY: usize = 64 << 10;
 
-type Key = (IpAddr, u32, u64);
+type Key = (SocketAddr, u32, u64);
+
+/// Replies by key, and keys oldest first for eviction.
+type Table = (HashMap<Key, Arc<Vec<u8>>>, VecDeque<Key>);
 
 /// The cache.
 #[derive(Default)]
 pub struct Drc {
-    inner: Mutex<(HashMap<Key, Arc<Vec<u8>>>, VecDeque<Key>)>,
+    inner: Mutex<Table>,
 }
 
 impl std::fmt::Debug for Drc {
@@ -35,8 +38,11 @@ impl std::fmt::Debug for Drc {
     }
 }
 
-/// The cache key of a request.
-pub fn key(addr: IpAddr, xid: u32, args: &[u8]) -> Key {
+/// The cache key of a request: the client's address *and port* (as
+/// knfsd's cache), so two clients behind one address with colliding xids
+/// are not confused; Linux reconnects from the same port, so a
+/// retransmission on a new connection still finds its entry.
+pub fn key(addr: SocketAddr, xid: u32, args: &[u8]) -> Key {
     let mut h = DefaultHasher::new();
     args.hash(&mut h);
     (addr, xid, h.finish())
@@ -73,7 +79,7 @@ mod tests {
     #[test]
     fn remembers_and_evicts() {
         let d = Drc::default();
-        let a: IpAddr = [127, 0, 0, 1].into();
+        let a = SocketAddr::from(([127, 0, 0, 1], 700));
         let k = key(a, 1, b"args");
         assert!(d.get(&k).is_none());
         d.put(k, b"reply");
