@@ -28,7 +28,9 @@ pub fn require_tool(tool: &str, package: &str) -> bool {
     if found {
         return true;
     }
-    let msg = format!("`{tool}` not found: install the Debian package `{package}` (apt-get install {package})");
+    let msg = format!(
+        "`{tool}` not found: install the Debian package `{package}` (apt-get install {package})"
+    );
     if in_ci() {
         panic!("{msg}");
     }
@@ -42,7 +44,8 @@ pub fn nfs4d_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     for profile in ["debug", "release"] {
         let p = target.join(profile).join("nfs4d");
         if p.exists() {
@@ -118,7 +121,10 @@ impl Nfs4d {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("nfs4d did not start listening on {addr}; log:\n{}", self.log());
+        panic!(
+            "nfs4d did not start listening on {addr}; log:\n{}",
+            self.log()
+        );
     }
 
     /// The server's log so far.
@@ -130,7 +136,11 @@ impl Nfs4d {
     /// URL into export and file at the last '/', so the export "/" needs
     /// the doubled slash.
     pub fn url(&self, path: &str) -> String {
-        format!("nfs://127.0.0.1//{}?version=4&nfsport={}", path.trim_start_matches('/'), self.port)
+        format!(
+            "nfs://127.0.0.1//{}?version=4&nfsport={}",
+            path.trim_start_matches('/'),
+            self.port
+        )
     }
 
     /// The server's process id (for /proc/PID/fd and /proc/PID/status).

@@ -37,7 +37,14 @@ fn run_version(vers: &str) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("kclient/run.sh");
     let out = Command::new("bash")
         .arg(&script)
-        .args(["--port", &srv.port.to_string(), "--vers", vers, "--timeout", "240"])
+        .args([
+            "--port",
+            &srv.port.to_string(),
+            "--vers",
+            vers,
+            "--timeout",
+            "240",
+        ])
         .output()
         .expect("run kclient/run.sh");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -45,30 +45,51 @@ fn libnfs_roundtrips_64_mib_and_lists() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("random.bin");
     let data = random_bytes(64 << 20, 0x9e37_79b9_7f4a_7c15);
-    std::fs::File::create(&src).unwrap().write_all(&data).unwrap();
+    std::fs::File::create(&src)
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
 
     let put = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("libnfs/nfs_put.py");
     if !require_tool("python3", "python3") {
         return;
     }
-    run(Command::new("python3").arg(put).arg(&src).arg(srv.url("random.bin")));
+    run(Command::new("python3")
+        .arg(put)
+        .arg(&src)
+        .arg(srv.url("random.bin")));
     // What reached the backing store is what was sent…
     let stored = std::fs::read(srv.export.join("random.bin")).unwrap();
-    assert!(stored == data, "backing file differs from the source ({} vs {} bytes)", stored.len(), data.len());
+    assert!(
+        stored == data,
+        "backing file differs from the source ({} vs {} bytes)",
+        stored.len(),
+        data.len()
+    );
 
     // …and what comes back over NFS is the same again.
     let back = tmp.path().join("back.bin");
     run(Command::new("nfs-cp").arg(srv.url("random.bin")).arg(&back));
     let got = std::fs::read(&back).unwrap();
-    assert!(got == data, "read back {} bytes that differ from the 64 MiB written", got.len());
+    assert!(
+        got == data,
+        "read back {} bytes that differ from the 64 MiB written",
+        got.len()
+    );
 
     std::fs::create_dir(srv.export.join("sub")).unwrap();
     std::fs::write(srv.export.join("sub/small.txt"), b"hello\n").unwrap();
     let ls = run(Command::new("nfs-ls").arg(srv.url("")));
     let listing = String::from_utf8_lossy(&ls.stdout);
-    assert!(listing.contains("random.bin"), "listing lacks random.bin:\n{listing}");
+    assert!(
+        listing.contains("random.bin"),
+        "listing lacks random.bin:\n{listing}"
+    );
     assert!(listing.contains("sub"), "listing lacks sub:\n{listing}");
-    assert!(listing.contains(&(64u64 << 20).to_string()), "listing lacks the size:\n{listing}");
+    assert!(
+        listing.contains(&(64u64 << 20).to_string()),
+        "listing lacks the size:\n{listing}"
+    );
 
     let cat = run(Command::new("nfs-cat").arg(srv.url("sub/small.txt")));
     assert_eq!(cat.stdout, b"hello\n");

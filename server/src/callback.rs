@@ -62,7 +62,14 @@ impl CbChannel {
     }
 
     /// Sends a call and waits for its results (the bytes after the reply header).
-    pub async fn call(&self, prog: u32, vers: u32, proc_: u32, args: &[u8], timeout: Duration) -> Result<Vec<u8>, CbError> {
+    pub async fn call(
+        &self,
+        prog: u32,
+        vers: u32,
+        proc_: u32,
+        args: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CbError> {
         let xid = self.xid.fetch_add(1, Ordering::Relaxed);
         let (done, wait) = oneshot::channel();
         {
@@ -88,13 +95,20 @@ impl CbChannel {
     }
 
     fn forget(&self, xid: u32) {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&xid);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&xid);
     }
 
     /// Hands a reply read from the connection to the waiting caller.
     /// Returns false when no call with that xid is outstanding.
     pub fn deliver(&self, xid: u32, results: Option<Vec<u8>>) -> bool {
-        let waiter = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&xid);
+        let waiter = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&xid);
         match waiter {
             Some(w) => {
                 let _ = w.send(results);

@@ -102,7 +102,10 @@ impl Client {
             let mut buf = vec![0u8; 256 << 10];
             let n = self.stream.read(&mut buf)?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
             }
             self.pending.extend_from_slice(&buf[..n]);
         }
@@ -149,7 +152,8 @@ impl Client {
         let bytes = nfs4d_xdr::try_to_bytes(&args).map_err(|e| bad(e.to_string()))?;
         let reply = self.call(1, &bytes)?;
         let res = Self::results(&reply)?;
-        let (r, _) = COMPOUND4res::unpack(&mut io::Cursor::new(res)).map_err(|e| bad(e.to_string()))?;
+        let (r, _) =
+            COMPOUND4res::unpack(&mut io::Cursor::new(res)).map_err(|e| bad(e.to_string()))?;
         Ok(r)
     }
 
@@ -191,12 +195,16 @@ impl Client {
                 .map(|n| nfs_impl_id4 {
                     nii_domain: b"nfs4d.test".to_vec(),
                     nii_name: n.as_bytes().to_vec(),
-                    nii_date: nfstime4 { seconds: 0, nseconds: 0 },
+                    nii_date: nfstime4 {
+                        seconds: 0,
+                        nseconds: 0,
+                    },
                 })
                 .into_iter()
                 .collect(),
         })])?;
-        let Some(nfs_resop4::OP_EXCHANGE_ID(EXCHANGE_ID4res::NFS4_OK(ok))) = r.resarray.first() else {
+        let Some(nfs_resop4::OP_EXCHANGE_ID(EXCHANGE_ID4res::NFS4_OK(ok))) = r.resarray.first()
+        else {
             return Err(bad(format!("EXCHANGE_ID failed: {:?}", r.status)));
         };
         self.clientid = ok.eir_clientid;
@@ -219,12 +227,16 @@ impl Client {
             csa_cb_program: 0x4000_0000,
             csa_sec_parms: vec![callback_sec_parms4::AUTH_NONE],
         })])?;
-        let Some(nfs_resop4::OP_CREATE_SESSION(CREATE_SESSION4res::NFS4_OK(ok))) = r.resarray.first() else {
+        let Some(nfs_resop4::OP_CREATE_SESSION(CREATE_SESSION4res::NFS4_OK(ok))) =
+            r.resarray.first()
+        else {
             return Err(bad(format!("CREATE_SESSION failed: {:?}", r.status)));
         };
         self.session = Some(ok.csr_sessionid);
         self.seq = 1;
-        let r = self.compound(vec![nfs_argop4::OP_RECLAIM_COMPLETE(RECLAIM_COMPLETE4args { rca_one_fs: false })])?;
+        let r = self.compound(vec![nfs_argop4::OP_RECLAIM_COMPLETE(
+            RECLAIM_COMPLETE4args { rca_one_fs: false },
+        )])?;
         if r.status != nfsstat4::NFS4_OK {
             return Err(bad(format!("RECLAIM_COMPLETE failed: {:?}", r.status)));
         }
@@ -247,14 +259,17 @@ impl Client {
             },
             callback_ident: 1,
         })])?;
-        let Some(nfs_resop4::OP_SETCLIENTID(SETCLIENTID4res::NFS4_OK(ok))) = r.resarray.first() else {
+        let Some(nfs_resop4::OP_SETCLIENTID(SETCLIENTID4res::NFS4_OK(ok))) = r.resarray.first()
+        else {
             return Err(bad(format!("SETCLIENTID failed: {:?}", r.status)));
         };
         let (id, verf) = (ok.clientid, ok.setclientid_confirm);
-        let r = self.compound_raw(vec![nfs_argop4::OP_SETCLIENTID_CONFIRM(SETCLIENTID_CONFIRM4args {
-            clientid: id,
-            setclientid_confirm: verf,
-        })])?;
+        let r = self.compound_raw(vec![nfs_argop4::OP_SETCLIENTID_CONFIRM(
+            SETCLIENTID_CONFIRM4args {
+                clientid: id,
+                setclientid_confirm: verf,
+            },
+        )])?;
         if r.status != nfsstat4::NFS4_OK {
             return Err(bad(format!("SETCLIENTID_CONFIRM failed: {:?}", r.status)));
         }

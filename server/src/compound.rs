@@ -25,8 +25,8 @@ use crate::ops::{self, Flags};
 use crate::server::Server;
 use crate::state::client::Principal;
 use crate::state::session::{Channel, SessionId};
-pub use crate::state::OwnerKind;
 use crate::state::OwnerKey;
+pub use crate::state::OwnerKind;
 use crate::vfs::CurFh;
 
 /// Longest COMPOUND tag accepted (a tag is echoed, never interpreted).
@@ -186,7 +186,12 @@ fn put_status(out: &mut Vec<u8>, op: u32, st: nfsstat4) {
 
 /// Runs a COMPOUND and returns the complete reply record, or the RPC-level
 /// refusal when its header cannot be decoded (GARBAGE_ARGS).
-pub fn process(srv: &Server, req: &RequestCtx, xid: u32, args: &[u8]) -> Result<(Vec<u8>, Vec<Followup>), Refusal> {
+pub fn process(
+    srv: &Server,
+    req: &RequestCtx,
+    xid: u32,
+    args: &[u8],
+) -> Result<(Vec<u8>, Vec<Followup>), Refusal> {
     let mut cur = Cursor::new(args);
     let (tag, minor, count) = decode_header(&mut cur).ok_or(Refusal::GarbageArgs)?;
     let drc_key = (minor == 0).then(|| crate::drc::key(req.peer, xid, args));
@@ -269,8 +274,14 @@ fn decode_header(cur: &mut Cursor<&[u8]>) -> Option<(Vec<u8>, u32, u32)> {
 
 /// Runs the operations; returns the COMPOUND status and how many results
 /// were written.
-fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize) -> (nfsstat4, usize) {
-    let span = tracing::debug_span!("compound", peer = %cx.req.peer, minor = cx.minor, ops = cx.op_count);
+fn run_ops(
+    cx: &mut Cx,
+    cur: &mut Cursor<&[u8]>,
+    out: &mut Vec<u8>,
+    body: usize,
+) -> (nfsstat4, usize) {
+    let span =
+        tracing::debug_span!("compound", peer = %cx.req.peer, minor = cx.minor, ops = cx.op_count);
     let _enter = span.enter();
     let max_ops = cx.srv.cfg.limits.max_ops as usize;
     let mut done = 0;
@@ -288,7 +299,11 @@ fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize)
             }
         };
         let Some(desc) = ops::describe(opnum, cx.minor) else {
-            put_status(out, nfs_opnum4::OP_ILLEGAL as u32, nfsstat4::NFS4ERR_OP_ILLEGAL);
+            put_status(
+                out,
+                nfs_opnum4::OP_ILLEGAL as u32,
+                nfsstat4::NFS4ERR_OP_ILLEGAL,
+            );
             tracing::debug!(opnum, "illegal operation");
             return (nfsstat4::NFS4ERR_OP_ILLEGAL, done + 1);
         };
@@ -296,7 +311,11 @@ fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize)
         // operation: 4.0 has only NFS4ERR_RESOURCE for this (RFC 7530
         // §15.2.4); 4.1 has NFS4ERR_TOO_MANY_OPS (RFC 8881 §15.1.1.4).
         if i == 0 && cx.op_count > max_ops {
-            let st = if cx.minor == 0 { NfsError::Resource } else { NfsError::TooManyOps };
+            let st = if cx.minor == 0 {
+                NfsError::Resource
+            } else {
+                NfsError::TooManyOps
+            };
             tracing::warn!(peer = %cx.req.peer, ops = cx.op_count, max_ops, "COMPOUND has too many operations");
             put_status(out, opnum, st.status());
             return (st.status(), 1);
@@ -362,7 +381,9 @@ fn run_ops(cx: &mut Cx, cur: &mut Cursor<&[u8]>, out: &mut Vec<u8>, body: usize)
         }
         if let Some((kind, owner, seqid)) = cx.seq_owner.take() {
             if seqid_advances(st) {
-                cx.srv.state.record_seqid(kind, owner, seqid, out[start..].to_vec());
+                cx.srv
+                    .state
+                    .record_seqid(kind, owner, seqid, out[start..].to_vec());
             }
         }
         done += 1;
@@ -401,7 +422,12 @@ fn export_verdict(cx: &Cx, id: u32) -> Result<(), Denial> {
 /// NFS4ERR_ACCESS, a flavor it does not accept NFS4ERR_WRONGSEC (RFC 8881
 /// §2.6.3.1, RFC 7530 §3.3.1). The log line names the client.
 fn refuse(cx: &Cx, id: u32, d: Denial) -> NfsError {
-    let path = cx.srv.vfs.export(id).map(|e| e.cfg.path.as_str()).unwrap_or("?");
+    let path = cx
+        .srv
+        .vfs
+        .export(id)
+        .map(|e| e.cfg.path.as_str())
+        .unwrap_or("?");
     tracing::warn!(
         peer = %cx.req.peer,
         export = %path,
@@ -430,7 +456,10 @@ fn guard_before(cx: &mut Cx, desc: &ops::OpDesc) -> Result<(), NfsError> {
         };
         cx.cred_export = export;
     }
-    let exempt = matches!(desc.op, OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP);
+    let exempt = matches!(
+        desc.op,
+        OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP
+    );
     match export {
         Some(id) if desc.flags.contains(Flags::NEED_FH) && !exempt => {
             export_verdict(cx, id).map_err(|d| refuse(cx, id, d))
@@ -454,7 +483,10 @@ fn guard_before(cx: &mut Cx, desc: &ops::OpDesc) -> Result<(), NfsError> {
 ///   discard a valid handle or negotiate a flavor that cannot succeed.)
 fn guard_after(cx: &mut Cx, desc: &ops::OpDesc, next: Option<u32>) -> Result<(), NfsError> {
     use nfs_opnum4::*;
-    let put_like = matches!(desc.op, OP_PUTFH | OP_PUTROOTFH | OP_PUTPUBFH | OP_RESTOREFH);
+    let put_like = matches!(
+        desc.op,
+        OP_PUTFH | OP_PUTROOTFH | OP_PUTPUBFH | OP_RESTOREFH
+    );
     let lookup_like = matches!(desc.op, OP_LOOKUP | OP_LOOKUPP);
     if !put_like && !lookup_like {
         return Ok(());
@@ -467,7 +499,10 @@ fn guard_after(cx: &mut Cx, desc: &ops::OpDesc, next: Option<u32>) -> Result<(),
         Err(Denial::Flavor) if put_like => {
             let defers = match next.and_then(|n| nfs_opnum4::try_from(n as i32).ok()) {
                 None => true,
-                Some(n) => matches!(n, OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP | OP_OPEN),
+                Some(n) => matches!(
+                    n,
+                    OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP | OP_OPEN
+                ),
             };
             if defers {
                 Ok(())
@@ -480,7 +515,12 @@ fn guard_after(cx: &mut Cx, desc: &ops::OpDesc, next: Option<u32>) -> Result<(),
 }
 
 /// The checks the descriptor table asks for, in RFC order.
-fn precheck(cx: &Cx, desc: &ops::OpDesc, index: usize, reply_so_far: usize) -> Result<(), NfsError> {
+fn precheck(
+    cx: &Cx,
+    desc: &ops::OpDesc,
+    index: usize,
+    reply_so_far: usize,
+) -> Result<(), NfsError> {
     if cx.minor >= 1 {
         let is_seq = desc.op == nfs_opnum4::OP_SEQUENCE;
         if index == 0 && !is_seq && !desc.flags.contains(Flags::SESSIONLESS) {
@@ -489,7 +529,11 @@ fn precheck(cx: &Cx, desc: &ops::OpDesc, index: usize, reply_so_far: usize) -> R
         if index > 0 && is_seq {
             return Err(NfsError::SequencePos);
         }
-        if index == 0 && desc.flags.contains(Flags::SESSIONLESS) && cx.op_count > 1 && desc.flags.contains(Flags::ONLY_OP) {
+        if index == 0
+            && desc.flags.contains(Flags::SESSIONLESS)
+            && cx.op_count > 1
+            && desc.flags.contains(Flags::ONLY_OP)
+        {
             return Err(NfsError::NotOnlyOp);
         }
         if let Some(s) = &cx.session {

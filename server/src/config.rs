@@ -184,7 +184,10 @@ fn default_anon() -> u32 {
     crate::export_access::NOBODY
 }
 fn default_sec() -> Vec<crate::export_access::SecFlavor> {
-    vec![crate::export_access::SecFlavor::Sys, crate::export_access::SecFlavor::None]
+    vec![
+        crate::export_access::SecFlavor::Sys,
+        crate::export_access::SecFlavor::None,
+    ]
 }
 
 /// The whole configuration file.
@@ -289,7 +292,9 @@ impl Config {
             ("max_owners_per_client", l.max_owners_per_client),
         ] {
             if v == 0 {
-                return Err(ConfigError::Invalid(format!("limits.{name} must be positive")));
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{name} must be positive"
+                )));
             }
         }
         if !(MIN_SLED_CACHE..=MAX_SLED_CACHE).contains(&l.sled_cache_bytes) {
@@ -301,10 +306,16 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for e in &self.exports {
             if !e.path.starts_with('/') {
-                return Err(ConfigError::Invalid(format!("export path {:?} must start with /", e.path)));
+                return Err(ConfigError::Invalid(format!(
+                    "export path {:?} must start with /",
+                    e.path
+                )));
             }
             if !seen.insert(normalize_pseudo(&e.path)) {
-                return Err(ConfigError::Invalid(format!("export path {:?} used twice", e.path)));
+                return Err(ConfigError::Invalid(format!(
+                    "export path {:?} used twice",
+                    e.path
+                )));
             }
             crate::export_access::validate(e).map_err(ConfigError::Invalid)?;
             // A volatile export that no event expires would advertise
@@ -339,7 +350,10 @@ impl ExportConfig {
 
 /// The components of a pseudo-filesystem path ("/a//b/" → ["a", "b"]).
 pub fn normalize_pseudo(p: &str) -> Vec<String> {
-    p.split('/').filter(|c| !c.is_empty()).map(str::to_owned).collect()
+    p.split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]

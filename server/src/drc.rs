@@ -51,7 +51,12 @@ pub fn key(addr: SocketAddr, xid: u32, args: &[u8]) -> Key {
 impl Drc {
     /// The reply sent for an identical earlier request, if any.
     pub fn get(&self, k: &Key) -> Option<Arc<Vec<u8>>> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).0.get(k).cloned()
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .get(k)
+            .cloned()
     }
 
     /// Remembers a reply.
@@ -84,7 +89,10 @@ mod tests {
         assert!(d.get(&k).is_none());
         d.put(k, b"reply");
         assert_eq!(d.get(&k).unwrap().as_slice(), b"reply");
-        assert!(d.get(&key(a, 1, b"other args")).is_none(), "same xid, other call");
+        assert!(
+            d.get(&key(a, 1, b"other args")).is_none(),
+            "same xid, other call"
+        );
         for x in 2..(DRC_ENTRIES as u32 + 2) {
             d.put(key(a, x, b"args"), b"r");
         }

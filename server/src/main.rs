@@ -147,7 +147,10 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
         squash: Default::default(),
         anonuid: nfs4d::export_access::NOBODY,
         anongid: nfs4d::export_access::NOBODY,
-        sec: vec![nfs4d::export_access::SecFlavor::Sys, nfs4d::export_access::SecFlavor::None],
+        sec: vec![
+            nfs4d::export_access::SecFlavor::Sys,
+            nfs4d::export_access::SecFlavor::None,
+        ],
         privileged_port: false,
     }
 }
@@ -188,8 +191,16 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cfg: Config) -> std::process::ExitCode {
     let listen = cfg.listen;
-    let exports: Vec<(String, PathBuf)> = cfg.exports.iter().map(|e| (e.path.clone(), e.dir.clone())).collect();
-    let srv = match tokio::task::spawn_blocking(move || Server::open(cfg, Arc::new(SystemClock::default()))).await {
+    let exports: Vec<(String, PathBuf)> = cfg
+        .exports
+        .iter()
+        .map(|e| (e.path.clone(), e.dir.clone()))
+        .collect();
+    let srv = match tokio::task::spawn_blocking(move || {
+        Server::open(cfg, Arc::new(SystemClock::default()))
+    })
+    .await
+    {
         Ok(Ok(s)) => Arc::new(s),
         Ok(Err(e)) => {
             eprintln!("nfs4d: {e}");
@@ -216,7 +227,11 @@ async fn run(cfg: Config) -> std::process::ExitCode {
     let ctl_task = match nfs4d::ctl::bind(&state_dir) {
         Ok(l) => {
             tracing::info!(socket = %nfs4d::ctl::socket_path(&state_dir).display(), "admin socket ready");
-            Some(tokio::spawn(nfs4d::ctl::serve(srv.clone(), l, std::future::pending())))
+            Some(tokio::spawn(nfs4d::ctl::serve(
+                srv.clone(),
+                l,
+                std::future::pending(),
+            )))
         }
         Err(e) => {
             tracing::warn!(error = %e, dir = %state_dir.display(), "cannot create the admin socket; `nfs4d ctl` will not work");
@@ -247,7 +262,11 @@ async fn run(cfg: Config) -> std::process::ExitCode {
 fn ctl(cmd: CtlCmd) -> std::process::ExitCode {
     let answer = match cmd {
         CtlCmd::Ping { state_dir } => nfs4d::ctl::request(&state_dir, &["ping"]),
-        CtlCmd::Migrate { state_dir, export, to } => {
+        CtlCmd::Migrate {
+            state_dir,
+            export,
+            to,
+        } => {
             // The server's working directory is not ours: send an absolute path.
             let to = match std::path::absolute(&to) {
                 Ok(p) => p,

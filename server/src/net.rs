@@ -37,7 +37,11 @@ const READ_CHUNK: usize = 256 << 10;
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections until `shutdown` resolves.
-pub async fn serve(srv: Arc<Server>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    srv: Arc<Server>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
     let reaper = tokio::spawn(reap_leases(srv.clone()));
     tokio::pin!(shutdown);
@@ -127,7 +131,8 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     // Let requests still running send their replies, then stop the writer:
     // sessions may keep this connection's back-channel sender alive, so the
     // writer would not end by itself.
-    let _ = tokio::time::timeout(Duration::from_secs(30), inflight.acquire_many(limit as u32)).await;
+    let _ =
+        tokio::time::timeout(Duration::from_secs(30), inflight.acquire_many(limit as u32)).await;
     writer.abort();
     srv.state.connection_closed(conn);
     tracing::debug!(%peer, conn, "connection closed");
@@ -175,7 +180,14 @@ fn handle_record(
             }
             if c.vers != NFS_VERSION {
                 tracing::warn!(%peer, vers = c.vers, "call for an NFS version not served");
-                return refuse(c.xid, Refusal::ProgMismatch { low: NFS_VERSION, high: NFS_VERSION }, permit);
+                return refuse(
+                    c.xid,
+                    Refusal::ProgMismatch {
+                        low: NFS_VERSION,
+                        high: NFS_VERSION,
+                    },
+                    permit,
+                );
             }
             if let Credential::Other(flavor) = c.cred {
                 tracing::warn!(%peer, flavor, "unsupported authentication flavor");
@@ -223,7 +235,9 @@ fn handle_record(
     let tx = tx.clone();
     tokio::spawn(async move {
         let s2 = srv.clone();
-        let run = tokio::task::spawn_blocking(move || compound::process(&s2, &req, xid, &rec[args_at..])).await;
+        let run =
+            tokio::task::spawn_blocking(move || compound::process(&s2, &req, xid, &rec[args_at..]))
+                .await;
         let reply = match run {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(why)) => {

@@ -58,16 +58,27 @@ pub fn prepare(vfs: &Vfs, e: &Export) -> NfsResult<()> {
 
 fn orphan_dir_id(vfs: &Vfs, e: &Export) -> NfsResult<ObjectId> {
     let a = e.backend.lookup(&RelPath::root(), &dir_name())?;
-    Ok(vfs
-        .fhmap
-        .lookup_or_insert(e.id, ObjectId::export_root(e.id), ORPHAN_DIR, key_of(&a), NF4DIR)?)
+    Ok(vfs.fhmap.lookup_or_insert(
+        e.id,
+        ObjectId::export_root(e.id),
+        ORPHAN_DIR,
+        key_of(&a),
+        NF4DIR,
+    )?)
 }
 
 /// Called instead of unlinking `name` in `dir` (attributes `a`): when this
 /// is the last name of a regular file that is open, moves it to the orphan
 /// directory and returns the handle-map write to make durable; otherwise
 /// returns `None` and the caller unlinks as usual.
-pub fn park_if_open(cx: &Cx, e: &Export, dir_id: ObjectId, dir: &RelPath, name: &Name, a: &Attrs) -> NfsResult<Option<u64>> {
+pub fn park_if_open(
+    cx: &Cx,
+    e: &Export,
+    dir_id: ObjectId,
+    dir: &RelPath,
+    name: &Name,
+    a: &Attrs,
+) -> NfsResult<Option<u64>> {
     if a.kind != FileKind::Regular || a.nlink > 1 {
         return Ok(None);
     }

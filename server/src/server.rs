@@ -57,16 +57,23 @@ impl Server {
     /// Opens the state directory and exports.
     pub fn open(cfg: Config, clock: Arc<dyn Clock>) -> Result<Server, StartError> {
         cfg.validate()?;
-        std::fs::create_dir_all(&cfg.state_dir)
-            .map_err(|e| StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string()))?;
+        std::fs::create_dir_all(&cfg.state_dir).map_err(|e| {
+            StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string())
+        })?;
         // One map serves all exports. Handles are stamped by the policy of
         // their own export (set by `Vfs::new` from each export's
         // configuration), so a persistent export's handles stay the same
         // whatever the other exports do (docs/filehandles.md); the map's
         // default policy only covers ids no export claims.
         let fhmap = Arc::new(
-            FhMap::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes, fhmap::HandleMode::Persistent)
-                .map_err(|e| StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string()))?,
+            FhMap::open(
+                &cfg.state_dir.join("fhmap"),
+                cfg.limits.sled_cache_bytes,
+                fhmap::HandleMode::Persistent,
+            )
+            .map_err(|e| {
+                StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string())
+            })?,
         );
         let boot = fhmap.boot_epoch();
         let mut exports = Vec::new();
@@ -80,7 +87,8 @@ impl Server {
                 fsid: (i as u64 + 1, 0),
             });
         }
-        let vfs = Vfs::new(exports, fhmap.clone()).map_err(|e| StartError::Export("root".into(), e.to_string()))?;
+        let vfs = Vfs::new(exports, fhmap.clone())
+            .map_err(|e| StartError::Export("root".into(), e.to_string()))?;
         let mut write_verifier = [0u8; 8];
         write_verifier[..4].copy_from_slice(&boot.to_be_bytes());
         let nanos = std::time::SystemTime::now()
@@ -92,7 +100,12 @@ impl Server {
         // start time, so it is never a small number a client could forge by
         // accident (pynfs's "stale" stateids use 1) and differs per start.
         let state_boot = (boot.wrapping_mul(0x9E37_79B1) ^ nanos).max(2);
-        let state = StateManager::new(clock.clone(), cfg.lease_time, state_boot, cfg.limits.clone());
+        let state = StateManager::new(
+            clock.clone(),
+            cfg.lease_time,
+            state_boot,
+            cfg.limits.clone(),
+        );
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         Ok(Server {
             owner_major: format!("nfs4d:{}", host.trim()).into_bytes(),

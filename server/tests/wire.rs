@@ -16,7 +16,10 @@ fn status_of(r: &COMPOUND4res) -> nfsstat4 {
 
 /// Reads the accept_stat / reject details of a reply record.
 fn reply_words(rec: &[u8]) -> Vec<u32> {
-    rec[4..].chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect()
+    rec[4..]
+        .chunks(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 #[test]
@@ -27,19 +30,30 @@ fn null_procedure_and_rpc_level_errors() {
     let r = c.call(0, &[]).unwrap();
     assert_eq!(Client::results(&r).unwrap(), &[] as &[u8]);
     // Wrong program → PROG_UNAVAIL (accept_stat 1).
-    c.send_raw(&rpc::call_record(77, 100005, 3, 0, &Credential::None, &[])).unwrap();
+    c.send_raw(&rpc::call_record(77, 100005, 3, 0, &Credential::None, &[]))
+        .unwrap();
     let w = reply_words(&c.recv_record().unwrap());
     assert_eq!((w[0], w[1], w[2], w[5]), (77, 1, 0, 1), "reply {w:?}");
     // Wrong version → PROG_MISMATCH 4..4.
-    c.send_raw(&rpc::call_record(78, 100003, 3, 0, &Credential::None, &[])).unwrap();
+    c.send_raw(&rpc::call_record(78, 100003, 3, 0, &Credential::None, &[]))
+        .unwrap();
     let w = reply_words(&c.recv_record().unwrap());
     assert_eq!((w[0], w[5], w[6], w[7]), (78, 2, 4, 4), "reply {w:?}");
     // Unknown procedure → PROC_UNAVAIL.
-    c.send_raw(&rpc::call_record(79, 100003, 4, 9, &Credential::None, &[])).unwrap();
+    c.send_raw(&rpc::call_record(79, 100003, 4, 9, &Credential::None, &[]))
+        .unwrap();
     let w = reply_words(&c.recv_record().unwrap());
     assert_eq!((w[0], w[5]), (79, 3));
     // COMPOUND with garbage arguments → GARBAGE_ARGS.
-    c.send_raw(&rpc::call_record(80, 100003, 4, 1, &Credential::None, &[0, 0])).unwrap();
+    c.send_raw(&rpc::call_record(
+        80,
+        100003,
+        4,
+        1,
+        &Credential::None,
+        &[0, 0],
+    ))
+    .unwrap();
     let w = reply_words(&c.recv_record().unwrap());
     assert_eq!((w[0], w[5]), (80, 4));
     // RPCSEC_GSS (flavor 6) → MSG_DENIED / AUTH_ERROR / AUTH_BADCRED.
@@ -47,13 +61,21 @@ fn null_procedure_and_rpc_level_errors() {
     rec[4 + 24..4 + 28].copy_from_slice(&6u32.to_be_bytes());
     c.send_raw(&rec).unwrap();
     let w = reply_words(&c.recv_record().unwrap());
-    assert_eq!((w[0], w[1], w[2], w[3], w[4]), (81, 1, 1, 1, 1), "reply {w:?}");
+    assert_eq!(
+        (w[0], w[1], w[2], w[3], w[4]),
+        (81, 1, 1, 1, 1),
+        "reply {w:?}"
+    );
     // RPC version 3 → RPC_MISMATCH 2..2.
     let mut rec = rpc::call_record(82, 100003, 4, 0, &Credential::None, &[]);
     rec[4 + 8..4 + 12].copy_from_slice(&3u32.to_be_bytes());
     c.send_raw(&rec).unwrap();
     let w = reply_words(&c.recv_record().unwrap());
-    assert_eq!((w[0], w[2], w[3], w[4], w[5]), (82, 1, 0, 2, 2), "reply {w:?}");
+    assert_eq!(
+        (w[0], w[2], w[3], w[4], w[5]),
+        (82, 1, 0, 2, 2),
+        "reply {w:?}"
+    );
     // The connection still serves.
     c.call(0, &[]).unwrap();
 }
@@ -66,9 +88,19 @@ fn oversized_record_closes_only_that_connection() {
     // Announce a 2 GiB - 1 fragment.
     bad.send_raw(&0xffff_ffffu32.to_be_bytes()).unwrap();
     let err = bad.recv_record().unwrap_err();
-    assert!(matches!(err.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset), "{err:?}");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+        ),
+        "{err:?}"
+    );
     other.call(0, &[]).unwrap();
-    assert!(srv.log().contains("bad record marking"), "no log line:\n{}", srv.log());
+    assert!(
+        srv.log().contains("bad record marking"),
+        "no log line:\n{}",
+        srv.log()
+    );
 }
 
 #[test]
@@ -84,7 +116,9 @@ fn minor_version_mismatch_and_illegal_ops() {
     assert_eq!(r.status, nfsstat4::NFS4ERR_OP_ILLEGAL);
     // A 4.1 operation in a 4.0 COMPOUND is illegal there.
     let r = c
-        .compound_raw(vec![nfs_argop4::OP_RECLAIM_COMPLETE(RECLAIM_COMPLETE4args { rca_one_fs: false })])
+        .compound_raw(vec![nfs_argop4::OP_RECLAIM_COMPLETE(
+            RECLAIM_COMPLETE4args { rca_one_fs: false },
+        )])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_OP_ILLEGAL);
     // An operation needing a filehandle without one.
@@ -101,7 +135,11 @@ fn unknown_opcode_and_truncated_args_are_reported_at_their_position() {
     args.extend_from_slice(&24u32.to_be_bytes());
     args.extend_from_slice(&9999u32.to_be_bytes());
     let res = c.call(1, &args).unwrap();
-    let w: Vec<u32> = Client::results(&res).unwrap().chunks(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect();
+    let w: Vec<u32> = Client::results(&res)
+        .unwrap()
+        .chunks(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+        .collect();
     // status, tag len 0, 2 results: PUTROOTFH OK, ILLEGAL OP_ILLEGAL.
     assert_eq!(w, vec![10044, 0, 2, 24, 0, 10044, 10044]);
 
@@ -112,8 +150,16 @@ fn unknown_opcode_and_truncated_args_are_reported_at_their_position() {
     args.extend_from_slice(&100u32.to_be_bytes());
     args.extend_from_slice(b"ab");
     let res = c.call(1, &args).unwrap();
-    let w: Vec<u32> = Client::results(&res).unwrap().chunks(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect();
-    assert_eq!(w, vec![10036, 0, 2, 24, 0, 15, 10036], "BADXDR at the LOOKUP");
+    let w: Vec<u32> = Client::results(&res)
+        .unwrap()
+        .chunks(4)
+        .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        w,
+        vec![10036, 0, 2, 24, 0, 15, 10036],
+        "BADXDR at the LOOKUP"
+    );
 }
 
 #[test]
@@ -133,7 +179,11 @@ fn too_many_operations() {
     // The refused request did not use the slot: its sequence id is reused.
     c.seq -= 1;
     let r = c.compound(vec![nfs_argop4::OP_PUTROOTFH; 3]).unwrap();
-    assert_eq!(r.status, nfsstat4::NFS4_OK, "slot still usable after the refusal");
+    assert_eq!(
+        r.status,
+        nfsstat4::NFS4_OK,
+        "slot still usable after the refusal"
+    );
 }
 
 #[test]
@@ -144,11 +194,15 @@ fn sessions_sequence_and_reply_cache() {
     let r = c.compound_raw(vec![nfs_argop4::OP_PUTROOTFH]).unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_OP_NOT_IN_SESSION);
     c.establish41(b"sess").unwrap();
-    let r = c.compound(vec![nfs_argop4::OP_PUTROOTFH, nfs_argop4::OP_GETFH]).unwrap();
+    let r = c
+        .compound(vec![nfs_argop4::OP_PUTROOTFH, nfs_argop4::OP_GETFH])
+        .unwrap();
     assert_eq!(status_of(&r), nfsstat4::NFS4_OK);
     // Replay the same sequence id: the cached reply comes back unchanged.
     c.seq -= 1;
-    let again = c.compound(vec![nfs_argop4::OP_PUTROOTFH, nfs_argop4::OP_GETFH]).unwrap();
+    let again = c
+        .compound(vec![nfs_argop4::OP_PUTROOTFH, nfs_argop4::OP_GETFH])
+        .unwrap();
     assert_eq!(again, r);
     // A sequence id from the future is misordered.
     c.seq += 5;
@@ -179,7 +233,11 @@ fn bad_handles_and_names() {
     std::fs::write(srv.export.join("f"), b"x").unwrap();
     let mut c = srv.client(1);
     c.establish41(b"names").unwrap();
-    let r = c.compound(vec![nfs_argop4::OP_PUTFH(PUTFH4args { object: vec![1; 30] })]).unwrap();
+    let r = c
+        .compound(vec![nfs_argop4::OP_PUTFH(PUTFH4args {
+            object: vec![1; 30],
+        })])
+        .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_BADHANDLE);
     for (name, want) in [
         ("", nfsstat4::NFS4ERR_INVAL),
@@ -188,36 +246,52 @@ fn bad_handles_and_names() {
         ("a/b", nfsstat4::NFS4ERR_BADNAME),
         ("nope", nfsstat4::NFS4ERR_NOENT),
     ] {
-        let r = c.compound(vec![nfs_argop4::OP_PUTROOTFH, lookup(name)]).unwrap();
+        let r = c
+            .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup(name)])
+            .unwrap();
         assert_eq!(r.status, want, "LOOKUP {name:?}");
     }
     let long = "x".repeat(256);
-    let r = c.compound(vec![nfs_argop4::OP_PUTROOTFH, lookup(&long)]).unwrap();
+    let r = c
+        .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup(&long)])
+        .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_NAMETOOLONG);
     let r = c
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
-            nfs_argop4::OP_LOOKUP(LOOKUP4args { objname: vec![b'a', 0, b'b'] }),
+            nfs_argop4::OP_LOOKUP(LOOKUP4args {
+                objname: vec![b'a', 0, b'b'],
+            }),
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_BADNAME);
     let r = c
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
-            nfs_argop4::OP_LOOKUP(LOOKUP4args { objname: vec![0xff, 0xfe] }),
+            nfs_argop4::OP_LOOKUP(LOOKUP4args {
+                objname: vec![0xff, 0xfe],
+            }),
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_INVAL, "invalid UTF-8");
     // A handle issued for a file that was then replaced behind the server's
     // back answers STALE and never reaches the newcomer.
-    let r = c.compound(vec![nfs_argop4::OP_PUTROOTFH, lookup("f"), nfs_argop4::OP_GETFH]).unwrap();
+    let r = c
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            lookup("f"),
+            nfs_argop4::OP_GETFH,
+        ])
+        .unwrap();
     let Some(nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(fh))) = r.resarray.last() else {
         panic!("no handle: {r:?}")
     };
     let fh = fh.object.clone();
     std::fs::remove_file(srv.export.join("f")).unwrap();
     std::fs::write(srv.export.join("f"), b"newcomer").unwrap();
-    let r = c.compound(vec![nfs_argop4::OP_PUTFH(PUTFH4args { object: fh })]).unwrap();
+    let r = c
+        .compound(vec![nfs_argop4::OP_PUTFH(PUTFH4args { object: fh })])
+        .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_STALE);
 }
 

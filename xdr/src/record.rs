@@ -36,7 +36,10 @@ impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RecordError::TooLarge { size, max } => {
-                write!(f, "record of at least {size} bytes exceeds the limit of {max}")
+                write!(
+                    f,
+                    "record of at least {size} bytes exceeds the limit of {max}"
+                )
             }
             RecordError::TooManyFragments => write!(f, "record has too many fragments"),
         }
@@ -181,7 +184,10 @@ mod tests {
         let recs = feed_all(&mut r, &frag(true, b"hello")).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(&recs[0][4..], b"hello");
-        assert_eq!(u32::from_be_bytes(recs[0][..4].try_into().unwrap()), 5 | LAST_FRAGMENT);
+        assert_eq!(
+            u32::from_be_bytes(recs[0][..4].try_into().unwrap()),
+            5 | LAST_FRAGMENT
+        );
         assert!(r.is_idle());
     }
 
@@ -238,6 +244,9 @@ mod tests {
     fn endless_empty_fragments_are_refused() {
         let mut r = Reassembler::new(8);
         let stream: Vec<u8> = (0..=MAX_FRAGMENTS).flat_map(|_| frag(false, b"")).collect();
-        assert_eq!(feed_all(&mut r, &stream), Err(RecordError::TooManyFragments));
+        assert_eq!(
+            feed_all(&mut r, &stream),
+            Err(RecordError::TooManyFragments)
+        );
     }
 }

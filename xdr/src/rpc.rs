@@ -122,7 +122,9 @@ pub fn parse(record: &[u8]) -> Message<'_> {
                     _ => None,
                 },
             }),
-            MessageType::Reply(ReplyBody::Denied(_)) => Message::Reply(Reply { xid, results: None }),
+            MessageType::Reply(ReplyBody::Denied(_)) => {
+                Message::Reply(Reply { xid, results: None })
+            }
         },
         // Past xid, type and version only prog/vers/proc (fixed size) and the
         // two auth bodies remain: a parse failure there is a bad credential.
@@ -213,12 +215,13 @@ pub fn finish_record(out: &mut [u8]) {
 
 /// A complete record refusing call `xid`.
 pub fn refusal_reply(xid: u32, why: Refusal) -> Vec<u8> {
-    let accepted = |status| {
-        ReplyBody::Accepted(AcceptedReply::new(AuthFlavor::AuthNone(None), status))
-    };
+    let accepted =
+        |status| ReplyBody::Accepted(AcceptedReply::new(AuthFlavor::AuthNone(None), status));
     let body = match why {
         Refusal::ProgUnavail => accepted(AcceptedStatus::ProgramUnavailable),
-        Refusal::ProgMismatch { low, high } => accepted(AcceptedStatus::ProgramMismatch { low, high }),
+        Refusal::ProgMismatch { low, high } => {
+            accepted(AcceptedStatus::ProgramMismatch { low, high })
+        }
         Refusal::ProcUnavail => accepted(AcceptedStatus::ProcedureUnavailable),
         Refusal::GarbageArgs => accepted(AcceptedStatus::GarbageArgs),
         Refusal::SystemErr => accepted(AcceptedStatus::SystemError),
@@ -237,24 +240,42 @@ pub fn refusal_reply(xid: u32, why: Refusal) -> Vec<u8> {
 
 /// Builds a complete call record (used for back-channel calls and by the
 /// project's own clients), AUTH_SYS or AUTH_NONE.
-pub fn call_record(xid: u32, prog: u32, vers: u32, proc_: u32, cred: &Credential, args: &[u8]) -> Vec<u8> {
+pub fn call_record(
+    xid: u32,
+    prog: u32,
+    vers: u32,
+    proc_: u32,
+    cred: &Credential,
+    args: &[u8],
+) -> Vec<u8> {
     let auth = match cred {
-        Credential::Sys { stamp, machine, uid, gid, gids } => AuthFlavor::AuthUnix(
-            onc_rpc::auth::AuthUnixParams::new(
-                *stamp,
-                // The crate panics past these RFC 5531 bounds: clamp instead.
-                &machine.as_bytes()[..machine.len().min(255)],
-                *uid,
-                *gid,
-                gids.iter().copied().take(16),
-            ),
-        ),
+        Credential::Sys {
+            stamp,
+            machine,
+            uid,
+            gid,
+            gids,
+        } => AuthFlavor::AuthUnix(onc_rpc::auth::AuthUnixParams::new(
+            *stamp,
+            // The crate panics past these RFC 5531 bounds: clamp instead.
+            &machine.as_bytes()[..machine.len().min(255)],
+            *uid,
+            *gid,
+            gids.iter().copied().take(16),
+        )),
         _ => AuthFlavor::AuthNone(None),
     };
     let empty: &[u8] = &[];
     let head = RpcMessage::new(
         xid,
-        MessageType::Call(CallBody::new(prog, vers, proc_, auth, AuthFlavor::AuthNone(None), empty)),
+        MessageType::Call(CallBody::new(
+            prog,
+            vers,
+            proc_,
+            auth,
+            AuthFlavor::AuthNone(None),
+            empty,
+        )),
     );
     let mut out = Vec::with_capacity(head.serialised_len() as usize + args.len());
     let _ = head.serialise_into(&mut out);
@@ -268,7 +289,13 @@ mod tests {
     use super::*;
 
     fn sys() -> Credential {
-        Credential::Sys { stamp: 7, machine: "host".into(), uid: 1000, gid: 100, gids: vec![4, 5] }
+        Credential::Sys {
+            stamp: 7,
+            machine: "host".into(),
+            uid: 1000,
+            gid: 100,
+            gids: vec![4, 5],
+        }
     }
 
     #[test]

@@ -15,13 +15,16 @@ pub fn run(cx: &mut Cx, a: BIND_CONN_TO_SESSION4args) -> NfsResult<BIND_CONN_TO_
     let (fore, back, dir) = match a.bctsa_dir {
         CDFC4_FORE => (true, false, channel_dir_from_server4::CDFS4_FORE),
         CDFC4_BACK => (false, true, channel_dir_from_server4::CDFS4_BACK),
-        CDFC4_FORE_OR_BOTH | CDFC4_BACK_OR_BOTH => (true, true, channel_dir_from_server4::CDFS4_BOTH),
+        CDFC4_FORE_OR_BOTH | CDFC4_BACK_OR_BOTH => {
+            (true, true, channel_dir_from_server4::CDFS4_BOTH)
+        }
     };
     cx.srv
         .state
         .bind_conn(&a.bctsa_sessid, fore, back, cx.req.conn, cx.req.cb.clone())?;
     if back {
-        cx.followups.push(Followup::ProbeBackChannel(a.bctsa_sessid));
+        cx.followups
+            .push(Followup::ProbeBackChannel(a.bctsa_sessid));
     }
     Ok(BIND_CONN_TO_SESSION4resok {
         bctsr_sessid: a.bctsa_sessid,
@@ -33,10 +36,12 @@ pub fn run(cx: &mut Cx, a: BIND_CONN_TO_SESSION4args) -> NfsResult<BIND_CONN_TO_
 /// BACKCHANNEL_CTL: a new callback program and security for the back channel.
 pub fn backchannel_ctl(cx: &mut Cx, a: BACKCHANNEL_CTL4args) -> NfsResult<()> {
     let s = cx.session.as_ref().ok_or(NfsError::OpNotInSession)?;
-    let usable = a
-        .bca_sec_parms
-        .iter()
-        .any(|p| matches!(p, callback_sec_parms4::AUTH_NONE | callback_sec_parms4::AUTH_SYS(_)));
+    let usable = a.bca_sec_parms.iter().any(|p| {
+        matches!(
+            p,
+            callback_sec_parms4::AUTH_NONE | callback_sec_parms4::AUTH_SYS(_)
+        )
+    });
     if !usable {
         return Err(NfsError::EncrAlgUnsupp);
     }

@@ -13,7 +13,11 @@ use crate::vfs::{obj_attrs, CurFh, Export, Node};
 
 /// The export and path of the current object, or NFS4ERR_ROFS-free
 /// failure for pseudo nodes (which hold no data): callers pick the error.
-pub fn obj<'c>(cx: &'c Cx, cur: &'c CurFh, pseudo_err: NfsError) -> NfsResult<(&'c Export, &'c RelPath, crate::fhmap::ObjectId)> {
+pub fn obj<'c>(
+    cx: &'c Cx,
+    cur: &'c CurFh,
+    pseudo_err: NfsError,
+) -> NfsResult<(&'c Export, &'c RelPath, crate::fhmap::ObjectId)> {
     match &cur.node {
         Node::Pseudo(_) => Err(pseudo_err),
         Node::Obj { export, path, id } => Ok((cx.srv.vfs.export(*export)?, path, *id)),
@@ -94,7 +98,9 @@ pub fn with_attr_context<R>(
         lease_time: cx.srv.cfg.lease_time,
         // A per-file-system attribute (RFC 8881 §5.8.1.3): the export's
         // own policy; the pseudo filesystem's handles never expire.
-        fh_expire_type: export.map_or(crate::fhmap::FH4_PERSISTENT, |e| e.policy().fh_expire_type()),
+        fh_expire_type: export.map_or(crate::fhmap::FH4_PERSISTENT, |e| {
+            e.policy().fh_expire_type()
+        }),
         maxread: u64::from(MAX_IO),
         maxwrite: u64::from(MAX_IO),
         mounted_on_fileid: mounted_on,
@@ -117,7 +123,8 @@ pub fn with_attr_context<R>(
 /// [`expired_as_stale`]). Every refusal is logged.
 pub fn resolve_fh(cx: &Cx, fh: &[u8]) -> NfsResult<CurFh> {
     let state = &cx.srv.state;
-    let is_open = |export: u32, id: crate::fhmap::ObjectId| state.lock().file_share((export, id)).access != 0;
+    let is_open =
+        |export: u32, id: crate::fhmap::ObjectId| state.lock().file_share((export, id)).access != 0;
     let err = match cx.srv.vfs.resolve_with(fh, &is_open) {
         Ok(cur) => return Ok(cur),
         Err(err) => err,
@@ -144,7 +151,11 @@ pub fn resolve_fh(cx: &Cx, fh: &[u8]) -> NfsResult<CurFh> {
         answer = if stale { "NFS4ERR_STALE" } else { "NFS4ERR_FHEXPIRED" },
         "PUTFH: volatile filehandle expired"
     );
-    Err(if stale { NfsError::Stale } else { NfsError::FhExpired })
+    Err(if stale {
+        NfsError::Stale
+    } else {
+        NfsError::FhExpired
+    })
 }
 
 /// Whether an expired volatile handle of export `e` is reported to this
@@ -180,7 +191,11 @@ pub fn expired_as_stale(cx: &Cx, e: &Export) -> bool {
 pub fn client_is_linux(cx: &Cx) -> Option<bool> {
     let g = cx.srv.state.lock();
     if let Some(id) = cx.session_client() {
-        return Some(g.clients.get(&id).is_some_and(|c| c.impl_name.starts_with("Linux")));
+        return Some(
+            g.clients
+                .get(&id)
+                .is_some_and(|c| c.impl_name.starts_with("Linux")),
+        );
     }
     if cx.minor != 0 {
         return None;
@@ -204,7 +219,9 @@ pub fn client_is_linux(cx: &Cx) -> Option<bool> {
 fn callback_ip(uaddr: &str) -> Option<std::net::IpAddr> {
     let mut parts = uaddr.rsplitn(3, '.');
     let (_p2, _p1, host) = (parts.next()?, parts.next()?, parts.next()?);
-    host.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_canonical())
+    host.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 /// Refuses (NFS4ERR_FILE_OPEN) a RENAME or REMOVE that would make the
@@ -217,7 +234,12 @@ fn callback_ip(uaddr: &str) -> Option<std::net::IpAddr> {
 /// "a file system object involved in the operation is currently open",
 /// listed for RENAME and REMOVE. With `noexpire_with_open` the handle of
 /// an open file outlives the rename instead, so nothing is refused.
-pub fn refuse_if_open(cx: &Cx, e: &Export, id: crate::fhmap::ObjectId, what: &str) -> NfsResult<()> {
+pub fn refuse_if_open(
+    cx: &Cx,
+    e: &Export,
+    id: crate::fhmap::ObjectId,
+    what: &str,
+) -> NfsResult<()> {
     let p = e.policy();
     if !p.is_volatile() || p.noexpire_with_open {
         return Ok(());
@@ -713,7 +735,6 @@ pub fn status_error(code: u32) -> NfsError {
         .find(|e| e.status() as i32 as u32 == code)
         .unwrap_or(ServerFault)
 }
-
 
 /// The record of a stateid named by a stateid-bearing operation, found by
 /// its `other` field only — its seqid is checked later with

@@ -30,16 +30,26 @@ fn attrs(c: &Channel) -> channel_attrs4 {
     }
 }
 
-fn create(cx: &mut Cx, a: &CREATE_SESSION4args) -> NfsResult<Result<CREATE_SESSION4resok, Vec<u8>>> {
-    if a.csa_flags & !(CREATE_SESSION4_FLAG_PERSIST | CREATE_SESSION4_FLAG_CONN_BACK_CHAN | CREATE_SESSION4_FLAG_CONN_RDMA) != 0 {
+fn create(
+    cx: &mut Cx,
+    a: &CREATE_SESSION4args,
+) -> NfsResult<Result<CREATE_SESSION4resok, Vec<u8>>> {
+    if a.csa_flags
+        & !(CREATE_SESSION4_FLAG_PERSIST
+            | CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+            | CREATE_SESSION4_FLAG_CONN_RDMA)
+        != 0
+    {
         return Err(NfsError::Inval);
     }
     // The back channel needs a security flavor the server can use.
     let usable_sec = a.csa_sec_parms.is_empty()
-        || a
-            .csa_sec_parms
-            .iter()
-            .any(|p| matches!(p, callback_sec_parms4::AUTH_NONE | callback_sec_parms4::AUTH_SYS(_)));
+        || a.csa_sec_parms.iter().any(|p| {
+            matches!(
+                p,
+                callback_sec_parms4::AUTH_NONE | callback_sec_parms4::AUTH_SYS(_)
+            )
+        });
     if !usable_sec {
         return Err(NfsError::EncrAlgUnsupp);
     }
@@ -51,7 +61,11 @@ fn create(cx: &mut Cx, a: &CREATE_SESSION4args) -> NfsResult<Result<CREATE_SESSI
         back: channel(&a.csa_back_chan_attrs),
         cb_program: a.csa_cb_program,
     };
-    match cx.srv.state.create_session(&args, &cx.req.principal(), cx.req.conn, cx.req.cb.clone())? {
+    match cx
+        .srv
+        .state
+        .create_session(&args, &cx.req.principal(), cx.req.conn, cx.req.cb.clone())?
+    {
         CreateOutcome::Replay(bytes) => Ok(Err(bytes)),
         CreateOutcome::Created(s) => {
             if s.cb.is_some() {
@@ -75,9 +89,11 @@ pub fn run(cx: &mut Cx, a: CREATE_SESSION4args, out: &mut Vec<u8>) -> nfsstat4 {
     match create(cx, &a) {
         Ok(Ok(ok)) => {
             let st = finish(out, nfs_opnum4::OP_CREATE_SESSION, Ok(ok));
-            cx.srv
-                .state
-                .cache_create_session(a.csa_clientid, a.csa_sequence, out[start..].to_vec());
+            cx.srv.state.cache_create_session(
+                a.csa_clientid,
+                a.csa_sequence,
+                out[start..].to_vec(),
+            );
             st
         }
         Ok(Err(replay)) => {

@@ -7,5 +7,7 @@ use crate::error::NfsResult;
 
 /// DESTROY_CLIENTID: refused with CLIENTID_BUSY while sessions or state exist.
 pub fn run(cx: &mut Cx, a: DESTROY_CLIENTID4args) -> NfsResult<()> {
-    cx.srv.state.destroy_clientid(a.dca_clientid, &cx.req.principal())
+    cx.srv
+        .state
+        .destroy_clientid(a.dca_clientid, &cx.req.principal())
 }

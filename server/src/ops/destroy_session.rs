@@ -7,7 +7,9 @@ use crate::error::NfsResult;
 
 /// DESTROY_SESSION: the session and its reply cache go; the client stays.
 pub fn run(cx: &mut Cx, a: DESTROY_SESSION4args) -> NfsResult<()> {
-    cx.srv.state.destroy_session(&a.dsa_sessionid, &cx.req.principal())?;
+    cx.srv
+        .state
+        .destroy_session(&a.dsa_sessionid, &cx.req.principal())?;
     if cx.session.as_ref().is_some_and(|s| s.id == a.dsa_sessionid) {
         // The running COMPOUND's own session is gone: nothing to cache into.
         cx.session = None;

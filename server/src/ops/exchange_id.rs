@@ -57,7 +57,10 @@ pub fn run(cx: &mut Cx, a: EXCHANGE_ID4args) -> NfsResult<EXCHANGE_ID4resok> {
         eir_server_impl_id: vec![nfs_impl_id4 {
             nii_domain: b"nfs4d.invalid".to_vec(),
             nii_name: format!("nfs4d {}", env!("CARGO_PKG_VERSION")).into_bytes(),
-            nii_date: nfstime4 { seconds: 0, nseconds: 0 },
+            nii_date: nfstime4 {
+                seconds: 0,
+                nseconds: 0,
+            },
         }],
     })
 }

@@ -19,8 +19,8 @@ mod allocate;
 mod bind_conn_to_session;
 mod clone;
 mod close;
-mod common;
 mod commit;
+mod common;
 mod copy;
 mod create;
 mod create_session;
@@ -254,7 +254,10 @@ pub fn finish<T: Pack<Vec<u8>>>(out: &mut Vec<u8>, op: nfs_opnum4, r: NfsResult<
                 }
                 _ => {}
             }
-            if matches!(st, nfsstat4::NFS4ERR_SERVERFAULT | nfsstat4::NFS4ERR_IO | nfsstat4::NFS4ERR_BADXDR) {
+            if matches!(
+                st,
+                nfsstat4::NFS4ERR_SERVERFAULT | nfsstat4::NFS4ERR_IO | nfsstat4::NFS4ERR_BADXDR
+            ) {
                 tracing::warn!(op = ?op, error = %e, "operation failed");
             }
             st
@@ -316,7 +319,9 @@ pub fn dispatch(cx: &mut Cx, arg: nfs_argop4, out: &mut Vec<u8>) -> nfsstat4 {
         nfs_argop4::OP_VERIFY(a) => finish(out, op, verify::verify(cx, a)),
         nfs_argop4::OP_WRITE(a) => finish(out, op, write::run(cx, a)),
         nfs_argop4::OP_RELEASE_LOCKOWNER(a) => finish(out, op, release_lockowner::run(cx, a)),
-        nfs_argop4::OP_BACKCHANNEL_CTL(a) => finish(out, op, bind_conn_to_session::backchannel_ctl(cx, a)),
+        nfs_argop4::OP_BACKCHANNEL_CTL(a) => {
+            finish(out, op, bind_conn_to_session::backchannel_ctl(cx, a))
+        }
         nfs_argop4::OP_BIND_CONN_TO_SESSION(a) => finish(out, op, bind_conn_to_session::run(cx, a)),
         nfs_argop4::OP_EXCHANGE_ID(a) => finish(out, op, exchange_id::run(cx, a)),
         nfs_argop4::OP_CREATE_SESSION(a) => create_session::run(cx, a, out),

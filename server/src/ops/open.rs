@@ -85,7 +85,10 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
     let (share, want) = share_of(cx.minor, a.share_access, a.share_deny)?;
     let how = how_of(cx.minor, a.openhow)?;
     let cur = cx.cfh()?.clone();
-    if !matches!(a.claim, open_claim4::CLAIM_PREVIOUS(_) | open_claim4::CLAIM_DELEGATE_PREV(_)) {
+    if !matches!(
+        a.claim,
+        open_claim4::CLAIM_PREVIOUS(_) | open_claim4::CLAIM_DELEGATE_PREV(_)
+    ) {
         common::require_reclaim_complete(cx, client)?;
     }
     let (fh, seq, opened) = match a.claim {

@@ -70,11 +70,21 @@ pub(super) fn admit<'c>(
             // A stateid presented by another principal than the one that
             // opened is no ticket by itself: that caller needs the access
             // by mode, the file's owner excepted (as knfsd; pynfs WRT19).
-            let opener = cx.srv.state.lock().clients.get(&client).map(|c| c.principal.clone());
+            let opener = cx
+                .srv
+                .state
+                .lock()
+                .clients
+                .get(&client)
+                .map(|c| c.principal.clone());
             if opener != Some(cx.req.principal()) {
                 let a = e.backend.stat(path)?;
                 if common::caller(cx).0 != a.uid {
-                    let want = if write { common::MAY_WRITE } else { common::MAY_READ | common::MAY_EXEC };
+                    let want = if write {
+                        common::MAY_WRITE
+                    } else {
+                        common::MAY_READ | common::MAY_EXEC
+                    };
                     if common::allowed(cx, &a, want) == 0 {
                         return Err(NfsError::Access);
                     }

@@ -32,7 +32,10 @@ pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
     }
     let victim = e.backend.lookup(dir_path, &name)?;
     common::sticky_allows(cx, &before, &victim)?;
-    if victim.kind == FileKind::Regular && e.policy().is_volatile() && !e.policy().noexpire_with_open {
+    if victim.kind == FileKind::Regular
+        && e.policy().is_volatile()
+        && !e.policy().noexpire_with_open
+    {
         let id = cx.srv.fhmap.lookup_or_insert(
             e.id,
             dir_id,

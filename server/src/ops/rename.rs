@@ -65,7 +65,9 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
         common::dir_modifiable(cx, e, dp)?
     };
 
-    if crate::orphans::is_hidden(sp, old.as_bytes()) || crate::orphans::is_hidden(dp, new.as_bytes()) {
+    if crate::orphans::is_hidden(sp, old.as_bytes())
+        || crate::orphans::is_hidden(dp, new.as_bytes())
+    {
         return Err(NfsError::NoEnt);
     }
     let src = e.backend.lookup(sp, &old)?;

@@ -3,7 +3,9 @@
 //! export's `sec` option narrows that (docs/security.md). Pseudo
 //! directories accept both.
 
-use nfs4d_xdr::nfs4::{secinfo4, secinfo_style4, SECINFO4args, SECINFO4resok, SECINFO_NO_NAME4args};
+use nfs4d_xdr::nfs4::{
+    secinfo4, secinfo_style4, SECINFO4args, SECINFO4resok, SECINFO_NO_NAME4args,
+};
 
 use super::common;
 use crate::compound::Cx;
@@ -64,7 +66,13 @@ pub fn secinfo_no_name(cx: &mut Cx, a: SECINFO_NO_NAME4args) -> NfsResult<SECINF
         let is_root = match &cur.node {
             Node::Pseudo(n) => *n == 0,
             Node::Obj { path, export, .. } => {
-                path.is_root() && cx.srv.vfs.pseudo.first().is_some_and(|p| p.export == Some(*export))
+                path.is_root()
+                    && cx
+                        .srv
+                        .vfs
+                        .pseudo
+                        .first()
+                        .is_some_and(|p| p.export == Some(*export))
             }
         };
         if is_root {

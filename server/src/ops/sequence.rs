@@ -13,7 +13,11 @@ const SEQUENCE_REPLY: u32 = 12 + 8 + 16 + 20;
 
 /// SEQUENCE.
 pub fn run(cx: &mut Cx, a: SEQUENCE4args) -> NfsResult<SEQUENCE4resok> {
-    let fore = cx.srv.state.session_fore(&a.sa_sessionid).ok_or(NfsError::BadSession)?;
+    let fore = cx
+        .srv
+        .state
+        .session_fore(&a.sa_sessionid)
+        .ok_or(NfsError::BadSession)?;
     // Checked before the slot is taken, so a refused request leaves the
     // slot as it was (RFC 8881 §18.46.3).
     if cx.op_count as u64 > u64::from(fore.max_ops) {
@@ -36,9 +40,18 @@ pub fn run(cx: &mut Cx, a: SEQUENCE4args) -> NfsResult<SEQUENCE4resok> {
             cx.replay_all = Some(bytes);
             return Err(NfsError::RetryUncachedRep);
         }
-        SeqOutcome::New { highest_slot, fore, cb_down } => (highest_slot, fore, cb_down),
+        SeqOutcome::New {
+            highest_slot,
+            fore,
+            cb_down,
+        } => (highest_slot, fore, cb_down),
     };
-    let client = cx.srv.state.lock().session_client(&a.sa_sessionid).unwrap_or(0);
+    let client = cx
+        .srv
+        .state
+        .lock()
+        .session_client(&a.sa_sessionid)
+        .unwrap_or(0);
     cx.session = Some(SessionCtx {
         id: a.sa_sessionid,
         slot: a.sa_slotid,

@@ -20,7 +20,11 @@ pub fn run(cx: &mut Cx, a: TEST_STATEID4args) -> NfsResult<TEST_STATEID4resok> {
         .ts_stateids
         .iter()
         .map(|sid| {
-            if special::is_anonymous(sid) || special::is_bypass(sid) || special::is_current(sid) || special::is_invalid(sid) {
+            if special::is_anonymous(sid)
+                || special::is_bypass(sid)
+                || special::is_current(sid)
+                || special::is_invalid(sid)
+            {
                 return nfsstat4::NFS4ERR_BAD_STATEID;
             }
             match g.check_stateid(sid, cx.srv.state.boot, cx.minor) {
@@ -30,5 +34,7 @@ pub fn run(cx: &mut Cx, a: TEST_STATEID4args) -> NfsResult<TEST_STATEID4resok> {
             }
         })
         .collect();
-    Ok(TEST_STATEID4resok { tsr_status_codes: codes })
+    Ok(TEST_STATEID4resok {
+        tsr_status_codes: codes,
+    })
 }

@@ -99,7 +99,14 @@ pub struct ExchangeIdOk {
 }
 
 impl StateManager {
-    fn new_client(&self, g: &mut Inner, owner: &[u8], verifier: [u8; 8], principal: Principal, minor: u32) -> Client {
+    fn new_client(
+        &self,
+        g: &mut Inner,
+        owner: &[u8],
+        verifier: [u8; 8],
+        principal: Principal,
+        minor: u32,
+    ) -> Client {
         g.next_client = g.next_client.wrapping_add(1);
         let id = (u64::from(self.boot) << 32) | u64::from(g.next_client);
         let mut confirm = [0u8; 8];
@@ -143,12 +150,18 @@ impl StateManager {
             .map(|c| c.id);
         match oldest {
             Some(id) => {
-                tracing::info!(client = format_args!("{id:#x}"), "client table full; dropping the oldest unconfirmed client");
+                tracing::info!(
+                    client = format_args!("{id:#x}"),
+                    "client table full; dropping the oldest unconfirmed client"
+                );
                 g.purge_client(id);
                 Ok(())
             }
             None => {
-                tracing::warn!(limit = self.limits.max_clients, "client table full of confirmed clients; refusing a new client");
+                tracing::warn!(
+                    limit = self.limits.max_clients,
+                    "client table full of confirmed clients; refusing a new client"
+                );
                 Err(NfsError::Resource)
             }
         }
@@ -169,7 +182,11 @@ impl StateManager {
         let now = self.now();
         let mut g = self.lock();
         let same_owner = |c: &&Client| c.owner == owner && c.minor == 0;
-        let confirmed = g.clients.values().find(|c| same_owner(c) && c.confirmed).cloned();
+        let confirmed = g
+            .clients
+            .values()
+            .find(|c| same_owner(c) && c.confirmed)
+            .cloned();
         let unconfirmed: Vec<ClientId> = g
             .clients
             .values()
@@ -209,7 +226,12 @@ impl StateManager {
     }
 
     /// SETCLIENTID_CONFIRM (RFC 7530 §16.34.5).
-    pub fn setclientid_confirm(&self, id: ClientId, confirm: [u8; 8], principal: &Principal) -> Result<(), NfsError> {
+    pub fn setclientid_confirm(
+        &self,
+        id: ClientId,
+        confirm: [u8; 8],
+        principal: &Principal,
+    ) -> Result<(), NfsError> {
         let now = self.now();
         let mut g = self.lock();
         if let Some(upd) = g.pending_updates.get(&id) {
@@ -397,14 +419,22 @@ mod tests {
     #[test]
     fn setclientid_confirm_and_renew() {
         let (clock, sm) = sm();
-        let ok = sm.setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default()).unwrap();
-        assert_eq!(sm.renew(ok.clientid), Err(NfsError::StaleClientid), "unconfirmed");
+        let ok = sm
+            .setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default())
+            .unwrap();
+        assert_eq!(
+            sm.renew(ok.clientid),
+            Err(NfsError::StaleClientid),
+            "unconfirmed"
+        );
         assert_eq!(
             sm.setclientid_confirm(ok.clientid, [9; 8], &Principal::Uid(0)),
             Err(NfsError::StaleClientid)
         );
-        sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0)).unwrap();
-        sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0)).unwrap();
+        sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0))
+            .unwrap();
+        sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0))
+            .unwrap();
         sm.renew(ok.clientid).unwrap();
         clock.advance(Duration::from_secs(11));
         assert_eq!(sm.expire_leases(), 1);
@@ -414,15 +444,24 @@ mod tests {
     #[test]
     fn other_principal_gets_clid_inuse() {
         let (_c, sm) = sm();
-        let ok = sm.setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default()).unwrap();
-        sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0)).unwrap();
+        let ok = sm
+            .setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default())
+            .unwrap();
+        sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0))
+            .unwrap();
         // Without state another principal may take the id over…
         let other = sm.setclientid(b"c1", [2; 8], Principal::Uid(5), Callback40::default());
         assert!(other.is_ok());
         // …but not while the record holds state.
         let share = crate::state::Share { access: 1, deny: 0 };
-        sm.open(ok.clientid, (ok.clientid, b"o".to_vec()), (0, crate::fhmap::ObjectId(9)), share, true)
-            .unwrap();
+        sm.open(
+            ok.clientid,
+            (ok.clientid, b"o".to_vec()),
+            (0, crate::fhmap::ObjectId(9)),
+            share,
+            true,
+        )
+        .unwrap();
         assert_eq!(
             sm.setclientid(b"c1", [2; 8], Principal::Uid(5), Callback40::default()),
             Err(NfsError::ClidInUse)
@@ -432,18 +471,26 @@ mod tests {
     #[test]
     fn callback_update_keeps_clientid() {
         let (_c, sm) = sm();
-        let ok = sm.setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default()).unwrap();
-        sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0)).unwrap();
-        let upd = sm.setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default()).unwrap();
+        let ok = sm
+            .setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default())
+            .unwrap();
+        sm.setclientid_confirm(ok.clientid, ok.confirm, &Principal::Uid(0))
+            .unwrap();
+        let upd = sm
+            .setclientid(b"c1", [1; 8], Principal::Uid(0), Callback40::default())
+            .unwrap();
         assert_eq!(upd.clientid, ok.clientid);
-        sm.setclientid_confirm(upd.clientid, upd.confirm, &Principal::Uid(0)).unwrap();
+        sm.setclientid_confirm(upd.clientid, upd.confirm, &Principal::Uid(0))
+            .unwrap();
         sm.renew(ok.clientid).unwrap();
     }
 
     #[test]
     fn exchange_id_cases() {
         let (_c, sm) = sm();
-        let a = sm.exchange_id(b"o", [1; 8], Principal::Uid(0), false, String::new()).unwrap();
+        let a = sm
+            .exchange_id(b"o", [1; 8], Principal::Uid(0), false, String::new())
+            .unwrap();
         assert!(!a.confirmed);
         assert_eq!(a.seq, 1);
         assert_eq!(
@@ -451,10 +498,14 @@ mod tests {
             Err(NfsError::NoEnt)
         );
         StateManager::confirm41(&mut sm.lock(), a.clientid);
-        let b = sm.exchange_id(b"o", [1; 8], Principal::Uid(0), false, String::new()).unwrap();
+        let b = sm
+            .exchange_id(b"o", [1; 8], Principal::Uid(0), false, String::new())
+            .unwrap();
         assert!(b.confirmed);
         assert_eq!(b.clientid, a.clientid);
-        let c = sm.exchange_id(b"o", [2; 8], Principal::Uid(0), false, String::new()).unwrap();
+        let c = sm
+            .exchange_id(b"o", [2; 8], Principal::Uid(0), false, String::new())
+            .unwrap();
         assert_ne!(c.clientid, a.clientid, "new incarnation");
         assert_eq!(
             sm.exchange_id(b"o", [3; 8], Principal::Uid(0), true, String::new()),

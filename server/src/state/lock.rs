@@ -192,7 +192,9 @@ impl StateManager {
         }
         // Count the owner's ranges as they would be after this lock.
         let after = g.ranges_after(file, &owner, start, end, Some(ty));
-        if after.iter().filter(|r| r.owner == owner).count() > self.limits.max_locks_per_owner as usize {
+        if after.iter().filter(|r| r.owner == owner).count()
+            > self.limits.max_locks_per_owner as usize
+        {
             return Err(Err(NfsError::Resource));
         }
         let other = match g.locks_by_owner.get(&(owner.clone(), file)) {
@@ -203,8 +205,12 @@ impl StateManager {
                 if g.states.len() >= self.limits.max_open_states as usize {
                     return Err(Err(NfsError::Resource));
                 }
-                g.admit_owner(super::OwnerKind::Lock, &owner, self.limits.max_owners_per_client as usize)
-                    .map_err(Err)?;
+                g.admit_owner(
+                    super::OwnerKind::Lock,
+                    &owner,
+                    self.limits.max_owners_per_client as usize,
+                )
+                .map_err(Err)?;
                 let o = g.new_other(self.boot, client);
                 g.states.insert(
                     o,
@@ -247,7 +253,9 @@ impl StateManager {
         // sub-range requests the server does not support (LOCKU in RFC
         // 7530 §16.12 and RFC 8881 §18.12.3), valid in every minor version.
         let after = g.ranges_after(file, &owner, start, end, None);
-        if after.iter().filter(|r| r.owner == owner).count() > self.limits.max_locks_per_owner as usize {
+        if after.iter().filter(|r| r.owner == owner).count()
+            > self.limits.max_locks_per_owner as usize
+        {
             return Err(NfsError::LockRange);
         }
         g.set_range(file, &owner, start, end, None);

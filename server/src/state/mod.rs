@@ -153,13 +153,20 @@ pub struct StateManager {
 
 impl std::fmt::Debug for StateManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StateManager").field("boot", &self.boot).finish()
+        f.debug_struct("StateManager")
+            .field("boot", &self.boot)
+            .finish()
     }
 }
 
 impl StateManager {
     /// An empty state table.
-    pub fn new(clock: Arc<dyn Clock>, lease_secs: u32, boot: u32, limits: crate::config::Limits) -> Self {
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        lease_secs: u32,
+        boot: u32,
+        limits: crate::config::Limits,
+    ) -> Self {
         StateManager {
             inner: Mutex::new(Inner::default()),
             clock,
@@ -197,7 +204,12 @@ impl StateManager {
 
     /// Checks a 4.0 owner's seqid without changing anything but, for an
     /// owner not seen before, its admission (`limits.max_owners_per_client`).
-    pub fn check_owner_seqid(&self, kind: OwnerKind, owner: &OwnerKey, seqid: u32) -> Result<SeqCheck, NfsError> {
+    pub fn check_owner_seqid(
+        &self,
+        kind: OwnerKind,
+        owner: &OwnerKey,
+        seqid: u32,
+    ) -> Result<SeqCheck, NfsError> {
         let mut g = self.lock();
         let table = match kind {
             OwnerKind::Open => &g.open_owners,
@@ -224,7 +236,10 @@ impl StateManager {
             .map(|c| c.id)
             .collect();
         for id in &dead {
-            tracing::info!(client = format_args!("{id:#x}"), "lease expired; releasing its state");
+            tracing::info!(
+                client = format_args!("{id:#x}"),
+                "lease expired; releasing its state"
+            );
             g.expire_client(*id);
         }
         dead.len()
@@ -281,7 +296,12 @@ impl Inner {
     /// its replay cache of RFC 7530 §9.1.7 is lost; the server may release
     /// such owners, RFC 7530 §9.1.10), or the new owner is refused with
     /// NFS4ERR_RESOURCE (NFS4ERR_DELAY in 4.1, see compound.rs).
-    pub fn admit_owner(&mut self, kind: OwnerKind, owner: &OwnerKey, limit: usize) -> Result<(), NfsError> {
+    pub fn admit_owner(
+        &mut self,
+        kind: OwnerKind,
+        owner: &OwnerKey,
+        limit: usize,
+    ) -> Result<(), NfsError> {
         let known = match kind {
             OwnerKind::Open => self.open_owners.contains_key(owner),
             OwnerKind::Lock => self.lock_owners.contains_key(owner),
@@ -299,7 +319,11 @@ impl Inner {
         if mine < limit {
             return Ok(());
         }
-        let idle = |t: &HashMap<OwnerKey, OwnerSeq>| t.iter().find(|(k, s)| k.0 == client && s.states == 0).map(|(k, _)| k.clone());
+        let idle = |t: &HashMap<OwnerKey, OwnerSeq>| {
+            t.iter()
+                .find(|(k, s)| k.0 == client && s.states == 0)
+                .map(|(k, _)| k.clone())
+        };
         if let Some(k) = idle(&self.open_owners) {
             self.open_owners.remove(&k);
             return Ok(());
@@ -308,7 +332,11 @@ impl Inner {
             self.lock_owners.remove(&k);
             return Ok(());
         }
-        tracing::warn!(client = format_args!("{client:#x}"), limit, "client has too many open/lock owners holding state; refusing a new one");
+        tracing::warn!(
+            client = format_args!("{client:#x}"),
+            limit,
+            "client has too many open/lock owners holding state; refusing a new one"
+        );
         Err(NfsError::Resource)
     }
 
@@ -384,7 +412,12 @@ impl Inner {
     /// Looks up a stateid for use by an operation, checking that it belongs
     /// to this server instance, exists, and that its seqid is current
     /// (RFC 8881 §8.2.2–8.2.4). `minor` 1+ allows seqid 0 meaning "current".
-    pub fn check_stateid(&self, sid: &stateid4, boot: u32, minor: u32) -> Result<&StateEntry, NfsError> {
+    pub fn check_stateid(
+        &self,
+        sid: &stateid4,
+        boot: u32,
+        minor: u32,
+    ) -> Result<&StateEntry, NfsError> {
         if sid.other[..4] != boot.to_be_bytes() {
             return Err(if self.states.is_empty() && sid.other[..4] == [0; 4] {
                 NfsError::BadStateid
@@ -466,19 +499,40 @@ mod tests {
     fn stateids_of_an_expired_client_answer_expired() {
         let clock = Arc::new(ManualClock::default());
         let sm = StateManager::new(clock.clone(), 10, 77, Default::default());
-        let c = sm.setclientid(b"x", [1; 8], Principal::Uid(0), Callback40::default()).unwrap();
-        sm.setclientid_confirm(c.clientid, c.confirm, &Principal::Uid(0)).unwrap();
+        let c = sm
+            .setclientid(b"x", [1; 8], Principal::Uid(0), Callback40::default())
+            .unwrap();
+        sm.setclientid_confirm(c.clientid, c.confirm, &Principal::Uid(0))
+            .unwrap();
         let share = Share { access: 1, deny: 0 };
         let o = sm
-            .open(c.clientid, (c.clientid, b"o".to_vec()), (0, ObjectId(3)), share, true)
+            .open(
+                c.clientid,
+                (c.clientid, b"o".to_vec()),
+                (0, ObjectId(3)),
+                share,
+                true,
+            )
             .unwrap();
-        let closed = stateid4 { seqid: 1, other: sm.lock().new_other(77, c.clientid) };
-        assert_eq!(sm.lock().check_stateid(&closed, 77, 0).unwrap_err(), NfsError::BadStateid);
+        let closed = stateid4 {
+            seqid: 1,
+            other: sm.lock().new_other(77, c.clientid),
+        };
+        assert_eq!(
+            sm.lock().check_stateid(&closed, 77, 0).unwrap_err(),
+            NfsError::BadStateid
+        );
         clock.advance(Duration::from_secs(11));
         assert_eq!(sm.expire_leases(), 1);
-        assert_eq!(sm.lock().check_stateid(&o.stateid, 77, 0).unwrap_err(), NfsError::Expired);
+        assert_eq!(
+            sm.lock().check_stateid(&o.stateid, 77, 0).unwrap_err(),
+            NfsError::Expired
+        );
         let mut stale = o.stateid.clone();
         stale.other[..4].copy_from_slice(&1u32.to_be_bytes());
-        assert_eq!(sm.lock().check_stateid(&stale, 77, 0).unwrap_err(), NfsError::StaleStateid);
+        assert_eq!(
+            sm.lock().check_stateid(&stale, 77, 0).unwrap_err(),
+            NfsError::StaleStateid
+        );
     }
 }

@@ -119,7 +119,11 @@ impl StateManager {
         if g.states.len() >= self.limits.max_open_states as usize {
             return Err(NfsError::Resource);
         }
-        g.admit_owner(super::OwnerKind::Open, &owner, self.limits.max_owners_per_client as usize)?;
+        g.admit_owner(
+            super::OwnerKind::Open,
+            &owner,
+            self.limits.max_owners_per_client as usize,
+        )?;
         let other = g.new_other(self.boot, client);
         g.states.insert(
             other,

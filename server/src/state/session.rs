@@ -135,7 +135,10 @@ pub const FLAG_CONN_RDMA: u32 = 0x4;
 
 impl StateManager {
     fn negotiate(&self, want: Channel) -> Result<Channel, NfsError> {
-        if want.max_request < MIN_REQUEST_SIZE || want.max_response < MIN_REQUEST_SIZE || want.max_requests == 0 {
+        if want.max_request < MIN_REQUEST_SIZE
+            || want.max_response < MIN_REQUEST_SIZE
+            || want.max_requests == 0
+        {
             return Err(NfsError::TooSmall);
         }
         let l = &self.limits;
@@ -159,7 +162,10 @@ impl StateManager {
     ) -> Result<CreateOutcome, NfsError> {
         let now = self.now();
         let mut g = self.lock();
-        let c = g.clients.get(&args.clientid).ok_or(NfsError::StaleClientid)?;
+        let c = g
+            .clients
+            .get(&args.clientid)
+            .ok_or(NfsError::StaleClientid)?;
         if c.minor == 0 {
             return Err(NfsError::StaleClientid);
         }
@@ -206,7 +212,11 @@ impl StateManager {
             cb_program: args.cb_program,
             slots: vec![Slot::default(); fore.max_requests as usize],
             conns: vec![conn],
-            cb: if flags & FLAG_CONN_BACK_CHAN != 0 { cb } else { None },
+            cb: if flags & FLAG_CONN_BACK_CHAN != 0 {
+                cb
+            } else {
+                None
+            },
             cb_up: false,
             cb_seq: 1,
             flags,
@@ -232,7 +242,13 @@ impl StateManager {
     }
 
     /// SEQUENCE at the state level (RFC 8881 §18.46.4).
-    pub fn sequence(&self, sid: &SessionId, slot: u32, seqid: u32, conn: u64) -> Result<SeqOutcome, NfsError> {
+    pub fn sequence(
+        &self,
+        sid: &SessionId,
+        slot: u32,
+        seqid: u32,
+        conn: u64,
+    ) -> Result<SeqOutcome, NfsError> {
         let now = self.now();
         let mut g = self.lock();
         let s = g.sessions.get_mut(sid).ok_or(NfsError::BadSession)?;
@@ -263,13 +279,21 @@ impl StateManager {
         if let Some(c) = g.clients.get_mut(&client) {
             c.lease_expires_ms = now + self.lease_ms;
         }
-        Ok(SeqOutcome::New { highest_slot, fore, cb_down })
+        Ok(SeqOutcome::New {
+            highest_slot,
+            fore,
+            cb_down,
+        })
     }
 
     /// Ends a request on a slot, caching its reply when asked and small enough.
     pub fn slot_done(&self, sid: &SessionId, slot: u32, reply: Option<Arc<Vec<u8>>>) {
         let mut g = self.lock();
-        if let Some(sl) = g.sessions.get_mut(sid).and_then(|s| s.slots.get_mut(slot as usize)) {
+        if let Some(sl) = g
+            .sessions
+            .get_mut(sid)
+            .and_then(|s| s.slots.get_mut(slot as usize))
+        {
             sl.busy = false;
             sl.reply = reply;
         }
@@ -280,7 +304,10 @@ impl StateManager {
         let mut g = self.lock();
         let s = g.sessions.get(sid).ok_or(NfsError::BadSession)?;
         let client = s.client;
-        if g.clients.get(&client).is_some_and(|c| &c.principal != principal) {
+        if g.clients
+            .get(&client)
+            .is_some_and(|c| &c.principal != principal)
+        {
             return Err(NfsError::ClidInUse);
         }
         g.sessions.remove(sid);
@@ -292,7 +319,14 @@ impl StateManager {
 
     /// BIND_CONN_TO_SESSION (RFC 8881 §18.34): binds `conn` to the fore
     /// and/or back channel; returns which were bound.
-    pub fn bind_conn(&self, sid: &SessionId, fore: bool, back: bool, conn: u64, cb: Option<CbChannel>) -> Result<(), NfsError> {
+    pub fn bind_conn(
+        &self,
+        sid: &SessionId,
+        fore: bool,
+        back: bool,
+        conn: u64,
+        cb: Option<CbChannel>,
+    ) -> Result<(), NfsError> {
         let mut g = self.lock();
         let s = g.sessions.get_mut(sid).ok_or(NfsError::BadSession)?;
         if fore && !s.conns.contains(&conn) {
@@ -390,7 +424,9 @@ mod tests {
 
     fn setup() -> (StateManager, SessionId) {
         let sm = StateManager::new(Arc::new(ManualClock::default()), 10, 3, Default::default());
-        let x = sm.exchange_id(b"o", [1; 8], Principal::Uid(0), false, String::new()).unwrap();
+        let x = sm
+            .exchange_id(b"o", [1; 8], Principal::Uid(0), false, String::new())
+            .unwrap();
         let args = CreateSession {
             clientid: x.clientid,
             seq: x.seq,
@@ -399,11 +435,17 @@ mod tests {
             back: chan(),
             cb_program: 0x4000_0000,
         };
-        let CreateOutcome::Created(s) = sm.create_session(&args, &Principal::Uid(0), 1, None).unwrap() else {
+        let CreateOutcome::Created(s) = sm
+            .create_session(&args, &Principal::Uid(0), 1, None)
+            .unwrap()
+        else {
             panic!("expected a new session")
         };
         sm.cache_create_session(x.clientid, x.seq, vec![1, 2, 3]);
-        match sm.create_session(&args, &Principal::Uid(0), 1, None).unwrap() {
+        match sm
+            .create_session(&args, &Principal::Uid(0), 1, None)
+            .unwrap()
+        {
             CreateOutcome::Replay(r) => assert_eq!(r, vec![1, 2, 3]),
             CreateOutcome::Created(_) => panic!("retransmission made a second session"),
         }
@@ -413,18 +455,40 @@ mod tests {
     #[test]
     fn slot_sequencing_and_replay() {
         let (sm, sid) = setup();
-        assert!(matches!(sm.sequence(&sid, 0, 1, 1), Ok(SeqOutcome::New { highest_slot: 3, .. })));
-        assert_eq!(sm.sequence(&sid, 0, 1, 1).unwrap_err(), NfsError::Delay, "still running");
+        assert!(matches!(
+            sm.sequence(&sid, 0, 1, 1),
+            Ok(SeqOutcome::New {
+                highest_slot: 3,
+                ..
+            })
+        ));
+        assert_eq!(
+            sm.sequence(&sid, 0, 1, 1).unwrap_err(),
+            NfsError::Delay,
+            "still running"
+        );
         sm.slot_done(&sid, 0, Some(Arc::new(vec![7])));
         match sm.sequence(&sid, 0, 1, 1).unwrap() {
             SeqOutcome::Replay(r) => assert_eq!(*r, vec![7]),
             other => panic!("{other:?}"),
         }
-        assert_eq!(sm.sequence(&sid, 0, 3, 1).unwrap_err(), NfsError::SeqMisordered);
+        assert_eq!(
+            sm.sequence(&sid, 0, 3, 1).unwrap_err(),
+            NfsError::SeqMisordered
+        );
         assert_eq!(sm.sequence(&sid, 9, 1, 1).unwrap_err(), NfsError::BadSlot);
-        assert_eq!(sm.sequence(&[0; 16], 0, 1, 1).unwrap_err(), NfsError::BadSession);
-        assert!(matches!(sm.sequence(&sid, 0, 2, 1), Ok(SeqOutcome::New { .. })));
+        assert_eq!(
+            sm.sequence(&[0; 16], 0, 1, 1).unwrap_err(),
+            NfsError::BadSession
+        );
+        assert!(matches!(
+            sm.sequence(&sid, 0, 2, 1),
+            Ok(SeqOutcome::New { .. })
+        ));
         sm.slot_done(&sid, 0, None);
-        assert_eq!(sm.sequence(&sid, 0, 2, 1).unwrap_err(), NfsError::RetryUncachedRep);
+        assert_eq!(
+            sm.sequence(&sid, 0, 2, 1).unwrap_err(),
+            NfsError::RetryUncachedRep
+        );
     }
 }
