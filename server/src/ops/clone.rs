@@ -4,7 +4,7 @@
 
 use nfs4d_xdr::nfs4::CLONE4args;
 
-use super::copy::{copy_count, lock_range, two_files};
+use super::copy::{admit_pair, copy_count, two_files};
 use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
 
@@ -24,23 +24,16 @@ pub fn run(cx: &mut Cx, a: CLONE4args) -> NfsResult<()> {
     let src_sid = cx.resolve_stateid(&a.cl_src_stateid)?;
     let dst_sid = cx.resolve_stateid(&a.cl_dst_stateid)?;
     let pair = two_files(cx, &src, &dst)?;
-    let wanted = match a.cl_count {
-        0 => pair.src_size.saturating_sub(a.cl_src_offset),
-        n => n,
-    };
-    super::read::admit(
+    admit_pair(
         cx,
+        &pair,
         &src,
-        &src_sid,
-        false,
-        lock_range(a.cl_src_offset, wanted),
-    )?;
-    super::read::admit(
-        cx,
         &dst,
+        &src_sid,
         &dst_sid,
-        true,
-        lock_range(a.cl_dst_offset, wanted),
+        a.cl_src_offset,
+        a.cl_dst_offset,
+        a.cl_count,
     )?;
     let count = copy_count(a.cl_src_offset, a.cl_dst_offset, a.cl_count, pair.src_size)?;
     if pair.same && overlap(a.cl_src_offset, a.cl_dst_offset, count) {

@@ -81,6 +81,30 @@ pub(super) fn copy_count(src_off: u64, dst_off: u64, count: u64, size: u64) -> N
 
 /// The inclusive byte range of `count` bytes at `off`, for the lock checks
 /// of [`super::read::admit`]; `None` for an empty range.
+/// Admits the source for reading and the destination for writing over the
+/// ranges a COPY or CLONE of `count` bytes (0: to the source's end) touches.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn admit_pair(
+    cx: &Cx,
+    pair: &Pair,
+    src: &CurFh,
+    dst: &CurFh,
+    src_sid: &nfs4d_xdr::nfs4::stateid4,
+    dst_sid: &nfs4d_xdr::nfs4::stateid4,
+    src_off: u64,
+    dst_off: u64,
+    count: u64,
+) -> NfsResult<()> {
+    // For the lock checks: what "through end of file" means now.
+    let wanted = match count {
+        0 => pair.src_size.saturating_sub(src_off),
+        n => n,
+    };
+    super::read::admit(cx, src, src_sid, false, lock_range(src_off, wanted))?;
+    super::read::admit(cx, dst, dst_sid, true, lock_range(dst_off, wanted))?;
+    Ok(())
+}
+
 pub(super) fn lock_range(off: u64, count: u64) -> Option<(u64, u64)> {
     (count > 0).then(|| (off, off.saturating_add(count - 1)))
 }
@@ -116,24 +140,16 @@ pub fn run(cx: &mut Cx, a: COPY4args) -> NfsResult<COPY4resok> {
     if pair.same {
         return Err(NfsError::Inval);
     }
-    // For the lock checks: what "through end of file" means now.
-    let wanted = match a.ca_count {
-        0 => pair.src_size.saturating_sub(a.ca_src_offset),
-        n => n,
-    };
-    super::read::admit(
+    admit_pair(
         cx,
+        &pair,
         &src,
-        &src_sid,
-        false,
-        lock_range(a.ca_src_offset, wanted),
-    )?;
-    super::read::admit(
-        cx,
         &dst,
+        &src_sid,
         &dst_sid,
-        true,
-        lock_range(a.ca_dst_offset, wanted),
+        a.ca_src_offset,
+        a.ca_dst_offset,
+        a.ca_count,
     )?;
     let count =
         copy_count(a.ca_src_offset, a.ca_dst_offset, a.ca_count, pair.src_size)?.min(MAX_SYNC_COPY);
