@@ -77,7 +77,9 @@ async fn reap_leases(srv: Arc<Server>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        srv.state.expire_leases();
+        // Expiry writes client records to sled: not on a tokio worker.
+        let s = srv.clone();
+        let _ = tokio::task::spawn_blocking(move || s.state.expire_leases()).await;
     }
 }
 

@@ -100,12 +100,22 @@ impl Server {
         // start time, so it is never a small number a client could forge by
         // accident (pynfs's "stale" stateids use 1) and differs per start.
         let state_boot = (boot.wrapping_mul(0x9E37_79B1) ^ nanos).max(2);
-        let state = StateManager::new(
+        let mut state = StateManager::new(
             clock.clone(),
             cfg.lease_time,
             state_boot,
             cfg.limits.clone(),
         );
+        let clients = fhmap.open_tree("clients").map_err(|e| {
+            StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string())
+        })?;
+        state.recovery = crate::state::recovery::Recovery::open(
+            clients,
+            clock.now_ms(),
+            u64::from(cfg.grace_time) * 1000,
+            u64::from(cfg.lease_time) * 1000,
+        )
+        .map_err(|e| StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string()))?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         Ok(Server {
             owner_major: format!("nfs4d:{}", host.trim()).into_bytes(),

@@ -595,6 +595,13 @@ impl FhMap {
 
     /// Number of times the map was opened in this state directory, this one
     /// included (starts at 1).
+    /// Opens (creating if needed) another tree of the map's database, for
+    /// other durable server state (client records): one `sled::Db` per
+    /// state directory, flushed together.
+    pub fn open_tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     pub fn boot_epoch(&self) -> u32 {
         self.boot_epoch
     }

@@ -865,9 +865,15 @@ impl<Out: std::io::Write> xdr_codec::Pack<Out> for Opaque {
     }
 }
 
-/// A 4.1 client must send RECLAIM_COMPLETE before its first non-reclaim
-/// OPEN or LOCK; until then those answer NFS4ERR_GRACE (RFC 8881 §18.51.3).
+/// A non-reclaim OPEN or LOCK: during the grace period after a restart
+/// only reclaims are granted (RFC 7530 §9.6.2, RFC 8881 §8.4.2.1), so it
+/// is NFS4ERR_GRACE. And a 4.1 client must send RECLAIM_COMPLETE before
+/// its first non-reclaim OPEN or LOCK; until then those answer
+/// NFS4ERR_GRACE too (RFC 8881 §18.51.3).
 pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()> {
+    if cx.srv.state.recovery.in_grace(cx.srv.state.now()) {
+        return Err(NfsError::Grace);
+    }
     if cx.minor == 0 {
         return Ok(());
     }
@@ -882,5 +888,27 @@ pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsR
         Ok(())
     } else {
         Err(NfsError::Grace)
+    }
+}
+
+/// A reclaim (OPEN CLAIM_PREVIOUS, LOCK with reclaim): allowed only during
+/// grace, for a client the previous instance had confirmed, and — 4.1 —
+/// before the client's RECLAIM_COMPLETE (RFC 8881 §18.51.3, RFC 7530
+/// §9.6.2). See `state::recovery` for the errors.
+pub fn reclaim_allowed(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()> {
+    let (key, done) = {
+        let g = cx.srv.state.lock();
+        let c = g.clients.get(&client).ok_or(NfsError::StaleClientid)?;
+        (
+            crate::state::recovery::record_key(c.minor, &c.owner),
+            c.reclaim_complete,
+        )
+    };
+    if done {
+        return Err(NfsError::NoGrace);
+    }
+    match cx.srv.state.recovery.may_reclaim(cx.srv.state.now(), &key) {
+        crate::state::recovery::ReclaimCheck::Allowed => Ok(()),
+        crate::state::recovery::ReclaimCheck::Refused(e) => Err(e),
     }
 }

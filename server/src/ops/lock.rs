@@ -38,7 +38,9 @@ struct Locker {
 /// the lock stateid must be one of the current file and 4.0 checks the
 /// lock owner's seqid. 4.1 ignores seqids and the clientid in the owner.
 ///
-/// Then: reclaims are NFS4ERR_NO_GRACE (no grace period), the range must
+/// Then: a reclaim must be allowed (`common::reclaim_allowed`: grace
+/// period, known client) and a conflict is NFS4ERR_RECLAIM_CONFLICT; a
+/// non-reclaim during grace is NFS4ERR_GRACE. The range must
 /// be valid (NFS4ERR_INVAL), a write lock needs an open for write
 /// (NFS4ERR_OPENMODE, RFC 8881 §18.10.4 leaves this to POSIX semantics),
 /// and a conflicting lock of another owner is NFS4ERR_DENIED with its
@@ -124,10 +126,10 @@ fn lock(
         }
     };
     if a.reclaim {
-        // No grace period: the server keeps no locks across restarts.
-        return Err(NfsError::NoGrace);
+        common::reclaim_allowed(cx, l.client)?;
+    } else {
+        common::require_reclaim_complete(cx, l.client)?;
     }
-    common::require_reclaim_complete(cx, l.client)?;
     let (start, end) = common::lock_range(a.offset, a.length)?;
     let ty = common::lock_type(a.locktype);
     if ty == LockType::Write && l.access & ACCESS_WRITE == 0 {
@@ -142,6 +144,9 @@ fn lock(
             cx.cur_stateid = Some(lock_stateid.clone());
             Ok(LOCK4resok { lock_stateid })
         }
+        // During grace only reclaims are granted: a conflict is with
+        // another reclaim (RFC 7530 §16.10.5, RFC 8881 §18.10.4).
+        Err(Ok(_)) if a.reclaim => Err(NfsError::ReclaimConflict),
         Err(Ok(d)) => Err(common::denied(d)),
         Err(Err(err)) => Err(err),
     }

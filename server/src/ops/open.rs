@@ -10,10 +10,11 @@
 //! created is removed again if a later step fails, so a failed GUARDED4 or
 //! EXCLUSIVE4 create leaves nothing behind.
 //!
-//! Not yet supported: reclaims (CLAIM_PREVIOUS gets NFS4ERR_NO_GRACE: the
-//! server keeps no state across restarts, so it has no grace period) and
-//! delegations (none are granted, so CLAIM_DELEGATE_CUR/PREV and the 4.1
-//! CLAIM_DELEG_*_FH claims get NFS4ERR_NOTSUPP).
+//! CLAIM_PREVIOUS reclaims an open of the current filehandle during the
+//! grace period after a restart (`state::recovery`). Not yet supported:
+//! delegations (none are granted, so a reclaim asking for one gets none,
+//! and CLAIM_DELEGATE_CUR/PREV and the 4.1 CLAIM_DELEG_*_FH claims get
+//! NFS4ERR_NOTSUPP).
 
 use nfs4d_xdr::nfs4::*;
 
@@ -85,10 +86,10 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
     let (share, want) = share_of(cx.minor, a.share_access, a.share_deny)?;
     let how = how_of(cx.minor, a.openhow)?;
     let cur = cx.cfh()?.clone();
-    if !matches!(
-        a.claim,
-        open_claim4::CLAIM_PREVIOUS(_) | open_claim4::CLAIM_DELEGATE_PREV(_)
-    ) {
+    let reclaim = matches!(a.claim, open_claim4::CLAIM_PREVIOUS(_));
+    if reclaim {
+        common::reclaim_allowed(cx, client)?;
+    } else if !matches!(a.claim, open_claim4::CLAIM_DELEGATE_PREV(_)) {
         common::require_reclaim_complete(cx, client)?;
     }
     let (fh, seq, opened) = match a.claim {
@@ -109,9 +110,15 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
         {
             return Err(NfsError::BadXdr)
         }
-        // No grace period: the server keeps no state across restarts, so
-        // there is nothing to reclaim (RFC 8881 §18.16.3, RFC 7530 §9.6.2).
-        open_claim4::CLAIM_PREVIOUS(_) => return Err(NfsError::NoGrace),
+        // A reclaim of an open of the current file (RFC 7530 §16.16.5,
+        // RFC 8881 §18.16.3); it cannot create the file.
+        open_claim4::CLAIM_PREVIOUS(_) => {
+            if !matches!(how, How::NoCreate) {
+                return Err(NfsError::Inval);
+            }
+            let opened = open_fh(cx, &cur, share)?;
+            (cur.clone(), 0, opened)
+        }
         // No delegations are granted yet, so none can be claimed.
         open_claim4::CLAIM_DELEGATE_CUR(_)
         | open_claim4::CLAIM_DELEGATE_PREV(_)
@@ -119,7 +126,7 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
         | open_claim4::CLAIM_DELEG_PREV_FH
         | open_claim4::CLAIM_FH => return Err(NfsError::NotSupp),
     };
-    match finish_open(cx, &fh, &owner, client, share, &opened) {
+    match finish_open(cx, &fh, &owner, client, share, &opened, reclaim) {
         Ok((stateid, confirmed)) => {
             if seq > 0 {
                 cx.need_durable(seq);
@@ -138,6 +145,9 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
                 delegation: no_delegation(cx.minor, want),
             })
         }
+        // During grace only reclaims are granted, so a share conflict is
+        // with another client's reclaim (RFC 7530 §16.16.6).
+        Err(NfsError::ShareDenied) if reclaim => Err(NfsError::ReclaimConflict),
         Err(err) => {
             if opened.remove_on_failure {
                 remove_new(cx, &fh);
@@ -454,11 +464,14 @@ fn finish_open(
     client: crate::state::ClientId,
     share: Share,
     opened: &Opened,
+    reclaim: bool,
 ) -> NfsResult<(stateid4, bool)> {
     let file = common::file_key(fh).ok_or(NfsError::ServerFault)?;
     // 4.1 has no OPEN_CONFIRM (RFC 8881 §18.16.3: OPEN4_RESULT_CONFIRM
-    // MUST NOT be returned); a 4.0 owner confirms its first OPEN.
-    let confirmed = cx.minor >= 1 || cx.srv.state.open_owner_confirmed(owner);
+    // MUST NOT be returned); a 4.0 owner confirms its first OPEN, but not
+    // a reclaim (RFC 7530 §9.1.11: "MUST NOT require confirmation on a
+    // reclaim-type open").
+    let confirmed = cx.minor >= 1 || reclaim || cx.srv.state.open_owner_confirmed(owner);
     let o = cx
         .srv
         .state

@@ -271,9 +271,19 @@ impl StateManager {
         for o in old {
             g.expire_client(o);
         }
+        let mut record = None;
         if let Some(c) = g.clients.get_mut(&id) {
             c.confirmed = true;
             c.lease_expires_ms = now + self.lease_ms;
+            record = Some((
+                super::recovery::record_key(0, &c.owner),
+                c.principal.clone(),
+            ));
+        }
+        drop(g);
+        // Durable before the reply confirms the client (RFC 7530 §9.6.3.4).
+        if let Some((key, principal)) = record {
+            self.recovery.put(&key, &principal, false);
         }
         Ok(())
     }
@@ -398,7 +408,15 @@ impl StateManager {
         if !c.sessions.is_empty() || Self::has_state(&g, id) {
             return Err(NfsError::ClientidBusy);
         }
+        let key = c
+            .confirmed
+            .then(|| super::recovery::record_key(c.minor, &c.owner));
         g.purge_client(id);
+        drop(g);
+        // A destroyed client has nothing to reclaim (RFC 8881 §18.50.3).
+        if let Some(key) = key {
+            self.recovery.remove(&key);
+        }
         Ok(())
     }
 }

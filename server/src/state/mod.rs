@@ -9,6 +9,7 @@
 pub mod client;
 pub mod lock;
 pub mod open;
+pub mod recovery;
 pub mod session;
 
 #[cfg(test)]
@@ -149,6 +150,8 @@ pub struct StateManager {
     pub mandatory_locks: bool,
     /// NFSv4.0 duplicate request cache.
     pub drc: crate::drc::Drc,
+    /// Stable client records and the grace period after a restart.
+    pub recovery: recovery::Recovery,
 }
 
 impl std::fmt::Debug for StateManager {
@@ -175,6 +178,7 @@ impl StateManager {
             limits,
             mandatory_locks: open::MANDATORY_LOCKS_DEFAULT,
             drc: crate::drc::Drc::default(),
+            recovery: recovery::Recovery::default(),
         }
     }
 
@@ -235,13 +239,35 @@ impl StateManager {
             .filter(|c| c.lease_expires_ms <= now && !c.has_busy_session(&g.sessions))
             .map(|c| c.id)
             .collect();
+        let mut keys = Vec::new();
         for id in &dead {
             tracing::info!(
                 client = format_args!("{id:#x}"),
                 "lease expired; releasing its state"
             );
+            if let Some(c) = g.clients.get(id).filter(|c| c.confirmed) {
+                keys.push(recovery::record_key(c.minor, &c.owner));
+            }
             g.expire_client(*id);
         }
+        drop(g);
+        // A client whose lease expired has lost its state and may not
+        // reclaim after a restart (RFC 8881 §8.4.3). Another incarnation
+        // of the same owner may have been confirmed meanwhile; its record
+        // (same key) stays.
+        for key in keys {
+            let live = self
+                .lock()
+                .clients
+                .values()
+                .any(|c| c.confirmed && recovery::record_key(c.minor, &c.owner) == key);
+            if !live {
+                self.recovery.remove(&key);
+            }
+        }
+        // Ends the grace period once its time is up (and forgets clients
+        // that did not come back) even while no request asks.
+        self.recovery.in_grace(now);
         dead.len()
     }
 }

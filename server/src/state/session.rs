@@ -175,6 +175,7 @@ impl StateManager {
         if !c.confirmed && &c.principal != principal {
             return Err(NfsError::ClidInUse);
         }
+        let first = !c.confirmed;
         if args.seq == c.cs_seq && c.cs_seq != 0 {
             return match &c.cs_reply {
                 Some(r) => Ok(CreateOutcome::Replay(r.clone())),
@@ -227,7 +228,19 @@ impl StateManager {
         c.cs_reply = None;
         c.sessions.push(id);
         c.lease_expires_ms = now + self.lease_ms;
+        let record = first.then(|| {
+            (
+                super::recovery::record_key(c.minor, &c.owner),
+                c.principal.clone(),
+            )
+        });
         g.sessions.insert(id, session.clone());
+        drop(g);
+        // The stable record is written, and flushed, before the reply that
+        // confirms the client leaves (RFC 8881 §8.4.3).
+        if let Some((key, principal)) = record {
+            self.recovery.put(&key, &principal, false);
+        }
         Ok(CreateOutcome::Created(session))
     }
 
@@ -382,6 +395,11 @@ impl StateManager {
             return Err(NfsError::CompleteAlready);
         }
         c.reclaim_complete = true;
+        let key = super::recovery::record_key(c.minor, &c.owner);
+        let principal = c.principal.clone();
+        drop(g);
+        self.recovery
+            .reclaim_complete(&key, &principal, self.clock.now_ms());
         Ok(())
     }
 

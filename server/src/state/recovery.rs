@@ -1,0 +1,356 @@
+//! Stable client records and the grace period after a restart (RFC 7530
+//! §9.6, RFC 8881 §8.4).
+//!
+//! A record per confirmed client lives in the `clients` tree of the state
+//! directory's sled database (the handle map's `Db`). It is written when a
+//! client is confirmed (4.0 SETCLIENTID_CONFIRM, 4.1 first CREATE_SESSION)
+//! and flushed before the reply, so a client the server acknowledged is
+//! always known after a crash (RFC 8881 §8.4.3: without that a server
+//! could grant conflicting state to another client during grace). It is
+//! removed on DESTROY_CLIENTID and on lease expiry.
+//!
+//! At start the records of the previous instance are the clients allowed
+//! to reclaim. The grace period lasts at most `grace_time`, does not happen
+//! when there are no records, and ends early once every 4.1 client in the
+//! records has sent RECLAIM_COMPLETE and — if any 4.0 client is among them,
+//! which has no way to say it is done — one lease period has passed
+//! (RFC 7530 §9.6.2: a 4.0 client reclaims within a lease period).
+//!
+//! Single-key writes only: sled transactions are avoided here for the
+//! reasons `fhmap/txn.rs` gives.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::client::Principal;
+use crate::error::NfsError;
+
+/// Value format version of a record.
+const RECORD_V1: u8 = 1;
+
+/// Key of a client's record: its minor version family (0 or 1) and owner
+/// id. A 4.0 and a 4.1 client with the same owner id are different clients
+/// (RFC 8881 §2.4: client ids of different minor versions are distinct).
+pub fn record_key(family: u32, owner: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(owner.len() + 1);
+    k.push(u8::from(family >= 1));
+    k.extend_from_slice(owner);
+    k
+}
+
+fn encode(principal: &Principal, reclaim_complete: bool) -> Vec<u8> {
+    let mut v = vec![RECORD_V1, u8::from(reclaim_complete)];
+    match principal {
+        Principal::Anonymous => v.push(0),
+        Principal::Uid(u) => {
+            v.push(1);
+            v.extend_from_slice(&u.to_be_bytes());
+        }
+    }
+    v
+}
+
+/// One client of the previous server instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Previous {
+    /// Minor version family: 0 (4.0) or 1 (4.1+).
+    family: u32,
+    /// RECLAIM_COMPLETE received from it in this instance (4.1).
+    done: bool,
+    /// Confirmed again in this instance (its record is current).
+    back: bool,
+}
+
+/// Grace period bookkeeping.
+#[derive(Debug, Default)]
+struct Grace {
+    /// Clock time the grace period started.
+    start_ms: u64,
+    /// Upper bound (`grace_time`).
+    limit_ms: u64,
+    /// One lease period (the 4.0 reclaim window).
+    lease_ms: u64,
+    /// The grace period is over (or never started).
+    over: bool,
+    /// Clients of the previous instance, by record key.
+    previous: HashMap<Vec<u8>, Previous>,
+}
+
+/// Whether a reclaim may proceed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReclaimCheck {
+    /// In grace and the client is one of the previous instance's.
+    Allowed,
+    /// Refuse with this error.
+    Refused(NfsError),
+}
+
+/// Stable client records and the grace period.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// `None`: no stable storage (unit tests); nothing survives a restart.
+    tree: Option<sled::Tree>,
+    grace: Mutex<Grace>,
+}
+
+impl Recovery {
+    /// Loads the previous instance's records from `tree` and starts a grace
+    /// period at `now_ms` if there are any.
+    pub fn open(
+        tree: sled::Tree,
+        now_ms: u64,
+        grace_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Recovery, sled::Error> {
+        let mut previous = HashMap::new();
+        for kv in tree.iter() {
+            let (k, v) = kv?;
+            if k.is_empty() || v.first() != Some(&RECORD_V1) {
+                // Unknown format: ignore rather than fail to start.
+                continue;
+            }
+            previous.insert(
+                k.to_vec(),
+                Previous {
+                    family: u32::from(k[0]),
+                    done: false,
+                    back: false,
+                },
+            );
+        }
+        let r = Recovery {
+            tree: Some(tree),
+            grace: Mutex::new(Grace::default()),
+        };
+        r.start_grace(previous, now_ms, grace_ms, lease_ms);
+        Ok(r)
+    }
+
+    fn start_grace(
+        &self,
+        previous: HashMap<Vec<u8>, Previous>,
+        now_ms: u64,
+        grace_ms: u64,
+        lease_ms: u64,
+    ) {
+        let mut g = self.g();
+        *g = Grace {
+            start_ms: now_ms,
+            limit_ms: grace_ms,
+            lease_ms,
+            over: previous.is_empty(),
+            previous,
+        };
+        if !g.over {
+            tracing::info!(
+                clients = g.previous.len(),
+                limit_s = grace_ms / 1000,
+                "grace period started: clients of the previous instance may reclaim"
+            );
+        }
+    }
+
+    fn g(&self) -> std::sync::MutexGuard<'_, Grace> {
+        self.grace.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True while the grace period lasts; ends it (once) when its time is
+    /// up or every previous client is done.
+    pub fn in_grace(&self, now_ms: u64) -> bool {
+        let mut g = self.g();
+        if g.over {
+            return false;
+        }
+        let elapsed = now_ms.saturating_sub(g.start_ms);
+        let all_41_done = g.previous.values().all(|p| p.family == 0 || p.done);
+        let any_40 = g.previous.values().any(|p| p.family == 0);
+        let ended = elapsed >= g.limit_ms || (all_41_done && (!any_40 || elapsed >= g.lease_ms));
+        if ended {
+            g.over = true;
+            tracing::info!(elapsed_ms = elapsed, "grace period over");
+            // Clients that did not come back during grace have lost their
+            // state for good (RFC 8881 §8.4.3): forget them, or every later
+            // restart would wait for them again.
+            let gone: Vec<Vec<u8>> = g
+                .previous
+                .iter()
+                .filter(|(_, p)| !p.back)
+                .map(|(k, _)| k.clone())
+                .collect();
+            drop(g);
+            for k in gone {
+                self.remove(&k);
+            }
+        }
+        !ended
+    }
+
+    /// May the client with this record key reclaim now? Outside grace:
+    /// NFS4ERR_NO_GRACE (RFC 7530 §9.6.2, RFC 8881 §18.16.3). In grace, a
+    /// client the previous instance did not know cannot have held state:
+    /// NFS4ERR_RECLAIM_BAD for 4.0, NFS4ERR_NO_GRACE for 4.1 (RFC 8881
+    /// §8.4.3: "the server MUST NOT allow the client to reclaim ... and
+    /// returns NFS4ERR_NO_GRACE"), as for a 4.1 client that already sent
+    /// RECLAIM_COMPLETE (§18.51.3).
+    pub fn may_reclaim(&self, now_ms: u64, key: &[u8]) -> ReclaimCheck {
+        if !self.in_grace(now_ms) {
+            return ReclaimCheck::Refused(NfsError::NoGrace);
+        }
+        match self.g().previous.get(key) {
+            Some(p) if p.family >= 1 && p.done => ReclaimCheck::Refused(NfsError::NoGrace),
+            Some(_) => ReclaimCheck::Allowed,
+            None if key.first() == Some(&0) => ReclaimCheck::Refused(NfsError::ReclaimBad),
+            None => ReclaimCheck::Refused(NfsError::NoGrace),
+        }
+    }
+
+    /// Notes a 4.1 client's RECLAIM_COMPLETE (possibly ending grace) and
+    /// records it durably.
+    pub fn reclaim_complete(&self, key: &[u8], principal: &Principal, now_ms: u64) {
+        if let Some(p) = self.g().previous.get_mut(key) {
+            p.done = true;
+        }
+        self.in_grace(now_ms);
+        self.put(key, principal, true);
+    }
+
+    /// Records a confirmed client durably (flushed before returning, so
+    /// before the reply that confirms it leaves).
+    pub fn put(&self, key: &[u8], principal: &Principal, reclaim_complete: bool) {
+        if let Some(p) = self.g().previous.get_mut(key) {
+            p.back = true;
+        }
+        let Some(t) = &self.tree else { return };
+        let r = t
+            .insert(key, encode(principal, reclaim_complete))
+            .and_then(|_| t.flush().map(|_| ()));
+        if let Err(e) = r {
+            tracing::error!(error = %e, "writing a client record failed; it cannot reclaim after a restart");
+        }
+    }
+
+    /// Forgets a client (destroyed, or its lease expired).
+    pub fn remove(&self, key: &[u8]) {
+        let Some(t) = &self.tree else { return };
+        let r = t.remove(key).and_then(|_| t.flush().map(|_| ()));
+        if let Err(e) = r {
+            tracing::error!(error = %e, "removing a client record failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prev(entries: &[(u32, &[u8])]) -> HashMap<Vec<u8>, Previous> {
+        entries
+            .iter()
+            .map(|(f, o)| {
+                (
+                    record_key(*f, o),
+                    Previous {
+                        family: *f,
+                        done: false,
+                        back: false,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn rec(entries: &[(u32, &[u8])], now: u64) -> Recovery {
+        let r = Recovery::default();
+        r.start_grace(prev(entries), now, 90_000, 10_000);
+        r
+    }
+
+    #[test]
+    fn no_clients_no_grace() {
+        let r = rec(&[], 0);
+        assert!(!r.in_grace(0));
+        assert_eq!(
+            r.may_reclaim(0, &record_key(1, b"a")),
+            ReclaimCheck::Refused(NfsError::NoGrace)
+        );
+    }
+
+    #[test]
+    fn grace_ends_at_the_limit() {
+        let r = rec(&[(1, b"a")], 1000);
+        assert!(r.in_grace(1000));
+        assert!(r.in_grace(90_999));
+        assert!(!r.in_grace(91_000));
+        assert!(!r.in_grace(1000), "once over, grace never comes back");
+    }
+
+    #[test]
+    fn reclaim_complete_of_every_41_client_ends_grace() {
+        let r = rec(&[(1, b"a"), (1, b"b")], 0);
+        let p = Principal::Uid(0);
+        r.reclaim_complete(&record_key(1, b"a"), &p, 5);
+        assert!(r.in_grace(6));
+        assert_eq!(
+            r.may_reclaim(6, &record_key(1, b"b")),
+            ReclaimCheck::Allowed
+        );
+        assert_eq!(
+            r.may_reclaim(6, &record_key(1, b"a")),
+            ReclaimCheck::Refused(NfsError::NoGrace),
+            "a client that sent RECLAIM_COMPLETE cannot reclaim"
+        );
+        r.reclaim_complete(&record_key(1, b"b"), &p, 7);
+        assert!(!r.in_grace(7));
+    }
+
+    #[test]
+    fn a_40_client_keeps_grace_for_one_lease() {
+        let r = rec(&[(0, b"a"), (1, b"b")], 0);
+        r.reclaim_complete(&record_key(1, b"b"), &Principal::Uid(0), 1);
+        assert!(r.in_grace(9_999));
+        assert!(!r.in_grace(10_000));
+    }
+
+    #[test]
+    fn unknown_clients_cannot_reclaim() {
+        let r = rec(&[(0, b"a")], 0);
+        assert_eq!(
+            r.may_reclaim(1, &record_key(0, b"a")),
+            ReclaimCheck::Allowed
+        );
+        assert_eq!(
+            r.may_reclaim(1, &record_key(0, b"x")),
+            ReclaimCheck::Refused(NfsError::ReclaimBad)
+        );
+        assert_eq!(
+            r.may_reclaim(1, &record_key(1, b"a")),
+            ReclaimCheck::Refused(NfsError::NoGrace)
+        );
+        assert_eq!(
+            r.may_reclaim(20_000, &record_key(0, b"a")),
+            ReclaimCheck::Refused(NfsError::NoGrace),
+            "after grace"
+        );
+    }
+
+    #[test]
+    fn records_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let r = Recovery::open(db.open_tree("clients").unwrap(), 0, 90_000, 10_000).unwrap();
+        assert!(!r.in_grace(0));
+        r.put(&record_key(1, b"a"), &Principal::Uid(5), false);
+        r.put(&record_key(0, b"b"), &Principal::Anonymous, false);
+        r.remove(&record_key(0, b"b"));
+        let r = Recovery::open(db.open_tree("clients").unwrap(), 0, 90_000, 10_000).unwrap();
+        assert!(r.in_grace(0));
+        assert_eq!(
+            r.may_reclaim(0, &record_key(1, b"a")),
+            ReclaimCheck::Allowed
+        );
+        assert_eq!(
+            r.may_reclaim(0, &record_key(0, b"b")),
+            ReclaimCheck::Refused(NfsError::ReclaimBad)
+        );
+    }
+}
