@@ -184,6 +184,28 @@ impl Client {
     /// name `impl_name` in EXCHANGE_ID's `eia_client_impl_id` (servers may
     /// adapt to known clients; the Linux kernel sends "Linux <release> …").
     pub fn establish41_as(&mut self, owner: &[u8], impl_name: Option<&str>) -> io::Result<()> {
+        self.session41(owner, impl_name)?;
+        self.reclaim_complete()
+    }
+
+    /// EXCHANGE_ID + CREATE_SESSION without RECLAIM_COMPLETE: a client
+    /// that is about to reclaim state after a server restart.
+    pub fn establish41_reclaiming(&mut self, owner: &[u8]) -> io::Result<()> {
+        self.session41(owner, None)
+    }
+
+    /// RECLAIM_COMPLETE (4.1): the client has reclaimed all it will.
+    pub fn reclaim_complete(&mut self) -> io::Result<()> {
+        let r = self.compound(vec![nfs_argop4::OP_RECLAIM_COMPLETE(
+            RECLAIM_COMPLETE4args { rca_one_fs: false },
+        )])?;
+        if r.status != nfsstat4::NFS4_OK {
+            return Err(bad(format!("RECLAIM_COMPLETE failed: {:?}", r.status)));
+        }
+        Ok(())
+    }
+
+    fn session41(&mut self, owner: &[u8], impl_name: Option<&str>) -> io::Result<()> {
         let r = self.compound_raw(vec![nfs_argop4::OP_EXCHANGE_ID(EXCHANGE_ID4args {
             eia_clientowner: client_owner4 {
                 co_verifier: [7; 8],
@@ -234,12 +256,6 @@ impl Client {
         };
         self.session = Some(ok.csr_sessionid);
         self.seq = 1;
-        let r = self.compound(vec![nfs_argop4::OP_RECLAIM_COMPLETE(
-            RECLAIM_COMPLETE4args { rca_one_fs: false },
-        )])?;
-        if r.status != nfsstat4::NFS4_OK {
-            return Err(bad(format!("RECLAIM_COMPLETE failed: {:?}", r.status)));
-        }
         Ok(())
     }
 
