@@ -49,10 +49,12 @@ start() {
     echo "=== $(date '+%F %T') start: $NFS4D_BIN serve --listen 127.0.0.1:$PORT" \
         "--export $EXPORT_DIR --state-dir $STATE_DIR" >>"$LOG"
     # A 10 s lease (Ganesha's baseline uses the same) keeps the suites'
-    # lease-expiry waits short; NFS4D_ARGS overrides it.
+    # lease-expiry waits short; the reboot tests wait lease + 5 s for the
+    # grace period to end, so grace is bounded by the lease too.
+    # NFS4D_ARGS overrides both.
     # shellcheck disable=SC2086
     "$NFS4D_BIN" serve --listen "127.0.0.1:$PORT" --export "$EXPORT_DIR" \
-        --state-dir "$STATE_DIR" ${NFS4D_ARGS:---lease-time 10} </dev/null >>"$LOG" 2>&1 &
+        --state-dir "$STATE_DIR" ${NFS4D_ARGS:---lease-time 10 --grace-time 10} </dev/null >>"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     local i
     for ((i = 0; i < START_TIMEOUT * 10; i++)); do

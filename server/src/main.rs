@@ -90,6 +90,9 @@ struct ServeArgs {
     /// Lease period in seconds.
     #[arg(long, value_name = "SECS")]
     lease_time: Option<u32>,
+    /// Upper bound of the grace period after a restart, in seconds.
+    #[arg(long, value_name = "SECS")]
+    grace_time: Option<u32>,
 }
 
 fn build_config(a: &ServeArgs) -> Result<Config, String> {
@@ -125,6 +128,9 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
     }
     if let Some(l) = a.lease_time {
         cfg.lease_time = l;
+    }
+    if let Some(g) = a.grace_time {
+        cfg.grace_time = g;
     }
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)

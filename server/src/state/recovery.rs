@@ -70,6 +70,10 @@ struct Grace {
     limit_ms: u64,
     /// One lease period (the 4.0 reclaim window).
     lease_ms: u64,
+    /// A reclaim in the last second keeps grace open until then, past
+    /// `limit_ms` by at most one lease (knfsd does the same; pynfs REBT5):
+    /// a client reclaiming slowly near the end is not cut off mid-way.
+    extended_until_ms: u64,
     /// The grace period is over (or never started).
     over: bool,
     /// Clients of the previous instance, by record key.
@@ -138,6 +142,7 @@ impl Recovery {
             start_ms: now_ms,
             limit_ms: grace_ms,
             lease_ms,
+            extended_until_ms: 0,
             over: previous.is_empty(),
             previous,
         };
@@ -164,7 +169,8 @@ impl Recovery {
         let elapsed = now_ms.saturating_sub(g.start_ms);
         let all_41_done = g.previous.values().all(|p| p.family == 0 || p.done);
         let any_40 = g.previous.values().any(|p| p.family == 0);
-        let ended = elapsed >= g.limit_ms || (all_41_done && (!any_40 || elapsed >= g.lease_ms));
+        let ended = (elapsed >= g.limit_ms && now_ms >= g.extended_until_ms)
+            || (all_41_done && (!any_40 || elapsed >= g.lease_ms));
         if ended {
             g.over = true;
             tracing::info!(elapsed_ms = elapsed, "grace period over");
@@ -196,9 +202,14 @@ impl Recovery {
         if !self.in_grace(now_ms) {
             return ReclaimCheck::Refused(NfsError::NoGrace);
         }
-        match self.g().previous.get(key) {
+        let mut g = self.g();
+        let cap = g.start_ms + g.limit_ms + g.lease_ms;
+        match g.previous.get(key) {
             Some(p) if p.family >= 1 && p.done => ReclaimCheck::Refused(NfsError::NoGrace),
-            Some(_) => ReclaimCheck::Allowed,
+            Some(_) => {
+                g.extended_until_ms = g.extended_until_ms.max((now_ms + 1000).min(cap));
+                ReclaimCheck::Allowed
+            }
             None if key.first() == Some(&0) => ReclaimCheck::Refused(NfsError::ReclaimBad),
             None => ReclaimCheck::Refused(NfsError::NoGrace),
         }
@@ -301,6 +312,21 @@ mod tests {
         );
         r.reclaim_complete(&record_key(1, b"b"), &p, 7);
         assert!(!r.in_grace(7));
+    }
+
+    #[test]
+    fn reclaims_near_the_end_extend_grace_by_at_most_a_lease() {
+        let r = rec(&[(1, b"a")], 0);
+        let k = record_key(1, b"a");
+        assert_eq!(r.may_reclaim(89_500, &k), ReclaimCheck::Allowed);
+        assert!(r.in_grace(90_400), "extended by the reclaim");
+        assert!(!r.in_grace(90_500));
+        let r = rec(&[(1, b"a")], 0);
+        let mut now = 89_000;
+        while r.may_reclaim(now, &k) == ReclaimCheck::Allowed {
+            now += 500;
+        }
+        assert_eq!(now, 100_000, "capped at grace_time + one lease");
     }
 
     #[test]
