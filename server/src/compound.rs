@@ -194,6 +194,12 @@ pub fn process(
 ) -> Result<(Vec<u8>, Vec<Followup>), Refusal> {
     let mut cur = Cursor::new(args);
     let (tag, minor, count) = decode_header(&mut cur).ok_or(Refusal::GarbageArgs)?;
+    // The tag is a utf8str_cs: invalid UTF-8 is NFS4ERR_INVAL before any
+    // operation runs (RFC 8881 §16.2.3, §14.4).
+    let bad_tag = match std::str::from_utf8(&tag) {
+        Ok(s) => s.chars().any(crate::vfs::is_noncharacter),
+        Err(_) => true,
+    };
     let drc_key = (minor == 0).then(|| crate::drc::key(req.peer, xid, args));
     if let Some(cached) = drc_key.as_ref().and_then(|k| srv.state.drc.get(k)) {
         tracing::debug!(peer = %req.peer, xid, "4.0 retransmission answered from the duplicate request cache");
@@ -229,7 +235,10 @@ pub fn process(
         cred: req.cred.clone(),
         cred_export: None,
     };
-    let (status, done) = if minor > 2 {
+    let (status, done) = if bad_tag {
+        tracing::warn!(peer = %req.peer, "COMPOUND tag is not UTF-8");
+        (nfsstat4::NFS4ERR_INVAL, 0)
+    } else if minor > 2 {
         tracing::warn!(peer = %req.peer, minor, "COMPOUND with unsupported minor version");
         (nfsstat4::NFS4ERR_MINOR_VERS_MISMATCH, 0)
     } else {

@@ -357,7 +357,7 @@ pub fn component(bytes: &[u8]) -> NfsResult<Name> {
 }
 
 /// U+FDD0..U+FDEF and the last two code points of every plane.
-fn is_noncharacter(c: char) -> bool {
+pub(crate) fn is_noncharacter(c: char) -> bool {
     let v = c as u32;
     (0xFDD0..=0xFDEF).contains(&v) || v & 0xFFFE == 0xFFFE
 }

@@ -3,14 +3,20 @@
 use nfs4d_xdr::nfs4::DESTROY_SESSION4args;
 
 use crate::compound::Cx;
-use crate::error::NfsResult;
+use crate::error::{NfsError, NfsResult};
 
 /// DESTROY_SESSION: the session and its reply cache go; the client stays.
 pub fn run(cx: &mut Cx, a: DESTROY_SESSION4args) -> NfsResult<()> {
+    let own = cx.session.as_ref().is_some_and(|s| s.id == a.dsa_sessionid);
+    // Destroying the session the COMPOUND runs in must be its last
+    // operation (RFC 8881 §18.37.3).
+    if own && cx.op_index + 1 != cx.op_count {
+        return Err(NfsError::NotOnlyOp);
+    }
     cx.srv
         .state
-        .destroy_session(&a.dsa_sessionid, &cx.req.principal())?;
-    if cx.session.as_ref().is_some_and(|s| s.id == a.dsa_sessionid) {
+        .destroy_session(&a.dsa_sessionid, &cx.req.principal(), cx.req.conn, own)?;
+    if own {
         // The running COMPOUND's own session is gone: nothing to cache into.
         cx.session = None;
     }

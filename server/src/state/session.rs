@@ -313,9 +313,20 @@ impl StateManager {
     }
 
     /// DESTROY_SESSION (RFC 8881 §18.37).
-    pub fn destroy_session(&self, sid: &SessionId, principal: &Principal) -> Result<(), NfsError> {
+    pub fn destroy_session(
+        &self,
+        sid: &SessionId,
+        principal: &Principal,
+        conn: u64,
+        in_session: bool,
+    ) -> Result<(), NfsError> {
         let mut g = self.lock();
         let s = g.sessions.get(sid).ok_or(NfsError::BadSession)?;
+        // Outside the session's own SEQUENCE, the connection must be one
+        // bound to it (RFC 8881 §18.37.3).
+        if !in_session && !s.conns.contains(&conn) {
+            return Err(NfsError::ConnNotBoundToSession);
+        }
         let client = s.client;
         if g.clients
             .get(&client)
