@@ -38,6 +38,30 @@ pub fn require_tool(tool: &str, package: &str) -> bool {
     false
 }
 
+/// Checks the tools the kernel-client harness (`kclient/`) needs: qemu,
+/// cpio, kmod, gcc and a static busybox. Missing ones skip loudly outside
+/// CI and fail in CI, as [`require_tool`] does.
+pub fn kernel_client_tools_present() -> bool {
+    let mut ok = true;
+    for (tool, pkg) in [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("cpio", "cpio"),
+        ("depmod", "kmod"),
+        ("gcc", "gcc"),
+    ] {
+        ok &= require_tool(tool, pkg);
+    }
+    if !Path::new("/bin/busybox").exists() && !Path::new("/usr/bin/busybox").exists() {
+        let msg = "busybox not found: install the Debian package `busybox-static`";
+        if in_ci() {
+            panic!("{msg}");
+        }
+        eprintln!("\n*** SKIPPED: {msg} ***\n");
+        ok = false;
+    }
+    ok
+}
+
 /// The nfs4d binary: `$NFS4D_BIN`, else the workspace's release or debug build.
 pub fn nfs4d_bin() -> PathBuf {
     if let Ok(p) = std::env::var("NFS4D_BIN") {

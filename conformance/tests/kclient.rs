@@ -5,28 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use nfs4d_conformance::{in_ci, require_tool, Nfs4d};
-
-fn tools_present() -> bool {
-    let mut ok = true;
-    for (tool, pkg) in [
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("cpio", "cpio"),
-        ("depmod", "kmod"),
-        ("gcc", "gcc"),
-    ] {
-        ok &= require_tool(tool, pkg);
-    }
-    if !Path::new("/bin/busybox").exists() && !Path::new("/usr/bin/busybox").exists() {
-        let msg = "busybox not found: install the Debian package `busybox-static`";
-        if in_ci() {
-            panic!("{msg}");
-        }
-        eprintln!("\n*** SKIPPED: {msg} ***\n");
-        ok = false;
-    }
-    ok
-}
+use nfs4d_conformance::{in_ci, kernel_client_tools_present, Nfs4d};
 
 /// One guest at a time: TCG emulation is CPU-bound and the machine small.
 static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -64,21 +43,21 @@ fn run_version(vers: &str) {
 
 #[test]
 fn kernel_client_v40() {
-    if tools_present() {
+    if kernel_client_tools_present() {
         run_version("4.0");
     }
 }
 
 #[test]
 fn kernel_client_v41() {
-    if tools_present() {
+    if kernel_client_tools_present() {
         run_version("4.1");
     }
 }
 
 #[test]
 fn kernel_client_v42() {
-    if tools_present() {
+    if kernel_client_tools_present() {
         run_version("4.2");
     }
 }

@@ -16,28 +16,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use nfs4d_conformance::{in_ci, nfs4d_bin, require_tool, Nfs4d};
-
-fn tools_present() -> bool {
-    let mut ok = true;
-    for (tool, pkg) in [
-        ("qemu-system-x86_64", "qemu-system-x86"),
-        ("cpio", "cpio"),
-        ("depmod", "kmod"),
-        ("gcc", "gcc"),
-    ] {
-        ok &= require_tool(tool, pkg);
-    }
-    if !Path::new("/bin/busybox").exists() && !Path::new("/usr/bin/busybox").exists() {
-        let msg = "busybox not found: install the Debian package `busybox-static`";
-        if in_ci() {
-            panic!("{msg}");
-        }
-        eprintln!("\n*** SKIPPED: {msg} ***\n");
-        ok = false;
-    }
-    ok
-}
+use nfs4d_conformance::{in_ci, kernel_client_tools_present, nfs4d_bin, Nfs4d};
 
 /// One guest at a time: TCG emulation is CPU-bound and the machine small.
 static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -80,7 +59,7 @@ fn scenario(expired_error: &str, vers: &str) -> Option<(Output, String)> {
 
 #[test]
 fn linux_keeps_working_on_a_volatile_export_with_expired_error_auto() {
-    if !tools_present() {
+    if !kernel_client_tools_present() {
         return;
     }
     let Some((out, text)) = scenario("auto", "4.1") else {
@@ -99,7 +78,7 @@ fn linux_keeps_working_on_a_volatile_export_with_expired_error_auto() {
 
 #[test]
 fn linux_sees_eio_for_nfs4err_fhexpired() {
-    if !tools_present() {
+    if !kernel_client_tools_present() {
         return;
     }
     let Some((out, text)) = scenario("fhexpired", "4.1") else {
@@ -126,7 +105,7 @@ fn linux_sees_eio_for_nfs4err_fhexpired() {
 #[test]
 #[ignore]
 fn full_workload_on_a_volatile_export() {
-    if !tools_present() {
+    if !kernel_client_tools_present() {
         return;
     }
     let _guard = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
