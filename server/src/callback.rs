@@ -38,6 +38,9 @@ pub struct CbChannel {
     tx: mpsc::Sender<Vec<u8>>,
     pending: Pending,
     xid: Arc<AtomicU32>,
+    /// The back channel's single slot (RFC 8881 §2.10.6.3: the server
+    /// asks for one): held across a CB_SEQUENCE-carrying CB_COMPOUND.
+    pub slot: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for CbChannel {
@@ -58,6 +61,7 @@ impl CbChannel {
             tx,
             pending: Arc::default(),
             xid: Arc::new(AtomicU32::new(0x6e66_0000)),
+            slot: Arc::default(),
         }
     }
 
@@ -67,6 +71,7 @@ impl CbChannel {
         prog: u32,
         vers: u32,
         proc_: u32,
+        cred: &Credential,
         args: &[u8],
         timeout: Duration,
     ) -> Result<Vec<u8>, CbError> {
@@ -79,7 +84,7 @@ impl CbChannel {
             }
             p.insert(xid, done);
         }
-        let rec = rpc::call_record(xid, prog, vers, proc_, &Credential::None, args);
+        let rec = rpc::call_record(xid, prog, vers, proc_, cred, args);
         if self.tx.send(rec).await.is_err() {
             self.forget(xid);
             return Err(CbError::Closed);

@@ -59,6 +59,9 @@ pub struct Limits {
     /// client that holds no state is forgotten; with none, the new owner is
     /// refused like a full state table.
     pub max_owners_per_client: u32,
+    /// Delegations held across all clients. At the limit OPEN grants none
+    /// (WND4_RESOURCE for 4.1 clients that asked for one).
+    pub max_delegations: u32,
 }
 
 /// Smallest sled page cache accepted (sled needs a few pages per tree).
@@ -82,6 +85,7 @@ impl Default for Limits {
             sled_cache_bytes: 64 << 20,
             max_clients: 4096,
             max_owners_per_client: 4096,
+            max_delegations: 1 << 16,
         }
     }
 }
@@ -169,6 +173,10 @@ pub struct ExportConfig {
     /// Require a source port below 1024.
     #[serde(default)]
     pub privileged_port: bool,
+    /// Delegations handed out on this export: none, read or readwrite
+    /// (docs/delegations.md).
+    #[serde(default)]
+    pub delegations: crate::state::deleg::Policy,
 }
 
 fn default_pseudo() -> String {
@@ -290,6 +298,7 @@ impl Config {
             ("max_readdir_entries", l.max_readdir_entries),
             ("max_clients", l.max_clients),
             ("max_owners_per_client", l.max_owners_per_client),
+            ("max_delegations", l.max_delegations),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!(
@@ -404,6 +413,7 @@ mod tests {
             anongid: 65534,
             sec: default_sec(),
             privileged_port: false,
+            delegations: Default::default(),
         });
         c.validate().unwrap();
         c.limits.max_record = 1000;

@@ -140,6 +140,8 @@ pub enum NfsError {
     AdminRevoked,
     #[error("callback path down")]
     CbPathDown,
+    #[error("delegation revoked")]
+    DelegRevoked,
     #[error("bad session")]
     BadSession,
     #[error("bad slot")]
@@ -259,6 +261,7 @@ impl NfsError {
             NfsError::FileOpen => NFS4ERR_FILE_OPEN,
             NfsError::AdminRevoked => NFS4ERR_ADMIN_REVOKED,
             NfsError::CbPathDown => NFS4ERR_CB_PATH_DOWN,
+            NfsError::DelegRevoked => NFS4ERR_DELEG_REVOKED,
             NfsError::BadSession => NFS4ERR_BADSESSION,
             NfsError::BadSlot => NFS4ERR_BADSLOT,
             NfsError::ConnNotBoundToSession => NFS4ERR_CONN_NOT_BOUND_TO_SESSION,

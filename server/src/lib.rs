@@ -8,6 +8,7 @@
 pub mod attrs;
 pub mod backend;
 pub mod callback;
+pub mod cbdriver;
 pub mod client;
 pub mod clock;
 pub mod compound;

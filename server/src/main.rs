@@ -158,6 +158,7 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
             nfs4d::export_access::SecFlavor::None,
         ],
         privileged_port: false,
+        delegations: Default::default(),
     }
 }
 

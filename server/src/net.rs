@@ -13,13 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::record::Reassembler;
 use nfs4d_xdr::rpc::{self, AuthStat, Credential, Message, Refusal};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
-use xdr_codec::Unpack;
 
 use crate::callback::CbChannel;
 use crate::compound::{self, Followup, RequestCtx};
@@ -29,8 +27,6 @@ use crate::server::Server;
 pub const NFS_PROGRAM: u32 = 100003;
 /// The only NFS version served.
 pub const NFS_VERSION: u32 = 4;
-/// How long a back-channel call may take.
-pub const CB_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 256 << 10;
 
@@ -44,6 +40,7 @@ pub async fn serve(
 ) {
     let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
     let reaper = tokio::spawn(reap_leases(srv.clone()));
+    let callbacks = crate::cbdriver::start(srv.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -70,6 +67,7 @@ pub async fn serve(
         }
     }
     reaper.abort();
+    callbacks.abort();
 }
 
 /// Expires leases once a second (RFC 8881 §8.3).
@@ -270,52 +268,9 @@ fn handle_record(
 async fn run_followup(srv: &Arc<Server>, f: Followup) {
     match f {
         Followup::ProbeBackChannel(sid) => {
-            let up = probe_back_channel(srv, &sid).await;
+            let up = crate::cbdriver::probe_session(srv, &sid).await;
             srv.state.set_cb_up(&sid, up);
             tracing::debug!(up, "back channel probe");
-        }
-    }
-}
-
-/// CB_NULL, then a CB_COMPOUND holding only CB_SEQUENCE: proves the client
-/// answers on the back channel and accepts the session's sequencing.
-async fn probe_back_channel(srv: &Arc<Server>, sid: &[u8; 16]) -> bool {
-    let Some(s) = srv.state.session(sid) else {
-        return false;
-    };
-    let Some(cb) = s.cb.clone() else {
-        return false;
-    };
-    if cb.call(s.cb_program, 1, 0, &[], CB_TIMEOUT).await.is_err() {
-        return false;
-    }
-    let Some(seq) = srv.state.next_cb_seq(sid) else {
-        return false;
-    };
-    let args = CB_COMPOUND4args {
-        tag: Vec::new(),
-        minorversion: 1,
-        callback_ident: 0,
-        argarray: vec![nfs_cb_argop4::OP_CB_SEQUENCE(CB_SEQUENCE4args {
-            csa_sessionid: *sid,
-            csa_sequenceid: seq,
-            csa_slotid: 0,
-            csa_highest_slotid: 0,
-            csa_cachethis: false,
-            csa_referring_call_lists: vec![],
-        })],
-    };
-    let Ok(bytes) = nfs4d_xdr::try_to_bytes(&args) else {
-        return false;
-    };
-    match cb.call(s.cb_program, 1, 1, &bytes, CB_TIMEOUT).await {
-        Ok(res) => {
-            let mut cur = std::io::Cursor::new(&res[..]);
-            matches!(CB_COMPOUND4res::unpack(&mut cur), Ok((r, _)) if r.status == nfsstat4::NFS4_OK)
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "back channel probe failed");
-            false
         }
     }
 }

@@ -45,6 +45,9 @@ pub struct Server {
     pub owner_major: Vec<u8>,
     /// Boot epoch from the handle map (increments on every start).
     pub boot: u32,
+    /// SIGIO is being handled, so file leases may be taken (an unhandled
+    /// SIGIO from a lease break would end the process).
+    pub leases_watched: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Server {
@@ -126,6 +129,7 @@ impl Server {
             clock,
             write_verifier,
             boot,
+            leases_watched: Default::default(),
         })
     }
 
@@ -141,4 +145,61 @@ fn open_local(dir: &Path, fds: usize) -> Result<Arc<dyn Backend>, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let b = LocalBackend::with_fd_cache(dir, fds).map_err(|e| e.to_string())?;
     Ok(Arc::new(b))
+}
+
+impl Server {
+    /// The last delegation on `file` is gone (returned, revoked, or its
+    /// client's state purged): the local lease on the backing file that
+    /// stood for it is released.
+    pub fn deleg_released(&self, file: crate::state::FileKey) {
+        if !self.state.lock().file_delegs(file).is_empty() {
+            return;
+        }
+        if let Ok(e) = self.vfs.export(file.0) {
+            e.backend.unlease(file.1 .0);
+        }
+    }
+
+    /// Takes the local lease standing for a new delegation on `file` at
+    /// `path`. False when a local process conflicts (no delegation then).
+    /// Without a SIGIO handler (the core run without the transport, as in
+    /// unit tests) no lease is taken and nothing local is watched.
+    pub fn lease_for_delegation(
+        &self,
+        e: &crate::vfs::Export,
+        path: &crate::backend::RelPath,
+        file: crate::state::FileKey,
+        write: bool,
+    ) -> bool {
+        if !self
+            .leases_watched
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return true;
+        }
+        match e.backend.lease(path, write, file.1 .0) {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::warn!(error = %err, %path, "cannot take a file lease; no delegation");
+                false
+            }
+        }
+    }
+
+    /// Reconciles leases with delegations: a local process breaking a
+    /// lease gets the file's delegations recalled; a lease whose
+    /// delegations are all gone (returned, revoked, purged with an expired
+    /// client) is released. Runs on SIGIO and once a second.
+    pub fn sync_leases(&self) {
+        for e in &self.vfs.exports {
+            for (tag, breaking) in e.backend.leases() {
+                let file = (e.id, crate::fhmap::ObjectId(tag));
+                if self.state.lock().file_delegs(file).is_empty() {
+                    e.backend.unlease(tag);
+                } else if breaking && self.state.recall_all(file) {
+                    tracing::info!(export = %e.cfg.path, ?file, "local process opened a delegated file; delegation recalled");
+                }
+            }
+        }
+    }
 }

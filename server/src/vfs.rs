@@ -277,6 +277,15 @@ impl Backend for SwapBackend {
             .backend
             .copy_range(src, src_off, dst, dst_off, len)
     }
+    fn lease(&self, path: &RelPath, write: bool, tag: u64) -> BackendResult<bool> {
+        self.cur().backend.lease(path, write, tag)
+    }
+    fn unlease(&self, tag: u64) {
+        self.cur().backend.unlease(tag)
+    }
+    fn leases(&self) -> Vec<(u64, bool)> {
+        self.cur().backend.leases()
+    }
 }
 
 /// A node of the pseudo filesystem (RFC 7530 §7): the directories leading

@@ -71,6 +71,8 @@ pub struct LocalBackend {
     /// `O_PATH | O_DIRECTORY` fd of the export root; all resolution starts here.
     root: OwnedFd,
     cache: FdCache,
+    /// File leases standing for delegations (`lease.rs`).
+    leases: super::lease::LeaseTable,
     gen_source: GenSource,
     /// Cleared once `FS_IOC_GETVERSION` proves unsupported (only consulted
     /// when the filesystem does not report birth times).
@@ -276,6 +278,7 @@ impl LocalBackend {
         let mut backend = LocalBackend {
             root: root_fd,
             cache: FdCache::new(capacity),
+            leases: Default::default(),
             gen_source: GenSource::None,
             getversion_ok: AtomicBool::new(true),
         };
@@ -450,6 +453,20 @@ impl LocalBackend {
             let seen = self.attrs_at(dir.fd(), &name)?;
             if seen.kind != FileKind::Regular {
                 return Err(not_regular(seen.kind));
+            }
+            // A leased file is read and written through the leased
+            // descriptor: another descriptor of the server's own would
+            // break the lease (lease.rs).
+            if let Some((file, writable)) = self.leases.get(seen.identity) {
+                if writable || !need_write {
+                    return Ok((file, seen));
+                }
+                // The read-delegation holder itself writes (its own opens
+                // do not conflict with its delegation, RFC 8881 §10.4):
+                // the lease cannot stay, the delegation does.
+                if let Some(tag) = self.leases.release_id(seen.identity) {
+                    tracing::debug!(tag, "read lease released for a write by the server");
+                }
             }
             if let Some(file) = self.cache.get(seen.identity, need_write) {
                 return Ok((file, seen));
@@ -1025,6 +1042,37 @@ impl Backend for LocalBackend {
             libc::EOPNOTSUPP | libc::ENOTTY | libc::EXDEV => BackendError::NotSupported,
             _ => e.into(),
         })
+    }
+
+    fn lease(&self, path: &RelPath, write: bool, tag: u64) -> BackendResult<bool> {
+        if self.leases.holds(tag) {
+            return Ok(true);
+        }
+        if !self.leases.has_room() {
+            return Ok(false);
+        }
+        let (dir, name) = self.locate(path)?;
+        // A read lease needs a descriptor not open for writing; a write
+        // lease is taken on one open for both, since all of the holder's
+        // I/O goes through it.
+        let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
+        let file = Self::open_at(dir.fd(), &name, access)?;
+        let a = self.to_attrs(&sys::fstatx(file.as_fd())?, GenFrom::Fd(file.as_fd()))?;
+        if a.kind != FileKind::Regular {
+            return Ok(false);
+        }
+        sys::clear_nonblock(&file)?;
+        // The server's cached descriptor would count as a conflicting open.
+        self.cache.remove(a.identity);
+        Ok(self.leases.take(tag, a.identity, file, write)?)
+    }
+
+    fn unlease(&self, tag: u64) {
+        self.leases.release(tag);
+    }
+
+    fn leases(&self) -> Vec<(u64, bool)> {
+        self.leases.list()
     }
 
     fn copy_range(

@@ -26,6 +26,7 @@ pub mod local;
 mod sys;
 
 mod fdcache;
+mod lease;
 
 pub use local::LocalBackend;
 
@@ -726,6 +727,29 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BackendResult<u64> {
         let _ = (src, src_off, dst, dst_off, len);
         Err(BackendError::NotSupported)
+    }
+
+    /// Makes local users of the store visible to delegations: takes a lease
+    /// on the object at `path` (a write lease for a write delegation, a
+    /// read lease otherwise), named `tag`, that a local process opening it
+    /// in a conflicting way breaks ([`Backend::leases`] reports it). Returns
+    /// false when a local user already conflicts, so no delegation may be
+    /// granted. Taking a lease already held under `tag` is a no-op. Stores
+    /// no local process can reach have nothing to watch and say true.
+    fn lease(&self, path: &RelPath, write: bool, tag: u64) -> BackendResult<bool> {
+        let _ = (path, write, tag);
+        Ok(true)
+    }
+
+    /// Releases the lease named `tag`, if held.
+    fn unlease(&self, tag: u64) {
+        let _ = tag;
+    }
+
+    /// The leases held: their tags, and whether a local process is breaking
+    /// each one.
+    fn leases(&self) -> Vec<(u64, bool)> {
+        Vec::new()
     }
 }
 

@@ -464,3 +464,17 @@ pub fn ficlonerange(
     // the kernel only reads it.
     retry_eintr(|| cvt(unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONERANGE, &arg) })).map(drop)
 }
+
+/// `fcntl(F_SETLEASE)`: takes (`F_RDLCK`, `F_WRLCK`) or releases
+/// (`F_UNLCK`) a file lease on `fd` (fcntl(2) "Leases").
+pub fn set_lease(fd: &File, kind: i32) -> io::Result<()> {
+    // SAFETY: fcntl on a valid, owned descriptor; no pointers involved.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLEASE, kind) }).map(drop)
+}
+
+/// `fcntl(F_GETLEASE)`: the lease held on `fd`. While a lease is being
+/// broken this is the type it is being downgraded to.
+pub fn get_lease(fd: &File) -> io::Result<i32> {
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETLEASE) })
+}

@@ -45,6 +45,10 @@ pub fn backchannel_ctl(cx: &mut Cx, a: BACKCHANNEL_CTL4args) -> NfsResult<()> {
     if !usable {
         return Err(NfsError::EncrAlgUnsupp);
     }
-    cx.srv.state.set_cb_program(&s.id, a.bca_cb_program);
+    cx.srv.state.set_cb_program(
+        &s.id,
+        a.bca_cb_program,
+        super::create_session::cb_credential(&a.bca_sec_parms),
+    );
     Ok(())
 }

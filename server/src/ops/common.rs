@@ -912,3 +912,45 @@ pub fn reclaim_allowed(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()>
         crate::state::recovery::ReclaimCheck::Refused(e) => Err(e),
     }
 }
+
+/// Recalls other clients' delegations on the regular file `dir/name`
+/// before REMOVE or RENAME touches that name, or on `file` before LINK or
+/// SETATTR: the holder's cached view would go stale (RFC 8881 §10.4.1).
+/// NFS4ERR_DELAY while recalls are out. A 4.0 request carries no client
+/// identity here, so every delegation of the file counts, the caller's
+/// own too: its client returns the delegation and retries.
+pub fn break_delegations_at(
+    cx: &Cx,
+    e: &Export,
+    dir_id: crate::fhmap::ObjectId,
+    name: &crate::backend::Name,
+    a: &Attrs,
+) -> NfsResult<()> {
+    if a.kind != FileKind::Regular || !export_has_delegations(cx, e.id) {
+        return Ok(());
+    }
+    let id = cx.srv.fhmap.lookup_or_insert(
+        e.id,
+        dir_id,
+        name.as_bytes(),
+        crate::vfs::key_of(a),
+        crate::vfs::ftype(a.kind),
+    )?;
+    break_delegations_of(cx, (e.id, id), crate::state::deleg::Access::Namespace)
+}
+
+/// [`break_delegations_at`] for a file known by its key.
+pub fn break_delegations_of(
+    cx: &Cx,
+    file: crate::state::FileKey,
+    access: crate::state::deleg::Access,
+) -> NfsResult<()> {
+    cx.srv
+        .state
+        .break_delegations(file, cx.session_client(), access)
+}
+
+/// Cheap pre-check: whether any file of export `id` is delegated.
+pub fn export_has_delegations(cx: &Cx, id: u32) -> bool {
+    cx.srv.state.lock().delegs.keys().any(|f| f.0 == id)
+}

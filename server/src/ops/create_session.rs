@@ -60,6 +60,8 @@ fn create(
         fore: channel(&a.csa_fore_chan_attrs),
         back: channel(&a.csa_back_chan_attrs),
         cb_program: a.csa_cb_program,
+        cb_cred: cb_credential(&a.csa_sec_parms),
+        minor: cx.minor,
     };
     match cx
         .srv
@@ -102,4 +104,28 @@ pub fn run(cx: &mut Cx, a: CREATE_SESSION4args, out: &mut Vec<u8>) -> nfsstat4 {
         }
         Err(e) => finish::<()>(out, nfs_opnum4::OP_CREATE_SESSION, Err(e)),
     }
+}
+
+/// The credential back-channel calls carry: the first flavor of the
+/// client's list the server can produce (RFC 8881 §18.36.3: the server
+/// uses one of those the client offers). AUTH_SYS is sent with exactly
+/// the parameters given; an empty list means AUTH_NONE.
+pub fn cb_credential(parms: &[callback_sec_parms4]) -> nfs4d_xdr::rpc::Credential {
+    use nfs4d_xdr::rpc::Credential;
+    for p in parms {
+        match p {
+            callback_sec_parms4::AUTH_NONE => return Credential::None,
+            callback_sec_parms4::AUTH_SYS(sys) => {
+                return Credential::Sys {
+                    stamp: sys.stamp,
+                    machine: String::from_utf8_lossy(&sys.machinename).into_owned(),
+                    uid: sys.uid,
+                    gid: sys.gid,
+                    gids: sys.gids.clone(),
+                }
+            }
+            _ => {}
+        }
+    }
+    Credential::None
 }

@@ -36,6 +36,9 @@ pub fn run(cx: &mut Cx, a: LINK4args) -> NfsResult<LINK4resok> {
         return Err(NfsError::IsDir);
     }
     protected_hardlink(cx, &src)?;
+    if let Some(file) = common::file_key(&src_fh) {
+        common::break_delegations_of(cx, file, crate::state::deleg::Access::Namespace)?;
+    }
     let attrs = e.backend.link(src_path, dir_path, &name)?;
     let after = common::dir_done(e, dir_path)?;
     // Record the new name (same id as the source: same dev/ino/gen).

@@ -92,6 +92,10 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
     } else if !matches!(a.claim, open_claim4::CLAIM_DELEGATE_PREV(_)) {
         common::require_reclaim_complete(cx, client)?;
     }
+    let prev_deleg = match &a.claim {
+        open_claim4::CLAIM_PREVIOUS(t) => Some(*t),
+        _ => None,
+    };
     let (fh, seq, opened) = match a.claim {
         open_claim4::CLAIM_NULL(name) => open_named(cx, &cur, &name, &how, share)?,
         open_claim4::CLAIM_FH if cx.minor >= 1 => {
@@ -119,10 +123,35 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
             let opened = open_fh(cx, &cur, share)?;
             (cur.clone(), 0, opened)
         }
-        // No delegations are granted yet, so none can be claimed.
-        open_claim4::CLAIM_DELEGATE_CUR(_)
-        | open_claim4::CLAIM_DELEGATE_PREV(_)
-        | open_claim4::CLAIM_DELEG_CUR_FH(_)
+        // An open the client performed locally under its delegation,
+        // reported to the server while the delegation is being returned
+        // (RFC 8881 §10.4.4, RFC 7530 §10.4.4).
+        open_claim4::CLAIM_DELEGATE_CUR(d) => {
+            if !matches!(how, How::NoCreate) {
+                return Err(NfsError::Inval);
+            }
+            let held = delegation_file(cx, client, &d.delegate_stateid)?;
+            let (fh, seq, opened) = open_named(cx, &cur, &d.file, &How::NoCreate, share)?;
+            if common::file_key(&fh) != Some(held) {
+                return Err(NfsError::BadStateid);
+            }
+            (fh, seq, opened)
+        }
+        open_claim4::CLAIM_DELEG_CUR_FH(sid) => {
+            if !matches!(how, How::NoCreate) {
+                return Err(NfsError::Inval);
+            }
+            let held = delegation_file(cx, client, &sid)?;
+            if common::file_key(&cur) != Some(held) {
+                return Err(NfsError::BadStateid);
+            }
+            let opened = open_fh(cx, &cur, share)?;
+            (cur.clone(), 0, opened)
+        }
+        // Delegations of an earlier client instance are not kept for it
+        // to claim (RFC 8881 §10.2.1 makes this a MAY; the server then
+        // needs no DELEGPURGE either).
+        open_claim4::CLAIM_DELEGATE_PREV(_)
         | open_claim4::CLAIM_DELEG_PREV_FH
         | open_claim4::CLAIM_FH => return Err(NfsError::NotSupp),
     };
@@ -137,12 +166,13 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
             if !confirmed {
                 rflags |= OPEN4_RESULT_CONFIRM;
             }
+            let delegation = delegation(cx, client, share, want, prev_deleg, &opened.attrs);
             Ok(OPEN4resok {
                 stateid,
                 cinfo: opened.cinfo,
                 rflags,
                 attrset: opened.attrset,
-                delegation: no_delegation(cx.minor, want),
+                delegation,
             })
         }
         // During grace only reclaims are granted, so a share conflict is
@@ -507,23 +537,138 @@ fn remove_new(cx: &Cx, fh: &CurFh) {
     }
 }
 
-/// The delegation part of the result: none is granted. 4.1 clients that
-/// expressed a want (RFC 8881 §18.16.3) get OPEN_DELEGATE_NONE_EXT with
-/// the reason, as the RFC requires of a server supporting the want flags;
-/// everyone else plain OPEN_DELEGATE_NONE.
-fn no_delegation(minor: u32, want: u32) -> open_delegation4 {
+/// The delegation stateid a CLAIM_DELEGATE_CUR / CLAIM_DELEG_CUR_FH open
+/// names: this client's, held or being recalled; returns its file.
+fn delegation_file(
+    cx: &Cx,
+    client: crate::state::ClientId,
+    sid: &stateid4,
+) -> NfsResult<crate::state::FileKey> {
+    let g = cx.srv.state.lock();
+    let e = g.check_stateid(sid, cx.srv.state.boot, cx.minor)?;
+    if e.client != client || !matches!(e.kind, crate::state::StateKind::Deleg(_)) {
+        return Err(NfsError::BadStateid);
+    }
+    Ok(e.file)
+}
+
+/// The delegation part of the OPEN result (RFC 8881 §10.4, §18.16.3). A
+/// reclaim (`prev` set) gets back the delegation it names; any other open
+/// gets one when the export's policy, the client's callback path and the
+/// file's other users allow. 4.1 clients that expressed a want and get
+/// none learn why (OPEN_DELEGATE_NONE_EXT), as the RFC requires of a
+/// server supporting the want flags; everyone else plain
+/// OPEN_DELEGATE_NONE.
+fn delegation(
+    cx: &Cx,
+    client: crate::state::ClientId,
+    share: Share,
+    want: u32,
+    prev: Option<open_delegation_type4>,
+    attrs: &Attrs,
+) -> open_delegation4 {
+    use crate::state::deleg::{DelegType, NoDeleg, Request};
+    let Some(cur) = cx.cfh.as_ref() else {
+        return open_delegation4::OPEN_DELEGATE_NONE;
+    };
+    let (Some(file), Some((export, _, _))) = (common::file_key(cur), cur.obj()) else {
+        return open_delegation4::OPEN_DELEGATE_NONE;
+    };
+    let Ok(e) = cx.srv.vfs.export(export) else {
+        return open_delegation4::OPEN_DELEGATE_NONE;
+    };
+    let policy = e.cfg.delegations;
+    let change = crate::vfs::obj_attrs(attrs).change;
+    let st = &cx.srv.state;
+    let granted = match prev {
+        Some(open_delegation_type4::OPEN_DELEGATE_READ) => Ok(st.reclaim_delegation(
+            client,
+            file,
+            DelegType::Read,
+            policy,
+            cur.fh.clone(),
+            change,
+        )),
+        Some(open_delegation_type4::OPEN_DELEGATE_WRITE) => Ok(st.reclaim_delegation(
+            client,
+            file,
+            DelegType::Write,
+            policy,
+            cur.fh.clone(),
+            change,
+        )),
+        Some(_) => return no_delegation(cx.minor, want, NoDeleg::NotWanted),
+        None => {
+            let callback_ok = st.lock().callback_ok(client);
+            let r = Request {
+                access: share.access,
+                want,
+                policy,
+                callback_ok,
+            };
+            st.grant_delegation(client, file, r, cur.fh.clone(), change)
+        }
+    };
+    let g = match granted {
+        Ok(g) => g,
+        Err(why) => return no_delegation(cx.minor, want, why),
+    };
+    // A local process already using the file in a conflicting way keeps
+    // the delegation from being granted after all (a reclaim keeps it).
+    let Some((_, _, path)) = cur.obj() else {
+        return open_delegation4::OPEN_DELEGATE_NONE;
+    };
+    if prev.is_none()
+        && !cx
+            .srv
+            .lease_for_delegation(e, path, file, g.ty == DelegType::Write)
+    {
+        let _ = st.return_delegation(&g.stateid.other);
+        return no_delegation(cx.minor, want, NoDeleg::Contention);
+    }
+    // No access rights are promised: the client checks with ACCESS before
+    // opening locally (an empty ACE grants nothing, RFC 8881 §10.4.1).
+    let permissions = nfsace4::default();
+    match g.ty {
+        DelegType::Read => open_delegation4::OPEN_DELEGATE_READ(open_read_delegation4 {
+            stateid: g.stateid,
+            recall: g.recall,
+            permissions,
+        }),
+        DelegType::Write => open_delegation4::OPEN_DELEGATE_WRITE(open_write_delegation4 {
+            stateid: g.stateid,
+            recall: g.recall,
+            // The client may cache writes up to any size: the server has
+            // no quota to protect (RFC 8881 §10.4.1 space_limit).
+            space_limit: nfs_space_limit4::NFS_LIMIT_SIZE(u64::MAX),
+            permissions,
+        }),
+    }
+}
+
+/// No delegation. 4.1 clients that asked for one (or for none) are told
+/// why with OPEN_DELEGATE_NONE_EXT (RFC 8881 §18.16.3); others get plain
+/// OPEN_DELEGATE_NONE.
+fn no_delegation(minor: u32, want: u32, why: crate::state::deleg::NoDeleg) -> open_delegation4 {
+    use crate::state::deleg::NoDeleg;
     if minor == 0 || want == OPEN4_SHARE_ACCESS_WANT_NO_PREFERENCE {
         return open_delegation4::OPEN_DELEGATE_NONE;
     }
-    let why = match want {
-        OPEN4_SHARE_ACCESS_WANT_NO_DELEG => {
+    let why = match (want, why) {
+        (OPEN4_SHARE_ACCESS_WANT_NO_DELEG, _) | (_, NoDeleg::NotWanted) => {
             open_none_delegation4::default(why_no_delegation4::WND4_NOT_WANTED)
         }
-        OPEN4_SHARE_ACCESS_WANT_CANCEL => {
+        (OPEN4_SHARE_ACCESS_WANT_CANCEL, _) => {
             open_none_delegation4::default(why_no_delegation4::WND4_CANCELLED)
         }
-        // Wanted, but this server grants none; it will not signal later.
-        _ => open_none_delegation4::WND4_RESOURCE(false),
+        (_, NoDeleg::Contention) => open_none_delegation4::WND4_CONTENTION(false),
+        (_, NoDeleg::Resource) => open_none_delegation4::WND4_RESOURCE(false),
+        (_, NoDeleg::NoUpgrade) => {
+            open_none_delegation4::default(why_no_delegation4::WND4_NOT_SUPP_UPGRADE)
+        }
+        (_, NoDeleg::NoCallback | NoDeleg::NotSupported) => {
+            open_none_delegation4::default(why_no_delegation4::WND4_NOT_SUPP_FTYPE)
+        }
     };
     open_delegation4::OPEN_DELEGATE_NONE_EXT(why)
 }
@@ -639,12 +784,33 @@ mod tests {
 
     #[test]
     fn delegation_answer() {
-        assert_eq!(no_delegation(0, 0), open_delegation4::OPEN_DELEGATE_NONE);
-        assert_eq!(no_delegation(1, 0), open_delegation4::OPEN_DELEGATE_NONE);
+        use crate::state::deleg::NoDeleg;
         assert_eq!(
-            no_delegation(1, OPEN4_SHARE_ACCESS_WANT_NO_DELEG),
+            no_delegation(0, OPEN4_SHARE_ACCESS_WANT_READ_DELEG, NoDeleg::Contention),
+            open_delegation4::OPEN_DELEGATE_NONE
+        );
+        assert_eq!(
+            no_delegation(1, 0, NoDeleg::Contention),
+            open_delegation4::OPEN_DELEGATE_NONE
+        );
+        assert_eq!(
+            no_delegation(1, OPEN4_SHARE_ACCESS_WANT_NO_DELEG, NoDeleg::NotWanted),
             open_delegation4::OPEN_DELEGATE_NONE_EXT(open_none_delegation4::default(
                 why_no_delegation4::WND4_NOT_WANTED
+            ))
+        );
+        assert_eq!(
+            no_delegation(1, OPEN4_SHARE_ACCESS_WANT_WRITE_DELEG, NoDeleg::Contention),
+            open_delegation4::OPEN_DELEGATE_NONE_EXT(open_none_delegation4::WND4_CONTENTION(false))
+        );
+        assert_eq!(
+            no_delegation(1, OPEN4_SHARE_ACCESS_WANT_ANY_DELEG, NoDeleg::Resource),
+            open_delegation4::OPEN_DELEGATE_NONE_EXT(open_none_delegation4::WND4_RESOURCE(false))
+        );
+        assert_eq!(
+            no_delegation(1, OPEN4_SHARE_ACCESS_WANT_CANCEL, NoDeleg::Contention),
+            open_delegation4::OPEN_DELEGATE_NONE_EXT(open_none_delegation4::default(
+                why_no_delegation4::WND4_CANCELLED
             ))
         );
     }

@@ -32,6 +32,7 @@ pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
     }
     let victim = e.backend.lookup(dir_path, &name)?;
     common::sticky_allows(cx, &before, &victim)?;
+    common::break_delegations_at(cx, e, dir_id, &name, &victim)?;
     if victim.kind == FileKind::Regular
         && e.policy().is_volatile()
         && !e.policy().noexpire_with_open

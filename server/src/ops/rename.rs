@@ -72,6 +72,7 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
     }
     let src = e.backend.lookup(sp, &old)?;
     common::sticky_allows(cx, &src_before, &src)?;
+    common::break_delegations_at(cx, e, sid, &old, &src)?;
     if src.kind == FileKind::Directory && sid != did {
         common::require(cx, &src, MAY_WRITE)?;
     }
@@ -95,6 +96,7 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
                 return Err(NfsError::Exist);
             }
             common::sticky_allows(cx, &dst_before, &dst)?;
+            common::break_delegations_at(cx, e, did, &new, &dst)?;
             if volatile_open_guard {
                 let id = record_id(cx, e, did, &new, &dst)?;
                 common::refuse_if_open(cx, e, id, "RENAME over an open file")?;

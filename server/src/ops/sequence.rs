@@ -2,7 +2,9 @@
 //! gives exactly-once semantics through the slot's reply cache and renews
 //! the lease.
 
-use nfs4d_xdr::nfs4::{SEQUENCE4args, SEQUENCE4resok, SEQ4_STATUS_CB_PATH_DOWN};
+use nfs4d_xdr::nfs4::{
+    SEQUENCE4args, SEQUENCE4resok, SEQ4_STATUS_CB_PATH_DOWN, SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
+};
 
 use crate::compound::{Cx, SessionCtx};
 use crate::error::{NfsError, NfsResult};
@@ -35,7 +37,7 @@ pub fn run(cx: &mut Cx, a: SEQUENCE4args) -> NfsResult<SEQUENCE4resok> {
         .srv
         .state
         .sequence(&a.sa_sessionid, a.sa_slotid, a.sa_sequenceid, cx.req.conn)?;
-    let (highest_slot, fore, cb_down) = match out {
+    let (highest_slot, fore, cb_down, revoked) = match out {
         SeqOutcome::Replay(bytes) => {
             cx.replay_all = Some(bytes);
             return Err(NfsError::RetryUncachedRep);
@@ -44,7 +46,8 @@ pub fn run(cx: &mut Cx, a: SEQUENCE4args) -> NfsResult<SEQUENCE4resok> {
             highest_slot,
             fore,
             cb_down,
-        } => (highest_slot, fore, cb_down),
+            revoked,
+        } => (highest_slot, fore, cb_down, revoked),
     };
     let client = cx
         .srv
@@ -65,6 +68,11 @@ pub fn run(cx: &mut Cx, a: SEQUENCE4args) -> NfsResult<SEQUENCE4resok> {
         sr_slotid: a.sa_slotid,
         sr_highest_slotid: highest_slot,
         sr_target_highest_slotid: highest_slot,
-        sr_status_flags: if cb_down { SEQ4_STATUS_CB_PATH_DOWN } else { 0 },
+        sr_status_flags: if cb_down { SEQ4_STATUS_CB_PATH_DOWN } else { 0 }
+            | if revoked {
+                SEQ4_STATUS_RECALLABLE_STATE_REVOKED
+            } else {
+                0
+            },
     })
 }

@@ -74,6 +74,22 @@ pub fn run(cx: &mut Cx, a: SETATTR4args) -> NfsResult<bitmap4> {
         open_for_write = check_size_stateid(cx, &cur, &a.stateid, (e.id, id))?;
     }
     check_permissions(cx, &now, &req, uid, gid, open_for_write)?;
+    if now.kind == FileKind::Regular {
+        // Any attribute change conflicts with other clients' delegations
+        // (their cached attributes); the size with read ones too. The
+        // requester of a 4.0 SETATTR is known from its stateid only.
+        let requester = match cx.session_client() {
+            Some(c) => Some(c),
+            None => common::find_state(cx, &a.stateid)
+                .ok()
+                .map(|(_, s)| s.client),
+        };
+        cx.srv.state.break_delegations(
+            (e.id, id),
+            requester,
+            crate::state::deleg::Access::Modify,
+        )?;
+    }
 
     let symlink = now.kind == FileKind::Symlink;
     let mode = match req.mode {
@@ -173,6 +189,10 @@ fn check_size_stateid(cx: &Cx, cur: &CurFh, sid: &stateid4, file: FileKey) -> Nf
             Some(StateKind::Open(o)) => o,
             _ => return Err(NfsError::BadStateid),
         },
+        // Only a write delegation lets its holder change the size
+        // without an open for write (RFC 8881 §10.4).
+        StateKind::Deleg(d) if d.ty == crate::state::deleg::DelegType::Write => return Ok(true),
+        StateKind::Deleg(_) => return Err(NfsError::OpenMode),
     };
     if open.share.access & ACCESS_WRITE == 0 {
         return Err(NfsError::OpenMode);

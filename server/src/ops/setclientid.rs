@@ -13,6 +13,7 @@ pub fn setclientid(cx: &mut Cx, a: SETCLIENTID4args) -> NfsResult<SETCLIENTID4re
         netid: String::from_utf8_lossy(&a.callback.cb_location.na_r_netid).into_owned(),
         addr: String::from_utf8_lossy(&a.callback.cb_location.na_r_addr).into_owned(),
         ident: a.callback_ident,
+        peer: Some(cx.req.peer.ip()),
     };
     let ok = cx
         .srv

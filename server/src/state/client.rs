@@ -32,6 +32,9 @@ pub struct Callback40 {
     pub addr: String,
     /// `callback_ident` to send in CB_COMPOUND.
     pub ident: u32,
+    /// Address the SETCLIENTID came from: callbacks go only to this host
+    /// (docs/delegations.md), never to an address a client merely names.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// One client.
@@ -65,6 +68,12 @@ pub struct Client {
     pub reclaim_complete: bool,
     /// Implementation name from EXCHANGE_ID (e.g. "Linux …"), for logs.
     pub impl_name: String,
+    /// 4.0: the callback address answered CB_NULL (RFC 7530 §10.2.1);
+    /// delegations are granted only then.
+    pub cb40_up: bool,
+    /// 4.1: delegations revoked and not yet freed with FREE_STATEID
+    /// (SEQ4_STATUS_RECALLABLE_STATE_REVOKED, RFC 8881 §18.46.3).
+    pub revoked: u32,
 }
 
 impl Client {
@@ -127,6 +136,8 @@ impl StateManager {
             lease_expires_ms: self.now() + self.lease_ms,
             reclaim_complete: false,
             impl_name: String::new(),
+            cb40_up: false,
+            revoked: 0,
         }
     }
 
@@ -242,8 +253,14 @@ impl StateManager {
                 let upd = g.pending_updates.remove(&id).expect("checked above");
                 if let Some(c) = g.clients.get_mut(&id) {
                     c.callback = upd.callback;
+                    c.cb40_up = false;
                     c.lease_expires_ms = now + self.lease_ms;
                 }
+                drop(g);
+                // The new callback address is checked before delegations
+                // use it (RFC 7530 §16.33.5).
+                self.callbacks
+                    .push(super::deleg::CbWork::Probe40 { client: id });
                 return Ok(());
             }
         }
@@ -285,6 +302,10 @@ impl StateManager {
         if let Some((key, principal)) = record {
             self.recovery.put(&key, &principal, false);
         }
+        // Delegations wait until CB_NULL proves the callback path (RFC
+        // 7530 §10.2.1).
+        self.callbacks
+            .push(super::deleg::CbWork::Probe40 { client: id });
         Ok(())
     }
 

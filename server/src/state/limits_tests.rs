@@ -197,6 +197,8 @@ fn closed_connections_leave_no_trace_in_sessions() {
         fore: chan,
         back: chan,
         cb_program: 1,
+        cb_cred: nfs4d_xdr::rpc::Credential::None,
+        minor: 1,
     };
     let CreateOutcome::Created(s) = sm
         .create_session(&args, &Principal::Uid(0), 1, None)

@@ -7,6 +7,7 @@
 //! [`Clock`], never from the wall clock.
 
 pub mod client;
+pub mod deleg;
 pub mod lock;
 pub mod open;
 pub mod recovery;
@@ -47,6 +48,8 @@ pub enum StateKind {
         /// The open stateid's `other` the locks were derived from.
         open: Other,
     },
+    /// A delegation (RFC 8881 §10.2).
+    Deleg(deleg::DelegState),
 }
 
 /// A stateid's record.
@@ -128,6 +131,8 @@ pub struct Inner {
     pub expired: std::collections::VecDeque<u32>,
     /// The same, for lookups.
     pub expired_set: std::collections::HashSet<u32>,
+    /// Delegations held or being recalled, per file.
+    pub delegs: deleg::DelegIndex,
 }
 
 /// Expired clients remembered for NFS4ERR_EXPIRED answers.
@@ -152,6 +157,8 @@ pub struct StateManager {
     pub drc: crate::drc::Drc,
     /// Stable client records and the grace period after a restart.
     pub recovery: recovery::Recovery,
+    /// Recalls and other callbacks for the callback driver.
+    pub callbacks: deleg::CbQueue,
 }
 
 impl std::fmt::Debug for StateManager {
@@ -179,6 +186,7 @@ impl StateManager {
             mandatory_locks: open::MANDATORY_LOCKS_DEFAULT,
             drc: crate::drc::Drc::default(),
             recovery: recovery::Recovery::default(),
+            callbacks: deleg::CbQueue::default(),
         }
     }
 
@@ -265,6 +273,7 @@ impl StateManager {
                 self.recovery.remove(&key);
             }
         }
+        self.tick_delegations(now);
         // Ends the grace period once its time is up (and forgets clients
         // that did not come back) even while no request asks.
         self.recovery.in_grace(now);
@@ -415,6 +424,15 @@ impl Inner {
                 }
                 self.forget_idle_41_owner(OwnerKind::Lock, owner);
             }
+            StateKind::Deleg(d) => {
+                if d.recall == deleg::Recall::Revoked {
+                    if let Some(c) = self.clients.get_mut(&e.client) {
+                        c.revoked = c.revoked.saturating_sub(1);
+                    }
+                } else {
+                    self.unindex_deleg(e.file, other);
+                }
+            }
         }
         Some(e)
     }
@@ -458,6 +476,11 @@ impl Inner {
                 NfsError::BadStateid
             });
         };
+        if let StateKind::Deleg(d) = &e.kind {
+            if d.recall == deleg::Recall::Revoked {
+                return Err(NfsError::DelegRevoked);
+            }
+        }
         if sid.seqid == 0 && minor >= 1 {
             return Ok(e);
         }

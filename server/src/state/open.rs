@@ -79,7 +79,7 @@ impl Inner {
                     access: acc.access | o.share.access,
                     deny: acc.deny | o.share.deny,
                 },
-                StateKind::Lock { .. } => acc,
+                StateKind::Lock { .. } | StateKind::Deleg(_) => acc,
             })
     }
 }
@@ -95,10 +95,19 @@ impl StateManager {
         want: Share,
         confirmed: bool,
     ) -> Result<Opened, NfsError> {
+        let now = self.now();
         let mut g = self.lock();
         if g.share_conflict(file, &owner, want) {
             return Err(NfsError::ShareDenied);
         }
+        // Share reservations first: an OPEN the share modes refuse gets
+        // NFS4ERR_SHARE_DENIED, not a recall (pynfs DELEG8 of 4.0).
+        let access = if want.access & ACCESS_WRITE != 0 {
+            super::deleg::Access::OpenWrite
+        } else {
+            super::deleg::Access::OpenRead
+        };
+        g.break_delegations(file, Some(client), access, now, &self.callbacks)?;
         if let Some(other) = g.opens_by_owner.get(&(owner.clone(), file)).copied() {
             let e = g.states.get_mut(&other).ok_or(NfsError::ServerFault)?;
             if let StateKind::Open(o) = &mut e.kind {
@@ -214,7 +223,7 @@ impl StateManager {
         e.seqid = bump(e.seqid);
         let owner = match &e.kind {
             StateKind::Open(o) => o.owner.clone(),
-            StateKind::Lock { .. } => return Err(NfsError::BadStateid),
+            StateKind::Lock { .. } | StateKind::Deleg(_) => return Err(NfsError::BadStateid),
         };
         let seqid = e.seqid;
         g.open_owners.entry(owner).or_default().confirmed = true;
@@ -345,7 +354,32 @@ impl StateManager {
     ///   but still honours other opens' DENY_READ (§9.1.6); a lock of
     ///   another owner conflicting with the range is NFS4ERR_LOCKED
     ///   (with mandatory locking on).
+    ///
+    /// Last, other clients' delegations the I/O conflicts with are
+    /// recalled and the I/O gets NFS4ERR_DELAY (RFC 8881 §10.4.1).
     pub fn check_io(
+        &self,
+        sid: &stateid4,
+        file: FileKey,
+        io: IoIntent,
+        minor: u32,
+        session_client: Option<ClientId>,
+    ) -> Result<IoGrant, NfsError> {
+        let grant = self.admit_io(sid, file, io, minor, session_client)?;
+        let requester = match &grant {
+            IoGrant::Special => None,
+            IoGrant::State { client } => Some(*client),
+        };
+        let access = if io.write {
+            super::deleg::Access::Modify
+        } else {
+            super::deleg::Access::Read
+        };
+        self.break_delegations(file, requester, access)?;
+        Ok(grant)
+    }
+
+    fn admit_io(
         &self,
         sid: &stateid4,
         file: FileKey,
@@ -391,6 +425,14 @@ impl StateManager {
                 Some(StateKind::Open(o)) => (o, Some(owner)),
                 _ => return Err(NfsError::BadStateid),
             },
+            // I/O under a delegation stateid (RFC 8881 §9.1.2 / §10.2):
+            // a read delegation admits reads only.
+            StateKind::Deleg(d) => {
+                if io.write && d.ty == super::deleg::DelegType::Read {
+                    return Err(NfsError::OpenMode);
+                }
+                return Ok(IoGrant::State { client: e.client });
+            }
         };
         if open.share.access & want == 0 {
             if io.write {

@@ -63,6 +63,12 @@ pub struct Session {
     pub back: Channel,
     /// Callback program for CB_COMPOUND.
     pub cb_program: u32,
+    /// Credential for back-channel calls, from csa_sec_parms or
+    /// BACKCHANNEL_CTL (RFC 8881 §18.36.3, §18.33.3).
+    pub cb_cred: nfs4d_xdr::rpc::Credential,
+    /// Minor version of CREATE_SESSION, used in CB_COMPOUND (clients
+    /// check that it matches their own, e.g. pynfs with 4.2).
+    pub minor: u32,
     /// The fore-channel slots.
     pub slots: Vec<Slot>,
     /// Connections bound to the fore channel.
@@ -95,6 +101,9 @@ pub enum SeqOutcome {
         fore: Channel,
         /// Back channel down or missing (SEQ4_STATUS_CB_PATH_DOWN).
         cb_down: bool,
+        /// Revoked delegations await FREE_STATEID
+        /// (SEQ4_STATUS_RECALLABLE_STATE_REVOKED).
+        revoked: bool,
     },
     /// A retransmission whose reply is cached: send it again as-is.
     Replay(Arc<Vec<u8>>),
@@ -115,6 +124,10 @@ pub struct CreateSession {
     pub back: Channel,
     /// csa_cb_program.
     pub cb_program: u32,
+    /// Credential chosen from csa_sec_parms.
+    pub cb_cred: nfs4d_xdr::rpc::Credential,
+    /// Minor version of the COMPOUND carrying CREATE_SESSION.
+    pub minor: u32,
 }
 
 /// Outcome of CREATE_SESSION at the state level.
@@ -211,6 +224,8 @@ impl StateManager {
             fore,
             back,
             cb_program: args.cb_program,
+            cb_cred: args.cb_cred.clone(),
+            minor: args.minor,
             slots: vec![Slot::default(); fore.max_requests as usize],
             conns: vec![conn],
             cb: if flags & FLAG_CONN_BACK_CHAN != 0 {
@@ -289,13 +304,16 @@ impl StateManager {
         if !s.conns.contains(&conn) {
             s.conns.push(conn);
         }
+        let mut revoked = false;
         if let Some(c) = g.clients.get_mut(&client) {
             c.lease_expires_ms = now + self.lease_ms;
+            revoked = c.revoked > 0;
         }
         Ok(SeqOutcome::New {
             highest_slot,
             fore,
             cb_down,
+            revoked,
         })
     }
 
@@ -390,10 +408,11 @@ impl StateManager {
         self.lock().sessions.get(sid).map(|s| s.fore)
     }
 
-    /// BACKCHANNEL_CTL: a new callback program.
-    pub fn set_cb_program(&self, sid: &SessionId, program: u32) {
+    /// BACKCHANNEL_CTL: a new callback program and credential.
+    pub fn set_cb_program(&self, sid: &SessionId, program: u32, cred: nfs4d_xdr::rpc::Credential) {
         if let Some(s) = self.lock().sessions.get_mut(sid) {
             s.cb_program = program;
+            s.cb_cred = cred;
         }
     }
 
@@ -463,6 +482,8 @@ mod tests {
             fore: chan(),
             back: chan(),
             cb_program: 0x4000_0000,
+            cb_cred: nfs4d_xdr::rpc::Credential::None,
+            minor: 1,
         };
         let CreateOutcome::Created(s) = sm
             .create_session(&args, &Principal::Uid(0), 1, None)
