@@ -32,6 +32,13 @@ pub struct Client {
     pub seq: u32,
     /// Client id (4.0 or 4.1).
     pub clientid: clientid4,
+    /// Back-channel operations the server sent, in order (CB_SEQUENCE
+    /// left out).
+    pub callbacks: Vec<nfs_cb_argop4>,
+    /// What CB_GETATTR answers: (size, change). `None`: NFS4ERR_BADHANDLE.
+    pub cb_attrs: Option<(u64, u64)>,
+    /// Ask for a back channel in CREATE_SESSION.
+    back_channel: bool,
 }
 
 /// The first xid of a connection: different for every connection and
@@ -79,6 +86,9 @@ impl Client {
             session: None,
             seq: 1,
             clientid: 0,
+            callbacks: Vec::new(),
+            cb_attrs: None,
+            back_channel: false,
         })
     }
 
@@ -112,8 +122,7 @@ impl Client {
     }
 
     /// Calls a procedure; returns the reply record. Back-channel calls the
-    /// server makes meanwhile are answered with an empty success (enough for
-    /// CB_NULL probes).
+    /// server makes meanwhile are answered ([`Client::answer_callback`]).
     pub fn call(&mut self, proc_: u32, args: &[u8]) -> io::Result<Vec<u8>> {
         self.xid = self.xid.wrapping_add(1);
         let xid = self.xid;
@@ -124,13 +133,119 @@ impl Client {
             match rpc::parse(&reply) {
                 Message::Reply(r) if r.xid == xid => return Ok(reply),
                 Message::Call(c) => {
-                    let mut out = Vec::new();
-                    rpc::begin_success_reply(c.xid, &mut out);
-                    rpc::finish_record(&mut out);
+                    let out = self.answer_callback(c.xid, c.proc_, c.args);
                     self.stream.write_all(&out)?;
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Answers back-channel calls arriving within `wait` (a client that
+    /// is not sending requests still has to answer recalls).
+    pub fn serve_callbacks(&mut self, wait: Duration) -> io::Result<()> {
+        let until = std::time::Instant::now() + wait;
+        let old = self.stream.read_timeout()?;
+        let result = loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break Ok(());
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            match self.recv_record() {
+                Ok(rec) => {
+                    if let Message::Call(c) = rpc::parse(&rec) {
+                        let out = self.answer_callback(c.xid, c.proc_, c.args);
+                        self.stream.write_all(&out)?;
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break Ok(())
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        self.stream.set_read_timeout(old)?;
+        result
+    }
+
+    /// The reply record to a back-channel call: CB_NULL succeeds; in a
+    /// CB_COMPOUND, CB_SEQUENCE is echoed, CB_RECALL accepted and
+    /// CB_GETATTR answered from `cb_attrs`. Every operation is recorded in
+    /// `callbacks`.
+    pub fn answer_callback(&mut self, xid: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        rpc::begin_success_reply(xid, &mut out);
+        if proc_ == 1 {
+            let res = match CB_COMPOUND4args::unpack(&mut io::Cursor::new(args)) {
+                Ok((a, _)) => self.cb_compound(a),
+                Err(_) => CB_COMPOUND4res {
+                    status: nfsstat4::NFS4ERR_BADXDR,
+                    tag: Vec::new(),
+                    resarray: Vec::new(),
+                },
+            };
+            out.extend_from_slice(&nfs4d_xdr::to_bytes(&res));
+        }
+        rpc::finish_record(&mut out);
+        out
+    }
+
+    fn cb_compound(&mut self, a: CB_COMPOUND4args) -> CB_COMPOUND4res {
+        let mut resarray = Vec::new();
+        let mut status = nfsstat4::NFS4_OK;
+        for op in a.argarray {
+            let res = match &op {
+                nfs_cb_argop4::OP_CB_SEQUENCE(s) => {
+                    nfs_cb_resop4::OP_CB_SEQUENCE(CB_SEQUENCE4res::NFS4_OK(CB_SEQUENCE4resok {
+                        csr_sessionid: s.csa_sessionid,
+                        csr_sequenceid: s.csa_sequenceid,
+                        csr_slotid: s.csa_slotid,
+                        csr_highest_slotid: s.csa_highest_slotid,
+                        csr_target_highest_slotid: s.csa_highest_slotid,
+                    }))
+                }
+                nfs_cb_argop4::OP_CB_RECALL(_) => nfs_cb_resop4::OP_CB_RECALL(CB_RECALL4res {
+                    status: nfsstat4::NFS4_OK,
+                }),
+                nfs_cb_argop4::OP_CB_GETATTR(_) => match self.cb_attrs {
+                    Some((size, change)) => {
+                        let mut vals = change.to_be_bytes().to_vec();
+                        vals.extend_from_slice(&size.to_be_bytes());
+                        nfs_cb_resop4::OP_CB_GETATTR(CB_GETATTR4res::NFS4_OK(CB_GETATTR4resok {
+                            obj_attributes: fattr4 {
+                                attrmask: vec![(1 << FATTR4_CHANGE) | (1 << FATTR4_SIZE)],
+                                attr_vals: vals,
+                            },
+                        }))
+                    }
+                    None => {
+                        status = nfsstat4::NFS4ERR_BADHANDLE;
+                        nfs_cb_resop4::OP_CB_GETATTR(CB_GETATTR4res::default(status))
+                    }
+                },
+                _ => {
+                    status = nfsstat4::NFS4ERR_NOTSUPP;
+                    nfs_cb_resop4::OP_CB_ILLEGAL(CB_ILLEGAL4res { status })
+                }
+            };
+            if !matches!(op, nfs_cb_argop4::OP_CB_SEQUENCE(_)) {
+                self.callbacks.push(op);
+            }
+            resarray.push(res);
+            if status != nfsstat4::NFS4_OK {
+                break;
+            }
+        }
+        CB_COMPOUND4res {
+            status,
+            tag: a.tag,
+            resarray,
         }
     }
 
@@ -194,6 +309,14 @@ impl Client {
         self.session41(owner, None)
     }
 
+    /// Like [`Client::establish41`], with this connection also the
+    /// session's back channel (CREATE_SESSION4_FLAG_CONN_BACK_CHAN), so the
+    /// server can send callbacks and grant delegations.
+    pub fn establish41_with_callbacks(&mut self, owner: &[u8]) -> io::Result<()> {
+        self.back_channel = true;
+        self.establish41(owner)
+    }
+
     /// RECLAIM_COMPLETE (4.1): the client has reclaimed all it will.
     pub fn reclaim_complete(&mut self) -> io::Result<()> {
         let r = self.compound(vec![nfs_argop4::OP_RECLAIM_COMPLETE(
@@ -243,7 +366,11 @@ impl Client {
         let r = self.compound_raw(vec![nfs_argop4::OP_CREATE_SESSION(CREATE_SESSION4args {
             csa_clientid: self.clientid,
             csa_sequence: seq,
-            csa_flags: 0,
+            csa_flags: if self.back_channel {
+                CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+            } else {
+                0
+            },
             csa_fore_chan_attrs: chan.clone(),
             csa_back_chan_attrs: chan,
             csa_cb_program: 0x4000_0000,

@@ -370,10 +370,10 @@ impl StateManager {
         fh: Vec<u8>,
         change: u64,
     ) -> Granted {
-        let recall = match (policy, ty) {
-            (Policy::None, _) | (Policy::Read, DelegType::Write) => true,
-            _ => false,
-        };
+        let recall = matches!(
+            (policy, ty),
+            (Policy::None, _) | (Policy::Read, DelegType::Write)
+        );
         let now = self.now();
         let mut g = self.lock();
         let stateid = g.insert_deleg(

@@ -1,0 +1,579 @@
+//! Delegations end to end against the real binary (docs/delegations.md):
+//! grants, recalls over the 4.1 back channel, DELEGRETURN, revocation
+//! after a lease period, CB_GETATTR, claims, the export policy, bad
+//! stateids, and a local process breaking a delegation through the file
+//! lease the server holds on the backing file.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use nfs4d::client::{getattr, Client};
+use nfs4d_xdr::nfs4::*;
+
+use nfsstat4::{NFS4ERR_BAD_STATEID, NFS4ERR_DELAY, NFS4ERR_DELEG_REVOKED, NFS4_OK};
+
+const LEASE: &str = "lease_time = 5\n";
+const EXPORT: &str = "[[export]]\npath = \"/\"\ndir = \"{export}/root\"\n";
+
+fn server() -> TestServer {
+    TestServer::start_with_config(&format!("{LEASE}\n{EXPORT}"), &[])
+}
+
+/// A 4.1 client whose connection is also its back channel, after the
+/// server's CB_NULL/CB_SEQUENCE probe has been answered.
+fn holder(srv: &TestServer, owner: &str) -> Client {
+    let mut c = srv.client(1);
+    c.establish41_with_callbacks(owner.as_bytes()).unwrap();
+    c.serve_callbacks(Duration::from_millis(300)).unwrap();
+    c
+}
+
+/// A 4.1 client without a back channel (never gets delegations).
+fn plain(srv: &TestServer, owner: &str) -> Client {
+    let mut c = srv.client(1);
+    c.establish41(owner.as_bytes()).unwrap();
+    c
+}
+
+fn no_attrs() -> fattr4 {
+    fattr4 {
+        attrmask: vec![],
+        attr_vals: vec![],
+    }
+}
+
+struct Opened {
+    status: nfsstat4,
+    stateid: Option<stateid4>,
+    deleg: Option<open_delegation4>,
+    fh: Option<Vec<u8>>,
+}
+
+/// OPEN of `name` in the root with `access` (want bits included),
+/// creating it with `create`.
+fn open(c: &mut Client, name: &str, owner: &str, access: u32, create: bool) -> Opened {
+    let how = if create {
+        openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(no_attrs()))
+    } else {
+        openflag4::default(opentype4::OPEN4_NOCREATE)
+    };
+    open_claim(
+        c,
+        vec![nfs_argop4::OP_PUTROOTFH],
+        owner,
+        access,
+        how,
+        open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
+    )
+}
+
+fn open_claim(
+    c: &mut Client,
+    mut ops: Vec<nfs_argop4>,
+    owner: &str,
+    access: u32,
+    how: openflag4,
+    claim: open_claim4,
+) -> Opened {
+    ops.push(nfs_argop4::OP_OPEN(OPEN4args {
+        seqid: 0,
+        share_access: access,
+        share_deny: OPEN4_SHARE_DENY_NONE,
+        owner: open_owner4 {
+            clientid: c.clientid,
+            owner: owner.as_bytes().to_vec(),
+        },
+        openhow: how,
+        claim,
+    }));
+    ops.push(nfs_argop4::OP_GETFH);
+    let r = c.compound(ops).unwrap();
+    let mut o = Opened {
+        status: r.status,
+        stateid: None,
+        deleg: None,
+        fh: None,
+    };
+    for x in &r.resarray {
+        match x {
+            nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => {
+                o.stateid = Some(ok.stateid.clone());
+                o.deleg = Some(ok.delegation.clone());
+            }
+            nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok)) => o.fh = Some(ok.object.clone()),
+            _ => {}
+        }
+    }
+    o
+}
+
+fn deleg_stateid(d: &Option<open_delegation4>) -> Option<stateid4> {
+    match d {
+        Some(open_delegation4::OPEN_DELEGATE_READ(r)) => Some(r.stateid.clone()),
+        Some(open_delegation4::OPEN_DELEGATE_WRITE(w)) => Some(w.stateid.clone()),
+        _ => None,
+    }
+}
+
+fn delegreturn(c: &mut Client, fh: &[u8], sid: &stateid4) -> nfsstat4 {
+    c.compound(vec![
+        nfs_argop4::OP_PUTFH(PUTFH4args {
+            object: fh.to_vec(),
+        }),
+        nfs_argop4::OP_DELEGRETURN(DELEGRETURN4args {
+            deleg_stateid: sid.clone(),
+        }),
+    ])
+    .unwrap()
+    .status
+}
+
+fn recalls(c: &Client) -> Vec<stateid4> {
+    c.callbacks
+        .iter()
+        .filter_map(|op| match op {
+            nfs_cb_argop4::OP_CB_RECALL(r) => Some(r.stateid.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn write(c: &mut Client, fh: &[u8], sid: &stateid4, data: &[u8]) -> nfsstat4 {
+    c.compound(vec![
+        nfs_argop4::OP_PUTFH(PUTFH4args {
+            object: fh.to_vec(),
+        }),
+        nfs_argop4::OP_WRITE(WRITE4args {
+            stateid: sid.clone(),
+            offset: 0,
+            stable: stable_how4::FILE_SYNC4,
+            data: data.to_vec(),
+        }),
+    ])
+    .unwrap()
+    .status
+}
+
+#[test]
+fn read_delegation_is_recalled_by_a_conflicting_open_and_returned() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(
+        &mut a,
+        "f",
+        "oa",
+        OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_READ_DELEG,
+        true,
+    );
+    assert_eq!(o.status, NFS4_OK);
+    let Some(open_delegation4::OPEN_DELEGATE_READ(d)) = &o.deleg else {
+        panic!("no read delegation: {:?}\n{}", o.deleg, srv.log());
+    };
+    assert!(!d.recall);
+    let fh = o.fh.unwrap();
+
+    // Another reader does not conflict; a writer does.
+    let mut b = plain(&srv, "b");
+    assert_eq!(
+        open(&mut b, "f", "ob", OPEN4_SHARE_ACCESS_READ, false).status,
+        NFS4_OK
+    );
+    assert_eq!(
+        open(&mut b, "f", "ob2", OPEN4_SHARE_ACCESS_WRITE, false).status,
+        NFS4ERR_DELAY
+    );
+    a.serve_callbacks(Duration::from_millis(500)).unwrap();
+    assert_eq!(recalls(&a), vec![d.stateid.clone()], "one CB_RECALL");
+    // Still recalling: the writer waits.
+    assert_eq!(
+        open(&mut b, "f", "ob2", OPEN4_SHARE_ACCESS_WRITE, false).status,
+        NFS4ERR_DELAY
+    );
+    assert_eq!(delegreturn(&mut a, &fh, &d.stateid), NFS4_OK);
+    assert_eq!(
+        open(&mut b, "f", "ob2", OPEN4_SHARE_ACCESS_WRITE, false).status,
+        NFS4_OK
+    );
+    // Returned twice: the stateid is gone.
+    assert_eq!(delegreturn(&mut a, &fh, &d.stateid), NFS4ERR_BAD_STATEID);
+}
+
+#[test]
+fn own_opens_do_not_conflict_and_write_delegation_needs_no_other_opener() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "w", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
+    let Some(open_delegation4::OPEN_DELEGATE_WRITE(w)) = &o.deleg else {
+        panic!("no write delegation: {:?}", o.deleg);
+    };
+    // The holder's other owners open and write freely.
+    let o2 = open(&mut a, "w", "oa2", OPEN4_SHARE_ACCESS_WRITE, false);
+    assert_eq!(o2.status, NFS4_OK);
+    let fh = o.fh.clone().unwrap();
+    assert_eq!(
+        write(&mut a, &fh, &w.stateid, b"through the delegation"),
+        NFS4_OK
+    );
+    assert!(recalls(&a).is_empty());
+
+    // A file another client has open gets no write delegation.
+    let mut b = plain(&srv, "b");
+    assert_eq!(
+        open(&mut b, "x", "ob", OPEN4_SHARE_ACCESS_READ, true).status,
+        NFS4_OK
+    );
+    let o = open(
+        &mut a,
+        "x",
+        "oa",
+        OPEN4_SHARE_ACCESS_BOTH | OPEN4_SHARE_ACCESS_WANT_WRITE_DELEG,
+        false,
+    );
+    assert_eq!(o.status, NFS4_OK);
+    assert_eq!(
+        o.deleg,
+        Some(open_delegation4::OPEN_DELEGATE_NONE_EXT(
+            open_none_delegation4::WND4_CONTENTION(false)
+        ))
+    );
+    // Asked for none: told why none came.
+    let o = open(
+        &mut a,
+        "y",
+        "oa",
+        OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_NO_DELEG,
+        true,
+    );
+    assert_eq!(
+        o.deleg,
+        Some(open_delegation4::OPEN_DELEGATE_NONE_EXT(
+            open_none_delegation4::default(why_no_delegation4::WND4_NOT_WANTED)
+        ))
+    );
+}
+
+#[test]
+fn a_client_without_back_channel_gets_no_delegation() {
+    let srv = server();
+    let mut b = plain(&srv, "b");
+    let o = open(
+        &mut b,
+        "f",
+        "ob",
+        OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_ANY_DELEG,
+        true,
+    );
+    assert_eq!(o.status, NFS4_OK);
+    assert!(deleg_stateid(&o.deleg).is_none(), "{:?}", o.deleg);
+}
+
+#[test]
+fn unreturned_delegation_is_revoked_after_a_lease_and_freed() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_READ, true);
+    let sid = deleg_stateid(&o.deleg).expect("delegation");
+    let fh = o.fh.unwrap();
+    let mut b = plain(&srv, "b");
+    let started = Instant::now();
+    let mut status = NFS4ERR_DELAY;
+    while status == NFS4ERR_DELAY && started.elapsed() < Duration::from_secs(20) {
+        status = open(&mut b, "f", "ob", OPEN4_SHARE_ACCESS_WRITE, false).status;
+        // The holder renews its lease (and accepts the recall) but never
+        // returns the delegation.
+        a.serve_callbacks(Duration::from_millis(200)).unwrap();
+        a.compound(vec![]).unwrap();
+    }
+    assert_eq!(status, NFS4_OK, "the writer got through after revocation");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(4),
+        "revoked only after about a lease: {waited:?}"
+    );
+    assert_eq!(recalls(&a).len(), 1);
+
+    let seq = |a: &mut Client| match a.compound(vec![]).unwrap().resarray.first() {
+        Some(nfs_resop4::OP_SEQUENCE(SEQUENCE4res::NFS4_OK(ok))) => ok.sr_status_flags,
+        other => panic!("SEQUENCE: {other:?}"),
+    };
+    assert_ne!(seq(&mut a) & SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0);
+    let r = a
+        .compound(vec![
+            nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
+            nfs_argop4::OP_READ(READ4args {
+                stateid: sid.clone(),
+                offset: 0,
+                count: 10,
+            }),
+        ])
+        .unwrap();
+    assert_eq!(r.status, NFS4ERR_DELEG_REVOKED);
+    assert_eq!(delegreturn(&mut a, &fh, &sid), NFS4ERR_DELEG_REVOKED);
+    let r = a
+        .compound(vec![nfs_argop4::OP_TEST_STATEID(TEST_STATEID4args {
+            ts_stateids: vec![sid.clone()],
+        })])
+        .unwrap();
+    match r.resarray.last() {
+        Some(nfs_resop4::OP_TEST_STATEID(TEST_STATEID4res::NFS4_OK(ok))) => {
+            assert_eq!(ok.tsr_status_codes, vec![NFS4ERR_DELEG_REVOKED])
+        }
+        other => panic!("TEST_STATEID: {other:?}"),
+    }
+    let r = a
+        .compound(vec![nfs_argop4::OP_FREE_STATEID(FREE_STATEID4args {
+            fsa_stateid: sid,
+        })])
+        .unwrap();
+    assert_eq!(r.status, NFS4_OK);
+    assert_eq!(seq(&mut a) & SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0);
+}
+
+#[test]
+fn getattr_asks_the_write_delegation_holder() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
+    let Some(open_delegation4::OPEN_DELEGATE_WRITE(_)) = &o.deleg else {
+        panic!("no write delegation: {:?}", o.deleg);
+    };
+    let fh = o.fh.unwrap();
+    // The holder says it has cached writes: 5000 bytes, a new change.
+    a.cb_attrs = Some((5000, u64::MAX / 2));
+    let server_size = |b: &mut Client| {
+        let r = b
+            .compound(vec![
+                nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
+                getattr(&[FATTR4_CHANGE, FATTR4_SIZE]),
+            ])
+            .unwrap();
+        match r.resarray.last() {
+            Some(nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(ok))) => {
+                let v = &ok.obj_attributes.attr_vals;
+                (
+                    u64::from_be_bytes(v[0..8].try_into().unwrap()),
+                    u64::from_be_bytes(v[8..16].try_into().unwrap()),
+                )
+            }
+            other => panic!("GETATTR: {other:?}"),
+        }
+    };
+    let own_change = {
+        let r = a
+            .compound(vec![
+                nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
+                getattr(&[FATTR4_CHANGE]),
+            ])
+            .unwrap();
+        match r.resarray.last() {
+            Some(nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(ok))) => {
+                u64::from_be_bytes(ok.obj_attributes.attr_vals[0..8].try_into().unwrap())
+            }
+            other => panic!("GETATTR: {other:?}"),
+        }
+    };
+    let serving = std::thread::spawn(move || {
+        a.serve_callbacks(Duration::from_secs(2)).unwrap();
+        a
+    });
+    let mut b = plain(&srv, "b");
+    let (change, size) = server_size(&mut b);
+    let a = serving.join().unwrap();
+    assert!(
+        a.callbacks
+            .iter()
+            .any(|c| matches!(c, nfs_cb_argop4::OP_CB_GETATTR(_))),
+        "CB_GETATTR sent"
+    );
+    assert!(recalls(&a).is_empty(), "no recall for a GETATTR");
+    assert_eq!(size, 5000, "the holder's size");
+    assert!(change > own_change, "a change above the server's own");
+}
+
+#[test]
+fn delegation_claims_and_bad_stateids() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_READ, true);
+    let sid = deleg_stateid(&o.deleg).expect("delegation");
+    let open_sid = o.stateid.unwrap();
+    let fh = o.fh.unwrap();
+    let putfh = || nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() });
+    // An open stateid is not a delegation.
+    assert_eq!(delegreturn(&mut a, &fh, &open_sid), NFS4ERR_BAD_STATEID);
+    // The delegation belongs to another file than the current one.
+    let other = open(&mut a, "g", "oa", OPEN4_SHARE_ACCESS_READ, true);
+    assert_eq!(
+        delegreturn(&mut a, other.fh.as_ref().unwrap(), &sid),
+        NFS4ERR_BAD_STATEID
+    );
+    // CLAIM_DELEG_CUR_FH with the delegation opens; with an open stateid
+    // it is refused.
+    let nocreate = || openflag4::default(opentype4::OPEN4_NOCREATE);
+    let r = open_claim(
+        &mut a,
+        vec![putfh()],
+        "oc",
+        OPEN4_SHARE_ACCESS_READ,
+        nocreate(),
+        open_claim4::CLAIM_DELEG_CUR_FH(sid.clone()),
+    );
+    assert_eq!(r.status, NFS4_OK);
+    let r = open_claim(
+        &mut a,
+        vec![putfh()],
+        "od",
+        OPEN4_SHARE_ACCESS_READ,
+        nocreate(),
+        open_claim4::CLAIM_DELEG_CUR_FH(open_sid),
+    );
+    assert_eq!(r.status, NFS4ERR_BAD_STATEID);
+    // CLAIM_DELEGATE_CUR by name.
+    let r = open_claim(
+        &mut a,
+        vec![nfs_argop4::OP_PUTROOTFH],
+        "oe",
+        OPEN4_SHARE_ACCESS_READ,
+        nocreate(),
+        open_claim4::CLAIM_DELEGATE_CUR(open_claim_delegate_cur4 {
+            delegate_stateid: sid.clone(),
+            file: b"f".to_vec(),
+        }),
+    );
+    assert_eq!(r.status, NFS4_OK);
+    // The delegation for another name than its file's.
+    let r = open_claim(
+        &mut a,
+        vec![nfs_argop4::OP_PUTROOTFH],
+        "of",
+        OPEN4_SHARE_ACCESS_READ,
+        nocreate(),
+        open_claim4::CLAIM_DELEGATE_CUR(open_claim_delegate_cur4 {
+            delegate_stateid: sid.clone(),
+            file: b"g".to_vec(),
+        }),
+    );
+    assert_eq!(r.status, NFS4ERR_BAD_STATEID);
+    // Delegations of earlier client instances are not kept to claim.
+    let r = open_claim(
+        &mut a,
+        vec![putfh()],
+        "og",
+        OPEN4_SHARE_ACCESS_READ,
+        nocreate(),
+        open_claim4::CLAIM_DELEG_PREV_FH,
+    );
+    assert_eq!(r.status, nfsstat4::NFS4ERR_NOTSUPP);
+    assert_eq!(delegreturn(&mut a, &fh, &sid), NFS4_OK);
+}
+
+#[test]
+fn remove_and_rename_recall_delegations() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_READ, true);
+    let sid = deleg_stateid(&o.deleg).expect("delegation");
+    let fh = o.fh.unwrap();
+    let mut b = plain(&srv, "b");
+    let remove = |b: &mut Client| {
+        b.compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            nfs_argop4::OP_REMOVE(REMOVE4args {
+                target: b"f".to_vec(),
+            }),
+        ])
+        .unwrap()
+        .status
+    };
+    assert_eq!(remove(&mut b), NFS4ERR_DELAY);
+    a.serve_callbacks(Duration::from_millis(500)).unwrap();
+    assert_eq!(recalls(&a), vec![sid.clone()]);
+    assert_eq!(delegreturn(&mut a, &fh, &sid), NFS4_OK);
+    assert_eq!(remove(&mut b), NFS4_OK);
+
+    // The holder's own REMOVE (4.1: known by its session) needs no recall.
+    let o = open(&mut a, "g", "oa", OPEN4_SHARE_ACCESS_READ, true);
+    assert!(deleg_stateid(&o.deleg).is_some());
+    let r = a
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            nfs_argop4::OP_SAVEFH,
+            nfs_argop4::OP_RENAME(RENAME4args {
+                oldname: b"g".to_vec(),
+                newname: b"h".to_vec(),
+            }),
+        ])
+        .unwrap();
+    assert_eq!(r.status, NFS4_OK);
+}
+
+#[test]
+fn export_policy_none_grants_nothing() {
+    let srv =
+        TestServer::start_with_config(&format!("{LEASE}\n{EXPORT}delegations = \"none\"\n"), &[]);
+    let mut a = holder(&srv, "a");
+    let o = open(
+        &mut a,
+        "f",
+        "oa",
+        OPEN4_SHARE_ACCESS_BOTH | OPEN4_SHARE_ACCESS_WANT_ANY_DELEG,
+        true,
+    );
+    assert_eq!(o.status, NFS4_OK);
+    assert!(deleg_stateid(&o.deleg).is_none(), "{:?}", o.deleg);
+    let srv =
+        TestServer::start_with_config(&format!("{LEASE}\n{EXPORT}delegations = \"read\"\n"), &[]);
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
+    assert!(deleg_stateid(&o.deleg).is_none(), "no write delegation");
+    let o = open(&mut a, "g", "oa", OPEN4_SHARE_ACCESS_READ, true);
+    assert!(matches!(
+        o.deleg,
+        Some(open_delegation4::OPEN_DELEGATE_READ(_))
+    ));
+}
+
+/// The SMB oplock break: a local process opening the backing file of a
+/// write-delegated file waits in open() until the server has recalled the
+/// delegation and the holder has returned it, then sees the holder's data.
+#[test]
+fn local_open_breaks_the_delegation_and_sees_the_data() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
+    let Some(open_delegation4::OPEN_DELEGATE_WRITE(w)) = &o.deleg else {
+        panic!("no write delegation: {:?}\n{}", o.deleg, srv.log());
+    };
+    let fh = o.fh.unwrap();
+    let sid = w.stateid.clone();
+    let path = srv.export.join("root").join("f");
+    // A local reader, in its own thread: its open blocks on the lease.
+    let local = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut f = OpenOptions::new().read(true).open(&path).unwrap();
+        let opened = started.elapsed();
+        let mut s = String::new();
+        f.read_to_string(&mut s).unwrap();
+        (opened, s)
+    });
+    // The holder, seeing the recall, flushes what it had cached and
+    // returns the delegation.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while recalls(&a).is_empty() && Instant::now() < deadline {
+        a.serve_callbacks(Duration::from_millis(100)).unwrap();
+    }
+    assert_eq!(recalls(&a), vec![sid.clone()], "{}", srv.log());
+    assert_eq!(write(&mut a, &fh, &sid, b"cached by the client"), NFS4_OK);
+    assert_eq!(delegreturn(&mut a, &fh, &sid), NFS4_OK);
+    let (opened, data) = local.join().unwrap();
+    assert_eq!(data, "cached by the client");
+    assert!(
+        opened < Duration::from_secs(10),
+        "the local open waited for the return, not the kernel's break timeout: {opened:?}"
+    );
+    assert!(srv.log().contains("local process opened a delegated file"));
+}
