@@ -62,7 +62,13 @@ pub struct Limits {
     /// Delegations held across all clients. At the limit OPEN grants none
     /// (WND4_RESOURCE for 4.1 clients that asked for one).
     pub max_delegations: u32,
+    /// Courtesy clients kept (0: none; every expired client loses its
+    /// state at once).
+    pub max_courtesy_clients: u32,
 }
+
+/// Default of `courtesy_time`: a day, as knfsd.
+pub const DEFAULT_COURTESY_TIME: u32 = 24 * 3600;
 
 /// Smallest sled page cache accepted (sled needs a few pages per tree).
 pub const MIN_SLED_CACHE: u64 = 1 << 20;
@@ -86,6 +92,7 @@ impl Default for Limits {
             max_clients: 4096,
             max_owners_per_client: 4096,
             max_delegations: 1 << 16,
+            max_courtesy_clients: 1024,
         }
     }
 }
@@ -210,6 +217,9 @@ pub struct Config {
     pub lease_time: u32,
     /// Upper bound of the grace period after a restart, in seconds.
     pub grace_time: u32,
+    /// Longest a client whose lease ran out keeps its uncontested state
+    /// (a courtesy client), in seconds.
+    pub courtesy_time: u32,
     /// Exports.
     #[serde(rename = "export")]
     pub exports: Vec<ExportConfig>,
@@ -224,6 +234,7 @@ impl Default for Config {
             state_dir: PathBuf::from("nfs4d-data/state"),
             lease_time: 90,
             grace_time: 90,
+            courtesy_time: DEFAULT_COURTESY_TIME,
             exports: Vec::new(),
             limits: Limits::default(),
         }

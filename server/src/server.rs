@@ -109,6 +109,7 @@ impl Server {
             state_boot,
             cfg.limits.clone(),
         );
+        state.courtesy_ms = u64::from(cfg.courtesy_time) * 1000;
         let clients = fhmap.open_tree("clients").map_err(|e| {
             StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string())
         })?;

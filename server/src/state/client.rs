@@ -74,6 +74,9 @@ pub struct Client {
     /// 4.1: delegations revoked and not yet freed with FREE_STATEID
     /// (SEQ4_STATUS_RECALLABLE_STATE_REVOKED, RFC 8881 §18.46.3).
     pub revoked: u32,
+    /// Lease ran out at this time, state kept while uncontested
+    /// (`courtesy.rs`).
+    pub courtesy_since: Option<u64>,
 }
 
 impl Client {
@@ -138,6 +141,7 @@ impl StateManager {
             impl_name: String::new(),
             cb40_up: false,
             revoked: 0,
+            courtesy_since: None,
         }
     }
 
@@ -316,6 +320,7 @@ impl StateManager {
         match g.clients.get_mut(&id) {
             Some(c) if c.confirmed => {
                 c.lease_expires_ms = now + self.lease_ms;
+                c.courtesy_since = None;
                 Ok(())
             }
             Some(_) => Err(NfsError::StaleClientid),

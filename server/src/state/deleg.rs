@@ -613,6 +613,15 @@ impl Inner {
         }
         let mut blocking = false;
         let list: Vec<Other> = self.file_delegs(file).to_vec();
+        // A courtesy client cannot answer a recall: it loses its state
+        // instead (courtesy.rs).
+        let courtesy: Vec<ClientId> = list
+            .iter()
+            .filter_map(|o| self.states.get(o))
+            .map(|e| e.client)
+            .filter(|c| self.is_courtesy(*c))
+            .collect();
+        let mut expire = Vec::new();
         for other in list {
             let Some(e) = self.states.get_mut(&other) else {
                 continue;
@@ -621,6 +630,10 @@ impl Inner {
                 continue;
             };
             if requester == Some(e.client) || !access.conflicts(d.ty) {
+                continue;
+            }
+            if courtesy.contains(&e.client) {
+                expire.push(e.client);
                 continue;
             }
             blocking = true;
@@ -650,6 +663,14 @@ impl Inner {
                     fh: d.fh.clone(),
                 });
             }
+        }
+        for c in expire {
+            tracing::info!(
+                client = format_args!("{c:#x}"),
+                ?file,
+                "courtesy client holds a conflicting delegation; expiring it"
+            );
+            self.expire_courtesy(c);
         }
         if blocking {
             Err(NfsError::Delay)

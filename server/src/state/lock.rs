@@ -188,7 +188,13 @@ impl StateManager {
     ) -> Result<stateid4, Result<Denied, NfsError>> {
         let mut g = self.lock();
         if let Some(d) = g.lock_conflict(file, &owner, start, end, ty) {
-            return Err(Ok(d));
+            // A courtesy client's lock gives way (courtesy.rs).
+            if !g.expire_courtesy_on(file) {
+                return Err(Ok(d));
+            }
+            if let Some(d) = g.lock_conflict(file, &owner, start, end, ty) {
+                return Err(Ok(d));
+            }
         }
         // Count the owner's ranges as they would be after this lock.
         let after = g.ranges_after(file, &owner, start, end, Some(ty));

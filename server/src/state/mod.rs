@@ -7,6 +7,7 @@
 //! [`Clock`], never from the wall clock.
 
 pub mod client;
+pub mod courtesy;
 pub mod deleg;
 pub mod lock;
 pub mod open;
@@ -133,6 +134,8 @@ pub struct Inner {
     pub expired_set: std::collections::HashSet<u32>,
     /// Delegations held or being recalled, per file.
     pub delegs: deleg::DelegIndex,
+    /// Stable records of clients expired under the lock, to remove.
+    pub record_removals: Vec<Vec<u8>>,
 }
 
 /// Expired clients remembered for NFS4ERR_EXPIRED answers.
@@ -159,6 +162,8 @@ pub struct StateManager {
     pub recovery: recovery::Recovery,
     /// Recalls and other callbacks for the callback driver.
     pub callbacks: deleg::CbQueue,
+    /// Longest a courtesy client is kept, in milliseconds.
+    pub courtesy_ms: u64,
 }
 
 impl std::fmt::Debug for StateManager {
@@ -187,6 +192,7 @@ impl StateManager {
             drc: crate::drc::Drc::default(),
             recovery: recovery::Recovery::default(),
             callbacks: deleg::CbQueue::default(),
+            courtesy_ms: u64::from(crate::config::DEFAULT_COURTESY_TIME) * 1000,
         }
     }
 
@@ -247,6 +253,7 @@ impl StateManager {
             .filter(|c| c.lease_expires_ms <= now && !c.has_busy_session(&g.sessions))
             .map(|c| c.id)
             .collect();
+        let dead = self.courtesy_triage(&mut g, dead, now);
         let mut keys = Vec::new();
         for id in &dead {
             tracing::info!(
@@ -274,6 +281,7 @@ impl StateManager {
             }
         }
         self.tick_delegations(now);
+        self.flush_record_removals();
         // Ends the grace period once its time is up (and forgets clients
         // that did not come back) even while no request asks.
         self.recovery.in_grace(now);
@@ -572,7 +580,24 @@ mod tests {
             NfsError::BadStateid
         );
         clock.advance(Duration::from_secs(11));
-        assert_eq!(sm.expire_leases(), 1);
+        // Uncontested state outlives the lease (courtesy.rs)…
+        assert_eq!(sm.expire_leases(), 0);
+        assert!(sm.lock().check_stateid(&o.stateid, 77, 0).is_ok());
+        // …until another client's open conflicts with it.
+        let d = sm
+            .setclientid(b"y", [1; 8], Principal::Uid(0), Callback40::default())
+            .unwrap();
+        sm.setclientid_confirm(d.clientid, d.confirm, &Principal::Uid(0))
+            .unwrap();
+        let deny = Share { access: 1, deny: 1 };
+        sm.open(
+            d.clientid,
+            (d.clientid, b"o".to_vec()),
+            (0, ObjectId(3)),
+            deny,
+            true,
+        )
+        .unwrap();
         assert_eq!(
             sm.lock().check_stateid(&o.stateid, 77, 0).unwrap_err(),
             NfsError::Expired
@@ -583,5 +608,92 @@ mod tests {
             sm.lock().check_stateid(&stale, 77, 0).unwrap_err(),
             NfsError::StaleStateid
         );
+    }
+
+    fn confirmed(sm: &StateManager, owner: &[u8]) -> ClientId {
+        let c = sm
+            .setclientid(owner, [1; 8], Principal::Uid(0), Callback40::default())
+            .unwrap();
+        sm.setclientid_confirm(c.clientid, c.confirm, &Principal::Uid(0))
+            .unwrap();
+        c.clientid
+    }
+
+    #[test]
+    fn courtesy_clients_are_bounded_in_time_and_number_and_renew() {
+        let clock = Arc::new(ManualClock::default());
+        let limits = crate::config::Limits {
+            max_courtesy_clients: 2,
+            ..Default::default()
+        };
+        let mut sm = StateManager::new(clock.clone(), 10, 77, limits);
+        sm.courtesy_ms = 60_000;
+        let share = Share { access: 1, deny: 0 };
+        let ids: Vec<ClientId> = (0..3u8)
+            .map(|i| {
+                let id = confirmed(&sm, &[b'c', i]);
+                sm.open(
+                    id,
+                    (id, b"o".to_vec()),
+                    (0, ObjectId(10 + u64::from(i))),
+                    share,
+                    true,
+                )
+                .unwrap();
+                clock.advance(Duration::from_secs(1));
+                id
+            })
+            .collect();
+        let idle = confirmed(&sm, b"idle");
+        clock.advance(Duration::from_secs(10));
+        // The stateless client goes; of three with state, the bound of two
+        // keeps the most recently expired.
+        assert_eq!(sm.expire_leases(), 2);
+        assert_eq!(sm.renew(idle), Err(NfsError::Expired));
+        assert_eq!(sm.renew(ids[0]), Err(NfsError::Expired));
+        // Renewing makes a courtesy client an ordinary one again.
+        sm.renew(ids[1]).unwrap();
+        assert!(!sm.lock().is_courtesy(ids[1]));
+        assert!(sm.lock().is_courtesy(ids[2]));
+        // The other one is dropped once courtesy_time has passed.
+        clock.advance(Duration::from_secs(61));
+        sm.expire_leases();
+        assert_eq!(sm.renew(ids[2]), Err(NfsError::Expired));
+    }
+
+    #[test]
+    fn a_conflicting_lock_expires_a_courtesy_client() {
+        let clock = Arc::new(ManualClock::default());
+        let sm = StateManager::new(clock.clone(), 10, 77, Default::default());
+        let f = (0, ObjectId(3));
+        let share = Share { access: 3, deny: 0 };
+        let a = confirmed(&sm, b"a");
+        let oa = sm.open(a, (a, b"o".to_vec()), f, share, true).unwrap();
+        sm.lock_range(
+            a,
+            (a, b"l".to_vec()),
+            f,
+            oa.stateid.other,
+            0,
+            9,
+            LockType::Write,
+        )
+        .unwrap();
+        clock.advance(Duration::from_secs(11));
+        let b = confirmed(&sm, b"b");
+        assert_eq!(sm.expire_leases(), 0);
+        let ob = sm.open(b, (b, b"o".to_vec()), f, share, true).unwrap();
+        assert!(sm
+            .lock_range(
+                b,
+                (b, b"l".to_vec()),
+                f,
+                ob.stateid.other,
+                5,
+                5,
+                LockType::Write
+            )
+            .is_ok());
+        assert_eq!(sm.renew(a), Err(NfsError::Expired));
     }
 }

@@ -97,7 +97,9 @@ impl StateManager {
     ) -> Result<Opened, NfsError> {
         let now = self.now();
         let mut g = self.lock();
-        if g.share_conflict(file, &owner, want) {
+        // A courtesy client's opens give way (courtesy.rs).
+        let conflict = g.share_conflict(file, &owner, want);
+        if conflict && (!g.expire_courtesy_on(file) || g.share_conflict(file, &owner, want)) {
             return Err(NfsError::ShareDenied);
         }
         // Share reservations first: an OPEN the share modes refuse gets

@@ -307,6 +307,7 @@ impl StateManager {
         let mut revoked = false;
         if let Some(c) = g.clients.get_mut(&client) {
             c.lease_expires_ms = now + self.lease_ms;
+            c.courtesy_since = None;
             revoked = c.revoked > 0;
         }
         Ok(SeqOutcome::New {
