@@ -71,6 +71,7 @@ const FATTR4_TIME_MODIFY_SET: u32 = 54;
 const FATTR4_MOUNTED_ON_FILEID: u32 = 55;
 const FATTR4_SUPPATTR_EXCLCREAT: u32 = 75;
 const FATTR4_XATTR_SUPPORT: u32 = 82;
+const FATTR4_OPEN_ARGUMENTS: u32 = 86;
 
 /// NFS4_FHSIZE (RFC 7530 §2.2): `nfs_fh4` is `opaque<NFS4_FHSIZE>`.
 const NFS4_FHSIZE: usize = 128;
@@ -111,6 +112,8 @@ enum Shape {
     Opaque(usize),
     /// `bitmap4`: a counted array of uint32.
     Bitmap,
+    /// `open_arguments4`: five `bitmap4`.
+    OpenArgs,
 }
 
 struct Def {
@@ -184,8 +187,61 @@ const ATTRS: &[Def] = {
         def(FATTR4_SUPPATTR_EXCLCREAT, Read, Bitmap, 1),
         // An extension of NFSv4.2 (RFC 8276 §7, §8.2).
         def(FATTR4_XATTR_SUPPORT, Read, Bool, 2),
+        // An extension of NFSv4.2 (draft-ietf-nfsv4-delstid): what OPEN
+        // accepts, so a client knows which delegation wants count.
+        def(FATTR4_OPEN_ARGUMENTS, Read, OpenArgs, 2),
     ]
 };
+
+/// The value of `open_arguments` (draft-ietf-nfsv4-delstid): one bitmap
+/// per OPEN argument, a bit per value OPEN accepts. Delegation wants are
+/// those of RFC 8881 §18.16.3 the server acts on (no "signal when
+/// available" or "push when uncontended" promises, no delegated
+/// timestamps); the claims are all but the *_PREV ones (see ops/open.rs).
+fn open_arguments() -> [Vec<u32>; 5] {
+    use nfs4d_xdr::nfs4::{
+        open_args_createmode4 as cm, open_args_open_claim4 as oc, open_args_share_access4 as sa,
+        open_args_share_access_want4 as w, open_args_share_deny4 as sd,
+    };
+    let bits = |v: &[u32]| {
+        let mut m = Vec::new();
+        for &b in v {
+            bitmap_set(&mut m, b);
+        }
+        m
+    };
+    [
+        bits(&[
+            sa::OPEN_ARGS_SHARE_ACCESS_READ as u32,
+            sa::OPEN_ARGS_SHARE_ACCESS_WRITE as u32,
+            sa::OPEN_ARGS_SHARE_ACCESS_BOTH as u32,
+        ]),
+        bits(&[
+            sd::OPEN_ARGS_SHARE_DENY_NONE as u32,
+            sd::OPEN_ARGS_SHARE_DENY_READ as u32,
+            sd::OPEN_ARGS_SHARE_DENY_WRITE as u32,
+            sd::OPEN_ARGS_SHARE_DENY_BOTH as u32,
+        ]),
+        bits(&[
+            w::OPEN_ARGS_SHARE_ACCESS_WANT_ANY_DELEG as u32,
+            w::OPEN_ARGS_SHARE_ACCESS_WANT_NO_DELEG as u32,
+            w::OPEN_ARGS_SHARE_ACCESS_WANT_CANCEL as u32,
+        ]),
+        bits(&[
+            oc::OPEN_ARGS_OPEN_CLAIM_NULL as u32,
+            oc::OPEN_ARGS_OPEN_CLAIM_PREVIOUS as u32,
+            oc::OPEN_ARGS_OPEN_CLAIM_DELEGATE_CUR as u32,
+            oc::OPEN_ARGS_OPEN_CLAIM_FH as u32,
+            oc::OPEN_ARGS_OPEN_CLAIM_DELEG_CUR_FH as u32,
+        ]),
+        bits(&[
+            cm::OPEN_ARGS_CREATEMODE_UNCHECKED4 as u32,
+            cm::OPEN_ARGS_CREATE_MODE_GUARDED as u32,
+            cm::OPEN_ARGS_CREATEMODE_EXCLUSIVE4 as u32,
+            cm::OPEN_ARGS_CREATE_MODE_EXCLUSIVE4_1 as u32,
+        ]),
+    ]
+}
 
 /// Attributes whose values come from statfs (see `AttrContext::fs`).
 fn needs_statfs(attr: u32) -> bool {
@@ -457,6 +513,11 @@ pub fn encode(request: &[u32], a: &ObjAttrs, cx: &AttrContext) -> Result<fattr4,
             FATTR4_MOUNTED_ON_FILEID => e.u64(cx.mounted_on_fileid),
             FATTR4_SUPPATTR_EXCLCREAT => e.bitmap(&suppattr_exclcreat())?,
             FATTR4_XATTR_SUPPORT => e.bool(cx.xattr_support),
+            FATTR4_OPEN_ARGUMENTS => {
+                for words in open_arguments() {
+                    e.bitmap(&words)?;
+                }
+            }
             // Write-only attributes were rejected above; everything else in
             // ATTRS has an arm (checked by a test).
             _ => return Err(nfsstat4::NFS4ERR_SERVERFAULT),
@@ -737,14 +798,21 @@ impl<'a> Dec<'a> {
             Shape::Opaque(max) => {
                 self.opaque(max)?;
             }
-            Shape::Bitmap => {
-                let n = self.u32()? as usize;
-                self.skip(n.checked_mul(4).ok_or(nfsstat4::NFS4ERR_BADXDR)?)?;
+            Shape::Bitmap => self.bitmap()?,
+            Shape::OpenArgs => {
+                for _ in 0..5 {
+                    self.bitmap()?;
+                }
             }
         }
         self.buf
             .get(start..self.pos)
             .ok_or(nfsstat4::NFS4ERR_SERVERFAULT)
+    }
+
+    fn bitmap(&mut self) -> Result<(), nfsstat4> {
+        let n = self.u32()? as usize;
+        self.skip(n.checked_mul(4).ok_or(nfsstat4::NFS4ERR_BADXDR)?)
     }
 
     /// Every byte must have been consumed.
@@ -904,6 +972,7 @@ mod tests {
             (FATTR4_MOUNTED_ON_FILEID, g::FATTR4_MOUNTED_ON_FILEID),
             (FATTR4_SUPPATTR_EXCLCREAT, g::FATTR4_SUPPATTR_EXCLCREAT),
             (FATTR4_XATTR_SUPPORT, g::FATTR4_XATTR_SUPPORT),
+            (FATTR4_OPEN_ARGUMENTS, g::FATTR4_OPEN_ARGUMENTS),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours, theirs);
@@ -984,7 +1053,7 @@ mod tests {
                 expect.push(75);
             }
             if minor >= 2 {
-                expect.push(82);
+                expect.extend([82, 86]);
             }
             expect.sort();
             assert_eq!(attrs_in(&s), expect, "minor {minor}");
@@ -1079,11 +1148,30 @@ mod tests {
     }
 
     #[test]
+    fn open_arguments_value() {
+        let f = encode(&mask(&[FATTR4_OPEN_ARGUMENTS]), &REGULAR, &cx(2)).unwrap();
+        // Five one-word bitmaps: access 1-3, deny 0-3, wants ANY/NO/CANCEL
+        // (3-5), claims all but the *_PREV ones, every create mode.
+        let words: Vec<u32> = f
+            .attr_vals
+            .chunks(4)
+            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(
+            words,
+            [1, 0b1110, 1, 0b1111, 1, 0b11_1000, 1, 0b11_0111, 1, 0b1111]
+        );
+        let err = encode(&mask(&[FATTR4_OPEN_ARGUMENTS]), &REGULAR, &cx(1));
+        assert!(err.is_ok_and(|f| f.attr_vals.is_empty()), "4.2 only");
+    }
+
+    #[test]
     fn bitmap_valued_attributes() {
-        // supported_attrs at 4.2: three words, xattr_support is bit 82.
+        // supported_attrs at 4.2: three words, xattr_support is bit 82,
+        // open_arguments bit 86.
         let f = encode(&mask(&[FATTR4_SUPPORTED_ATTRS]), &REGULAR, &cx(2)).unwrap();
         let s = supported(2);
-        assert_eq!(s[2], (1 << (75 - 64)) | (1 << (82 - 64)));
+        assert_eq!(s[2], (1 << (75 - 64)) | (1 << (82 - 64)) | (1 << (86 - 64)));
         let mut expect = vec![0, 0, 0, 3];
         s.iter().for_each(|w| expect.extend(w.to_be_bytes()));
         assert_eq!(f.attr_vals, expect);

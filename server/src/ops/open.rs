@@ -40,6 +40,12 @@ const WANT_MASK: u32 = OPEN4_SHARE_ACCESS_WANT_DELEG_MASK;
 const WHEN_MASK: u32 = OPEN4_SHARE_ACCESS_WANT_SIGNAL_DELEG_WHEN_RESRC_AVAIL
     | OPEN4_SHARE_ACCESS_WANT_PUSH_DELEG_WHEN_UNCONTENDED;
 
+/// OPEN4_SHARE_ACCESS_WANT_DELEG_TIMESTAMPS (draft-ietf-nfsv4-delstid,
+/// 4.2): a wish for delegated timestamps, which this server does not
+/// offer (its open_arguments attribute says so). Like any want it may go
+/// unsatisfied, so it is accepted and ignored.
+const WANT_DELEG_TIMESTAMPS: u32 = 0x0010_0000;
+
 /// How the file is to be created.
 enum How {
     /// OPEN4_NOCREATE.
@@ -192,6 +198,11 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
 /// NFS4ERR_INVAL). 4.1 clients may add delegation wants, which are
 /// accepted and returned separately; 4.0 has none.
 pub(super) fn share_of(minor: u32, access: u32, deny: u32) -> NfsResult<(Share, u32)> {
+    let access = if minor >= 2 {
+        access & !WANT_DELEG_TIMESTAMPS
+    } else {
+        access
+    };
     let mode = access & !(WANT_MASK | WHEN_MASK);
     let want = access & WANT_MASK;
     let extra = access & (WANT_MASK | WHEN_MASK);
@@ -766,6 +777,12 @@ mod tests {
         );
         assert!(share_of(1, 1 | 0x0600, 0).is_err());
         assert!(share_of(1, 1 | 0x40000, 0).is_err());
+        // The delegated-timestamps want exists from 4.2 on, and is ignored.
+        assert!(share_of(1, 1 | WANT_DELEG_TIMESTAMPS, 0).is_err());
+        assert_eq!(
+            share_of(2, 3 | WANT_DELEG_TIMESTAMPS, 0).map(|(s, w)| (s.access, w)),
+            Ok((3, 0))
+        );
         assert!(share_of(
             1,
             2 | OPEN4_SHARE_ACCESS_WANT_SIGNAL_DELEG_WHEN_RESRC_AVAIL,
