@@ -160,6 +160,19 @@ async fn handle(srv: &Arc<Server>, conns: &Conns40, w: CbWork) {
             }
             let _ = reply.try_send(attrs);
         }
+        CbWork::RecallAny { client, keep } => {
+            let op = nfs_cb_argop4::OP_CB_RECALL_ANY(CB_RECALL_ANY4args {
+                craa_objects_to_keep: keep,
+                craa_type_mask: vec![
+                    (1 << RCA4_TYPE_MASK_RDATA_DLG) | (1 << RCA4_TYPE_MASK_WDATA_DLG),
+                ],
+            });
+            let res = compound(srv, conns, client, op).await;
+            if let Err(e) = &res {
+                tracing::info!(client = format_args!("{client:#x}"), error = %e, "CB_RECALL_ANY failed");
+            }
+            srv.state.recall_outcome(client, res.is_ok());
+        }
         CbWork::Probe40 { client } => {
             let up = probe40(srv, conns, client).await;
             tracing::info!(

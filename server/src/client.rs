@@ -213,6 +213,11 @@ impl Client {
                 nfs_cb_argop4::OP_CB_RECALL(_) => nfs_cb_resop4::OP_CB_RECALL(CB_RECALL4res {
                     status: nfsstat4::NFS4_OK,
                 }),
+                nfs_cb_argop4::OP_CB_RECALL_ANY(_) => {
+                    nfs_cb_resop4::OP_CB_RECALL_ANY(CB_RECALL_ANY4res {
+                        crar_status: nfsstat4::NFS4_OK,
+                    })
+                }
                 nfs_cb_argop4::OP_CB_GETATTR(_) => match self.cb_attrs {
                     Some((size, change)) => {
                         let mut vals = change.to_be_bytes().to_vec();

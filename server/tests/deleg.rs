@@ -577,3 +577,105 @@ fn local_open_breaks_the_delegation_and_sees_the_data() {
     );
     assert!(srv.log().contains("local process opened a delegated file"));
 }
+
+fn want(c: &mut Client, fh: Option<&[u8]>, want: u32) -> (nfsstat4, Option<open_delegation4>) {
+    let put = match fh {
+        Some(fh) => nfs_argop4::OP_PUTFH(PUTFH4args {
+            object: fh.to_vec(),
+        }),
+        None => nfs_argop4::OP_PUTROOTFH,
+    };
+    let r = c
+        .compound(vec![
+            put,
+            nfs_argop4::OP_WANT_DELEGATION(WANT_DELEGATION4args {
+                wda_want: want,
+                wda_claim: deleg_claim4::CLAIM_FH,
+            }),
+        ])
+        .unwrap();
+    let d = r.resarray.iter().find_map(|x| match x {
+        nfs_resop4::OP_WANT_DELEGATION(WANT_DELEGATION4res::NFS4_OK(d)) => Some(d.clone()),
+        _ => None,
+    });
+    (r.status, d)
+}
+
+#[test]
+fn want_delegation_without_open() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let mut b = plain(&srv, "b");
+    let o = open(&mut b, "f", "ob", OPEN4_SHARE_ACCESS_WRITE, true);
+    let fh_f = o.fh.unwrap();
+    let g = open(&mut b, "g", "ob", OPEN4_SHARE_ACCESS_READ, true);
+    let fh_g = g.fh.unwrap();
+    // Another client writes f: no read delegation.
+    let (st, d) = want(&mut a, Some(&fh_f), OPEN4_SHARE_ACCESS_WANT_READ_DELEG);
+    assert_eq!(st, NFS4_OK);
+    assert_eq!(
+        d,
+        Some(open_delegation4::OPEN_DELEGATE_NONE_EXT(
+            open_none_delegation4::WND4_CONTENTION(false)
+        ))
+    );
+    // g is only read: "any" gets a read delegation (a write one would
+    // conflict with the reader).
+    let (st, d) = want(&mut a, Some(&fh_g), OPEN4_SHARE_ACCESS_WANT_ANY_DELEG);
+    assert_eq!(st, NFS4_OK);
+    assert!(
+        matches!(d, Some(open_delegation4::OPEN_DELEGATE_READ(_))),
+        "{d:?}"
+    );
+    let (_, d) = want(&mut a, Some(&fh_g), OPEN4_SHARE_ACCESS_WANT_CANCEL);
+    assert_eq!(
+        d,
+        Some(open_delegation4::OPEN_DELEGATE_NONE_EXT(
+            open_none_delegation4::default(why_no_delegation4::WND4_CANCELLED)
+        ))
+    );
+    // Bad wants and objects.
+    assert_eq!(want(&mut a, Some(&fh_g), 0x0700).0, nfsstat4::NFS4ERR_INVAL);
+    assert_eq!(
+        want(&mut a, None, OPEN4_SHARE_ACCESS_WANT_READ_DELEG).0,
+        nfsstat4::NFS4ERR_ISDIR
+    );
+}
+
+#[test]
+fn near_the_limit_clients_are_asked_to_return_delegations() {
+    let srv = TestServer::start_with_config(
+        &format!("{LEASE}\n[limits]\nmax_delegations = 2\n\n{EXPORT}"),
+        &[],
+    );
+    let mut a = holder(&srv, "a");
+    for name in ["f", "g"] {
+        let o = open(&mut a, name, "oa", OPEN4_SHARE_ACCESS_READ, true);
+        assert!(deleg_stateid(&o.deleg).is_some(), "{name}: {:?}", o.deleg);
+    }
+    // The limit: no third delegation, and the reason says so.
+    let o = open(
+        &mut a,
+        "h",
+        "oa",
+        OPEN4_SHARE_ACCESS_READ | OPEN4_SHARE_ACCESS_WANT_READ_DELEG,
+        true,
+    );
+    assert_eq!(
+        o.deleg,
+        Some(open_delegation4::OPEN_DELEGATE_NONE_EXT(
+            open_none_delegation4::WND4_RESOURCE(false)
+        ))
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let asked = |a: &Client| {
+        a.callbacks.iter().find_map(|c| match c {
+            nfs_cb_argop4::OP_CB_RECALL_ANY(r) => Some(r.craa_objects_to_keep),
+            _ => None,
+        })
+    };
+    while asked(&a).is_none() && Instant::now() < deadline {
+        a.serve_callbacks(Duration::from_millis(200)).unwrap();
+    }
+    assert_eq!(asked(&a), Some(1), "CB_RECALL_ANY keeping half");
+}

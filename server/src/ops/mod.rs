@@ -64,6 +64,7 @@ mod setclientid;
 mod setxattr;
 mod test_stateid;
 mod verify;
+mod want_delegation;
 mod write;
 
 /// Descriptor flags.
@@ -337,7 +338,7 @@ pub fn dispatch(cx: &mut Cx, arg: nfs_argop4, out: &mut Vec<u8>) -> nfsstat4 {
         nfs_argop4::OP_SEQUENCE(a) => finish(out, op, sequence::run(cx, a)),
         nfs_argop4::OP_SET_SSV(_) => notsupp(out, op),
         nfs_argop4::OP_TEST_STATEID(a) => finish(out, op, test_stateid::run(cx, a)),
-        nfs_argop4::OP_WANT_DELEGATION(_) => notsupp(out, op),
+        nfs_argop4::OP_WANT_DELEGATION(a) => finish(out, op, want_delegation::run(cx, a)),
         nfs_argop4::OP_DESTROY_CLIENTID(a) => finish(out, op, destroy_clientid::run(cx, a)),
         nfs_argop4::OP_RECLAIM_COMPLETE(a) => finish(out, op, reclaim_complete::run(cx, a)),
         nfs_argop4::OP_ALLOCATE(a) => finish(out, op, allocate::run(cx, a)),

@@ -570,7 +570,7 @@ fn delegation_file(
 /// none learn why (OPEN_DELEGATE_NONE_EXT), as the RFC requires of a
 /// server supporting the want flags; everyone else plain
 /// OPEN_DELEGATE_NONE.
-fn delegation(
+pub(super) fn delegation(
     cx: &Cx,
     client: crate::state::ClientId,
     share: Share,

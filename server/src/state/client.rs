@@ -77,6 +77,8 @@ pub struct Client {
     /// Lease ran out at this time, state kept while uncontested
     /// (`courtesy.rs`).
     pub courtesy_since: Option<u64>,
+    /// When CB_RECALL_ANY was last sent to it.
+    pub recall_any_ms: Option<u64>,
 }
 
 impl Client {
@@ -142,6 +144,7 @@ impl StateManager {
             cb40_up: false,
             revoked: 0,
             courtesy_since: None,
+            recall_any_ms: None,
         }
     }
 

@@ -117,6 +117,15 @@ pub enum CbWork {
         /// Where the answer goes: (size, change) or `None` on failure.
         reply: std::sync::mpsc::SyncSender<Option<(u64, u64)>>,
     },
+    /// Ask a 4.1 client to return delegations it can spare, keeping
+    /// `keep` (CB_RECALL_ANY, RFC 8881 §20.6): the server is near its
+    /// delegation limit.
+    RecallAny {
+        /// The client.
+        client: ClientId,
+        /// Delegations it may keep.
+        keep: u32,
+    },
     /// Check a 4.0 client's callback path with CB_NULL (RFC 7530 §10.2.1)
     /// after SETCLIENTID_CONFIRM.
     Probe40 {
@@ -492,6 +501,7 @@ impl StateManager {
                 }
             }
         }
+        self.pressure(&mut g, now);
         let mut freed = Vec::new();
         for other in due {
             if let Some(file) = g.revoke_delegation(&other) {
@@ -501,6 +511,42 @@ impl StateManager {
             }
         }
         freed
+    }
+
+    /// Resource pressure (RFC 8881 §20.6): past nine tenths of the
+    /// delegation limit, 4.1 holders are asked with CB_RECALL_ANY to give
+    /// back half of theirs, each at most once per lease period.
+    fn pressure(&self, g: &mut Inner, now: u64) {
+        let limit = self.limits.max_delegations as usize;
+        let held: usize = g.delegs.values().map(Vec::len).sum();
+        if held * 10 < limit * 9 {
+            return;
+        }
+        let mut per_client: HashMap<ClientId, u32> = HashMap::new();
+        for o in g.delegs.values().flatten() {
+            if let Some(e) = g.states.get(o) {
+                *per_client.entry(e.client).or_default() += 1;
+            }
+        }
+        for (client, n) in per_client {
+            let Some(c) = g.clients.get_mut(&client) else {
+                continue;
+            };
+            if c.minor == 0 || c.recall_any_ms.is_some_and(|t| t + self.lease_ms > now) {
+                continue;
+            }
+            c.recall_any_ms = Some(now);
+            tracing::info!(
+                client = format_args!("{client:#x}"),
+                held = n,
+                limit,
+                "delegations near the limit; asking the client to return some"
+            );
+            self.callbacks.push(CbWork::RecallAny {
+                client,
+                keep: n / 2,
+            });
+        }
     }
 
     /// Recall results from the callback driver: `delivered` false when
