@@ -305,7 +305,9 @@ async fn compound(
                     op,
                 ],
             };
-            call_compound(&cb, program, &cred, &args).await
+            let res = call_compound(&cb, program, &cred, &args).await;
+            srv.state.cb_seq_done(&sid, seq, seq_taken(&res));
+            res
         }
         Path::V40 {
             addr,
@@ -346,6 +348,19 @@ async fn call_compound(
         .map_err(|_| CbError::Refused)
 }
 
+/// Whether the client used the CB_SEQUENCE's sequence id: not when it
+/// answered CB_SEQUENCE with an error. Without an answer it may have, and
+/// the id is taken as used.
+fn seq_taken(res: &Result<CB_COMPOUND4res, CbError>) -> bool {
+    match res {
+        Ok(r) => !matches!(
+            r.resarray.first(),
+            Some(nfs_cb_resop4::OP_CB_SEQUENCE(s)) if !matches!(s, CB_SEQUENCE4res::NFS4_OK(_))
+        ),
+        Err(_) => true,
+    }
+}
+
 /// CB_NULL, then a CB_COMPOUND holding only CB_SEQUENCE: proves a 4.1
 /// client answers on the back channel and accepts the session's
 /// sequencing (RFC 8881 §2.10.3.1).
@@ -380,7 +395,9 @@ pub async fn probe_session(srv: &Arc<Server>, sid: &SessionId) -> bool {
             csa_referring_call_lists: vec![],
         })],
     };
-    match call_compound(&cb, s.cb_program, &s.cb_cred, &args).await {
+    let res = call_compound(&cb, s.cb_program, &s.cb_cred, &args).await;
+    srv.state.cb_seq_done(sid, seq, seq_taken(&res));
+    match res {
         Ok(r) if r.status == nfsstat4::NFS4_OK => true,
         Ok(r) => {
             tracing::info!(status = ?r.status, "back channel CB_SEQUENCE refused");
