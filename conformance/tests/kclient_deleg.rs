@@ -1,22 +1,21 @@
 //! Delegations with the Linux kernel client, through `kclient/deleg.sh`:
-//! the guest writes a file and keeps it open under a write delegation, so
-//! its data sits in the guest's page cache only; then
+//! the guest writes files under write delegations, and a second NFS
+//! client (libnfs's `nfs-cat` on the host) or a local process on the host
+//! (`cat` of the backing file, which the server's file lease holds back)
+//! opens each of them, while the guest still holds the file open or after
+//! it has closed it. The server must recall the delegation, the guest
+//! return it, and the reader get through in seconds (not the kernel's 45 s
+//! lease-break-time), and the reader must see all of the guest's data once
+//! the guest has closed the file. (Linux 6.1 returns a recalled delegation
+//! without writing back a still-open file's dirty pages; see
+//! kclient/README.md.)
 //!
-//! * a second NFS client (libnfs's `nfs-cat` on the host) reads the file:
-//!   the server recalls the delegation, the guest flushes and returns it,
-//!   and the reader gets the guest's data;
-//! * a local process on the host reads the backing file: the server's file
-//!   lease holds the open back, the server recalls the delegation, and the
-//!   local process gets the guest's data, in seconds rather than the
-//!   kernel's 45 s lease-break-time.
-//!
-//! deleg.sh checks each step from the host (the grant, the empty backing
-//! file before the recall, the data read, the server's recall and
-//! DELEGRETURN log lines) and reports the verdict through the guest's
-//! CHECK lines. NFSv4.1 and 4.2 call back over the session's back channel;
-//! NFSv4.0 over a connection the server opens to the guest's callback
-//! service, forwarded into the guest (run.sh --cb-port). About 20–30 s per
-//! version once the kernel is cached.
+//! deleg.sh checks each step from the host (the grant, the read, the
+//! server's recall and DELEGRETURN log lines) and reports the verdict
+//! through the guest's CHECK lines. NFSv4.1 and 4.2 call back over the
+//! session's back channel; NFSv4.0 over a connection the server opens to
+//! the guest's callback service, forwarded into the guest (run.sh
+//! --cb-port). About 20 s per version once the kernel is cached.
 
 use std::path::Path;
 use std::process::Command;
@@ -56,7 +55,13 @@ fn scenario(vers: &str) {
         "delegation scenario failed for vers={vers} (exit {:?}):\n{text}",
         out.status.code()
     );
-    for check in ["deleg_remote", "deleg_local"] {
+    for check in [
+        "deleg_callback",
+        "deleg_held_remote",
+        "deleg_held_local",
+        "deleg_closed_remote",
+        "deleg_closed_local",
+    ] {
         assert!(
             text.contains(&format!("CHECK {check} PASS")),
             "{check} did not pass for vers={vers}:\n{text}"
