@@ -24,6 +24,12 @@
  *                     can wait for a background holder without races
  *   h:SECS            hold: sleep SECS seconds, or until SIGTERM/SIGINT/SIGUSR1
  *   s:SECS            plain sleep (not interruptible by those signals' intent)
+ *   c:PATH            copy: write PATH's contents to FILE at the descriptor's
+ *                     offset and print "COPIED <bytes>".  Data written by a
+ *                     process that then keeps FILE open stays in the client's
+ *                     page cache: every close(2) of a descriptor of an NFS
+ *                     file (a shell redirection undone, a forked child
+ *                     exiting) makes the Linux client flush it.
  *   LEN 0 means "to end of file and beyond", as in fcntl().
  *
  * Each lock op prints one line: "GRANTED w 0 100" or "DENIED w 0 100 <errno>".
@@ -58,7 +64,7 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: lockhelper FILE OP...   (OP: r|w|R|W|u:START:LEN, "
-            "t:START:LEN:r|w, m:PATH, h:SECS, s:SECS)\n"
+            "t:START:LEN:r|w, m:PATH, h:SECS, s:SECS, c:PATH)\n"
             "       lockhelper -x FILE\n");
     exit(2);
 }
@@ -104,6 +110,45 @@ static void hold(double secs, int interruptible)
         struct timespec nap = {0, 50 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
+}
+
+/* Append the contents of path to fd; 0 on success. */
+static int copy_in(int fd, const char *path)
+{
+    int src = open(path, O_RDONLY);
+    if (src < 0) {
+        printf("ERROR copy %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    char buf[8192];
+    long long total = 0;
+    for (;;) {
+        ssize_t n = read(src, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            printf("ERROR copy read %s: %s\n", path, strerror(errno));
+            close(src);
+            return 2;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                printf("ERROR copy write: %s\n", w < 0 ? strerror(errno) : "short write");
+                close(src);
+                return 2;
+            }
+            off += w;
+            total += w;
+        }
+    }
+    close(src);
+    printf("COPIED %lld\n", total);
+    return 0;
 }
 
 static int excl_create(const char *path)
@@ -205,6 +250,10 @@ int main(int argc, char **argv)
             break;
         case 's':
             hold(atof(arg), 0);
+            break;
+        case 'c':
+            if (copy_in(fd, arg) != 0)
+                return 2;
             break;
         default:
             usage();

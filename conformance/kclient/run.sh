@@ -6,7 +6,7 @@
 #   run.sh --port N --vers 4.0|4.1|4.2 [--export /path] [--timeout S]
 #          [--opts EXTRA_MOUNT_OPTS] [--only "check1 check2"] [--keep]
 #          [--mem MB] [--log-dir DIR] [--check-timeout S] [--verbose]
-#          [--extra FILE] [--serial2 PATH]
+#          [--extra FILE] [--serial2 PATH] [--cb-port N]
 #
 # --extra FILE: a shell file the guest's workload.sh sources after its own
 #   checks are defined; it may add c_<name> checks and replace ALL_CHECKS
@@ -15,6 +15,12 @@
 #   pair PATH.in (host -> guest) and PATH.out (guest -> host), which the
 #   caller creates with mkfifo; lets a host-side driver release a waiting
 #   guest step (see volatile.sh).
+# --cb-port N: forward the host's 127.0.0.1:N to port N of the guest's first
+#   NIC (client A) and pass KC_CB_PORT=N to the guest, where an extra
+#   workload makes the NFS callback service listen on N before mounting.
+#   An NFSv4.0 server then reaches client A's callback service at the address
+#   the client announces (clientaddr=127.0.0.1), so 4.0 delegations can work
+#   (see deleg.sh).
 #
 # Exit status: 0 all checks passed (and the guest reported its RESULT line),
 #              1 some check failed,
@@ -37,7 +43,7 @@ usage() {   # usage [exit-status]
 }
 
 port= vers= export_path=/ timeout=300 extra_opts= only= keep=0 mem=512
-log_dir= verbose=0 check_timeout= extra= serial2=
+log_dir= verbose=0 check_timeout= extra= serial2= cb_port=
 while [ $# -gt 0 ]; do
     case $1 in
         --port) port=${2:-}; shift 2 ;;
@@ -53,6 +59,7 @@ while [ $# -gt 0 ]; do
         -v|--verbose) verbose=1; shift ;;
         --extra) extra=${2:-}; shift 2 ;;
         --serial2) serial2=${2:-}; shift 2 ;;
+        --cb-port) cb_port=${2:-}; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage ;;
     esac
@@ -63,6 +70,7 @@ case $vers in 4.0|4.1|4.2) ;; *) echo "run.sh: --vers must be 4.0, 4.1 or 4.2" >
 [[ $timeout =~ ^[0-9]+$ ]] || { echo "run.sh: --timeout wants seconds" >&2; exit 2; }
 [[ -z $check_timeout || $check_timeout =~ ^[0-9]+$ ]] || { echo "run.sh: --check-timeout wants seconds" >&2; exit 2; }
 [[ -z $extra || -r $extra ]] || { echo "run.sh: --extra $extra is not readable" >&2; exit 2; }
+[[ -z $cb_port || $cb_port =~ ^[0-9]+$ ]] || { echo "run.sh: --cb-port wants a port number" >&2; exit 2; }
 [[ -z $serial2 || ( -p $serial2.in && -p $serial2.out ) ]] || { echo "run.sh: --serial2 needs FIFOs $serial2.in and $serial2.out" >&2; exit 2; }
 
 # --- preflight: is anything listening?  (loopback only) ----------------------
@@ -90,8 +98,9 @@ runid=$(printf '%x%s' "$(date +%s)" "$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n
 # Text mount options; busybox mount hands them to the kernel unchanged (there
 # is no mount.nfs in the guest), which is why addr= must be given explicitly.
 # clientaddr=127.0.0.1: the address an NFSv4.0 server would call back is then
-# the host's own loopback, so callback traffic never leaves it (and never
-# reaches the guest: 4.0 delegations are simply not granted).
+# the host's own loopback, so callback traffic never leaves it: it reaches
+# the guest only through the --cb-port forward; without one, 4.0 delegations
+# are simply not granted.
 mount_opts="vers=$vers,port=$port,addr=10.0.2.2,clientaddr=127.0.0.1"
 [ -n "$extra_opts" ] && mount_opts="$mount_opts,$extra_opts"
 
@@ -113,6 +122,7 @@ chmod 755 "$stage/init" "$stage/workload.sh"
     echo "KC_KEEP=$keep"
     echo "KC_BIG_MB=${NFS4D_KCLIENT_BIG_MB:-48}"
     echo "KC_CHECK_TIMEOUT=$check_timeout"
+    echo "KC_CB_PORT=$cb_port"
 } >"$stage/etc/kclient.conf"
 # The kernel unpacks concatenated newc archives in order, so the base (busybox,
 # modules, lockhelper) plus this small one make the whole root filesystem.
@@ -133,7 +143,8 @@ qemu=(qemu-system-x86_64
     -kernel "$cache/vmlinuz" -initrd "$rundir/initrd.img"
     -append "console=ttyS0 panic=-1 quiet loglevel=2 ipv6.disable=1"
     -serial "file:$console"
-    -netdev user,id=n0,ipv6=off -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56
+    -netdev "user,id=n0,ipv6=off${cb_port:+,hostfwd=tcp:127.0.0.1:$cb_port-:$cb_port}"
+    -device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56
     -netdev user,id=n1,ipv6=off -device virtio-net-pci,netdev=n1,mac=52:54:00:12:34:57
     -rtc base=utc)
 # The second serial port must come after the console's -serial (ttyS0).

@@ -39,6 +39,10 @@ pub const CB_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_CALLBACKS: usize = 64;
 /// Largest callback reply accepted on a 4.0 callback connection.
 const MAX_CB_RECORD: usize = 1 << 20;
+/// Tries of a back-channel probe the client answers with "not yet"
+/// (NFS4ERR_DELAY, NFS4ERR_BADSESSION), and the pause between them.
+const PROBE_TRIES: u32 = 10;
+const PROBE_PAUSE: Duration = Duration::from_millis(100);
 /// 4.0 callback connections kept open (one per client).
 const MAX_CB40_CONNS: usize = 4096;
 
@@ -318,7 +322,9 @@ async fn compound(
                     op,
                 ],
             };
-            call_compound(&cb, program, &cred, &args).await
+            let res = call_compound(&cb, program, &cred, &args).await;
+            srv.state.cb_seq_done(&sid, seq, seq_taken(&res));
+            res
         }
         Path::V40 {
             addr,
@@ -359,6 +365,19 @@ async fn call_compound(
         .map_err(|_| CbError::Refused)
 }
 
+/// Whether the client used the CB_SEQUENCE's sequence id: not when it
+/// answered CB_SEQUENCE with an error. Without an answer it may have, and
+/// the id is taken as used.
+fn seq_taken(res: &Result<CB_COMPOUND4res, CbError>) -> bool {
+    match res {
+        Ok(r) => !matches!(
+            r.resarray.first(),
+            Some(nfs_cb_resop4::OP_CB_SEQUENCE(s)) if !matches!(s, CB_SEQUENCE4res::NFS4_OK(_))
+        ),
+        Err(_) => true,
+    }
+}
+
 /// CB_NULL, then a CB_COMPOUND holding only CB_SEQUENCE: proves a 4.1
 /// client answers on the back channel and accepts the session's
 /// sequencing (RFC 8881 §2.10.3.1).
@@ -377,33 +396,54 @@ pub async fn probe_session(srv: &Arc<Server>, sid: &SessionId) -> bool {
         tracing::info!(error = %e, "back channel CB_NULL failed");
         return false;
     }
-    let Some(seq) = srv.state.next_cb_seq(sid) else {
-        return false;
-    };
-    let args = CB_COMPOUND4args {
-        tag: Vec::new(),
-        minorversion: s.minor,
-        callback_ident: 0,
-        argarray: vec![nfs_cb_argop4::OP_CB_SEQUENCE(CB_SEQUENCE4args {
-            csa_sessionid: *sid,
-            csa_sequenceid: seq,
-            csa_slotid: 0,
-            csa_highest_slotid: 0,
-            csa_cachethis: false,
-            csa_referring_call_lists: vec![],
-        })],
-    };
-    match call_compound(&cb, s.cb_program, &s.cb_cred, &args).await {
-        Ok(r) if r.status == nfsstat4::NFS4_OK => true,
-        Ok(r) => {
-            tracing::info!(status = ?r.status, "back channel CB_SEQUENCE refused");
-            false
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "back channel probe failed");
-            false
+    // The client refuses CB_SEQUENCE with NFS4ERR_BADSESSION until it has
+    // taken in the CREATE_SESSION reply, and with NFS4ERR_DELAY until it
+    // has taken in the BIND_CONN_TO_SESSION reply (it drains its slot
+    // tables around that call); the probe follows either reply at once.
+    // So those answers mean "not yet": try again shortly, with the same
+    // sequence id, rather than report the path down (which makes the
+    // client bind again, and the race start over).
+    for attempt in 1..=PROBE_TRIES {
+        let Some(seq) = srv.state.next_cb_seq(sid) else {
+            return false;
+        };
+        let args = CB_COMPOUND4args {
+            tag: Vec::new(),
+            minorversion: s.minor,
+            callback_ident: 0,
+            argarray: vec![nfs_cb_argop4::OP_CB_SEQUENCE(CB_SEQUENCE4args {
+                csa_sessionid: *sid,
+                csa_sequenceid: seq,
+                csa_slotid: 0,
+                csa_highest_slotid: 0,
+                csa_cachethis: false,
+                csa_referring_call_lists: vec![],
+            })],
+        };
+        let res = call_compound(&cb, s.cb_program, &s.cb_cred, &args).await;
+        srv.state.cb_seq_done(sid, seq, seq_taken(&res));
+        match res {
+            Ok(r) if r.status == nfsstat4::NFS4_OK => return true,
+            Ok(r)
+                if attempt < PROBE_TRIES
+                    && matches!(
+                        r.status,
+                        nfsstat4::NFS4ERR_DELAY | nfsstat4::NFS4ERR_BADSESSION
+                    ) =>
+            {
+                tokio::time::sleep(PROBE_PAUSE).await;
+            }
+            Ok(r) => {
+                tracing::info!(status = ?r.status, "back channel CB_SEQUENCE refused");
+                return false;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "back channel probe failed");
+                return false;
+            }
         }
     }
+    false
 }
 
 /// CB_NULL to a 4.0 client's callback address (RFC 7530 §10.2.1).

@@ -439,13 +439,26 @@ impl StateManager {
         self.lock().sessions.get(sid).cloned()
     }
 
-    /// Takes the next back-channel sequence id of a session.
+    /// The sequence id for the next CB_SEQUENCE of a session (its only
+    /// back-channel slot). The caller holds the slot and reports with
+    /// [`Self::cb_seq_done`] whether the client took it.
     pub fn next_cb_seq(&self, sid: &SessionId) -> Option<u32> {
-        let mut g = self.lock();
-        let s = g.sessions.get_mut(sid)?;
-        let v = s.cb_seq;
-        s.cb_seq = s.cb_seq.wrapping_add(1);
-        Some(v)
+        self.lock().sessions.get(sid).map(|s| s.cb_seq)
+    }
+
+    /// After a CB_COMPOUND with sequence id `seq`: the slot moves on unless
+    /// the client refused the CB_SEQUENCE itself (NFS4ERR_BADSESSION,
+    /// _DELAY, _SEQ_MISORDERED...), which leaves its slot unchanged, so the
+    /// next call must use the same id again (RFC 8881 §2.10.6.1). A client
+    /// asked before it has taken in the CREATE_SESSION reply answers
+    /// BADSESSION; consuming the id there would make every later callback
+    /// misordered.
+    pub fn cb_seq_done(&self, sid: &SessionId, seq: u32, taken: bool) {
+        if let Some(s) = self.lock().sessions.get_mut(sid) {
+            if taken && s.cb_seq == seq {
+                s.cb_seq = seq.wrapping_add(1);
+            }
+        }
     }
 }
 
@@ -541,5 +554,21 @@ mod tests {
             sm.sequence(&sid, 0, 2, 1).unwrap_err(),
             NfsError::RetryUncachedRep
         );
+    }
+
+    #[test]
+    fn back_channel_sequence_moves_only_when_taken() {
+        let (sm, sid) = setup();
+        assert_eq!(sm.next_cb_seq(&sid), Some(1));
+        // refused (e.g. BADSESSION from a client that has not yet taken in
+        // the CREATE_SESSION reply): the same id again
+        sm.cb_seq_done(&sid, 1, false);
+        assert_eq!(sm.next_cb_seq(&sid), Some(1));
+        sm.cb_seq_done(&sid, 1, true);
+        assert_eq!(sm.next_cb_seq(&sid), Some(2));
+        // a late report for an old id changes nothing
+        sm.cb_seq_done(&sid, 1, true);
+        assert_eq!(sm.next_cb_seq(&sid), Some(2));
+        assert_eq!(sm.next_cb_seq(&[0; 16]), None);
     }
 }
