@@ -19,7 +19,7 @@
 //! Single-key writes only: sled transactions are avoided here for the
 //! reasons `fhmap/txn.rs` gives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::client::Principal;
@@ -89,12 +89,37 @@ pub enum ReclaimCheck {
     Refused(NfsError),
 }
 
+/// A file by export and object id.
+pub type OpenFileKey = (u32, u64);
+
+fn open_file_key(k: OpenFileKey) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[..4].copy_from_slice(&k.0.to_be_bytes());
+    b[4..].copy_from_slice(&k.1.to_be_bytes());
+    b
+}
+
+/// The open set of exports whose handles expire at reboot (see
+/// [`Recovery::note_open`]).
+#[derive(Debug, Default)]
+struct OpenFiles {
+    /// Files recorded by this instance (open now, or open until a lease
+    /// expiry this instance did not prune).
+    recorded: HashSet<OpenFileKey>,
+    /// Files the previous instance had open: their handles stay usable
+    /// through grace so the opens can be reclaimed.
+    previous: HashSet<OpenFileKey>,
+}
+
 /// Stable client records and the grace period.
 #[derive(Debug, Default)]
 pub struct Recovery {
     /// `None`: no stable storage (unit tests); nothing survives a restart.
     tree: Option<sled::Tree>,
     grace: Mutex<Grace>,
+    /// Tree of open files (`open_files`), when loaded.
+    open_tree: Option<sled::Tree>,
+    opens: Mutex<OpenFiles>,
 }
 
 impl Recovery {
@@ -125,6 +150,8 @@ impl Recovery {
         let r = Recovery {
             tree: Some(tree),
             grace: Mutex::new(Grace::default()),
+            open_tree: None,
+            opens: Mutex::new(OpenFiles::default()),
         };
         r.start_grace(previous, now_ms, grace_ms, lease_ms);
         Ok(r)
@@ -159,6 +186,116 @@ impl Recovery {
         self.grace.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn o(&self) -> std::sync::MutexGuard<'_, OpenFiles> {
+        self.opens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads the previous instance's open set from `tree` (the
+    /// `open_files` tree). Volatile handles that expire at reboot carry
+    /// the boot epoch, so after a restart the handle of a file open at the
+    /// crash is expired — yet CLAIM_PREVIOUS names the file by exactly
+    /// that handle (RFC 8881 §18.16.3, RFC 7530 §16.16.5), and with
+    /// FH4_NOEXPIRE_WITH_OPEN the server promised it would not expire
+    /// while open (RFC 8881 §4.2.3). So the files open at the crash count
+    /// as open for handle validation until grace ends. Without a grace
+    /// period nothing can be reclaimed and the set is dropped at once.
+    pub fn load_open_files(&mut self, tree: sled::Tree) -> Result<(), sled::Error> {
+        let mut previous = HashSet::new();
+        for kv in tree.iter() {
+            let (k, _) = kv?;
+            let Ok(b) = <[u8; 12]>::try_from(k.as_ref()) else {
+                continue;
+            };
+            let export = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+            let id = u64::from_be_bytes([b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11]]);
+            previous.insert((export, id));
+        }
+        let over = self.g().over;
+        if over {
+            tree.clear()?;
+            previous.clear();
+        } else if !previous.is_empty() {
+            tracing::info!(
+                files = previous.len(),
+                "files open before the restart keep their volatile handles through grace"
+            );
+        }
+        self.o().previous = previous;
+        self.open_tree = Some(tree);
+        Ok(())
+    }
+
+    /// Records durably (flushed before returning, so before the OPEN reply)
+    /// that a file of an export whose handles expire at reboot is open. Only
+    /// the first open of a file writes; the caller skips other exports,
+    /// whose handles survive a restart anyway.
+    pub fn note_open(&self, key: OpenFileKey) {
+        let Some(t) = &self.open_tree else { return };
+        // Held across the write: a second opener must not answer before the
+        // first one's record is durable.
+        let mut o = self.o();
+        if o.recorded.contains(&key) {
+            return;
+        }
+        let r = t
+            .insert(open_file_key(key), &[])
+            .and_then(|_| t.flush().map(|_| ()));
+        match r {
+            Ok(()) => {
+                o.recorded.insert(key);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "recording an open file failed; its volatile handle will not survive a restart")
+            }
+        }
+    }
+
+    /// The file's last open is gone. Flushed too, so what the next
+    /// instance exempts is exactly what was open at the crash (a leftover
+    /// would only keep an expired handle of the same object usable during
+    /// grace, but the exemption should be no wider than promised).
+    pub fn note_closed(&self, key: OpenFileKey) {
+        let Some(t) = &self.open_tree else { return };
+        let mut o = self.o();
+        if o.recorded.remove(&key) && !o.previous.contains(&key) {
+            if let Err(e) = t
+                .remove(open_file_key(key))
+                .and_then(|_| t.flush().map(|_| ()))
+            {
+                tracing::warn!(error = %e, "removing an open-file record failed");
+            }
+        }
+    }
+
+    /// Was the file open when the previous instance stopped, and may it
+    /// still be reclaimed (grace)?
+    pub fn open_before_restart(&self, key: OpenFileKey, now_ms: u64) -> bool {
+        if !self.o().previous.contains(&key) {
+            return false;
+        }
+        self.in_grace(now_ms)
+    }
+
+    /// At the end of grace: the previous instance's open files that were
+    /// not opened again (reclaimed) are forgotten.
+    fn forget_previous_opens(&self) {
+        let mut o = self.o();
+        let gone: Vec<OpenFileKey> = o
+            .previous
+            .iter()
+            .filter(|k| !o.recorded.contains(k))
+            .copied()
+            .collect();
+        o.previous.clear();
+        drop(o);
+        let Some(t) = &self.open_tree else { return };
+        for k in gone {
+            if let Err(e) = t.remove(open_file_key(k)) {
+                tracing::warn!(error = %e, "removing an open-file record failed");
+            }
+        }
+    }
+
     /// True while the grace period lasts; ends it (once) when its time is
     /// up or every previous client is done.
     pub fn in_grace(&self, now_ms: u64) -> bool {
@@ -187,6 +324,7 @@ impl Recovery {
             for k in gone {
                 self.remove(&k);
             }
+            self.forget_previous_opens();
         }
         !ended
     }
