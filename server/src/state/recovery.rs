@@ -74,6 +74,11 @@ struct Grace {
     /// `limit_ms` by at most one lease (knfsd does the same; pynfs REBT5):
     /// a client reclaiming slowly near the end is not cut off mid-way.
     extended_until_ms: u64,
+    /// Reclaims allowed so far, and the clock time of the last one (for
+    /// the log line that ends grace: how long grace outlived the last
+    /// reclaim).
+    reclaims: u64,
+    last_reclaim_ms: u64,
     /// The grace period is over (or never started).
     over: bool,
     /// Clients of the previous instance, by record key.
@@ -170,6 +175,8 @@ impl Recovery {
             limit_ms: grace_ms,
             lease_ms,
             extended_until_ms: 0,
+            reclaims: 0,
+            last_reclaim_ms: 0,
             over: previous.is_empty(),
             previous,
         };
@@ -310,7 +317,17 @@ impl Recovery {
             || (all_41_done && (!any_40 || elapsed >= g.lease_ms));
         if ended {
             g.over = true;
-            tracing::info!(elapsed_ms = elapsed, "grace period over");
+            let since_last_reclaim_ms = if g.reclaims > 0 {
+                now_ms.saturating_sub(g.last_reclaim_ms)
+            } else {
+                elapsed
+            };
+            tracing::info!(
+                elapsed_ms = elapsed,
+                reclaims = g.reclaims,
+                since_last_reclaim_ms,
+                "grace period over"
+            );
             // Clients that did not come back during grace have lost their
             // state for good (RFC 8881 §8.4.3): forget them, or every later
             // restart would wait for them again.
@@ -346,6 +363,8 @@ impl Recovery {
             Some(p) if p.family >= 1 && p.done => ReclaimCheck::Refused(NfsError::NoGrace),
             Some(_) => {
                 g.extended_until_ms = g.extended_until_ms.max((now_ms + 1000).min(cap));
+                g.reclaims += 1;
+                g.last_reclaim_ms = now_ms;
                 ReclaimCheck::Allowed
             }
             None if key.first() == Some(&0) => ReclaimCheck::Refused(NfsError::ReclaimBad),
