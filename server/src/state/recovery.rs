@@ -536,4 +536,49 @@ mod tests {
             ReclaimCheck::Refused(NfsError::ReclaimBad)
         );
     }
+    #[test]
+    fn open_set_lasts_until_grace_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let start = |db: &sled::Db| {
+            let mut r =
+                Recovery::open(db.open_tree("clients").unwrap(), 0, 90_000, 10_000).unwrap();
+            r.load_open_files(db.open_tree("open_files").unwrap())
+                .unwrap();
+            r
+        };
+        let r = start(&db);
+        r.put(&record_key(1, b"a"), &Principal::Uid(0), false);
+        r.note_open((0, 100));
+        r.note_open((0, 101));
+        r.note_open((0, 102));
+        r.note_closed((0, 101));
+        assert!(
+            !r.open_before_restart((0, 100), 0),
+            "no grace: nothing from before"
+        );
+
+        // Crash; the next instance exempts what was open, during grace only.
+        let r = start(&db);
+        assert!(r.open_before_restart((0, 100), 1));
+        assert!(r.open_before_restart((0, 102), 1));
+        assert!(
+            !r.open_before_restart((0, 101), 1),
+            "closed before the crash"
+        );
+        assert!(!r.open_before_restart((1, 100), 1), "another export");
+        r.note_open((0, 100)); // reclaimed
+        r.reclaim_complete(&record_key(1, b"a"), &Principal::Uid(0), 2);
+        assert!(!r.open_before_restart((0, 100), 3), "grace is over");
+        // The file not reclaimed is forgotten; the reclaimed one stays.
+        let t = db.open_tree("open_files").unwrap();
+        assert_eq!(t.len(), 1);
+        assert!(t.contains_key(open_file_key((0, 100))).unwrap());
+
+        // Without client records there is no grace: the set goes at once.
+        r.remove(&record_key(1, b"a"));
+        let r = start(&db);
+        assert!(!r.open_before_restart((0, 100), 0));
+        assert!(db.open_tree("open_files").unwrap().is_empty());
+    }
 }
