@@ -504,11 +504,30 @@ fn verify(c: &mut Client, export: &Path, m: &Model, t: &mut Totals) {
     }
 }
 
+/// A log line without its ANSI colour codes (the server's log is
+/// coloured: ESC '[' ... 'm').
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// New lines of the server log must hold no error and no panic.
 fn check_log(srv: &Nfs4d, seen: &mut usize) {
     let log = srv.log();
     let new = &log[(*seen).min(log.len())..];
-    for line in new.lines() {
+    for line in new.lines().map(plain) {
         assert!(
             !line.contains("panicked") && !line.contains(" ERROR "),
             "server logged a failure after a crash: {line}\nfull log tail:\n{}",
@@ -516,6 +535,14 @@ fn check_log(srv: &Nfs4d, seen: &mut usize) {
         );
     }
     *seen = log.len();
+}
+
+#[test]
+fn colour_codes_are_stripped_from_log_lines() {
+    assert_eq!(
+        plain("\x1b[2m2026\x1b[0m \x1b[31mERROR\x1b[0m \x1b[2mnfs4d\x1b[0m: x"),
+        "2026 ERROR nfs4d: x"
+    );
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
