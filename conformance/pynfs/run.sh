@@ -28,7 +28,9 @@ usage: PYNFS_DIR=/path/to/built/pynfs $0 [options] [-- extra testserver args]
 
 Any other argument, and everything after "--", is passed to both
 testserver.py runs (e.g. --verbose, --showtraffic, --rundeps).
-Environment: PYNFS_DIR (required), PYTHON (default python3).
+Environment: PYNFS_DIR (required), PYTHON (default python3), NFS4D_PORT
+(listen on this loopback port rather than a free one), NFS4D_ARGS (nfs4d
+options replacing the helper's "--lease-time 10 --grace-time 10").
 Exit status: 0 all results match, 1 a mismatch or a suite did not complete,
 2 usage or setup error.
 EOF
@@ -133,6 +135,7 @@ running() {
 }
 
 free_port() {
+    if [ -n "${NFS4D_PORT:-}" ]; then echo "$NFS4D_PORT"; return; fi
     "$PYTHON" -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))

@@ -97,6 +97,7 @@ pub struct Nfs4d {
     /// The state directory.
     pub state: PathBuf,
     _dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl Nfs4d {
@@ -111,29 +112,40 @@ impl Nfs4d {
 
     fn start_in(dir: tempfile::TempDir, export: PathBuf, state: PathBuf, extra: &[&str]) -> Nfs4d {
         let port = free_port();
-        let log = std::fs::File::create(dir.path().join("nfs4d.log")).expect("log file");
-        let child = Command::new(nfs4d_bin())
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--export")
-            .arg(&export)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start nfs4d");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(&dir, port, &export, &state, &extra);
         let srv = Nfs4d {
             child,
             port,
             export,
             state,
             _dir: dir,
+            extra,
         };
         srv.wait_ready();
         srv
+    }
+
+    /// Kills the server with SIGKILL (no chance to flush or clean up) and
+    /// waits for it to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, export and state
+    /// directory (after [`Nfs4d::kill9`]); its log is appended to the
+    /// same file.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.child = spawn(
+            &self._dir,
+            self.port,
+            &self.export,
+            &self.state,
+            &self.extra,
+        );
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -167,6 +179,11 @@ impl Nfs4d {
         )
     }
 
+    /// Its address on loopback.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// The server's process id (for /proc/PID/fd and /proc/PID/status).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -176,6 +193,33 @@ impl Nfs4d {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+}
+
+fn spawn(
+    dir: &tempfile::TempDir,
+    port: u16,
+    export: &Path,
+    state: &Path,
+    extra: &[String],
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("nfs4d.log"))
+        .expect("log file");
+    Command::new(nfs4d_bin())
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--export")
+        .arg(export)
+        .arg("--state-dir")
+        .arg(state)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start nfs4d")
 }
 
 impl Drop for Nfs4d {

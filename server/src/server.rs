@@ -113,13 +113,22 @@ impl Server {
         let clients = fhmap.open_tree("clients").map_err(|e| {
             StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string())
         })?;
-        state.recovery = crate::state::recovery::Recovery::open(
+        let state_err = |e: &dyn std::fmt::Display| {
+            StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string())
+        };
+        let mut recovery = crate::state::recovery::Recovery::open(
             clients,
             clock.now_ms(),
             u64::from(cfg.grace_time) * 1000,
             u64::from(cfg.lease_time) * 1000,
         )
-        .map_err(|e| StartError::StateDir(cfg.state_dir.display().to_string(), e.to_string()))?;
+        .map_err(|e| state_err(&e))?;
+        // Files open at a crash keep their volatile handles for reclaim.
+        let open_files = fhmap.open_tree("open_files").map_err(|e| state_err(&e))?;
+        recovery
+            .load_open_files(open_files)
+            .map_err(|e| state_err(&e))?;
+        state.recovery = recovery;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         Ok(Server {
             owner_major: format!("nfs4d:{}", host.trim()).into_bytes(),

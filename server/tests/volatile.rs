@@ -404,7 +404,9 @@ fn expire_on_selects_the_events() {
     let top = fh_of(&mut c, "top");
     drop(c);
     srv.restart();
-    let mut c = session(&srv, "rename-only-2");
+    // The same client again: its RECLAIM_COMPLETE ends grace, which would
+    // hold back the RENAME (RFC 8881 §8.4.2.1).
+    let mut c = session(&srv, "rename-only");
     assert_eq!(use_fh(&mut c, &f), NFS4_OK, "no reboot expiry");
     assert_eq!(rename(&mut c, &root, "top", &root, "top2"), NFS4_OK);
     assert_eq!(use_fh(&mut c, &top), NFS4ERR_FHEXPIRED);

@@ -123,8 +123,12 @@ pub fn with_attr_context<R>(
 /// [`expired_as_stale`]). Every refusal is logged.
 pub fn resolve_fh(cx: &Cx, fh: &[u8]) -> NfsResult<CurFh> {
     let state = &cx.srv.state;
-    let is_open =
-        |export: u32, id: crate::fhmap::ObjectId| state.lock().file_share((export, id)).access != 0;
+    let is_open = |export: u32, id: crate::fhmap::ObjectId| {
+        state.lock().file_share((export, id)).access != 0
+            || state
+                .recovery
+                .open_before_restart((export, id.0), state.now())
+    };
     let err = match cx.srv.vfs.resolve_with(fh, &is_open) {
         Ok(cur) => return Ok(cur),
         Err(err) => err,
@@ -888,6 +892,54 @@ pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsR
         Ok(())
     } else {
         Err(NfsError::Grace)
+    }
+}
+
+/// A change that could defeat another client's reclaim: NFS4ERR_GRACE
+/// while the grace period lasts (RFC 7530 §9.6.2, RFC 8881 §8.4.2.1: the
+/// server must refuse what it cannot show to be free of conflict with a
+/// lock still to be reclaimed). Nothing persists which files had opens,
+/// deny modes or locks before the restart, so this server cannot show it
+/// for:
+///
+/// * REMOVE, and RENAME (which may replace its target): the removed file
+///   may be one a client is about to reclaim an open or lock on (as knfsd);
+///   RENAME also expires volatile handles a reclaim would name the file by;
+/// * a size change, READ or WRITE without open state (anonymous stateid;
+///   WRITE with the READ bypass stateid): an unreclaimed DENY_WRITE /
+///   DENY_READ share or mandatory lock would have refused it. Under a
+///   stateid of this instance the I/O is fine: during grace such a stateid
+///   comes from a reclaim, which settled the conflicts (RFC 8881
+///   §8.4.2.1). A READ with the bypass stateid ignores share deny modes
+///   and locks anyway (`StateManager::check_io`), so it is not held back.
+///
+/// LINK only adds a name: the file, its handle and any state on it stay,
+/// so it cannot conflict with a reclaim and is not held back.
+pub fn refuse_in_grace(cx: &Cx) -> NfsResult<()> {
+    if cx.srv.state.recovery.in_grace(cx.srv.state.now()) {
+        tracing::debug!("refused during the grace period: could conflict with a reclaim");
+        return Err(NfsError::Grace);
+    }
+    Ok(())
+}
+
+/// An OPEN was granted on `fh`: on an export whose handles expire at
+/// reboot, the file is recorded in the persisted open set before the reply
+/// (see `Recovery::load_open_files`), so its handle can still be used to
+/// reclaim the open after a crash.
+pub fn note_open_file(cx: &Cx, fh: &CurFh) {
+    let Some((export, id, _)) = fh.obj() else {
+        return;
+    };
+    if cx.srv.vfs.export(export).is_ok_and(|e| e.policy().reboot) {
+        cx.srv.state.recovery.note_open((export, id.0));
+    }
+}
+
+/// The last open of `file` was closed (see [`note_open_file`]).
+pub fn note_closed_file(cx: &Cx, file: crate::state::FileKey) {
+    if cx.srv.state.lock().file_share(file).access == 0 {
+        cx.srv.state.recovery.note_closed((file.0, file.1 .0));
     }
 }
 

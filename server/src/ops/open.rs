@@ -166,6 +166,7 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
             if seq > 0 {
                 cx.need_durable(seq);
             }
+            common::note_open_file(cx, &fh);
             cx.cfh = Some(fh);
             cx.cur_stateid = Some(stateid.clone());
             let mut rflags = OPEN4_RESULT_LOCKTYPE_POSIX;

@@ -55,6 +55,10 @@ pub(super) fn admit<'c>(
     range: Option<(u64, u64)>,
 ) -> NfsResult<(&'c Export, &'c RelPath)> {
     let (e, path, id) = common::obj(cx, cur, NfsError::IsDir)?;
+    if crate::state::special::is_anonymous(sid) || (write && crate::state::special::is_bypass(sid))
+    {
+        common::refuse_in_grace(cx)?;
+    }
     let io = IoIntent { write, range };
     match cx
         .srv

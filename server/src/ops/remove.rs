@@ -27,6 +27,7 @@ pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
     let (e, dir_path, dir_id) = common::obj(cx, &cur, NfsError::Rofs)?;
     // ROFS, NOTDIR, write + search permission on the directory.
     let before = common::dir_modifiable(cx, e, dir_path)?;
+    common::refuse_in_grace(cx)?;
     if crate::orphans::is_hidden(dir_path, name.as_bytes()) {
         return Err(NfsError::NoEnt);
     }

@@ -64,6 +64,7 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
     } else {
         common::dir_modifiable(cx, e, dp)?
     };
+    common::refuse_in_grace(cx)?;
 
     if crate::orphans::is_hidden(sp, old.as_bytes())
         || crate::orphans::is_hidden(dp, new.as_bytes())

@@ -170,6 +170,7 @@ fn effective_mode(cx: &Cx, now: &Attrs, mode: u32, new_gid: Option<u32>) -> u32 
 fn check_size_stateid(cx: &Cx, cur: &CurFh, sid: &stateid4, file: FileKey) -> NfsResult<bool> {
     let sid = cx.resolve_stateid(sid)?;
     if special::is_anonymous(&sid) || special::is_bypass(&sid) {
+        common::refuse_in_grace(cx)?;
         // Any open denying writes blocks an I/O without open state
         // (RFC 8881 §18.30.3, RFC 7530 §13.1.8.5).
         if cx.srv.state.lock().file_share(file).deny & ACCESS_WRITE != 0 {

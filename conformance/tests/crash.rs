@@ -1,0 +1,651 @@
+//! Crash test: nfs4d is killed with SIGKILL at random moments while a 4.1
+//! client streams FILE_SYNC4 writes, UNSTABLE4 writes followed by COMMIT,
+//! and creates files and directories; it is restarted on the same state
+//! directory each time. After every restart:
+//!
+//! * the server starts (its sled database opens) and logs no error or
+//!   panic;
+//! * the client reclaims every open it held (CLAIM_PREVIOUS by filehandle,
+//!   RFC 8881 §8.4.2.1) and sends RECLAIM_COMPLETE;
+//! * every filehandle the client was given (files and directories, the
+//!   export uses persistent handles) still resolves: PUTFH + GETATTR is
+//!   NFS4_OK, never STALE / BADHANDLE / FHEXPIRED;
+//! * every byte acknowledged as FILE_SYNC4, or written UNSTABLE4 and then
+//!   covered by a COMMIT whose verifier matches the writes' (RFC 8881
+//!   §18.32.3), reads back through NFS and from the backing file.
+//!
+//! At the end the state directory's sled database is opened directly (the
+//! server's own `FhMap::open`) and every tree is read through.
+//!
+//! A SIGKILL does not drop the page cache, so this checks what the process
+//! does (handle map and client records made durable before replies, data
+//! handed to the kernel before a reply), not what fsync does on power loss.
+//!
+//! Bounds: `NFS4D_CRASH_KILLS` kills (default 25, at least 20 required
+//! unless the run hits its time bound of `NFS4D_CRASH_SECS`, default 80).
+
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nfs4d::client::{getattr, Client};
+use nfs4d_conformance::Nfs4d;
+use nfs4d_xdr::nfs4::*;
+
+const OWNER: &[u8] = b"crash-client";
+const OPEN_OWNER: &[u8] = b"crash-open-owner";
+/// Largest size the first `BIG_FILES` test files grow to; later ones stay
+/// small, so files keep being created all through the run (a handle handed
+/// out just before a kill is the case that matters) while the data checked
+/// after every restart stays bounded.
+const MAX_FILE: u64 = 256 << 10;
+const BIG_FILES: usize = 16;
+const MAX_SMALL_FILE: u64 = 8 << 10;
+const MAX_FILES: usize = 2000;
+const MAX_DIRS: usize = 24;
+/// Files held open at once.
+const MAX_HELD: usize = 6;
+/// Largest single WRITE.
+const MAX_WRITE: u64 = 32 << 10;
+
+/// xorshift64.
+fn next(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+/// The byte every write puts at `off` of file `id`: a function of the
+/// position only, so unacknowledged writes never contradict acknowledged
+/// ones, while a hole, a misplaced block or another file's data shows.
+fn byte_at(id: u64, off: u64) -> u8 {
+    let x = id
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(off.wrapping_mul(0x2545_F491))
+        ^ (off >> 11);
+    (x ^ (x >> 29)) as u8 | 1
+}
+
+fn pattern(id: u64, off: u64, len: u64) -> Vec<u8> {
+    (off..off + len).map(|o| byte_at(id, o)).collect()
+}
+
+/// Sorted, disjoint byte ranges `[start, end)`.
+#[derive(Default, Clone)]
+struct Ranges(Vec<(u64, u64)>);
+
+impl Ranges {
+    fn add(&mut self, start: u64, end: u64) {
+        let (mut s, mut e) = (start, end);
+        let mut out = Vec::with_capacity(self.0.len() + 1);
+        for &(a, b) in &self.0 {
+            if b < s || a > e {
+                out.push((a, b));
+            } else {
+                s = s.min(a);
+                e = e.max(b);
+            }
+        }
+        out.push((s, e));
+        out.sort_unstable();
+        self.0 = out;
+    }
+
+    fn bytes(&self) -> u64 {
+        self.0.iter().map(|(a, b)| b - a).sum()
+    }
+
+    fn end(&self) -> u64 {
+        self.0.last().map_or(0, |r| r.1)
+    }
+}
+
+struct FileRec {
+    /// Path below the export.
+    path: String,
+    /// Pattern id.
+    id: u64,
+    fh: Vec<u8>,
+    /// Acknowledged as durable.
+    durable: Ranges,
+    /// Next append offset.
+    next_off: u64,
+}
+
+struct DirRec {
+    path: String,
+    fh: Vec<u8>,
+}
+
+/// What the client knows; owned by the streaming thread while it runs.
+#[derive(Default)]
+struct Model {
+    files: Vec<FileRec>,
+    dirs: Vec<DirRec>,
+    /// Opens granted (or reclaimed) by the running server instance: file
+    /// index and open stateid.
+    held: Vec<(usize, stateid4)>,
+    /// Names used so far (an unanswered create may have happened).
+    names: u64,
+    rng: u64,
+    file_sync_writes: u64,
+    unstable_writes: u64,
+    commits: u64,
+    creates: u64,
+}
+
+fn putfh(fh: &[u8]) -> nfs_argop4 {
+    nfs_argop4::OP_PUTFH(PUTFH4args {
+        object: fh.to_vec(),
+    })
+}
+
+fn fh_of(r: &COMPOUND4res) -> Option<Vec<u8>> {
+    r.resarray.iter().rev().find_map(|x| match x {
+        nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok)) => Some(ok.object.clone()),
+        _ => None,
+    })
+}
+
+fn open_sid(r: &COMPOUND4res) -> Option<stateid4> {
+    r.resarray.iter().find_map(|x| match x {
+        nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => Some(ok.stateid.clone()),
+        _ => None,
+    })
+}
+
+fn expect_ok(what: &str, r: &COMPOUND4res) {
+    assert_eq!(r.status, nfsstat4::NFS4_OK, "{what}: {r:?}");
+}
+
+fn open_args(c: &Client, how: openflag4, claim: open_claim4) -> nfs_argop4 {
+    nfs_argop4::OP_OPEN(OPEN4args {
+        seqid: 0,
+        share_access: OPEN4_SHARE_ACCESS_BOTH,
+        share_deny: OPEN4_SHARE_DENY_NONE,
+        owner: open_owner4 {
+            clientid: c.clientid,
+            owner: OPEN_OWNER.to_vec(),
+        },
+        openhow: how,
+        claim,
+    })
+}
+
+fn write_op(sid: &stateid4, off: u64, data: Vec<u8>, stable: stable_how4) -> nfs_argop4 {
+    nfs_argop4::OP_WRITE(WRITE4args {
+        stateid: sid.clone(),
+        offset: off,
+        stable,
+        data,
+    })
+}
+
+fn write_res(r: &COMPOUND4res) -> WRITE4resok {
+    match r.resarray.last() {
+        Some(nfs_resop4::OP_WRITE(WRITE4res::NFS4_OK(ok))) => ok.clone(),
+        _ => panic!("WRITE failed: {r:?}"),
+    }
+}
+
+impl Model {
+    fn rand(&mut self, n: u64) -> u64 {
+        next(&mut self.rng) % n.max(1)
+    }
+
+    /// One step of the workload. An `Err` is the connection dying (the
+    /// server was killed); everything acknowledged before is in the model.
+    fn step(&mut self, c: &mut Client) -> io::Result<()> {
+        let roll = self.rand(100);
+        if roll < 2 && self.dirs.len() < MAX_DIRS {
+            self.names += 1;
+            let name = format!("d{}", self.names);
+            let r = c.compound(vec![
+                nfs_argop4::OP_PUTROOTFH,
+                nfs_argop4::OP_CREATE(CREATE4args {
+                    objtype: createtype4::NF4DIR,
+                    objname: name.as_bytes().to_vec(),
+                    createattrs: fattr4 {
+                        attrmask: vec![],
+                        attr_vals: vec![],
+                    },
+                }),
+                nfs_argop4::OP_GETFH,
+            ])?;
+            expect_ok("CREATE dir", &r);
+            self.dirs.push(DirRec {
+                path: name,
+                fh: fh_of(&r).expect("GETFH"),
+            });
+            self.creates += 1;
+        } else if (roll < 7 && self.files.len() < MAX_FILES) || self.held.is_empty() {
+            if self.held.len() >= MAX_HELD {
+                self.close_one(c)?;
+            }
+            if self.files.len() >= MAX_FILES {
+                return self.reopen(c);
+            }
+            self.names += 1;
+            let name = format!("f{}", self.names);
+            let d = self.rand(self.dirs.len() as u64 + 1) as usize;
+            let (dir_fh, path) = if d == self.dirs.len() {
+                (None, name.clone())
+            } else {
+                let dr = &self.dirs[d];
+                (Some(dr.fh.clone()), format!("{}/{name}", dr.path))
+            };
+            let first = dir_fh.map_or(nfs_argop4::OP_PUTROOTFH, |f| putfh(&f));
+            let r = c.compound(vec![
+                first,
+                open_args(
+                    c,
+                    openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(fattr4 {
+                        attrmask: vec![],
+                        attr_vals: vec![],
+                    })),
+                    open_claim4::CLAIM_NULL(name.into_bytes()),
+                ),
+                nfs_argop4::OP_GETFH,
+            ])?;
+            expect_ok("OPEN create", &r);
+            let id = self.names;
+            self.files.push(FileRec {
+                path,
+                id,
+                fh: fh_of(&r).expect("GETFH"),
+                durable: Ranges::default(),
+                next_off: 0,
+            });
+            self.held
+                .push((self.files.len() - 1, open_sid(&r).expect("stateid")));
+            self.creates += 1;
+        } else if roll < 16 {
+            self.close_one(c)?;
+            if self.held.is_empty() {
+                self.reopen(c)?;
+            }
+        } else if roll < 20 && self.held.len() < MAX_HELD {
+            self.reopen(c)?;
+        } else if roll < 65 {
+            let (fi, sid) = self.pick();
+            let (off, len) = self.place(fi);
+            let data = pattern(self.files[fi].id, off, len);
+            let r = c.compound(vec![
+                putfh(&self.files[fi].fh),
+                write_op(&sid, off, data, stable_how4::FILE_SYNC4),
+            ])?;
+            let ok = write_res(&r);
+            assert_eq!(ok.committed, stable_how4::FILE_SYNC4, "FILE_SYNC4 write");
+            assert_eq!(u64::from(ok.count), len, "short write");
+            self.files[fi].durable.add(off, off + len);
+            self.file_sync_writes += 1;
+        } else {
+            let (fi, sid) = self.pick();
+            let n = 1 + self.rand(4);
+            let mut done = Vec::new();
+            let mut verf = None;
+            for _ in 0..n {
+                let (off, len) = self.place(fi);
+                let data = pattern(self.files[fi].id, off, len);
+                let r = c.compound(vec![
+                    putfh(&self.files[fi].fh),
+                    write_op(&sid, off, data, stable_how4::UNSTABLE4),
+                ])?;
+                let ok = write_res(&r);
+                assert_eq!(u64::from(ok.count), len, "short write");
+                self.unstable_writes += 1;
+                if ok.committed != stable_how4::UNSTABLE4 {
+                    // Stabler than asked is allowed; it is durable already.
+                    self.files[fi].durable.add(off, off + len);
+                    continue;
+                }
+                if verf.is_some_and(|v| v != ok.writeverf) {
+                    done.clear();
+                }
+                verf = Some(ok.writeverf);
+                done.push((off, len));
+            }
+            // Some bursts are left uncommitted: nothing is promised for them.
+            if self.rand(4) != 0 {
+                let r = c.compound(vec![
+                    putfh(&self.files[fi].fh),
+                    nfs_argop4::OP_COMMIT(COMMIT4args {
+                        offset: 0,
+                        count: 0,
+                    }),
+                ])?;
+                let cv = match r.resarray.last() {
+                    Some(nfs_resop4::OP_COMMIT(COMMIT4res::NFS4_OK(ok))) => ok.writeverf,
+                    _ => panic!("COMMIT failed: {r:?}"),
+                };
+                self.commits += 1;
+                if verf == Some(cv) {
+                    for (off, len) in done {
+                        self.files[fi].durable.add(off, off + len);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A held file and its stateid.
+    fn pick(&mut self) -> (usize, stateid4) {
+        let i = self.rand(self.held.len() as u64) as usize;
+        self.held[i].clone()
+    }
+
+    /// Where the next write of file `fi` goes: appended while the file is
+    /// small, else anywhere in it.
+    fn place(&mut self, fi: usize) -> (u64, u64) {
+        let cap = if fi < BIG_FILES {
+            MAX_FILE
+        } else {
+            MAX_SMALL_FILE
+        };
+        let len = 1 + self.rand(MAX_WRITE.min(cap - 1));
+        let f_next = self.files[fi].next_off;
+        let off = if f_next + len <= cap {
+            f_next
+        } else {
+            self.rand(cap - len)
+        };
+        let f = &mut self.files[fi];
+        f.next_off = f.next_off.max(off + len);
+        (off, len)
+    }
+
+    fn close_one(&mut self, c: &mut Client) -> io::Result<()> {
+        let Some((fi, sid)) = self.held.first().cloned() else {
+            return Ok(());
+        };
+        let r = c.compound(vec![
+            putfh(&self.files[fi].fh),
+            nfs_argop4::OP_CLOSE(CLOSE4args {
+                seqid: 0,
+                open_stateid: sid,
+            }),
+        ])?;
+        expect_ok("CLOSE", &r);
+        self.held.remove(0);
+        Ok(())
+    }
+
+    /// Opens a file not held (by handle, CLAIM_FH).
+    fn reopen(&mut self, c: &mut Client) -> io::Result<()> {
+        let free: Vec<usize> = (0..self.files.len())
+            .filter(|i| !self.held.iter().any(|(h, _)| h == i))
+            .collect();
+        if free.is_empty() {
+            return Ok(());
+        }
+        let fi = free[self.rand(free.len() as u64) as usize];
+        let r = c.compound(vec![
+            putfh(&self.files[fi].fh),
+            open_args(
+                c,
+                openflag4::default(opentype4::OPEN4_NOCREATE),
+                open_claim4::CLAIM_FH,
+            ),
+        ])?;
+        expect_ok("OPEN CLAIM_FH", &r);
+        self.held.push((fi, open_sid(&r).expect("stateid")));
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    kills: u64,
+    handles_verified: u64,
+    bytes_verified_nfs: u64,
+    bytes_verified_disk: u64,
+    reclaims: u64,
+}
+
+/// A session after a restart: reclaims every held open, then
+/// RECLAIM_COMPLETE (which ends grace: this is the only client).
+fn reconnect_and_reclaim(srv: &Nfs4d, m: &mut Model, t: &mut Totals) -> Client {
+    let mut c = Client::connect(srv.addr(), 1).expect("connect");
+    c.establish41_reclaiming(OWNER).expect("session");
+    let held = std::mem::take(&mut m.held);
+    for (fi, _) in held {
+        let r = c
+            .compound(vec![
+                putfh(&m.files[fi].fh),
+                open_args(
+                    &c,
+                    openflag4::default(opentype4::OPEN4_NOCREATE),
+                    open_claim4::CLAIM_PREVIOUS(open_delegation_type4::OPEN_DELEGATE_NONE),
+                ),
+            ])
+            .expect("reclaim");
+        expect_ok(&format!("CLAIM_PREVIOUS of {}", m.files[fi].path), &r);
+        m.held.push((fi, open_sid(&r).expect("stateid")));
+        t.reclaims += 1;
+    }
+    c.reclaim_complete().expect("RECLAIM_COMPLETE");
+    c
+}
+
+fn size_of(r: &COMPOUND4res) -> u64 {
+    match r.resarray.last() {
+        Some(nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(ok))) => {
+            let v = &ok.obj_attributes.attr_vals;
+            u64::from_be_bytes(v[..8].try_into().expect("size attribute"))
+        }
+        _ => panic!("GETATTR failed: {r:?}"),
+    }
+}
+
+/// Checks every handle and every durable byte.
+fn verify(c: &mut Client, export: &Path, m: &Model, t: &mut Totals) {
+    for d in &m.dirs {
+        let r = c
+            .compound(vec![putfh(&d.fh), getattr(&[1])])
+            .expect("GETATTR");
+        expect_ok(&format!("directory handle of {}", d.path), &r);
+        t.handles_verified += 1;
+    }
+    for f in &m.files {
+        let r = c
+            .compound(vec![putfh(&f.fh), getattr(&[4])])
+            .expect("GETATTR");
+        expect_ok(&format!("file handle of {}", f.path), &r);
+        t.handles_verified += 1;
+        let size = size_of(&r);
+        let end = f.durable.end();
+        assert!(
+            size >= end,
+            "{}: size {size} below acknowledged end {end}",
+            f.path
+        );
+        if end == 0 {
+            continue;
+        }
+        let r = c
+            .compound(vec![
+                putfh(&f.fh),
+                nfs_argop4::OP_READ(READ4args {
+                    stateid: stateid4 {
+                        seqid: 0,
+                        other: [0; 12],
+                    },
+                    offset: 0,
+                    count: end as u32,
+                }),
+            ])
+            .expect("READ");
+        let data = match r.resarray.last() {
+            Some(nfs_resop4::OP_READ(READ4res::NFS4_OK(ok))) => ok.data.clone(),
+            _ => panic!("READ of {} failed: {r:?}", f.path),
+        };
+        let disk = std::fs::read(export.join(&f.path))
+            .unwrap_or_else(|e| panic!("{} on disk: {e}", f.path));
+        for &(a, b) in &f.durable.0 {
+            let want = pattern(f.id, a, b - a);
+            let (a, b) = (a as usize, b as usize);
+            assert!(data.len() >= b, "{}: READ returned {}", f.path, data.len());
+            if data[a..b] != want[..] {
+                let bad = (a..b).find(|&i| data[i] != want[i - a]).unwrap_or(a);
+                panic!(
+                    "{}: acknowledged byte {bad} lost (read {:#x}, wrote {:#x})",
+                    f.path,
+                    data[bad],
+                    want[bad - a]
+                );
+            }
+            assert!(disk.len() >= b, "{}: {} bytes on disk", f.path, disk.len());
+            assert!(disk[a..b] == want[..], "{}: on-disk data differs", f.path);
+        }
+        t.bytes_verified_nfs += f.durable.bytes();
+        t.bytes_verified_disk += f.durable.bytes();
+    }
+}
+
+/// A log line without its ANSI colour codes (the server's log is
+/// coloured: ESC '[' ... 'm').
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// New lines of the server log must hold no error and no panic.
+fn check_log(srv: &Nfs4d, seen: &mut usize) {
+    let log = srv.log();
+    let new = &log[(*seen).min(log.len())..];
+    for line in new.lines().map(plain) {
+        assert!(
+            !line.contains("panicked") && !line.contains(" ERROR "),
+            "server logged a failure after a crash: {line}\nfull log tail:\n{}",
+            &log[log.len().saturating_sub(4000)..]
+        );
+    }
+    *seen = log.len();
+}
+
+#[test]
+fn colour_codes_are_stripped_from_log_lines() {
+    assert_eq!(
+        plain("\x1b[2m2026\x1b[0m \x1b[31mERROR\x1b[0m \x1b[2mnfs4d\x1b[0m: x"),
+        "2026 ERROR nfs4d: x"
+    );
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn kill9_loses_no_acknowledged_data_or_handle() {
+    let kills_wanted = env_u64("NFS4D_CRASH_KILLS", 25).clamp(1, 500);
+    let budget = Duration::from_secs(env_u64("NFS4D_CRASH_SECS", 80).clamp(10, 900));
+    let started = Instant::now();
+    let mut srv = Nfs4d::start(&["--lease-time", "10", "--grace-time", "30"]);
+    let mut log_seen = 0;
+    let mut m = Model {
+        rng: 0x2545_F491_4F6C_DD1D ^ u64::from(std::process::id()),
+        ..Model::default()
+    };
+    let mut rng = m.rng ^ 0xDEAD_BEEF;
+    let mut t = Totals::default();
+    let mut c = Client::connect(srv.addr(), 1).expect("connect");
+    c.establish41(OWNER).expect("session");
+    let mut streamed = 0u64;
+    loop {
+        // Stream on another thread; kill the server under it.
+        let delay = Duration::from_millis(100 + next(&mut rng) % 1400);
+        let worker = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut steps = 0u64;
+            while Instant::now() < deadline {
+                if m.step(&mut c).is_err() {
+                    break;
+                }
+                steps += 1;
+            }
+            (m, steps)
+        });
+        std::thread::sleep(delay);
+        srv.kill9();
+        t.kills += 1;
+        let (model, steps) = match worker.join() {
+            Ok(x) => x,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        m = model;
+        streamed += steps;
+        srv.restart();
+        check_log(&srv, &mut log_seen);
+        c = reconnect_and_reclaim(&srv, &mut m, &mut t);
+        verify(&mut c, &srv.export, &m, &mut t);
+        check_log(&srv, &mut log_seen);
+        if t.kills >= kills_wanted || started.elapsed() >= budget {
+            break;
+        }
+    }
+    drop(c);
+    srv.kill9();
+
+    // The database after the last SIGKILL opens and reads through.
+    let map = nfs4d::fhmap::FhMap::open(
+        &srv.state.join("fhmap"),
+        16 << 20,
+        nfs4d::fhmap::HandleMode::Persistent,
+    )
+    .expect("sled database opens after SIGKILL");
+    let mut entries = 0u64;
+    for tree in ["objects", "names", "inodes", "expired", "clients"] {
+        for kv in map.open_tree(tree).expect("tree").iter() {
+            kv.unwrap_or_else(|e| panic!("reading tree {tree}: {e}"));
+            entries += 1;
+        }
+    }
+
+    let durable: u64 = m.files.iter().map(|f| f.durable.bytes()).sum();
+    eprintln!(
+        "crash test: {} kills in {:.1} s; {} steps streamed ({} FILE_SYNC4 writes, {} UNSTABLE4 writes, {} COMMITs, {} creates, {} reclaims); \
+         verified after every restart: {} handles, {} bytes through NFS, {} bytes on disk \
+         (final state: {} files, {} directories, {} durable bytes; {} sled entries read)",
+        t.kills,
+        started.elapsed().as_secs_f64(),
+        streamed,
+        m.file_sync_writes,
+        m.unstable_writes,
+        m.commits,
+        m.creates,
+        t.reclaims,
+        t.handles_verified,
+        t.bytes_verified_nfs,
+        t.bytes_verified_disk,
+        m.files.len(),
+        m.dirs.len(),
+        durable,
+        entries,
+    );
+    assert!(
+        t.kills >= kills_wanted.min(20),
+        "only {} kills within {budget:?}",
+        t.kills
+    );
+    assert!(
+        durable > 0 && t.handles_verified > 0,
+        "nothing was verified"
+    );
+}
