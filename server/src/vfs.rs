@@ -277,6 +277,13 @@ impl Backend for SwapBackend {
             .backend
             .copy_range(src, src_off, dst, dst_off, len)
     }
+    fn open_lock_file(
+        &self,
+        path: &RelPath,
+        write: bool,
+    ) -> BackendResult<Option<crate::backend::posix_locks::PosixLockFile>> {
+        self.cur().backend.open_lock_file(path, write)
+    }
 }
 
 /// A node of the pseudo filesystem (RFC 7530 §7): the directories leading

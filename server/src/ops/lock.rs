@@ -11,10 +11,13 @@
 use nfs4d_xdr::nfs4::{locker4, stateid4, LOCK4args, LOCK4resok};
 
 use super::common;
+use crate::backend::posix_locks;
 use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::open::ACCESS_WRITE;
+use crate::state::oslock::Prepared;
 use crate::state::{ClientId, FileKey, LockType, OwnerKey, OwnerKind, StateKind};
+use crate::vfs::CurFh;
 
 /// What the locker resolves to.
 struct Locker {
@@ -135,10 +138,11 @@ fn lock(
     if ty == LockType::Write && l.access & ACCESS_WRITE == 0 {
         return Err(NfsError::OpenMode);
     }
+    let prepared = prepare(cx, &cur, &l.owner, l.file, start, end)?;
     match cx
         .srv
         .state
-        .lock_range(l.client, l.owner, l.file, l.open, start, end, ty)
+        .lock_range_os(l.client, l.owner, l.file, l.open, start, end, ty, prepared)
     {
         Ok(lock_stateid) => {
             cx.cur_stateid = Some(lock_stateid.clone());
@@ -150,4 +154,32 @@ fn lock(
         Err(Ok(d)) => Err(common::denied(d)),
         Err(Err(err)) => Err(err),
     }
+}
+
+/// The kernel side of a lock, made ready before the state table is locked
+/// (docs/locking.md): an owner without a lock description for the file
+/// gets a new one, opened for writing when possible, so that it can carry
+/// write locks. Nothing is opened for a range the kernel cannot hold (past
+/// `OFFSET_MAX`) or for an owner that has one. The bound on descriptions
+/// (`limits.max_lock_files`) is applied by the state layer, under its
+/// lock; a description opened here and then refused is simply closed.
+fn prepare(
+    cx: &Cx,
+    cur: &CurFh,
+    owner: &OwnerKey,
+    file: FileKey,
+    start: u64,
+    end: u64,
+) -> NfsResult<Prepared> {
+    if posix_locks::os_range(start, end).is_none() {
+        return Ok(Prepared::NfsOnly);
+    }
+    if cx.srv.state.has_lock_file(owner, file) {
+        return Ok(Prepared::Held);
+    }
+    let (e, path, _) = common::obj(cx, cur, NfsError::IsDir)?;
+    Ok(match e.backend.open_lock_file(path, true)? {
+        Some(f) => Prepared::Fresh(f),
+        None => Prepared::NfsOnly,
+    })
 }

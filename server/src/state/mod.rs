@@ -9,6 +9,7 @@
 pub mod client;
 pub mod lock;
 pub mod open;
+pub mod oslock;
 pub mod recovery;
 pub mod session;
 
@@ -120,6 +121,8 @@ pub struct Inner {
     pub lock_owners: HashMap<OwnerKey, OwnerSeq>,
     /// Byte-range locks per file.
     pub locks: HashMap<FileKey, Vec<LockRange>>,
+    /// The same locks as kernel locks on the backing files.
+    pub os_locks: oslock::OsLocks,
     /// Stateid counter (low 8 bytes of `other`).
     pub next_state: u64,
     /// Client id counter.
@@ -388,6 +391,7 @@ impl Inner {
             ranges.retain(|r| r.owner.0 != id);
         }
         self.locks.retain(|_, r| !r.is_empty());
+        self.os_locks.release_client(id);
     }
 
     /// Removes one stateid and its index entries (lock ranges of a lock
@@ -404,6 +408,8 @@ impl Inner {
             }
             StateKind::Lock { owner, .. } => {
                 self.locks_by_owner.remove(&(owner.clone(), e.file));
+                // Unlocks the kernel's copy of the locks, too.
+                self.os_locks.release(owner, e.file);
                 if let Some(ranges) = self.locks.get_mut(&e.file) {
                     ranges.retain(|r| &r.owner != owner);
                     if ranges.is_empty() {
