@@ -249,3 +249,254 @@ impl super::Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::fhmap::ObjectId;
+    use crate::state::client::{Callback40, Principal};
+    use crate::state::open::{Share, ACCESS_BOTH};
+    use std::os::fd::OwnedFd;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const F: FileKey = (0, ObjectId(7));
+
+    struct Setup {
+        sm: StateManager,
+        clock: Arc<ManualClock>,
+        client: ClientId,
+        open: super::super::Other,
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+    }
+
+    fn setup(limits: crate::config::Limits) -> Setup {
+        let clock = Arc::new(ManualClock::default());
+        let sm = StateManager::new(clock.clone(), 10, 9, limits);
+        let c = sm
+            .setclientid(b"c", [1; 8], Principal::Uid(0), Callback40::default())
+            .unwrap();
+        sm.setclientid_confirm(c.clientid, c.confirm, &Principal::Uid(0))
+            .unwrap();
+        let share = Share {
+            access: ACCESS_BOTH,
+            deny: 0,
+        };
+        let open = sm
+            .open(c.clientid, (c.clientid, b"oo".to_vec()), F, share, true)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"data").unwrap();
+        Setup {
+            sm,
+            clock,
+            client: c.clientid,
+            open: open.stateid.other,
+            _dir: dir,
+            path,
+        }
+    }
+
+    impl Setup {
+        /// A new description of the backing file, as the backend gives.
+        fn file(&self, write: bool) -> PosixLockFile {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(write)
+                .open(&self.path)
+                .unwrap();
+            PosixLockFile::new(OwnedFd::from(f), write)
+        }
+        fn owner(&self, n: u8) -> OwnerKey {
+            (self.client, vec![n])
+        }
+        fn lock(
+            &self,
+            n: u8,
+            start: u64,
+            end: u64,
+            ty: LockType,
+            p: Prepared,
+        ) -> Result<nfs4d_xdr::nfs4::stateid4, Result<Denied, NfsError>> {
+            self.sm
+                .lock_range_os(self.client, self.owner(n), F, self.open, start, end, ty, p)
+        }
+        /// What a local process sees for a write lock on [start, end].
+        fn seen(&self, start: u64, end: u64) -> Option<(u64, u64, bool)> {
+            self.file(true)
+                .test(start, end, true)
+                .unwrap()
+                .map(|c| (c.offset, c.length, c.write))
+        }
+    }
+
+    #[test]
+    fn lock_convert_unlock_follow_the_kernel() {
+        let s = setup(Default::default());
+        let sid = s
+            .lock(1, 0, 99, LockType::Write, Prepared::Fresh(s.file(true)))
+            .unwrap();
+        assert_eq!(s.sm.lock_files(), 1);
+        assert_eq!(s.seen(50, 50), Some((0, 100, true)));
+        // Downgrade through the owner's description.
+        s.lock(1, 0, 99, LockType::Read, Prepared::Held).unwrap();
+        assert_eq!(s.seen(50, 50), Some((0, 100, false)));
+        assert_eq!(s.file(true).test(0, 99, false), Ok(None));
+        // Split, then unlock the rest: the description is given back.
+        s.sm.unlock_range(&sid.other, 40, 59).unwrap();
+        assert_eq!(s.seen(40, 59), None);
+        assert_eq!(s.seen(0, 40), Some((0, 40, false)));
+        s.sm.unlock_range(&sid.other, 0, 99).unwrap();
+        assert_eq!(s.sm.lock_files(), 0);
+        assert_eq!(s.seen(0, u64::MAX), None);
+    }
+
+    #[test]
+    fn local_lock_denies_with_the_local_owner() {
+        let s = setup(Default::default());
+        let local = s.file(true);
+        local.lock(200, 299, true).unwrap();
+        let d = s
+            .lock(1, 250, 260, LockType::Read, Prepared::Fresh(s.file(true)))
+            .unwrap_err()
+            .unwrap();
+        assert_eq!((d.offset, d.length, d.ty), (200, 100, LockType::Write));
+        assert_eq!(d.owner, local_owner(None));
+        assert_eq!(s.sm.lock_files(), 0, "a refused new description is closed");
+        assert_eq!(s.sm.lock_state_of(&s.owner(1), F), None);
+        // LOCKT sees it too, through a probe description.
+        let t =
+            s.sm.test_lock_os(F, &s.owner(1), 0, 200, LockType::Read, Some(s.file(false)))
+                .unwrap()
+                .unwrap();
+        assert_eq!((t.offset, t.length), (200, 100));
+        // An NFS owner's conflict is reported before the kernel's.
+        s.lock(2, 300, 400, LockType::Write, Prepared::Fresh(s.file(true)))
+            .unwrap();
+        let t =
+            s.sm.test_lock_os(
+                F,
+                &s.owner(1),
+                0,
+                1000,
+                LockType::Write,
+                Some(s.file(false)),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.owner, s.owner(2));
+        drop(local);
+        s.lock(1, 250, 260, LockType::Read, Prepared::Fresh(s.file(true)))
+            .unwrap();
+    }
+
+    #[test]
+    fn ranges_past_the_signed_limit() {
+        let s = setup(Default::default());
+        // Entirely past OFFSET_MAX: the server's table only.
+        let sid = s
+            .lock(
+                1,
+                OFFSET_MAX + 1,
+                u64::MAX,
+                LockType::Write,
+                Prepared::NfsOnly,
+            )
+            .unwrap();
+        assert_eq!(s.sm.lock_files(), 0);
+        // Reaching past it: to the end of the file for the kernel.
+        s.lock(
+            1,
+            10,
+            OFFSET_MAX + 1,
+            LockType::Write,
+            Prepared::Fresh(s.file(true)),
+        )
+        .unwrap();
+        assert_eq!(s.seen(OFFSET_MAX, OFFSET_MAX), Some((10, u64::MAX, true)));
+        // Unlocking only the part past OFFSET_MAX leaves the kernel's lock.
+        s.sm.unlock_range(&sid.other, OFFSET_MAX + 1, u64::MAX)
+            .unwrap();
+        assert_eq!(s.seen(20, 20), Some((10, u64::MAX, true)));
+        // Unlocking everything up to OFFSET_MAX leaves ranges the kernel
+        // cannot hold: the description is given back, the server's table
+        // keeps them.
+        s.lock(
+            1,
+            OFFSET_MAX + 5,
+            OFFSET_MAX + 9,
+            LockType::Read,
+            Prepared::NfsOnly,
+        )
+        .unwrap();
+        s.sm.unlock_range(&sid.other, 0, OFFSET_MAX).unwrap();
+        assert_eq!(s.seen(0, u64::MAX), None);
+        assert_eq!(s.sm.lock_files(), 0);
+        assert!(s
+            .sm
+            .test_lock_os(F, &s.owner(2), 0, u64::MAX, LockType::Write, None)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn every_release_path_unlocks_the_kernel() {
+        let s = setup(Default::default());
+        // FREE_STATEID / CLOSE take the stateid away.
+        let sid = s
+            .lock(1, 0, 9, LockType::Write, Prepared::Fresh(s.file(true)))
+            .unwrap();
+        s.sm.lock().remove_state(&sid.other);
+        assert_eq!((s.sm.lock_files(), s.seen(0, 9)), (0, None));
+        // RELEASE_LOCKOWNER after the last LOCKU.
+        let sid = s
+            .lock(2, 0, 9, LockType::Write, Prepared::Fresh(s.file(true)))
+            .unwrap();
+        s.sm.unlock_range(&sid.other, 0, 9).unwrap();
+        s.sm.release_lockowner(&s.owner(2)).unwrap();
+        assert_eq!((s.sm.lock_files(), s.seen(0, 9)), (0, None));
+        // Lease expiry.
+        s.lock(3, 0, 9, LockType::Write, Prepared::Fresh(s.file(true)))
+            .unwrap();
+        s.lock(4, 20, 29, LockType::Read, Prepared::Fresh(s.file(true)))
+            .unwrap();
+        assert_eq!(s.sm.lock_files(), 2);
+        s.clock.advance(Duration::from_secs(11));
+        assert_eq!(s.sm.expire_leases(), 1);
+        assert_eq!((s.sm.lock_files(), s.seen(0, 100)), (0, None));
+    }
+
+    #[test]
+    fn bounded_descriptions_and_read_only_files() {
+        let s = setup(crate::config::Limits {
+            max_lock_files: 1,
+            ..Default::default()
+        });
+        s.lock(1, 0, 9, LockType::Write, Prepared::Fresh(s.file(true)))
+            .unwrap();
+        // The owner's own description serves all its ranges.
+        s.lock(1, 50, 59, LockType::Write, Prepared::Held).unwrap();
+        assert_eq!(
+            s.lock(2, 20, 29, LockType::Write, Prepared::Fresh(s.file(true))),
+            Err(Err(NfsError::Resource))
+        );
+        assert_eq!(s.sm.lock_state_of(&s.owner(2), F), None);
+        // A look that saw a description which is gone by now: retry later.
+        assert_eq!(
+            s.lock(3, 20, 29, LockType::Write, Prepared::Held),
+            Err(Err(NfsError::Delay))
+        );
+        // A description that could only be opened read-only.
+        let r = setup(Default::default());
+        r.lock(1, 0, 9, LockType::Read, Prepared::Fresh(r.file(false)))
+            .unwrap();
+        assert_eq!(
+            r.lock(1, 0, 9, LockType::Write, Prepared::Held),
+            Err(Err(NfsError::OpenMode))
+        );
+        assert_eq!(r.seen(5, 5), Some((0, 10, false)), "the read lock stays");
+    }
+}
