@@ -491,3 +491,82 @@ fn lock_descriptions_are_bounded() {
         srv.log()
     );
 }
+
+/// OPEN (CLAIM_PREVIOUS) and LOCK (reclaim) of `name` by a 4.1 client
+/// that is reclaiming after a restart; the LOCK's status.
+fn reclaim_lock(c: &mut Client, name: &str, offset: u64) -> nfsstat4 {
+    let r = c
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            lookup(name),
+            nfs_argop4::OP_OPEN(OPEN4args {
+                seqid: 0,
+                share_access: OPEN4_SHARE_ACCESS_BOTH,
+                share_deny: OPEN4_SHARE_DENY_NONE,
+                owner: open_owner4 {
+                    clientid: c.clientid,
+                    owner: b"open-owner".to_vec(),
+                },
+                openhow: openflag4::default(opentype4::OPEN4_NOCREATE),
+                claim: open_claim4::CLAIM_PREVIOUS(open_delegation_type4::OPEN_DELEGATE_NONE),
+            }),
+        ])
+        .unwrap();
+    let Some(nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok))) = r.resarray.last() else {
+        panic!("OPEN CLAIM_PREVIOUS {r:?}")
+    };
+    c.compound(vec![
+        nfs_argop4::OP_PUTROOTFH,
+        lookup(name),
+        nfs_argop4::OP_LOCK(LOCK4args {
+            locktype: nfs_lock_type4::WRITE_LT,
+            reclaim: true,
+            offset,
+            length: 10,
+            locker: locker4::TRUE(open_to_lock_owner4 {
+                open_seqid: 0,
+                open_stateid: ok.stateid.clone(),
+                lock_seqid: 0,
+                lock_owner: lock_owner4 {
+                    clientid: c.clientid,
+                    owner: b"lock-owner".to_vec(),
+                },
+            }),
+        }),
+    ])
+    .unwrap()
+    .status
+}
+
+#[test]
+fn reclaims_after_a_restart_lock_the_backing_file_again() {
+    let mut srv = TestServer::start_with_config(
+        "lease_time = 5\ngrace_time = 60\n\n[[export]]\npath = \"/\"\ndir = \"{export}/root\"\n",
+        &[],
+    );
+    let root = srv.export.join("root");
+    let mut n = Nfs::new(&srv, 1, "survivor", "f");
+    assert_eq!(n.lock(true, 0, 10).0, nfsstat4::NFS4_OK);
+    assert_eq!(n.lock(true, 100, 10).0, nfsstat4::NFS4_OK);
+    let file = root.join("f");
+    assert_eq!(
+        local(&file, &["try:w:0:1", "try:w:100:1"]),
+        ["DENIED", "DENIED"]
+    );
+    drop(n);
+    // The kernel's locks went with the process.
+    srv.restart();
+    assert_eq!(local(&file, &["try:w:0:1"]), ["GRANTED"]);
+    // A local process is not bound by the grace period: what it takes
+    // before the client reclaims makes that reclaim conflict.
+    let h = Holder::start(&file, "hold:r:105:1");
+    let mut c = srv.client(1);
+    c.establish41_reclaiming(b"survivor").unwrap();
+    assert_eq!(reclaim_lock(&mut c, "f", 0), nfsstat4::NFS4_OK);
+    assert_eq!(local(&file, &["try:w:0:1"]), ["DENIED"]);
+    assert_eq!(
+        reclaim_lock(&mut c, "f", 100),
+        nfsstat4::NFS4ERR_RECLAIM_CONFLICT
+    );
+    h.release();
+}
