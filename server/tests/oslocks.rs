@@ -139,8 +139,38 @@ fn status_of(r: &COMPOUND4res) -> nfsstat4 {
     r.status
 }
 
+fn open41(c: &mut Client, name: &str, access: u32) -> stateid4 {
+    let r = c
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            nfs_argop4::OP_OPEN(OPEN4args {
+                seqid: 0,
+                share_access: access,
+                share_deny: OPEN4_SHARE_DENY_NONE,
+                owner: open_owner4 {
+                    clientid: c.clientid,
+                    owner: b"open-owner".to_vec(),
+                },
+                openhow: openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(fattr4 {
+                    attrmask: vec![],
+                    attr_vals: vec![],
+                })),
+                claim: open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
+            }),
+        ])
+        .unwrap();
+    let Some(nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok))) = r.resarray.last() else {
+        panic!("OPEN {r:?}")
+    };
+    ok.stateid.clone()
+}
+
 impl Nfs {
     fn new(srv: &TestServer, minor: u32, owner: &str, name: &str) -> Nfs {
+        Nfs::with_access(srv, minor, owner, name, OPEN4_SHARE_ACCESS_BOTH)
+    }
+
+    fn with_access(srv: &TestServer, minor: u32, owner: &str, name: &str, access: u32) -> Nfs {
         let mut c = srv.client(minor);
         if minor == 0 {
             c.establish40(owner.as_bytes()).unwrap();
@@ -152,7 +182,7 @@ impl Nfs {
                 nfs_argop4::OP_PUTROOTFH,
                 nfs_argop4::OP_OPEN(OPEN4args {
                     seqid: 0,
-                    share_access: OPEN4_SHARE_ACCESS_BOTH,
+                    share_access: access,
                     share_deny: OPEN4_SHARE_DENY_NONE,
                     owner: open_owner4 {
                         clientid: c.clientid,
@@ -569,4 +599,62 @@ fn reclaims_after_a_restart_lock_the_backing_file_again() {
         nfsstat4::NFS4ERR_RECLAIM_CONFLICT
     );
     h.release();
+}
+
+#[test]
+fn read_only_opens_lock_through_read_only_descriptions() {
+    let srv = TestServer::start(&[]);
+    let file = srv.export.join("ro");
+    std::fs::write(&file, b"0123456789").unwrap();
+    let mut n = Nfs::with_access(&srv, 1, "reader", "ro", OPEN4_SHARE_ACCESS_READ);
+    assert_eq!(n.lock(false, 0, 10).0, nfsstat4::NFS4_OK);
+    // A write lock needs an open for writing.
+    assert_eq!(n.lock(true, 0, 10).0, nfsstat4::NFS4ERR_OPENMODE);
+    // The read lock binds local writers, not local readers, and no
+    // description of the file is open for writing in the server.
+    assert_eq!(
+        local(&file, &["try:w:5:1", "try:r:5:1"]),
+        ["DENIED", "GRANTED"]
+    );
+    assert_eq!(writers(srv.pid(), &file), 0);
+    // The open is upgraded: now a write lock moves the owner's locks to a
+    // description open for writing.
+    open41(&mut n.c, "ro", OPEN4_SHARE_ACCESS_BOTH);
+    assert_eq!(n.lock(true, 5, 10).0, nfsstat4::NFS4_OK);
+    assert_eq!(writers(srv.pid(), &file), 1, "the lock description");
+    assert_eq!(
+        local(&file, &["get:r:0:0", "get:r:5:0", "try:r:0:5"]),
+        ["HELD w 5 10 -1", "HELD w 5 10 -1", "GRANTED"]
+    );
+    assert_eq!(local(&file, &["try:w:0:1"]), ["DENIED"]);
+    n.locku(0, ALL);
+    assert_eq!(local(&file, &["try:w:0:0"]), ["GRANTED"]);
+}
+
+/// Descriptions of `file` that process `pid` has open for writing.
+fn writers(pid: u32, file: &Path) -> usize {
+    let want = std::fs::canonicalize(file).unwrap();
+    let mut n = 0;
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        if std::fs::read_link(fd.path()).ok() != Some(want.clone()) {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            fd.file_name().to_string_lossy()
+        ))
+        .unwrap_or_default();
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+            .unwrap_or(0);
+        if flags & 3 != 0 {
+            n += 1;
+        }
+    }
+    n
 }

@@ -138,7 +138,7 @@ fn lock(
     if ty == LockType::Write && l.access & ACCESS_WRITE == 0 {
         return Err(NfsError::OpenMode);
     }
-    let prepared = prepare(cx, &cur, &l.owner, l.file, start, end)?;
+    let prepared = prepare(cx, &cur, &l, start, end, ty)?;
     match cx
         .srv
         .state
@@ -157,28 +157,37 @@ fn lock(
 }
 
 /// The kernel side of a lock, made ready before the state table is locked
-/// (docs/locking.md): an owner without a lock description for the file
-/// gets a new one, opened for writing when possible, so that it can carry
-/// write locks. Nothing is opened for a range the kernel cannot hold (past
-/// `OFFSET_MAX`) or for an owner that has one. The bound on descriptions
+/// (docs/locking.md). An owner without a lock description for the file
+/// gets a new one: read-write when its open allows writing, so it can
+/// carry write locks, read-only otherwise (a read-only open can only take
+/// read locks, and a description open for writing would break a read
+/// lease on the file). An owner whose description is read-only and that
+/// now asks for a write lock (its open was upgraded) gets a read-write one
+/// to move its locks to. Nothing is opened for a range the kernel cannot
+/// hold (past `OFFSET_MAX`). The bound on descriptions
 /// (`limits.max_lock_files`) is applied by the state layer, under its
 /// lock; a description opened here and then refused is simply closed.
 fn prepare(
     cx: &Cx,
     cur: &CurFh,
-    owner: &OwnerKey,
-    file: FileKey,
+    l: &Locker,
     start: u64,
     end: u64,
+    ty: LockType,
 ) -> NfsResult<Prepared> {
     if posix_locks::os_range(start, end).is_none() {
         return Ok(Prepared::NfsOnly);
     }
-    if cx.srv.state.has_lock_file(owner, file) {
-        return Ok(Prepared::Held);
-    }
+    let reopen = match cx.srv.state.lock_file_writable(&l.owner, l.file) {
+        Some(true) => return Ok(Prepared::Held),
+        Some(false) if ty == LockType::Read => return Ok(Prepared::Held),
+        Some(false) => true,
+        None => false,
+    };
+    let write = l.access & ACCESS_WRITE != 0;
     let (e, path, _) = common::obj(cx, cur, NfsError::IsDir)?;
-    Ok(match e.backend.open_lock_file(path, true)? {
+    Ok(match e.backend.open_lock_file(path, write)? {
+        Some(f) if reopen => Prepared::Reopen(f),
         Some(f) => Prepared::Fresh(f),
         None => Prepared::NfsOnly,
     })

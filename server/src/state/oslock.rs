@@ -90,6 +90,9 @@ pub enum Prepared {
     Held,
     /// A new description, for an owner that had none.
     Fresh(PosixLockFile),
+    /// A new writable description for a write lock of an owner whose
+    /// description is read-only: it takes over the owner's (read) locks.
+    Reopen(PosixLockFile),
     /// No kernel lock: the store has none, or the range lies entirely past
     /// the kernel's largest offset.
     NfsOnly,
@@ -132,6 +135,15 @@ impl StateManager {
     /// Whether `owner` has a lock description for `file`.
     pub fn has_lock_file(&self, owner: &OwnerKey, file: FileKey) -> bool {
         self.lock().os_locks.get(owner, file).is_some()
+    }
+
+    /// Whether `owner`'s lock description for `file`, if any, allows write
+    /// locks.
+    pub fn lock_file_writable(&self, owner: &OwnerKey, file: FileKey) -> Option<bool> {
+        self.lock()
+            .os_locks
+            .get(owner, file)
+            .map(PosixLockFile::writable)
     }
 
     /// Lock descriptions held, across all clients.
@@ -183,6 +195,16 @@ impl super::Inner {
     ) -> Result<Option<PosixLockFile>, Result<Denied, NfsError>> {
         let write = ty == LockType::Write;
         if let Some(f) = self.os_locks.get(owner, file) {
+            match prepared {
+                Prepared::Reopen(new) if write && !f.writable() && new.writable() => {
+                    self.os_take_over(owner, file, new)?;
+                }
+                _ => {}
+            }
+            let f = self
+                .os_locks
+                .get(owner, file)
+                .ok_or(Err(NfsError::ServerFault))?;
             f.lock(start, end, write).map_err(|e| answer(e, file))?;
             return Ok(None);
         }
@@ -194,7 +216,7 @@ impl super::Inner {
             // Released by a concurrent request of the same owner between
             // the look and now; the client retries.
             Prepared::Held => Err(Err(NfsError::Delay)),
-            Prepared::Fresh(f) => {
+            Prepared::Fresh(f) | Prepared::Reopen(f) => {
                 if self.os_locks.len() >= max_files {
                     tracing::warn!(
                         limit = max_files,
@@ -206,6 +228,26 @@ impl super::Inner {
                 Ok(Some(f))
             }
         }
+    }
+
+    /// Moves the owner's kernel locks on `file` to a new writable
+    /// description, replacing its read-only one. A read-only description
+    /// only ever holds read locks, and while it holds them no one else can
+    /// hold a write lock there, so taking the same read locks on the new
+    /// description cannot conflict; the old one is then dropped.
+    fn os_take_over(
+        &mut self,
+        owner: &OwnerKey,
+        file: FileKey,
+        new: PosixLockFile,
+    ) -> Result<(), Result<Denied, NfsError>> {
+        let ranges = self.locks.get(&file).map_or(&[][..], Vec::as_slice);
+        for r in ranges.iter().filter(|r| &r.owner == owner) {
+            new.lock(r.start, r.end, r.ty == LockType::Write)
+                .map_err(|e| answer(e, file))?;
+        }
+        self.keep_lock_file(owner, file, new);
+        Ok(())
     }
 
     /// Keeps a description that now carries the owner's locks.
@@ -498,5 +540,32 @@ mod tests {
             Err(Err(NfsError::OpenMode))
         );
         assert_eq!(r.seen(5, 5), Some((0, 10, false)), "the read lock stays");
+    }
+
+    #[test]
+    fn write_lock_moves_locks_to_a_writable_description() {
+        let s = setup(Default::default());
+        // A read-only open's owner: a read-only description.
+        s.lock(1, 0, 9, LockType::Read, Prepared::Fresh(s.file(false)))
+            .unwrap();
+        s.lock(1, 20, 29, LockType::Read, Prepared::Held).unwrap();
+        assert_eq!(s.sm.lock_file_writable(&s.owner(1), F), Some(false));
+        // The open was upgraded; a write lock brings a writable one.
+        let local = s.file(false);
+        local.lock(28, 28, false).unwrap();
+        let d = s
+            .lock(1, 20, 29, LockType::Write, Prepared::Reopen(s.file(true)))
+            .unwrap_err()
+            .unwrap();
+        assert_eq!((d.offset, d.length, d.owner), (28, 1, local_owner(None)));
+        // The read locks moved over intact, and the description stays one.
+        assert_eq!(s.sm.lock_files(), 1);
+        assert_eq!(s.sm.lock_file_writable(&s.owner(1), F), Some(true));
+        drop(local);
+        assert_eq!(s.seen(0, 9), Some((0, 10, false)));
+        assert_eq!(s.seen(20, 29), Some((20, 10, false)));
+        s.lock(1, 20, 29, LockType::Write, Prepared::Held).unwrap();
+        assert_eq!(s.seen(20, 29), Some((20, 10, true)));
+        assert_eq!(s.seen(0, 9), Some((0, 10, false)));
     }
 }
