@@ -658,3 +658,61 @@ fn writers(pid: u32, file: &Path) -> usize {
     }
     n
 }
+
+/// A local process holding a read lease on `file`: prints LEASED, then
+/// BROKEN when the kernel asks it to let go (SIGIO), gives the lease up and
+/// waits for stdin to close.
+const LEASE: &str = r#"
+import fcntl, os, signal, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+broken = []
+signal.signal(signal.SIGIO, lambda *_: broken.append(1))
+fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+print("LEASED", flush=True)
+for _ in range(400):
+    if broken:
+        break
+    time.sleep(0.05)
+print("BROKEN" if broken else "NOT BROKEN", flush=True)
+fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+sys.stdin.read()
+"#;
+
+#[test]
+fn a_lease_on_the_backing_file_delays_the_lock() {
+    let srv = TestServer::start(&[]);
+    let file = srv.export.join("leased");
+    // Created here: a file the server creates stays open for writing in
+    // its descriptor cache, and no read lease can be taken on it.
+    std::fs::write(&file, b"x").unwrap();
+    let mut n = Nfs::new(&srv, 1, "leased", "leased");
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(LEASE)
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "LEASED");
+    // Opening the lock description for writing breaks the lease: the
+    // client is told to retry rather than wait in the server.
+    assert_eq!(n.lock(true, 0, 10).0, nfsstat4::NFS4ERR_DELAY);
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "BROKEN");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while n.lock(true, 0, 10).0 != nfsstat4::NFS4_OK {
+        assert!(
+            Instant::now() < deadline,
+            "lock never granted after the lease went"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(local(&file, &["try:r:5:1"]), ["DENIED"]);
+    drop(child.stdin.take());
+    let _ = child.wait();
+}

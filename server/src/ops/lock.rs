@@ -11,7 +11,7 @@
 use nfs4d_xdr::nfs4::{locker4, stateid4, LOCK4args, LOCK4resok};
 
 use super::common;
-use crate::backend::posix_locks;
+use crate::backend::{posix_locks, BackendError};
 use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::open::ACCESS_WRITE;
@@ -185,10 +185,32 @@ fn prepare(
         None => false,
     };
     let write = l.access & ACCESS_WRITE != 0;
-    let (e, path, _) = common::obj(cx, cur, NfsError::IsDir)?;
-    Ok(match e.backend.open_lock_file(path, write)? {
+    Ok(match open_lock_file(cx, cur, write)? {
         Some(f) if reopen => Prepared::Reopen(f),
         Some(f) => Prepared::Fresh(f),
         None => Prepared::NfsOnly,
     })
+}
+
+/// A new lock description of the current file (`Backend::open_lock_file`).
+/// An open that conflicts with a lease on the backing file fails at once
+/// (descriptors are opened non-blocking) while the kernel asks the lease
+/// holder to let go: NFS4ERR_DELAY, and the client retries (RFC 7530
+/// §13.1.1.3, RFC 5661/8881 §15.1.1.3).
+pub(super) fn open_lock_file(
+    cx: &Cx,
+    cur: &CurFh,
+    write: bool,
+) -> NfsResult<Option<posix_locks::PosixLockFile>> {
+    let (e, path, _) = common::obj(cx, cur, NfsError::IsDir)?;
+    match e.backend.open_lock_file(path, write) {
+        Err(BackendError::Io(n)) if n == libc::EWOULDBLOCK => {
+            tracing::info!(
+                export = e.id,
+                "lock description waits for a lease on the backing file to be broken"
+            );
+            Err(NfsError::Delay)
+        }
+        r => Ok(r?),
+    }
 }

@@ -17,7 +17,7 @@ use crate::error::NfsResult;
 /// test like READ_LT/WRITE_LT.
 pub fn run(cx: &mut Cx, a: LOCKT4args) -> NfsResult<()> {
     let cur = cx.cfh()?.clone();
-    let (e, path, file, _) = common::cur_regular(cx, &cur)?;
+    let (_, _, file, _) = common::cur_regular(cx, &cur)?;
     let client = common::state_client(cx, a.owner.clientid)?;
     let (start, end) = common::lock_range(a.offset, a.length)?;
     let owner = (client, a.owner.owner);
@@ -28,7 +28,7 @@ pub fn run(cx: &mut Cx, a: LOCKT4args) -> NfsResult<()> {
     let probe = if posix_locks::os_range(start, end).is_some()
         && !cx.srv.state.has_lock_file(&owner, file)
     {
-        e.backend.open_lock_file(path, false)?
+        super::lock::open_lock_file(cx, &cur, false)?
     } else {
         None
     };
