@@ -65,10 +65,22 @@ pub struct Limits {
     /// Courtesy clients kept (0: none; every expired client loses its
     /// state at once).
     pub max_courtesy_clients: u32,
+    /// Open file descriptions that carry NFS byte-range locks as kernel
+    /// locks, one per lock owner and file with locks held
+    /// (docs/locking.md). At the limit a lock that needs a new one is
+    /// refused with NFS4ERR_RESOURCE (4.0) or NFS4ERR_DELAY (4.1).
+    pub max_lock_files: u32,
 }
 
 /// Default of `courtesy_time`: a day, as knfsd.
 pub const DEFAULT_COURTESY_TIME: u32 = 24 * 3600;
+/// Default of [`Limits::max_open_states`].
+pub const DEFAULT_MAX_OPEN_STATES: u32 = 1 << 20;
+/// Default of [`Limits::max_lock_files`].
+pub const DEFAULT_MAX_LOCK_FILES: u32 = 1024;
+// Each lock file belongs to one lock stateid, which counts as an open
+// state: a larger default could never be reached.
+const _: () = assert!(DEFAULT_MAX_LOCK_FILES <= DEFAULT_MAX_OPEN_STATES);
 
 /// Smallest sled page cache accepted (sled needs a few pages per tree).
 pub const MIN_SLED_CACHE: u64 = 1 << 20;
@@ -85,7 +97,7 @@ impl Default for Limits {
             max_sessions_per_client: 16,
             max_slots: 64,
             max_open_files: 1024,
-            max_open_states: 1 << 20,
+            max_open_states: DEFAULT_MAX_OPEN_STATES,
             max_locks_per_owner: 4096,
             max_readdir_entries: 4096,
             sled_cache_bytes: 64 << 20,
@@ -93,6 +105,7 @@ impl Default for Limits {
             max_owners_per_client: 4096,
             max_delegations: 1 << 16,
             max_courtesy_clients: 1024,
+            max_lock_files: DEFAULT_MAX_LOCK_FILES,
         }
     }
 }
@@ -310,6 +323,7 @@ impl Config {
             ("max_clients", l.max_clients),
             ("max_owners_per_client", l.max_owners_per_client),
             ("max_delegations", l.max_delegations),
+            ("max_lock_files", l.max_lock_files),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!(

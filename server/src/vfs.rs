@@ -286,6 +286,13 @@ impl Backend for SwapBackend {
     fn leases(&self) -> Vec<(u64, bool)> {
         self.cur().backend.leases()
     }
+    fn open_lock_file(
+        &self,
+        path: &RelPath,
+        write: bool,
+    ) -> BackendResult<Option<crate::backend::posix_locks::PosixLockFile>> {
+        self.cur().backend.open_lock_file(path, write)
+    }
 }
 
 /// A node of the pseudo filesystem (RFC 7530 §7): the directories leading

@@ -1133,6 +1133,62 @@ impl Backend for LocalBackend {
         }
         Ok(done)
     }
+
+    fn open_lock_file(
+        &self,
+        path: &RelPath,
+        write: bool,
+    ) -> BackendResult<Option<super::posix_locks::PosixLockFile>> {
+        if path.is_root() {
+            return Err(BackendError::IsDir);
+        }
+        // A description of its own, never the fd cache's (docs/locking.md).
+        let (dir, name) = self.locate(path)?;
+        // The server's own lease on the file (standing for a delegation,
+        // lease.rs) would be broken by this open. A client locks through
+        // the server while it returns its delegation, or alongside a read
+        // delegation it holds: the lease gives way, the delegation stays
+        // (docs/delegations.md).
+        if let Ok(seen) = self.attrs_at(dir.fd(), &name) {
+            if let Some((_, lease_write)) = self.leases.get(seen.identity) {
+                if lease_write || write {
+                    if let Some(tag) = self.leases.release_id(seen.identity) {
+                        tracing::debug!(
+                            tag,
+                            "file lease released for a byte-range lock description"
+                        );
+                    }
+                }
+            }
+        }
+        let ro = |e| match e {
+            // As in open_regular: read-only mounts, immutable files and
+            // running executables cannot be opened for writing; such a
+            // description carries read locks only.
+            BackendError::Access
+            | BackendError::Perm
+            | BackendError::ReadOnly
+            | BackendError::Io(libc::ETXTBSY) => Self::open_at(dir.fd(), &name, libc::O_RDONLY),
+            e => Err(e),
+        };
+        let (file, writable) = if write {
+            match Self::open_at(dir.fd(), &name, libc::O_RDWR) {
+                Ok(f) => (f, true),
+                Err(e) => (ro(e)?, false),
+            }
+        } else {
+            (Self::open_at(dir.fd(), &name, libc::O_RDONLY)?, false)
+        };
+        let st = sys::fstatx(file.as_fd())?;
+        let kind = kind_of(u32::from(st.stx_mode))?;
+        if kind != FileKind::Regular {
+            return Err(not_regular(kind));
+        }
+        Ok(Some(super::posix_locks::PosixLockFile::new(
+            OwnedFd::from(file),
+            writable,
+        )))
+    }
 }
 
 /// Bytes copied per `copy_file_range` call (bounds each syscall's latency).

@@ -23,6 +23,7 @@
 use std::fmt;
 
 pub mod local;
+pub mod posix_locks;
 mod sys;
 
 mod fdcache;
@@ -750,6 +751,25 @@ pub trait Backend: Send + Sync + 'static {
     /// each one.
     fn leases(&self) -> Vec<(u64, bool)> {
         Vec::new()
+    }
+
+    // --- kernel byte-range locks (docs/locking.md) ---------------------------
+
+    /// A new open file description of the regular file at `path` that will
+    /// carry one NFS lock owner's byte-range locks as kernel locks
+    /// ([`posix_locks::PosixLockFile`]), so local processes see them. Opened
+    /// for writing when `write` and the file allows it, read-only
+    /// otherwise; never shared with a descriptor cache, whose eviction
+    /// would drop the locks. `Ok(None)` means the store has no kernel
+    /// locks and the server's own lock table is the only arbiter (the
+    /// default).
+    fn open_lock_file(
+        &self,
+        path: &RelPath,
+        write: bool,
+    ) -> BackendResult<Option<posix_locks::PosixLockFile>> {
+        let _ = (path, write);
+        Ok(None)
     }
 }
 

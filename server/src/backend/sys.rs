@@ -478,3 +478,56 @@ pub fn get_lease(fd: &File) -> io::Result<i32> {
     // SAFETY: as above.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETLEASE) })
 }
+
+/// A byte-range lock as `fcntl(2)` describes it, from `l_start` for `l_len`
+/// bytes (`l_len == 0`: to the largest offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flock {
+    /// `F_RDLCK`, `F_WRLCK` or `F_UNLCK`.
+    pub ty: libc::c_short,
+    /// First byte.
+    pub start: i64,
+    /// Length; 0 means "to the largest offset".
+    pub len: i64,
+    /// Holder's pid for a classic process-associated lock; -1 for an
+    /// open-file-description lock (fcntl(2) "Open file description locks").
+    pub pid: libc::pid_t,
+}
+
+fn flock_of(l: &Flock) -> libc::flock {
+    // SAFETY: `flock` is plain old data; all-zero is a valid value, and
+    // F_OFD_* requires `l_pid` to be zero on input.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l.ty;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = l.start;
+    fl.l_len = l.len;
+    fl
+}
+
+/// `fcntl(fd, F_OFD_SETLK, l)`: sets, converts or clears an
+/// open-file-description lock without waiting (`EAGAIN` on a conflict).
+pub fn ofd_setlk(fd: BorrowedFd<'_>, l: &Flock) -> io::Result<()> {
+    let fl = flock_of(l);
+    // SAFETY: `fl` is a valid `struct flock` that outlives the call; the
+    // kernel only reads it for F_OFD_SETLK.
+    retry_eintr(|| cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl) })).map(drop)
+}
+
+/// `fcntl(fd, F_OFD_GETLK, l)`: the first lock of another open file
+/// description or process that would conflict with `l`, or `None`.
+pub fn ofd_getlk(fd: BorrowedFd<'_>, l: &Flock) -> io::Result<Option<Flock>> {
+    let mut fl = flock_of(l);
+    // SAFETY: `fl` is a valid `struct flock` that outlives the call; the
+    // kernel overwrites it with the conflicting lock, if any.
+    retry_eintr(|| cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl) }))?;
+    if fl.l_type == libc::F_UNLCK as libc::c_short {
+        return Ok(None);
+    }
+    Ok(Some(Flock {
+        ty: fl.l_type,
+        start: fl.l_start,
+        len: fl.l_len,
+        pid: fl.l_pid,
+    }))
+}

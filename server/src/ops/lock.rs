@@ -11,10 +11,13 @@
 use nfs4d_xdr::nfs4::{locker4, stateid4, LOCK4args, LOCK4resok};
 
 use super::common;
+use crate::backend::{posix_locks, BackendError};
 use crate::compound::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::open::ACCESS_WRITE;
+use crate::state::oslock::Prepared;
 use crate::state::{ClientId, FileKey, LockType, OwnerKey, OwnerKind, StateKind};
+use crate::vfs::CurFh;
 
 /// What the locker resolves to.
 struct Locker {
@@ -135,10 +138,11 @@ fn lock(
     if ty == LockType::Write && l.access & ACCESS_WRITE == 0 {
         return Err(NfsError::OpenMode);
     }
+    let prepared = prepare(cx, &cur, &l, start, end, ty)?;
     match cx
         .srv
         .state
-        .lock_range(l.client, l.owner, l.file, l.open, start, end, ty)
+        .lock_range_os(l.client, l.owner, l.file, l.open, start, end, ty, prepared)
     {
         Ok(lock_stateid) => {
             cx.cur_stateid = Some(lock_stateid.clone());
@@ -149,5 +153,64 @@ fn lock(
         Err(Ok(_)) if a.reclaim => Err(NfsError::ReclaimConflict),
         Err(Ok(d)) => Err(common::denied(d)),
         Err(Err(err)) => Err(err),
+    }
+}
+
+/// The kernel side of a lock, made ready before the state table is locked
+/// (docs/locking.md). An owner without a lock description for the file
+/// gets a new one: read-write when its open allows writing, so it can
+/// carry write locks, read-only otherwise (a read-only open can only take
+/// read locks, and a description open for writing would break a read
+/// lease on the file). An owner whose description is read-only and that
+/// now asks for a write lock (its open was upgraded) gets a read-write one
+/// to move its locks to. Nothing is opened for a range the kernel cannot
+/// hold (past `OFFSET_MAX`). The bound on descriptions
+/// (`limits.max_lock_files`) is applied by the state layer, under its
+/// lock; a description opened here and then refused is simply closed.
+fn prepare(
+    cx: &Cx,
+    cur: &CurFh,
+    l: &Locker,
+    start: u64,
+    end: u64,
+    ty: LockType,
+) -> NfsResult<Prepared> {
+    if posix_locks::os_range(start, end).is_none() {
+        return Ok(Prepared::NfsOnly);
+    }
+    let reopen = match cx.srv.state.lock_file_writable(&l.owner, l.file) {
+        Some(true) => return Ok(Prepared::Held),
+        Some(false) if ty == LockType::Read => return Ok(Prepared::Held),
+        Some(false) => true,
+        None => false,
+    };
+    let write = l.access & ACCESS_WRITE != 0;
+    Ok(match open_lock_file(cx, cur, write)? {
+        Some(f) if reopen => Prepared::Reopen(f),
+        Some(f) => Prepared::Fresh(f),
+        None => Prepared::NfsOnly,
+    })
+}
+
+/// A new lock description of the current file (`Backend::open_lock_file`).
+/// An open that conflicts with a lease on the backing file fails at once
+/// (descriptors are opened non-blocking) while the kernel asks the lease
+/// holder to let go: NFS4ERR_DELAY, and the client retries (RFC 7530
+/// §13.1.1.3, RFC 5661/8881 §15.1.1.3).
+pub(super) fn open_lock_file(
+    cx: &Cx,
+    cur: &CurFh,
+    write: bool,
+) -> NfsResult<Option<posix_locks::PosixLockFile>> {
+    let (e, path, _) = common::obj(cx, cur, NfsError::IsDir)?;
+    match e.backend.open_lock_file(path, write) {
+        Err(BackendError::Io(n)) if n == libc::EWOULDBLOCK => {
+            tracing::info!(
+                export = e.id,
+                "lock description waits for a lease on the backing file to be broken"
+            );
+            Err(NfsError::Delay)
+        }
+        r => Ok(r?),
     }
 }

@@ -6,6 +6,15 @@
 //! files still open and locked; the first conflicting request from
 //! another client expires the courtesy client on the spot and proceeds.
 //!
+//! Not for byte-range locks: they are kernel locks on the backing files
+//! (docs/locking.md), and a local process that conflicts with one cannot
+//! tell the server, so a courtesy client's locks could hold local
+//! processes off for as long as it is kept. A client holding byte-range
+//! locks loses its state when its lease runs out, as without courtesy.
+//! Opens (share reservations are the server's alone) and delegations (a
+//! local open breaks their lease, and the server then expires the
+//! courtesy holder) are kept.
+//!
 //! Bounded twice: at most `limits.max_courtesy_clients` are kept (the
 //! oldest go first) and none longer than `courtesy_time` seconds. A
 //! courtesy client that renews (RENEW, SEQUENCE or a 4.0 stateful
@@ -86,13 +95,14 @@ impl StateManager {
         let mut expire = Vec::new();
         for id in dead {
             let holds = g.states.values().any(|e| e.client == id);
+            let locks = g.locks.values().flatten().any(|r| r.owner.0 == id);
             let Some(c) = g.clients.get_mut(&id) else {
                 continue;
             };
             match c.courtesy_since {
                 Some(since) if since + self.courtesy_ms <= now => expire.push(id),
                 Some(_) => {}
-                None if holds && max > 0 => {
+                None if holds && !locks && max > 0 => {
                     c.courtesy_since = Some(now);
                     tracing::info!(
                         client = format_args!("{id:#x}"),

@@ -7,6 +7,7 @@
 
 use nfs4d_xdr::nfs4::stateid4;
 
+use super::oslock::Prepared;
 use super::{bump, ClientId, FileKey, Inner, Other, OwnerKey, StateEntry, StateKind, StateManager};
 use crate::error::NfsError;
 
@@ -174,8 +175,8 @@ impl Inner {
 }
 
 impl StateManager {
-    /// Takes a lock. `lock_state` is the lock stateid's `other` when the
-    /// owner already has one for the file, else it is created from `open`.
+    /// Takes a lock in the server's table only (no kernel lock; see
+    /// [`StateManager::lock_range_os`]).
     pub fn lock_range(
         &self,
         client: ClientId,
@@ -185,6 +186,26 @@ impl StateManager {
         start: u64,
         end: u64,
         ty: LockType,
+    ) -> Result<stateid4, Result<Denied, NfsError>> {
+        self.lock_range_os(client, owner, file, open, start, end, ty, Prepared::NfsOnly)
+    }
+
+    /// Takes a lock. The lock stateid is the owner's existing one for the
+    /// file, else it is created from `open`. Conflicts are looked for in
+    /// the server's table first, so a denial names the NFS owner when
+    /// there is one, then by the kernel (`prepared`, docs/locking.md): a
+    /// lock of a local process is a denial naming
+    /// [`oslock::local_owner`](super::oslock::local_owner).
+    pub fn lock_range_os(
+        &self,
+        client: ClientId,
+        owner: OwnerKey,
+        file: FileKey,
+        open: Other,
+        start: u64,
+        end: u64,
+        ty: LockType,
+        prepared: Prepared,
     ) -> Result<stateid4, Result<Denied, NfsError>> {
         let mut g = self.lock();
         if let Some(d) = g.lock_conflict(file, &owner, start, end, ty) {
@@ -203,6 +224,20 @@ impl StateManager {
         {
             return Err(Err(NfsError::Resource));
         }
+        if !g.locks_by_owner.contains_key(&(owner.clone(), file))
+            && g.states.len() >= self.limits.max_open_states as usize
+        {
+            return Err(Err(NfsError::Resource));
+        }
+        let fresh = g.os_lock(
+            &owner,
+            file,
+            start,
+            end,
+            ty,
+            prepared,
+            self.limits.max_lock_files as usize,
+        )?;
         let other = match g.locks_by_owner.get(&(owner.clone(), file)) {
             Some(o) => *o,
             None => {
@@ -236,6 +271,9 @@ impl StateManager {
                 o
             }
         };
+        if let Some(f) = fresh {
+            g.keep_lock_file(&owner, file, f);
+        }
         g.set_range(file, &owner, start, end, Some(ty));
         let e = g.states.get_mut(&other).ok_or(Err(NfsError::ServerFault))?;
         e.seqid = bump(e.seqid);
@@ -264,7 +302,9 @@ impl StateManager {
         {
             return Err(NfsError::LockRange);
         }
+        g.os_unlock(&owner, file, start, end)?;
         g.set_range(file, &owner, start, end, None);
+        g.os_forget_if_unlocked(&owner, file);
         let e = g.states.get_mut(other).ok_or(NfsError::BadStateid)?;
         e.seqid = bump(e.seqid);
         Ok(stateid4 {

@@ -11,6 +11,7 @@ pub mod courtesy;
 pub mod deleg;
 pub mod lock;
 pub mod open;
+pub mod oslock;
 pub mod recovery;
 pub mod session;
 
@@ -124,6 +125,8 @@ pub struct Inner {
     pub lock_owners: HashMap<OwnerKey, OwnerSeq>,
     /// Byte-range locks per file.
     pub locks: HashMap<FileKey, Vec<LockRange>>,
+    /// The same locks as kernel locks on the backing files.
+    pub os_locks: oslock::OsLocks,
     /// Stateid counter (low 8 bytes of `other`).
     pub next_state: u64,
     /// Client id counter.
@@ -405,6 +408,7 @@ impl Inner {
             ranges.retain(|r| r.owner.0 != id);
         }
         self.locks.retain(|_, r| !r.is_empty());
+        self.os_locks.release_client(id);
     }
 
     /// Removes one stateid and its index entries (lock ranges of a lock
@@ -421,6 +425,8 @@ impl Inner {
             }
             StateKind::Lock { owner, .. } => {
                 self.locks_by_owner.remove(&(owner.clone(), e.file));
+                // Unlocks the kernel's copy of the locks, too.
+                self.os_locks.release(owner, e.file);
                 if let Some(ranges) = self.locks.get_mut(&e.file) {
                     ranges.retain(|r| &r.owner != owner);
                     if ranges.is_empty() {
@@ -662,7 +668,7 @@ mod tests {
     }
 
     #[test]
-    fn a_conflicting_lock_expires_a_courtesy_client() {
+    fn lock_holders_get_no_courtesy() {
         let clock = Arc::new(ManualClock::default());
         let sm = StateManager::new(clock.clone(), 10, 77, Default::default());
         let f = (0, ObjectId(3));
@@ -679,9 +685,17 @@ mod tests {
             LockType::Write,
         )
         .unwrap();
+        // An open-only client is kept as a courtesy client.
+        let c = confirmed(&sm, b"c");
+        sm.open(c, (c, b"o".to_vec()), (0, ObjectId(4)), share, true)
+            .unwrap();
         clock.advance(Duration::from_secs(11));
         let b = confirmed(&sm, b"b");
-        assert_eq!(sm.expire_leases(), 0);
+        // The lock holder goes at once: local processes its kernel locks
+        // block cannot ask for them.
+        assert_eq!(sm.expire_leases(), 1);
+        assert_eq!(sm.renew(a), Err(NfsError::Expired));
+        assert!(sm.lock().is_courtesy(c));
         let ob = sm.open(b, (b, b"o".to_vec()), f, share, true).unwrap();
         assert!(sm
             .lock_range(
@@ -694,6 +708,5 @@ mod tests {
                 LockType::Write
             )
             .is_ok());
-        assert_eq!(sm.renew(a), Err(NfsError::Expired));
     }
 }
