@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::fdcache::FdCache;
+use super::groupsync::GroupSync;
 use super::sys;
 use super::{
     user_xattr_name, Attrs, Backend, BackendError, BackendResult, DirEntry, FileKind, FsStats,
@@ -75,6 +76,8 @@ pub struct LocalBackend {
     /// Cleared once `FS_IOC_GETVERSION` proves unsupported (only consulted
     /// when the filesystem does not report birth times).
     getversion_ok: AtomicBool,
+    /// Directory fsyncs shared by concurrent namespace changes.
+    dir_syncs: GroupSync,
 }
 
 /// A directory fd: the root (borrowed) or one opened for this operation.
@@ -278,6 +281,7 @@ impl LocalBackend {
             cache: FdCache::new(capacity),
             gen_source: GenSource::None,
             getversion_ok: AtomicBool::new(true),
+            dir_syncs: GroupSync::default(),
         };
         backend.gen_source = backend.probe_gen_source()?;
         if backend.gen_source == GenSource::None {
@@ -904,7 +908,12 @@ impl Backend for LocalBackend {
     }
 
     fn sync_dir(&self, dir: &RelPath) -> BackendResult<()> {
-        Ok(self.open_dir_readable(dir)?.sync_all()?)
+        // Concurrent changes to one directory share an fsync that began
+        // after all of them (groupsync.rs); each caller still returns only
+        // once its change is durable.
+        self.dir_syncs.sync(&dir.to_bytes(), || {
+            Ok(self.open_dir_readable(dir)?.sync_all()?)
+        })
     }
 
     fn getxattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<Vec<u8>> {

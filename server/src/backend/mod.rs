@@ -26,6 +26,7 @@ pub mod local;
 mod sys;
 
 mod fdcache;
+mod groupsync;
 
 pub use local::LocalBackend;
 
