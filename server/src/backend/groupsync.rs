@@ -49,7 +49,10 @@ struct Slot {
 impl Slot {
     fn outcome(&self, ticket: u64) -> BackendResult<()> {
         if ticket <= self.failed_floor {
-            return Err(self.floor_error.clone().unwrap_or(BackendError::Io(libc::EIO)));
+            return Err(self
+                .floor_error
+                .clone()
+                .unwrap_or(BackendError::Io(libc::EIO)));
         }
         match self
             .failures
@@ -87,11 +90,7 @@ impl GroupSync {
 
     /// Returns once an fsync of directory `key` that started after this
     /// call did has finished; `fsync` is called by whichever caller leads.
-    pub fn sync(
-        &self,
-        key: &[u8],
-        fsync: impl FnOnce() -> BackendResult<()>,
-    ) -> BackendResult<()> {
+    pub fn sync(&self, key: &[u8], fsync: impl FnOnce() -> BackendResult<()>) -> BackendResult<()> {
         let mut fsync = Some(fsync);
         let mut g = self.lock();
         let ticket = {
@@ -181,7 +180,10 @@ mod tests {
             h.join().expect("thread").expect("sync");
         }
         let syncs = n.load(Ordering::SeqCst);
-        assert!(syncs >= 1 && syncs < threads, "{syncs} fsyncs for {threads} callers");
+        assert!(
+            syncs >= 1 && syncs < threads,
+            "{syncs} fsyncs for {threads} callers"
+        );
         assert!(g.lock().is_empty());
     }
 
