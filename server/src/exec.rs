@@ -11,12 +11,16 @@
 //! were waiting as one buffer: a pipelining client gets its replies in one
 //! write, and a busy connection needs no thread hand-off per request.
 //!
-//! A runner that blocks (a directory fsync, a disk read) must not hold up
-//! the requests behind it, so another runner is started whenever the
-//! backlog exceeds [`BACKLOG_PER_RUNNER`] per runner, up to the
-//! connection's in-flight limit. An idle runner waits [`LINGER`] for more
-//! work before returning its thread to the pool, so a client that waits for
-//! each reply before sending on does not pay for a new hand-off each time.
+//! A runner that blocks (a directory fsync, a disk read, a wait for another
+//! request) must not hold up the requests behind it: when a request is
+//! queued and no runner is idle, another runner is started. Runners are
+//! bounded by the connection's in-flight limit, so every queued request
+//! has a runner of its own if all others block, and no request waits for
+//! one that is blocked. An idle runner waits [`LINGER`] for more work
+//! before returning its thread to the pool, so a client that waits for
+//! each reply before sending on does not pay for a new hand-off each time;
+//! under a steady stream, lingering runners take the queued requests
+//! without a new hand-off.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -30,8 +34,6 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use crate::compound::{self, Followup, RequestCtx};
 use crate::server::Server;
 
-/// Queued requests per running runner before another one is started.
-const BACKLOG_PER_RUNNER: usize = 2;
 /// How long an idle runner waits for the next request.
 const LINGER: Duration = Duration::from_millis(2);
 /// Replies held back for one write while more requests are queued; past
@@ -114,9 +116,8 @@ impl ConnQueue {
                 self.more.notify_one();
                 false
             } else {
-                let busy = g.runners;
-                let start = busy == 0
-                    || (g.jobs.len() > busy * BACKLOG_PER_RUNNER && busy < self.max_runners);
+                // Every runner is busy with a request of its own.
+                let start = g.runners < self.max_runners;
                 if start {
                     g.runners += 1;
                 }
