@@ -22,7 +22,7 @@
 //! as failed (erring towards reporting an error).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{BackendError, BackendResult};
 
@@ -44,6 +44,9 @@ struct Slot {
     /// Tickets up to this one count as failed (collapsed failures).
     failed_floor: u64,
     floor_error: Option<BackendError>,
+    /// Signalled when a sync of this directory ends: only its own callers
+    /// wake, not those of every directory.
+    done: Arc<Condvar>,
 }
 
 impl Slot {
@@ -79,7 +82,6 @@ impl Slot {
 #[derive(Default)]
 pub struct GroupSync {
     slots: Mutex<HashMap<Vec<u8>, Slot>>,
-    done: Condvar,
 }
 
 impl GroupSync {
@@ -93,11 +95,11 @@ impl GroupSync {
     pub fn sync(&self, key: &[u8], fsync: impl FnOnce() -> BackendResult<()>) -> BackendResult<()> {
         let mut fsync = Some(fsync);
         let mut g = self.lock();
-        let ticket = {
+        let (ticket, done) = {
             let s = g.entry(key.to_vec()).or_default();
             s.issued += 1;
             s.waiters += 1;
-            s.issued
+            (s.issued, Arc::clone(&s.done))
         };
         let result = loop {
             let s = g.get_mut(key).expect("slot lives while it has waiters");
@@ -119,13 +121,13 @@ impl GroupSync {
                     if let Err(e) = r {
                         s.record_failure(lo, hi, e);
                     }
-                    self.done.notify_all();
+                    done.notify_all();
                     continue;
                 }
                 // Only a caller that already led can get here, and a
                 // leader's own ticket is always covered by its sync.
             }
-            g = self.done.wait(g).unwrap_or_else(|p| p.into_inner());
+            g = done.wait(g).unwrap_or_else(|p| p.into_inner());
         };
         let s = g.get_mut(key).expect("slot lives while it has waiters");
         s.waiters -= 1;
