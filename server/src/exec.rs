@@ -7,9 +7,10 @@
 //! connection's writer per reply) cost about three context switches per
 //! request and most of the server's CPU on small I/O. Here a runner takes
 //! requests from its connection's queue one after another for as long as
-//! there are any, and sends the replies it produced while more requests
-//! were waiting as one buffer: a pipelining client gets its replies in one
-//! write, and a busy connection needs no thread hand-off per request.
+//! there are any, so a busy connection needs no thread hand-off per
+//! request. Each reply is queued as soon as it is encoded (a reply is never
+//! held back while the runner works on the next request, which may block);
+//! the connection's writer sends whatever replies are waiting in one write.
 //!
 //! A runner that blocks (a directory fsync, a disk read, a wait for another
 //! request) must not hold up the requests behind it: when a request is
@@ -36,9 +37,6 @@ use crate::server::Server;
 
 /// How long an idle runner waits for the next request.
 const LINGER: Duration = Duration::from_millis(2);
-/// Replies held back for one write while more requests are queued; past
-/// this they are sent at once.
-const MAX_BATCH_BYTES: usize = 256 << 10;
 
 /// One COMPOUND call waiting to run.
 pub struct Job {
@@ -152,13 +150,7 @@ impl ConnQueue {
         j
     }
 
-    fn queue_empty(&self) -> bool {
-        self.lock().jobs.is_empty()
-    }
-
     fn run(self: Arc<Self>) {
-        let mut batch: Vec<u8> = Vec::new();
-        let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
         while let Some(job) = self.next() {
             let Job {
                 req,
@@ -182,17 +174,10 @@ impl ConnQueue {
                 }
             };
             drop(rec);
-            if batch.is_empty() {
-                batch = reply;
-            } else {
-                batch.extend_from_slice(&reply);
-            }
-            permits.push(permit);
-            // Hold the reply back only while another request is already
-            // waiting, so that a lone request is answered at once.
-            if !followups.is_empty() || batch.len() >= MAX_BATCH_BYTES || self.queue_empty() {
-                self.flush(&mut batch, &mut permits);
-            }
+            // Fails only when the writer is gone (connection closed).
+            let _ = self.tx.blocking_send(reply);
+            // The in-flight slot is free once the reply is queued.
+            drop(permit);
             if !followups.is_empty() {
                 // Followups use the network (back-channel probes): on the
                 // runtime, after the reply has been queued.
@@ -200,16 +185,5 @@ impl ConnQueue {
                 (self.followup)(Arc::clone(&self.srv), followups);
             }
         }
-        self.flush(&mut batch, &mut permits);
-    }
-
-    /// Queues the batched replies on the connection's writer, then frees
-    /// their in-flight slots.
-    fn flush(&self, batch: &mut Vec<u8>, permits: &mut Vec<OwnedSemaphorePermit>) {
-        if !batch.is_empty() {
-            // Fails only when the writer is gone (connection closed).
-            let _ = self.tx.blocking_send(std::mem::take(batch));
-        }
-        permits.clear();
     }
 }

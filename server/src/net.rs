@@ -35,6 +35,9 @@ pub const NFS_VERSION: u32 = 4;
 pub const CB_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 256 << 10;
+/// Replies gathered into one socket write (at least one reply, whatever
+/// its size).
+const WRITE_BATCH: usize = 256 << 10;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -94,7 +97,17 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limit + crate::callback::MAX_PENDING_CALLS);
     let writer = tokio::spawn(async move {
         while let Some(rec) = rx.recv().await {
-            if let Err(e) = wr.write_all(&rec).await {
+            // Replies that finished while the previous write was under way
+            // leave together: one system call for a pipelining client's
+            // burst, and no reply waits for another to be produced.
+            let mut batch = rec;
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = wr.write_all(&batch).await {
                 tracing::debug!(%peer, error = %e, "write failed; dropping connection");
                 break;
             }
