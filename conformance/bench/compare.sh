@@ -4,7 +4,7 @@
 #
 #   conformance/bench/compare.sh [--quick] [--rounds R] [--duration S] [--warmup S]
 #                                [--connections N] [--slots M] [--workloads a,b,...]
-#                                [--out DIR] [--no-build] [--keep]
+#                                [--out DIR] [--no-build] [--bin-dir DIR] [--keep]
 #
 # Both servers export a directory under the same temporary directory in /tmp
 # (same filesystem). For every round and workload the two servers run one
@@ -14,7 +14,9 @@
 # (JSON Lines from nfs4d-bench) go to DIR/results.jsonl; the summary (medians
 # over the rounds, ratios nfs4d/Ganesha, streaming as a fraction of the TCP
 # ceiling, server CPU per 1000 ops and peak RSS) is printed and written to
-# DIR/summary.md.
+# DIR/summary.md. --bin-dir DIR takes nfs4d and nfs4d-bench from DIR instead
+# of target/release (e.g. a build of an earlier commit, for before/after
+# comparisons in one session).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,6 +28,7 @@ SLOTS=16
 WORKLOADS=metadata,readdir,smallfile,seqread,seqwrite,randread,randwrite,openhold
 OUT=
 BUILD=1
+BINDIR=
 KEEP=0
 QUICK=0
 EXTRA=()
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
         --workloads) WORKLOADS=$2; shift ;;
         --out) OUT=$2; shift ;;
         --no-build) BUILD=0 ;;
+        --bin-dir) BINDIR=$2; BUILD=0; shift ;;
         --keep) KEEP=1 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
@@ -94,13 +98,18 @@ RESULTS=$OUT/results.jsonl
 # Run private copies: the shared target directory may be rebuilt by someone
 # else while the comparison runs, which would change the server mid-way.
 mkdir -p "$BASE/bin"
-cp "$ROOT/target/release/nfs4d" "$ROOT/target/release/nfs4d-bench" "$BASE/bin/"
+SRCBIN=${BINDIR:-$ROOT/target/release}
+cp "$SRCBIN/nfs4d" "$SRCBIN/nfs4d-bench" "$BASE/bin/"
 NFS4D=$BASE/bin/nfs4d
 BENCH=$BASE/bin/nfs4d-bench
-BUILT=$(date -u -r "$ROOT/target/release/nfs4d" '+%Y-%m-%d %H:%M UTC')
-COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    COMMIT="$COMMIT + uncommitted changes"
+BUILT=$(date -u -r "$SRCBIN/nfs4d" '+%Y-%m-%d %H:%M UTC')
+if [ -n "$BINDIR" ]; then
+    COMMIT="binaries from $BINDIR"
+else
+    COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        COMMIT="$COMMIT + uncommitted changes"
+    fi
 fi
 GPORT=$(pick_port 12071)
 NPORT=$(pick_port $((GPORT + 1)))

@@ -16,6 +16,7 @@ pub mod config;
 pub mod ctl;
 pub mod drc;
 pub mod error;
+pub mod exec;
 pub mod export_access;
 pub mod fhmap;
 pub mod net;

@@ -182,6 +182,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    keep_io_buffers();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(512)
@@ -194,6 +195,22 @@ fn main() -> std::process::ExitCode {
         }
     };
     rt.block_on(run(cfg))
+}
+
+/// READ and WRITE move buffers of up to `MAX_IO` (1 MiB) per request.
+/// With glibc's defaults such a buffer is mmap'ed, or the heap top holding
+/// it is trimmed once freed, so every request faulted in and zeroed fresh
+/// pages: a fifth of the server's CPU when streaming. Serving allocations
+/// below 32 MiB from the heap and trimming only past 64 MiB of free top
+/// lets freed I/O buffers be reused; the memory kept is what the peak of
+/// requests in flight (bounded per connection) needed anyway.
+fn keep_io_buffers() {
+    // SAFETY: mallopt only changes allocator tunables; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
 }
 
 async fn run(cfg: Config) -> std::process::ExitCode {

@@ -1,6 +1,7 @@
 //! The TCP transport: accepts connections, reassembles records, answers
-//! RPC-level errors, runs COMPOUNDs on the blocking pool and writes replies
-//! in whatever order they finish. It also carries back-channel calls out
+//! RPC-level errors, queues COMPOUNDs for the connection's runners
+//! (`exec.rs`, on the blocking pool) and writes replies in whatever order
+//! they finish. It also carries back-channel calls out
 //! and their replies in, on the same connection.
 //!
 //! Limits: connections (excess ones are closed at once with a log line),
@@ -20,7 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::callback::CbChannel;
-use crate::compound::{self, Followup, RequestCtx};
+use crate::compound::{Followup, RequestCtx};
+use crate::exec::{ConnQueue, Job};
 use crate::server::Server;
 
 /// NFS program number.
@@ -29,6 +31,9 @@ pub const NFS_PROGRAM: u32 = 100003;
 pub const NFS_VERSION: u32 = 4;
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 256 << 10;
+/// Replies gathered into one socket write (at least one reply, whatever
+/// its size).
+const WRITE_BATCH: usize = 256 << 10;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
@@ -90,7 +95,17 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limit + crate::callback::MAX_PENDING_CALLS);
     let writer = tokio::spawn(async move {
         while let Some(rec) = rx.recv().await {
-            if let Err(e) = wr.write_all(&rec).await {
+            // Replies that finished while the previous write was under way
+            // leave together: one system call for a pipelining client's
+            // burst, and no reply waits for another to be produced.
+            let mut batch = rec;
+            while batch.len() < WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(more) => batch.extend_from_slice(&more),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = wr.write_all(&batch).await {
                 tracing::debug!(%peer, error = %e, "write failed; dropping connection");
                 break;
             }
@@ -98,6 +113,7 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     });
     let cb = CbChannel::new(conn, tx.clone());
     let inflight = Arc::new(Semaphore::new(limit));
+    let queue = ConnQueue::new(srv.clone(), tx.clone(), peer, limit, spawn_followups);
     let mut ra = Reassembler::new(srv.cfg.limits.max_record as usize);
     let mut buf = vec![0u8; READ_CHUNK];
     'read: loop {
@@ -116,7 +132,7 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                     let Ok(permit) = inflight.clone().acquire_owned().await else {
                         break 'read;
                     };
-                    handle_record(&srv, rec, conn, peer, &cb, &tx, permit);
+                    handle_record(&srv, rec, conn, peer, &cb, &queue, permit);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -128,6 +144,7 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     }
     drop(tx);
     drop(cb);
+    drop(queue);
     // Let requests still running send their replies, then stop the writer:
     // sessions may keep this connection's back-channel sender alive, so the
     // writer would not end by itself.
@@ -144,9 +161,10 @@ fn handle_record(
     conn: u64,
     peer: SocketAddr,
     cb: &CbChannel,
-    tx: &mpsc::Sender<Vec<u8>>,
+    queue: &Arc<ConnQueue>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let tx = queue.tx();
     let refuse = |xid, why, permit: tokio::sync::OwnedSemaphorePermit| {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -231,36 +249,20 @@ fn handle_record(
         peer,
         cb: Some(cb.clone()),
     };
-    let srv = srv.clone();
-    let tx = tx.clone();
+    queue.submit(Job {
+        req,
+        xid,
+        rec,
+        args_at,
+        permit,
+    });
+}
+
+/// Runs a COMPOUND's followups on the runtime (called by runners).
+fn spawn_followups(srv: Arc<Server>, followups: Vec<Followup>) {
     tokio::spawn(async move {
-        let s2 = srv.clone();
-        let run =
-            tokio::task::spawn_blocking(move || compound::process(&s2, &req, xid, &rec[args_at..]))
-                .await;
-        let reply = match run {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(why)) => {
-                tracing::warn!(%peer, xid, ?why, "COMPOUND refused at the RPC level");
-                Err(why)
-            }
-            Err(e) => {
-                tracing::error!(%peer, xid, error = %e, "COMPOUND processing panicked");
-                Err(Refusal::SystemErr)
-            }
-        };
-        match reply {
-            Ok((out, followups)) => {
-                let _ = tx.send(out).await;
-                drop(permit);
-                for f in followups {
-                    run_followup(&srv, f).await;
-                }
-            }
-            Err(why) => {
-                let _ = tx.send(rpc::refusal_reply(xid, why)).await;
-                drop(permit);
-            }
+        for f in followups {
+            run_followup(&srv, f).await;
         }
     });
 }

@@ -16,8 +16,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::attrs::{Kind, ObjAttrs};
 use crate::backend::{
-    Attrs, Backend, BackendResult, DirEntry, FileKind, FsStats, Name, NameError, Owner, RelPath,
-    SetAttrs, Stability, XattrSet,
+    Attrs, Backend, BackendResult, DirEntry, DirEntryRef, FileKind, FsStats, Name, NameError,
+    Owner, RelPath, SetAttrs, Stability, XattrSet,
 };
 use crate::config::ExportConfig;
 use crate::error::{NfsError, NfsResult};
@@ -210,6 +210,15 @@ impl Backend for SwapBackend {
         max_entries: usize,
     ) -> BackendResult<(Vec<DirEntry>, bool)> {
         self.cur().backend.readdir(dir, cookie, max_entries)
+    }
+    fn readdir_each(
+        &self,
+        dir: &RelPath,
+        cookie: u64,
+        stat: bool,
+        visit: &mut dyn FnMut(DirEntryRef<'_>, Option<BackendResult<Attrs>>) -> bool,
+    ) -> BackendResult<bool> {
+        self.cur().backend.readdir_each(dir, cookie, stat, visit)
     }
     fn setattr(&self, path: &RelPath, set: &SetAttrs) -> BackendResult<Attrs> {
         self.cur().backend.setattr(path, set)

@@ -47,11 +47,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::dircache::{self, DirCache, DirStamp, Listing};
 use super::fdcache::FdCache;
+use super::groupsync::GroupSync;
 use super::sys;
 use super::{
-    user_xattr_name, Attrs, Backend, BackendError, BackendResult, DirEntry, FileKind, FsStats,
-    GenSource, Name, ObjIdentity, Owner, RelPath, SetAttrs, SetTime, Stability, Timespec, XattrSet,
+    user_xattr_name, Attrs, Backend, BackendError, BackendResult, DirEntry, DirEntryRef, FileKind,
+    FsStats, GenSource, Name, ObjIdentity, Owner, RelPath, SetAttrs, SetTime, Stability, Timespec,
+    XattrSet,
 };
 
 /// Default number of cached open regular-file descriptors.
@@ -77,6 +80,23 @@ pub struct LocalBackend {
     /// Cleared once `FS_IOC_GETVERSION` proves unsupported (only consulted
     /// when the filesystem does not report birth times).
     getversion_ok: AtomicBool,
+    /// Directory fsyncs shared by concurrent namespace changes.
+    dir_syncs: GroupSync,
+    /// Listings of recently read directories.
+    dir_cache: DirCache,
+}
+
+/// Marks directory listings read through a path as stale when dropped,
+/// i.e. once the namespace change it guards has been made (or failed).
+struct Changing<'a> {
+    cache: &'a DirCache,
+    path_hash: u64,
+}
+
+impl Drop for Changing<'_> {
+    fn drop(&mut self) {
+        self.cache.epochs.bump(self.path_hash);
+    }
 }
 
 /// A directory fd: the root (borrowed) or one opened for this operation.
@@ -239,6 +259,16 @@ fn dtype_kind(dtype: u8) -> Option<FileKind> {
     })
 }
 
+/// What a cached listing is validated against (see dircache.rs).
+fn dir_stamp(st: &libc::statx) -> DirStamp {
+    DirStamp {
+        mtime: ts(&st.stx_mtime),
+        ctime: ts(&st.stx_ctime),
+        size: st.stx_size,
+        nlink: st.stx_nlink,
+    }
+}
+
 impl LocalBackend {
     /// Exports the directory `root` with the default fd cache size.
     pub fn open(root: &Path) -> BackendResult<LocalBackend> {
@@ -281,6 +311,8 @@ impl LocalBackend {
             leases: Default::default(),
             gen_source: GenSource::None,
             getversion_ok: AtomicBool::new(true),
+            dir_syncs: GroupSync::default(),
+            dir_cache: DirCache::default(),
         };
         backend.gen_source = backend.probe_gen_source()?;
         if backend.gen_source == GenSource::None {
@@ -496,6 +528,131 @@ impl LocalBackend {
         Err(BackendError::Stale)
     }
 
+    // --- directory listings -------------------------------------------------
+
+    /// Guard for a namespace change in `dir` (see [`Changing`]).
+    fn changing(&self, dir: &RelPath) -> Changing<'_> {
+        Changing {
+            cache: &self.dir_cache,
+            path_hash: dircache::path_hash(&dir.to_bytes()),
+        }
+    }
+
+    /// Reads the whole directory open at `file` (from its start) into a
+    /// listing, caching it if the directory did not change meanwhile.
+    /// `None` if it is too large to cache.
+    fn read_listing(
+        &self,
+        file: &File,
+        id: ObjIdentity,
+        before: DirStamp,
+        path_hash: u64,
+        epoch: u64,
+    ) -> BackendResult<Option<Arc<Listing>>> {
+        let mut b = dircache::Builder::new(before, path_hash, epoch);
+        let mut buf = vec![0u8; DIRENT_BUF];
+        loop {
+            let filled = sys::getdents64(file, &mut buf)?;
+            if filled == 0 {
+                break;
+            }
+            let mut rest = &buf[..filled];
+            while !rest.is_empty() {
+                let (ent, reclen) = parse_dirent(rest).ok_or(BackendError::Io(libc::EIO))?;
+                rest = &rest[reclen..];
+                if ent.name == b"." || ent.name == b".." {
+                    continue;
+                }
+                let Some(kind) = self.entry_kind(file, &ent)? else {
+                    continue;
+                };
+                let cookie = offset_to_cookie(ent.off).ok_or(BackendError::Io(libc::EOVERFLOW))?;
+                if !b.push(ent.name, cookie, ent.ino, kind) {
+                    return Ok(None);
+                }
+            }
+        }
+        let after = dir_stamp(&sys::fstatx(file.as_fd())?);
+        Ok(Some(self.dir_cache.put(id, b.finish(), &after)))
+    }
+
+    /// An entry's type from `d_type`, or from an lstat where the file
+    /// system leaves it unknown; `None` if the entry has just vanished.
+    fn entry_kind(&self, dir: &File, ent: &RawDirent<'_>) -> BackendResult<Option<FileKind>> {
+        if let Some(k) = dtype_kind(ent.dtype) {
+            return Ok(Some(k));
+        }
+        match sys::statx(dir.as_fd(), &cstring(ent.name)?, libc::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(kind_of(u32::from(st.stx_mode))?)),
+            Err(e) if errno_of(&e) == libc::ENOENT => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The lstat attributes of `name` in the directory open at `dir`, for
+    /// a READDIR reply: relative to the fd, so no path is resolved again.
+    /// `None` if the entry has vanished since it was listed.
+    fn entry_attrs(&self, dir: &File, name: &[u8]) -> Option<BackendResult<Attrs>> {
+        let cname = match cstring(name) {
+            Ok(c) => c,
+            Err(e) => return Some(Err(e)),
+        };
+        match self.attrs_at(dir.as_fd(), &cname) {
+            Err(BackendError::NotFound) => None,
+            r => Some(r),
+        }
+    }
+
+    /// Uncached listing from `start`, for directories too large to cache
+    /// and cookies a cached listing does not hold.
+    fn stream_each(
+        &self,
+        file: &File,
+        start: Option<i64>,
+        stat: bool,
+        visit: &mut dyn FnMut(DirEntryRef<'_>, Option<BackendResult<Attrs>>) -> bool,
+    ) -> BackendResult<bool> {
+        sys::lseek_set(file, start.unwrap_or(0)).map_err(|e| match errno_of(&e) {
+            libc::EINVAL => BackendError::BadCookie,
+            _ => e.into(),
+        })?;
+        let mut buf = vec![0u8; DIRENT_BUF];
+        loop {
+            let filled = sys::getdents64(file, &mut buf)?;
+            if filled == 0 {
+                return Ok(true);
+            }
+            let mut rest = &buf[..filled];
+            while !rest.is_empty() {
+                let (ent, reclen) = parse_dirent(rest).ok_or(BackendError::Io(libc::EIO))?;
+                rest = &rest[reclen..];
+                if ent.name == b"." || ent.name == b".." {
+                    continue;
+                }
+                let Some(kind) = self.entry_kind(file, &ent)? else {
+                    continue;
+                };
+                let cookie = offset_to_cookie(ent.off).ok_or(BackendError::Io(libc::EOVERFLOW))?;
+                let attrs = match stat {
+                    false => None,
+                    true => match self.entry_attrs(file, ent.name) {
+                        None => continue,
+                        a => a,
+                    },
+                };
+                let e = DirEntryRef {
+                    name: ent.name,
+                    cookie,
+                    ino: ent.ino,
+                    kind,
+                };
+                if !visit(e, attrs) {
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
     // --- creation helpers ---------------------------------------------------
 
     /// Gives a freshly created `dir/name` its owner and exact mode (the
@@ -637,6 +794,7 @@ impl Backend for LocalBackend {
         owner: Owner,
         exclusive: bool,
     ) -> BackendResult<(Attrs, bool)> {
+        let _changed = self.changing(dir);
         check_mode(mode)?;
         let dir = self.dir(dir)?;
         let cname = cstring(name.as_bytes())?;
@@ -684,6 +842,7 @@ impl Backend for LocalBackend {
     }
 
     fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> BackendResult<Attrs> {
+        let _changed = self.changing(dir);
         check_mode(mode)?;
         let dir = self.dir(dir)?;
         let cname = cstring(name.as_bytes())?;
@@ -698,6 +857,7 @@ impl Backend for LocalBackend {
         target: &[u8],
         owner: Owner,
     ) -> BackendResult<Attrs> {
+        let _changed = self.changing(dir);
         // symlink(2) rejects an empty target with ENOENT; it is a bad argument.
         if target.is_empty() {
             return Err(BackendError::Invalid);
@@ -719,6 +879,7 @@ impl Backend for LocalBackend {
         rdev: (u32, u32),
         owner: Owner,
     ) -> BackendResult<Attrs> {
+        let _changed = self.changing(dir);
         check_mode(mode)?;
         let (fmt, dev) = match kind {
             FileKind::Fifo => (libc::S_IFIFO, 0),
@@ -735,6 +896,7 @@ impl Backend for LocalBackend {
     }
 
     fn link(&self, src: &RelPath, dst_dir: &RelPath, dst_name: &Name) -> BackendResult<Attrs> {
+        let _changed = self.changing(dst_dir);
         let (sdir, sname) = self.locate(src)?;
         // link(2) gives EPERM for directories; NFS wants NFS4ERR_ISDIR.
         if self.attrs_at(sdir.fd(), &sname)?.kind == FileKind::Directory {
@@ -753,6 +915,7 @@ impl Backend for LocalBackend {
         dst_dir: &RelPath,
         dst_name: &Name,
     ) -> BackendResult<()> {
+        let _changed = (self.changing(src_dir), self.changing(dst_dir));
         let sdir = self.dir(src_dir)?;
         let ddir = self.dir(dst_dir)?;
         let sname = cstring(src_name.as_bytes())?;
@@ -774,6 +937,7 @@ impl Backend for LocalBackend {
     }
 
     fn remove(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
+        let _changed = self.changing(dir);
         let dir = self.dir(dir)?;
         let cname = cstring(name.as_bytes())?;
         let attrs = self.attrs_at(dir.fd(), &cname)?;
@@ -786,6 +950,7 @@ impl Backend for LocalBackend {
     }
 
     fn rmdir(&self, dir: &RelPath, name: &Name) -> BackendResult<()> {
+        let _changed = self.changing(dir);
         let dir = self.dir(dir)?;
         let cname = cstring(name.as_bytes())?;
         // rmdir(2): a non-empty directory may give EEXIST as well as ENOTEMPTY.
@@ -861,6 +1026,57 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn readdir_each(
+        &self,
+        dir: &RelPath,
+        cookie: u64,
+        stat: bool,
+        visit: &mut dyn FnMut(DirEntryRef<'_>, Option<BackendResult<Attrs>>) -> bool,
+    ) -> BackendResult<bool> {
+        let start = cookie_to_offset(cookie)?;
+        let file = self.open_dir_readable(dir)?;
+        let st = sys::fstatx(file.as_fd())?;
+        let id = self.to_attrs(&st, GenFrom::Fd(file.as_fd()))?.identity;
+        let stamp = dir_stamp(&st);
+        let path_hash = dircache::path_hash(&dir.to_bytes());
+        // The epoch is taken before the directory is read, so a change
+        // made through this backend during the read voids the listing.
+        let epoch = self.dir_cache.epochs.get(path_hash);
+        let listing = match self.dir_cache.get(id, &stamp, path_hash) {
+            Some(l) => Some(l),
+            None => self.read_listing(&file, id, stamp, path_hash, epoch)?,
+        };
+        if let Some(pos) = listing
+            .as_ref()
+            .and_then(|l| l.position(cookie).map(|p| (l, p)))
+        {
+            let (l, mut i) = pos;
+            while let Some((name, e)) = l.entry(i) {
+                i += 1;
+                let attrs = match stat {
+                    false => None,
+                    true => match self.entry_attrs(&file, name) {
+                        None => continue,
+                        a => a,
+                    },
+                };
+                let e = DirEntryRef {
+                    name,
+                    cookie: e.cookie,
+                    ino: e.ino,
+                    kind: e.kind,
+                };
+                if !visit(e, attrs) {
+                    return Ok(false);
+                }
+            }
+            return Ok(true);
+        }
+        // Too large to cache, or a cookie the listing does not hold (its
+        // entry was removed since): the file system's own position.
+        self.stream_each(&file, start, stat, visit)
+    }
+
     fn setattr(&self, path: &RelPath, set: &SetAttrs) -> BackendResult<Attrs> {
         if let Some(mode) = set.mode {
             check_mode(mode)?;
@@ -921,7 +1137,12 @@ impl Backend for LocalBackend {
     }
 
     fn sync_dir(&self, dir: &RelPath) -> BackendResult<()> {
-        Ok(self.open_dir_readable(dir)?.sync_all()?)
+        // Concurrent changes to one directory share an fsync that began
+        // after all of them (groupsync.rs); each caller still returns only
+        // once its change is durable.
+        self.dir_syncs.sync(&dir.to_bytes(), || {
+            Ok(self.open_dir_readable(dir)?.sync_all()?)
+        })
     }
 
     fn getxattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<Vec<u8>> {

@@ -26,8 +26,10 @@ pub mod local;
 pub mod posix_locks;
 mod sys;
 
+mod dircache;
 mod fdcache;
 mod lease;
+mod groupsync;
 
 pub use local::LocalBackend;
 
@@ -374,6 +376,16 @@ pub struct DirEntry {
     pub kind: FileKind,
 }
 
+/// A directory entry as [`Backend::readdir_each`] passes it on.
+#[derive(Debug, Clone, Copy)]
+pub struct DirEntryRef<'a> {
+    pub name: &'a [u8],
+    /// Position after this entry, as in [`DirEntry::cookie`].
+    pub cookie: u64,
+    pub ino: u64,
+    pub kind: FileKind,
+}
+
 // ---------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------
@@ -624,6 +636,20 @@ pub trait Backend: Send + Sync + 'static {
         cookie: u64,
         max_entries: usize,
     ) -> BackendResult<(Vec<DirEntry>, bool)>;
+
+    /// Visits the entries of `dir` after `cookie` (0 = start) in order, each
+    /// with its lstat attributes when `stat` is set, until `visit` returns
+    /// false (`Ok(false)`) or the end is reached (`Ok(true)`). An entry
+    /// removed before it could be stat'ed is skipped. Backends that can
+    /// should stat relative to the directory they read rather than
+    /// resolving each path again.
+    fn readdir_each(
+        &self,
+        dir: &RelPath,
+        cookie: u64,
+        stat: bool,
+        visit: &mut dyn FnMut(DirEntryRef<'_>, Option<BackendResult<Attrs>>) -> bool,
+    ) -> BackendResult<bool>;
 
     /// Applies `set` (see [`SetAttrs`] for the order) and returns the new
     /// attributes. Changing the mode of a symlink is

@@ -88,9 +88,92 @@ impl Inner {
     }
 }
 
+/// Bounded hints from (export, parent, name) to the object id linked
+/// there, so that issuing the handle of a known name (READDIR's
+/// FILEHANDLE attribute, LOOKUP) does not read sled's name index. A hint is
+/// only a candidate: the caller accepts it only if the object's record
+/// (from [`NodeCache`]) still carries that very link, which holds exactly
+/// for the object the name index points to. Stale or colliding hints
+/// therefore cost a sled read, never a wrong answer, and need no
+/// invalidation. Keys are 64-bit hashes, so an entry takes 16 bytes.
+pub(super) struct NameHints {
+    inner: Mutex<(HashMap<u64, ObjectId>, HashMap<u64, ObjectId>)>,
+    half: usize,
+}
+
+impl NameHints {
+    pub(super) fn new(capacity: usize) -> Self {
+        NameHints {
+            inner: Mutex::new((HashMap::new(), HashMap::new())),
+            half: (capacity / 2).max(1),
+        }
+    }
+
+    pub(super) fn key(export: u32, parent: ObjectId, name: &[u8]) -> u64 {
+        // FNV-1a: only spreads keys; collisions are harmless (see above).
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut mix = |b: u8| h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        export.to_le_bytes().into_iter().for_each(&mut mix);
+        parent.0.to_le_bytes().into_iter().for_each(&mut mix);
+        name.iter().copied().for_each(&mut mix);
+        h
+    }
+
+    pub(super) fn get(&self, key: u64) -> Option<ObjectId> {
+        let mut g = lock(&self.inner);
+        if let Some(id) = g.0.get(&key) {
+            return Some(*id);
+        }
+        let id = g.1.remove(&key)?;
+        self.insert_locked(&mut g, key, id);
+        Some(id)
+    }
+
+    pub(super) fn put(&self, key: u64, id: ObjectId) {
+        let mut g = lock(&self.inner);
+        self.insert_locked(&mut g, key, id);
+    }
+
+    fn insert_locked(
+        &self,
+        g: &mut (HashMap<u64, ObjectId>, HashMap<u64, ObjectId>),
+        key: u64,
+        id: ObjectId,
+    ) {
+        if g.0.len() >= self.half && !g.0.contains_key(&key) {
+            g.1 = std::mem::take(&mut g.0);
+        }
+        g.0.insert(key, id);
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        let g = lock(&self.inner);
+        g.0.len() + g.1.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hints_are_bounded() {
+        let h = NameHints::new(8);
+        for i in 0..100u64 {
+            h.put(NameHints::key(1, ObjectId(i), b"x"), ObjectId(i));
+            assert!(h.len() <= 8);
+        }
+        assert_eq!(
+            h.get(NameHints::key(1, ObjectId(99), b"x")),
+            Some(ObjectId(99))
+        );
+        assert_eq!(h.get(NameHints::key(1, ObjectId(0), b"x")), None);
+        assert_ne!(
+            NameHints::key(1, ObjectId(2), b"x"),
+            NameHints::key(2, ObjectId(2), b"x")
+        );
+    }
 
     fn node(parent: u64) -> Node {
         Arc::new(ObjRecord {

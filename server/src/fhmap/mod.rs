@@ -137,7 +137,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use cache::{Node, NodeCache};
+use cache::{NameHints, Node, NodeCache};
 use durability::GroupCommit;
 use record::{decode_id, decode_record, id_key, name_key};
 use siphash::SipKey;
@@ -462,6 +462,7 @@ pub struct FhMap {
     completed: AtomicU64,
     group: GroupCommit,
     cache: NodeCache,
+    names: NameHints,
 }
 
 struct Writer {
@@ -590,6 +591,7 @@ impl FhMap {
             completed: AtomicU64::new(0),
             group: GroupCommit::default(),
             cache: NodeCache::new(NODE_CACHE_ENTRIES),
+            names: NameHints::new(NODE_CACHE_ENTRIES),
         })
     }
 
@@ -928,17 +930,29 @@ impl FhMap {
         kind: u8,
     ) -> Result<ObjectId> {
         check_name(name)?;
-        if let Some(v) = self.trees.names.get(name_key(export, parent, name))? {
-            let id = decode_id(&v)?;
-            if let Some(rec) = self.node(id)? {
-                if rec.key == key && rec.export == export && rec.has_link(parent, name) {
-                    return Ok(id);
-                }
+        let hint = NameHints::key(export, parent, name);
+        let known = |id: ObjectId| -> Result<bool> {
+            Ok(self.node(id)?.is_some_and(|rec| {
+                rec.key == key && rec.export == export && rec.has_link(parent, name)
+            }))
+        };
+        if let Some(id) = self.names.get(hint) {
+            if known(id)? {
+                return Ok(id);
             }
         }
-        self.mutate(Some(export), |ws| {
+        if let Some(v) = self.trees.names.get(name_key(export, parent, name))? {
+            let id = decode_id(&v)?;
+            if known(id)? {
+                self.names.put(hint, id);
+                return Ok(id);
+            }
+        }
+        let id = self.mutate(Some(export), |ws| {
             ws.lookup_or_insert(export, parent, name, key, kind)
-        })
+        })?;
+        self.names.put(hint, id);
+        Ok(id)
     }
 
     /// Records a successful backend rename. Rewrites the moved object's one

@@ -63,14 +63,9 @@ const FATTR4_TIME_MODIFY_SET: u32 = 54;
 /// READDIR4resok without entries: verifier (8), the final "no more
 /// entries" discriminant (4), eof (4).
 const RESOK_OVERHEAD: u64 = 16;
-/// The smallest encoded entry: value-follows 4, cookie 8, a 1-byte name
-/// (4 + 4), empty bitmap (4), empty values (4).
-const MIN_ENTRY: u64 = 28;
 /// Room left in a 4.1 reply for the RPC header, SEQUENCE and the
 /// operations before READDIR (the handler does not see the reply so far).
 const SESSION_SLACK: u64 = 1024;
-/// Backend reads per READDIR when entries keep vanishing under us.
-const MAX_BATCHES: usize = 64;
 /// First cookie of pseudo-directory entries (0-2 are reserved).
 const PSEUDO_COOKIE_BASE: u64 = 3;
 
@@ -238,16 +233,6 @@ impl Budget {
         })
     }
 
-    /// How many entries it is worth asking the backend for.
-    fn batch(&self) -> usize {
-        let room = self.maxcount.min(self.cap).saturating_sub(self.used) / MIN_ENTRY + 1;
-        let dir_room = self.dircount.map_or(u64::MAX, |d| {
-            d.saturating_sub(self.dir_used) / dir_size(1) + 1
-        });
-        let left = self.max_entries.saturating_sub(self.count) as u64;
-        room.min(dir_room).min(left).max(1) as usize
-    }
-
     fn full(&self) -> bool {
         self.count >= self.max_entries
     }
@@ -320,7 +305,10 @@ impl<'r> Wants<'r> {
     }
 }
 
-/// Entries of an export directory.
+/// Entries of an export directory. The backend reads the directory
+/// (from its listing cache when still valid) and stats each entry relative
+/// to the directory it read, one entry at a time, so no entry is stat'ed
+/// that does not go into the reply (but the one that ends it).
 fn list_export(
     cx: &mut Cx,
     e: &Export,
@@ -332,51 +320,64 @@ fn list_export(
 ) -> NfsResult<(Vec<Entry>, bool)> {
     let wants = Wants::new(cx, &a.attr_request);
     let can_search = common::allowed(cx, dir, MAY_EXEC) == MAY_EXEC;
+    // Without search permission an entry cannot be stat'ed (lstat needs
+    // it); each one then carries NFS4ERR_ACCESS or fails the READDIR.
+    let stat = wants.any && can_search;
     let mut out = Vec::new();
-    let mut pos = a.cookie;
-    for _ in 0..MAX_BATCHES {
-        let (batch, backend_eof) = e.backend.readdir(dir_path, pos, budget.batch())?;
-        for de in batch {
+    let mut failed = None;
+    let mut full = false;
+    let eof = e
+        .backend
+        .readdir_each(dir_path, a.cookie, stat, &mut |de, got| {
             // Names the backend lists are valid components; anything else
             // cannot be looked up or named in a handle.
-            if crate::orphans::is_hidden(dir_path, &de.name) {
-                pos = de.cookie;
-                continue;
+            if crate::orphans::is_hidden(dir_path, de.name) {
+                return true;
             }
-            let Ok(name) = Name::new(&de.name) else {
-                pos = de.cookie;
-                continue;
+            let Ok(name) = Name::new(de.name) else {
+                return true;
             };
-            let attrs = match entry_attrs(cx, e, dir_id, dir_path, &name, can_search, &wants)? {
-                Some(f) => f,
-                None => {
-                    pos = de.cookie;
-                    continue;
+            let attrs = match entry_attrs(cx, e, dir_id, dir_path, &name, can_search, &wants, got) {
+                Ok(Some(f)) => f,
+                Ok(None) => return true,
+                Err(err) => {
+                    failed = Some(err);
+                    return false;
                 }
             };
-            if !budget.admit(entry_size(de.name.len(), &attrs), dir_size(de.name.len()))? {
-                return Ok((out, false));
+            match budget.admit(entry_size(de.name.len(), &attrs), dir_size(de.name.len())) {
+                Ok(true) => {}
+                Ok(false) => {
+                    full = true;
+                    return false;
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    return false;
+                }
             }
-            pos = de.cookie;
             out.push(Entry {
                 cookie: de.cookie,
-                name: de.name,
+                name: de.name.to_vec(),
                 attrs,
             });
-        }
-        if backend_eof {
-            return Ok((out, true));
-        }
-        // Stop once something is in hand; only a batch of vanished
-        // entries makes us read on, so the reply is never empty without eof.
-        if !out.is_empty() || budget.full() {
-            return Ok((out, false));
-        }
+            if budget.full() {
+                full = true;
+                return false;
+            }
+            true
+        })?;
+    if let Some(err) = failed {
+        return Err(err);
     }
-    Ok((out, false))
+    // Stopped because the reply is full: more entries may follow, even if
+    // the one that did not fit was the last.
+    Ok((out, eof && !full))
 }
 
-/// The requested attributes of `dir/name`; `None` if it vanished.
+/// The requested attributes of `dir/name`, from the backend's lstat
+/// `got` (`None` when nothing was stat'ed); `None` if it vanished.
+#[allow(clippy::too_many_arguments)]
 fn entry_attrs(
     cx: &mut Cx,
     e: &Export,
@@ -385,6 +386,7 @@ fn entry_attrs(
     name: &Name,
     can_search: bool,
     wants: &Wants,
+    got: Option<Result<Attrs, BackendError>>,
 ) -> NfsResult<Option<fattr4>> {
     if !wants.any {
         return Ok(Some(fattr4::default()));
@@ -392,10 +394,13 @@ fn entry_attrs(
     if !can_search {
         return wants.failed(NfsError::Access).map(Some);
     }
-    let attrs = match e.backend.lookup(dir_path, name) {
-        Ok(a) => a,
-        Err(BackendError::NotFound) => return Ok(None),
-        Err(err) => return wants.failed(err.into()).map(Some),
+    let attrs = match got {
+        Some(Ok(a)) => a,
+        Some(Err(BackendError::NotFound)) => return Ok(None),
+        Some(Err(err)) => return wants.failed(err.into()).map(Some),
+        // The backend stats whenever attributes are wanted and searching
+        // is allowed; not having them is a server bug, not the client's.
+        None => return wants.failed(NfsError::ServerFault).map(Some),
     };
     let cur = if wants.filehandle {
         let (fh, seq) = cx.srv.vfs.child_fh(e.id, dir_id, dir_path, name, &attrs)?;
@@ -495,6 +500,10 @@ mod tests {
     use nfs4d_xdr::nfs4::nfsstat4;
     use xdr_codec::Pack;
 
+    /// The smallest encoded entry: value-follows 4, cookie 8, a 1-byte
+    /// name (4 + 4), empty bitmap (4), empty values (4).
+    const MIN_ENTRY: u64 = 28;
+
     fn encoded_len(entries: Vec<Entry>, eof: bool) -> u64 {
         let res = READDIR4resok {
             cookieverf: [0; 8],
@@ -580,14 +589,6 @@ mod tests {
             assert_eq!(b.admit(50, 1000), Ok(true));
         }
         assert_eq!(b.admit(50, 1), Ok(false), "entry limit");
-    }
-
-    #[test]
-    fn batches_are_never_empty() {
-        let b = Budget::with_limits(16, 16, 1, 0).expect("budget");
-        assert_eq!(b.batch(), 1);
-        let b = Budget::with_limits(16 + 28 * 10, u64::MAX, 0, 4096).expect("budget");
-        assert_eq!(b.batch(), 11);
     }
 
     #[test]
