@@ -28,8 +28,8 @@ mod sys;
 
 mod dircache;
 mod fdcache;
-mod lease;
 mod groupsync;
+mod lease;
 
 pub use local::LocalBackend;
 

@@ -615,13 +615,18 @@ impl Inner {
         for s in sessions {
             if let Some(s) = self.sessions.get_mut(&s) {
                 s.cb_up = false;
+                s.cb_probed = true;
             }
         }
     }
 
     /// Whether a client has a working callback path: a 4.1 session whose
-    /// back channel answered its probe, or a 4.0 callback address that
-    /// answered CB_NULL.
+    /// back channel answered its probe or is still being probed, or a 4.0
+    /// callback address that answered CB_NULL. A freshly bound back
+    /// channel counts until its probe says otherwise: the client's first
+    /// OPEN often arrives before the probe's answer (knfsd treats an
+    /// unprobed 4.1 back channel the same way); a delegation granted on a
+    /// channel that then fails is revoked after a lease period.
     pub fn callback_ok(&self, client: ClientId) -> bool {
         let Some(c) = self.clients.get(&client) else {
             return false;
@@ -632,7 +637,7 @@ impl Inner {
         c.sessions
             .iter()
             .filter_map(|s| self.sessions.get(s))
-            .any(|s| s.cb.is_some() && s.cb_up)
+            .any(|s| s.cb.is_some() && (s.cb_up || !s.cb_probed))
     }
 
     /// Whether a client holds any delegation not yet revoked.

@@ -77,6 +77,10 @@ pub struct Session {
     pub cb: Option<CbChannel>,
     /// The back channel answered its probe.
     pub cb_up: bool,
+    /// The probe of the current back channel has finished (`cb_up` is
+    /// its outcome); until then the channel counts as working for
+    /// delegations (`state::deleg`).
+    pub cb_probed: bool,
     /// Sequence id of the next back-channel call on slot 0.
     pub cb_seq: u32,
     /// CREATE_SESSION flags granted.
@@ -234,6 +238,7 @@ impl StateManager {
                 None
             },
             cb_up: false,
+            cb_probed: false,
             cb_seq: 1,
             flags,
         };
@@ -378,6 +383,7 @@ impl StateManager {
         if back {
             s.cb = cb;
             s.cb_up = false;
+            s.cb_probed = false;
         }
         Ok(())
     }
@@ -401,6 +407,7 @@ impl StateManager {
     pub fn set_cb_up(&self, sid: &SessionId, up: bool) {
         if let Some(s) = self.lock().sessions.get_mut(sid) {
             s.cb_up = up;
+            s.cb_probed = true;
         }
     }
 
