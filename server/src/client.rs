@@ -322,6 +322,12 @@ impl Client {
         self.establish41(owner)
     }
 
+    /// [`Client::establish41_reclaiming`] with a back channel.
+    pub fn establish41_reclaiming_with_callbacks(&mut self, owner: &[u8]) -> io::Result<()> {
+        self.back_channel = true;
+        self.session41(owner, None)
+    }
+
     /// RECLAIM_COMPLETE (4.1): the client has reclaimed all it will.
     pub fn reclaim_complete(&mut self) -> io::Result<()> {
         let r = self.compound(vec![nfs_argop4::OP_RECLAIM_COMPLETE(

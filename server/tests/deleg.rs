@@ -679,3 +679,41 @@ fn near_the_limit_clients_are_asked_to_return_delegations() {
     }
     assert_eq!(asked(&a), Some(1), "CB_RECALL_ANY keeping half");
 }
+
+/// After a restart the client gets its delegation back with its open
+/// (CLAIM_PREVIOUS with delegate_type, RFC 8881 §10.2.1).
+#[test]
+fn delegations_are_reclaimed_after_a_restart() {
+    let mut srv =
+        TestServer::start_with_config(&format!("{LEASE}grace_time = 60\n\n{EXPORT}"), &[]);
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
+    assert!(matches!(
+        o.deleg,
+        Some(open_delegation4::OPEN_DELEGATE_WRITE(_))
+    ));
+    drop(a);
+    srv.restart();
+    let mut a = srv.client(1);
+    a.establish41_reclaiming_with_callbacks(b"a").unwrap();
+    let r = open_claim(
+        &mut a,
+        vec![nfs_argop4::OP_PUTROOTFH, nfs4d::client::lookup("f")],
+        "oa",
+        OPEN4_SHARE_ACCESS_BOTH,
+        openflag4::default(opentype4::OPEN4_NOCREATE),
+        open_claim4::CLAIM_PREVIOUS(open_delegation_type4::OPEN_DELEGATE_WRITE),
+    );
+    assert_eq!(r.status, NFS4_OK);
+    match &r.deleg {
+        Some(open_delegation4::OPEN_DELEGATE_WRITE(w)) => assert!(!w.recall),
+        other => panic!("write delegation not reclaimed: {other:?}"),
+    }
+    a.reclaim_complete().unwrap();
+    // It is a delegation like any other: another client's open recalls it.
+    let mut b = plain(&srv, "b");
+    assert_eq!(
+        open(&mut b, "f", "ob", OPEN4_SHARE_ACCESS_READ, false).status,
+        NFS4ERR_DELAY
+    );
+}
