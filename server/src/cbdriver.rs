@@ -117,7 +117,7 @@ async fn handle(srv: &Arc<Server>, conns: &Conns40, w: CbWork) {
             fh,
         } => {
             let op = nfs_cb_argop4::OP_CB_RECALL(CB_RECALL4args {
-                stateid,
+                stateid: stateid.clone(),
                 truncate: false,
                 fh,
             });
@@ -139,7 +139,8 @@ async fn handle(srv: &Arc<Server>, conns: &Conns40, w: CbWork) {
                     "CB_RECALL not delivered; callback path marked down"
                 ),
             }
-            srv.state.recall_outcome(client, res.is_ok());
+            srv.state
+                .recall_outcome(client, Some(&stateid.other), res.is_ok());
         }
         CbWork::Getattr { client, fh, reply } => {
             let op = nfs_cb_argop4::OP_CB_GETATTR(CB_GETATTR4args {
@@ -160,7 +161,7 @@ async fn handle(srv: &Arc<Server>, conns: &Conns40, w: CbWork) {
                 }
             };
             if res.is_err() {
-                srv.state.recall_outcome(client, false);
+                srv.state.recall_outcome(client, None, false);
             }
             let _ = reply.try_send(attrs);
         }
@@ -175,7 +176,7 @@ async fn handle(srv: &Arc<Server>, conns: &Conns40, w: CbWork) {
             if let Err(e) = &res {
                 tracing::info!(client = format_args!("{client:#x}"), error = %e, "CB_RECALL_ANY failed");
             }
-            srv.state.recall_outcome(client, res.is_ok());
+            srv.state.recall_outcome(client, None, res.is_ok());
         }
         CbWork::Probe40 { client } => {
             let up = probe40(srv, conns, client).await;

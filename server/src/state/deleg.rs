@@ -549,15 +549,27 @@ impl StateManager {
         }
     }
 
-    /// Recall results from the callback driver: `delivered` false when
-    /// the callback path failed (the client is then told through
-    /// SEQ4_STATUS_CB_PATH_DOWN or NFS4ERR_CB_PATH_DOWN on RENEW).
-    pub fn recall_outcome(&self, client: ClientId, delivered: bool) {
+    /// Callback results from the driver: `delivered` false when the
+    /// callback path failed (the client is then told through
+    /// SEQ4_STATUS_CB_PATH_DOWN or NFS4ERR_CB_PATH_DOWN on RENEW). A
+    /// recall (`recall` names its delegation) that did not get through is
+    /// sent again by the lease tick, over whatever path the client has by
+    /// then — a new session's back channel, say (pynfs DSESS9003).
+    pub fn recall_outcome(&self, client: ClientId, recall: Option<&Other>, delivered: bool) {
         if delivered {
             return;
         }
         let mut g = self.lock();
         g.callback_failed(client);
+        if let Some(StateEntry {
+            kind: StateKind::Deleg(d),
+            ..
+        }) = recall.and_then(|o| g.states.get_mut(o))
+        {
+            if let Recall::Recalling { queued, .. } = &mut d.recall {
+                *queued = false;
+            }
+        }
     }
 
     /// The outcome of a 4.0 client's CB_NULL probe.
