@@ -32,6 +32,8 @@ struct Lease {
     id: ObjIdentity,
     file: Arc<File>,
     write: bool,
+    /// Its description also carries a lock owner's byte-range locks.
+    lent: bool,
 }
 
 /// The leases of one backend, by tag.
@@ -86,6 +88,7 @@ impl LeaseTable {
                 id,
                 file: Arc::new(file),
                 write,
+                lent: false,
             },
         );
         if let Some(old) = old {
@@ -111,6 +114,18 @@ impl LeaseTable {
         drop(g);
         release(&l);
         Some(tag)
+    }
+
+    /// A descriptor of the write-leased description of `id`, for the first
+    /// lock owner's byte-range locks: opening another description would
+    /// break the lease, and releasing the lease first would let a waiting
+    /// local opener in before the lock is set. The lease stays until the
+    /// delegation is returned; the locks stay with the description after.
+    pub fn lend_for_locks(&self, id: ObjIdentity) -> Option<std::io::Result<File>> {
+        let mut g = self.lock();
+        let l = g.values_mut().find(|l| l.id == id && l.write && !l.lent)?;
+        l.lent = true;
+        Some(l.file.try_clone())
     }
 
     /// Tags held and whether each is being broken: during a break,

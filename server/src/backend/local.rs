@@ -1367,10 +1367,18 @@ impl Backend for LocalBackend {
         let (dir, name) = self.locate(path)?;
         // The server's own lease on the file (standing for a delegation,
         // lease.rs) would be broken by this open. A client locks through
-        // the server while it returns its delegation, or alongside a read
-        // delegation it holds: the lease gives way, the delegation stays
-        // (docs/delegations.md).
+        // the server while it returns its delegation (its first lock owner
+        // then locks through the write-leased description itself, so a
+        // local opener held by the lease finds the lock in place), or
+        // alongside a read delegation it holds: then the lease gives way,
+        // the delegation stays (docs/delegations.md).
         if let Ok(seen) = self.attrs_at(dir.fd(), &name) {
+            if let Some(lent) = self.leases.lend_for_locks(seen.identity) {
+                return Ok(Some(super::posix_locks::PosixLockFile::new(
+                    OwnedFd::from(lent?),
+                    true,
+                )));
+            }
             if let Some((_, lease_write)) = self.leases.get(seen.identity) {
                 if lease_write || write {
                     if let Some(tag) = self.leases.release_id(seen.identity) {
