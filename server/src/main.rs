@@ -87,6 +87,10 @@ struct ServeArgs {
     /// (STALE to Linux clients, FHEXPIRED to others).
     #[arg(long, value_enum, value_name = "MODE")]
     expired_error: Option<ExpiredError>,
+    /// Delegations handed out on every export: none, read or readwrite
+    /// (docs/delegations.md).
+    #[arg(long, value_enum, value_name = "POLICY")]
+    delegations: Option<nfs4d::state::deleg::Policy>,
     /// Lease period in seconds.
     #[arg(long, value_name = "SECS")]
     lease_time: Option<u32>,
@@ -124,6 +128,9 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
         }
         if let Some(v) = a.expired_error {
             e.expired_error = v;
+        }
+        if let Some(v) = a.delegations {
+            e.delegations = v;
         }
     }
     if let Some(l) = a.lease_time {

@@ -190,7 +190,7 @@ pub struct Request {
 }
 
 /// Which delegations an export hands out (configuration `delegations`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// None at all.
