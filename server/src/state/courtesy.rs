@@ -41,7 +41,7 @@ impl Inner {
                 ?file,
                 "courtesy client's state conflicts with a new request; expiring it"
             );
-            self.expire_courtesy(v);
+            self.expire_with_record(v);
         }
         !victims.is_empty()
     }
@@ -53,10 +53,10 @@ impl Inner {
             .is_some_and(|c| c.courtesy_since.is_some())
     }
 
-    /// Expires a courtesy client now; its stable record goes with the
-    /// next [`StateManager::flush_record_removals`] (it may not reclaim
-    /// after a restart what it lost here, RFC 8881 §8.4.3).
-    pub fn expire_courtesy(&mut self, client: ClientId) {
+    /// Expires a client now, its lease run out; its stable record goes
+    /// with the next [`StateManager::flush_record_removals`] (it may not
+    /// reclaim after a restart what it lost here, RFC 8881 §8.4.3).
+    pub fn expire_with_record(&mut self, client: ClientId) {
         if let Some(c) = self.clients.get(&client).filter(|c| c.confirmed) {
             self.record_removals
                 .push(super::recovery::record_key(c.minor, &c.owner));
@@ -67,7 +67,8 @@ impl Inner {
 
 impl StateManager {
     /// Removes the stable records of clients expired under the lock,
-    /// unless another incarnation of the same owner is live.
+    /// unless another incarnation of the same owner has been confirmed
+    /// meanwhile (its record has the same key and stays).
     pub fn flush_record_removals(&self) {
         let keys = std::mem::take(&mut self.lock().record_removals);
         for key in keys {

@@ -134,6 +134,15 @@ pub enum CbWork {
     },
 }
 
+/// The CB_RECALL work for a delegation.
+fn recall_work(client: ClientId, seqid: u32, other: Other, fh: &[u8]) -> CbWork {
+    CbWork::Recall {
+        client,
+        stateid: stateid4 { seqid, other },
+        fh: fh.to_vec(),
+    }
+}
+
 /// Bound on callback work waiting for the driver. When full, recalls stay
 /// marked unqueued and the lease tick queues them again.
 pub const CB_QUEUE: usize = 1024;
@@ -490,11 +499,9 @@ impl StateManager {
                 let client = e.client;
                 let seqid = e.seqid;
                 if let StateKind::Deleg(d) = &mut e.kind {
-                    let pushed = self.callbacks.push(CbWork::Recall {
-                        client,
-                        stateid: stateid4 { seqid, other },
-                        fh: d.fh.clone(),
-                    });
+                    let pushed = self
+                        .callbacks
+                        .push(recall_work(client, seqid, other, &d.fh));
                     if let Recall::Recalling { queued, .. } = &mut d.recall {
                         *queued = pushed;
                     }
@@ -577,11 +584,6 @@ impl StateManager {
         if let Some(c) = self.lock().clients.get_mut(&client) {
             c.cb40_up = up;
         }
-    }
-
-    /// Number of delegations held (not revoked), for tests and limits.
-    pub fn delegation_count(&self) -> usize {
-        self.lock().delegs.values().map(Vec::len).sum()
     }
 }
 
@@ -717,14 +719,7 @@ impl Inner {
                 ..
             } = &mut d.recall
             {
-                *queued = callbacks.push(CbWork::Recall {
-                    client: e.client,
-                    stateid: stateid4 {
-                        seqid: e.seqid,
-                        other,
-                    },
-                    fh: d.fh.clone(),
-                });
+                *queued = callbacks.push(recall_work(e.client, e.seqid, other, &d.fh));
             }
         }
         for c in expire {
@@ -733,7 +728,7 @@ impl Inner {
                 ?file,
                 "courtesy client holds a conflicting delegation; expiring it"
             );
-            self.expire_courtesy(c);
+            self.expire_with_record(c);
         }
         if blocking {
             Err(NfsError::Delay)

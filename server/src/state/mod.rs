@@ -257,32 +257,16 @@ impl StateManager {
             .map(|c| c.id)
             .collect();
         let dead = self.courtesy_triage(&mut g, dead, now);
-        let mut keys = Vec::new();
         for id in &dead {
             tracing::info!(
                 client = format_args!("{id:#x}"),
                 "lease expired; releasing its state"
             );
-            if let Some(c) = g.clients.get(id).filter(|c| c.confirmed) {
-                keys.push(recovery::record_key(c.minor, &c.owner));
-            }
-            g.expire_client(*id);
+            // A client whose lease expired has lost its state and may not
+            // reclaim after a restart (RFC 8881 §8.4.3).
+            g.expire_with_record(*id);
         }
         drop(g);
-        // A client whose lease expired has lost its state and may not
-        // reclaim after a restart (RFC 8881 §8.4.3). Another incarnation
-        // of the same owner may have been confirmed meanwhile; its record
-        // (same key) stays.
-        for key in keys {
-            let live = self
-                .lock()
-                .clients
-                .values()
-                .any(|c| c.confirmed && recovery::record_key(c.minor, &c.owner) == key);
-            if !live {
-                self.recovery.remove(&key);
-            }
-        }
         self.tick_delegations(now);
         self.flush_record_removals();
         // Ends the grace period once its time is up (and forgets clients
