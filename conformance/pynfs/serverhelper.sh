@@ -95,6 +95,13 @@ stop() {
     rm -f "$PIDFILE"
 }
 
+# nfs4d learns of a change to a delegated file asynchronously (inotify,
+# then SIGIO) and then sends CB_RECALL; pynfs checks for the recall as soon
+# as this script returns, so give the server a moment.
+settle() {
+    sleep "${NFS4D_SETTLE:-1}"
+}
+
 # NFS path as pynfs sees it (the export is "/") -> local path
 local_path() {
     local p=$1
@@ -124,15 +131,19 @@ reboot)
     ;;
 unlink)
     a=$(local_path "$1") && rm -f -- "$a"
+    settle
     ;;
 rename)
     a=$(local_path "$1") && b=$(local_path "$2") && mv -f -- "$a" "$b"
+    settle
     ;;
 link)
     a=$(local_path "$1") && b=$(local_path "$2") && ln -- "$a" "$b"
+    settle
     ;;
 chmod)
     a=$(local_path "$2") && chmod "$1" -- "$a"
+    settle
     ;;
 *)
     echo "serverhelper.sh: unknown action $ACTION" >&2

@@ -29,6 +29,17 @@ pub fn is_hidden(dir: &RelPath, name: &[u8]) -> bool {
     dir.is_root() && name == ORPHAN_DIR
 }
 
+/// The name a file parked here has: its object id.
+fn parked_name(id: ObjectId) -> Name {
+    Name::new(format!("{:016x}", id.0).as_bytes()).expect("hex is a valid name")
+}
+
+/// Where object `id` is parked if it is: a path naming that object or
+/// nothing (no other object is ever given this name).
+pub fn parked_path(id: ObjectId) -> RelPath {
+    RelPath::root().join(&dir_name()).join(&parked_name(id))
+}
+
 /// Creates the orphan directory of an export, deleting what an earlier
 /// run left in it.
 pub fn prepare(vfs: &Vfs, e: &Export) -> NfsResult<()> {
@@ -90,7 +101,7 @@ pub fn park_if_open(
         return Ok(None);
     }
     let orphans = orphan_dir_id(vfs, e)?;
-    let parked = Name::new(format!("{:016x}", id.0).as_bytes()).expect("hex is a valid name");
+    let parked = parked_name(id);
     e.backend
         .rename(dir, name, &RelPath::root().join(&dir_name()), &parked)?;
     vfs.fhmap

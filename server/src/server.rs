@@ -197,17 +197,29 @@ impl Server {
     }
 
     /// Reconciles leases with delegations: a local process breaking a
-    /// lease gets the file's delegations recalled; a lease whose
-    /// delegations are all gone (returned, revoked, purged with an expired
-    /// client) is released. Runs on SIGIO and once a second.
+    /// lease, or changing the file's names or attributes, gets the file's
+    /// delegations recalled; a lease whose delegations are all gone
+    /// (returned, revoked, purged with an expired client) is released.
+    /// Runs on SIGIO (lease breaks and inotify events) and once a second.
     pub fn sync_leases(&self) {
         for e in &self.vfs.exports {
-            for (tag, breaking) in e.backend.leases() {
+            for (tag, cause) in e.backend.leases() {
                 let file = (e.id, crate::fhmap::ObjectId(tag));
                 if self.state.lock().file_delegs(file).is_empty() {
                     e.backend.unlease(tag);
-                } else if breaking && self.state.recall_all(file) {
-                    tracing::info!(export = %e.cfg.path, ?file, "local process opened a delegated file; delegation recalled");
+                    continue;
+                }
+                let Some(cause) = cause else {
+                    continue;
+                };
+                if self.state.recall_all(file) {
+                    let what = match cause {
+                        crate::backend::LeaseBreak::Opened => "local process opened a delegated file",
+                        crate::backend::LeaseBreak::Changed => {
+                            "local process renamed, removed, linked or changed the attributes of a delegated file"
+                        }
+                    };
+                    tracing::info!(export = %e.cfg.path, ?file, "{what}; delegation recalled");
                 }
             }
         }

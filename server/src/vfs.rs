@@ -292,7 +292,7 @@ impl Backend for SwapBackend {
     fn unlease(&self, tag: u64) {
         self.cur().backend.unlease(tag)
     }
-    fn leases(&self) -> Vec<(u64, bool)> {
+    fn leases(&self) -> Vec<(u64, Option<crate::backend::LeaseBreak>)> {
         self.cur().backend.leases()
     }
     fn open_lock_file(
@@ -591,7 +591,7 @@ impl Vfs {
     /// Resolves a client's handle (PUTFH), with no file counted as open
     /// (see [`Self::resolve_with`]).
     pub fn resolve(&self, fh: &[u8]) -> NfsResult<CurFh> {
-        self.resolve_with(fh, &|_, _| false)
+        self.resolve_with(fh, &|_, _| false, &|_, _| false)
     }
 
     /// Resolves a client's handle (PUTFH). `is_open(export, id)` tells
@@ -603,10 +603,21 @@ impl Vfs {
     /// object vanished behind the server's back (RFC 7530 §4.2.3); the
     /// caller may turn the latter into STALE for clients that cannot take
     /// FHEXPIRED (`expired_error`, ops/common.rs).
+    ///
+    /// An object that `delegated(export, id)` says has delegations out
+    /// stays reachable after its name vanished or was taken by another
+    /// object outside the server: the server recalls those delegations
+    /// when it sees the change (backend/lease.rs), and the holder must be
+    /// able to return them (DELEGRETURN with this handle, RFC 8881
+    /// §10.4.4, §18.6). It is then addressed by the path the server would
+    /// park it under (orphans.rs), which names nothing else, so operations
+    /// that need the object's data or attributes fail rather than touch
+    /// whatever holds its old name now.
     pub fn resolve_with(
         &self,
         fh: &[u8],
         is_open: &dyn Fn(u32, ObjectId) -> bool,
+        delegated: &dyn Fn(u32, ObjectId) -> bool,
     ) -> NfsResult<CurFh> {
         let d = self.fhmap.validate_with(fh, is_open).map_err(fh_error)?;
         if d.kind == HandleKind::Pseudo {
@@ -653,6 +664,17 @@ impl Vfs {
                             "export root replaced or removed outside the server"
                         );
                         return Err(NfsError::Stale);
+                    }
+                    if delegated(d.export, d.id) {
+                        tracing::info!(export = d.export, path = %path, "delegated object's name vanished outside the server: handle kept for returning the delegation");
+                        return Ok(CurFh {
+                            fh: fh.to_vec(),
+                            node: Node::Obj {
+                                export: d.export,
+                                id: d.id,
+                                path: crate::orphans::parked_path(d.id),
+                            },
+                        });
                     }
                     if self.fhmap.forget_primary_link(d.id)? {
                         // Another hard link survives. With rename expiry the

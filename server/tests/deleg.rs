@@ -717,3 +717,165 @@ fn delegations_are_reclaimed_after_a_restart() {
         NFS4ERR_DELAY
     );
 }
+
+/// Waits up to 10 s for the holder to see a CB_RECALL.
+fn await_recall(c: &mut Client) -> Vec<stateid4> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while recalls(c).is_empty() && Instant::now() < deadline {
+        c.serve_callbacks(Duration::from_millis(100)).unwrap();
+    }
+    recalls(c)
+}
+
+/// A local process changing the names or attributes of a delegated file
+/// (which does not break a Linux file lease) recalls the delegation all
+/// the same, and the holder can return it even when the file's name is
+/// gone or now belongs to another file (pynfs 4.0 DELEG16–20).
+#[test]
+fn local_namespace_and_attribute_changes_recall_the_delegation() {
+    type Change = fn(&std::path::Path);
+    let changes: [(&str, Change); 5] = [
+        ("unlink", |f| std::fs::remove_file(f).unwrap()),
+        ("rename", |f| {
+            std::fs::rename(f, f.with_extension("moved")).unwrap();
+        }),
+        ("rename over", |f| {
+            let other = f.with_extension("other");
+            std::fs::write(&other, b"other").unwrap();
+            std::fs::rename(&other, f).unwrap();
+        }),
+        ("link", |f| {
+            std::fs::hard_link(f, f.with_extension("link")).unwrap();
+        }),
+        ("chmod", |f| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }),
+    ];
+    let srv = server();
+    for (i, (what, change)) in changes.into_iter().enumerate() {
+        let mut a = holder(&srv, &format!("a{i}"));
+        let name = format!("f{i}");
+        let o = open(&mut a, &name, "oa", OPEN4_SHARE_ACCESS_READ, true);
+        let sid = deleg_stateid(&o.deleg)
+            .unwrap_or_else(|| panic!("{what}: no delegation: {:?}\n{}", o.deleg, srv.log()));
+        let fh = o.fh.unwrap();
+        change(&srv.export.join("root").join(&name));
+        assert_eq!(
+            await_recall(&mut a),
+            vec![sid.clone()],
+            "{what}: no recall\n{}",
+            srv.log()
+        );
+        assert_eq!(delegreturn(&mut a, &fh, &sid), NFS4_OK, "{what}");
+    }
+    assert!(srv
+        .log()
+        .contains("local process renamed, removed, linked or changed the attributes"));
+}
+
+/// The holder's own changes through the server raise the same inotify
+/// events as a local process's; they must not recall its delegation.
+#[test]
+fn the_holders_own_setattr_rename_and_link_keep_its_delegation() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
+    let Some(open_delegation4::OPEN_DELEGATE_WRITE(w)) = &o.deleg else {
+        panic!("no write delegation: {:?}\n{}", o.deleg, srv.log());
+    };
+    let sid = w.stateid.clone();
+    let open_sid = o.stateid.unwrap();
+    let fh = o.fh.unwrap();
+    let mode = fattr4 {
+        attrmask: vec![0, 1 << (FATTR4_MODE - 32)],
+        attr_vals: 0o640u32.to_be_bytes().to_vec(),
+    };
+    let r = a
+        .compound(vec![
+            nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
+            nfs_argop4::OP_SETATTR(SETATTR4args {
+                stateid: open_sid,
+                obj_attributes: mode,
+            }),
+        ])
+        .unwrap();
+    assert_eq!(r.status, NFS4_OK, "SETATTR mode");
+    let r = a
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            nfs_argop4::OP_SAVEFH,
+            nfs_argop4::OP_RENAME(RENAME4args {
+                oldname: b"f".to_vec(),
+                newname: b"g".to_vec(),
+            }),
+        ])
+        .unwrap();
+    assert_eq!(r.status, NFS4_OK, "RENAME");
+    let r = a
+        .compound(vec![
+            nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
+            nfs_argop4::OP_SAVEFH,
+            nfs_argop4::OP_PUTROOTFH,
+            nfs_argop4::OP_LINK(LINK4args {
+                newname: b"h".to_vec(),
+            }),
+        ])
+        .unwrap();
+    assert_eq!(r.status, NFS4_OK, "LINK");
+    // The lease watcher runs on every SIGIO and once a second.
+    a.serve_callbacks(Duration::from_millis(2500)).unwrap();
+    assert!(recalls(&a).is_empty(), "{:?}\n{}", recalls(&a), srv.log());
+    // A local chmod after all that is still seen.
+    use std::os::unix::fs::PermissionsExt;
+    let local = srv.export.join("root").join("g");
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(await_recall(&mut a), vec![sid.clone()], "{}", srv.log());
+    assert_eq!(delegreturn(&mut a, &fh, &sid), NFS4_OK);
+}
+
+/// A directory above a delegated file renamed behind the server's back
+/// recalls the delegation (the holder reaches the file by its path); the
+/// holder renaming that directory through the server does not.
+#[test]
+fn renaming_a_directory_above_the_file_recalls_unless_the_server_does_it() {
+    let srv = server();
+    let root = srv.export.join("root");
+    std::fs::create_dir_all(root.join("top/mid")).unwrap();
+    let open_below = |c: &mut Client, top: &str| {
+        open_claim(
+            c,
+            vec![
+                nfs_argop4::OP_PUTROOTFH,
+                nfs4d::client::lookup(top),
+                nfs4d::client::lookup("mid"),
+            ],
+            "oa",
+            OPEN4_SHARE_ACCESS_READ,
+            openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(no_attrs())),
+            open_claim4::CLAIM_NULL(b"f".to_vec()),
+        )
+    };
+    let mut a = holder(&srv, "a");
+    let o = open_below(&mut a, "top");
+    let sid = deleg_stateid(&o.deleg).expect("delegation");
+    let fh = o.fh.unwrap();
+    // Through the server, by the holder: no recall.
+    let r = a
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            nfs_argop4::OP_SAVEFH,
+            nfs_argop4::OP_RENAME(RENAME4args {
+                oldname: b"top".to_vec(),
+                newname: b"top2".to_vec(),
+            }),
+        ])
+        .unwrap();
+    assert_eq!(r.status, NFS4_OK);
+    a.serve_callbacks(Duration::from_millis(2500)).unwrap();
+    assert!(recalls(&a).is_empty(), "{}", srv.log());
+    // Behind the server's back, two levels up: recalled.
+    std::fs::rename(root.join("top2"), root.join("top3")).unwrap();
+    assert_eq!(await_recall(&mut a), vec![sid.clone()], "{}", srv.log());
+    assert_eq!(delegreturn(&mut a, &fh, &sid), NFS4_OK);
+}

@@ -50,6 +50,7 @@ use std::sync::Arc;
 use super::dircache::{self, DirCache, DirStamp, Listing};
 use super::fdcache::FdCache;
 use super::groupsync::GroupSync;
+use super::lease::OwnChange;
 use super::sys;
 use super::{
     user_xattr_name, Attrs, Backend, BackendError, BackendResult, DirEntry, DirEntryRef, FileKind,
@@ -706,6 +707,50 @@ impl LocalBackend {
             _ => Ok(None),
         }
     }
+
+    /// Brackets the server's own change of `name` in `dir` when that
+    /// object is leased, so the inotify events the change raises are not
+    /// taken for a local process's (lease.rs). Costs a `statx` only while
+    /// some lease is held.
+    fn own_change_at(&self, dir: BorrowedFd<'_>, name: &CStr) -> Option<OwnChange<'_>> {
+        if self.leases.is_empty() {
+            return None;
+        }
+        let a = self.attrs_at(dir, name).ok()?;
+        self.leases.own_change(a.identity)
+    }
+
+    /// The directories strictly between the export root and `path`, with
+    /// their identities, opened `O_PATH`: a lease watches them for being
+    /// renamed behind the server's back (lease.rs).
+    fn ancestors(&self, path: &RelPath) -> BackendResult<Vec<(ObjIdentity, OwnedFd)>> {
+        let names = path.components();
+        let mut out = Vec::with_capacity(names.len().saturating_sub(1));
+        for depth in 1..names.len() {
+            let parent = RelPath::from_names(names[..depth - 1].to_vec());
+            let here = RelPath::from_names(names[..depth].to_vec());
+            let id = self
+                .attrs_at(
+                    self.dir(&parent)?.fd(),
+                    &cstring(names[depth - 1].as_bytes())?,
+                )?
+                .identity;
+            match self.dir(&here)? {
+                Dir::Sub(fd) => out.push((id, fd)),
+                Dir::Root(_) => {} // not below the root: cannot happen
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Self::own_change_at`] by path.
+    fn own_change(&self, path: &RelPath) -> Option<OwnChange<'_>> {
+        if self.leases.is_empty() {
+            return None;
+        }
+        let (dir, name) = self.locate(path).ok()?;
+        self.own_change_at(dir.fd(), &name)
+    }
 }
 
 impl Backend for LocalBackend {
@@ -899,9 +944,11 @@ impl Backend for LocalBackend {
         let _changed = self.changing(dst_dir);
         let (sdir, sname) = self.locate(src)?;
         // link(2) gives EPERM for directories; NFS wants NFS4ERR_ISDIR.
-        if self.attrs_at(sdir.fd(), &sname)?.kind == FileKind::Directory {
+        let src_attrs = self.attrs_at(sdir.fd(), &sname)?;
+        if src_attrs.kind == FileKind::Directory {
             return Err(BackendError::IsDir);
         }
+        let _own = self.leases.own_change(src_attrs.identity);
         let ddir = self.dir(dst_dir)?;
         let dname = cstring(dst_name.as_bytes())?;
         sys::linkat(sdir.fd(), &sname, ddir.fd(), &dname)?;
@@ -923,6 +970,12 @@ impl Backend for LocalBackend {
         // The object a rename may replace; its cached fd would otherwise pin
         // the unlinked inode's space until evicted.
         let victim = self.attrs_at(ddir.fd(), &dname).ok();
+        let _own = (
+            self.own_change_at(sdir.fd(), &sname),
+            victim
+                .as_ref()
+                .and_then(|v| self.leases.own_change(v.identity)),
+        );
         sys::renameat(sdir.fd(), &sname, ddir.fd(), &dname).map_err(|e| {
             // rename(2): a non-empty target directory may give EEXIST.
             match errno_of(&e) {
@@ -944,6 +997,7 @@ impl Backend for LocalBackend {
         if attrs.kind == FileKind::Directory {
             return Err(BackendError::IsDir);
         }
+        let _own = self.leases.own_change(attrs.identity);
         sys::unlinkat(dir.fd(), &cname, 0)?;
         self.cache.remove(attrs.identity);
         Ok(attrs)
@@ -1097,6 +1151,7 @@ impl Backend for LocalBackend {
         }
 
         let (dir, name) = self.locate(path)?;
+        let _own = self.own_change_at(dir.fd(), &name);
         if set.uid.is_some() || set.gid.is_some() {
             sys::fchownat(dir.fd(), &name, set.uid, set.gid, libc::AT_SYMLINK_NOFOLLOW)?;
         }
@@ -1182,6 +1237,7 @@ impl Backend for LocalBackend {
         let Some(file) = self.xattr_target(path)? else {
             return Err(BackendError::Perm);
         };
+        let _own = self.own_change(path);
         let flags = match mode {
             XattrSet::Either => 0,
             XattrSet::Create => libc::XATTR_CREATE,
@@ -1219,6 +1275,7 @@ impl Backend for LocalBackend {
         let Some(file) = self.xattr_target(path)? else {
             return Err(BackendError::Perm);
         };
+        let _own = self.own_change(path);
         Ok(sys::fremovexattr(&file, &full)?)
     }
 
@@ -1283,16 +1340,17 @@ impl Backend for LocalBackend {
             return Ok(false);
         }
         sys::clear_nonblock(&file)?;
+        let dirs = self.ancestors(path)?;
         // The server's cached descriptor would count as a conflicting open.
         self.cache.remove(a.identity);
-        Ok(self.leases.take(tag, a.identity, file, write)?)
+        Ok(self.leases.take(tag, a.identity, file, write, &dirs)?)
     }
 
     fn unlease(&self, tag: u64) {
         self.leases.release(tag);
     }
 
-    fn leases(&self) -> Vec<(u64, bool)> {
+    fn leases(&self) -> Vec<(u64, Option<super::LeaseBreak>)> {
         self.leases.list()
     }
 

@@ -272,6 +272,18 @@ pub struct ObjIdentity {
     pub gen: u64,
 }
 
+/// What a local process did to a file the server holds a lease on
+/// ([`Backend::leases`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseBreak {
+    /// Opened it in a conflicting way (or truncated it): the kernel is
+    /// breaking the lease and holds that process back meanwhile.
+    Opened,
+    /// Removed, renamed, linked it, renamed another file over it, or
+    /// changed its mode, owner, times or xattrs.
+    Changed,
+}
+
 /// Where [`ObjIdentity::gen`] comes from on a given export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GenSource {
@@ -773,9 +785,9 @@ pub trait Backend: Send + Sync + 'static {
         let _ = tag;
     }
 
-    /// The leases held: their tags, and whether a local process is breaking
-    /// each one.
-    fn leases(&self) -> Vec<(u64, bool)> {
+    /// The leases held: their tags, and what, if anything, a local process
+    /// did that conflicts with each one.
+    fn leases(&self) -> Vec<(u64, Option<LeaseBreak>)> {
         Vec::new()
     }
 

@@ -479,6 +479,74 @@ pub fn get_lease(fd: &File) -> io::Result<i32> {
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETLEASE) })
 }
 
+/// An inotify instance (inotify(7)) that never blocks and raises SIGIO
+/// in this process whenever events are queued: the same signal a lease
+/// break raises, so one handler serves both.
+pub fn inotify_signalled() -> io::Result<OwnedFd> {
+    // SAFETY: no pointers; a valid fd is returned or -1.
+    let fd = cvt(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })?;
+    // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: fcntl on the valid descriptor above; integer arguments only.
+    unsafe {
+        cvt(libc::fcntl(fd.as_raw_fd(), libc::F_SETOWN, libc::getpid()))?;
+        let fl = cvt(libc::fcntl(fd.as_raw_fd(), libc::F_GETFL))?;
+        cvt(libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_SETFL,
+            fl | libc::O_ASYNC,
+        ))?;
+    }
+    Ok(fd)
+}
+
+/// Watches the inode `file` is open on (`O_PATH` will do) for the events
+/// in `mask`; returns the watch descriptor. The inode is named through `/proc/self/fd`, so
+/// it is the very object open, whatever its names are now.
+pub fn inotify_watch(ino: &OwnedFd, file: BorrowedFd<'_>, mask: u32) -> io::Result<i32> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `path` is a valid C string for the duration of the call.
+    cvt(unsafe { libc::inotify_add_watch(ino.as_raw_fd(), path.as_ptr(), mask) })
+}
+
+/// Removes watch `wd` (the kernel then queues IN_IGNORED for it).
+pub fn inotify_unwatch(ino: &OwnedFd, wd: i32) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    cvt(unsafe { libc::inotify_rm_watch(ino.as_raw_fd(), wd) }).map(drop)
+}
+
+/// Reads every event queued on `ino` without blocking: (watch, mask)
+/// pairs. Names are skipped (watches on files themselves carry none).
+pub fn inotify_drain(ino: &OwnedFd) -> io::Result<Vec<(i32, u32)>> {
+    const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
+    // Room for many events plus one with the longest name (inotify(7)).
+    let mut buf = vec![0u8; 64 * HEADER + libc::NAME_MAX as usize + 1];
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+        let n = retry_eintr(|| {
+            cvt_size(unsafe { libc::read(ino.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+        });
+        let n = match n {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        let mut at = 0;
+        while at + HEADER <= n {
+            let field = |i: usize| {
+                let b = &buf[at + 4 * i..at + 4 * i + 4];
+                u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+            };
+            // struct inotify_event: wd, mask, cookie, len, then `len` name bytes.
+            out.push((field(0) as i32, field(1)));
+            at += HEADER + field(3) as usize;
+        }
+    }
+}
+
 /// A byte-range lock as `fcntl(2)` describes it, from `l_start` for `l_len`
 /// bytes (`l_len == 0`: to the largest offset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -129,7 +129,10 @@ pub fn resolve_fh(cx: &Cx, fh: &[u8]) -> NfsResult<CurFh> {
                 .recovery
                 .open_before_restart((export, id.0), state.now())
     };
-    let err = match cx.srv.vfs.resolve_with(fh, &is_open) {
+    let delegated = |export: u32, id: crate::fhmap::ObjectId| {
+        !state.lock().file_delegs((export, id)).is_empty()
+    };
+    let err = match cx.srv.vfs.resolve_with(fh, &is_open, &delegated) {
         Ok(cur) => return Ok(cur),
         Err(err) => err,
     };
