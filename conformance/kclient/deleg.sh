@@ -80,15 +80,7 @@ else
 fi
 mkdir -p "$work/export" "$log_dir"
 server_log=$work/nfs4d.log
-srv_pid= run_pid= drain_pid=
-cleanup() {
-    [ -n "$run_pid" ] && kill "$run_pid" 2>/dev/null
-    [ -n "$drain_pid" ] && kill "$drain_pid" 2>/dev/null
-    [ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
-    wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM
+. "$here/server.sh"
 
 # A 4.0 server calls back to the address the client announces; the forward
 # needs a port nothing on the host uses. Probe a few random ones above the
@@ -104,21 +96,7 @@ if [ "$vers" = 4.0 ] && [ -z "$cb_port" ]; then
     [ -n "$cb_port" ] || { echo "deleg.sh: no free port for the callback forward" >&2; exit 2; }
 fi
 
-RUST_LOG=info,nfs4d=debug "$bin" serve --listen "$listen" --export "$work/export" \
-    --state-dir "$work/state" >"$work/nfs4d.out" 2>"$server_log" &
-srv_pid=$!
-port=
-for _ in $(seq 200); do
-    port=$(sed -n 's/^nfs4d listening on 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$work/nfs4d.out")
-    [ -n "$port" ] && break
-    kill -0 "$srv_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if [ -z "$port" ]; then
-    echo "deleg.sh: nfs4d did not start; log:" >&2
-    tail -n 20 "$server_log" >&2
-    exit 2
-fi
+RUST_LOG=info,nfs4d=debug start_server "$listen"
 echo "deleg: nfs4d pid $srv_pid port $port vers $vers${cb_port:+ callback port $cb_port} work $work"
 
 # log_since LINE: the server log from line LINE on, without colour codes.

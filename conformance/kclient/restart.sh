@@ -49,35 +49,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/nfs4d-kclient-restart.XXXXXX") || exit 2
 [ -n "$log_dir" ] || log_dir=$work/runs
 mkdir -p "$work/export" "$log_dir"
 server_log=$work/nfs4d.log
-srv_pid= run_pid=
-cleanup() {
-    [ -n "$run_pid" ] && kill "$run_pid" 2>/dev/null
-    [ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
-    wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM
+. "$here/server.sh"
 
-# start_server LISTEN: starts nfs4d, waits until it listens, sets $port.
-start_server() {
-    : >"$work/nfs4d.out"
-    RUST_LOG=info "$bin" serve --listen "$1" --export "$work/export" --state-dir "$work/state" \
-        --lease-time "$lease" \
-        >"$work/nfs4d.out" 2>>"$server_log" &
-    srv_pid=$!
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^nfs4d listening on 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$work/nfs4d.out")
-        [ -n "$port" ] && return 0
-        kill -0 "$srv_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "restart.sh: nfs4d did not start; log:" >&2
-    tail -n 20 "$server_log" >&2
-    exit 2
-}
+# serve LISTEN: nfs4d on LISTEN with this run's lease (server.sh).
+serve() { RUST_LOG=info start_server "$1" --lease-time "$lease"; }
 
 [[ $listen_port =~ ^[0-9]+$ ]] || { echo "restart.sh: --port wants a number" >&2; usage; }
-start_server "127.0.0.1:$listen_port"
+serve "127.0.0.1:$listen_port"
 echo "restart: nfs4d pid $srv_pid port $port lease ${lease}s work $work"
 
 ctl=$work/serial2
@@ -104,8 +82,8 @@ while kill -0 "$run_pid" 2>/dev/null; do
         case $what in
             restart)
                 echo "restart: host: SIGKILL nfs4d mid-write, start it again on port $port"
-                kill -KILL "$srv_pid"; wait "$srv_pid" 2>/dev/null
-                start_server "127.0.0.1:$port" ;;
+                stop_server
+                serve "127.0.0.1:$port" ;;
             *) echo "restart: unknown host step '$what'" >&2; exit 2 ;;
         esac
         echo go >"$ctl.in"

@@ -45,38 +45,18 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/nfs4d-kclient-volatile.XXXXXX") || exit 2
 [ -n "$log_dir" ] || log_dir=$work/runs
 mkdir -p "$work/export" "$log_dir"
 server_log=$work/nfs4d.log
-srv_pid= run_pid=
-cleanup() {
-    [ -n "$run_pid" ] && kill "$run_pid" 2>/dev/null
-    [ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
-    wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM
+. "$here/server.sh"
 
-# start_server LISTEN: starts nfs4d, waits until it listens, sets $port.
+# serve LISTEN: nfs4d on LISTEN with volatile handles (server.sh).
 # Delegations are off: the scenario renames files behind the server's back,
 # which does not recall delegations (docs/delegations.md), so a guest
 # holding one would keep reading its cached view instead of meeting the
 # expired handles under test.
-start_server() {
-    : >"$work/nfs4d.out"
-    "$bin" serve --listen "$1" --export "$work/export" --state-dir "$work/state" \
-        --filehandles volatile --expired-error "$expired" --delegations none \
-        >"$work/nfs4d.out" 2>>"$server_log" &
-    srv_pid=$!
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^nfs4d listening on 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$work/nfs4d.out")
-        [ -n "$port" ] && return 0
-        kill -0 "$srv_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "volatile.sh: nfs4d did not start; log:" >&2
-    tail -n 20 "$server_log" >&2
-    exit 2
+serve() {
+    start_server "$1" --filehandles volatile --expired-error "$expired" --delegations none
 }
 
-start_server 127.0.0.1:0
+serve 127.0.0.1:0
 echo "volatile: nfs4d pid $srv_pid port $port expired_error=$expired work $work"
 
 ctl=$work/serial2
@@ -107,8 +87,8 @@ while kill -0 "$run_pid" 2>/dev/null; do
                 mv "$work/export/$dir/d" "$work/export/$dir/d-moved" || exit 2 ;;
             restart)
                 echo "volatile: host: restarting nfs4d (SIGKILL, then start on port $port)"
-                kill -KILL "$srv_pid"; wait "$srv_pid" 2>/dev/null
-                start_server "127.0.0.1:$port" ;;
+                stop_server
+                serve "127.0.0.1:$port" ;;
             *) echo "volatile: unknown host step '$what'" >&2; exit 2 ;;
         esac
         echo go >"$ctl.in"

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::attrs::{Kind, ObjAttrs};
+use crate::backend::posix_locks::PosixLockFile;
 use crate::backend::{
     Attrs, Backend, BackendResult, DirEntry, DirEntryRef, FileKind, FsStats, Name, NameError,
     Owner, RelPath, SetAttrs, Stability, XattrSet,
@@ -120,187 +121,69 @@ impl std::ops::Deref for SwapBackend {
     }
 }
 
+/// Writes, for each listed `Backend` method, a body that calls the same
+/// method on the backend installed now, holding the read lock for the
+/// call. The methods with default bodies in the trait are listed too, so
+/// that the wrapped backend's own versions are the ones that run.
+macro_rules! forward_to_current {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?;)*) => {
+        $(
+            fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+                self.cur().backend.$name($($arg),*)
+            }
+        )*
+    };
+}
+
 impl Backend for SwapBackend {
-    fn stat(&self, path: &RelPath) -> BackendResult<Attrs> {
-        self.cur().backend.stat(path)
-    }
-    fn lookup(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
-        self.cur().backend.lookup(dir, name)
-    }
-    fn read(
-        &self,
-        path: &RelPath,
-        offset: u64,
-        len: usize,
-        buf: &mut Vec<u8>,
-    ) -> BackendResult<(usize, bool)> {
-        self.cur().backend.read(path, offset, len, buf)
-    }
-    fn write(
-        &self,
-        path: &RelPath,
-        offset: u64,
-        data: &[u8],
-        stability: Stability,
-    ) -> BackendResult<usize> {
-        self.cur().backend.write(path, offset, data, stability)
-    }
-    fn create_file(
-        &self,
-        dir: &RelPath,
-        name: &Name,
-        mode: u32,
-        owner: Owner,
-        exclusive: bool,
-    ) -> BackendResult<(Attrs, bool)> {
-        self.cur()
-            .backend
-            .create_file(dir, name, mode, owner, exclusive)
-    }
-    fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> BackendResult<Attrs> {
-        self.cur().backend.mkdir(dir, name, mode, owner)
-    }
-    fn symlink(
-        &self,
-        dir: &RelPath,
-        name: &Name,
-        target: &[u8],
-        owner: Owner,
-    ) -> BackendResult<Attrs> {
-        self.cur().backend.symlink(dir, name, target, owner)
-    }
-    fn mknod(
-        &self,
-        dir: &RelPath,
-        name: &Name,
-        kind: FileKind,
-        mode: u32,
-        rdev: (u32, u32),
-        owner: Owner,
-    ) -> BackendResult<Attrs> {
-        self.cur().backend.mknod(dir, name, kind, mode, rdev, owner)
-    }
-    fn link(&self, src: &RelPath, dst_dir: &RelPath, dst_name: &Name) -> BackendResult<Attrs> {
-        self.cur().backend.link(src, dst_dir, dst_name)
-    }
-    fn rename(
-        &self,
-        src_dir: &RelPath,
-        src_name: &Name,
-        dst_dir: &RelPath,
-        dst_name: &Name,
-    ) -> BackendResult<()> {
-        self.cur()
-            .backend
-            .rename(src_dir, src_name, dst_dir, dst_name)
-    }
-    fn remove(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs> {
-        self.cur().backend.remove(dir, name)
-    }
-    fn rmdir(&self, dir: &RelPath, name: &Name) -> BackendResult<()> {
-        self.cur().backend.rmdir(dir, name)
-    }
-    fn readlink(&self, path: &RelPath) -> BackendResult<Vec<u8>> {
-        self.cur().backend.readlink(path)
-    }
-    fn readdir(
-        &self,
-        dir: &RelPath,
-        cookie: u64,
-        max_entries: usize,
-    ) -> BackendResult<(Vec<DirEntry>, bool)> {
-        self.cur().backend.readdir(dir, cookie, max_entries)
-    }
-    fn readdir_each(
-        &self,
-        dir: &RelPath,
-        cookie: u64,
-        stat: bool,
-        visit: &mut dyn FnMut(DirEntryRef<'_>, Option<BackendResult<Attrs>>) -> bool,
-    ) -> BackendResult<bool> {
-        self.cur().backend.readdir_each(dir, cookie, stat, visit)
-    }
-    fn setattr(&self, path: &RelPath, set: &SetAttrs) -> BackendResult<Attrs> {
-        self.cur().backend.setattr(path, set)
-    }
-    fn statfs(&self) -> BackendResult<FsStats> {
-        self.cur().backend.statfs()
-    }
-    fn fsync(&self, path: &RelPath) -> BackendResult<()> {
-        self.cur().backend.fsync(path)
-    }
-    fn sync_dir(&self, dir: &RelPath) -> BackendResult<()> {
-        self.cur().backend.sync_dir(dir)
-    }
-    fn getxattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<Vec<u8>> {
-        self.cur().backend.getxattr(path, name)
-    }
-    fn setxattr(
-        &self,
-        path: &RelPath,
-        name: &[u8],
-        value: &[u8],
-        mode: XattrSet,
-    ) -> BackendResult<()> {
-        self.cur().backend.setxattr(path, name, value, mode)
-    }
-    fn listxattr(&self, path: &RelPath) -> BackendResult<Vec<Vec<u8>>> {
-        self.cur().backend.listxattr(path)
-    }
-    fn removexattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<()> {
-        self.cur().backend.removexattr(path, name)
-    }
-    fn allocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()> {
-        self.cur().backend.allocate(path, offset, len)
-    }
-    fn deallocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()> {
-        self.cur().backend.deallocate(path, offset, len)
-    }
-    fn seek_data(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
-        self.cur().backend.seek_data(path, offset)
-    }
-    fn seek_hole(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>> {
-        self.cur().backend.seek_hole(path, offset)
-    }
-    fn clone_range(
-        &self,
-        src: &RelPath,
-        src_off: u64,
-        dst: &RelPath,
-        dst_off: u64,
-        len: u64,
-    ) -> BackendResult<()> {
-        self.cur()
-            .backend
-            .clone_range(src, src_off, dst, dst_off, len)
-    }
-    fn copy_range(
-        &self,
-        src: &RelPath,
-        src_off: u64,
-        dst: &RelPath,
-        dst_off: u64,
-        len: u64,
-    ) -> BackendResult<u64> {
-        self.cur()
-            .backend
-            .copy_range(src, src_off, dst, dst_off, len)
-    }
-    fn lease(&self, path: &RelPath, write: bool, tag: u64) -> BackendResult<bool> {
-        self.cur().backend.lease(path, write, tag)
-    }
-    fn unlease(&self, tag: u64) {
-        self.cur().backend.unlease(tag)
-    }
-    fn leases(&self) -> Vec<(u64, Option<crate::backend::LeaseBreak>)> {
-        self.cur().backend.leases()
-    }
-    fn open_lock_file(
-        &self,
-        path: &RelPath,
-        write: bool,
-    ) -> BackendResult<Option<crate::backend::posix_locks::PosixLockFile>> {
-        self.cur().backend.open_lock_file(path, write)
+    forward_to_current! {
+        fn stat(&self, path: &RelPath) -> BackendResult<Attrs>;
+        fn lookup(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs>;
+        fn read(&self, path: &RelPath, offset: u64, len: usize, buf: &mut Vec<u8>)
+            -> BackendResult<(usize, bool)>;
+        fn write(&self, path: &RelPath, offset: u64, data: &[u8], stability: Stability)
+            -> BackendResult<usize>;
+        fn create_file(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner, exclusive: bool)
+            -> BackendResult<(Attrs, bool)>;
+        fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner)
+            -> BackendResult<Attrs>;
+        fn symlink(&self, dir: &RelPath, name: &Name, target: &[u8], owner: Owner)
+            -> BackendResult<Attrs>;
+        fn mknod(&self, dir: &RelPath, name: &Name, kind: FileKind, mode: u32,
+            rdev: (u32, u32), owner: Owner) -> BackendResult<Attrs>;
+        fn link(&self, src: &RelPath, dst_dir: &RelPath, dst_name: &Name) -> BackendResult<Attrs>;
+        fn rename(&self, src_dir: &RelPath, src_name: &Name, dst_dir: &RelPath, dst_name: &Name)
+            -> BackendResult<()>;
+        fn remove(&self, dir: &RelPath, name: &Name) -> BackendResult<Attrs>;
+        fn rmdir(&self, dir: &RelPath, name: &Name) -> BackendResult<()>;
+        fn readlink(&self, path: &RelPath) -> BackendResult<Vec<u8>>;
+        fn readdir(&self, dir: &RelPath, cookie: u64, max_entries: usize)
+            -> BackendResult<(Vec<DirEntry>, bool)>;
+        fn readdir_each(&self, dir: &RelPath, cookie: u64, stat: bool,
+            visit: &mut dyn FnMut(DirEntryRef<'_>, Option<BackendResult<Attrs>>) -> bool)
+            -> BackendResult<bool>;
+        fn setattr(&self, path: &RelPath, set: &SetAttrs) -> BackendResult<Attrs>;
+        fn statfs(&self) -> BackendResult<FsStats>;
+        fn fsync(&self, path: &RelPath) -> BackendResult<()>;
+        fn sync_dir(&self, dir: &RelPath) -> BackendResult<()>;
+        fn getxattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<Vec<u8>>;
+        fn setxattr(&self, path: &RelPath, name: &[u8], value: &[u8], mode: XattrSet)
+            -> BackendResult<()>;
+        fn listxattr(&self, path: &RelPath) -> BackendResult<Vec<Vec<u8>>>;
+        fn removexattr(&self, path: &RelPath, name: &[u8]) -> BackendResult<()>;
+        fn allocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()>;
+        fn deallocate(&self, path: &RelPath, offset: u64, len: u64) -> BackendResult<()>;
+        fn seek_data(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>>;
+        fn seek_hole(&self, path: &RelPath, offset: u64) -> BackendResult<Option<u64>>;
+        fn clone_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64)
+            -> BackendResult<()>;
+        fn copy_range(&self, src: &RelPath, src_off: u64, dst: &RelPath, dst_off: u64, len: u64)
+            -> BackendResult<u64>;
+        fn lease(&self, path: &RelPath, write: bool, tag: u64) -> BackendResult<bool>;
+        fn unlease(&self, tag: u64);
+        fn open_lock_file(&self, path: &RelPath, write: bool)
+            -> BackendResult<Option<PosixLockFile>>;
+        fn leases(&self) -> Vec<(u64, Option<crate::backend::LeaseBreak>)>;
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::TestServer;
+use common::*;
 use nfs4d::client::{getattr, lookup, Client};
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc::Credential;
@@ -71,20 +71,11 @@ fn sys(uid: u32, gid: u32) -> Credential {
     }
 }
 
-fn putfh(fh: &[u8]) -> nfs_argop4 {
-    nfs_argop4::OP_PUTFH(PUTFH4args {
-        object: fh.to_vec(),
-    })
-}
-
 fn mkdir(name: &str) -> nfs_argop4 {
     nfs_argop4::OP_CREATE(CREATE4args {
         objtype: createtype4::NF4DIR,
         objname: name.as_bytes().to_vec(),
-        createattrs: fattr4 {
-            attrmask: vec![],
-            attr_vals: vec![],
-        },
+        createattrs: no_attrs(),
     })
 }
 
@@ -95,14 +86,6 @@ fn access_op(bits: u32) -> nfs_argop4 {
 /// Status of each result of a COMPOUND.
 fn statuses(r: &COMPOUND4res) -> Vec<nfsstat4> {
     r.resarray.iter().map(result_status).collect()
-}
-
-fn result_status(r: &nfs_resop4) -> nfsstat4 {
-    // Every result starts with resop and status: decode them from the
-    // encoding rather than matching ~70 variants.
-    let b = nfs4d_xdr::to_bytes(r);
-    let v = i32::from_be_bytes([b[4], b[5], b[6], b[7]]);
-    nfsstat4::try_from(v).expect("status")
 }
 
 fn getfh(c: &mut Client, path: &[&str]) -> Vec<u8> {
@@ -121,14 +104,6 @@ fn granted(r: &COMPOUND4res) -> u32 {
         Some(nfs_resop4::OP_ACCESS(ACCESS4res::NFS4_OK(ok))) => ok.access,
         other => panic!("ACCESS: {other:?}"),
     }
-}
-
-/// The words of an RPC reply record after the record header.
-fn reply_words(rec: &[u8]) -> Vec<u32> {
-    rec[4..]
-        .chunks(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 #[test]
@@ -183,20 +158,14 @@ fn client_address_rules_read_write_read_only_and_refused() {
     let r = c2
         .compound(vec![
             putfh(&rw),
-            nfs_argop4::OP_OPEN(OPEN4args {
-                seqid: 0,
-                share_access: OPEN4_SHARE_ACCESS_BOTH,
-                share_deny: OPEN4_SHARE_DENY_NONE,
-                owner: open_owner4 {
-                    clientid: c2.clientid,
-                    owner: b"o".to_vec(),
-                },
-                openhow: openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(fattr4 {
-                    attrmask: vec![],
-                    attr_vals: vec![],
-                })),
-                claim: open_claim4::CLAIM_NULL(b"newfile".to_vec()),
-            }),
+            open_op(
+                c2.clientid,
+                b"o",
+                0,
+                OPEN4_SHARE_ACCESS_BOTH,
+                create_unchecked(),
+                claim_null("newfile"),
+            ),
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_ROFS, "{r:?}");

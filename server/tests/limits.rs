@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::*;
 use nfs4d::client::{lookup, Client};
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc::{self, Credential};
@@ -26,18 +26,6 @@ fn root_dir(srv: &TestServer) -> std::path::PathBuf {
     srv.export.join("root")
 }
 
-fn result_status(r: &nfs_resop4) -> nfsstat4 {
-    let b = nfs4d_xdr::to_bytes(r);
-    nfsstat4::try_from(i32::from_be_bytes([b[4], b[5], b[6], b[7]])).expect("status")
-}
-
-fn no_attrs() -> fattr4 {
-    fattr4 {
-        attrmask: vec![],
-        attr_vals: vec![],
-    }
-}
-
 /// OPEN `name` in the root (created if `create`) for `owner`; the status,
 /// and the stateid on success.
 fn open(
@@ -48,51 +36,25 @@ fn open(
     create: bool,
 ) -> (nfsstat4, Option<stateid4>) {
     let how = if create {
-        openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(no_attrs()))
+        create_unchecked()
     } else {
-        openflag4::default(opentype4::OPEN4_NOCREATE)
+        no_create()
     };
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            nfs_argop4::OP_OPEN(OPEN4args {
-                seqid,
-                share_access: OPEN4_SHARE_ACCESS_BOTH,
-                share_deny: OPEN4_SHARE_DENY_NONE,
-                owner: open_owner4 {
-                    clientid: c.clientid,
-                    owner: owner.as_bytes().to_vec(),
-                },
-                openhow: how,
-                claim: open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
-            }),
-        ])
-        .unwrap();
-    let opened = r.resarray.iter().find_map(|x| match x {
-        nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => Some(ok),
-        _ => None,
-    });
+    let open = open_op(
+        c.clientid,
+        owner.as_bytes(),
+        seqid,
+        OPEN4_SHARE_ACCESS_BOTH,
+        how,
+        claim_null(name),
+    );
+    let r = c.compound(vec![nfs_argop4::OP_PUTROOTFH, open]).unwrap();
+    let opened = open_ok(&r);
     let sid = opened.map(|ok| ok.stateid.clone());
     if let (Some(s), 0) = (&sid, c.minor) {
         // 4.0: a new owner confirms its first open.
         if opened.is_some_and(|ok| ok.rflags & OPEN4_RESULT_CONFIRM != 0) {
-            let rc = c
-                .compound(vec![
-                    nfs_argop4::OP_PUTROOTFH,
-                    lookup(name),
-                    nfs_argop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4args {
-                        open_stateid: s.clone(),
-                        seqid: seqid + 1,
-                    }),
-                ])
-                .unwrap();
-            assert_eq!(rc.status, nfsstat4::NFS4_OK, "OPEN_CONFIRM {rc:?}");
-            let Some(nfs_resop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4res::NFS4_OK(ok))) =
-                rc.resarray.last()
-            else {
-                panic!("{rc:?}")
-            };
-            return (r.status, Some(ok.open_stateid.clone()));
+            return (r.status, Some(open_confirm(c, name, s, seqid + 1)));
         }
     }
     (r.status, sid)
@@ -421,31 +383,14 @@ fn lock(
     off: u64,
 ) -> COMPOUND4res {
     let locker = match (first, existing) {
-        (Some((open_sid, oseq)), _) => locker4::TRUE(open_to_lock_owner4 {
-            open_seqid: oseq,
-            open_stateid: open_sid.clone(),
-            lock_seqid: 0,
-            lock_owner: lock_owner4 {
-                clientid: c.clientid,
-                owner: b"locker".to_vec(),
-            },
-        }),
-        (None, Some(sid)) => locker4::FALSE(exist_lock_owner4 {
-            lock_stateid: sid.clone(),
-            lock_seqid: lseq,
-        }),
+        (Some((open_sid, oseq)), _) => new_lock_owner(c.clientid, b"locker", open_sid, oseq, 0),
+        (None, Some(sid)) => existing_lock_owner(sid, lseq),
         _ => unreachable!(),
     };
     c.compound(vec![
         nfs_argop4::OP_PUTROOTFH,
         lookup(name),
-        nfs_argop4::OP_LOCK(LOCK4args {
-            locktype: nfs_lock_type4::WRITE_LT,
-            reclaim: false,
-            offset: off,
-            length: 10,
-            locker,
-        }),
+        lock_op(true, false, off, 10, locker),
     ])
     .unwrap()
 }

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::*;
 use nfs4d::client::{getattr, lookup, Client};
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc::Credential;
@@ -26,12 +26,6 @@ fn session(srv: &TestServer, owner: &str) -> Client {
     c
 }
 
-fn putfh(fh: &[u8]) -> nfs_argop4 {
-    nfs_argop4::OP_PUTFH(PUTFH4args {
-        object: fh.to_vec(),
-    })
-}
-
 /// OPEN (create, read+write) of `name` in the export root: handle and
 /// open stateid.
 fn open_create(c: &mut Client, name: &str) -> (Vec<u8>, stateid4) {
@@ -42,20 +36,14 @@ fn open_with(c: &mut Client, name: &str, access: u32) -> (Vec<u8>, stateid4) {
     let r = c
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
-            nfs_argop4::OP_OPEN(OPEN4args {
-                seqid: 0,
-                share_access: access,
-                share_deny: OPEN4_SHARE_DENY_NONE,
-                owner: open_owner4 {
-                    clientid: c.clientid,
-                    owner: format!("owner-{name}-{access}").into_bytes(),
-                },
-                openhow: openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(fattr4 {
-                    attrmask: vec![],
-                    attr_vals: vec![],
-                })),
-                claim: open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
-            }),
+            open_op(
+                c.clientid,
+                format!("owner-{name}-{access}").as_bytes(),
+                0,
+                access,
+                create_unchecked(),
+                claim_null(name),
+            ),
             nfs_argop4::OP_GETFH,
         ])
         .expect("open");

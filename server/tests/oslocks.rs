@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::*;
 use nfs4d::client::{lookup, Client};
 use nfs4d_xdr::nfs4::*;
 
@@ -139,30 +139,28 @@ fn status_of(r: &COMPOUND4res) -> nfsstat4 {
     r.status
 }
 
-fn open41(c: &mut Client, name: &str, access: u32) -> stateid4 {
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            nfs_argop4::OP_OPEN(OPEN4args {
-                seqid: 0,
-                share_access: access,
-                share_deny: OPEN4_SHARE_DENY_NONE,
-                owner: open_owner4 {
-                    clientid: c.clientid,
-                    owner: b"open-owner".to_vec(),
-                },
-                openhow: openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(fattr4 {
-                    attrmask: vec![],
-                    attr_vals: vec![],
-                })),
-                claim: open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
-            }),
-        ])
-        .unwrap();
+/// The open owner of every OPEN here.
+const OPEN_OWNER: &[u8] = b"open-owner";
+
+/// OPEN of `name` in the root, creating it, by [`OPEN_OWNER`].
+fn create(c: &mut Client, name: &str, access: u32) -> OPEN4resok {
+    let open = open_op(
+        c.clientid,
+        OPEN_OWNER,
+        0,
+        access,
+        create_unchecked(),
+        claim_null(name),
+    );
+    let r = c.compound(vec![nfs_argop4::OP_PUTROOTFH, open]).unwrap();
     let Some(nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok))) = r.resarray.last() else {
         panic!("OPEN {r:?}")
     };
-    ok.stateid.clone()
+    ok.clone()
+}
+
+fn open41(c: &mut Client, name: &str, access: u32) -> stateid4 {
+    create(c, name, access).stateid
 }
 
 impl Nfs {
@@ -177,47 +175,11 @@ impl Nfs {
         } else {
             c.establish41(owner.as_bytes()).unwrap();
         }
-        let r = c
-            .compound(vec![
-                nfs_argop4::OP_PUTROOTFH,
-                nfs_argop4::OP_OPEN(OPEN4args {
-                    seqid: 0,
-                    share_access: access,
-                    share_deny: OPEN4_SHARE_DENY_NONE,
-                    owner: open_owner4 {
-                        clientid: c.clientid,
-                        owner: b"open-owner".to_vec(),
-                    },
-                    openhow: openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(fattr4 {
-                        attrmask: vec![],
-                        attr_vals: vec![],
-                    })),
-                    claim: open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
-                }),
-            ])
-            .unwrap();
-        let Some(nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok))) = r.resarray.last() else {
-            panic!("OPEN {r:?}")
-        };
-        let mut open = ok.stateid.clone();
+        let ok = create(&mut c, name, access);
+        let mut open = ok.stateid;
         let mut open_seqid = 1;
         if ok.rflags & OPEN4_RESULT_CONFIRM != 0 {
-            let r = c
-                .compound(vec![
-                    nfs_argop4::OP_PUTROOTFH,
-                    lookup(name),
-                    nfs_argop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4args {
-                        open_stateid: open.clone(),
-                        seqid: 1,
-                    }),
-                ])
-                .unwrap();
-            let Some(nfs_resop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4res::NFS4_OK(ok))) =
-                r.resarray.last()
-            else {
-                panic!("OPEN_CONFIRM {r:?}")
-            };
-            open = ok.open_stateid.clone();
+            open = open_confirm(&mut c, name, &open, 1);
             open_seqid = 2;
         }
         Nfs {
@@ -234,36 +196,21 @@ impl Nfs {
     /// NFS4ERR_DENIED, the conflict.
     fn lock(&mut self, write: bool, offset: u64, length: u64) -> (nfsstat4, Option<LOCK4denied>) {
         let locker = match &self.lock {
-            None => locker4::TRUE(open_to_lock_owner4 {
-                open_seqid: self.open_seqid,
-                open_stateid: self.open.clone(),
-                lock_seqid: self.lock_seqid,
-                lock_owner: lock_owner4 {
-                    clientid: self.c.clientid,
-                    owner: b"lock-owner".to_vec(),
-                },
-            }),
-            Some(sid) => locker4::FALSE(exist_lock_owner4 {
-                lock_stateid: sid.clone(),
-                lock_seqid: self.lock_seqid,
-            }),
+            None => new_lock_owner(
+                self.c.clientid,
+                b"lock-owner",
+                &self.open,
+                self.open_seqid,
+                self.lock_seqid,
+            ),
+            Some(sid) => existing_lock_owner(sid, self.lock_seqid),
         };
         let r = self
             .c
             .compound(vec![
                 nfs_argop4::OP_PUTROOTFH,
                 lookup(&self.name),
-                nfs_argop4::OP_LOCK(LOCK4args {
-                    locktype: if write {
-                        nfs_lock_type4::WRITE_LT
-                    } else {
-                        nfs_lock_type4::READ_LT
-                    },
-                    reclaim: false,
-                    offset,
-                    length,
-                    locker,
-                }),
+                lock_op(write, false, offset, length, locker),
             ])
             .unwrap();
         match r.resarray.last() {
@@ -299,11 +246,7 @@ impl Nfs {
                 nfs_argop4::OP_PUTROOTFH,
                 lookup(&self.name),
                 nfs_argop4::OP_LOCKT(LOCKT4args {
-                    locktype: if write {
-                        nfs_lock_type4::WRITE_LT
-                    } else {
-                        nfs_lock_type4::READ_LT
-                    },
+                    locktype: lock_type(write),
                     offset,
                     length,
                     owner: lock_owner4 {
@@ -525,44 +468,26 @@ fn lock_descriptions_are_bounded() {
 /// OPEN (CLAIM_PREVIOUS) and LOCK (reclaim) of `name` by a 4.1 client
 /// that is reclaiming after a restart; the LOCK's status.
 fn reclaim_lock(c: &mut Client, name: &str, offset: u64) -> nfsstat4 {
+    let access = OPEN4_SHARE_ACCESS_BOTH;
+    let open = open_op(
+        c.clientid,
+        OPEN_OWNER,
+        0,
+        access,
+        no_create(),
+        claim_previous(),
+    );
     let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            lookup(name),
-            nfs_argop4::OP_OPEN(OPEN4args {
-                seqid: 0,
-                share_access: OPEN4_SHARE_ACCESS_BOTH,
-                share_deny: OPEN4_SHARE_DENY_NONE,
-                owner: open_owner4 {
-                    clientid: c.clientid,
-                    owner: b"open-owner".to_vec(),
-                },
-                openhow: openflag4::default(opentype4::OPEN4_NOCREATE),
-                claim: open_claim4::CLAIM_PREVIOUS(open_delegation_type4::OPEN_DELEGATE_NONE),
-            }),
-        ])
+        .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup(name), open])
         .unwrap();
     let Some(nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok))) = r.resarray.last() else {
         panic!("OPEN CLAIM_PREVIOUS {r:?}")
     };
+    let locker = new_lock_owner(c.clientid, b"lock-owner", &ok.stateid, 0, 0);
     c.compound(vec![
         nfs_argop4::OP_PUTROOTFH,
         lookup(name),
-        nfs_argop4::OP_LOCK(LOCK4args {
-            locktype: nfs_lock_type4::WRITE_LT,
-            reclaim: true,
-            offset,
-            length: 10,
-            locker: locker4::TRUE(open_to_lock_owner4 {
-                open_seqid: 0,
-                open_stateid: ok.stateid.clone(),
-                lock_seqid: 0,
-                lock_owner: lock_owner4 {
-                    clientid: c.clientid,
-                    owner: b"lock-owner".to_vec(),
-                },
-            }),
-        }),
+        lock_op(true, true, offset, 10, locker),
     ])
     .unwrap()
     .status

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::*;
 use nfs4d::client::{lookup, Client};
 use nfs4d_xdr::nfs4::*;
 
@@ -19,13 +19,6 @@ fn server() -> TestServer {
         "lease_time = 5\ngrace_time = 60\n\n[[export]]\npath = \"/\"\ndir = \"{export}/root\"\n",
         &[],
     )
-}
-
-fn no_attrs() -> fattr4 {
-    fattr4 {
-        attrmask: vec![],
-        attr_vals: vec![],
-    }
 }
 
 /// OPEN of `name` in the root: CLAIM_NULL (creating it) or, with
@@ -41,73 +34,30 @@ fn open(
     let mut ops = vec![nfs_argop4::OP_PUTROOTFH];
     let (how, claim) = if reclaim {
         ops.push(lookup(name));
-        (
-            openflag4::default(opentype4::OPEN4_NOCREATE),
-            open_claim4::CLAIM_PREVIOUS(open_delegation_type4::OPEN_DELEGATE_NONE),
-        )
+        (no_create(), claim_previous())
     } else {
-        (
-            openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(no_attrs())),
-            open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
-        )
+        (create_unchecked(), claim_null(name))
     };
-    ops.push(nfs_argop4::OP_OPEN(OPEN4args {
+    ops.push(open_op(
+        c.clientid,
+        owner.as_bytes(),
         seqid,
-        share_access: OPEN4_SHARE_ACCESS_BOTH,
-        share_deny: OPEN4_SHARE_DENY_NONE,
-        owner: open_owner4 {
-            clientid: c.clientid,
-            owner: owner.as_bytes().to_vec(),
-        },
-        openhow: how,
+        OPEN4_SHARE_ACCESS_BOTH,
+        how,
         claim,
-    }));
+    ));
     let r = c.compound(ops).unwrap();
-    let ok = r.resarray.iter().find_map(|x| match x {
-        nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => Some((ok.stateid.clone(), ok.rflags)),
-        _ => None,
-    });
+    let ok = open_ok(&r).map(|ok| (ok.stateid.clone(), ok.rflags));
     (r.status, ok)
-}
-
-/// 4.0: confirms a new owner's first open.
-fn confirm(c: &mut Client, name: &str, sid: &stateid4, seqid: u32) -> stateid4 {
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            lookup(name),
-            nfs_argop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4args {
-                open_stateid: sid.clone(),
-                seqid,
-            }),
-        ])
-        .unwrap();
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4res::NFS4_OK(ok))) => ok.open_stateid.clone(),
-        other => panic!("OPEN_CONFIRM: {other:?}"),
-    }
 }
 
 /// A write LOCK of bytes 0..10 with a new lock owner.
 fn lock(c: &mut Client, name: &str, open: &stateid4, open_seqid: u32, reclaim: bool) -> nfsstat4 {
+    let locker = new_lock_owner(c.clientid, b"lock-owner", open, open_seqid, 0);
     c.compound(vec![
         nfs_argop4::OP_PUTROOTFH,
         lookup(name),
-        nfs_argop4::OP_LOCK(LOCK4args {
-            locktype: nfs_lock_type4::WRITE_LT,
-            reclaim,
-            offset: 0,
-            length: 10,
-            locker: locker4::TRUE(open_to_lock_owner4 {
-                open_seqid,
-                open_stateid: open.clone(),
-                lock_seqid: 0,
-                lock_owner: lock_owner4 {
-                    clientid: c.clientid,
-                    owner: b"lock-owner".to_vec(),
-                },
-            }),
-        }),
+        lock_op(true, reclaim, 0, 10, locker),
     ])
     .unwrap()
     .status
@@ -173,7 +123,7 @@ fn v40_open_and_lock_are_reclaimed_within_a_lease() {
     assert_eq!(st, NFS4_OK);
     let (sid, flags) = ok.unwrap();
     let sid = if flags & OPEN4_RESULT_CONFIRM != 0 {
-        confirm(&mut c, "f", &sid, 1)
+        open_confirm(&mut c, "f", &sid, 1)
     } else {
         sid
     };
@@ -418,7 +368,7 @@ fn v40_remove_waits_for_the_end_of_grace() {
     assert_eq!(st, NFS4_OK);
     let (sid, flags) = ok.unwrap();
     if flags & OPEN4_RESULT_CONFIRM != 0 {
-        confirm(&mut c, "f", &sid, 1);
+        open_confirm(&mut c, "f", &sid, 1);
     }
     drop(c);
     srv.restart();
@@ -481,40 +431,23 @@ fn open_with_fh(c: &mut Client, name: &str) -> (stateid4, Vec<u8>) {
 }
 
 fn reclaim_by_fh(c: &mut Client, fh: &[u8]) -> (nfsstat4, Option<stateid4>) {
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTFH(PUTFH4args {
-                object: fh.to_vec(),
-            }),
-            nfs_argop4::OP_OPEN(OPEN4args {
-                seqid: 0,
-                share_access: OPEN4_SHARE_ACCESS_BOTH,
-                share_deny: OPEN4_SHARE_DENY_NONE,
-                owner: open_owner4 {
-                    clientid: c.clientid,
-                    owner: b"oo".to_vec(),
-                },
-                openhow: openflag4::default(opentype4::OPEN4_NOCREATE),
-                claim: open_claim4::CLAIM_PREVIOUS(open_delegation_type4::OPEN_DELEGATE_NONE),
-            }),
-        ])
-        .unwrap();
-    let sid = r.resarray.iter().find_map(|x| match x {
-        nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => Some(ok.stateid.clone()),
-        _ => None,
-    });
+    let open = open_op(
+        c.clientid,
+        b"oo",
+        0,
+        OPEN4_SHARE_ACCESS_BOTH,
+        no_create(),
+        claim_previous(),
+    );
+    let r = c.compound(vec![putfh(fh), open]).unwrap();
+    let sid = open_ok(&r).map(|ok| ok.stateid.clone());
     (r.status, sid)
 }
 
 fn putfh_status(c: &mut Client, fh: &[u8]) -> nfsstat4 {
-    c.compound(vec![
-        nfs_argop4::OP_PUTFH(PUTFH4args {
-            object: fh.to_vec(),
-        }),
-        nfs4d::client::getattr(&[4]),
-    ])
-    .unwrap()
-    .status
+    c.compound(vec![putfh(fh), nfs4d::client::getattr(&[4])])
+        .unwrap()
+        .status
 }
 
 /// The handle of a file open at a crash stays usable for its CLAIM_PREVIOUS
@@ -533,9 +466,7 @@ fn handles_of_files_open_at_a_crash_survive_for_reclaim() {
         let (closed_sid, closed_fh) = open_with_fh(&mut c, "closed");
         let r = c
             .compound(vec![
-                nfs_argop4::OP_PUTFH(PUTFH4args {
-                    object: closed_fh.clone(),
-                }),
+                putfh(&closed_fh),
                 nfs_argop4::OP_CLOSE(CLOSE4args {
                     seqid: 0,
                     open_stateid: closed_sid,
@@ -564,9 +495,7 @@ fn handles_of_files_open_at_a_crash_survive_for_reclaim() {
         assert_eq!(putfh_status(&mut c, &closed_fh), closed_status, "{mode}");
         let r = c
             .compound(vec![
-                nfs_argop4::OP_PUTFH(PUTFH4args {
-                    object: open_fh.clone(),
-                }),
+                putfh(&open_fh),
                 nfs_argop4::OP_CLOSE(CLOSE4args {
                     seqid: 0,
                     open_stateid: sid.unwrap(),

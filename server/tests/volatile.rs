@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::TestServer;
+use common::*;
 use nfs4d::client::{getattr, lookup, Client};
 use nfs4d_xdr::nfs4::*;
 
@@ -36,12 +36,6 @@ fn session_as(srv: &TestServer, owner: &str, implementation: Option<&str>) -> Cl
     c.establish41_as(owner.as_bytes(), implementation)
         .expect("session");
     c
-}
-
-fn putfh(fh: &[u8]) -> nfs_argop4 {
-    nfs_argop4::OP_PUTFH(PUTFH4args {
-        object: fh.to_vec(),
-    })
 }
 
 /// The handle of `path` (components below the pseudo root).
@@ -111,17 +105,14 @@ fn open(c: &mut Client, dir: &[u8], name: &str) -> stateid4 {
     let r = c
         .compound(vec![
             putfh(dir),
-            nfs_argop4::OP_OPEN(OPEN4args {
-                seqid: 0,
-                share_access: OPEN4_SHARE_ACCESS_BOTH,
-                share_deny: OPEN4_SHARE_DENY_NONE,
-                owner: open_owner4 {
-                    clientid: c.clientid,
-                    owner: format!("owner-{name}").into_bytes(),
-                },
-                openhow: openflag4::default(opentype4::OPEN4_NOCREATE),
-                claim: open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
-            }),
+            open_op(
+                c.clientid,
+                format!("owner-{name}").as_bytes(),
+                0,
+                OPEN4_SHARE_ACCESS_BOTH,
+                no_create(),
+                claim_null(name),
+            ),
         ])
         .expect("open");
     match r.resarray.last() {

@@ -5,21 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::*;
 use nfs4d::client::{getattr, lookup, Client};
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc::{self, Credential};
 
 fn status_of(r: &COMPOUND4res) -> nfsstat4 {
     r.status
-}
-
-/// Reads the accept_stat / reject details of a reply record.
-fn reply_words(rec: &[u8]) -> Vec<u32> {
-    rec[4..]
-        .chunks(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 #[test]
