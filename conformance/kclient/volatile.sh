@@ -47,13 +47,13 @@ mkdir -p "$work/export" "$log_dir"
 server_log=$work/nfs4d.log
 . "$here/server.sh"
 
-# serve LISTEN: nfs4d on LISTEN with volatile handles (server.sh).
-# Delegations are off: the scenario renames files behind the server's back,
-# which does not recall delegations (docs/delegations.md), so a guest
-# holding one would keep reading its cached view instead of meeting the
-# expired handles under test.
+# serve LISTEN: nfs4d on LISTEN with volatile handles (server.sh), with
+# delegations on (the default): the directory renamed behind the server's
+# back is watched for the guest's delegated files below it, whose
+# delegations are recalled, so the guest meets the expired handles instead
+# of its cached view (docs/delegations.md).
 serve() {
-    start_server "$1" --filehandles volatile --expired-error "$expired" --delegations none
+    start_server "$1" --filehandles volatile --expired-error "$expired"
 }
 
 serve 127.0.0.1:0

@@ -10,7 +10,7 @@ use std::fs::OpenOptions;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use common::{claim_null, create_unchecked, no_create, open_ok, open_op, putfh, TestServer};
 use nfs4d::client::{getattr, Client};
 use nfs4d_xdr::nfs4::*;
 
@@ -39,13 +39,6 @@ fn plain(srv: &TestServer, owner: &str) -> Client {
     c
 }
 
-fn no_attrs() -> fattr4 {
-    fattr4 {
-        attrmask: vec![],
-        attr_vals: vec![],
-    }
-}
-
 struct Opened {
     status: nfsstat4,
     stateid: Option<stateid4>,
@@ -57,9 +50,9 @@ struct Opened {
 /// creating it with `create`.
 fn open(c: &mut Client, name: &str, owner: &str, access: u32, create: bool) -> Opened {
     let how = if create {
-        openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(no_attrs()))
+        create_unchecked()
     } else {
-        openflag4::default(opentype4::OPEN4_NOCREATE)
+        no_create()
     };
     open_claim(
         c,
@@ -67,7 +60,7 @@ fn open(c: &mut Client, name: &str, owner: &str, access: u32, create: bool) -> O
         owner,
         access,
         how,
-        open_claim4::CLAIM_NULL(name.as_bytes().to_vec()),
+        claim_null(name),
     )
 }
 
@@ -79,36 +72,18 @@ fn open_claim(
     how: openflag4,
     claim: open_claim4,
 ) -> Opened {
-    ops.push(nfs_argop4::OP_OPEN(OPEN4args {
-        seqid: 0,
-        share_access: access,
-        share_deny: OPEN4_SHARE_DENY_NONE,
-        owner: open_owner4 {
-            clientid: c.clientid,
-            owner: owner.as_bytes().to_vec(),
-        },
-        openhow: how,
-        claim,
-    }));
+    ops.push(open_op(c.clientid, owner.as_bytes(), 0, access, how, claim));
     ops.push(nfs_argop4::OP_GETFH);
     let r = c.compound(ops).unwrap();
-    let mut o = Opened {
+    Opened {
         status: r.status,
-        stateid: None,
-        deleg: None,
-        fh: None,
-    };
-    for x in &r.resarray {
-        match x {
-            nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => {
-                o.stateid = Some(ok.stateid.clone());
-                o.deleg = Some(ok.delegation.clone());
-            }
-            nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok)) => o.fh = Some(ok.object.clone()),
-            _ => {}
-        }
+        stateid: open_ok(&r).map(|ok| ok.stateid.clone()),
+        deleg: open_ok(&r).map(|ok| ok.delegation.clone()),
+        fh: r.resarray.iter().find_map(|x| match x {
+            nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok)) => Some(ok.object.clone()),
+            _ => None,
+        }),
     }
-    o
 }
 
 fn deleg_stateid(d: &Option<open_delegation4>) -> Option<stateid4> {
@@ -121,9 +96,7 @@ fn deleg_stateid(d: &Option<open_delegation4>) -> Option<stateid4> {
 
 fn delegreturn(c: &mut Client, fh: &[u8], sid: &stateid4) -> nfsstat4 {
     c.compound(vec![
-        nfs_argop4::OP_PUTFH(PUTFH4args {
-            object: fh.to_vec(),
-        }),
+        putfh(fh),
         nfs_argop4::OP_DELEGRETURN(DELEGRETURN4args {
             deleg_stateid: sid.clone(),
         }),
@@ -144,9 +117,7 @@ fn recalls(c: &Client) -> Vec<stateid4> {
 
 fn write(c: &mut Client, fh: &[u8], sid: &stateid4, data: &[u8]) -> nfsstat4 {
     c.compound(vec![
-        nfs_argop4::OP_PUTFH(PUTFH4args {
-            object: fh.to_vec(),
-        }),
+        putfh(fh),
         nfs_argop4::OP_WRITE(WRITE4args {
             stateid: sid.clone(),
             offset: 0,
@@ -303,7 +274,7 @@ fn unreturned_delegation_is_revoked_after_a_lease_and_freed() {
     assert_ne!(seq(&mut a) & SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0);
     let r = a
         .compound(vec![
-            nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
+            putfh(&fh),
             nfs_argop4::OP_READ(READ4args {
                 stateid: sid.clone(),
                 offset: 0,
@@ -346,10 +317,7 @@ fn getattr_asks_the_write_delegation_holder() {
     a.cb_attrs = Some((5000, u64::MAX / 2));
     let server_size = |b: &mut Client| {
         let r = b
-            .compound(vec![
-                nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
-                getattr(&[FATTR4_CHANGE, FATTR4_SIZE]),
-            ])
+            .compound(vec![putfh(&fh), getattr(&[FATTR4_CHANGE, FATTR4_SIZE])])
             .unwrap();
         match r.resarray.last() {
             Some(nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(ok))) => {
@@ -364,10 +332,7 @@ fn getattr_asks_the_write_delegation_holder() {
     };
     let own_change = {
         let r = a
-            .compound(vec![
-                nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
-                getattr(&[FATTR4_CHANGE]),
-            ])
+            .compound(vec![putfh(&fh), getattr(&[FATTR4_CHANGE])])
             .unwrap();
         match r.resarray.last() {
             Some(nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(ok))) => {
@@ -402,7 +367,6 @@ fn delegation_claims_and_bad_stateids() {
     let sid = deleg_stateid(&o.deleg).expect("delegation");
     let open_sid = o.stateid.unwrap();
     let fh = o.fh.unwrap();
-    let putfh = || nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() });
     // An open stateid is not a delegation.
     assert_eq!(delegreturn(&mut a, &fh, &open_sid), NFS4ERR_BAD_STATEID);
     // The delegation belongs to another file than the current one.
@@ -416,7 +380,7 @@ fn delegation_claims_and_bad_stateids() {
     let nocreate = || openflag4::default(opentype4::OPEN4_NOCREATE);
     let r = open_claim(
         &mut a,
-        vec![putfh()],
+        vec![putfh(&fh)],
         "oc",
         OPEN4_SHARE_ACCESS_READ,
         nocreate(),
@@ -425,7 +389,7 @@ fn delegation_claims_and_bad_stateids() {
     assert_eq!(r.status, NFS4_OK);
     let r = open_claim(
         &mut a,
-        vec![putfh()],
+        vec![putfh(&fh)],
         "od",
         OPEN4_SHARE_ACCESS_READ,
         nocreate(),
@@ -461,7 +425,7 @@ fn delegation_claims_and_bad_stateids() {
     // Delegations of earlier client instances are not kept to claim.
     let r = open_claim(
         &mut a,
-        vec![putfh()],
+        vec![putfh(&fh)],
         "og",
         OPEN4_SHARE_ACCESS_READ,
         nocreate(),
@@ -580,9 +544,7 @@ fn local_open_breaks_the_delegation_and_sees_the_data() {
 
 fn want(c: &mut Client, fh: Option<&[u8]>, want: u32) -> (nfsstat4, Option<open_delegation4>) {
     let put = match fh {
-        Some(fh) => nfs_argop4::OP_PUTFH(PUTFH4args {
-            object: fh.to_vec(),
-        }),
+        Some(fh) => putfh(fh),
         None => nfs_argop4::OP_PUTROOTFH,
     };
     let r = c
@@ -793,7 +755,7 @@ fn the_holders_own_setattr_rename_and_link_keep_its_delegation() {
     };
     let r = a
         .compound(vec![
-            nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
+            putfh(&fh),
             nfs_argop4::OP_SETATTR(SETATTR4args {
                 stateid: open_sid,
                 obj_attributes: mode,
@@ -814,7 +776,7 @@ fn the_holders_own_setattr_rename_and_link_keep_its_delegation() {
     assert_eq!(r.status, NFS4_OK, "RENAME");
     let r = a
         .compound(vec![
-            nfs_argop4::OP_PUTFH(PUTFH4args { object: fh.clone() }),
+            putfh(&fh),
             nfs_argop4::OP_SAVEFH,
             nfs_argop4::OP_PUTROOTFH,
             nfs_argop4::OP_LINK(LINK4args {
@@ -852,8 +814,8 @@ fn renaming_a_directory_above_the_file_recalls_unless_the_server_does_it() {
             ],
             "oa",
             OPEN4_SHARE_ACCESS_READ,
-            openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(no_attrs())),
-            open_claim4::CLAIM_NULL(b"f".to_vec()),
+            create_unchecked(),
+            claim_null("f"),
         )
     };
     let mut a = holder(&srv, "a");

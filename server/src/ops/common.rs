@@ -424,42 +424,40 @@ pub fn owner_id(s: &[u8], group: bool) -> NfsResult<u32> {
 const NSS_BUF_MAX: usize = 1 << 20;
 
 fn uid_by_name(name: &str) -> Option<u32> {
-    let cname = std::ffi::CString::new(name).ok()?;
-    let mut buf = vec![0 as libc::c_char; 1024];
-    loop {
-        // SAFETY: all-zero is a valid `passwd` (null pointers, zero ids);
-        // getpwnam_r only writes into it and into `buf`, whose true
-        // length is passed, and `res` is either null or points to `pw`.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut res: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pw,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut res,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < NSS_BUF_MAX {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        return (rc == 0 && !res.is_null()).then_some(pw.pw_uid);
-    }
+    nss_id(name, libc::getpwnam_r, |pw: &libc::passwd| pw.pw_uid)
 }
 
 fn gid_by_name(name: &str) -> Option<u32> {
+    nss_id(name, libc::getgrnam_r, |gr: &libc::group| gr.gr_gid)
+}
+
+/// The signature shared by getpwnam_r(3) and getgrnam_r(3).
+type NssLookup<T> = unsafe extern "C" fn(
+    *const libc::c_char,
+    *mut T,
+    *mut libc::c_char,
+    libc::size_t,
+    *mut *mut T,
+) -> libc::c_int;
+
+/// Looks `name` up with a reentrant NSS call (`libc::passwd` or
+/// `libc::group` entries), growing the string buffer on ERANGE up to
+/// NSS_BUF_MAX, and returns `id(entry)`. Only the id leaves: the entry's
+/// strings point into the buffer.
+fn nss_id<T>(name: &str, lookup: NssLookup<T>, id: fn(&T) -> u32) -> Option<u32> {
     let cname = std::ffi::CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 1024];
     loop {
-        // SAFETY: as in `uid_by_name`, for getgrnam_r and `group`.
-        let mut gr: libc::group = unsafe { std::mem::zeroed() };
-        let mut res: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: T is `passwd` or `group`, for which all-zero is valid
+        // (null pointers, zero ids); the lookup only writes into it and
+        // into `buf`, whose true length is passed, and `res` is either
+        // null or points to `entry`.
+        let mut entry: T = unsafe { std::mem::zeroed() };
+        let mut res: *mut T = std::ptr::null_mut();
         let rc = unsafe {
-            libc::getgrnam_r(
+            lookup(
                 cname.as_ptr(),
-                &mut gr,
+                &mut entry,
                 buf.as_mut_ptr(),
                 buf.len(),
                 &mut res,
@@ -469,7 +467,7 @@ fn gid_by_name(name: &str) -> Option<u32> {
             buf.resize(buf.len() * 2, 0);
             continue;
         }
-        return (rc == 0 && !res.is_null()).then_some(gr.gr_gid);
+        return (rc == 0 && !res.is_null()).then(|| id(&entry));
     }
 }
 
