@@ -45,7 +45,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::dircache::{self, DirCache, DirStamp, Listing};
 use super::fdcache::FdCache;
@@ -70,10 +70,6 @@ const DIRENT_BUF: usize = 32 << 10;
 /// How often an operation re-resolves when the object changed under it.
 const RACE_RETRIES: usize = 3;
 
-/// Number of user-space locks that serialise writes to one file (striped
-/// by inode number; two files sharing a stripe only wait for each other).
-const WRITE_STRIPES: usize = 64;
-
 pub struct LocalBackend {
     /// `O_PATH | O_DIRECTORY` fd of the export root; all resolution starts here.
     root: OwnedFd,
@@ -88,9 +84,6 @@ pub struct LocalBackend {
     dir_syncs: GroupSync,
     /// Listings of recently read directories.
     dir_cache: DirCache,
-    /// Writers to one file wait here rather than in the kernel (see
-    /// [`LocalBackend::write`]).
-    write_stripes: [Mutex<()>; WRITE_STRIPES],
 }
 
 /// Marks directory listings read through a path as stale when dropped,
@@ -320,7 +313,6 @@ impl LocalBackend {
             getversion_ok: AtomicBool::new(true),
             dir_syncs: GroupSync::default(),
             dir_cache: DirCache::default(),
-            write_stripes: std::array::from_fn(|_| Mutex::new(())),
         };
         backend.gen_source = backend.probe_gen_source()?;
         if backend.gen_source == GenSource::None {
@@ -773,19 +765,7 @@ impl Backend for LocalBackend {
         if end.and_then(|end| i64::try_from(end).ok()).is_none() {
             return Err(BackendError::TooBig);
         }
-        let (file, attrs) = self.open_regular(path, true)?;
-        // Buffered writes to one inode are serialised by the file system
-        // anyway (ext4 and xfs take the inode's lock exclusively), and
-        // waiters for that kernel lock spin on another CPU while the holder
-        // copies: with many runners writing 4 KiB pieces of one file, the
-        // spinning (`osq_lock`, `rwsem_spin_on_owner`) took a third of the
-        // server's CPU. Waiting on a user-space lock per file sleeps instead
-        // and leaves the CPU to requests that can make progress. The order
-        // of writes is unchanged: concurrent writes had none.
-        let stripe = (attrs.identity.ino as usize) % WRITE_STRIPES;
-        let serial = self.write_stripes[stripe]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let (file, _) = self.open_regular(path, true)?;
         let mut written = 0;
         while written < data.len() {
             match file.write_at(&data[written..], offset + written as u64) {
@@ -798,7 +778,6 @@ impl Backend for LocalBackend {
                 Err(e) => return Err(e.into()),
             }
         }
-        drop(serial);
         match stability {
             Stability::Unstable => {}
             Stability::DataSync => file.sync_data()?,
