@@ -847,20 +847,35 @@ impl Backend for LocalBackend {
         // (and so must set its owner); without `exclusive`, EEXIST falls back
         // to returning the existing regular file.
         for _ in 0..RACE_RETRIES {
-            let flags = libc::O_CREAT
-                | libc::O_EXCL
-                | libc::O_RDWR
-                | libc::O_NOFOLLOW
-                | libc::O_NONBLOCK
-                | libc::O_NOCTTY;
+            // O_CREAT | O_EXCL always makes a new regular file (never opens
+            // a fifo or device), so no O_NONBLOCK is needed, and none has to
+            // be cleared afterwards.
+            let flags = libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_NOFOLLOW;
             match sys::openat2(dir.fd(), &cname, flags, mode) {
                 Ok(fd) => {
                     let file = File::from(fd);
                     let res = (|| {
-                        std::os::unix::fs::fchown(&file, Some(owner.uid), Some(owner.gid))?;
-                        file.set_permissions(Permissions::from_mode(mode))?;
-                        sys::clear_nonblock(&file)?;
-                        self.to_attrs(&sys::fstatx(file.as_fd())?, GenFrom::Fd(file.as_fd()))
+                        // The owner and mode are set only where the create
+                        // did not already give them (the server's own
+                        // credentials, the umask, a set-group-ID directory
+                        // or a default ACL may): each change is an inode
+                        // update, and the common case needs none.
+                        let st = sys::fstatx(file.as_fd())?;
+                        let chown = st.stx_uid != owner.uid || st.stx_gid != owner.gid;
+                        if chown {
+                            std::os::unix::fs::fchown(&file, Some(owner.uid), Some(owner.gid))?;
+                        }
+                        // After a chown always: chown(2) may clear suid/sgid.
+                        let chmod = chown || u32::from(st.stx_mode) & 0o7777 != mode;
+                        if chmod {
+                            file.set_permissions(Permissions::from_mode(mode))?;
+                        }
+                        let st = if chmod {
+                            sys::fstatx(file.as_fd())?
+                        } else {
+                            st
+                        };
+                        self.to_attrs(&st, GenFrom::Fd(file.as_fd()))
                     })();
                     let attrs = match res {
                         Ok(a) => a,
