@@ -35,7 +35,7 @@ type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Option<Vec<u8>>>>>>;
 pub struct CbChannel {
     /// Connection id.
     pub conn: u64,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<crate::reply::Record>,
     pending: Pending,
     xid: Arc<AtomicU32>,
     /// The back channel's single slot (RFC 8881 §2.10.6.3: the server
@@ -55,7 +55,7 @@ pub const MAX_PENDING_CALLS: usize = 16;
 
 impl CbChannel {
     /// An endpoint writing call records into `tx`.
-    pub fn new(conn: u64, tx: mpsc::Sender<Vec<u8>>) -> Self {
+    pub fn new(conn: u64, tx: mpsc::Sender<crate::reply::Record>) -> Self {
         CbChannel {
             conn,
             tx,
@@ -85,7 +85,7 @@ impl CbChannel {
             p.insert(xid, done);
         }
         let rec = rpc::call_record(xid, prog, vers, proc_, cred, args);
-        if self.tx.send(rec).await.is_err() {
+        if self.tx.send(rec.into()).await.is_err() {
             self.forget(xid);
             return Err(CbError::Closed);
         }

@@ -483,11 +483,12 @@ async fn conn40(
         })?;
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(crate::callback::MAX_PENDING_CALLS);
+    let (tx, mut rx) = mpsc::channel::<crate::reply::Record>(crate::callback::MAX_PENDING_CALLS);
     let cb = CbChannel::new(NEXT_CB_CONN.fetch_sub(1, Ordering::Relaxed), tx);
     tokio::spawn(async move {
         while let Some(rec) = rx.recv().await {
-            if wr.write_all(&rec).await.is_err() {
+            // Calls are built whole (no detached data): no copy here.
+            if wr.write_all(&rec.flatten()).await.is_err() {
                 break;
             }
         }

@@ -22,6 +22,7 @@ use crate::callback::CbChannel;
 use crate::error::NfsError;
 use crate::export_access::Denial;
 use crate::ops::{self, Flags};
+use crate::reply::{self, Detached, Record};
 use crate::server::Server;
 use crate::state::client::Principal;
 use crate::state::session::{Channel, SessionId};
@@ -119,9 +120,25 @@ pub struct Cx<'a> {
     pub cred: Credential,
     /// The export `cred` was computed for (`None`: no export object).
     cred_export: Option<u32>,
+    /// A READ's data, kept out of the encoded reply and sent from its own
+    /// buffer ([`crate::reply`]); its offset is into the reply bytes.
+    pub detached: Option<Detached>,
 }
 
 impl<'a> Cx<'a> {
+    /// Reply bytes held in [`Cx::detached`] rather than in the encoded reply.
+    pub fn detached_len(&self) -> usize {
+        self.detached.as_ref().map_or(0, |d| d.data.len())
+    }
+
+    /// Drops detached data placed at or after `start` of the reply: the
+    /// result it belongs to is being replaced.
+    fn drop_detached_from(&mut self, start: usize) {
+        if self.detached.as_ref().is_some_and(|d| d.at >= start) {
+            self.detached = None;
+        }
+    }
+
     /// The current filehandle or NFS4ERR_NOFILEHANDLE.
     pub fn cfh(&self) -> Result<&CurFh, NfsError> {
         self.cfh.as_ref().ok_or(NfsError::NoFileHandle)
@@ -191,7 +208,7 @@ pub fn process(
     req: &RequestCtx,
     xid: u32,
     args: &[u8],
-) -> Result<(Vec<u8>, Vec<Followup>), Refusal> {
+) -> Result<(Record, Vec<Followup>), Refusal> {
     let mut cur = Cursor::new(args);
     let (tag, minor, count) = decode_header(&mut cur).ok_or(Refusal::GarbageArgs)?;
     // The tag is a utf8str_cs: invalid UTF-8 is NFS4ERR_INVAL before any
@@ -203,7 +220,7 @@ pub fn process(
     let drc_key = (minor == 0).then(|| crate::drc::key(req.peer, xid, args));
     if let Some(cached) = drc_key.as_ref().and_then(|k| srv.state.drc.get(k)) {
         tracing::debug!(peer = %req.peer, xid, "4.0 retransmission answered from the duplicate request cache");
-        return Ok((cached.to_vec(), Vec::new()));
+        return Ok((cached.to_vec().into(), Vec::new()));
     }
 
     let mut out = Vec::with_capacity(512);
@@ -234,6 +251,7 @@ pub fn process(
         modified: false,
         cred: req.cred.clone(),
         cred_export: None,
+        detached: None,
     };
     let (status, done) = if bad_tag {
         tracing::warn!(peer = %req.peer, "COMPOUND tag is not UTF-8");
@@ -250,15 +268,16 @@ pub fn process(
         out.truncate(body);
         out.extend_from_slice(&cached);
         rpc::finish_record(&mut out);
-        return Ok((out, Vec::new()));
+        return Ok((out.into(), Vec::new()));
     }
     out[body..body + 4].copy_from_slice(&(status as i32).to_be_bytes());
     out[count_at..count_at + 4].copy_from_slice(&(done as u32).to_be_bytes());
 
     if let Some(s) = &cx.session {
-        let len = (out.len() - body) as u32;
+        let len = (out.len() - body + cx.detached_len()) as u32;
         let keep = len <= s.fore.max_response_cached;
-        let cached = keep.then(|| Arc::new(out[body..].to_vec()));
+        // The slot keeps the reply in one piece (detached data copied in).
+        let cached = keep.then(|| Arc::new(reply::join(&out, cx.detached.as_ref(), body)));
         srv.state.slot_done(&s.id, s.slot, cached);
     }
     if cx.durable_upto > 0 {
@@ -267,11 +286,21 @@ pub fn process(
             return Err(Refusal::SystemErr);
         }
     }
-    rpc::finish_record(&mut out);
+    // The record's length counts the detached data sent after `out`'s head.
+    reply::finish_record(&mut out, cx.detached_len());
     if let (Some(k), true) = (drc_key, cx.modified) {
-        srv.state.drc.put(k, &out);
+        match &cx.detached {
+            None => srv.state.drc.put(k, &out),
+            // The cache keeps the reply in one piece (rare: a COMPOUND
+            // with a large READ that also changed something).
+            Some(d) => srv.state.drc.put(k, &reply::join(&out, Some(d), 0)),
+        }
     }
-    Ok((out, cx.followups))
+    let rec = Record {
+        bytes: out,
+        detached: cx.detached,
+    };
+    Ok((rec, cx.followups))
 }
 
 fn decode_header(cur: &mut Cursor<&[u8]>) -> Option<(Vec<u8>, u32, u32)> {
@@ -329,7 +358,7 @@ fn run_ops(
             put_status(out, opnum, st.status());
             return (st.status(), 1);
         }
-        if let Err(e) = precheck(cx, &desc, i, out.len() - body) {
+        if let Err(e) = precheck(cx, &desc, i, out.len() - body + cx.detached_len()) {
             let st = e.status();
             tracing::debug!(op = desc.name, status = ?st, "refused before running");
             put_status(out, opnum, st);
@@ -366,6 +395,7 @@ fn run_ops(
                 // The operation only set the current filehandle (PUTFH,
                 // LOOKUP …), so replacing its result undoes nothing.
                 out.truncate(start);
+                cx.drop_detached_from(start);
                 st = e.status();
                 put_status(out, opnum, st);
             }
@@ -379,6 +409,7 @@ fn run_ops(
         if let Some(bytes) = cx.replay.take() {
             // A 4.0 retransmission: the original reply and its status.
             out.truncate(start);
+            cx.drop_detached_from(start);
             out.extend_from_slice(&bytes);
             st = bytes
                 .get(4..8)
@@ -390,9 +421,12 @@ fn run_ops(
         }
         if let Some((kind, owner, seqid)) = cx.seq_owner.take() {
             if seqid_advances(st) {
-                cx.srv
-                    .state
-                    .record_seqid(kind, owner, seqid, out[start..].to_vec());
+                cx.srv.state.record_seqid(
+                    kind,
+                    owner,
+                    seqid,
+                    reply::join(out, cx.detached.as_ref(), start),
+                );
             }
         }
         done += 1;

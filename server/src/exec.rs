@@ -33,6 +33,7 @@ use nfs4d_xdr::rpc::{self, Refusal};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::compound::{self, Followup, RequestCtx};
+use crate::reply::Record;
 use crate::server::Server;
 
 /// How long an idle runner waits for the next request.
@@ -57,7 +58,7 @@ pub struct ConnQueue {
     inner: Mutex<Inner>,
     more: Condvar,
     srv: Arc<Server>,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Record>,
     peer: SocketAddr,
     max_runners: usize,
     followup: FollowupFn,
@@ -77,7 +78,7 @@ impl ConnQueue {
     /// A queue whose replies go to `tx`. Must be created on the runtime.
     pub fn new(
         srv: Arc<Server>,
-        tx: mpsc::Sender<Vec<u8>>,
+        tx: mpsc::Sender<Record>,
         peer: SocketAddr,
         max_runners: usize,
         followup: FollowupFn,
@@ -95,7 +96,7 @@ impl ConnQueue {
     }
 
     /// The connection's writer.
-    pub fn tx(&self) -> &mpsc::Sender<Vec<u8>> {
+    pub fn tx(&self) -> &mpsc::Sender<Record> {
         &self.tx
     }
 
@@ -166,11 +167,14 @@ impl ConnQueue {
                 Ok(Ok(r)) => r,
                 Ok(Err(why)) => {
                     tracing::warn!(peer = %self.peer, xid, ?why, "COMPOUND refused at the RPC level");
-                    (rpc::refusal_reply(xid, why), Vec::new())
+                    (rpc::refusal_reply(xid, why).into(), Vec::new())
                 }
                 Err(_) => {
                     tracing::error!(peer = %self.peer, xid, "COMPOUND processing panicked");
-                    (rpc::refusal_reply(xid, Refusal::SystemErr), Vec::new())
+                    (
+                        rpc::refusal_reply(xid, Refusal::SystemErr).into(),
+                        Vec::new(),
+                    )
                 }
             };
             drop(rec);

@@ -22,6 +22,7 @@ pub mod fhmap;
 pub mod net;
 pub mod ops;
 pub mod orphans;
+pub mod reply;
 pub mod server;
 pub mod state;
 pub mod vfs;

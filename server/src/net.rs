@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use nfs4d_xdr::record::Reassembler;
 use nfs4d_xdr::rpc::{self, AuthStat, Credential, Message, Refusal};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::callback::CbChannel;
 use crate::compound::{Followup, RequestCtx};
 use crate::exec::{ConnQueue, Job};
+use crate::reply::{Batch, Record};
 use crate::server::Server;
 
 /// NFS program number.
@@ -92,20 +93,22 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     tracing::debug!(%peer, conn, "connection opened");
     let (mut rd, mut wr) = stream.into_split();
     let limit = srv.cfg.limits.max_in_flight as usize;
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(limit + crate::callback::MAX_PENDING_CALLS);
+    let (tx, mut rx) = mpsc::channel::<Record>(limit + crate::callback::MAX_PENDING_CALLS);
     let writer = tokio::spawn(async move {
         while let Some(rec) = rx.recv().await {
             // Replies that finished while the previous write was under way
             // leave together: one system call for a pipelining client's
-            // burst, and no reply waits for another to be produced.
-            let mut batch = rec;
-            while batch.len() < WRITE_BATCH {
+            // burst, and no reply waits for another to be produced. A
+            // READ's data goes from its own buffer (vectored write).
+            let mut batch = Batch::default();
+            batch.push(rec);
+            while batch.has_room(WRITE_BATCH) {
                 match rx.try_recv() {
-                    Ok(more) => batch.extend_from_slice(&more),
+                    Ok(more) => batch.push(more),
                     Err(_) => break,
                 }
             }
-            if let Err(e) = wr.write_all(&batch).await {
+            if let Err(e) = batch.write_to(&mut wr).await {
                 tracing::debug!(%peer, error = %e, "write failed; dropping connection");
                 break;
             }
@@ -168,7 +171,7 @@ fn handle_record(
     let refuse = |xid, why, permit: tokio::sync::OwnedSemaphorePermit| {
         let tx = tx.clone();
         tokio::spawn(async move {
-            let _ = tx.send(rpc::refusal_reply(xid, why)).await;
+            let _ = tx.send(rpc::refusal_reply(xid, why).into()).await;
             drop(permit);
         });
     };
@@ -218,7 +221,7 @@ fn handle_record(
                     rpc::finish_record(&mut out);
                     let tx = tx.clone();
                     tokio::spawn(async move {
-                        let _ = tx.send(out).await;
+                        let _ = tx.send(out.into()).await;
                         drop(permit);
                     });
                     return;

@@ -779,11 +779,14 @@ impl Backend for LocalBackend {
         // file allocates nothing; growth since the statx shows up as eof=false.
         let remaining = usize::try_from(attrs.size.saturating_sub(offset)).unwrap_or(usize::MAX);
         let want = len.min(remaining).min(MAX_READ);
+        // Read into the buffer's spare capacity rather than zero-filling
+        // `want` bytes first: the kernel overwrites them anyway, and only
+        // the bytes it wrote become part of `buf`.
         let start = buf.len();
-        buf.resize(start + want, 0);
+        buf.reserve(want);
         let mut n = 0;
         while n < want {
-            match file.read_at(&mut buf[start + n..], offset + n as u64) {
+            match sys::pread_append(&file, buf, want - n, offset + n as u64) {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -793,7 +796,6 @@ impl Backend for LocalBackend {
                 }
             }
         }
-        buf.truncate(start + n);
         let size_now = file.metadata()?.len();
         Ok((n, offset.saturating_add(n as u64) >= size_now))
     }

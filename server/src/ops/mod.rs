@@ -217,7 +217,7 @@ pub fn describe(opnum: u32, _minor: u32) -> Option<OpDesc> {
     })
 }
 
-fn put_u32(out: &mut Vec<u8>, v: u32) {
+pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
@@ -305,7 +305,10 @@ pub fn dispatch(cx: &mut Cx, arg: nfs_argop4, out: &mut Vec<u8>) -> nfsstat4 {
         nfs_argop4::OP_PUTFH(a) => finish(out, op, putfh::putfh(cx, a)),
         nfs_argop4::OP_PUTPUBFH => finish(out, op, putfh::putrootfh(cx)),
         nfs_argop4::OP_PUTROOTFH => finish(out, op, putfh::putrootfh(cx)),
-        nfs_argop4::OP_READ(a) => finish(out, op, read::run(cx, a)),
+        nfs_argop4::OP_READ(a) => {
+            let r = read::run(cx, a);
+            read::finish(cx, out, op, r)
+        }
         nfs_argop4::OP_READDIR(a) => finish(out, op, readdir::run(cx, a)),
         nfs_argop4::OP_READLINK => finish(out, op, readlink::run(cx)),
         nfs_argop4::OP_REMOVE(a) => finish(out, op, remove::run(cx, a)),

@@ -1,13 +1,14 @@
 //! READ (RFC 8881 §18.22, RFC 7530 §16.23): reads file data under a
 //! stateid. Also the admission check WRITE shares ([`admit`]).
 
-use nfs4d_xdr::nfs4::{stateid4, READ4args, READ4resok};
+use nfs4d_xdr::nfs4::{nfs_opnum4, nfsstat4, stateid4, READ4args, READ4resok};
 
 use super::common;
 use crate::backend::RelPath;
 use crate::compound::Cx;
 use crate::config::MAX_IO;
 use crate::error::{NfsError, NfsResult};
+use crate::reply::Detached;
 use crate::state::open::{IoGrant, IoIntent};
 use crate::vfs::{CurFh, Export};
 
@@ -32,6 +33,56 @@ pub fn run(cx: &mut Cx, a: READ4args) -> NfsResult<READ4resok> {
     let mut data = Vec::new();
     let (_, eof) = e.backend.read(path, a.offset, count as usize, &mut data)?;
     Ok(READ4resok { eof, data })
+}
+
+/// READ data at least this long is sent from its own buffer (one more
+/// part in the connection's vectored write) instead of being copied into
+/// the encoded reply; shorter data is cheaper to copy.
+const DETACH_MIN: usize = 16 << 10;
+
+/// Encodes READ's result. The data of the first large READ of a COMPOUND
+/// is not copied into `out` but handed to the reply as detached data
+/// ([`crate::reply`]): copying 1 MiB per READ was a tenth of the server's
+/// CPU on sequential reads. The bytes on the wire are the same.
+pub fn finish(
+    cx: &mut Cx,
+    out: &mut Vec<u8>,
+    op: nfs_opnum4,
+    r: NfsResult<READ4resok>,
+) -> nfsstat4 {
+    match r {
+        Ok(res) if res.data.len() >= DETACH_MIN && cx.detached.is_none() => {
+            match encode_detached(out, op, res) {
+                Ok(d) => {
+                    cx.detached = Some(d);
+                    nfsstat4::NFS4_OK
+                }
+                Err(res) => super::finish(out, op, Ok(res)),
+            }
+        }
+        r => super::finish(out, op, r),
+    }
+}
+
+/// Encodes an OK READ result as [`super::finish`] would, except that the
+/// data stays out of `out`: returned as detached at its place (after the
+/// length word; the XDR padding that follows it is in `out`). Data too
+/// long for an XDR length is given back (never: reads are at most 16 MiB).
+fn encode_detached(
+    out: &mut Vec<u8>,
+    op: nfs_opnum4,
+    res: READ4resok,
+) -> Result<Detached, READ4resok> {
+    let Ok(len) = u32::try_from(res.data.len()) else {
+        return Err(res);
+    };
+    super::put_u32(out, op as i32 as u32);
+    super::put_u32(out, nfsstat4::NFS4_OK as i32 as u32);
+    super::put_u32(out, u32::from(res.eof));
+    super::put_u32(out, len);
+    let at = out.len();
+    out.extend_from_slice(&[0; 3][..(4 - res.data.len() % 4) % 4]);
+    Ok(Detached { at, data: res.data })
 }
 
 /// Whether the caller may do this I/O on the current file under `sid`
@@ -111,4 +162,39 @@ pub(super) fn admit<'c>(
         Err(err) => return Err(err),
     }
     Ok((e, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The detached encoding, put back together, is byte for byte what the
+    /// generated encoder gives, for every padding length.
+    #[test]
+    fn detached_encoding_matches_packed() {
+        for (n, eof) in [
+            (0, true),
+            (1, false),
+            (2, true),
+            (3, false),
+            (4, true),
+            (65_537, false),
+        ] {
+            let data: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+            let mut packed = vec![9, 9];
+            let st = super::super::finish(
+                &mut packed,
+                nfs_opnum4::OP_READ,
+                Ok(READ4resok {
+                    eof,
+                    data: data.clone(),
+                }),
+            );
+            assert_eq!(st, nfsstat4::NFS4_OK);
+            let mut out = vec![9, 9];
+            let d = encode_detached(&mut out, nfs_opnum4::OP_READ, READ4resok { eof, data })
+                .expect("encodable");
+            assert_eq!(crate::reply::join(&out, Some(&d), 0), packed, "n={n}");
+        }
+    }
 }
