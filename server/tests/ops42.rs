@@ -4,10 +4,6 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::*;
 use nfs4d::client::{getattr, lookup, Client};
 use nfs4d_xdr::nfs4::*;
@@ -901,64 +897,17 @@ fn not_in_minor_versions_before_4_2() {
 }
 
 // ---------------------------------------------------------------------------
-// A read-only export (configured in a file; `TestServer` always passes
-// `--export`, which replaces configured exports).
+// A read-only export (configured in a file).
 // ---------------------------------------------------------------------------
 
-struct RoServer {
-    child: std::process::Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn read_only_server() -> RoServer {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let export = dir.path().join("export");
-    std::fs::create_dir_all(&export).expect("mkdir");
-    std::fs::write(export.join("f"), b"data").expect("file");
-    std::fs::write(export.join("g"), b"").expect("file");
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let cfg = dir.path().join("nfs4d.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[export]]\npath = \"/\"\ndir = {:?}\nread_only = true\n",
-            export.display().to_string()
-        ),
-    )
-    .expect("config");
-    let log = std::fs::File::create(dir.path().join("nfs4d.log")).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_nfs4d"))
-        .args(["serve", "--config"])
-        .arg(&cfg)
-        .args(["--listen", &addr.to_string(), "--state-dir"])
-        .arg(dir.path().join("state"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(Instant::now() < deadline, "read-only server did not start");
-        std::thread::sleep(Duration::from_millis(30));
-    }
-    RoServer {
-        child,
-        addr,
-        _dir: dir,
-    }
+fn read_only_server() -> TestServer {
+    let srv = TestServer::start_with_config(
+        "[[export]]\npath = \"/\"\ndir = \"{export}\"\nread_only = true\n",
+        &[],
+    );
+    std::fs::write(srv.export.join("f"), b"data").expect("file");
+    std::fs::write(srv.export.join("g"), b"").expect("file");
+    srv
 }
 
 #[test]

@@ -4,9 +4,9 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use nfs4d::client::{lookup, Client};
@@ -25,14 +25,6 @@ pub struct TestServer {
     extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl TestServer {
     /// Starts a server; `extra` is appended to `nfs4d serve`.
     pub fn start(extra: &[&str]) -> TestServer {
@@ -41,18 +33,16 @@ impl TestServer {
         let state = dir.path().join("state");
         std::fs::create_dir_all(&export).unwrap();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = spawn(&dir, addr, &export, &state, &extra);
-        let s = TestServer {
+        let mut child = spawn(&dir, ANY_PORT, &export, &state, &extra);
+        let addr = wait_listening(&dir, &mut child);
+        TestServer {
             child,
             addr,
             export,
             state,
             dir,
             extra,
-        };
-        s.wait_ready();
-        s
+        }
     }
 
     /// Starts a server from a configuration file: `toml` (exports, limits
@@ -71,18 +61,16 @@ impl TestServer {
         .unwrap();
         let mut all: Vec<String> = vec!["--config".into(), conf.display().to_string()];
         all.extend(extra.iter().map(|s| s.to_string()));
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = spawn(&dir, addr, &export, &state, &all);
-        let s = TestServer {
+        let mut child = spawn(&dir, ANY_PORT, &export, &state, &all);
+        let addr = wait_listening(&dir, &mut child);
+        TestServer {
             child,
             addr,
             export,
             state,
             dir,
             extra: all,
-        };
-        s.wait_ready();
-        s
+        }
     }
 
     /// A client connected from source address `local` ("127.0.0.2:0", or
@@ -109,18 +97,8 @@ impl TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = spawn(&self.dir, self.addr, &self.export, &self.state, &self.extra);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(30));
-        }
-        panic!("server did not start:\n{}", self.log());
+        let addr = wait_listening(&self.dir, &mut self.child);
+        assert_eq!(addr, self.addr, "restarted on another address");
     }
 
     /// A connected client of the given minor version.
@@ -139,6 +117,33 @@ impl TestServer {
     }
 }
 
+/// Lets the kernel pick the port: a port found free beforehand could be
+/// taken by another test's server before this one binds it, and a
+/// connection test would then find that other server.
+const ANY_PORT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+
+/// Waits for the server's "nfs4d listening on ADDR;" line and returns ADDR.
+fn wait_listening(dir: &tempfile::TempDir, child: &mut Child) -> SocketAddr {
+    let out = dir.path().join("nfs4d.out");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if let Some(addr) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("nfs4d listening on "))
+            .and_then(|rest| rest.split(';').next())
+        {
+            return addr.parse().expect("listening address");
+        }
+        if !matches!(child.try_wait(), Ok(None)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(dir.path().join("nfs4d.log")).unwrap_or_default();
+    panic!("server did not start:\n{log}");
+}
+
 fn spawn(
     dir: &tempfile::TempDir,
     addr: SocketAddr,
@@ -151,6 +156,8 @@ fn spawn(
         .append(true)
         .open(dir.path().join("nfs4d.log"))
         .unwrap();
+    // Truncated: wait_listening looks for this start's line only.
+    let out = std::fs::File::create(dir.path().join("nfs4d.out")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfs4d"));
     cmd.env("RUST_LOG", "info")
         .args(["serve", "--listen", &addr.to_string()]);
@@ -161,7 +168,7 @@ fn spawn(
     cmd.arg("--state-dir")
         .arg(state)
         .args(extra)
-        .stdout(Stdio::null())
+        .stdout(out)
         .stderr(log)
         .spawn()
         .unwrap()
