@@ -551,11 +551,30 @@ impl LocalBackend {
         epoch: u64,
     ) -> BackendResult<Option<Arc<Listing>>> {
         let mut b = dircache::Builder::new(before, path_hash, epoch);
+        let complete =
+            self.each_dirent(file, &mut |e| Ok(b.push(e.name, e.cookie, e.ino, e.kind)))?;
+        if !complete {
+            return Ok(None); // past the cache's bounds
+        }
+        let after = dir_stamp(&sys::fstatx(file.as_fd())?);
+        Ok(Some(self.dir_cache.put(id, b.finish(), &after)))
+    }
+
+    /// Visits the entries of the directory open at `file` from its current
+    /// position, in the file system's order: `.` and `..` left out, each
+    /// with its type and cookie, an entry that vanished before its type
+    /// could be learnt skipped. Returns false as soon as `visit` returns
+    /// false (or fails), true at the end of the directory.
+    fn each_dirent(
+        &self,
+        file: &File,
+        visit: &mut dyn FnMut(DirEntryRef<'_>) -> BackendResult<bool>,
+    ) -> BackendResult<bool> {
         let mut buf = vec![0u8; DIRENT_BUF];
         loop {
             let filled = sys::getdents64(file, &mut buf)?;
             if filled == 0 {
-                break;
+                return Ok(true);
             }
             let mut rest = &buf[..filled];
             while !rest.is_empty() {
@@ -568,13 +587,25 @@ impl LocalBackend {
                     continue;
                 };
                 let cookie = offset_to_cookie(ent.off).ok_or(BackendError::Io(libc::EOVERFLOW))?;
-                if !b.push(ent.name, cookie, ent.ino, kind) {
-                    return Ok(None);
+                let e = DirEntryRef {
+                    name: ent.name,
+                    cookie,
+                    ino: ent.ino,
+                    kind,
+                };
+                if !visit(e)? {
+                    return Ok(false);
                 }
             }
         }
-        let after = dir_stamp(&sys::fstatx(file.as_fd())?);
-        Ok(Some(self.dir_cache.put(id, b.finish(), &after)))
+    }
+
+    /// Moves a directory's read position to `off`, a cookie's offset.
+    fn seek_dir(file: &File, off: i64) -> BackendResult<()> {
+        sys::lseek_set(file, off).map_err(|e| match errno_of(&e) {
+            libc::EINVAL => BackendError::BadCookie,
+            _ => e.into(),
+        })
     }
 
     /// An entry's type from `d_type`, or from an lstat where the file
@@ -613,45 +644,17 @@ impl LocalBackend {
         stat: bool,
         visit: &mut dyn FnMut(DirEntryRef<'_>, Option<BackendResult<Attrs>>) -> bool,
     ) -> BackendResult<bool> {
-        sys::lseek_set(file, start.unwrap_or(0)).map_err(|e| match errno_of(&e) {
-            libc::EINVAL => BackendError::BadCookie,
-            _ => e.into(),
-        })?;
-        let mut buf = vec![0u8; DIRENT_BUF];
-        loop {
-            let filled = sys::getdents64(file, &mut buf)?;
-            if filled == 0 {
-                return Ok(true);
-            }
-            let mut rest = &buf[..filled];
-            while !rest.is_empty() {
-                let (ent, reclen) = parse_dirent(rest).ok_or(BackendError::Io(libc::EIO))?;
-                rest = &rest[reclen..];
-                if ent.name == b"." || ent.name == b".." {
-                    continue;
-                }
-                let Some(kind) = self.entry_kind(file, &ent)? else {
-                    continue;
-                };
-                let cookie = offset_to_cookie(ent.off).ok_or(BackendError::Io(libc::EOVERFLOW))?;
-                let attrs = match stat {
-                    false => None,
-                    true => match self.entry_attrs(file, ent.name) {
-                        None => continue,
-                        a => a,
-                    },
-                };
-                let e = DirEntryRef {
-                    name: ent.name,
-                    cookie,
-                    ino: ent.ino,
-                    kind,
-                };
-                if !visit(e, attrs) {
-                    return Ok(false);
-                }
-            }
-        }
+        Self::seek_dir(file, start.unwrap_or(0))?;
+        self.each_dirent(file, &mut |e| {
+            let attrs = match stat {
+                false => None,
+                true => match self.entry_attrs(file, e.name) {
+                    None => return Ok(true), // vanished since listed
+                    a => a,
+                },
+            };
+            Ok(visit(e, attrs))
+        })
     }
 
     // --- creation helpers ---------------------------------------------------
@@ -1049,52 +1052,22 @@ impl Backend for LocalBackend {
         let start = cookie_to_offset(cookie)?;
         let file = self.open_dir_readable(dir)?;
         if let Some(off) = start {
-            sys::lseek_set(&file, off).map_err(|e| match errno_of(&e) {
-                libc::EINVAL => BackendError::BadCookie,
-                _ => e.into(),
-            })?;
+            Self::seek_dir(&file, off)?;
         }
-        let mut buf = vec![0u8; DIRENT_BUF];
         let mut entries = Vec::new();
-        loop {
-            let filled = sys::getdents64(&file, &mut buf)?;
-            if filled == 0 {
-                return Ok((entries, true));
+        let eof = self.each_dirent(&file, &mut |e| {
+            if entries.len() >= max_entries {
+                return Ok(false); // at least one more entry exists
             }
-            let mut rest = &buf[..filled];
-            while !rest.is_empty() {
-                let (ent, reclen) = parse_dirent(rest).ok_or(BackendError::Io(libc::EIO))?;
-                rest = &rest[reclen..];
-                if ent.name == b"." || ent.name == b".." {
-                    continue;
-                }
-                if entries.len() >= max_entries {
-                    return Ok((entries, false)); // at least one more entry exists
-                }
-                let kind = match dtype_kind(ent.dtype) {
-                    Some(k) => k,
-                    None => {
-                        let st = match sys::statx(
-                            file.as_fd(),
-                            &cstring(ent.name)?,
-                            libc::AT_SYMLINK_NOFOLLOW,
-                        ) {
-                            Ok(st) => st,
-                            Err(e) if errno_of(&e) == libc::ENOENT => continue, // just removed
-                            Err(e) => return Err(e.into()),
-                        };
-                        kind_of(u32::from(st.stx_mode))?
-                    }
-                };
-                let cookie = offset_to_cookie(ent.off).ok_or(BackendError::Io(libc::EOVERFLOW))?;
-                entries.push(DirEntry {
-                    name: ent.name.to_vec(),
-                    cookie,
-                    ino: ent.ino,
-                    kind,
-                });
-            }
-        }
+            entries.push(DirEntry {
+                name: e.name.to_vec(),
+                cookie: e.cookie,
+                ino: e.ino,
+                kind: e.kind,
+            });
+            Ok(true)
+        })?;
+        Ok((entries, eof))
     }
 
     fn readdir_each(
