@@ -9,7 +9,7 @@ pub mod hostlocks;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// True when running in CI, where missing tools are failures.
@@ -62,6 +62,45 @@ pub fn kernel_client_tools_present() -> bool {
         ok = false;
     }
     ok
+}
+
+/// One guest at a time per test binary: TCG emulation is CPU-bound and
+/// the machine small.
+static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the guest slot ([`ONE_GUEST`]) for as long as it is kept.
+pub fn one_guest() -> std::sync::MutexGuard<'static, ()> {
+    ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs the host-side kernel-client scenario `kclient/SCRIPT` with
+/// `--nfs4d BIN` and `args`, one guest at a time, prints its output and
+/// returns its exit status and output (stdout then stderr). `None` when
+/// the kernel image could not be fetched outside CI (exit status 2 with a
+/// download message), which skips the test loudly.
+pub fn run_kclient_scenario(script: &str, args: &[&str]) -> Option<(ExitStatus, String)> {
+    let _guard = one_guest();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("kclient")
+        .join(script);
+    let out = Command::new("bash")
+        .arg(&path)
+        .arg("--nfs4d")
+        .arg(nfs4d_bin())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run kclient/{script}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    if out.status.code() == Some(2) && !in_ci() && text.contains("download") {
+        eprintln!("\n*** SKIPPED: the kernel could not be fetched ***\n");
+        return None;
+    }
+    Some((out.status, text))
 }
 
 /// The nfs4d binary: `$NFS4D_BIN`, else the workspace's release or debug build.

@@ -9,13 +9,10 @@ use std::path::Path;
 use std::process::Command;
 
 use nfs4d_conformance::hostlocks::HostLocker;
-use nfs4d_conformance::{in_ci, kernel_client_tools_present, Nfs4d};
-
-/// One guest at a time: TCG emulation is CPU-bound and the machine small.
-static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use nfs4d_conformance::{in_ci, kernel_client_tools_present, one_guest, Nfs4d};
 
 fn run_version(vers: &str) {
-    let _guard = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = one_guest();
     let srv = Nfs4d::start(&[]);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kclient");
     let script = dir.join("run.sh");

@@ -17,43 +17,26 @@
 //! the guest's callback service, forwarded into the guest (run.sh
 //! --cb-port). About 20 s per version once the kernel is cached.
 
-use std::path::Path;
-use std::process::Command;
-
-use nfs4d_conformance::{free_port, in_ci, kernel_client_tools_present, nfs4d_bin, require_tool};
-
-/// One guest at a time: TCG emulation is CPU-bound and the machine small.
-static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use nfs4d_conformance::{
+    free_port, kernel_client_tools_present, require_tool, run_kclient_scenario,
+};
 
 fn scenario(vers: &str) {
     if !kernel_client_tools_present() || !require_tool("nfs-cat", "libnfs-utils") {
         return;
     }
-    let _guard = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("kclient/deleg.sh");
-    let mut cmd = Command::new("bash");
-    cmd.arg(script)
-        .arg("--nfs4d")
-        .arg(nfs4d_bin())
-        .args(["--vers", vers, "--timeout", "150"]);
+    let cb_port = free_port().to_string();
+    let mut args = vec!["--vers", vers, "--timeout", "150"];
     if vers == "4.0" {
-        cmd.args(["--cb-port", &free_port().to_string()]);
+        args.extend(["--cb-port", &cb_port]);
     }
-    let out = cmd.output().expect("run kclient/deleg.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    if out.status.code() == Some(2) && !in_ci() && text.contains("download") {
-        eprintln!("\n*** SKIPPED: the kernel could not be fetched ***\n");
+    let Some((status, text)) = run_kclient_scenario("deleg.sh", &args) else {
         return;
-    }
+    };
     assert!(
-        out.status.success(),
+        status.success(),
         "delegation scenario failed for vers={vers} (exit {:?}):\n{text}",
-        out.status.code()
+        status.code()
     );
     for check in [
         "deleg_callback",

@@ -11,13 +11,7 @@
 //! About 25–30 s per version once the kernel is cached; 4.0 and 4.1 run by
 //! default, 4.2 (the 4.1 state machinery again) with `--ignored`.
 
-use std::path::Path;
-use std::process::Command;
-
-use nfs4d_conformance::{in_ci, kernel_client_tools_present, nfs4d_bin};
-
-/// One guest at a time: TCG emulation is CPU-bound and the machine small.
-static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use nfs4d_conformance::{kernel_client_tools_present, run_kclient_scenario};
 
 /// Lease of the server in the scenario (seconds).
 const LEASE: u64 = 10;
@@ -29,30 +23,15 @@ fn scenario(vers: &str) -> Option<(u64, u64, u64)> {
     if !kernel_client_tools_present() {
         return None;
     }
-    let _guard = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("kclient/restart.sh");
-    let out = Command::new("bash")
-        .arg(script)
-        .arg("--nfs4d")
-        .arg(nfs4d_bin())
-        .args(["--vers", vers, "--lease", &LEASE.to_string()])
-        .args(["--timeout", "150"])
-        .output()
-        .expect("run kclient/restart.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    if out.status.code() == Some(2) && !in_ci() && text.contains("download") {
-        eprintln!("\n*** SKIPPED: the kernel could not be fetched ***\n");
-        return None;
-    }
+    let lease = LEASE.to_string();
+    let (status, text) = run_kclient_scenario(
+        "restart.sh",
+        &["--vers", vers, "--lease", &lease, "--timeout", "150"],
+    )?;
     assert!(
-        out.status.success(),
+        status.success(),
         "vers={vers}: restart scenario failed (exit {:?}):\n{text}",
-        out.status.code()
+        status.code()
     );
     assert!(text.contains("exactly as written"), "{text}");
     let line = text

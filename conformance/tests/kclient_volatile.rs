@@ -14,12 +14,9 @@
 //! About 20–30 s per run once the kernel is cached.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus};
 
-use nfs4d_conformance::{in_ci, kernel_client_tools_present, nfs4d_bin, Nfs4d};
-
-/// One guest at a time: TCG emulation is CPU-bound and the machine small.
-static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use nfs4d_conformance::{kernel_client_tools_present, one_guest, run_kclient_scenario, Nfs4d};
 
 fn kclient(script: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -28,33 +25,18 @@ fn kclient(script: &str) -> std::path::PathBuf {
 }
 
 /// Runs volatile.sh; `None` when the kernel could not be fetched outside CI.
-fn scenario(expired_error: &str, vers: &str) -> Option<(Output, String)> {
-    let _guard = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new("bash")
-        .arg(kclient("volatile.sh"))
-        .arg("--nfs4d")
-        .arg(nfs4d_bin())
-        .args([
+fn scenario(expired_error: &str, vers: &str) -> Option<(ExitStatus, String)> {
+    run_kclient_scenario(
+        "volatile.sh",
+        &[
             "--expired-error",
             expired_error,
             "--vers",
             vers,
             "--timeout",
             "150",
-        ])
-        .output()
-        .expect("run kclient/volatile.sh");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    if out.status.code() == Some(2) && !in_ci() && text.contains("download") {
-        eprintln!("\n*** SKIPPED: the kernel could not be fetched ***\n");
-        return None;
-    }
-    Some((out, text))
+        ],
+    )
 }
 
 #[test]
@@ -62,13 +44,13 @@ fn linux_keeps_working_on_a_volatile_export_with_expired_error_auto() {
     if !kernel_client_tools_present() {
         return;
     }
-    let Some((out, text)) = scenario("auto", "4.1") else {
+    let Some((status, text)) = scenario("auto", "4.1") else {
         return;
     };
     assert!(
-        out.status.success(),
+        status.success(),
         "volatile scenario failed (exit {:?}):\n{text}",
-        out.status.code()
+        status.code()
     );
     assert!(
         !text.contains("server answered 0 expired handles with NFS4ERR_STALE"),
@@ -81,12 +63,12 @@ fn linux_sees_eio_for_nfs4err_fhexpired() {
     if !kernel_client_tools_present() {
         return;
     }
-    let Some((out, text)) = scenario("fhexpired", "4.1") else {
+    let Some((status, text)) = scenario("fhexpired", "4.1") else {
         return;
     };
     // The guest runs to the end (exit 1: checks failed, not harness trouble)
     // and the failures are EIO.
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(status.code(), Some(1), "{text}");
     for check in ["vol_after_oob", "vol_after_restart"] {
         let line = text
             .lines()
@@ -108,7 +90,7 @@ fn full_workload_on_a_volatile_export() {
     if !kernel_client_tools_present() {
         return;
     }
-    let _guard = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = one_guest();
     let srv = Nfs4d::start(&["--filehandles", "volatile"]);
     let out = Command::new("bash")
         .arg(kclient("run.sh"))
