@@ -377,13 +377,12 @@ fn delegation_claims_and_bad_stateids() {
     );
     // CLAIM_DELEG_CUR_FH with the delegation opens; with an open stateid
     // it is refused.
-    let nocreate = || openflag4::default(opentype4::OPEN4_NOCREATE);
     let r = open_claim(
         &mut a,
         vec![putfh(&fh)],
         "oc",
         OPEN4_SHARE_ACCESS_READ,
-        nocreate(),
+        no_create(),
         open_claim4::CLAIM_DELEG_CUR_FH(sid.clone()),
     );
     assert_eq!(r.status, NFS4_OK);
@@ -392,7 +391,7 @@ fn delegation_claims_and_bad_stateids() {
         vec![putfh(&fh)],
         "od",
         OPEN4_SHARE_ACCESS_READ,
-        nocreate(),
+        no_create(),
         open_claim4::CLAIM_DELEG_CUR_FH(open_sid),
     );
     assert_eq!(r.status, NFS4ERR_BAD_STATEID);
@@ -402,7 +401,7 @@ fn delegation_claims_and_bad_stateids() {
         vec![nfs_argop4::OP_PUTROOTFH],
         "oe",
         OPEN4_SHARE_ACCESS_READ,
-        nocreate(),
+        no_create(),
         open_claim4::CLAIM_DELEGATE_CUR(open_claim_delegate_cur4 {
             delegate_stateid: sid.clone(),
             file: b"f".to_vec(),
@@ -415,7 +414,7 @@ fn delegation_claims_and_bad_stateids() {
         vec![nfs_argop4::OP_PUTROOTFH],
         "of",
         OPEN4_SHARE_ACCESS_READ,
-        nocreate(),
+        no_create(),
         open_claim4::CLAIM_DELEGATE_CUR(open_claim_delegate_cur4 {
             delegate_stateid: sid.clone(),
             file: b"g".to_vec(),
@@ -428,7 +427,7 @@ fn delegation_claims_and_bad_stateids() {
         vec![putfh(&fh)],
         "og",
         OPEN4_SHARE_ACCESS_READ,
-        nocreate(),
+        no_create(),
         open_claim4::CLAIM_DELEG_PREV_FH,
     );
     assert_eq!(r.status, nfsstat4::NFS4ERR_NOTSUPP);
