@@ -234,50 +234,27 @@ handle() {
     [ -n "$verdict" ] || verdict=go
 }
 
-ctl=$work/serial2
-mkfifo "$ctl.in" "$ctl.out" || exit 2
-run_args=(--port "$port" --vers "$vers" --timeout "$timeout" --log-dir "$log_dir"
-    --extra "$here/deleg_checks.sh" --serial2 "$ctl")
+# on_sync STEP PATH SIZE MD5: the guest's host steps (deleg_checks.sh).
+on_sync() {
+    local step=$1 rel=$2 size=$3 md5=$4
+    case $step:$rel in
+        ready:kclient-*) ;;
+        held-remote:kclient-*/file | held-local:kclient-*/file) ;;
+        reread-remote:kclient-*/file | reread-local:kclient-*/file) ;;
+        closed-remote:kclient-*/file | closed-local:kclient-*/file) ;;
+        *) echo "deleg: bad sync line '$sync_line'" >&2; exit 2 ;;
+    esac
+    case $rel in *..*) echo "deleg: bad path in '$sync_line'" >&2; exit 2 ;; esac
+    handle "$step" "$rel" "$size" "$md5"
+    echo "deleg: host: $step: $verdict"
+    mark=$(($(wc -l <"$server_log") + 1))
+    answer=$verdict
+}
+
+run_args=(--port "$port" --vers "$vers" --timeout "$timeout" --extra "$here/deleg_checks.sh")
 [ -n "$cb_port" ] && run_args+=(--cb-port "$cb_port")
-"$here/run.sh" "${run_args[@]}" $verbose >"$work/run.out" 2>&1 &
-run_pid=$!
-
-# The qemu pipe chardev holds ctl.out open for writing; drain it so guest
-# output (an echo the guest failed to turn off) can never fill the FIFO.
-cat "$ctl.out" >/dev/null 2>&1 &
-drain_pid=$!
-
-console=
-handled=0
-while kill -0 "$run_pid" 2>/dev/null; do
-    if [ -z "$console" ]; then
-        console=$(ls "$log_dir"/kclient-*/console.log 2>/dev/null | head -n 1)
-        [ -z "$console" ] && { sleep 0.2; continue; }
-    fi
-    mapfile -t syncs < <(tr -d '\r' <"$console" | grep -a '^KCLIENT-SYNC ')
-    while [ "$handled" -lt "${#syncs[@]}" ]; do
-        read -r _ step rel size md5 <<<"${syncs[$handled]}"
-        handled=$((handled + 1))
-        case $step:$rel in
-            ready:kclient-*) ;;
-            held-remote:kclient-*/file | held-local:kclient-*/file) ;;
-            reread-remote:kclient-*/file | reread-local:kclient-*/file) ;;
-            closed-remote:kclient-*/file | closed-local:kclient-*/file) ;;
-            *) echo "deleg: bad sync line '${syncs[$handled-1]}'" >&2; exit 2 ;;
-        esac
-        case $rel in *..*) echo "deleg: bad path in '${syncs[$handled-1]}'" >&2; exit 2 ;; esac
-        handle "$step" "$rel" "$size" "$md5"
-        echo "deleg: host: $step: $verdict"
-        mark=$(($(wc -l <"$server_log") + 1))
-        # one line, bounded: the guest reads it with `read`
-        printf '%s\n' "$(printf '%s' "$verdict" | tr '\n\r' '  ' | cut -c1-250)" >"$ctl.in"
-    done
-    sleep 0.2
-done
-wait "$run_pid"
-rc=$?
-run_pid=
-cat "$work/run.out"
+# shellcheck disable=SC2086
+drive_guest on_sync "${run_args[@]}" $verbose
 plain=$(sed 's/\x1b\[[0-9;]*m//g' "$server_log")
 echo "deleg: server: $(grep -c 'delegation granted' <<<"$plain") delegations granted ($(grep 'delegation granted' <<<"$plain" | grep -c 'ty=Write') write), $(grep -c 'recalling delegation' <<<"$plain") recalled, $(grep -c 'delegation returned' <<<"$plain") returned"
 if grep -q 'revoked' <<<"$plain"; then

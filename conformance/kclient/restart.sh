@@ -58,42 +58,24 @@ serve() { RUST_LOG=info start_server "$1" --lease-time "$lease"; }
 serve "127.0.0.1:$listen_port"
 echo "restart: nfs4d pid $srv_pid port $port lease ${lease}s work $work"
 
-ctl=$work/serial2
-mkfifo "$ctl.in" "$ctl.out" || exit 2
-"$here/run.sh" --port "$port" --vers "$vers" --timeout "$timeout" --log-dir "$log_dir" \
-    --opts hard --keep --extra "$here/restart_checks.sh" --serial2 "$ctl" $verbose \
-    >"$work/run.out" 2>&1 &
-run_pid=$!
+# on_sync WHAT DIR: the guest's host steps (restart_checks.sh).
+dir=
+on_sync() {
+    local what=$1
+    dir=$2
+    case $dir in kclient-*/rs) ;; *) echo "restart: bad sync line '$sync_line'" >&2; exit 2 ;; esac
+    case $what in
+        restart)
+            echo "restart: host: SIGKILL nfs4d mid-write, start it again on port $port"
+            stop_server
+            serve "127.0.0.1:$port" ;;
+        *) echo "restart: unknown host step '$what'" >&2; exit 2 ;;
+    esac
+}
 
-# The qemu pipe chardev holds ctl.out open for writing; drain it.
-cat "$ctl.out" >/dev/null 2>&1 &
-
-console= handled=0 dir=
-while kill -0 "$run_pid" 2>/dev/null; do
-    if [ -z "$console" ]; then
-        console=$(ls "$log_dir"/kclient-*/console.log 2>/dev/null | head -n 1)
-        [ -z "$console" ] && { sleep 0.2; continue; }
-    fi
-    mapfile -t syncs < <(tr -d '\r' <"$console" | grep -a '^KCLIENT-SYNC ')
-    while [ "$handled" -lt "${#syncs[@]}" ]; do
-        read -r _ what dir <<<"${syncs[$handled]}"
-        handled=$((handled + 1))
-        case $dir in kclient-*/rs) ;; *) echo "restart: bad sync line '${syncs[$handled-1]}'" >&2; exit 2 ;; esac
-        case $what in
-            restart)
-                echo "restart: host: SIGKILL nfs4d mid-write, start it again on port $port"
-                stop_server
-                serve "127.0.0.1:$port" ;;
-            *) echo "restart: unknown host step '$what'" >&2; exit 2 ;;
-        esac
-        echo go >"$ctl.in"
-    done
-    sleep 0.2
-done
-wait "$run_pid"
-rc=$?
-run_pid=
-cat "$work/run.out"
+# shellcheck disable=SC2086
+drive_guest on_sync --port "$port" --vers "$vers" --timeout "$timeout" \
+    --opts hard --keep --extra "$here/restart_checks.sh" $verbose
 
 # The file on the export: exactly the guest's lines (same format as
 # restart_checks.sh's rs_line).

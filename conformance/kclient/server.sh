@@ -1,11 +1,13 @@
-# server.sh - the nfs4d under test, for the host-side kernel-client
-# scenarios (deleg.sh, restart.sh, volatile.sh), which source it once their
-# work directory exists.
+# server.sh - the nfs4d under test and the guest driver, for the host-side
+# kernel-client scenarios (deleg.sh, restart.sh, volatile.sh), which source
+# it once their work directory exists.
 #
 # The sourcing script has set:
 #   bin         the nfs4d binary
+#   here        the kclient directory (run.sh)
 #   work        its work directory: the export is $work/export, the state
 #               directory $work/state, nfs4d's stdout goes to $work/nfs4d.out
+#   log_dir     run.sh's --log-dir (where the guest's console log appears)
 #   server_log  the file that collects nfs4d's log (stderr) over all starts
 # and may set, once they are running:
 #   run_pid     run.sh (the guest)
@@ -22,6 +24,16 @@
 #                                  nfs4d goes before the call:
 #                                  RUST_LOG=info start_server ...
 #   stop_server                    SIGKILL, and waits for it to go
+#   drive_guest ON_SYNC RUN_ARG... runs run.sh RUN_ARG... in the background
+#                                  with a second serial port, and for each
+#                                  "KCLIENT-SYNC FIELD..." line on the
+#                                  guest's console calls ON_SYNC FIELD...
+#                                  (the whole line in $sync_line) and sends
+#                                  the guest ON_SYNC's $answer (default
+#                                  "go"; one line, at most 250 characters).
+#                                  Then prints run.sh's output and sets $rc
+#                                  (its exit status) and $handled (the sync
+#                                  lines answered).
 
 srv_pid= run_pid= drain_pid= port=
 
@@ -58,4 +70,40 @@ start_server() {
 stop_server() {
     kill -KILL "$srv_pid"
     wait "$srv_pid" 2>/dev/null
+}
+
+drive_guest() {
+    local on_sync=$1 ctl=$work/serial2 console= syncs
+    shift
+    mkfifo "$ctl.in" "$ctl.out" || exit 2
+    "$here/run.sh" "$@" --log-dir "$log_dir" --serial2 "$ctl" >"$work/run.out" 2>&1 &
+    run_pid=$!
+    # The qemu pipe chardev holds ctl.out open for writing; drain it so
+    # guest output (an echo the guest failed to turn off) can never fill
+    # the FIFO.
+    cat "$ctl.out" >/dev/null 2>&1 &
+    drain_pid=$!
+    handled=0
+    while kill -0 "$run_pid" 2>/dev/null; do
+        if [ -z "$console" ]; then
+            console=$(ls "$log_dir"/kclient-*/console.log 2>/dev/null | head -n 1)
+            [ -z "$console" ] && { sleep 0.2; continue; }
+        fi
+        mapfile -t syncs < <(tr -d '\r' <"$console" | grep -a '^KCLIENT-SYNC ')
+        while [ "$handled" -lt "${#syncs[@]}" ]; do
+            sync_line=${syncs[$handled]}
+            handled=$((handled + 1))
+            answer=go
+            # The fields are words: splitting is wanted here.
+            # shellcheck disable=SC2086
+            "$on_sync" ${sync_line#KCLIENT-SYNC }
+            # one line, bounded: the guest reads it with `read`
+            printf '%s\n' "$(printf '%s' "$answer" | tr '\n\r' '  ' | cut -c1-250)" >"$ctl.in"
+        done
+        sleep 0.2
+    done
+    wait "$run_pid"
+    rc=$?
+    run_pid=
+    cat "$work/run.out"
 }

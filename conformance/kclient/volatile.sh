@@ -59,46 +59,25 @@ serve() {
 serve 127.0.0.1:0
 echo "volatile: nfs4d pid $srv_pid port $port expired_error=$expired work $work"
 
-ctl=$work/serial2
-mkfifo "$ctl.in" "$ctl.out" || exit 2
-"$here/run.sh" --port "$port" --vers "$vers" --timeout "$timeout" --log-dir "$log_dir" \
-    --extra "$here/volatile_checks.sh" --serial2 "$ctl" $verbose >"$work/run.out" 2>&1 &
-run_pid=$!
+# on_sync WHAT DIR: the guest's host steps (volatile_checks.sh).
+on_sync() {
+    local what=$1 dir=$2
+    case $dir in kclient-*/vol) ;; *) echo "volatile: bad sync line '$sync_line'" >&2; exit 2 ;; esac
+    case $what in
+        oob-rename)
+            echo "volatile: host: mv $dir/d $dir/d-moved behind the server's back"
+            mv "$work/export/$dir/d" "$work/export/$dir/d-moved" || exit 2 ;;
+        restart)
+            echo "volatile: host: restarting nfs4d (SIGKILL, then start on port $port)"
+            stop_server
+            serve "127.0.0.1:$port" ;;
+        *) echo "volatile: unknown host step '$what'" >&2; exit 2 ;;
+    esac
+}
 
-# The qemu pipe chardev holds ctl.out open for writing; drain it so guest
-# output (an echo the guest failed to turn off) can never fill the FIFO.
-cat "$ctl.out" >/dev/null 2>&1 &
-
-console=
-handled=0
-while kill -0 "$run_pid" 2>/dev/null; do
-    if [ -z "$console" ]; then
-        console=$(ls "$log_dir"/kclient-*/console.log 2>/dev/null | head -n 1)
-        [ -z "$console" ] && { sleep 0.2; continue; }
-    fi
-    mapfile -t syncs < <(tr -d '\r' <"$console" | grep -a '^KCLIENT-SYNC ')
-    while [ "$handled" -lt "${#syncs[@]}" ]; do
-        read -r _ what dir <<<"${syncs[$handled]}"
-        handled=$((handled + 1))
-        case $dir in kclient-*/vol) ;; *) echo "volatile: bad sync line '${syncs[$handled-1]}'" >&2; exit 2 ;; esac
-        case $what in
-            oob-rename)
-                echo "volatile: host: mv $dir/d $dir/d-moved behind the server's back"
-                mv "$work/export/$dir/d" "$work/export/$dir/d-moved" || exit 2 ;;
-            restart)
-                echo "volatile: host: restarting nfs4d (SIGKILL, then start on port $port)"
-                stop_server
-                serve "127.0.0.1:$port" ;;
-            *) echo "volatile: unknown host step '$what'" >&2; exit 2 ;;
-        esac
-        echo go >"$ctl.in"
-    done
-    sleep 0.2
-done
-wait "$run_pid"
-rc=$?
-run_pid=
-cat "$work/run.out"
+# shellcheck disable=SC2086
+drive_guest on_sync --port "$port" --vers "$vers" --timeout "$timeout" \
+    --extra "$here/volatile_checks.sh" $verbose
 # (the log may carry ANSI colour codes)
 plain=$(sed 's/\x1b\[[0-9;]*m//g' "$server_log")
 fhexp=$(grep -c 'volatile filehandle expired.*answer="NFS4ERR_FHEXPIRED"' <<<"$plain")
