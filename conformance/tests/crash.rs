@@ -28,8 +28,8 @@ use std::io;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nfs4d::client::{getattr, Client};
 use nfs4d_conformance::Nfs4d;
+use nfs4d_testkit::client::{getattr, Client};
 use nfs4d_xdr::nfs4::*;
 
 const OWNER: &[u8] = b"crash-client";
@@ -604,15 +604,17 @@ fn kill9_loses_no_acknowledged_data_or_handle() {
     srv.kill9();
 
     // The database after the last SIGKILL opens and reads through.
-    let map = nfs4d::fhmap::FhMap::open(
-        &srv.state.join("fhmap"),
-        16 << 20,
-        nfs4d::fhmap::HandleMode::Persistent,
+    let kv = nfs4d_kv_sled::SledKv::open(&srv.state.join("fhmap"), 16 << 20)
+        .expect("sled database opens after SIGKILL");
+    let map = nfs4d_fhmap::FhMap::open(
+        std::sync::Arc::new(kv),
+        nfs4d_fhmap::HandleMode::Persistent,
+        nfs4d_fhmap::random_key,
     )
-    .expect("sled database opens after SIGKILL");
+    .expect("handle map opens after SIGKILL");
     let mut entries = 0u64;
     for tree in ["objects", "names", "inodes", "expired", "clients"] {
-        for kv in map.open_tree(tree).expect("tree").iter() {
+        for kv in map.open_tree(tree).expect("tree").scan_prefix(b"") {
             kv.unwrap_or_else(|e| panic!("reading tree {tree}: {e}"));
             entries += 1;
         }

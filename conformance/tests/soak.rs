@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nfs4d::client::{getattr, lookup, Client};
 use nfs4d_conformance::Nfs4d;
+use nfs4d_testkit::client::{getattr, lookup, Client};
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc;
 

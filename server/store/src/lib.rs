@@ -37,7 +37,7 @@ mod types;
 
 pub use caps::{Capabilities, DirRename, Positions};
 pub use error::{StoreError, StoreResult};
-pub use locks::{LocalConflict, LockError, LockFile};
+pub use locks::{LocalConflict, LockError, LockFile, LOCAL_LOCK_MAX};
 pub use names::{Name, NameError, RelPath, NAME_MAX};
 pub use types::{
     Attrs, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos, Owner, SetAttrs, SetTime,

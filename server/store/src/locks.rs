@@ -7,6 +7,11 @@
 //! unsigned 64-bit, as NFS has them (RFC 8881 §9.3); a store whose locks
 //! cover less (a kernel's signed `off_t`) says which part it holds.
 
+/// The largest offset local locks cover: POSIX locks take a signed 64-bit
+/// `off_t`, so the part of an NFS range past it exists in the server's lock
+/// table only (no local process can address those bytes).
+pub const LOCAL_LOCK_MAX: u64 = i64::MAX as u64;
+
 /// A lock held by something other than this lock file: a local process
 /// or another lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,595 @@
+//! The COMPOUND processor (RFC 7530 §15.2, RFC 8881 §16.2 and §2.10.6).
+//!
+//! Operations are decoded one at a time, so a malformed operation gets
+//! NFS4ERR_BADXDR at its own position and everything before it still runs.
+//! The rules every operation shares — current filehandle required, what
+//! may come first in a 4.1 COMPOUND, minor-version validity, reply-size
+//! bounds — are applied here, in one place, from the descriptor table in
+//! [`crate::ops`]. Results are encoded straight into the reply record:
+//! status and count are patched in at the end, so READ data is copied once.
+//!
+//! This module does no I/O of its own beyond calling handlers; it runs on
+//! a blocking thread and takes time only from the server's clock.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use nfs4d_xdr::nfs4::{nfs_argop4, nfs_opnum4, nfsstat4, stateid4};
+use nfs4d_xdr::rpc::{self, Credential, Refusal};
+use xdr_codec::Unpack;
+
+use crate::error::NfsError;
+use crate::export_access::Denial;
+use crate::ops::{self, Flags};
+use crate::reply::{self, Detached, Record};
+use crate::server::Server;
+use crate::state::client::Principal;
+use crate::state::session::{Channel, SessionId};
+use crate::state::OwnerKey;
+pub use crate::state::OwnerKind;
+use crate::vfs::CurFh;
+
+/// Longest COMPOUND tag accepted (a tag is echoed, never interpreted).
+pub const MAX_TAG: usize = 1024;
+
+/// What the transport knows about a request.
+#[derive(Debug, Clone)]
+pub struct RequestCtx {
+    /// The RPC credential.
+    pub cred: Credential,
+    /// Connection id.
+    pub conn: u64,
+    /// Peer address, for logs.
+    pub peer: std::net::SocketAddr,
+    /// This connection's back-channel endpoint.
+    pub cb: Option<crate::state::session::BackChannel>,
+}
+
+impl RequestCtx {
+    /// The principal that owns state created by this request.
+    pub fn principal(&self) -> Principal {
+        match &self.cred {
+            Credential::Sys { uid, .. } => Principal::Uid(*uid),
+            _ => Principal::Anonymous,
+        }
+    }
+}
+
+/// The session a 4.1 COMPOUND runs in (set by SEQUENCE).
+#[derive(Debug, Clone)]
+pub struct SessionCtx {
+    /// Session id.
+    pub id: SessionId,
+    /// Slot used.
+    pub slot: u32,
+    /// The client asked for the reply to be cached.
+    pub cachethis: bool,
+    /// Fore-channel limits.
+    pub fore: Channel,
+    /// Owning client.
+    pub client: u64,
+}
+
+/// Work the transport does after the reply is sent: the core has no
+/// sockets and no runtime, so it only asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followup {
+    /// Check a session's back channel with CB_NULL and CB_SEQUENCE.
+    ProbeBackChannel(SessionId),
+}
+
+/// Per-COMPOUND context handed to every operation.
+pub struct Cx<'a> {
+    /// The server.
+    pub srv: &'a Server,
+    /// Transport facts.
+    pub req: &'a RequestCtx,
+    /// Minor version of this COMPOUND.
+    pub minor: u32,
+    /// Current filehandle.
+    pub cfh: Option<CurFh>,
+    /// Saved filehandle.
+    pub sfh: Option<CurFh>,
+    /// Current stateid (4.1 §16.2.3.1.2).
+    pub cur_stateid: Option<stateid4>,
+    /// Saved stateid.
+    pub saved_stateid: Option<stateid4>,
+    /// Session, once SEQUENCE ran.
+    pub session: Option<SessionCtx>,
+    /// Highest filehandle-map write that must be durable before the reply.
+    pub durable_upto: u64,
+    /// A 4.0 seqid-bearing op passed its check: cache its reply in this owner.
+    pub seq_owner: Option<(OwnerKind, OwnerKey, u32)>,
+    /// A 4.0 retransmission: the encoded reply to send again.
+    pub replay: Option<Vec<u8>>,
+    /// A 4.1 retransmission: the whole cached COMPOUND reply.
+    pub replay_all: Option<Arc<Vec<u8>>>,
+    /// Index of the operation running.
+    pub op_index: usize,
+    /// Number of operations in the COMPOUND.
+    pub op_count: usize,
+    /// Size of the COMPOUND arguments in bytes.
+    pub args_len: usize,
+    /// Work for the transport after the reply.
+    pub followups: Vec<Followup>,
+    /// An operation that changes state or data ran (duplicate request cache).
+    pub modified: bool,
+    /// The credential operations run with: the RPC credential squashed by
+    /// the rules of the current filehandle's export (docs/security.md).
+    pub cred: Credential,
+    /// The export `cred` was computed for (`None`: no export object).
+    cred_export: Option<u32>,
+    /// A READ's data, kept out of the encoded reply and sent from its own
+    /// buffer ([`crate::reply`]); its offset is into the reply bytes.
+    pub detached: Option<Detached>,
+}
+
+impl<'a> Cx<'a> {
+    /// Reply bytes held in [`Cx::detached`] rather than in the encoded reply.
+    pub fn detached_len(&self) -> usize {
+        self.detached.as_ref().map_or(0, |d| d.data.len())
+    }
+
+    /// Drops detached data placed at or after `start` of the reply: the
+    /// result it belongs to is being replaced.
+    fn drop_detached_from(&mut self, start: usize) {
+        if self.detached.as_ref().is_some_and(|d| d.at >= start) {
+            self.detached = None;
+        }
+    }
+
+    /// The current filehandle or NFS4ERR_NOFILEHANDLE.
+    pub fn cfh(&self) -> Result<&CurFh, NfsError> {
+        self.cfh.as_ref().ok_or(NfsError::NoFileHandle)
+    }
+
+    /// Remembers a filehandle-map write that must be durable before the reply.
+    pub fn need_durable(&mut self, seq: u64) {
+        self.durable_upto = self.durable_upto.max(seq);
+    }
+
+    /// The client this COMPOUND acts for, when known from its session.
+    pub fn session_client(&self) -> Option<u64> {
+        self.session.as_ref().map(|s| s.client)
+    }
+
+    /// Whether this request may only read export `e`: the export is
+    /// read-only, or the client's address matched an `access = "ro"` rule.
+    /// Modifications then get NFS4ERR_ROFS, as on a read-only export
+    /// (knfsd treats a per-client `ro` the same way).
+    pub fn read_only(&self, e: &crate::vfs::Export) -> bool {
+        crate::export_access::host_access(&e.cfg, self.req.peer).unwrap_or(true)
+    }
+
+    /// Resolves the special "current stateid" (4.1) to the real one.
+    pub fn resolve_stateid(&self, sid: &stateid4) -> Result<stateid4, NfsError> {
+        if self.minor >= 1 && crate::state::special::is_current(sid) {
+            return self.cur_stateid.clone().ok_or(NfsError::BadStateid);
+        }
+        Ok(sid.clone())
+    }
+}
+
+/// Errors after which a 4.0 owner's seqid does not advance (RFC 7530 §9.1.7).
+fn seqid_advances(st: nfsstat4) -> bool {
+    use nfsstat4::*;
+    !matches!(
+        st,
+        NFS4ERR_STALE_CLIENTID
+            | NFS4ERR_STALE_STATEID
+            | NFS4ERR_BAD_STATEID
+            | NFS4ERR_BAD_SEQID
+            | NFS4ERR_BADXDR
+            | NFS4ERR_RESOURCE
+            | NFS4ERR_NOFILEHANDLE
+            | NFS4ERR_MOVED
+    )
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// An operation's result carrying only an error status. SETATTR's result
+/// has `attrsset` even on error (RFC 7530 §16.32), so it gets an empty one.
+fn put_status(out: &mut Vec<u8>, op: u32, st: nfsstat4) {
+    put_u32(out, op);
+    put_u32(out, st as i32 as u32);
+    if op == nfs_opnum4::OP_SETATTR as u32 {
+        put_u32(out, 0);
+    }
+}
+
+/// Runs a COMPOUND and returns the complete reply record, or the RPC-level
+/// refusal when its header cannot be decoded (GARBAGE_ARGS).
+pub fn process(
+    srv: &Server,
+    req: &RequestCtx,
+    xid: u32,
+    args: &[u8],
+) -> Result<(Record, Vec<Followup>), Refusal> {
+    let mut cur = Cursor::new(args);
+    let (tag, minor, count) = decode_header(&mut cur).ok_or(Refusal::GarbageArgs)?;
+    // The tag is a utf8str_cs: invalid UTF-8 is NFS4ERR_INVAL before any
+    // operation runs (RFC 8881 §16.2.3, §14.4).
+    let bad_tag = match std::str::from_utf8(&tag) {
+        Ok(s) => s.chars().any(crate::vfs::is_noncharacter),
+        Err(_) => true,
+    };
+    let drc_key = (minor == 0).then(|| crate::drc::key(req.peer, xid, args));
+    if let Some(cached) = drc_key.as_ref().and_then(|k| srv.state.drc.get(k)) {
+        tracing::debug!(peer = %req.peer, xid, "4.0 retransmission answered from the duplicate request cache");
+        return Ok((cached.to_vec().into(), Vec::new()));
+    }
+
+    let mut out = Vec::with_capacity(512);
+    rpc::begin_success_reply(xid, &mut out);
+    let body = out.len();
+    put_u32(&mut out, 0); // status, patched below
+    nfs4d_xdr::codec::pack_opaque_var(&tag, None, &mut out).map_err(|_| Refusal::SystemErr)?;
+    let count_at = out.len();
+    put_u32(&mut out, 0); // result count, patched below
+
+    let mut cx = Cx {
+        srv,
+        req,
+        minor,
+        cfh: None,
+        sfh: None,
+        cur_stateid: None,
+        saved_stateid: None,
+        session: None,
+        durable_upto: 0,
+        seq_owner: None,
+        replay: None,
+        replay_all: None,
+        op_index: 0,
+        op_count: count as usize,
+        args_len: args.len(),
+        followups: Vec::new(),
+        modified: false,
+        cred: req.cred.clone(),
+        cred_export: None,
+        detached: None,
+    };
+    let (status, done) = if bad_tag {
+        tracing::warn!(peer = %req.peer, "COMPOUND tag is not UTF-8");
+        (nfsstat4::NFS4ERR_INVAL, 0)
+    } else if minor > 2 {
+        tracing::warn!(peer = %req.peer, minor, "COMPOUND with unsupported minor version");
+        (nfsstat4::NFS4ERR_MINOR_VERS_MISMATCH, 0)
+    } else {
+        run_ops(&mut cx, &mut cur, &mut out, body)
+    };
+
+    if let Some(cached) = cx.replay_all.take() {
+        // 4.1 retransmission: the original reply, byte for byte.
+        out.truncate(body);
+        out.extend_from_slice(&cached);
+        rpc::finish_record(&mut out);
+        return Ok((out.into(), Vec::new()));
+    }
+    out[body..body + 4].copy_from_slice(&(status as i32).to_be_bytes());
+    out[count_at..count_at + 4].copy_from_slice(&(done as u32).to_be_bytes());
+
+    if let Some(s) = &cx.session {
+        let len = (out.len() - body + cx.detached_len()) as u32;
+        let keep = len <= s.fore.max_response_cached;
+        // The slot keeps the reply in one piece (detached data copied in).
+        let cached = keep.then(|| Arc::new(reply::join(&out, cx.detached.as_ref(), body)));
+        srv.state.slot_done(&s.id, s.slot, cached);
+    }
+    if cx.durable_upto > 0 {
+        if let Err(e) = srv.fhmap.make_durable(cx.durable_upto) {
+            tracing::error!(error = %e, "filehandle map flush failed; failing the request");
+            return Err(Refusal::SystemErr);
+        }
+    }
+    // The record's length counts the detached data sent after `out`'s head.
+    reply::finish_record(&mut out, cx.detached_len());
+    if let (Some(k), true) = (drc_key, cx.modified) {
+        match &cx.detached {
+            None => srv.state.drc.put(k, &out),
+            // The cache keeps the reply in one piece (rare: a COMPOUND
+            // with a large READ that also changed something).
+            Some(d) => srv.state.drc.put(k, &reply::join(&out, Some(d), 0)),
+        }
+    }
+    let rec = Record {
+        bytes: out,
+        detached: cx.detached,
+    };
+    Ok((rec, cx.followups))
+}
+
+fn decode_header(cur: &mut Cursor<&[u8]>) -> Option<(Vec<u8>, u32, u32)> {
+    let (tag, _) = nfs4d_xdr::codec::unpack_opaque_var(cur, Some(MAX_TAG as u32)).ok()?;
+    let (minor, _) = u32::unpack(cur).ok()?;
+    let (count, _) = u32::unpack(cur).ok()?;
+    Some((tag, minor, count))
+}
+
+/// Runs the operations; returns the COMPOUND status and how many results
+/// were written.
+fn run_ops(
+    cx: &mut Cx,
+    cur: &mut Cursor<&[u8]>,
+    out: &mut Vec<u8>,
+    body: usize,
+) -> (nfsstat4, usize) {
+    let span =
+        tracing::debug_span!("compound", peer = %cx.req.peer, minor = cx.minor, ops = cx.op_count);
+    let _enter = span.enter();
+    let max_ops = cx.srv.cfg.limits.max_ops as usize;
+    let mut done = 0;
+    let mut status = nfsstat4::NFS4_OK;
+    for i in 0..cx.op_count {
+        cx.op_index = i;
+        let at = cur.position() as usize;
+        let opnum = match u32::unpack(cur) {
+            Ok((v, _)) => v,
+            Err(_) => {
+                // Fewer operations than the count claimed.
+                put_status(out, nfs_opnum4::OP_ILLEGAL as u32, nfsstat4::NFS4ERR_BADXDR);
+                tracing::warn!(peer = %cx.req.peer, index = i, "COMPOUND truncated before an operation");
+                return (nfsstat4::NFS4ERR_BADXDR, done + 1);
+            }
+        };
+        let Some(desc) = ops::describe(opnum, cx.minor) else {
+            put_status(
+                out,
+                nfs_opnum4::OP_ILLEGAL as u32,
+                nfsstat4::NFS4ERR_OP_ILLEGAL,
+            );
+            tracing::debug!(opnum, "illegal operation");
+            return (nfsstat4::NFS4ERR_OP_ILLEGAL, done + 1);
+        };
+        // Limits on the COMPOUND as a whole are reported at its first
+        // operation: 4.0 has only NFS4ERR_RESOURCE for this (RFC 7530
+        // §15.2.4); 4.1 has NFS4ERR_TOO_MANY_OPS (RFC 8881 §15.1.1.4).
+        if i == 0 && cx.op_count > max_ops {
+            let st = if cx.minor == 0 {
+                NfsError::Resource
+            } else {
+                NfsError::TooManyOps
+            };
+            tracing::warn!(peer = %cx.req.peer, ops = cx.op_count, max_ops, "COMPOUND has too many operations");
+            put_status(out, opnum, st.status());
+            return (st.status(), 1);
+        }
+        if let Err(e) = precheck(cx, &desc, i, out.len() - body + cx.detached_len()) {
+            let st = e.status();
+            tracing::debug!(op = desc.name, status = ?st, "refused before running");
+            put_status(out, opnum, st);
+            return (st, done + 1);
+        }
+        cur.set_position(at as u64);
+        let arg = match nfs_argop4::unpack(cur) {
+            Ok((a, _)) => a,
+            Err(e) => {
+                tracing::warn!(peer = %cx.req.peer, op = desc.name, error = %e, "undecodable operation arguments");
+                put_status(out, opnum, nfsstat4::NFS4ERR_BADXDR);
+                return (nfsstat4::NFS4ERR_BADXDR, done + 1);
+            }
+        };
+        if let Err(e) = guard_before(cx, &desc) {
+            put_status(out, opnum, e.status());
+            return (e.status(), done + 1);
+        }
+        cx.modified |= desc.flags.contains(Flags::MODIFIES);
+        let start = out.len();
+        let fh_before = cx.cfh.as_ref().map(|c| c.fh.clone());
+        let mut st = ops::dispatch(cx, arg, out);
+        if st == nfsstat4::NFS4ERR_RESOURCE && cx.minor >= 1 {
+            // NFSv4.1 has no NFS4ERR_RESOURCE (RFC 8881 §15.1 skips 10018;
+            // §15.1.1.3: NFS4ERR_DELAY for a request that cannot be served
+            // now). A full state table — clients, owners, opens, locks —
+            // answers DELAY there; the error body is the status alone.
+            st = nfsstat4::NFS4ERR_DELAY;
+            out[start + 4..start + 8].copy_from_slice(&(st as i32).to_be_bytes());
+        }
+        if st == nfsstat4::NFS4_OK {
+            let next = (i + 1 < cx.op_count).then(|| peek_u32(cur)).flatten();
+            if let Err(e) = guard_after(cx, &desc, next) {
+                // The operation only set the current filehandle (PUTFH,
+                // LOOKUP …), so replacing its result undoes nothing.
+                out.truncate(start);
+                cx.drop_detached_from(start);
+                st = e.status();
+                put_status(out, opnum, st);
+            }
+        }
+        // A new current filehandle invalidates the current stateid unless
+        // the operation set both (RFC 8881 §16.2.3.1.2).
+        let sets_stateid = matches!(desc.op, nfs_opnum4::OP_OPEN | nfs_opnum4::OP_RESTOREFH);
+        if !sets_stateid && cx.cfh.as_ref().map(|c| &c.fh) != fh_before.as_ref() {
+            cx.cur_stateid = None;
+        }
+        if let Some(bytes) = cx.replay.take() {
+            // A 4.0 retransmission: the original reply and its status.
+            out.truncate(start);
+            cx.drop_detached_from(start);
+            out.extend_from_slice(&bytes);
+            st = bytes
+                .get(4..8)
+                .and_then(|b| nfsstat4::try_from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok())
+                .unwrap_or(nfsstat4::NFS4ERR_SERVERFAULT);
+        }
+        if cx.replay_all.is_some() {
+            return (st, 0);
+        }
+        if let Some((kind, owner, seqid)) = cx.seq_owner.take() {
+            if seqid_advances(st) {
+                cx.srv.state.record_seqid(
+                    kind,
+                    owner,
+                    seqid,
+                    reply::join(out, cx.detached.as_ref(), start),
+                );
+            }
+        }
+        done += 1;
+        status = st;
+        if st == nfsstat4::NFS4_OK {
+            tracing::debug!(op = desc.name, "ok");
+        } else {
+            tracing::debug!(op = desc.name, status = ?st, "failed");
+            break;
+        }
+    }
+    (status, done)
+}
+
+/// The next word of the arguments without consuming it.
+fn peek_u32(cur: &Cursor<&[u8]>) -> Option<u32> {
+    let at = cur.position() as usize;
+    let b = cur.get_ref().get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The export of the current filehandle, for export objects.
+fn cfh_export(cx: &Cx) -> Option<u32> {
+    cx.cfh.as_ref().and_then(|c| c.obj()).map(|o| o.0)
+}
+
+/// Export `id`'s verdict on this request's host, port and flavor.
+fn export_verdict(cx: &Cx, id: u32) -> Result<(), Denial> {
+    match cx.srv.vfs.export(id) {
+        Ok(e) => crate::export_access::check(&e.cfg, cx.req.peer, &cx.req.cred).map(|_| ()),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The status for a denial: a host or port the export does not admit is
+/// NFS4ERR_ACCESS, a flavor it does not accept NFS4ERR_WRONGSEC (RFC 8881
+/// §2.6.3.1, RFC 7530 §3.3.1). The log line names the client.
+fn refuse(cx: &Cx, id: u32, d: Denial) -> NfsError {
+    let path = cx
+        .srv
+        .vfs
+        .export(id)
+        .map(|e| e.cfg.path.as_str())
+        .unwrap_or("?");
+    tracing::warn!(
+        peer = %cx.req.peer,
+        export = %path,
+        flavor = crate::export_access::flavor_of(&cx.req.cred),
+        reason = d.reason(),
+        "export access refused"
+    );
+    match d {
+        Denial::Host | Denial::Port => NfsError::Access,
+        Denial::Flavor => NfsError::WrongSec,
+    }
+}
+
+/// Before an operation that uses the current filehandle: its export must
+/// admit this request. SECINFO and SECINFO_NO_NAME never answer
+/// NFS4ERR_WRONGSEC (RFC 8881 §2.6.3.1.1); LOOKUP and LOOKUPP are judged
+/// by the object they reach ([`guard_after`]). Also sets the effective
+/// (squashed) credential for the current export.
+fn guard_before(cx: &mut Cx, desc: &ops::OpDesc) -> Result<(), NfsError> {
+    use nfs_opnum4::*;
+    let export = cfh_export(cx);
+    if export != cx.cred_export {
+        cx.cred = match export.and_then(|id| cx.srv.vfs.export(id).ok()) {
+            Some(e) => crate::export_access::effective_cred(&e.cfg, &cx.req.cred),
+            None => cx.req.cred.clone(),
+        };
+        cx.cred_export = export;
+    }
+    let exempt = matches!(
+        desc.op,
+        OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP
+    );
+    match export {
+        Some(id) if desc.flags.contains(Flags::NEED_FH) && !exempt => {
+            export_verdict(cx, id).map_err(|d| refuse(cx, id, d))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// After an operation that made a filehandle current, the rules of RFC
+/// 8881 §2.6.3.1.1 (and knfsd's reading of them):
+///
+/// * PUTFH, PUTROOTFH, PUTPUBFH, RESTOREFH answer NFS4ERR_WRONGSEC only
+///   when an operation follows that would use the handle as is: not when
+///   they end the COMPOUND, and not before SECINFO / SECINFO_NO_NAME (the
+///   client is asking which flavor to use) or LOOKUP / LOOKUPP / OPEN,
+///   which decide for themselves on the object they reach.
+/// * LOOKUP and LOOKUPP answer NFS4ERR_WRONGSEC for the object reached.
+/// * A host or port the export does not admit gets NFS4ERR_ACCESS at once:
+///   no flavor would help. (PUTFH's error list in RFC 8881 §15.2 has no
+///   ACCESS; its alternatives STALE and WRONGSEC would make the client
+///   discard a valid handle or negotiate a flavor that cannot succeed.)
+fn guard_after(cx: &mut Cx, desc: &ops::OpDesc, next: Option<u32>) -> Result<(), NfsError> {
+    use nfs_opnum4::*;
+    let put_like = matches!(
+        desc.op,
+        OP_PUTFH | OP_PUTROOTFH | OP_PUTPUBFH | OP_RESTOREFH
+    );
+    let lookup_like = matches!(desc.op, OP_LOOKUP | OP_LOOKUPP);
+    if !put_like && !lookup_like {
+        return Ok(());
+    }
+    let Some(id) = cfh_export(cx) else {
+        return Ok(());
+    };
+    match export_verdict(cx, id) {
+        Ok(()) => Ok(()),
+        Err(Denial::Flavor) if put_like => {
+            let defers = match next.and_then(|n| nfs_opnum4::try_from(n as i32).ok()) {
+                None => true,
+                Some(n) => matches!(
+                    n,
+                    OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP | OP_OPEN
+                ),
+            };
+            if defers {
+                Ok(())
+            } else {
+                Err(refuse(cx, id, Denial::Flavor))
+            }
+        }
+        Err(d) => Err(refuse(cx, id, d)),
+    }
+}
+
+/// The checks the descriptor table asks for, in RFC order.
+fn precheck(
+    cx: &Cx,
+    desc: &ops::OpDesc,
+    index: usize,
+    reply_so_far: usize,
+) -> Result<(), NfsError> {
+    if cx.minor >= 1 {
+        let is_seq = desc.op == nfs_opnum4::OP_SEQUENCE;
+        if index == 0 && !is_seq && !desc.flags.contains(Flags::SESSIONLESS) {
+            return Err(NfsError::OpNotInSession);
+        }
+        if index > 0 && is_seq {
+            return Err(NfsError::SequencePos);
+        }
+        if index == 0
+            && desc.flags.contains(Flags::SESSIONLESS)
+            && cx.op_count > 1
+            && desc.flags.contains(Flags::ONLY_OP)
+        {
+            return Err(NfsError::NotOnlyOp);
+        }
+        if let Some(s) = &cx.session {
+            let bound = reply_so_far as u64 + u64::from(desc.reply_bound);
+            if bound > u64::from(s.fore.max_response) {
+                return Err(NfsError::RepTooBig);
+            }
+            if s.cachethis && bound > u64::from(s.fore.max_response_cached) {
+                return Err(NfsError::RepTooBigToCache);
+            }
+        }
+    }
+    if desc.flags.contains(Flags::NEED_FH) && cx.cfh.is_none() {
+        return Err(NfsError::NoFileHandle);
+    }
+    Ok(())
+}

@@ -1,0 +1,450 @@
+//! Configuration: a TOML file (serde) whose values command-line flags override.
+//!
+//! Every resource the server holds on a client's behalf has a limit here;
+//! relations between the defaults are checked at compile time below.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Largest READ or WRITE payload offered to clients (maxread/maxwrite, and
+/// the 4.1 channel attributes). 1 MiB is what the Linux client asks for.
+pub const MAX_IO: u32 = 1 << 20;
+/// Room for RPC header, credentials and the other operations of a
+/// COMPOUND that carries one maximal READ or WRITE.
+pub const COMPOUND_OVERHEAD: u32 = 64 << 10;
+/// Default record size limit: one maximal I/O plus its overhead.
+pub const DEFAULT_MAX_RECORD: u32 = MAX_IO + COMPOUND_OVERHEAD;
+/// Hard ceiling for the configured record limit (the record-marking length
+/// field has 31 bits; far below that, memory per connection matters).
+pub const MAX_RECORD_CEILING: u32 = 64 << 20;
+
+const _: () = assert!(DEFAULT_MAX_RECORD >= MAX_IO + COMPOUND_OVERHEAD);
+const _: () = assert!(DEFAULT_MAX_RECORD <= MAX_RECORD_CEILING);
+const _: () = assert!(MAX_RECORD_CEILING < (1 << 31));
+
+/// Limits on everything a client can make the server hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest RPC record accepted, in bytes.
+    pub max_record: u32,
+    /// Operations per COMPOUND (4.0: NFS4ERR_RESOURCE past it; 4.1: TOO_MANY_OPS).
+    pub max_ops: u32,
+    /// Simultaneous TCP connections.
+    pub max_connections: u32,
+    /// Requests in flight per connection before the server stops reading it.
+    pub max_in_flight: u32,
+    /// Sessions per client (4.1).
+    pub max_sessions_per_client: u32,
+    /// Fore-channel slots per session (4.1).
+    pub max_slots: u32,
+    /// Open file descriptors kept by the local backend.
+    pub max_open_files: u32,
+    /// Open states the server holds across all clients.
+    pub max_open_states: u32,
+    /// Byte-range locks per lock owner.
+    pub max_locks_per_owner: u32,
+    /// Entries in one READDIR reply.
+    pub max_readdir_entries: u32,
+    /// Memory for sled's page cache, in bytes.
+    pub sled_cache_bytes: u64,
+    /// Client records, confirmed or not (4.0 SETCLIENTID and 4.1
+    /// EXCHANGE_ID). At the limit the oldest unconfirmed record, which
+    /// holds no state, makes room; with none, NFS4ERR_RESOURCE (4.0) or
+    /// NFS4ERR_DELAY (4.1).
+    pub max_clients: u32,
+    /// Open and lock owners per client. At the limit an owner of the
+    /// client that holds no state is forgotten; with none, the new owner is
+    /// refused like a full state table.
+    pub max_owners_per_client: u32,
+    /// Delegations held across all clients. At the limit OPEN grants none
+    /// (WND4_RESOURCE for 4.1 clients that asked for one).
+    pub max_delegations: u32,
+    /// Courtesy clients kept (0: none; every expired client loses its
+    /// state at once).
+    pub max_courtesy_clients: u32,
+    /// Open file descriptions that carry NFS byte-range locks as kernel
+    /// locks, one per lock owner and file with locks held
+    /// (docs/locking.md). At the limit a lock that needs a new one is
+    /// refused with NFS4ERR_RESOURCE (4.0) or NFS4ERR_DELAY (4.1).
+    pub max_lock_files: u32,
+}
+
+/// Default of `courtesy_time`: a day, as knfsd.
+pub const DEFAULT_COURTESY_TIME: u32 = 24 * 3600;
+/// Default of [`Limits::max_open_states`].
+pub const DEFAULT_MAX_OPEN_STATES: u32 = 1 << 20;
+/// Default of [`Limits::max_lock_files`].
+pub const DEFAULT_MAX_LOCK_FILES: u32 = 1024;
+// Each lock file belongs to one lock stateid, which counts as an open
+// state: a larger default could never be reached.
+const _: () = assert!(DEFAULT_MAX_LOCK_FILES <= DEFAULT_MAX_OPEN_STATES);
+
+/// Smallest sled page cache accepted (sled needs a few pages per tree).
+pub const MIN_SLED_CACHE: u64 = 1 << 20;
+/// Largest sled page cache accepted.
+pub const MAX_SLED_CACHE: u64 = 64 << 30;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record: DEFAULT_MAX_RECORD,
+            max_ops: 64,
+            max_connections: 1024,
+            max_in_flight: 128,
+            max_sessions_per_client: 16,
+            max_slots: 64,
+            max_open_files: 1024,
+            max_open_states: DEFAULT_MAX_OPEN_STATES,
+            max_locks_per_owner: 4096,
+            max_readdir_entries: 4096,
+            sled_cache_bytes: 64 << 20,
+            max_clients: 4096,
+            max_owners_per_client: 4096,
+            max_delegations: 1 << 16,
+            max_courtesy_clients: 1024,
+            max_lock_files: DEFAULT_MAX_LOCK_FILES,
+        }
+    }
+}
+
+/// How handles of an export behave (RFC 7530/8881 §4.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum HandleMode {
+    /// Handles stay valid for the life of the object, across restarts.
+    #[default]
+    Persistent,
+    /// Handles may expire on the events of `expire_on`.
+    Volatile,
+}
+
+/// Events that expire volatile handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ExpireOn {
+    /// The object (or a directory above it) was renamed.
+    Rename,
+    /// The export moved to another backing directory.
+    Migration,
+    /// The server restarted.
+    Reboot,
+}
+
+/// What a client is told when its volatile handle has expired
+/// (docs/filehandles.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum ExpiredError {
+    /// NFS4ERR_FHEXPIRED, as RFC 7530/8881 §4.2.3 says, to every client.
+    Fhexpired,
+    /// NFS4ERR_STALE to every client: they re-walk the path (Linux's VFS
+    /// retries a lookup once on ESTALE) but cannot tell expiry from removal.
+    Stale,
+    /// NFS4ERR_STALE to Linux clients (which turn FHEXPIRED into EIO),
+    /// NFS4ERR_FHEXPIRED to everyone else.
+    #[default]
+    Auto,
+}
+
+/// One exported directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Where the export appears in the pseudo filesystem ("/" for the root).
+    #[serde(default = "default_pseudo")]
+    pub path: String,
+    /// The backing directory.
+    pub dir: PathBuf,
+    /// Persistent or volatile handles.
+    #[serde(default)]
+    pub filehandles: HandleMode,
+    /// For volatile handles: which events expire them.
+    #[serde(default = "default_expire_on")]
+    pub expire_on: Vec<ExpireOn>,
+    /// For volatile handles: an open file's handle outlives a rename until
+    /// its last close (FH4_NOEXPIRE_WITH_OPEN).
+    #[serde(default = "default_true")]
+    pub noexpire_with_open: bool,
+    /// For volatile handles: the status of an expired handle.
+    #[serde(default)]
+    pub expired_error: ExpiredError,
+    /// Refuse every modification.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Hosts that may use the export, first match wins (absent: every
+    /// host, as `read_only` says). See docs/security.md.
+    #[serde(default)]
+    pub clients: Option<Vec<crate::export_access::ClientRule>>,
+    /// Identity squashing: none, root or all.
+    #[serde(default)]
+    pub squash: crate::export_access::Squash,
+    /// uid of squashed callers and of AUTH_NONE.
+    #[serde(default = "default_anon")]
+    pub anonuid: u32,
+    /// gid of squashed callers and of AUTH_NONE.
+    #[serde(default = "default_anon")]
+    pub anongid: u32,
+    /// Security flavors accepted (NFS4ERR_WRONGSEC for others).
+    #[serde(default = "default_sec")]
+    pub sec: Vec<crate::export_access::SecFlavor>,
+    /// Require a source port below 1024.
+    #[serde(default)]
+    pub privileged_port: bool,
+    /// Delegations handed out on this export: none, read or readwrite
+    /// (docs/delegations.md).
+    #[serde(default)]
+    pub delegations: crate::state::deleg::Policy,
+}
+
+fn default_pseudo() -> String {
+    "/".into()
+}
+fn default_expire_on() -> Vec<ExpireOn> {
+    vec![ExpireOn::Rename, ExpireOn::Migration, ExpireOn::Reboot]
+}
+fn default_true() -> bool {
+    true
+}
+fn default_anon() -> u32 {
+    crate::export_access::NOBODY
+}
+fn default_sec() -> Vec<crate::export_access::SecFlavor> {
+    vec![
+        crate::export_access::SecFlavor::Sys,
+        crate::export_access::SecFlavor::None,
+    ]
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory holding the sled database (handles, client records).
+    pub state_dir: PathBuf,
+    /// Lease period in seconds (RFC 8881 §8.3).
+    pub lease_time: u32,
+    /// Upper bound of the grace period after a restart, in seconds.
+    pub grace_time: u32,
+    /// Longest a client whose lease ran out keeps its uncontested state
+    /// (a courtesy client), in seconds.
+    pub courtesy_time: u32,
+    /// Exports.
+    #[serde(rename = "export")]
+    pub exports: Vec<ExportConfig>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2049)),
+            state_dir: PathBuf::from("nfs4d-data/state"),
+            lease_time: 90,
+            grace_time: 90,
+            courtesy_time: DEFAULT_COURTESY_TIME,
+            exports: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid configuration {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: toml::de::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks values and relations between them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let bad = |m: &str| Err(ConfigError::Invalid(m.into()));
+        if self.exports.is_empty() {
+            return bad("no export configured");
+        }
+        if l.max_record < MAX_IO + COMPOUND_OVERHEAD || l.max_record > MAX_RECORD_CEILING {
+            return bad("limits.max_record must hold one 1 MiB READ/WRITE plus overhead and be at most 64 MiB");
+        }
+        if l.max_ops < 2 || l.max_ops > 1024 {
+            return bad("limits.max_ops must be within 2..=1024");
+        }
+        if l.max_slots == 0 || l.max_slots > 1024 {
+            return bad("limits.max_slots must be within 1..=1024");
+        }
+        for (name, v) in [
+            ("max_connections", l.max_connections),
+            ("max_in_flight", l.max_in_flight),
+            ("max_sessions_per_client", l.max_sessions_per_client),
+            ("max_open_files", l.max_open_files),
+            ("max_open_states", l.max_open_states),
+            ("max_locks_per_owner", l.max_locks_per_owner),
+            ("max_readdir_entries", l.max_readdir_entries),
+            ("max_clients", l.max_clients),
+            ("max_owners_per_client", l.max_owners_per_client),
+            ("max_delegations", l.max_delegations),
+            ("max_lock_files", l.max_lock_files),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{name} must be positive"
+                )));
+            }
+        }
+        if !(MIN_SLED_CACHE..=MAX_SLED_CACHE).contains(&l.sled_cache_bytes) {
+            return bad("limits.sled_cache_bytes must be within 1 MiB..=64 GiB");
+        }
+        if !(5..=3600).contains(&self.lease_time) {
+            return bad("lease_time must be within 5..=3600 seconds");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in &self.exports {
+            if !e.path.starts_with('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "export path {:?} must start with /",
+                    e.path
+                )));
+            }
+            if !seen.insert(normalize_pseudo(&e.path)) {
+                return Err(ConfigError::Invalid(format!(
+                    "export path {:?} used twice",
+                    e.path
+                )));
+            }
+            crate::export_access::validate(e).map_err(ConfigError::Invalid)?;
+            // A volatile export that no event expires would advertise
+            // FH4_PERSISTENT: say "persistent" instead of hiding it.
+            if e.filehandles == HandleMode::Volatile && e.expire_on.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "export {:?}: filehandles = \"volatile\" needs at least one of rename, migration, reboot in expire_on",
+                    e.path
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ExportConfig {
+    /// The handle policy this export's settings describe (persistent:
+    /// nothing expires; `expire_on` and `noexpire_with_open` only matter
+    /// for volatile exports).
+    pub fn handle_policy(&self) -> nfs4d_fhmap::HandlePolicy {
+        if self.filehandles == HandleMode::Persistent {
+            return nfs4d_fhmap::HandlePolicy::PERSISTENT;
+        }
+        nfs4d_fhmap::HandlePolicy {
+            reboot: self.expire_on.contains(&ExpireOn::Reboot),
+            rename: self.expire_on.contains(&ExpireOn::Rename),
+            migration: self.expire_on.contains(&ExpireOn::Migration),
+            noexpire_with_open: self.noexpire_with_open,
+        }
+    }
+}
+
+/// The components of a pseudo-filesystem path ("/a//b/" → ["a", "b"]).
+pub fn normalize_pseudo(p: &str) -> Vec<String> {
+    p.split('/')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_example() {
+        let c = Config::parse(
+            r#"
+            listen = "127.0.0.1:12345"
+            state_dir = "/tmp/s"
+            [[export]]
+            path = "/data"
+            dir = "/srv/data"
+            filehandles = "volatile"
+            expire_on = ["rename"]
+            [limits]
+            max_ops = 32
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.exports[0].filehandles, HandleMode::Volatile);
+        assert_eq!(c.exports[0].expired_error, ExpiredError::Auto);
+        let p = c.exports[0].handle_policy();
+        assert!(p.rename && !p.reboot && !p.migration && p.noexpire_with_open);
+        assert_eq!(c.limits.max_ops, 32);
+        assert_eq!(c.limits.max_record, DEFAULT_MAX_RECORD);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(Config::parse("bogus = 1").is_err());
+        let mut c = Config::default();
+        assert!(c.validate().is_err(), "no export");
+        c.exports.push(ExportConfig {
+            path: "/".into(),
+            dir: "/x".into(),
+            filehandles: HandleMode::Persistent,
+            expire_on: vec![],
+            noexpire_with_open: true,
+            expired_error: ExpiredError::Auto,
+            read_only: false,
+            clients: None,
+            squash: Default::default(),
+            anonuid: 65534,
+            anongid: 65534,
+            sec: default_sec(),
+            privileged_port: false,
+            delegations: Default::default(),
+        });
+        c.validate().unwrap();
+        c.limits.max_record = 1000;
+        assert!(c.validate().is_err());
+    }
+}

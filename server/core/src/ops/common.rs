@@ -1,0 +1,949 @@
+//! Helpers several operations share: attributes of the current object,
+//! directory change info, the caller's identity and permission checks.
+
+use nfs4d_xdr::nfs4::{change_info4, fattr4};
+use nfs4d_xdr::rpc::Credential;
+
+use crate::attrs::{self, AttrContext, FsInfo, ObjAttrs};
+use crate::compound::Cx;
+use crate::config::MAX_IO;
+use crate::error::{NfsError, NfsResult};
+use crate::vfs::{obj_attrs, CurFh, Export, Node};
+use nfs4d_store::{Attrs, FileKind, Owner, RelPath};
+
+/// The export and path of the current object, or NFS4ERR_ROFS-free
+/// failure for pseudo nodes (which hold no data): callers pick the error.
+pub fn obj<'c>(
+    cx: &'c Cx,
+    cur: &'c CurFh,
+    pseudo_err: NfsError,
+) -> NfsResult<(&'c Export, &'c RelPath, nfs4d_fhmap::ObjectId)> {
+    match &cur.node {
+        Node::Pseudo(_) => Err(pseudo_err),
+        Node::Obj { export, path, id } => Ok((cx.srv.vfs.export(*export)?, path, *id)),
+    }
+}
+
+/// Encodes the requested attributes of `cur`.
+pub fn encode_attrs(cx: &Cx, cur: &CurFh, request: &[u32]) -> NfsResult<fattr4> {
+    let (a, export) = match &cur.node {
+        Node::Pseudo(n) => (cx.srv.vfs.pseudo_attrs(*n), None),
+        Node::Obj { export, path, .. } => {
+            let e = cx.srv.vfs.export(*export)?;
+            (obj_attrs(&e.store().stat(path)?), Some(e))
+        }
+    };
+    encode_with(cx, cur, &a, export, request, None)
+}
+
+/// Encodes attributes already fetched (READDIR, after SETATTR …).
+pub fn encode_with(
+    cx: &Cx,
+    cur: &CurFh,
+    a: &ObjAttrs,
+    export: Option<&Export>,
+    request: &[u32],
+    rdattr_error: Option<nfs4d_xdr::nfs4::nfsstat4>,
+) -> NfsResult<fattr4> {
+    with_attr_context(cx, cur, a, export, rdattr_error, |ctx| {
+        attrs::encode(request, a, ctx)
+    })
+    .map_err(NfsError::from_status)
+}
+
+/// Runs `f` with the attribute context of `cur` (attributes `a`), the one
+/// GETATTR, READDIR and VERIFY/NVERIFY share, so a value compared by
+/// VERIFY is byte for byte the value GETATTR returns.
+pub fn with_attr_context<R>(
+    cx: &Cx,
+    cur: &CurFh,
+    a: &ObjAttrs,
+    export: Option<&Export>,
+    rdattr_error: Option<nfs4d_xdr::nfs4::nfsstat4>,
+    f: impl FnOnce(&AttrContext) -> R,
+) -> R {
+    let read_only = export.is_none_or(|e| cx.read_only(e));
+    let fsid = export.map_or((0, 0), |e| e.fsid);
+    let fs = || -> Option<FsInfo> {
+        let s = export?.store().statfs().ok()?;
+        Some(FsInfo {
+            fsid,
+            total_bytes: s.total_bytes,
+            free_bytes: s.free_bytes,
+            avail_bytes: s.avail_bytes,
+            total_files: s.total_files,
+            free_files: s.free_files,
+            avail_files: s.avail_files,
+            name_max: s.name_max,
+            read_only,
+        })
+    };
+    let owner = |id: u32| id.to_string().into_bytes();
+    let mounted_on = match &cur.node {
+        // An export root's mounted-on fileid is the pseudo directory's.
+        Node::Obj { id, .. } if id.is_export_root() => cx
+            .srv
+            .vfs
+            .pseudo
+            .iter()
+            .position(|p| export.is_some_and(|e| p.export == Some(e.id)))
+            .map_or(a.fileid, |n| n as u64 + 1),
+        _ => a.fileid,
+    };
+    let ctx = AttrContext {
+        fh: &cur.fh,
+        fs: &fs,
+        fsid,
+        lease_time: cx.srv.cfg.lease_time,
+        // A per-file-system attribute (RFC 8881 §5.8.1.3): the export's
+        // own policy; the pseudo filesystem's handles never expire.
+        fh_expire_type: export.map_or(nfs4d_fhmap::FH4_PERSISTENT, |e| e.policy().fh_expire_type()),
+        maxread: u64::from(MAX_IO),
+        maxwrite: u64::from(MAX_IO),
+        mounted_on_fileid: mounted_on,
+        minorversion: cx.minor,
+        rdattr_error,
+        xattr_support: cx.minor >= 2 && export.is_some(),
+        owner_string: &owner,
+        group_string: &owner,
+    };
+    f(&ctx)
+}
+
+// ---------------------------------------------------------------------------
+// Volatile filehandles (docs/filehandles.md)
+// ---------------------------------------------------------------------------
+
+/// PUTFH's resolution of a client's handle: open files count as open for
+/// FH4_NOEXPIRE_WITH_OPEN, and an expired volatile handle answers what
+/// the export's `expired_error` says for this client (see
+/// [`expired_as_stale`]). Every refusal is logged.
+pub fn resolve_fh(cx: &Cx, fh: &[u8]) -> NfsResult<CurFh> {
+    let state = &cx.srv.state;
+    let is_open = |export: u32, id: nfs4d_fhmap::ObjectId| {
+        state.lock().file_share((export, id)).access != 0
+            || state
+                .recovery
+                .open_before_restart((export, id.0), state.now())
+    };
+    let delegated =
+        |export: u32, id: nfs4d_fhmap::ObjectId| !state.lock().file_delegs((export, id)).is_empty();
+    let err = match cx.srv.vfs.resolve_with(fh, &is_open, &delegated) {
+        Ok(cur) => return Ok(cur),
+        Err(err) => err,
+    };
+    let peer = cx.req.peer;
+    if err == NfsError::BadHandle {
+        tracing::info!(%peer, len = fh.len(), "PUTFH: not a filehandle this server issued (NFS4ERR_BADHANDLE)");
+        return Err(err);
+    }
+    if err != NfsError::FhExpired {
+        tracing::debug!(%peer, status = ?err.status(), "PUTFH refused");
+        return Err(err);
+    }
+    let export = cx
+        .srv
+        .fhmap
+        .decode(fh)
+        .ok()
+        .and_then(|d| cx.srv.vfs.export(d.export).ok());
+    let stale = export.is_some_and(|e| expired_as_stale(cx, e));
+    tracing::info!(
+        %peer,
+        export = export.map(|e| e.cfg.path.as_str()),
+        answer = if stale { "NFS4ERR_STALE" } else { "NFS4ERR_FHEXPIRED" },
+        "PUTFH: volatile filehandle expired"
+    );
+    Err(if stale {
+        NfsError::Stale
+    } else {
+        NfsError::FhExpired
+    })
+}
+
+/// Whether an expired volatile handle of export `e` is reported to this
+/// client as NFS4ERR_STALE instead of NFS4ERR_FHEXPIRED.
+///
+/// RFC 7530/8881 §4.2.3 ask for FHEXPIRED, and clients that can recover
+/// from it (illumos re-resolves the handle from the path it cached) need
+/// it. The Linux client has no FHEXPIRED case and turns it into EIO,
+/// while on ESTALE its VFS walks the path again once (LOOKUP_REVAL) and
+/// picks up the new handle. `auto` therefore answers STALE to Linux:
+/// * 4.1+: the client's EXCHANGE_ID implementation id name starts with
+///   "Linux" (the kernel sends "Linux <release> <version> <machine>");
+/// * 4.0 has no implementation id, and a COMPOUND carries no client id,
+///   so the request is matched to client records by address: the peer's
+///   IP against the callback address of SETCLIENTID records. STALE if a
+///   matching record's client id string starts with "Linux NFSv4.0 " (how
+///   the kernel names itself), FHEXPIRED if there are matching records and
+///   none is Linux, and STALE when nothing matches — the typical case
+///   right after a restart, before the client has re-established its
+///   client id, when the 4.0 clients in use are overwhelmingly Linux
+///   (docs/filehandles.md discusses the trade-off).
+pub fn expired_as_stale(cx: &Cx, e: &Export) -> bool {
+    use crate::config::ExpiredError;
+    match e.cfg.expired_error {
+        ExpiredError::Fhexpired => false,
+        ExpiredError::Stale => true,
+        ExpiredError::Auto => client_is_linux(cx).unwrap_or(cx.minor == 0),
+    }
+}
+
+/// Whether the client of this request is the Linux kernel client, `None`
+/// when it cannot be told (see [`expired_as_stale`]).
+pub fn client_is_linux(cx: &Cx) -> Option<bool> {
+    let g = cx.srv.state.lock();
+    if let Some(id) = cx.session_client() {
+        return Some(
+            g.clients
+                .get(&id)
+                .is_some_and(|c| c.impl_name.starts_with("Linux")),
+        );
+    }
+    if cx.minor != 0 {
+        return None;
+    }
+    let peer = cx.req.peer.ip().to_canonical();
+    let mut matched = false;
+    for c in g.clients.values().filter(|c| c.minor == 0) {
+        if callback_ip(&c.callback.addr) != Some(peer) {
+            continue;
+        }
+        if c.owner.starts_with(b"Linux NFSv4.0 ") {
+            return Some(true);
+        }
+        matched = true;
+    }
+    matched.then_some(false)
+}
+
+/// The host part of a universal address ("h1.h2.h3.h4.p1.p2", or an IPv6
+/// address followed by ".p1.p2"; RFC 5665 §5.2.3.3).
+fn callback_ip(uaddr: &str) -> Option<std::net::IpAddr> {
+    let mut parts = uaddr.rsplitn(3, '.');
+    let (_p2, _p1, host) = (parts.next()?, parts.next()?, parts.next()?);
+    host.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical())
+}
+
+/// Refuses (NFS4ERR_FILE_OPEN) a RENAME or REMOVE that would make the
+/// handle of an open file expire: object `id` of export `e` is open, or is
+/// a directory with an open file below it. Only for volatile exports whose
+/// handles may expire while open (`noexpire_with_open = false`): RFC 7530
+/// and 8881 §4.2.3 say such servers "should deny a RENAME or REMOVE that
+/// would affect an OPEN file of any of the components leading to the OPEN
+/// file", and NFS4ERR_FILE_OPEN (§13.1.4.5 / §15.1.4.5) is the status for
+/// "a file system object involved in the operation is currently open",
+/// listed for RENAME and REMOVE. With `noexpire_with_open` the handle of
+/// an open file outlives the rename instead, so nothing is refused.
+pub fn refuse_if_open(cx: &Cx, e: &Export, id: nfs4d_fhmap::ObjectId, what: &str) -> NfsResult<()> {
+    let p = e.policy();
+    if !p.is_volatile() || p.noexpire_with_open {
+        return Ok(());
+    }
+    let open: Vec<nfs4d_fhmap::ObjectId> = {
+        let g = cx.srv.state.lock();
+        let mut v: Vec<_> = g
+            .states
+            .values()
+            .filter(|s| s.file.0 == e.id && matches!(s.kind, crate::state::StateKind::Open(_)))
+            .map(|s| s.file.1)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    if cx.srv.vfs.open_at_or_below(id, &open)? {
+        tracing::info!(export = %e.cfg.path, "{what} refused: an open file's volatile handle would expire (NFS4ERR_FILE_OPEN)");
+        return Err(NfsError::FileOpen);
+    }
+    Ok(())
+}
+
+/// Directory change info around a modification (RFC 8881 §3.3.4): the
+/// change attribute before and after; not atomic, since other processes
+/// can change the directory in between.
+pub fn cinfo(before: &Attrs, after: &Attrs) -> change_info4 {
+    change_info4 {
+        atomic: false,
+        before: crate::vfs::change_of(before),
+        after: crate::vfs::change_of(after),
+    }
+}
+
+/// The caller's uid/gid/groups after the current export's squashing
+/// ([`Cx::cred`]); AUTH_NONE maps to nobody (65534).
+pub fn caller<'c>(cx: &'c Cx) -> (u32, u32, &'c [u32]) {
+    match &cx.cred {
+        Credential::Sys { uid, gid, gids, .. } => (*uid, *gid, gids.as_slice()),
+        _ => (65534, 65534, &[]),
+    }
+}
+
+/// Owner for objects the caller creates.
+pub fn new_owner(cx: &Cx) -> Owner {
+    let (uid, gid, _) = caller(cx);
+    Owner { uid, gid }
+}
+
+/// Permission bits.
+pub const MAY_READ: u32 = 4;
+/// Write permission.
+pub const MAY_WRITE: u32 = 2;
+/// Execute / search permission.
+pub const MAY_EXEC: u32 = 1;
+
+/// The subset of `want` (rwx bits) the caller has on an object with
+/// attributes `a`, by POSIX mode rules. Root may do everything except
+/// execute files with no execute bit (as POSIX).
+pub fn allowed(cx: &Cx, a: &Attrs, want: u32) -> u32 {
+    let (uid, gid, gids) = caller(cx);
+    if uid == 0 {
+        let any_x = a.mode & 0o111 != 0 || a.kind == FileKind::Directory;
+        return if any_x { want } else { want & !MAY_EXEC };
+    }
+    let bits = if uid == a.uid {
+        (a.mode >> 6) & 7
+    } else if gid == a.gid || gids.contains(&a.gid) {
+        (a.mode >> 3) & 7
+    } else {
+        a.mode & 7
+    };
+    want & bits
+}
+
+/// Fails with NFS4ERR_ACCESS unless all of `want` is allowed.
+pub fn require(cx: &Cx, a: &Attrs, want: u32) -> NfsResult<()> {
+    if allowed(cx, a, want) == want {
+        Ok(())
+    } else {
+        Err(NfsError::Access)
+    }
+}
+
+/// Fails with NFS4ERR_ROFS when the export is read-only, for everybody or
+/// for this client's address ([`Cx::read_only`]).
+pub fn writable(cx: &Cx, e: &Export) -> NfsResult<()> {
+    if cx.read_only(e) {
+        Err(NfsError::Rofs)
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks that a directory may be modified by the caller (write + search).
+pub fn dir_modifiable(cx: &Cx, e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
+    writable(cx, e)?;
+    let a = e.store().stat(dir)?;
+    if a.kind != FileKind::Directory {
+        return Err(NfsError::NotDir);
+    }
+    require(cx, &a, MAY_WRITE | MAY_EXEC)?;
+    Ok(a)
+}
+
+// ---------------------------------------------------------------------------
+// Namespace helpers (LOOKUP, LOOKUPP, READDIR, CREATE, REMOVE, RENAME, LINK,
+// SETATTR).
+// ---------------------------------------------------------------------------
+
+/// `S_ISGID`.
+pub const MODE_SETGID: u32 = 0o2000;
+/// `S_ISVTX` (sticky).
+pub const MODE_STICKY: u32 = 0o1000;
+
+/// Fails unless `a` is a directory, for operations that resolve a name in
+/// the current filehandle (LOOKUP, LOOKUPP): a symlink is
+/// NFS4ERR_SYMLINK (RFC 7530 §16.13.5; RFC 8881 §15.2 lists it for both
+/// operations), anything else NFS4ERR_NOTDIR.
+pub fn lookup_dir(a: &Attrs) -> NfsResult<()> {
+    match a.kind {
+        FileKind::Directory => Ok(()),
+        FileKind::Symlink => Err(NfsError::Symlink),
+        _ => Err(NfsError::NotDir),
+    }
+}
+
+/// The pseudo-filesystem node export `export` is mounted at.
+pub fn export_node(cx: &Cx, export: u32) -> Option<usize> {
+    cx.srv
+        .vfs
+        .pseudo
+        .iter()
+        .position(|p| p.export == Some(export))
+}
+
+/// The child of pseudo node `node` called `name`.
+pub fn pseudo_child(cx: &Cx, node: usize, name: &[u8]) -> Option<usize> {
+    let pseudo = &cx.srv.vfs.pseudo;
+    pseudo
+        .get(node)?
+        .children
+        .iter()
+        .copied()
+        .find(|&c| pseudo.get(c).is_some_and(|p| p.name.as_bytes() == name))
+}
+
+/// Whether the caller is a member of group `gid` (primary or supplementary).
+pub fn in_group(cx: &Cx, gid: u32) -> bool {
+    let (_, primary, gids) = caller(cx);
+    primary == gid || gids.contains(&gid)
+}
+
+/// The uid (or gid, with `group`) named by an owner / owner_group string
+/// (RFC 8881 §5.9): a decimal id, `name@domain` or a bare name looked up
+/// in the system's user or group database. An empty string is
+/// NFS4ERR_INVAL (a zero-length principal is malformed, not unknown);
+/// no translation is NFS4ERR_BADOWNER.
+pub fn owner_id(cx: &Cx, s: &[u8], group: bool) -> NfsResult<u32> {
+    if s.is_empty() {
+        return Err(NfsError::Inval);
+    }
+    let ids = &*cx.srv.idmap;
+    let lookup = |name: &str| {
+        if group {
+            ids.gid_by_name(name)
+        } else {
+            ids.uid_by_name(name)
+        }
+    };
+    attrs::parse_owner(s, &lookup).map_err(NfsError::from_status)
+}
+
+/// Owner and permission bits of an object the caller creates in directory
+/// `dir` (attributes `dir`) with create attributes `req` (CREATE, OPEN).
+///
+/// As a local `creat`/`mkdir` would (the backend chowns explicitly, so
+/// the kernel's own rules do not apply): the owner is the caller, the
+/// group the caller's, or the directory's when it has the set-group-ID
+/// bit, and a new directory inherits that bit. Requested owner/group are
+/// honoured when the caller could `chown` to them: root, or the caller's
+/// own uid and a group the caller is in (NFS4ERR_PERM otherwise). A
+/// set-group-ID bit on a group-executable file whose group the caller is
+/// not in is dropped, as Linux does (inode_init_owner). No umask is
+/// applied: the client applies its own before sending the mode.
+pub fn creation_owner_mode(
+    cx: &Cx,
+    dir: &Attrs,
+    req: &attrs::SetRequest,
+    is_dir: bool,
+    default_mode: u32,
+) -> NfsResult<(Owner, u32)> {
+    let mut owner = new_owner(cx);
+    let uid = owner.uid;
+    let root = uid == 0;
+    let inherit_gid = dir.mode & MODE_SETGID != 0;
+    if inherit_gid {
+        owner.gid = dir.gid;
+    }
+    if let Some(s) = &req.owner {
+        let want = owner_id(cx, s, false)?;
+        if want != uid && !root {
+            return Err(NfsError::Perm);
+        }
+        owner.uid = want;
+    }
+    if let Some(s) = &req.group {
+        let want = owner_id(cx, s, true)?;
+        if want != owner.gid && !root && !in_group(cx, want) {
+            return Err(NfsError::Perm);
+        }
+        owner.gid = want;
+    }
+    let mut mode = req.mode.unwrap_or(default_mode);
+    if is_dir && inherit_gid {
+        mode |= MODE_SETGID;
+    } else if !is_dir
+        && mode & (MODE_SETGID | 0o010) == MODE_SETGID | 0o010
+        && !root
+        && !in_group(cx, owner.gid)
+    {
+        mode &= !MODE_SETGID;
+    }
+    Ok((owner, mode))
+}
+
+/// The sticky-directory rule (POSIX `rename`/`unlink`): in a directory
+/// with the sticky bit only root, the directory's owner and the entry's
+/// owner may remove or replace the entry. REMOVE and RENAME have no
+/// NFS4ERR_PERM in their error lists (RFC 8881 §15.2), so this is
+/// NFS4ERR_ACCESS.
+pub fn sticky_allows(cx: &Cx, dir: &Attrs, victim: &Attrs) -> NfsResult<()> {
+    let (uid, _, _) = caller(cx);
+    if dir.mode & MODE_STICKY == 0 || uid == 0 || uid == dir.uid || uid == victim.uid {
+        Ok(())
+    } else {
+        Err(NfsError::Access)
+    }
+}
+
+/// Makes a directory's entries durable after a namespace change and
+/// returns its attributes for change_info4's `after`. NFS namespace
+/// operations are committed before the reply (as knfsd does for `sync`
+/// exports): a client that saw the reply must not lose the name in a
+/// server crash.
+pub fn dir_done(e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
+    e.store().sync_dir(dir)?;
+    Ok(e.store().stat(dir)?)
+}
+
+/// Clears `attr` in an attribute bitmap (e.g. from an `attrsset` that was
+/// requested but not applied).
+pub fn bitmap_clear(bm: &mut [u32], attr: u32) {
+    if let Some(w) = bm.get_mut((attr / 32) as usize) {
+        *w &= !(1 << (attr % 32));
+    }
+}
+
+/// A decoded `settime4` as the backend takes it.
+pub fn set_time(t: attrs::TimeSet) -> nfs4d_store::SetTime {
+    match t {
+        attrs::TimeSet::ServerNow => nfs4d_store::SetTime::ServerNow,
+        attrs::TimeSet::Client(sec, nsec) => nfs4d_store::SetTime::Client(sec, nsec),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// State helpers (OPEN, OPEN_CONFIRM, OPEN_DOWNGRADE, CLOSE, LOCK, LOCKT,
+// LOCKU, READ, WRITE, COMMIT, DELEGRETURN, RELEASE_LOCKOWNER).
+// ---------------------------------------------------------------------------
+
+/// The client whose owner a request names. 4.0: the `clientid` inside the
+/// open or lock owner, which must be a confirmed client with a live lease
+/// (NFS4ERR_STALE_CLIENTID / NFS4ERR_EXPIRED); using it renews the lease
+/// (RFC 7530 §9.6). 4.1: the session's client; the clientid in the owner
+/// MUST be ignored (RFC 8881 §18.16.3, §18.10.3, §18.11.3).
+pub fn state_client(cx: &Cx, clientid: u64) -> NfsResult<crate::state::ClientId> {
+    if cx.minor == 0 {
+        cx.srv.state.renew(clientid)?;
+        Ok(clientid)
+    } else {
+        cx.session_client().ok_or(NfsError::OpNotInSession)
+    }
+}
+
+/// The state-table key of the current file: (export, object id).
+pub fn file_key(cur: &CurFh) -> Option<crate::state::FileKey> {
+    cur.obj().map(|(e, id, _)| (e, id))
+}
+
+/// Fails unless an object is a regular file, with the status READ, WRITE,
+/// COMMIT, LOCK, LOCKT and LOCKU give: a directory is NFS4ERR_ISDIR; in
+/// 4.1 a symlink is NFS4ERR_SYMLINK and anything else NFS4ERR_WRONG_TYPE
+/// (RFC 8881 §18.22.3, §18.32.4, §18.10.3); 4.0 has neither for these
+/// operations and says NFS4ERR_INVAL (RFC 7530 §16.23.5, §16.36.5).
+pub fn regular_file(cx: &Cx, kind: FileKind) -> NfsResult<()> {
+    match kind {
+        FileKind::Regular => Ok(()),
+        FileKind::Directory => Err(NfsError::IsDir),
+        _ if cx.minor == 0 => Err(NfsError::Inval),
+        FileKind::Symlink => Err(NfsError::Symlink),
+        _ => Err(NfsError::WrongType),
+    }
+}
+
+/// The current filehandle as a regular file of an export: its export,
+/// path, state key and attributes. Pseudo-filesystem nodes are
+/// directories (NFS4ERR_ISDIR); other types as [`regular_file`].
+pub fn cur_regular<'c>(
+    cx: &'c Cx,
+    cur: &'c CurFh,
+) -> NfsResult<(&'c Export, &'c RelPath, crate::state::FileKey, Attrs)> {
+    let (e, path, id) = obj(cx, cur, NfsError::IsDir)?;
+    let a = e.store().stat(path)?;
+    regular_file(cx, a.kind)?;
+    Ok((e, path, (e.id, id), a))
+}
+
+/// The 4.0 sequencing step of a seqid-bearing operation (RFC 7530
+/// §9.1.7): NFS4ERR_BAD_SEQID for an out-of-order seqid; for the next
+/// seqid, arranges for the COMPOUND loop to cache this operation's reply
+/// in the owner and returns `false`; for a retransmission of the last
+/// request, hands the cached reply to the loop and returns `true` — the
+/// caller then returns [`replayed`] without doing anything. 4.1 ignores
+/// seqids (sessions give exactly-once semantics): always `false`.
+pub fn sequence(
+    cx: &mut Cx,
+    kind: crate::state::OwnerKind,
+    owner: &crate::state::OwnerKey,
+    seqid: u32,
+) -> NfsResult<bool> {
+    if cx.minor != 0 {
+        return Ok(false);
+    }
+    match cx.srv.state.check_owner_seqid(kind, owner, seqid)? {
+        crate::state::SeqCheck::Replay(bytes) => {
+            cx.replay = Some(bytes);
+            Ok(true)
+        }
+        crate::state::SeqCheck::Next => {
+            cx.seq_owner = Some((kind, owner.clone(), seqid));
+            Ok(false)
+        }
+    }
+}
+
+/// The result a handler returns for a replayed 4.0 request: the loop
+/// sends the cached bytes, and this result only decides the COMPOUND's
+/// status and whether it goes on, so it carries the cached status.
+pub fn replayed<T>(cx: &Cx, ok: impl FnOnce() -> T) -> NfsResult<T> {
+    let code = cx
+        .replay
+        .as_ref()
+        .and_then(|r| r.get(4..8))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(
+            nfs4d_xdr::nfs4::nfsstat4::NFS4ERR_SERVERFAULT as i32 as u32,
+            u32::from_be_bytes,
+        );
+    if code == 0 {
+        Ok(ok())
+    } else {
+        Err(status_error(code))
+    }
+}
+
+/// An error whose status is `code` (for replayed replies); SERVERFAULT for
+/// codes no [`NfsError`] variant produces.
+pub fn status_error(code: u32) -> NfsError {
+    use NfsError::*;
+    let denied = || {
+        LockDenied(Box::new(nfs4d_xdr::nfs4::LOCK4denied {
+            offset: 0,
+            length: 0,
+            locktype: nfs4d_xdr::nfs4::nfs_lock_type4::READ_LT,
+            owner: nfs4d_xdr::nfs4::lock_owner4 {
+                clientid: 0,
+                owner: Vec::new(),
+            },
+        }))
+    };
+    let candidates = [
+        Perm,
+        NoEnt,
+        Io,
+        Nxio,
+        Access,
+        Exist,
+        Xdev,
+        NotDir,
+        IsDir,
+        Inval,
+        FBig,
+        NoSpc,
+        Rofs,
+        MLink,
+        NameTooLong,
+        NotEmpty,
+        DQuot,
+        Stale,
+        BadHandle,
+        NotSupp,
+        ServerFault,
+        BadType,
+        Delay,
+        Expired,
+        Locked,
+        Grace,
+        FhExpired,
+        ShareDenied,
+        WrongSec,
+        Resource,
+        NoFileHandle,
+        StaleClientid,
+        StaleStateid,
+        OldStateid,
+        BadStateid,
+        BadSeqid,
+        LockRange,
+        Symlink,
+        AttrNotSupp,
+        NoGrace,
+        ReclaimBad,
+        ReclaimConflict,
+        BadXdr,
+        LocksHeld,
+        OpenMode,
+        BadOwner,
+        BadChar,
+        BadName,
+        BadRange,
+        LockNotSupp,
+        Deadlock,
+        AdminRevoked,
+        WrongType,
+        denied(),
+    ];
+    candidates
+        .into_iter()
+        .find(|e| e.status() as i32 as u32 == code)
+        .unwrap_or(ServerFault)
+}
+
+/// The record of a stateid named by a stateid-bearing operation, found by
+/// its `other` field only — its seqid is checked later with
+/// [`check_generation`], after the 4.0 owner seqid, because BAD_SEQID
+/// takes precedence over stateid errors (RFC 7530 §9.1.9). Special
+/// stateids are NFS4ERR_BAD_STATEID here (none is valid for these
+/// operations, RFC 7530 §9.1.4.4); a stateid of an earlier server
+/// instance is NFS4ERR_STALE_STATEID; an unknown one or, in 4.1, another
+/// client's is NFS4ERR_BAD_STATEID. The 4.1 current stateid is resolved
+/// first. Using a stateid renews its client's 4.0 lease.
+pub fn find_state(
+    cx: &Cx,
+    sid: &nfs4d_xdr::nfs4::stateid4,
+) -> NfsResult<(nfs4d_xdr::nfs4::stateid4, crate::state::StateEntry)> {
+    let sid = cx.resolve_stateid(sid)?;
+    if sid.other == [0; 12] || sid.other == [0xff; 12] {
+        return Err(NfsError::BadStateid);
+    }
+    if sid.other[..4] != cx.srv.state.boot.to_be_bytes() {
+        return Err(NfsError::StaleStateid);
+    }
+    let e = cx.srv.state.state_entry(&sid.other).ok_or_else(|| {
+        // A stateid of a client whose state expired is NFS4ERR_EXPIRED
+        // (RFC 7530 §9.1.4), any other unknown one BAD_STATEID.
+        if cx.srv.state.lock().is_expired_stateid(&sid.other) {
+            NfsError::Expired
+        } else {
+            NfsError::BadStateid
+        }
+    })?;
+    if cx.session_client().is_some_and(|c| c != e.client) {
+        return Err(NfsError::BadStateid);
+    }
+    if cx.minor == 0 {
+        // The client may be gone with its state only moments later; the
+        // stateid check that follows then fails.
+        let _ = cx.srv.state.renew(e.client);
+    }
+    Ok((sid, e))
+}
+
+/// The stateid's seqid against the state's current one (RFC 8881 §8.2.2):
+/// an older one is NFS4ERR_OLD_STATEID, a newer one NFS4ERR_BAD_STATEID;
+/// in 4.1 seqid 0 means "the current one".
+pub fn check_generation(
+    cx: &Cx,
+    sid: &nfs4d_xdr::nfs4::stateid4,
+    e: &crate::state::StateEntry,
+) -> NfsResult<()> {
+    if sid.seqid == 0 && cx.minor >= 1 {
+        return Ok(());
+    }
+    match sid.seqid.cmp(&e.seqid) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(NfsError::OldStateid),
+        std::cmp::Ordering::Greater => Err(NfsError::BadStateid),
+    }
+}
+
+/// [`state_file`] without the type check: BAD_STATEID unless the state is
+/// about the current file.
+pub fn same_file(cur: &CurFh, e: &crate::state::StateEntry) -> NfsResult<()> {
+    if file_key(cur) == Some(e.file) {
+        Ok(())
+    } else {
+        Err(NfsError::BadStateid)
+    }
+}
+
+/// A state must be about the current file (RFC 7530 §9.1.4.4: "If the
+/// selected table entry does not match the current filehandle, return
+/// NFS4ERR_BAD_STATEID"). A current filehandle that is no regular file at
+/// all gets its type error instead ([`regular_file`]), as knfsd checks the
+/// type before the stateid.
+pub fn state_file(cx: &Cx, cur: &CurFh, e: &crate::state::StateEntry) -> NfsResult<()> {
+    if file_key(cur) == Some(e.file) {
+        return Ok(());
+    }
+    let (export, path, _) = obj(cx, cur, NfsError::IsDir)?;
+    regular_file(cx, export.store().stat(path)?.kind)?;
+    Err(NfsError::BadStateid)
+}
+
+/// A validated byte range from offset/length (RFC 8881 §18.10.3: length 0,
+/// or a range past 2^64 - 1 that is not "to the end", is NFS4ERR_INVAL).
+pub fn lock_range(offset: u64, length: u64) -> NfsResult<(u64, u64)> {
+    crate::state::lock::range(offset, length)
+}
+
+/// The state layer's lock type of a wire lock type: the W variants only
+/// ask the server to queue the request, which this server does not do
+/// (a conflict is NFS4ERR_DENIED and the client polls).
+pub fn lock_type(t: nfs4d_xdr::nfs4::nfs_lock_type4) -> crate::state::LockType {
+    use nfs4d_xdr::nfs4::nfs_lock_type4::*;
+    match t {
+        READ_LT | READW_LT => crate::state::LockType::Read,
+        WRITE_LT | WRITEW_LT => crate::state::LockType::Write,
+    }
+}
+
+/// The LOCK4denied body of a conflict: the conflicting lock's range, type
+/// and owner, with that owner's real client id (RFC 8881 §18.10.3).
+pub fn denied(d: crate::state::lock::Denied) -> NfsError {
+    use nfs4d_xdr::nfs4::nfs_lock_type4;
+    NfsError::LockDenied(Box::new(nfs4d_xdr::nfs4::LOCK4denied {
+        offset: d.offset,
+        length: d.length,
+        locktype: match d.ty {
+            crate::state::LockType::Read => nfs_lock_type4::READ_LT,
+            crate::state::LockType::Write => nfs_lock_type4::WRITE_LT,
+        },
+        owner: nfs4d_xdr::nfs4::lock_owner4 {
+            clientid: d.owner.0,
+            owner: d.owner.1,
+        },
+    }))
+}
+
+/// A variable-length opaque result body (e.g. GETXATTR's `xattrvalue4`).
+/// `Vec<u8>` cannot be the body itself: xdr-codec packs a `Vec<T>` element
+/// by element, four bytes per `u8`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Opaque(pub Vec<u8>);
+
+impl<Out: std::io::Write> xdr_codec::Pack<Out> for Opaque {
+    fn pack(&self, out: &mut Out) -> xdr_codec::Result<usize> {
+        nfs4d_xdr::codec::pack_opaque_var(&self.0, None, out)
+    }
+}
+
+/// A non-reclaim OPEN or LOCK: during the grace period after a restart
+/// only reclaims are granted (RFC 7530 §9.6.2, RFC 8881 §8.4.2.1), so it
+/// is NFS4ERR_GRACE. And a 4.1 client must send RECLAIM_COMPLETE before
+/// its first non-reclaim OPEN or LOCK; until then those answer
+/// NFS4ERR_GRACE too (RFC 8881 §18.51.3).
+pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()> {
+    if cx.srv.state.recovery.in_grace(cx.srv.state.now()) {
+        return Err(NfsError::Grace);
+    }
+    if cx.minor == 0 {
+        return Ok(());
+    }
+    let done = cx
+        .srv
+        .state
+        .lock()
+        .clients
+        .get(&client)
+        .is_some_and(|c| c.reclaim_complete);
+    if done {
+        Ok(())
+    } else {
+        Err(NfsError::Grace)
+    }
+}
+
+/// A change that could defeat another client's reclaim: NFS4ERR_GRACE
+/// while the grace period lasts (RFC 7530 §9.6.2, RFC 8881 §8.4.2.1: the
+/// server must refuse what it cannot show to be free of conflict with a
+/// lock still to be reclaimed). Nothing persists which files had opens,
+/// deny modes or locks before the restart, so this server cannot show it
+/// for:
+///
+/// * REMOVE, and RENAME (which may replace its target): the removed file
+///   may be one a client is about to reclaim an open or lock on (as knfsd);
+///   RENAME also expires volatile handles a reclaim would name the file by;
+/// * a size change, READ or WRITE without open state (anonymous stateid;
+///   WRITE with the READ bypass stateid): an unreclaimed DENY_WRITE /
+///   DENY_READ share or mandatory lock would have refused it. Under a
+///   stateid of this instance the I/O is fine: during grace such a stateid
+///   comes from a reclaim, which settled the conflicts (RFC 8881
+///   §8.4.2.1). A READ with the bypass stateid ignores share deny modes
+///   and locks anyway (`StateManager::check_io`), so it is not held back.
+///
+/// LINK only adds a name: the file, its handle and any state on it stay,
+/// so it cannot conflict with a reclaim and is not held back.
+pub fn refuse_in_grace(cx: &Cx) -> NfsResult<()> {
+    if cx.srv.state.recovery.in_grace(cx.srv.state.now()) {
+        tracing::debug!("refused during the grace period: could conflict with a reclaim");
+        return Err(NfsError::Grace);
+    }
+    Ok(())
+}
+
+/// An OPEN was granted on `fh`: on an export whose handles expire at
+/// reboot, the file is recorded in the persisted open set before the reply
+/// (see `Recovery::load_open_files`), so its handle can still be used to
+/// reclaim the open after a crash.
+pub fn note_open_file(cx: &Cx, fh: &CurFh) {
+    let Some((export, id, _)) = fh.obj() else {
+        return;
+    };
+    if cx.srv.vfs.export(export).is_ok_and(|e| e.policy().reboot) {
+        cx.srv.state.recovery.note_open((export, id.0));
+    }
+}
+
+/// The last open of `file` was closed (see [`note_open_file`]).
+pub fn note_closed_file(cx: &Cx, file: crate::state::FileKey) {
+    if cx.srv.state.lock().file_share(file).access == 0 {
+        cx.srv.state.recovery.note_closed((file.0, file.1 .0));
+    }
+}
+
+/// A reclaim (OPEN CLAIM_PREVIOUS, LOCK with reclaim): allowed only during
+/// grace, for a client the previous instance had confirmed, and — 4.1 —
+/// before the client's RECLAIM_COMPLETE (RFC 8881 §18.51.3, RFC 7530
+/// §9.6.2). See `state::recovery` for the errors.
+pub fn reclaim_allowed(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()> {
+    let (key, done) = {
+        let g = cx.srv.state.lock();
+        let c = g.clients.get(&client).ok_or(NfsError::StaleClientid)?;
+        (
+            crate::state::recovery::record_key(c.minor, &c.owner),
+            c.reclaim_complete,
+        )
+    };
+    if done {
+        return Err(NfsError::NoGrace);
+    }
+    match cx.srv.state.recovery.may_reclaim(cx.srv.state.now(), &key) {
+        crate::state::recovery::ReclaimCheck::Allowed => Ok(()),
+        crate::state::recovery::ReclaimCheck::Refused(e) => Err(e),
+    }
+}
+
+/// Recalls other clients' delegations on the regular file `dir/name`
+/// before REMOVE or RENAME touches that name, or on `file` before LINK or
+/// SETATTR: the holder's cached view would go stale (RFC 8881 §10.4.1).
+/// NFS4ERR_DELAY while recalls are out. A 4.0 request carries no client
+/// identity here, so every delegation of the file counts, the caller's
+/// own too: its client returns the delegation and retries.
+pub fn break_delegations_at(
+    cx: &Cx,
+    e: &Export,
+    dir_id: nfs4d_fhmap::ObjectId,
+    name: &nfs4d_store::Name,
+    a: &Attrs,
+) -> NfsResult<()> {
+    if a.kind != FileKind::Regular || !export_has_delegations(cx, e.id) {
+        return Ok(());
+    }
+    let id = cx.srv.fhmap.lookup_or_insert(
+        e.id,
+        dir_id,
+        name.as_bytes(),
+        crate::vfs::key_of(a),
+        crate::vfs::ftype(a.kind),
+    )?;
+    break_delegations_of(cx, (e.id, id), crate::state::deleg::Access::Namespace)
+}
+
+/// [`break_delegations_at`] for a file known by its key.
+pub fn break_delegations_of(
+    cx: &Cx,
+    file: crate::state::FileKey,
+    access: crate::state::deleg::Access,
+) -> NfsResult<()> {
+    cx.srv
+        .state
+        .break_delegations(file, cx.session_client(), access)
+}
+
+/// Cheap pre-check: whether any file of export `id` is delegated.
+pub fn export_has_delegations(cx: &Cx, id: u32) -> bool {
+    cx.srv.state.lock().delegs.keys().any(|f| f.0 == id)
+}

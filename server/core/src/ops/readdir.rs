@@ -1,0 +1,636 @@
+//! READDIR (RFC 8881 §18.23, RFC 7530 §16.24): entries of the current
+//! directory after `cookie`, each with the requested attributes.
+//!
+//! # Cookies and the verifier
+//! Cookie 0 starts at the beginning; every other cookie is one this
+//! server returned (for exports the backend's position after the entry,
+//! never 0, 1 or 2; for pseudo directories 3 + the child's index). 1 and
+//! 2 are reserved (§18.23.3): NFS4ERR_BAD_COOKIE, as pynfs RDDR10 expects.
+//!
+//! The cookie verifier is derived from the directory's identity (device,
+//! inode, generation), so it is the same for the directory's whole life,
+//! however its entries change and across server restarts (the backend's
+//! cookies survive both). A verifier that changed with the contents would
+//! fail every listing that overlaps a change (§18.23.4: the server
+//! "SHOULD make every effort to avoid" NFS4ERR_NOT_SAME). With a
+//! non-zero cookie, a non-zero verifier that is not the directory's is
+//! NFS4ERR_NOT_SAME; an all-zero one is accepted, because the Linux
+//! client zeroes its saved verifier when it invalidates a directory's
+//! cache and then continues from a cached cookie.
+//!
+//! # Sizes
+//! `maxcount` bounds the whole READDIR4resok encoding (§18.23.3): the
+//! 8-byte verifier, per entry a 4-byte "value follows", the cookie, the
+//! name and the fattr4, then the final 4-byte "no more entries" and the
+//! 4-byte eof. If not even the first entry fits: NFS4ERR_TOOSMALL (and
+//! an empty directory still needs 16 bytes, pynfs RDDR8). `dircount`
+//! (cookie and name bytes; 0 = no limit, §18.23.4) is a hint that stops
+//! the reply after at least one entry. In a 4.1 session the reply must
+//! also fit the channel's maximum response size; when the first entry
+//! fits `maxcount` but not that, the answer is NFS4ERR_REP_TOO_BIG.
+//! Every reply also holds at most `limits.max_readdir_entries` entries
+//! and [`MAX_IO`] bytes.
+//!
+//! # Attributes
+//! Entries are stat'ed only when attributes are requested; a filehandle is
+//! issued (and made durable) only when FATTR4_FILEHANDLE is. An entry
+//! removed between listing and stat is skipped. Any other failure to get
+//! an entry's attributes — including a caller without search permission
+//! on the directory, which lstat would need — is reported in the entry's
+//! `rdattr_error` when that was requested, and otherwise fails the whole
+//! READDIR (§18.23.3: "the server has no choice").
+//!
+//! "." and ".." are never returned. Reading needs read permission on the
+//! directory (NFS4ERR_ACCESS).
+
+use nfs4d_xdr::nfs4::{dirlist4, entry4, fattr4, verifier4, READDIR4args, READDIR4resok};
+
+use super::common::{self, MAY_EXEC, MAY_READ};
+use crate::attrs::{self, bitmap_has};
+use crate::compound::Cx;
+use crate::config::MAX_IO;
+use crate::error::{NfsError, NfsResult};
+use crate::vfs::{obj_attrs, CurFh, Export, Node};
+use nfs4d_fhmap::ObjectId;
+use nfs4d_store::{Attrs, FileKind, Name, RelPath, StoreError};
+
+// Attribute numbers (RFC 8881 §5.6-5.7).
+const FATTR4_RDATTR_ERROR: u32 = 11;
+const FATTR4_FILEHANDLE: u32 = 19;
+const FATTR4_TIME_ACCESS_SET: u32 = 48;
+const FATTR4_TIME_MODIFY_SET: u32 = 54;
+
+/// READDIR4resok without entries: verifier (8), the final "no more
+/// entries" discriminant (4), eof (4).
+const RESOK_OVERHEAD: u64 = 16;
+/// Room left in a 4.1 reply for the RPC header, SEQUENCE and the
+/// operations before READDIR (the handler does not see the reply so far).
+const SESSION_SLACK: u64 = 1024;
+/// First cookie of pseudo-directory entries (0-2 are reserved).
+const PSEUDO_COOKIE_BASE: u64 = 3;
+
+/// READDIR.
+pub fn run(cx: &mut Cx, a: READDIR4args) -> NfsResult<READDIR4resok> {
+    let cur = cx.cfh()?.clone();
+    if bitmap_has(&a.attr_request, FATTR4_TIME_ACCESS_SET)
+        || bitmap_has(&a.attr_request, FATTR4_TIME_MODIFY_SET)
+    {
+        // Write-only attributes cannot be read (RFC 8881 §5.5, pynfs RDDR9).
+        return Err(NfsError::Inval);
+    }
+    if a.cookie == 1 || a.cookie == 2 {
+        return Err(NfsError::BadCookie);
+    }
+    let mut budget = Budget::new(cx, &a)?;
+    let (cookieverf, entries, eof) = match &cur.node {
+        Node::Pseudo(n) => list_pseudo(cx, *n, &a, &mut budget)?,
+        Node::Obj { export, id, path } => {
+            let srv = cx.srv;
+            let e = srv.vfs.export(*export)?;
+            let dir = e.store().stat(path)?;
+            if dir.kind != FileKind::Directory {
+                // READDIR's error list has no NFS4ERR_SYMLINK (§15.2).
+                return Err(NfsError::NotDir);
+            }
+            common::require(cx, &dir, MAY_READ)?;
+            let verf = dir_verifier(&dir);
+            check_verifier(&a, &verf)?;
+            let (entries, eof) = list_export(cx, e, *id, path, &dir, &a, &mut budget)?;
+            (verf, entries, eof)
+        }
+    };
+    Ok(READDIR4resok {
+        cookieverf,
+        reply: dirlist4 {
+            entries: link(entries),
+            eof,
+        },
+    })
+}
+
+/// One entry before it is linked into the list.
+struct Entry {
+    cookie: u64,
+    name: Vec<u8>,
+    attrs: fattr4,
+}
+
+/// Builds the XDR linked list (back to front, so no traversal is needed).
+fn link(entries: Vec<Entry>) -> Option<Box<entry4>> {
+    entries.into_iter().rev().fold(None, |next, e| {
+        Some(Box::new(entry4 {
+            cookie: e.cookie,
+            name: e.name,
+            attrs: e.attrs,
+            nextentry: next,
+        }))
+    })
+}
+
+/// A stable verifier for a directory (see the module documentation).
+fn dir_verifier(dir: &Attrs) -> verifier4 {
+    let id = dir.identity;
+    let v = id.object ^ id.incarnation.rotate_left(32) ^ id.space.rotate_left(17);
+    v.max(1).to_be_bytes()
+}
+
+/// The verifier of pseudo directories: they change only with the
+/// configuration, and then the cookies (child indexes) may mean other
+/// children, so it names the tree's shape.
+fn pseudo_verifier(cx: &Cx) -> verifier4 {
+    let shape = cx
+        .srv
+        .vfs
+        .pseudo
+        .iter()
+        .fold(cx.srv.vfs.pseudo.len() as u64, |h, p| {
+            p.name
+                .bytes()
+                .fold(h.rotate_left(5) ^ p.children.len() as u64, |h, b| {
+                    h.rotate_left(5) ^ u64::from(b)
+                })
+        });
+    shape.max(1).to_be_bytes()
+}
+
+fn check_verifier(a: &READDIR4args, ours: &verifier4) -> NfsResult<()> {
+    if a.cookie != 0 && a.cookieverf != [0; 8] && &a.cookieverf != ours {
+        return Err(NfsError::NotSame);
+    }
+    Ok(())
+}
+
+/// XDR length of opaque data of `n` bytes with its length word.
+fn opaque_len(n: usize) -> u64 {
+    4 + (n as u64).div_ceil(4) * 4
+}
+
+/// Encoded size of one entry in the list: value-follows, cookie, name,
+/// fattr4 (bitmap and values).
+fn entry_size(name_len: usize, attrs: &fattr4) -> u64 {
+    4 + 8
+        + opaque_len(name_len)
+        + 4
+        + 4 * attrs.attrmask.len() as u64
+        + opaque_len(attrs.attr_vals.len())
+}
+
+/// What `dircount` counts of an entry: its cookie and name (§18.23.3).
+fn dir_size(name_len: usize) -> u64 {
+    8 + opaque_len(name_len)
+}
+
+/// The size limits of one reply.
+#[derive(Debug)]
+struct Budget {
+    /// The client's `maxcount`.
+    maxcount: u64,
+    /// The server's own bound (session reply size, MAX_IO).
+    cap: u64,
+    /// `dircount`, `None` for no limit.
+    dircount: Option<u64>,
+    max_entries: usize,
+    used: u64,
+    dir_used: u64,
+    count: usize,
+}
+
+impl Budget {
+    fn new(cx: &Cx, a: &READDIR4args) -> NfsResult<Budget> {
+        let session = cx
+            .session
+            .as_ref()
+            .map(|s| u64::from(s.fore.max_response).saturating_sub(SESSION_SLACK));
+        let cap = session.unwrap_or(u64::MAX).min(u64::from(MAX_IO));
+        Budget::with_limits(
+            u64::from(a.maxcount),
+            cap,
+            u64::from(a.dircount),
+            cx.srv.cfg.limits.max_readdir_entries as usize,
+        )
+    }
+
+    fn with_limits(
+        maxcount: u64,
+        cap: u64,
+        dircount: u64,
+        max_entries: usize,
+    ) -> NfsResult<Budget> {
+        if maxcount < RESOK_OVERHEAD {
+            return Err(NfsError::TooSmall);
+        }
+        if cap < RESOK_OVERHEAD {
+            return Err(NfsError::RepTooBig);
+        }
+        Ok(Budget {
+            maxcount,
+            cap,
+            dircount: (dircount != 0).then_some(dircount),
+            max_entries: max_entries.max(1),
+            used: RESOK_OVERHEAD,
+            dir_used: 0,
+            count: 0,
+        })
+    }
+
+    fn full(&self) -> bool {
+        self.count >= self.max_entries
+    }
+
+    /// Takes an entry of encoded `size` whose cookie and name take `dsize`
+    /// of dircount: `Ok(false)` when the reply must end before it, an
+    /// error when not even the first entry fits.
+    fn admit(&mut self, size: u64, dsize: u64) -> NfsResult<bool> {
+        let first = self.count == 0;
+        if self.full() {
+            return Ok(false);
+        }
+        let total = self.used + size;
+        if total > self.maxcount {
+            return if first {
+                Err(NfsError::TooSmall)
+            } else {
+                Ok(false)
+            };
+        }
+        if total > self.cap {
+            return if first {
+                Err(NfsError::RepTooBig)
+            } else {
+                Ok(false)
+            };
+        }
+        if !first && self.dircount.is_some_and(|d| self.dir_used + dsize > d) {
+            return Ok(false);
+        }
+        self.used = total;
+        self.dir_used += dsize;
+        self.count += 1;
+        Ok(true)
+    }
+}
+
+/// What the request asks of each entry.
+struct Wants<'r> {
+    /// The request restricted to supported attributes is not empty.
+    any: bool,
+    filehandle: bool,
+    rdattr_error: bool,
+    request: &'r [u32],
+}
+
+impl<'r> Wants<'r> {
+    fn new(cx: &Cx, request: &'r [u32]) -> Self {
+        let supported = attrs::supported(cx.minor);
+        Wants {
+            any: request.iter().zip(&supported).any(|(r, s)| r & s != 0),
+            filehandle: bitmap_has(request, FATTR4_FILEHANDLE),
+            rdattr_error: bitmap_has(request, FATTR4_RDATTR_ERROR),
+            request,
+        }
+    }
+
+    /// An entry whose attributes could not be read: only `rdattr_error`
+    /// when it was requested (RFC 8881 §5.8.1.12), else the error.
+    fn failed(&self, err: NfsError) -> NfsResult<fattr4> {
+        if !self.rdattr_error {
+            return Err(err);
+        }
+        let mut mask = Vec::new();
+        attrs::bitmap_set(&mut mask, FATTR4_RDATTR_ERROR);
+        Ok(fattr4 {
+            attrmask: mask,
+            attr_vals: (err.status() as i32).to_be_bytes().to_vec(),
+        })
+    }
+}
+
+/// Entries of an export directory. The backend reads the directory
+/// (from its listing cache when still valid) and stats each entry relative
+/// to the directory it read, one entry at a time, so no entry is stat'ed
+/// that does not go into the reply (but the one that ends it).
+fn list_export(
+    cx: &mut Cx,
+    e: &Export,
+    dir_id: ObjectId,
+    dir_path: &RelPath,
+    dir: &Attrs,
+    a: &READDIR4args,
+    budget: &mut Budget,
+) -> NfsResult<(Vec<Entry>, bool)> {
+    let wants = Wants::new(cx, &a.attr_request);
+    let can_search = common::allowed(cx, dir, MAY_EXEC) == MAY_EXEC;
+    // Without search permission an entry cannot be stat'ed (lstat needs
+    // it); each one then carries NFS4ERR_ACCESS or fails the READDIR.
+    let stat = wants.any && can_search;
+    let mut out = Vec::new();
+    let mut failed = None;
+    let mut full = false;
+    let from = cx.srv.vfs.list_pos(e, dir_id, a.cookie)?;
+    let vfs = &cx.srv.vfs;
+    let eof = e.store().list(dir_path, &from, stat, &mut |de, got| {
+        // Names the backend lists are valid components; anything else
+        // cannot be looked up or named in a handle.
+        if crate::orphans::is_hidden(dir_path, de.name) {
+            return true;
+        }
+        let Ok(name) = Name::new(de.name) else {
+            return true;
+        };
+        let attrs = match entry_attrs(cx, e, dir_id, dir_path, &name, can_search, &wants, got) {
+            Ok(Some(f)) => f,
+            Ok(None) => return true,
+            Err(err) => {
+                failed = Some(err);
+                return false;
+            }
+        };
+        match budget.admit(entry_size(de.name.len(), &attrs), dir_size(de.name.len())) {
+            Ok(true) => {}
+            Ok(false) => {
+                full = true;
+                return false;
+            }
+            Err(err) => {
+                failed = Some(err);
+                return false;
+            }
+        }
+        out.push(Entry {
+            cookie: vfs.cookie_of(e, dir_id, &de.next),
+            name: de.name.to_vec(),
+            attrs,
+        });
+        if budget.full() {
+            full = true;
+            return false;
+        }
+        true
+    })?;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    // Stopped because the reply is full: more entries may follow, even if
+    // the one that did not fit was the last.
+    Ok((out, eof && !full))
+}
+
+/// The requested attributes of `dir/name`, from the backend's lstat
+/// `got` (`None` when nothing was stat'ed); `None` if it vanished.
+#[allow(clippy::too_many_arguments)]
+fn entry_attrs(
+    cx: &mut Cx,
+    e: &Export,
+    dir_id: ObjectId,
+    dir_path: &RelPath,
+    name: &Name,
+    can_search: bool,
+    wants: &Wants,
+    got: Option<Result<Attrs, StoreError>>,
+) -> NfsResult<Option<fattr4>> {
+    if !wants.any {
+        return Ok(Some(fattr4::default()));
+    }
+    if !can_search {
+        return wants.failed(NfsError::Access).map(Some);
+    }
+    let attrs = match got {
+        Some(Ok(a)) => a,
+        Some(Err(StoreError::NotFound)) => return Ok(None),
+        Some(Err(err)) => return wants.failed(err.into()).map(Some),
+        // The backend stats whenever attributes are wanted and searching
+        // is allowed; not having them is a server bug, not the client's.
+        None => return wants.failed(NfsError::ServerFault).map(Some),
+    };
+    let cur = if wants.filehandle {
+        let (fh, seq) = cx.srv.vfs.child_fh(e.id, dir_id, dir_path, name, &attrs)?;
+        cx.need_durable(seq);
+        fh
+    } else {
+        // Without a handle attribute only the node matters for encoding.
+        CurFh {
+            fh: Vec::new(),
+            node: Node::Obj {
+                export: e.id,
+                id: ObjectId(u64::MAX),
+                path: dir_path.join(name),
+            },
+        }
+    };
+    common::encode_with(cx, &cur, &obj_attrs(&attrs), Some(e), wants.request, None).map(Some)
+}
+
+/// Entries of a pseudo directory: its children, each a pseudo directory
+/// or an export root.
+fn list_pseudo(
+    cx: &mut Cx,
+    node: usize,
+    a: &READDIR4args,
+    budget: &mut Budget,
+) -> NfsResult<(verifier4, Vec<Entry>, bool)> {
+    let verf = pseudo_verifier(cx);
+    check_verifier(a, &verf)?;
+    let srv = cx.srv;
+    let children = &srv.vfs.pseudo.get(node).ok_or(NfsError::Stale)?.children;
+    let start = match a.cookie {
+        0 => 0,
+        c => usize::try_from(c - PSEUDO_COOKIE_BASE + 1).map_err(|_| NfsError::BadCookie)?,
+    };
+    if start > children.len() {
+        return Err(NfsError::BadCookie);
+    }
+    let wants = Wants::new(cx, &a.attr_request);
+    let mut out = Vec::new();
+    for (i, &child) in children.iter().enumerate().skip(start) {
+        let name = srv
+            .vfs
+            .pseudo
+            .get(child)
+            .ok_or(NfsError::ServerFault)?
+            .name
+            .clone()
+            .into_bytes();
+        let attrs = match wants.any {
+            false => fattr4::default(),
+            true => pseudo_entry_attrs(cx, child, &wants)?,
+        };
+        if !budget.admit(entry_size(name.len(), &attrs), dir_size(name.len()))? {
+            return Ok((verf, out, false));
+        }
+        out.push(Entry {
+            cookie: PSEUDO_COOKIE_BASE + i as u64,
+            name,
+            attrs,
+        });
+    }
+    Ok((verf, out, true))
+}
+
+fn pseudo_entry_attrs(cx: &Cx, child: usize, wants: &Wants) -> NfsResult<fattr4> {
+    let fh = cx.srv.vfs.pseudo_fh(child)?;
+    match &fh.node {
+        Node::Pseudo(n) => common::encode_with(
+            cx,
+            &fh,
+            &cx.srv.vfs.pseudo_attrs(*n),
+            None,
+            wants.request,
+            None,
+        ),
+        Node::Obj { export, path, .. } => {
+            let e = cx.srv.vfs.export(*export)?;
+            match e.store().stat(path) {
+                Ok(a) => common::encode_with(cx, &fh, &obj_attrs(&a), Some(e), wants.request, None),
+                Err(err) => wants.failed(err.into()),
+            }
+        }
+    }
+}
+
+/// The status an `rdattr_error` carries, for tests.
+#[cfg(test)]
+fn rdattr_value(f: &fattr4) -> Option<i32> {
+    let b: [u8; 4] = f.attr_vals.get(..4)?.try_into().ok()?;
+    Some(i32::from_be_bytes(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nfs4d_xdr::nfs4::nfsstat4;
+    use xdr_codec::Pack;
+
+    /// The smallest encoded entry: value-follows 4, cookie 8, a 1-byte
+    /// name (4 + 4), empty bitmap (4), empty values (4).
+    const MIN_ENTRY: u64 = 28;
+
+    fn encoded_len(entries: Vec<Entry>, eof: bool) -> u64 {
+        let res = READDIR4resok {
+            cookieverf: [0; 8],
+            reply: dirlist4 {
+                entries: link(entries),
+                eof,
+            },
+        };
+        let mut out = Vec::new();
+        res.pack(&mut out).expect("packs");
+        out.len() as u64
+    }
+
+    fn entry(name: &str, words: usize, vals: usize) -> Entry {
+        Entry {
+            cookie: 7,
+            name: name.as_bytes().to_vec(),
+            attrs: fattr4 {
+                attrmask: vec![1; words],
+                attr_vals: vec![0; vals],
+            },
+        }
+    }
+
+    #[test]
+    fn size_accounting_matches_the_encoding() {
+        assert_eq!(encoded_len(Vec::new(), true), RESOK_OVERHEAD);
+        let list = vec![
+            entry("a", 0, 0),
+            entry("hello", 2, 12),
+            entry("abcdefgh", 3, 100),
+        ];
+        let expected = RESOK_OVERHEAD
+            + list
+                .iter()
+                .map(|e| entry_size(e.name.len(), &e.attrs))
+                .sum::<u64>();
+        assert_eq!(encoded_len(list, false), expected);
+        assert_eq!(entry_size(1, &fattr4::default()), MIN_ENTRY);
+    }
+
+    #[test]
+    fn long_lists_link_and_drop() {
+        let list: Vec<Entry> = (0..5000).map(|i| entry(&format!("f{i}"), 1, 4)).collect();
+        let head = link(list).expect("non-empty");
+        let mut n = 0;
+        let mut cur = Some(&*head);
+        while let Some(e) = cur {
+            n += 1;
+            cur = e.nextentry.as_deref();
+        }
+        assert_eq!(n, 5000);
+    }
+
+    #[test]
+    fn maxcount_below_the_empty_reply_is_toosmall() {
+        assert_eq!(
+            Budget::with_limits(15, u64::MAX, 0, 10).err(),
+            Some(NfsError::TooSmall)
+        );
+        assert!(Budget::with_limits(16, u64::MAX, 0, 10).is_ok());
+    }
+
+    #[test]
+    fn first_entry_must_fit() {
+        let mut b = Budget::with_limits(16 + 40, u64::MAX, 0, 10).expect("budget");
+        assert_eq!(b.admit(41, 10), Err(NfsError::TooSmall));
+        assert_eq!(b.admit(40, 10), Ok(true));
+        assert_eq!(b.admit(1, 1), Ok(false));
+        // The server's cap: REP_TOO_BIG when maxcount alone would allow it.
+        let mut b = Budget::with_limits(1000, 100, 0, 10).expect("budget");
+        assert_eq!(b.admit(200, 10), Err(NfsError::RepTooBig));
+    }
+
+    #[test]
+    fn dircount_ends_the_reply_after_one_entry() {
+        let mut b = Budget::with_limits(10_000, u64::MAX, 20, 10).expect("budget");
+        assert_eq!(b.admit(50, 30), Ok(true), "the first entry is always taken");
+        assert_eq!(b.admit(50, 1), Ok(false));
+        // dircount 0: no limit.
+        let mut b = Budget::with_limits(10_000, u64::MAX, 0, 10).expect("budget");
+        for _ in 0..10 {
+            assert_eq!(b.admit(50, 1000), Ok(true));
+        }
+        assert_eq!(b.admit(50, 1), Ok(false), "entry limit");
+    }
+
+    #[test]
+    fn verifier_rules() {
+        let ours = [1, 2, 3, 4, 5, 6, 7, 8];
+        let args = |cookie, cookieverf| READDIR4args {
+            cookie,
+            cookieverf,
+            dircount: 0,
+            maxcount: 100,
+            attr_request: Vec::new(),
+        };
+        assert!(
+            check_verifier(&args(0, [9; 8]), &ours).is_ok(),
+            "cookie 0 ignores the verifier"
+        );
+        assert!(check_verifier(&args(77, ours), &ours).is_ok());
+        assert!(
+            check_verifier(&args(77, [0; 8]), &ours).is_ok(),
+            "zeroed by the client"
+        );
+        assert_eq!(
+            check_verifier(&args(77, [9; 8]), &ours),
+            Err(NfsError::NotSame)
+        );
+    }
+
+    #[test]
+    fn rdattr_error_entry() {
+        let w = Wants {
+            any: true,
+            filehandle: false,
+            rdattr_error: true,
+            request: &[1 << FATTR4_RDATTR_ERROR],
+        };
+        let f = w.failed(NfsError::Access).expect("reported in the entry");
+        assert_eq!(f.attrmask, vec![1 << FATTR4_RDATTR_ERROR]);
+        assert_eq!(rdattr_value(&f), Some(nfsstat4::NFS4ERR_ACCESS as i32));
+        let w = Wants {
+            rdattr_error: false,
+            ..w
+        };
+        assert_eq!(w.failed(NfsError::Access), Err(NfsError::Access));
+    }
+}

@@ -1,0 +1,360 @@
+//! The TCP transport: accepts connections, reassembles records, answers
+//! RPC-level errors, queues COMPOUNDs for the connection's runners
+//! (`exec.rs`, on the blocking pool) and writes replies in whatever order
+//! they finish. It also carries back-channel calls out
+//! and their replies in, on the same connection.
+//!
+//! Limits: connections (excess ones are closed at once with a log line),
+//! requests in flight per connection (reading pauses while the limit is
+//! reached, which pushes back on the client through TCP), and record size
+//! (an oversized record closes that connection only).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nfs4d_xdr::record::Reassembler;
+use nfs4d_xdr::rpc::{self, AuthStat, Credential, Message, Refusal};
+use std::io::{self, IoSlice};
+
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::callback::CbChannel;
+use crate::exec::{ConnQueue, Job};
+use nfs4d_core::compound::{Followup, RequestCtx};
+use nfs4d_core::reply::{Batch, Record};
+use nfs4d_core::server::Server;
+
+/// NFS program number.
+pub const NFS_PROGRAM: u32 = 100003;
+/// The only NFS version served.
+pub const NFS_VERSION: u32 = 4;
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 256 << 10;
+/// Replies gathered into one socket write (at least one reply, whatever
+/// its size).
+const WRITE_BATCH: usize = 256 << 10;
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// Accepts connections until `shutdown` resolves.
+pub async fn serve(
+    srv: Arc<Server>,
+    queue: &crate::cbdriver::CbSender,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
+    let reaper = tokio::spawn(reap_leases(srv.clone()));
+    let callbacks = crate::cbdriver::start(srv.clone(), queue);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            acc = listener.accept() => match acc {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = conns.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, limit = srv.cfg.limits.max_connections, "connection limit reached; closing new connection");
+                        drop(stream);
+                        continue;
+                    };
+                    let srv = srv.clone();
+                    tokio::spawn(async move {
+                        connection(srv, stream, peer).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+    reaper.abort();
+    callbacks.abort();
+}
+
+/// Expires leases once a second (RFC 8881 §8.3).
+async fn reap_leases(srv: Arc<Server>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        // Expiry writes client records to sled: not on a tokio worker.
+        let s = srv.clone();
+        let _ = tokio::task::spawn_blocking(move || s.state.expire_leases()).await;
+    }
+}
+
+async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.set_nodelay(true);
+    tracing::debug!(%peer, conn, "connection opened");
+    let (mut rd, mut wr) = stream.into_split();
+    let limit = srv.cfg.limits.max_in_flight as usize;
+    let (tx, mut rx) = mpsc::channel::<Record>(limit + crate::callback::MAX_PENDING_CALLS);
+    let writer = tokio::spawn(async move {
+        while let Some(rec) = rx.recv().await {
+            // Replies that finished while the previous write was under way
+            // leave together: one system call for a pipelining client's
+            // burst, and no reply waits for another to be produced. A
+            // READ's data goes from its own buffer (vectored write).
+            let mut batch = Batch::default();
+            batch.push(rec);
+            while batch.has_room(WRITE_BATCH) {
+                match rx.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = write_batch(&batch, &mut wr).await {
+                tracing::debug!(%peer, error = %e, "write failed; dropping connection");
+                break;
+            }
+        }
+    });
+    let cb = CbChannel::new(conn, tx.clone());
+    let inflight = Arc::new(Semaphore::new(limit));
+    let queue = ConnQueue::new(srv.clone(), tx.clone(), peer, limit, spawn_followups);
+    let mut ra = Reassembler::new(srv.cfg.limits.max_record as usize);
+    let mut buf = vec![0u8; READ_CHUNK];
+    'read: loop {
+        let n = match rd.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "read failed");
+                break;
+            }
+        };
+        let mut input = &buf[..n];
+        while !input.is_empty() {
+            match ra.feed(&mut input) {
+                Ok(Some(rec)) => {
+                    let Ok(permit) = inflight.clone().acquire_owned().await else {
+                        break 'read;
+                    };
+                    handle_record(&srv, rec, conn, peer, &cb, &queue, permit);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad record marking; closing connection");
+                    break 'read;
+                }
+            }
+        }
+    }
+    drop(tx);
+    drop(cb);
+    drop(queue);
+    // Let requests still running send their replies, then stop the writer:
+    // sessions may keep this connection's back-channel sender alive, so the
+    // writer would not end by itself.
+    let _ =
+        tokio::time::timeout(Duration::from_secs(30), inflight.acquire_many(limit as u32)).await;
+    writer.abort();
+    srv.state.connection_closed(conn);
+    tracing::debug!(%peer, conn, "connection closed");
+}
+
+fn handle_record(
+    srv: &Arc<Server>,
+    rec: Vec<u8>,
+    conn: u64,
+    peer: SocketAddr,
+    cb: &CbChannel,
+    queue: &Arc<ConnQueue>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let tx = queue.tx();
+    let refuse = |xid, why, permit: tokio::sync::OwnedSemaphorePermit| {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(rpc::refusal_reply(xid, why).into()).await;
+            drop(permit);
+        });
+    };
+    let (xid, cred, args_at) = match rpc::parse(&rec) {
+        Message::Reply(r) => {
+            if !cb.deliver(r.xid, r.results.map(<[u8]>::to_vec)) {
+                tracing::debug!(%peer, xid = r.xid, "reply to no outstanding callback");
+            }
+            return;
+        }
+        Message::RpcMismatch { xid } => {
+            tracing::warn!(%peer, xid, "RPC version other than 2");
+            return refuse(xid, Refusal::RpcMismatch, permit);
+        }
+        Message::BadCredential { xid } => {
+            tracing::warn!(%peer, xid, "undecodable credential");
+            return refuse(xid, Refusal::Auth(AuthStat::BadCred), permit);
+        }
+        Message::Garbage => {
+            tracing::warn!(%peer, len = rec.len(), "undecodable RPC message dropped");
+            return;
+        }
+        Message::Call(c) => {
+            if c.prog != NFS_PROGRAM {
+                tracing::warn!(%peer, prog = c.prog, "call to a program not served");
+                return refuse(c.xid, Refusal::ProgUnavail, permit);
+            }
+            if c.vers != NFS_VERSION {
+                tracing::warn!(%peer, vers = c.vers, "call for an NFS version not served");
+                return refuse(
+                    c.xid,
+                    Refusal::ProgMismatch {
+                        low: NFS_VERSION,
+                        high: NFS_VERSION,
+                    },
+                    permit,
+                );
+            }
+            if let Credential::Other(flavor) = c.cred {
+                tracing::warn!(%peer, flavor, "unsupported authentication flavor");
+                return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
+            }
+            match c.proc_ {
+                0 => {
+                    let mut out = Vec::new();
+                    rpc::begin_success_reply(c.xid, &mut out);
+                    rpc::finish_record(&mut out);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let _ = tx.send(out.into()).await;
+                        drop(permit);
+                    });
+                    return;
+                }
+                1 => {
+                    // A host no export admits (address or source port) has
+                    // nothing to use; refusing its COMPOUNDs at the RPC
+                    // level also keeps it from creating client state.
+                    // AUTH_TOOWEAK: "rejected for security reasons" (RFC
+                    // 5531 §9).
+                    if !nfs4d_core::export_access::any_export_admits(&srv.cfg, peer) {
+                        tracing::warn!(%peer, xid = c.xid, "no export admits this client address and port; refusing the call");
+                        return refuse(c.xid, Refusal::Auth(AuthStat::TooWeak), permit);
+                    }
+                }
+                p => {
+                    tracing::warn!(%peer, proc_ = p, "unknown procedure");
+                    return refuse(c.xid, Refusal::ProcUnavail, permit);
+                }
+            }
+            let at = c.args.as_ptr() as usize - rec.as_ptr() as usize;
+            (c.xid, c.cred, at)
+        }
+    };
+    let req = RequestCtx {
+        cred,
+        conn,
+        peer,
+        cb: Some(nfs4d_core::state::session::BackChannel {
+            conn,
+            endpoint: Arc::new(cb.clone()),
+        }),
+    };
+    queue.submit(Job {
+        req,
+        xid,
+        rec,
+        args_at,
+        permit,
+    });
+}
+
+/// Runs a COMPOUND's followups on the runtime (called by runners).
+fn spawn_followups(srv: Arc<Server>, followups: Vec<Followup>) {
+    tokio::spawn(async move {
+        for f in followups {
+            run_followup(&srv, f).await;
+        }
+    });
+}
+
+async fn run_followup(srv: &Arc<Server>, f: Followup) {
+    match f {
+        Followup::ProbeBackChannel(sid) => {
+            let up = crate::cbdriver::probe_session(srv, &sid).await;
+            srv.state.set_cb_up(&sid, up);
+            tracing::debug!(up, "back channel probe");
+        }
+    }
+}
+
+/// Writes a batch of replies, in order, with as few vectored writes as the
+/// socket allows.
+async fn write_batch<W: AsyncWrite + Unpin>(batch: &Batch, wr: &mut W) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = batch.parts().iter().map(|p| IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = wr.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Trickle {
+        out: Vec<u8>,
+        step: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.out.extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn batches_survive_partial_vectored_writes() {
+        let mut batch = Batch::default();
+        let mut want = Vec::new();
+        for i in 0..5u8 {
+            let rec: Vec<u8> = (0..(50 + 1000 * u32::from(i)))
+                .map(|b| b as u8 ^ i)
+                .collect();
+            want.extend_from_slice(&rec);
+            batch.push(rec.into());
+        }
+        for step in [1, 5, 4096, usize::MAX] {
+            let mut w = Trickle {
+                out: Vec::new(),
+                step,
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(write_batch(&batch, &mut w)).unwrap();
+            assert_eq!(w.out, want, "step {step}");
+        }
+    }
+}
