@@ -18,6 +18,7 @@ pub mod attrs;
 pub mod clock;
 pub mod compound;
 pub mod config;
+pub mod context;
 pub mod cookies;
 pub mod drc;
 pub mod error;

@@ -9,7 +9,7 @@
 //! deletes it when the last open goes away. The directory is emptied at
 //! start-up: no open survives a restart.
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 use crate::state::FileKey;
 use crate::vfs::{ftype, key_of, Export, Vfs};

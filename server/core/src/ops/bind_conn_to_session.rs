@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::*;
 
-use crate::compound::{Cx, Followup};
+use crate::context::{Cx, Followup};
 use crate::error::{NfsError, NfsResult};
 
 /// BIND_CONN_TO_SESSION: associates this connection with the session's

@@ -5,7 +5,7 @@
 use nfs4d_xdr::nfs4::CLONE4args;
 
 use super::copy::{admit_pair, copy_count, two_files};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// CLONE: no saved filehandle is NFS4ERR_NOFILEHANDLE; the files are

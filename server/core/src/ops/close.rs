@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::{stateid4, CLOSE4args};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::{bump, OwnerKind, StateKind};
 

@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::{COMMIT4args, COMMIT4resok};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// COMMIT: the current file must be a regular file (directory:

@@ -5,8 +5,8 @@ use nfs4d_xdr::nfs4::{change_info4, fattr4};
 use nfs4d_xdr::rpc::Credential;
 
 use crate::attrs::{self, AttrContext, FsInfo, ObjAttrs};
-use crate::compound::Cx;
 use crate::config::MAX_IO;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{obj_attrs, CurFh, Export, Node};
 use nfs4d_store::{Attrs, FileKind, Owner, RelPath};

@@ -7,7 +7,7 @@ use nfs4d_xdr::nfs4::{copy_requirements4, stable_how4, write_response4, COPY4arg
 
 use super::allocate::regular_42;
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{CurFh, Export};
 use nfs4d_store::RelPath;

@@ -12,7 +12,7 @@ use nfs4d_xdr::nfs4::{createtype4, CREATE4args, CREATE4resok};
 
 use super::common;
 use crate::attrs::{self, SetRequest};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{component, Export};
 use nfs4d_store::{Attrs, FileKind, Name, RelPath, SetAttrs};

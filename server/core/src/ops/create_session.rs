@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::*;
 
 use super::finish;
-use crate::compound::{Cx, Followup};
+use crate::context::{Cx, Followup};
 use crate::error::{NfsError, NfsResult};
 use crate::state::session::{Channel, CreateOutcome, CreateSession};
 

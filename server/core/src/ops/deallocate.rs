@@ -3,7 +3,7 @@
 
 use nfs4d_xdr::nfs4::DEALLOCATE4args;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 
 /// DEALLOCATE: the checks of ALLOCATE ([`super::allocate::space_admit`]:

@@ -3,7 +3,7 @@
 use nfs4d_xdr::nfs4::DELEGRETURN4args;
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::StateKind;
 

@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::DESTROY_CLIENTID4args;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 
 /// DESTROY_CLIENTID: refused with CLIENTID_BUSY while sessions or state exist.

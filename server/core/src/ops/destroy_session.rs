@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::DESTROY_SESSION4args;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// DESTROY_SESSION: the session and its reply cache go; the client stays.

@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::*;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// Flags a client may send (RFC 8881 §18.35.3).

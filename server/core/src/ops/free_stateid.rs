@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::FREE_STATEID4args;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::deleg::Recall;
 use crate::state::StateKind;

@@ -3,7 +3,7 @@
 use nfs4d_xdr::nfs4::{GETATTR4args, GETATTR4resok, FATTR4_CHANGE, FATTR4_SIZE};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 use crate::state::deleg::CbWork;
 use crate::vfs::{obj_attrs, Node};

@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::GETFH4resok;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 
 /// GETFH.

@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::{IO_ADVISE4args, IO_ADVISE4resok};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::special;
 

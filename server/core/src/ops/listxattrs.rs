@@ -13,7 +13,7 @@ use nfs4d_xdr::nfs4::{LISTXATTRS4args, LISTXATTRS4resok};
 
 use super::common::{self, MAY_READ};
 use super::getxattr::{xattr_obj, OVERHEAD};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// Encoded size of `lxr_cookie`, the array length and `lxr_eof`.

@@ -11,7 +11,7 @@
 use nfs4d_xdr::nfs4::{locker4, stateid4, LOCK4args, LOCK4resok};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::open::ACCESS_WRITE;
 use crate::state::oslock::Prepared;

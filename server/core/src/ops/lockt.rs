@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::LOCKT4args;
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 use nfs4d_store;
 

@@ -7,7 +7,7 @@
 //! filesystem; at the top of the tree there is no parent: NFS4ERR_NOENT.
 
 use super::common::{self, MAY_EXEC};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{CurFh, Node};
 

@@ -11,7 +11,7 @@
 use nfs4d_xdr::nfs4::*;
 use xdr_codec::Pack;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 mod access;

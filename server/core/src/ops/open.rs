@@ -20,7 +20,7 @@ use nfs4d_xdr::nfs4::*;
 
 use super::common;
 use crate::attrs::{self, SetRequest};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::open::{ACCESS_READ, ACCESS_WRITE};
 use crate::state::{OwnerKind, Share};

@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::{stateid4, OPEN_CONFIRM4args, OPEN_CONFIRM4resok};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::{OwnerKind, StateKind};
 

@@ -4,7 +4,7 @@
 
 use nfs4d_xdr::nfs4::PUTFH4args;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// PUTFH: a handle longer than NFS4_FHSIZE or not issued by this server is

@@ -4,8 +4,8 @@
 use nfs4d_xdr::nfs4::{nfs_opnum4, nfsstat4, stateid4, READ4args, READ4resok};
 
 use super::common;
-use crate::compound::Cx;
 use crate::config::MAX_IO;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::reply::Detached;
 use crate::state::open::{IoGrant, IoIntent};

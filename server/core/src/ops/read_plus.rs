@@ -4,8 +4,8 @@
 use nfs4d_xdr::nfs4::{data4, data_info4, read_plus_content, read_plus_res4, READ_PLUS4args};
 
 use super::common;
-use crate::compound::Cx;
 use crate::config::MAX_IO;
+use crate::context::Cx;
 use crate::error::NfsResult;
 use nfs4d_store::{RelPath, Store};
 

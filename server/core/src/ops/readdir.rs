@@ -47,8 +47,8 @@ use nfs4d_xdr::nfs4::{dirlist4, entry4, fattr4, verifier4, READDIR4args, READDIR
 
 use super::common::{self, MAY_EXEC, MAY_READ};
 use crate::attrs::{self, bitmap_has};
-use crate::compound::Cx;
 use crate::config::MAX_IO;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{obj_attrs, CurFh, Export, Node};
 use nfs4d_fhmap::ObjectId;

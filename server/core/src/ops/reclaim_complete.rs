@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::RECLAIM_COMPLETE4args;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// RECLAIM_COMPLETE: the client has reclaimed all it will. Per-filesystem

@@ -3,7 +3,7 @@
 use nfs4d_xdr::nfs4::RELEASE_LOCKOWNER4args;
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 
 /// RELEASE_LOCKOWNER: the owner's client must be confirmed and unexpired

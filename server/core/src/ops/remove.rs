@@ -14,7 +14,7 @@
 use nfs4d_xdr::nfs4::{REMOVE4args, REMOVE4resok};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::component;
 use nfs4d_store::FileKind;

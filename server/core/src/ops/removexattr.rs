@@ -4,7 +4,7 @@ use nfs4d_xdr::nfs4::{change_info4, REMOVEXATTR4args};
 
 use super::common;
 use super::getxattr::{may_modify, xattr_key, xattr_obj};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 
 /// REMOVEXATTR: the pseudo filesystem has no xattrs (NFS4ERR_NOTSUPP); the

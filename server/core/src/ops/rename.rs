@@ -32,7 +32,7 @@
 use nfs4d_xdr::nfs4::{RENAME4args, RENAME4resok};
 
 use super::common::{self, MAY_WRITE};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{component, ftype, key_of, Export};
 use nfs4d_fhmap::ObjectId;

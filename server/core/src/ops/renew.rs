@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::RENEW4args;
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 
 /// RENEW: extends the client's lease. A client holding delegations whose

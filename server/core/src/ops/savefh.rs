@@ -1,7 +1,7 @@
 //! SAVEFH and RESTOREFH (RFC 8881 §18.27, §18.31). The current stateid
 //! travels with the filehandle (RFC 8881 §16.2.3.1.2).
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// SAVEFH.

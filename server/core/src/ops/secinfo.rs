@@ -8,7 +8,7 @@ use nfs4d_xdr::nfs4::{
 };
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{component, Node};
 

@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::{data_content4, seek_res4, SEEK4args};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 
 /// SEEK: the stateid follows READ_PLUS's rules (§15.11.3), which are

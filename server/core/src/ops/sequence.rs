@@ -6,7 +6,7 @@ use nfs4d_xdr::nfs4::{
     SEQUENCE4args, SEQUENCE4resok, SEQ4_STATUS_CB_PATH_DOWN, SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
 };
 
-use crate::compound::{Cx, SessionCtx};
+use crate::context::{Cx, SessionCtx};
 use crate::error::{NfsError, NfsResult};
 use crate::state::session::SeqOutcome;
 

@@ -28,7 +28,7 @@ use nfs4d_xdr::nfs4::{bitmap4, stateid4, SETATTR4args};
 
 use super::common::{self, MAY_WRITE, MODE_SETGID};
 use crate::attrs::{self, SetRequest, TimeSet};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::open::ACCESS_WRITE;
 use crate::state::{special, FileKey, StateKind};

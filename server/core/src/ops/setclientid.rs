@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::{SETCLIENTID4args, SETCLIENTID4resok, SETCLIENTID_CONFIRM4args};
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::NfsResult;
 use crate::state::client::Callback40;
 

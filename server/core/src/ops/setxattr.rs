@@ -4,7 +4,7 @@ use nfs4d_xdr::nfs4::{change_info4, setxattr_option4, SETXATTR4args};
 
 use super::common;
 use super::getxattr::{may_modify, xattr_key, xattr_obj};
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::Export;
 use nfs4d_store::{StoreError, XattrSet, XATTR_SIZE_MAX};

@@ -2,7 +2,7 @@
 
 use nfs4d_xdr::nfs4::{nfsstat4, TEST_STATEID4args, TEST_STATEID4resok};
 
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::special;
 

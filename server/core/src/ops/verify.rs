@@ -7,7 +7,7 @@ use nfs4d_xdr::nfs4::{fattr4, NVERIFY4args, VERIFY4args};
 
 use super::common;
 use crate::attrs;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::vfs::{obj_attrs, Node};
 

@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::*;
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::state::open::{ACCESS_BOTH, ACCESS_READ};
 use crate::state::Share;

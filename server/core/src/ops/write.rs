@@ -4,7 +4,7 @@
 use nfs4d_xdr::nfs4::{stable_how4, WRITE4args, WRITE4resok};
 
 use super::common;
-use crate::compound::Cx;
+use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use nfs4d_store::Stability;
 
