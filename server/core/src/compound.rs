@@ -14,7 +14,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use nfs4d_xdr::nfs4::{nfs_argop4, nfs_opnum4, nfsstat4};
+use nfs4d_xdr::nfs4::{nfs_opnum4, nfsstat4};
 use nfs4d_xdr::rpc::{self, Refusal};
 use xdr_codec::Unpack;
 
@@ -112,10 +112,10 @@ pub fn process(
     };
     let (status, done) = if bad_tag {
         tracing::warn!(peer = %req.peer, "COMPOUND tag is not UTF-8");
-        (nfsstat4::NFS4ERR_INVAL, 0)
+        (NfsError::Inval.status(), 0)
     } else if minor > 2 {
         tracing::warn!(peer = %req.peer, minor, "COMPOUND with unsupported minor version");
-        (nfsstat4::NFS4ERR_MINOR_VERS_MISMATCH, 0)
+        (NfsError::MinorVersMismatch.status(), 0)
     } else {
         run_ops(&mut cx, &mut cur, &mut out, body)
     };
@@ -183,24 +183,24 @@ fn run_ops(
     let mut status = nfsstat4::NFS4_OK;
     for i in 0..cx.op_count {
         cx.op_index = i;
-        let at = cur.position() as usize;
         let opnum = match u32::unpack(cur) {
             Ok((v, _)) => v,
             Err(_) => {
                 // Fewer operations than the count claimed.
-                put_status(out, nfs_opnum4::OP_ILLEGAL as u32, nfsstat4::NFS4ERR_BADXDR);
+                let st = NfsError::BadXdr.status();
+                put_status(out, nfs_opnum4::OP_ILLEGAL as u32, st);
                 tracing::warn!(peer = %cx.req.peer, index = i, "COMPOUND truncated before an operation");
-                return (nfsstat4::NFS4ERR_BADXDR, done + 1);
+                return (st, done + 1);
             }
         };
-        let Some(desc) = ops::describe(opnum, cx.minor) else {
+        let Some(desc) = ops::describe(opnum) else {
             put_status(
                 out,
                 nfs_opnum4::OP_ILLEGAL as u32,
-                nfsstat4::NFS4ERR_OP_ILLEGAL,
+                NfsError::OpIllegal.status(),
             );
             tracing::debug!(opnum, "illegal operation");
-            return (nfsstat4::NFS4ERR_OP_ILLEGAL, done + 1);
+            return (NfsError::OpIllegal.status(), done + 1);
         };
         // Limits on the COMPOUND as a whole are reported at its first
         // operation: 4.0 has only NFS4ERR_RESOURCE for this (RFC 7530
@@ -215,40 +215,30 @@ fn run_ops(
             put_status(out, opnum, st.status());
             return (st.status(), 1);
         }
-        if let Err(e) = precheck(cx, &desc, i, out.len() - body + cx.detached_len()) {
+        if let Err(e) = precheck(cx, desc, i, out.len() - body + cx.detached_len()) {
             let st = e.status();
             tracing::debug!(op = desc.name, status = ?st, "refused before running");
             put_status(out, opnum, st);
             return (st, done + 1);
         }
-        cur.set_position(at as u64);
-        let arg = match nfs_argop4::unpack(cur) {
-            Ok((a, _)) => a,
-            Err(e) => {
-                tracing::warn!(peer = %cx.req.peer, op = desc.name, error = %e, "undecodable operation arguments");
-                put_status(out, opnum, nfsstat4::NFS4ERR_BADXDR);
-                return (nfsstat4::NFS4ERR_BADXDR, done + 1);
-            }
-        };
-        if let Err(e) = guard_before(cx, &desc) {
-            put_status(out, opnum, e.status());
-            return (e.status(), done + 1);
-        }
-        cx.modified |= desc.flags.contains(Flags::MODIFIES);
         let start = out.len();
         let fh_before = cx.cfh.as_ref().map(|c| c.fh.clone());
-        let mut st = ops::dispatch(cx, arg, out);
-        if st == nfsstat4::NFS4ERR_RESOURCE && cx.minor >= 1 {
-            // NFSv4.1 has no NFS4ERR_RESOURCE (RFC 8881 §15.1 skips 10018;
-            // §15.1.1.3: NFS4ERR_DELAY for a request that cannot be served
-            // now). A full state table — clients, owners, opens, locks —
-            // answers DELAY there; the error body is the status alone.
-            st = nfsstat4::NFS4ERR_DELAY;
-            out[start + 4..start + 8].copy_from_slice(&(st as i32).to_be_bytes());
-        }
+        let mut st = match (desc.run)(cx, desc, cur, out, guard_before) {
+            ops::Step::Done(st) => st,
+            ops::Step::BadXdr(e) => {
+                tracing::warn!(peer = %cx.req.peer, op = desc.name, error = %e, "undecodable operation arguments");
+                let st = NfsError::BadXdr.status();
+                put_status(out, opnum, st);
+                return (st, done + 1);
+            }
+            ops::Step::Refused(e) => {
+                put_status(out, opnum, e.status());
+                return (e.status(), done + 1);
+            }
+        };
         if st == nfsstat4::NFS4_OK {
             let next = (i + 1 < cx.op_count).then(|| peek_u32(cur)).flatten();
-            if let Err(e) = guard_after(cx, &desc, next) {
+            if let Err(e) = guard_after(cx, desc, next) {
                 // The operation only set the current filehandle (PUTFH,
                 // LOOKUP …), so replacing its result undoes nothing.
                 out.truncate(start);
@@ -259,7 +249,7 @@ fn run_ops(
         }
         // A new current filehandle invalidates the current stateid unless
         // the operation set both (RFC 8881 §16.2.3.1.2).
-        let sets_stateid = matches!(desc.op, nfs_opnum4::OP_OPEN | nfs_opnum4::OP_RESTOREFH);
+        let sets_stateid = desc.flags.contains(Flags::SETS_STATEID);
         if !sets_stateid && cx.cfh.as_ref().map(|c| &c.fh) != fh_before.as_ref() {
             cx.cur_stateid = None;
         }
@@ -271,7 +261,7 @@ fn run_ops(
             st = bytes
                 .get(4..8)
                 .and_then(|b| nfsstat4::try_from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok())
-                .unwrap_or(nfsstat4::NFS4ERR_SERVERFAULT);
+                .unwrap_or(NfsError::ServerFault.status());
         }
         if cx.replay_all.is_some() {
             return (st, 0);
@@ -347,7 +337,6 @@ fn refuse(cx: &Cx, id: u32, d: Denial) -> NfsError {
 /// by the object they reach ([`guard_after`]). Also sets the effective
 /// (squashed) credential for the current export.
 fn guard_before(cx: &mut Cx, desc: &ops::OpDesc) -> Result<(), NfsError> {
-    use nfs_opnum4::*;
     let export = cfh_export(cx);
     if export != cx.cred_export {
         cx.cred = match export.and_then(|id| cx.srv.vfs.export(id).ok()) {
@@ -356,16 +345,17 @@ fn guard_before(cx: &mut Cx, desc: &ops::OpDesc) -> Result<(), NfsError> {
         };
         cx.cred_export = export;
     }
-    let exempt = matches!(
-        desc.op,
-        OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP
-    );
     match export {
-        Some(id) if desc.flags.contains(Flags::NEED_FH) && !exempt => {
-            export_verdict(cx, id).map_err(|d| refuse(cx, id, d))
+        Some(id)
+            if desc.flags.contains(Flags::NEED_FH) && !desc.flags.contains(Flags::OWN_SECURITY) =>
+        {
+            export_verdict(cx, id).map_err(|d| refuse(cx, id, d))?
         }
-        _ => Ok(()),
+        _ => {}
     }
+    // Past the gate: the operation runs.
+    cx.modified |= desc.flags.contains(Flags::MODIFIES);
+    Ok(())
 }
 
 /// After an operation that made a filehandle current, the rules of RFC
@@ -382,12 +372,8 @@ fn guard_before(cx: &mut Cx, desc: &ops::OpDesc) -> Result<(), NfsError> {
 ///   ACCESS; its alternatives STALE and WRONGSEC would make the client
 ///   discard a valid handle or negotiate a flavor that cannot succeed.)
 fn guard_after(cx: &mut Cx, desc: &ops::OpDesc, next: Option<u32>) -> Result<(), NfsError> {
-    use nfs_opnum4::*;
-    let put_like = matches!(
-        desc.op,
-        OP_PUTFH | OP_PUTROOTFH | OP_PUTPUBFH | OP_RESTOREFH
-    );
-    let lookup_like = matches!(desc.op, OP_LOOKUP | OP_LOOKUPP);
+    let put_like = desc.flags.contains(Flags::PUTS_FH);
+    let lookup_like = desc.flags.contains(Flags::LOOKS_UP);
     if !put_like && !lookup_like {
         return Ok(());
     }
@@ -397,12 +383,14 @@ fn guard_after(cx: &mut Cx, desc: &ops::OpDesc, next: Option<u32>) -> Result<(),
     match export_verdict(cx, id) {
         Ok(()) => Ok(()),
         Err(Denial::Flavor) if put_like => {
-            let defers = match next.and_then(|n| nfs_opnum4::try_from(n as i32).ok()) {
+            // The COMPOUND ends here, or the next operation settles the
+            // flavor question itself.
+            let defers = match next.map(|n| (n, ops::describe(n))) {
                 None => true,
-                Some(n) => matches!(
-                    n,
-                    OP_SECINFO | OP_SECINFO_NO_NAME | OP_LOOKUP | OP_LOOKUPP | OP_OPEN
-                ),
+                Some((_, Some(d))) => d.flags.contains(Flags::PICKS_FLAVOR),
+                // A number that names no operation uses no handle (it
+                // will fail as illegal); OP_ILLEGAL itself does not defer.
+                Some((n, None)) => n != nfs_opnum4::OP_ILLEGAL as i32 as u32,
             };
             if defers {
                 Ok(())
@@ -422,7 +410,7 @@ fn precheck(
     reply_so_far: usize,
 ) -> Result<(), NfsError> {
     if cx.minor >= 1 {
-        let is_seq = desc.op == nfs_opnum4::OP_SEQUENCE;
+        let is_seq = desc.flags.contains(Flags::SEQUENCE);
         if index == 0 && !is_seq && !desc.flags.contains(Flags::SESSIONLESS) {
             return Err(NfsError::OpNotInSession);
         }

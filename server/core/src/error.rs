@@ -290,6 +290,17 @@ impl NfsError {
         }
     }
 
+    /// Encodes the body this error carries after its status: a byte-range
+    /// conflict's LOCK4denied (RFC 8881 §18.10.2, §18.11.2); nothing for
+    /// the others.
+    pub fn pack_body(&self, out: &mut Vec<u8>) {
+        if let NfsError::LockDenied(d) = self {
+            // Packing into a Vec cannot fail for a LOCK4denied (its owner
+            // is bounded when decoded or built).
+            let _ = xdr_codec::Pack::pack(&**d, out);
+        }
+    }
+
     /// From a status the wire or an attribute codec produced.
     pub fn from_status(s: nfsstat4) -> NfsError {
         use nfsstat4::*;
@@ -364,3 +375,14 @@ impl From<FhError> for NfsError {
 
 /// Result type of handlers.
 pub type NfsResult<T> = Result<T, NfsError>;
+
+/// The status a client of minor version `minor` is given for `st`.
+/// NFSv4.1 has no NFS4ERR_RESOURCE (RFC 8881 §15.1 skips 10018; §15.1.1.3:
+/// NFS4ERR_DELAY for a request that cannot be served now), so a full state
+/// table answers DELAY there.
+pub fn status_in_minor(st: nfsstat4, minor: u32) -> nfsstat4 {
+    match st {
+        nfsstat4::NFS4ERR_RESOURCE if minor >= 1 => nfsstat4::NFS4ERR_DELAY,
+        st => st,
+    }
+}
