@@ -23,6 +23,11 @@ use crate::attrs::{Kind, ObjAttrs};
 use crate::config::ExportConfig;
 use crate::error::{NfsError, NfsResult};
 
+// Handles the map issues fit NFSv4's `nfs_fh4` (RFC 7530 §2.2), and every
+// name a store accepts fits the map's records.
+const _: () = assert!(nfs4d_fhmap::MAX_HANDLE_LEN <= nfs4d_xdr::nfs4::NFS4_FHSIZE as usize);
+const _: () = assert!(nfs4d_store::NAME_MAX <= nfs4d_fhmap::MAX_NAME_LEN);
+
 /// One export.
 pub struct Export {
     /// Export id (index in the configuration, stable across restarts as

@@ -28,10 +28,8 @@ use nfs4d_core::compound::{Followup, RequestCtx};
 use nfs4d_core::reply::{Batch, Record};
 use nfs4d_core::server::Server;
 
-/// NFS program number.
-pub const NFS_PROGRAM: u32 = 100003;
-/// The only NFS version served.
-pub const NFS_VERSION: u32 = 4;
+/// NFS program number, and the only NFS version served.
+pub use nfs4d_xdr::nfs4::{NFS4_PROGRAM as NFS_PROGRAM, NFS_V4 as NFS_VERSION};
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 256 << 10;
 /// Replies gathered into one socket write (at least one reply, whatever

@@ -162,7 +162,7 @@ mod tests {
         for fh in cases {
             let bytes = encode(&k, &fh);
             assert_eq!(bytes.len(), FH_LEN);
-            assert!(bytes.len() <= super::super::NFS4_FHSIZE);
+            assert!(bytes.len() <= super::super::MAX_HANDLE_LEN);
             assert_eq!(decode(&k, &bytes), Ok(fh));
         }
         // Generations past 32 bits take the longer format.

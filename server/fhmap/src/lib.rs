@@ -145,8 +145,10 @@ use record::{decode_id, decode_record, id_key, name_key};
 use siphash::SipKey;
 use txn::{OobRules, Trees, WriteSet};
 
-/// Maximum filehandle size in NFSv4 (RFC 7530 §2.2, `NFS4_FHSIZE`).
-pub const NFS4_FHSIZE: usize = 128;
+/// Longest handle the map issues (format 2). NFSv4 allows 128 bytes
+/// (`NFS4_FHSIZE`, RFC 7530 §2.2); the server asserts the relation where it
+/// knows both.
+pub const MAX_HANDLE_LEN: usize = handle::FH_LEN_V2;
 /// Longest name component the map stores (NAME_MAX of common filesystems).
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest parent chain `path_of` follows before declaring corruption.

@@ -129,7 +129,7 @@ fn handles_round_trip_and_validate() {
     assert_eq!(file(&map, a, "b", 3), b, "lookup is idempotent");
 
     let fh = map.handle_of(b).expect("handle_of").expect("exists");
-    assert!(fh.len() <= NFS4_FHSIZE);
+    assert!(fh.len() <= MAX_HANDLE_LEN);
     let d = map.validate(&fh).expect("valid");
     assert_eq!(
         d,
