@@ -22,7 +22,7 @@
 //! gets [`ClusterError::Unavailable`] and must read before deciding.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,10 +102,17 @@ fn classify(e: &etcd_client::Error) -> Failure {
     }
 }
 
+/// How long a member that did not answer, or refused the connection, is
+/// passed over when choosing the next one (unless all are).
+const SUSPECT_FOR: Duration = Duration::from_secs(5);
+
 /// One etcd member's client.
 struct Member {
     url: String,
     client: Client,
+    /// Milliseconds after `Caller::base` until which the member is passed
+    /// over.
+    suspect_until: AtomicU64,
 }
 
 /// Sends requests to the pinned member, failing over to the next one.
@@ -113,6 +120,7 @@ struct Member {
 #[derive(Clone)]
 pub(crate) struct Caller {
     members: Arc<[Member]>,
+    base: Instant,
     pinned: Arc<AtomicUsize>,
     request_timeout: Duration,
     attempt_timeout: Duration,
@@ -130,10 +138,26 @@ impl Caller {
         (i, self.members[i].client.clone())
     }
 
+    fn millis(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Moves off member `i` after a failure (unless another request
     /// already did), so concurrent failures advance the pin only once.
-    pub(crate) fn fail_over(&self, i: usize) {
-        let next = (i + 1) % self.members.len();
+    /// A `suspect` member (no answer, connection refused) is passed over
+    /// for a while; one that answered "no leader" is not — during an
+    /// election every member says so.
+    pub(crate) fn fail_over(&self, i: usize, suspect: bool) {
+        let n = self.members.len();
+        let now = self.millis();
+        if suspect {
+            let until = now.saturating_add(u64::try_from(SUSPECT_FOR.as_millis()).unwrap_or(0));
+            self.members[i].suspect_until.store(until, Ordering::Release);
+        }
+        let next = (1..=n)
+            .map(|k| (i + k) % n)
+            .find(|&j| j != i && self.members[j].suspect_until.load(Ordering::Acquire) <= now)
+            .unwrap_or((i + 1) % n);
         if self
             .pinned
             .compare_exchange(i, next, Ordering::AcqRel, Ordering::Acquire)
@@ -165,15 +189,16 @@ impl Caller {
             }
             let budget = self.attempt_timeout.min(deadline - now);
             let (i, client) = self.pinned();
-            let failure = match tokio::time::timeout(budget, op(client)).await {
+            let (failure, suspect) = match tokio::time::timeout(budget, op(client)).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => {
                     last = format!("{}: {e}", self.members[i].url);
-                    classify(&e)
+                    let f = classify(&e);
+                    (f, f == Failure::NotSent && !last.contains("no leader"))
                 }
                 Err(_) => {
                     last = format!("{}: no answer within {budget:?}", self.members[i].url);
-                    Failure::Ambiguous
+                    (Failure::Ambiguous, true)
                 }
             };
             match failure {
@@ -182,10 +207,10 @@ impl Caller {
                     return Err(ClusterError::Refused(last));
                 }
                 Failure::Ambiguous if retry == Retry::IfNotSent => {
-                    self.fail_over(i);
+                    self.fail_over(i, suspect);
                     break;
                 }
-                Failure::Ambiguous | Failure::NotSent => self.fail_over(i),
+                Failure::Ambiguous | Failure::NotSent => self.fail_over(i, suspect),
             }
             let pause = backoff.min(deadline.saturating_duration_since(Instant::now()));
             tokio::time::sleep(pause).await;
@@ -246,7 +271,11 @@ impl Etcd {
                 let client = Client::connect([url.as_str()], Some(options.clone()))
                     .await
                     .map_err(|e| ClusterError::Config(format!("etcd endpoint {url}: {e}")))?;
-                members.push(Member { url, client });
+                members.push(Member {
+                    url,
+                    client,
+                    suspect_until: AtomicU64::new(0),
+                });
             }
             Ok(members)
         })?;
@@ -255,6 +284,7 @@ impl Etcd {
                 rt: Some(rt),
                 caller: Caller {
                     members: members.into(),
+                    base: Instant::now(),
                     pinned: Arc::new(AtomicUsize::new(0)),
                     request_timeout,
                     attempt_timeout,

@@ -377,7 +377,7 @@ impl Grace {
                 Err(_) => Ok(None),
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => {
-                    caller.fail_over(i);
+                    caller.fail_over(i, true);
                     Err(ClusterError::Unavailable(format!("grace watch: {e}")))
                 }
             }

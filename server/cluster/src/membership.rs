@@ -701,11 +701,11 @@ async fn watch_once(caller: &Caller, prefix: &[u8], shared: &Shared) -> Result<(
     let mut stream = match tokio::time::timeout(caller.request_timeout(), client.watch(prefix.to_vec(), Some(opts))).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            caller.fail_over(i);
+            caller.fail_over(i, true);
             return Err(ClusterError::Unavailable(format!("watch: {e}")));
         }
         Err(_) => {
-            caller.fail_over(i);
+            caller.fail_over(i, true);
             return Err(ClusterError::Unavailable("watch: no answer".into()));
         }
     };
@@ -713,17 +713,17 @@ async fn watch_once(caller: &Caller, prefix: &[u8], shared: &Shared) -> Result<(
         let msg = match stream.message().await {
             Ok(Some(m)) => m,
             Ok(None) => {
-                caller.fail_over(i);
+                caller.fail_over(i, true);
                 return Err(ClusterError::Unavailable("watch stream ended".into()));
             }
             Err(e) => {
-                caller.fail_over(i);
+                caller.fail_over(i, true);
                 return Err(ClusterError::Unavailable(format!("watch: {e}")));
             }
         };
         if msg.canceled() {
             // Compaction, or the member lost its leader (require-leader).
-            caller.fail_over(i);
+            caller.fail_over(i, true);
             return Err(ClusterError::Unavailable(format!(
                 "watch canceled: {} (compacted at {})",
                 msg.cancel_reason(),

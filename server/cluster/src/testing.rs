@@ -204,7 +204,7 @@ impl EtcdCluster {
     pub fn config(&self, name: &str, head: &str, lease_secs: u64) -> ClusterConfig {
         let mut c = ClusterConfig::new(self.endpoints(), name, head);
         c.lease_secs = lease_secs;
-        c.request_timeout_ms = (lease_secs * 1000 / 2).min(2000);
+        c.request_timeout_ms = (lease_secs * 1000 / 2).min(3000);
         c
     }
 
