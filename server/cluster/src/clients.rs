@@ -69,7 +69,9 @@ impl ClientRecords {
 
     /// Records `client` (the server's key for it) with `record`.
     pub fn put(&self, head: &str, epoch: u64, client: &[u8], record: &[u8]) -> Result<()> {
-        self.database(head, epoch)?.insert(client, record).map_err(kv_error)
+        self.database(head, epoch)?
+            .insert(client, record)
+            .map_err(kv_error)
     }
 
     /// Forgets `client` (DESTROY_CLIENTID, lease expiry).
@@ -170,7 +172,13 @@ impl ClientRecords {
         let doomed: Vec<u64> = self
             .epochs(head)?
             .into_iter()
-            .filter(|&e| if db.in_grace() { e < db.recovery } else { e != db.current })
+            .filter(|&e| {
+                if db.in_grace() {
+                    e < db.recovery
+                } else {
+                    e != db.current
+                }
+            })
             .collect();
         for &e in &doomed {
             self.drop_epoch(head, e)?;

@@ -209,20 +209,63 @@ mod tests {
         let good = ClusterConfig::new(vec!["http://127.0.0.1:2379".into()], "p", "h");
         good.validate().expect("valid");
         let bad = [
-            ClusterConfig { etcd: vec![], ..good.clone() },
-            ClusterConfig { etcd: vec!["https://a:1".into()], ..good.clone() },
-            ClusterConfig { etcd: vec!["http://a".into()], ..good.clone() },
-            ClusterConfig { etcd: vec!["http://a:0".into()], ..good.clone() },
-            ClusterConfig { etcd: vec!["http://a:1/x".into()], ..good.clone() },
-            ClusterConfig { etcd: vec!["http://a:1".into(); MAX_ENDPOINTS + 1], ..good.clone() },
-            ClusterConfig { name: "a/b".into(), ..good.clone() },
-            ClusterConfig { name: "..".into(), ..good.clone() },
-            ClusterConfig { head: String::new(), ..good.clone() },
-            ClusterConfig { head: "x".repeat(MAX_NAME_LEN + 1), ..good.clone() },
-            ClusterConfig { lease_secs: 1, ..good.clone() },
-            ClusterConfig { lease_secs: MAX_LEASE_SECS + 1, ..good.clone() },
-            ClusterConfig { request_timeout_ms: 10, ..good.clone() },
-            ClusterConfig { lease_secs: 4, request_timeout_ms: 2001, ..good.clone() },
+            ClusterConfig {
+                etcd: vec![],
+                ..good.clone()
+            },
+            ClusterConfig {
+                etcd: vec!["https://a:1".into()],
+                ..good.clone()
+            },
+            ClusterConfig {
+                etcd: vec!["http://a".into()],
+                ..good.clone()
+            },
+            ClusterConfig {
+                etcd: vec!["http://a:0".into()],
+                ..good.clone()
+            },
+            ClusterConfig {
+                etcd: vec!["http://a:1/x".into()],
+                ..good.clone()
+            },
+            ClusterConfig {
+                etcd: vec!["http://a:1".into(); MAX_ENDPOINTS + 1],
+                ..good.clone()
+            },
+            ClusterConfig {
+                name: "a/b".into(),
+                ..good.clone()
+            },
+            ClusterConfig {
+                name: "..".into(),
+                ..good.clone()
+            },
+            ClusterConfig {
+                head: String::new(),
+                ..good.clone()
+            },
+            ClusterConfig {
+                head: "x".repeat(MAX_NAME_LEN + 1),
+                ..good.clone()
+            },
+            ClusterConfig {
+                lease_secs: 1,
+                ..good.clone()
+            },
+            ClusterConfig {
+                lease_secs: MAX_LEASE_SECS + 1,
+                ..good.clone()
+            },
+            ClusterConfig {
+                request_timeout_ms: 10,
+                ..good.clone()
+            },
+            ClusterConfig {
+                lease_secs: 4,
+                request_timeout_ms: 2001,
+                ..good.clone()
+            },
         ];
         for c in bad {
             assert!(

@@ -152,7 +152,9 @@ impl Caller {
         let now = self.millis();
         if suspect {
             let until = now.saturating_add(u64::try_from(SUSPECT_FOR.as_millis()).unwrap_or(0));
-            self.members[i].suspect_until.store(until, Ordering::Release);
+            self.members[i]
+                .suspect_until
+                .store(until, Ordering::Release);
         }
         let next = (1..=n)
             .map(|k| (i + k) % n)

@@ -151,7 +151,9 @@ impl GraceDb {
     pub fn take_over(&mut self, survivor: &str, dead: &str) -> Result<()> {
         check_name("head", dead)?;
         if survivor == dead {
-            return Err(ClusterError::Grace(format!("{dead} cannot take itself over")));
+            return Err(ClusterError::Grace(format!(
+                "{dead} cannot take itself over"
+            )));
         }
         self.heads.remove(dead);
         self.start(survivor)
@@ -203,10 +205,18 @@ impl GraceDb {
             key: show_key(key),
             why: why.into(),
         };
-        let rest = v.strip_prefix(MAGIC).ok_or_else(|| corrupt("unknown format"))?;
-        let (epochs, mut rest) = rest.split_at_checked(16).ok_or_else(|| corrupt("truncated"))?;
+        let rest = v
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| corrupt("unknown format"))?;
+        let (epochs, mut rest) = rest
+            .split_at_checked(16)
+            .ok_or_else(|| corrupt("truncated"))?;
         let (c, r) = epochs.split_at(8);
-        let u64_of = |b: &[u8]| b.try_into().map(u64::from_be_bytes).map_err(|_| corrupt("truncated"));
+        let u64_of = |b: &[u8]| {
+            b.try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| corrupt("truncated"))
+        };
         let mut db = GraceDb {
             current: u64_of(c)?,
             recovery: u64_of(r)?,
@@ -219,7 +229,9 @@ impl GraceDb {
             let (name, tail) = tail
                 .split_at_checked(usize::from(len))
                 .ok_or_else(|| corrupt("truncated head"))?;
-            let (&flags, tail) = tail.split_first().ok_or_else(|| corrupt("truncated flags"))?;
+            let (&flags, tail) = tail
+                .split_first()
+                .ok_or_else(|| corrupt("truncated flags"))?;
             let name = std::str::from_utf8(name).map_err(|_| corrupt("head id not UTF-8"))?;
             check_name("head", name).map_err(|_| corrupt("bad head id"))?;
             if flags > 3 || db.heads.len() >= MAX_HEADS {
@@ -288,7 +300,10 @@ impl Grace {
     /// if no one wrote in between, else again from the new state. A
     /// `change` that fails aborts without writing. Returns its result and
     /// the database as written.
-    pub fn update<T>(&self, mut change: impl FnMut(&mut GraceDb) -> Result<T>) -> Result<(T, GraceDb)> {
+    pub fn update<T>(
+        &self,
+        mut change: impl FnMut(&mut GraceDb) -> Result<T>,
+    ) -> Result<(T, GraceDb)> {
         for _ in 0..MAX_UPDATE_ATTEMPTS {
             let (before, revision) = self.load()?;
             let mut db = before.clone();
@@ -312,7 +327,11 @@ impl Grace {
         let fence = self.fence.clone();
         let caller = self.etcd.caller().clone();
         self.etcd.block_on(async move {
-            let mut compares = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, revision)];
+            let mut compares = vec![Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                revision,
+            )];
             let mut reads = Vec::new();
             if let Some(f) = &fence {
                 compares.push(f.compare());
@@ -337,7 +356,10 @@ impl Grace {
                 let answers = resp.op_responses();
                 let first: Option<&TxnOpResponse> = answers.first();
                 if !f.held(first) {
-                    return Err(ClusterError::Fenced(format!("registration {} is gone", f.key())));
+                    return Err(ClusterError::Fenced(format!(
+                        "registration {} is gone",
+                        f.key()
+                    )));
                 }
             }
             Ok(false)
@@ -367,7 +389,9 @@ impl Grace {
                     }
                     if let Some(ev) = msg.events().last() {
                         return Ok(Some(match (ev.event_type(), ev.kv()) {
-                            (EventType::Put, Some(kv)) => Some((kv.value().to_vec(), kv.mod_revision())),
+                            (EventType::Put, Some(kv)) => {
+                                Some((kv.value().to_vec(), kv.mod_revision()))
+                            }
                             _ => None,
                         }));
                     }
@@ -410,10 +434,16 @@ mod tests {
         assert!(!db.all_enforcing(["a", "b"]), "b does not enforce yet");
         db.enforce("b").expect("enforce");
         assert!(db.all_enforcing(["a", "b"]));
-        assert!(db.stop_enforcing("b").is_err(), "b may not stop during grace");
+        assert!(
+            db.stop_enforcing("b").is_err(),
+            "b may not stop during grace"
+        );
         assert_eq!(db.lift("a"), Ok(true));
         assert_eq!((db.current, db.recovery), (2, 0));
-        assert!(!db.may_grant("b"), "still enforcing until it clears the flag");
+        assert!(
+            !db.may_grant("b"),
+            "still enforcing until it clears the flag"
+        );
         db.stop_enforcing("b").expect("stop");
         db.stop_enforcing("a").expect("stop");
         assert!(db.may_grant("a") && db.may_grant("b"));

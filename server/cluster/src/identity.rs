@@ -68,7 +68,11 @@ impl ClusterIdentity {
             // Another head created it first (or our first attempt did):
             // use what is stored.
             match resp.op_responses().first() {
-                Some(TxnOpResponse::Get(g)) => Ok(g.kvs().first().map(|kv| kv.value().to_vec()).unwrap_or(fresh)),
+                Some(TxnOpResponse::Get(g)) => Ok(g
+                    .kvs()
+                    .first()
+                    .map(|kv| kv.value().to_vec())
+                    .unwrap_or(fresh)),
                 _ => Ok(fresh),
             }
         })?;

@@ -58,7 +58,8 @@ const _: () = assert!(
         <= ETCD_MAX_REQUEST_BYTES
 );
 // A scan page must fit in one response.
-const _: () = assert!(PAGE_KEYS * (MAX_KEY_LEN + KEY_PREFIX_MAX + MAX_VALUE_LEN) <= MAX_RESPONSE_BYTES);
+const _: () =
+    assert!(PAGE_KEYS * (MAX_KEY_LEN + KEY_PREFIX_MAX + MAX_VALUE_LEN) <= MAX_RESPONSE_BYTES);
 
 /// The key-value store of one cluster.
 #[derive(Clone)]
@@ -131,8 +132,11 @@ impl Kv for EtcdKv {
             k.extend_from_slice(&s.key);
             k
         };
-        let checks: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            batch.checks.iter().map(|s| (full(s), s.value.clone())).collect();
+        let checks: Vec<(Vec<u8>, Option<Vec<u8>>)> = batch
+            .checks
+            .iter()
+            .map(|s| (full(s), s.value.clone()))
+            .collect();
         // etcd refuses a transaction that writes one key twice; the last
         // write of a key is the one that counts.
         let mut writes: BTreeMap<Vec<u8>, (usize, Option<Vec<u8>>)> = BTreeMap::new();
@@ -153,7 +157,10 @@ impl Kv for EtcdKv {
         let caller = self.etcd.caller().clone();
         let outcome = self.etcd.block_on(async move {
             let mut compares: Vec<Compare> = checks.iter().map(|(k, v)| expect(k, v)).collect();
-            let mut reads: Vec<TxnOp> = checks.iter().map(|(k, _)| TxnOp::get(k.clone(), None)).collect();
+            let mut reads: Vec<TxnOp> = checks
+                .iter()
+                .map(|(k, _)| TxnOp::get(k.clone(), None))
+                .collect();
             if let Some(f) = &fence {
                 compares.push(f.compare());
                 reads.push(f.read());
@@ -227,7 +234,10 @@ impl EtcdTree {
                 None => TxnOp::delete(key, None),
             };
             let txn = match &fence {
-                Some(f) => Txn::new().when([f.compare()]).and_then([op]).or_else([f.read()]),
+                Some(f) => Txn::new()
+                    .when([f.compare()])
+                    .and_then([op])
+                    .or_else([f.read()]),
                 None => Txn::new().and_then([op]),
             };
             let resp = caller

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions};
+use etcd_client::{
+    Compare, CompareOp, EventType, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
 use tokio::sync::watch;
 
 use crate::config::{check_name, ClusterConfig};
@@ -65,7 +67,13 @@ impl HeadRecord {
         format!("{RECORD_MAGIC}\naddr {addr}\n").into_bytes()
     }
 
-    fn decode(key: &[u8], prefix_len: usize, value: &[u8], lease: i64, registration: i64) -> Result<HeadRecord> {
+    fn decode(
+        key: &[u8],
+        prefix_len: usize,
+        value: &[u8],
+        lease: i64,
+        registration: i64,
+    ) -> Result<HeadRecord> {
         let corrupt = |why: &str| ClusterError::Corrupt {
             key: show_key(key),
             why: why.to_string(),
@@ -126,7 +134,8 @@ impl FenceClock {
     }
 
     fn extend(&self, until: Instant) {
-        self.serve_until.fetch_max(self.nanos(until), Ordering::AcqRel);
+        self.serve_until
+            .fetch_max(self.nanos(until), Ordering::AcqRel);
     }
 
     fn deadline(&self) -> Instant {
@@ -190,7 +199,11 @@ impl Membership {
                 let lease = grant.id();
                 let txn = Txn::new()
                     .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key.clone(), value, Some(PutOptions::new().with_lease(lease)))])
+                    .and_then([TxnOp::put(
+                        key.clone(),
+                        value,
+                        Some(PutOptions::new().with_lease(lease)),
+                    )])
                     .or_else([TxnOp::get(key.clone(), None)]);
                 let outcome = caller
                     .call("register", Retry::IfNotSent, |mut c| {
@@ -213,7 +226,10 @@ impl Membership {
                         Some(TxnOpResponse::Get(g)) => g.kvs().first().map_or(0, |kv| kv.lease()),
                         _ => 0,
                     };
-                    return Err(ClusterError::HeadInUse { head, lease: holder });
+                    return Err(ClusterError::HeadInUse {
+                        head,
+                        lease: holder,
+                    });
                 }
                 let registration = resp.header().map_or(0, |h| h.revision());
                 Ok((lease, grant.ttl().min(ttl), registration, sent))
@@ -302,7 +318,10 @@ impl Membership {
     pub fn claim_address(&self, slot: &str) -> Result<bool> {
         check_name("head", slot)?;
         if !self.is_serving() {
-            return Err(ClusterError::Fenced(format!("{} is not serving", self.head)));
+            return Err(ClusterError::Fenced(format!(
+                "{} is not serving",
+                self.head
+            )));
         }
         let owner_key = keys::owner(&self.cluster, slot);
         let mut compares = vec![
@@ -339,11 +358,16 @@ impl Membership {
             }
             let answers = resp.op_responses();
             if !fence.held(answers.first()) {
-                return Err(ClusterError::Fenced(format!("registration {} is gone", fence.key())));
+                return Err(ClusterError::Fenced(format!(
+                    "registration {} is gone",
+                    fence.key()
+                )));
             }
             // Already ours (claimed before, same lease) counts as owned.
             Ok(match answers.get(1) {
-                Some(TxnOpResponse::Get(g)) => g.kvs().first().is_some_and(|kv| kv.lease() == lease),
+                Some(TxnOpResponse::Get(g)) => {
+                    g.kvs().first().is_some_and(|kv| kv.lease() == lease)
+                }
                 _ => false,
             })
         })?;
@@ -366,7 +390,11 @@ impl Membership {
             .retain(|s| s != slot);
         let owner_key = keys::owner(&self.cluster, slot);
         let txn = Txn::new()
-            .when([Compare::lease(owner_key.clone(), CompareOp::Equal, self.lease)])
+            .when([Compare::lease(
+                owner_key.clone(),
+                CompareOp::Equal,
+                self.lease,
+            )])
             .and_then([TxnOp::delete(owner_key, None)]);
         let caller = self.etcd.caller().clone();
         self.etcd.block_on(async move {
@@ -396,7 +424,9 @@ impl Membership {
     pub fn heads(&self) -> Result<Vec<HeadRecord>> {
         let caller = self.etcd.caller().clone();
         let prefix = keys::heads(&self.cluster);
-        let (map, _) = self.etcd.block_on(async move { read_heads(&caller, &prefix).await })?;
+        let (map, _) = self
+            .etcd
+            .block_on(async move { read_heads(&caller, &prefix).await })?;
         Ok(map.into_values().collect())
     }
 
@@ -463,7 +493,13 @@ async fn renew_once(caller: &Caller, lease: i64) -> Result<i64> {
 /// Renews the lease every quarter lease and moves the fence forward
 /// after each success. A renewal's deadline is below half a lease
 /// (`ClusterConfig::validate`), so a failing one ends before the fence.
-async fn renew(caller: Caller, lease: i64, granted: Duration, clock: Arc<FenceClock>, head: String) {
+async fn renew(
+    caller: Caller,
+    lease: i64,
+    granted: Duration,
+    clock: Arc<FenceClock>,
+    head: String,
+) {
     let period = granted / 4;
     let mut next = Instant::now() + period;
     loop {
@@ -526,18 +562,31 @@ async fn read_heads(caller: &Caller, prefix: &[u8]) -> Result<(BTreeMap<String, 
             async move {
                 c.get(
                     start,
-                    Some(GetOptions::new().with_range(end).with_limit(MAX_HEADS as i64)),
+                    Some(
+                        GetOptions::new()
+                            .with_range(end)
+                            .with_limit(MAX_HEADS as i64),
+                    ),
                 )
                 .await
             }
         })
         .await?;
     if resp.more() {
-        tracing::warn!(max = MAX_HEADS, "more registered heads than allowed; ignoring the rest");
+        tracing::warn!(
+            max = MAX_HEADS,
+            "more registered heads than allowed; ignoring the rest"
+        );
     }
     let mut map = BTreeMap::new();
     for kv in resp.kvs() {
-        match HeadRecord::decode(kv.key(), prefix.len(), kv.value(), kv.lease(), kv.create_revision()) {
+        match HeadRecord::decode(
+            kv.key(),
+            prefix.len(),
+            kv.value(),
+            kv.lease(),
+            kv.create_revision(),
+        ) {
             Ok(r) => {
                 map.insert(r.head.clone(), r);
             }
@@ -609,7 +658,11 @@ impl HeadWatch {
     /// The registered heads as last seen, and whether that view is current
     /// (false while etcd cannot be reached).
     pub fn live(&self) -> (Vec<HeadRecord>, bool) {
-        let v = self.shared.view.lock().unwrap_or_else(PoisonError::into_inner);
+        let v = self
+            .shared
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         (v.heads.values().cloned().collect(), v.current)
     }
 
@@ -619,7 +672,11 @@ impl HeadWatch {
     /// because etcd could not be read.
     pub fn next_change(&mut self, timeout: Duration) -> Option<HeadsChange> {
         let deadline = Instant::now() + timeout;
-        let mut v = self.shared.view.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut v = self
+            .shared
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         loop {
             if v.current && v.version != self.seen_version {
                 let now = v.heads.clone();
@@ -630,7 +687,11 @@ impl HeadWatch {
                 if change != HeadsChange::default() {
                     return Some(change);
                 }
-                v = self.shared.view.lock().unwrap_or_else(PoisonError::into_inner);
+                v = self
+                    .shared
+                    .view
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -653,15 +714,24 @@ impl Drop for HeadWatch {
     }
 }
 
-fn diff(before: &BTreeMap<String, HeadRecord>, after: &BTreeMap<String, HeadRecord>) -> HeadsChange {
+fn diff(
+    before: &BTreeMap<String, HeadRecord>,
+    after: &BTreeMap<String, HeadRecord>,
+) -> HeadsChange {
     let mut c = HeadsChange::default();
     for (h, r) in before {
-        if after.get(h).is_none_or(|n| n.registration != r.registration) {
+        if after
+            .get(h)
+            .is_none_or(|n| n.registration != r.registration)
+        {
             c.vanished.push(r.clone());
         }
     }
     for (h, r) in after {
-        if before.get(h).is_none_or(|o| o.registration != r.registration) {
+        if before
+            .get(h)
+            .is_none_or(|o| o.registration != r.registration)
+        {
             c.joined.push(r.clone());
         }
     }
@@ -698,7 +768,12 @@ async fn watch_once(caller: &Caller, prefix: &[u8], shared: &Shared) -> Result<(
     let opts = WatchOptions::new()
         .with_prefix()
         .with_start_revision(revision + 1);
-    let mut stream = match tokio::time::timeout(caller.request_timeout(), client.watch(prefix.to_vec(), Some(opts))).await {
+    let mut stream = match tokio::time::timeout(
+        caller.request_timeout(),
+        client.watch(prefix.to_vec(), Some(opts)),
+    )
+    .await
+    {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             caller.fail_over(i, true);
@@ -736,17 +811,27 @@ async fn watch_once(caller: &Caller, prefix: &[u8], shared: &Shared) -> Result<(
         publish(shared, |v| {
             for ev in msg.events() {
                 let Some(kv) = ev.kv() else { continue };
-                let head = String::from_utf8_lossy(kv.key().get(prefix.len()..).unwrap_or_default()).into_owned();
+                let head =
+                    String::from_utf8_lossy(kv.key().get(prefix.len()..).unwrap_or_default())
+                        .into_owned();
                 match ev.event_type() {
                     EventType::Delete => {
                         v.heads.remove(&head);
                     }
                     EventType::Put => {
-                        match HeadRecord::decode(kv.key(), prefix.len(), kv.value(), kv.lease(), kv.create_revision()) {
+                        match HeadRecord::decode(
+                            kv.key(),
+                            prefix.len(),
+                            kv.value(),
+                            kv.lease(),
+                            kv.create_revision(),
+                        ) {
                             Ok(r) if v.heads.len() < MAX_HEADS || v.heads.contains_key(&r.head) => {
                                 v.heads.insert(r.head.clone(), r);
                             }
-                            Ok(r) => tracing::warn!(head = %r.head, max = MAX_HEADS, "too many heads; ignoring"),
+                            Ok(r) => {
+                                tracing::warn!(head = %r.head, max = MAX_HEADS, "too many heads; ignoring")
+                            }
                             Err(e) => tracing::warn!(error = %e, "ignoring a head registration"),
                         }
                     }

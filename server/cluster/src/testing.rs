@@ -135,7 +135,10 @@ impl EtcdCluster {
         if c.wait_healthy(START_TIMEOUT) {
             Ok(c)
         } else {
-            Err(format!("not healthy within {START_TIMEOUT:?}:\n{}", c.logs_tail()))
+            Err(format!(
+                "not healthy within {START_TIMEOUT:?}:\n{}",
+                c.logs_tail()
+            ))
         }
     }
 
@@ -352,7 +355,8 @@ fn random_loopback() -> Ipv4Addr {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let mut x = nanos ^ std::process::id().rotate_left(16) ^ SEQ.fetch_add(0x9e37, Ordering::Relaxed);
+    let mut x =
+        nanos ^ std::process::id().rotate_left(16) ^ SEQ.fetch_add(0x9e37, Ordering::Relaxed);
     // xorshift to spread the bits
     x ^= x << 13;
     x ^= x >> 17;
@@ -397,7 +401,9 @@ impl Blackhole {
                 match listener.accept() {
                     Ok((client, _)) if conns < BLACKHOLE_MAX_CONNS => {
                         conns += 1;
-                        let Ok(server) = TcpStream::connect_timeout(&target, Duration::from_secs(1)) else {
+                        let Ok(server) =
+                            TcpStream::connect_timeout(&target, Duration::from_secs(1))
+                        else {
                             continue;
                         };
                         for (from, to) in [(&client, &server), (&server, &client)] {
@@ -464,7 +470,11 @@ fn pump(
                     break;
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => break,
         }
     }

@@ -30,8 +30,13 @@ fn rounds(t: &dyn Tree, tag: &str, n: usize) -> Duration {
     for i in 0..n {
         let s = Instant::now();
         let k = format!("{tag}-{i}");
-        t.insert(k.as_bytes(), b"v").unwrap_or_else(|e| panic!("{tag}: put {i}: {e}"));
-        assert_eq!(t.get(k.as_bytes()), Ok(Some(b"v".to_vec())), "{tag}: get {i}");
+        t.insert(k.as_bytes(), b"v")
+            .unwrap_or_else(|e| panic!("{tag}: put {i}: {e}"));
+        assert_eq!(
+            t.get(k.as_bytes()),
+            Ok(Some(b"v".to_vec())),
+            "{tag}: get {i}"
+        );
         worst = worst.max(s.elapsed());
     }
     worst
@@ -39,7 +44,9 @@ fn rounds(t: &dyn Tree, tag: &str, n: usize) -> Duration {
 
 #[test]
 fn a_member_lost_with_quorum_kept_changes_nothing() {
-    let Some(mut c) = EtcdCluster::start(3) else { return };
+    let Some(mut c) = EtcdCluster::start(3) else {
+        return;
+    };
     let kv = connect(&c);
     let t = kv.tree("t").expect("tree");
     rounds(t.as_ref(), "before", 10);
@@ -51,24 +58,36 @@ fn a_member_lost_with_quorum_kept_changes_nothing() {
     // Back, and then another member hangs (SIGSTOP): accepted TCP
     // connections that never answer are the harder case.
     c.restart(0);
-    assert!(c.wait_healthy(Duration::from_secs(20)), "member 0 did not rejoin");
+    assert!(
+        c.wait_healthy(Duration::from_secs(20)),
+        "member 0 did not rejoin"
+    );
     for m in 0..3 {
         c.pause(m);
         let worst = rounds(t.as_ref(), &format!("paused{m}"), 20);
         println!("member {m} hung: slowest put+get {worst:?}");
         assert!(worst < DEADLINE + SLACK, "hung member {m} cost {worst:?}");
         c.resume(m);
-        assert!(c.wait_healthy(Duration::from_secs(20)), "member {m} did not recover");
+        assert!(
+            c.wait_healthy(Duration::from_secs(20)),
+            "member {m} did not recover"
+        );
     }
     // Nothing written was lost.
     for tag in ["before", "killed", "paused0", "paused1", "paused2"] {
-        assert_eq!(t.get(format!("{tag}-0").as_bytes()), Ok(Some(b"v".to_vec())));
+        assert_eq!(
+            t.get(format!("{tag}-0").as_bytes()),
+            Ok(Some(b"v".to_vec()))
+        );
     }
 }
 
 /// Asserts `op` fails with `Unavailable` within the deadline; returns how
 /// long it took.
-fn unavailable<T: std::fmt::Debug>(what: &str, op: impl FnOnce() -> Result<T, KvError>) -> Duration {
+fn unavailable<T: std::fmt::Debug>(
+    what: &str,
+    op: impl FnOnce() -> Result<T, KvError>,
+) -> Duration {
     let s = Instant::now();
     let r = op();
     let took = s.elapsed();
@@ -90,7 +109,9 @@ fn wait_available(t: &dyn Tree, limit: Duration) -> Duration {
 
 #[test]
 fn quorum_lost_is_unavailable_in_bounded_time_and_recovers_by_itself() {
-    let Some(mut c) = EtcdCluster::start(3) else { return };
+    let Some(mut c) = EtcdCluster::start(3) else {
+        return;
+    };
     let kv = connect(&c);
     let t = kv.tree("t").expect("tree");
     t.insert(b"k", b"before").expect("put");
@@ -103,8 +124,12 @@ fn quorum_lost_is_unavailable_in_bounded_time_and_recovers_by_itself() {
     for _ in 0..3 {
         took.push(unavailable("get", || t.get(b"k")));
         took.push(unavailable("put", || t.insert(b"k", b"during")));
-        took.push(unavailable("cas", || t.compare_and_swap(b"k", Some(b"before"), Some(b"cas"))));
-        took.push(unavailable("scan", || t.scan_prefix(b"").collect::<Result<Vec<_>, _>>()));
+        took.push(unavailable("cas", || {
+            t.compare_and_swap(b"k", Some(b"before"), Some(b"cas"))
+        }));
+        took.push(unavailable("scan", || {
+            t.scan_prefix(b"").collect::<Result<Vec<_>, _>>()
+        }));
     }
     println!("quorum lost (members killed): failures took {took:?}");
     c.restore(&killed);
@@ -113,7 +138,11 @@ fn quorum_lost_is_unavailable_in_bounded_time_and_recovers_by_itself() {
     // With the majority dead, the surviving member refused every write
     // (no leader) and the dead leader took none into its log: nothing
     // written during the outage landed.
-    assert_eq!(t.get(b"k"), Ok(Some(b"before".to_vec())), "no refused write landed");
+    assert_eq!(
+        t.get(b"k"),
+        Ok(Some(b"before".to_vec())),
+        "no refused write landed"
+    );
     t.insert(b"k", b"after").expect("put after recovery");
 
     // Hung majority (SIGSTOP): connections stay open and silent.
@@ -149,7 +178,10 @@ fn no_member_reachable_is_unavailable_not_a_hang() {
         })
         .collect();
     let mut cfg = ClusterConfig::new(
-        ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect(),
+        ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect(),
         "nowhere",
         "a",
     );
@@ -161,14 +193,23 @@ fn no_member_reachable_is_unavailable_not_a_hang() {
     for _ in 0..3 {
         let s = Instant::now();
         assert!(matches!(t.get(b"k"), Err(KvError::Unavailable(_))));
-        assert!(s.elapsed() < Duration::from_millis(1000) + SLACK, "took {:?}", s.elapsed());
+        assert!(
+            s.elapsed() < Duration::from_millis(1000) + SLACK,
+            "took {:?}",
+            s.elapsed()
+        );
     }
-    assert!(matches!(etcd.revision(), Err(nfs4d_cluster::ClusterError::Unavailable(_))));
+    assert!(matches!(
+        etcd.revision(),
+        Err(nfs4d_cluster::ClusterError::Unavailable(_))
+    ));
 }
 
 #[test]
 fn usable_from_inside_another_runtime() {
-    let Some(c) = EtcdCluster::start(1) else { return };
+    let Some(c) = EtcdCluster::start(1) else {
+        return;
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

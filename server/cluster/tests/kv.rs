@@ -16,7 +16,9 @@ fn connect(c: &EtcdCluster, head: &str) -> EtcdKv {
 
 #[test]
 fn kv_semantics_match_the_interface() {
-    let Some(c) = EtcdCluster::start(3) else { return };
+    let Some(c) = EtcdCluster::start(3) else {
+        return;
+    };
     let kv = connect(&c, "a");
     let t = kv.tree("objects").expect("tree");
     let other = kv.tree("names").expect("tree");
@@ -32,13 +34,25 @@ fn kv_semantics_match_the_interface() {
 
     // Compare-and-swap: claim, mismatch reports the current value, delete.
     assert_eq!(t.compare_and_swap(b"c", None, Some(b"x")), Ok(Ok(())));
-    assert_eq!(t.compare_and_swap(b"c", None, Some(b"y")), Ok(Err(Some(b"x".to_vec()))));
-    assert_eq!(t.compare_and_swap(b"c", Some(b"y"), None), Ok(Err(Some(b"x".to_vec()))));
+    assert_eq!(
+        t.compare_and_swap(b"c", None, Some(b"y")),
+        Ok(Err(Some(b"x".to_vec())))
+    );
+    assert_eq!(
+        t.compare_and_swap(b"c", Some(b"y"), None),
+        Ok(Err(Some(b"x".to_vec())))
+    );
     assert_eq!(t.compare_and_swap(b"c", Some(b"x"), None), Ok(Ok(())));
-    assert_eq!(t.compare_and_swap(b"c", Some(b"x"), Some(b"z")), Ok(Err(None)));
+    assert_eq!(
+        t.compare_and_swap(b"c", Some(b"x"), Some(b"z")),
+        Ok(Err(None))
+    );
     // An empty value is a value, not an absence.
     assert_eq!(t.compare_and_swap(b"e", None, Some(b"")), Ok(Ok(())));
-    assert_eq!(t.compare_and_swap(b"e", None, Some(b"q")), Ok(Err(Some(Vec::new()))));
+    assert_eq!(
+        t.compare_and_swap(b"e", None, Some(b"q")),
+        Ok(Err(Some(Vec::new())))
+    );
     assert_eq!(t.compare_and_swap(b"e", Some(b""), None), Ok(Ok(())));
 
     // Binary keys, including 0xff bytes at the end of a prefix.
@@ -52,7 +66,8 @@ fn kv_semantics_match_the_interface() {
     // snapshot: writes during the scan are not seen.
     let n = PAGE_KEYS * 2 + 7;
     for i in 0..n {
-        t.insert(format!("p/{i:05}").as_bytes(), &i.to_be_bytes()).expect("insert");
+        t.insert(format!("p/{i:05}").as_bytes(), &i.to_be_bytes())
+            .expect("insert");
     }
     t.insert(b"q/0", b"outside").expect("insert");
     let mut scan = t.scan_prefix(b"p/");
@@ -61,7 +76,11 @@ fn kv_semantics_match_the_interface() {
     t.insert(b"p/99999", b"late").expect("insert during scan");
     t.remove(b"p/00100").expect("remove during scan");
     let rest: Vec<Vec<u8>> = scan.map(|r| r.expect("item").0).collect();
-    assert_eq!(rest.len(), n - 1, "the snapshot holds exactly the keys at its start");
+    assert_eq!(
+        rest.len(),
+        n - 1,
+        "the snapshot holds exactly the keys at its start"
+    );
     assert!(rest.windows(2).all(|w| w[0] < w[1]));
     assert!(rest.iter().all(|k| k.starts_with(b"p/")));
     assert!(!rest.contains(&b"p/99999".to_vec()));
@@ -73,20 +92,28 @@ fn kv_semantics_match_the_interface() {
     assert!(matches!(t.get(&long_key), Err(KvError::Store(_))));
     let big = vec![0u8; MAX_VALUE_LEN + 1];
     assert!(matches!(t.insert(b"big", &big), Err(KvError::Store(_))));
-    assert!(matches!(t.compare_and_swap(b"big", None, Some(&big)), Err(KvError::Store(_))));
+    assert!(matches!(
+        t.compare_and_swap(b"big", None, Some(&big)),
+        Err(KvError::Store(_))
+    ));
     assert_eq!(t.get(b"big"), Ok(None));
     let max = vec![7u8; MAX_VALUE_LEN];
     t.insert(b"max", &max).expect("a value of the largest size");
     assert_eq!(t.get(b"max"), Ok(Some(max)));
     for bad in ["", "a/b", "..", &"x".repeat(65)] {
-        assert!(matches!(kv.tree(bad), Err(KvError::Store(_))), "tree {bad:?}");
+        assert!(
+            matches!(kv.tree(bad), Err(KvError::Store(_))),
+            "tree {bad:?}"
+        );
     }
     kv.flush().expect("flush");
 }
 
 #[test]
 fn compare_and_swap_races_between_heads_have_one_winner() {
-    let Some(c) = EtcdCluster::start(3) else { return };
+    let Some(c) = EtcdCluster::start(3) else {
+        return;
+    };
     // Two heads: separate connections (own runtime, own pinned member).
     let heads = [connect(&c, "a"), connect(&c, "b")];
     let wins = [AtomicUsize::new(0), AtomicUsize::new(0)];
@@ -128,8 +155,13 @@ fn compare_and_swap_races_between_heads_have_one_winner() {
                 for _ in 0..per_thread {
                     let mut cur = t.get(b"n").expect("get");
                     loop {
-                        let n = cur.as_deref().map_or(0, |v| u64::from_be_bytes(v.try_into().expect("8 bytes")));
-                        match t.compare_and_swap(b"n", cur.as_deref(), Some(&(n + 1).to_be_bytes())).expect("cas") {
+                        let n = cur
+                            .as_deref()
+                            .map_or(0, |v| u64::from_be_bytes(v.try_into().expect("8 bytes")));
+                        match t
+                            .compare_and_swap(b"n", cur.as_deref(), Some(&(n + 1).to_be_bytes()))
+                            .expect("cas")
+                        {
                             Ok(()) => break,
                             Err(now) => cur = now,
                         }
@@ -138,8 +170,16 @@ fn compare_and_swap_races_between_heads_have_one_winner() {
             });
         }
     });
-    let n = heads[0].tree("meta").expect("tree").get(b"n").expect("get").expect("set");
-    assert_eq!(u64::from_be_bytes(n.try_into().expect("8 bytes")), 2 * per_thread);
+    let n = heads[0]
+        .tree("meta")
+        .expect("tree")
+        .get(b"n")
+        .expect("get")
+        .expect("set");
+    assert_eq!(
+        u64::from_be_bytes(n.try_into().expect("8 bytes")),
+        2 * per_thread
+    );
 }
 
 fn state(tree: &str, key: &[u8], value: Option<&[u8]>) -> KeyState {
@@ -152,14 +192,22 @@ fn state(tree: &str, key: &[u8], value: Option<&[u8]>) -> KeyState {
 
 #[test]
 fn commit_is_atomic_across_trees_and_heads() {
-    let Some(c) = EtcdCluster::start(3) else { return };
+    let Some(c) = EtcdCluster::start(3) else {
+        return;
+    };
     let a = connect(&c, "a");
     let b = connect(&c, "b");
-    a.tree("objects").expect("tree").insert(b"7", b"rec-v1").expect("insert");
+    a.tree("objects")
+        .expect("tree")
+        .insert(b"7", b"rec-v1")
+        .expect("insert");
     // A rename planned on both heads from the same record: one commits,
     // the other's check on the record fails and nothing of it is applied.
     let rename = |to: &[u8]| Batch {
-        checks: vec![state("objects", b"7", Some(b"rec-v1")), state("names", to, None)],
+        checks: vec![
+            state("objects", b"7", Some(b"rec-v1")),
+            state("names", to, None),
+        ],
         writes: vec![
             state("objects", b"7", Some(to)),
             state("names", to, Some(b"7")),
@@ -171,17 +219,26 @@ fn commit_is_atomic_across_trees_and_heads() {
     let names = b.tree("names").expect("tree");
     assert_eq!(names.get(b"x"), Ok(Some(b"7".to_vec())));
     assert_eq!(names.get(b"y"), Ok(None), "the losing commit wrote nothing");
-    assert_eq!(b.tree("objects").expect("tree").get(b"7"), Ok(Some(b"x".to_vec())));
+    assert_eq!(
+        b.tree("objects").expect("tree").get(b"7"),
+        Ok(Some(b"x".to_vec()))
+    );
     // The second check is reported when it is the one that fails.
     let taken = Batch {
-        checks: vec![state("objects", b"7", Some(b"x")), state("names", b"x", None)],
+        checks: vec![
+            state("objects", b"7", Some(b"x")),
+            state("names", b"x", None),
+        ],
         writes: vec![state("objects", b"7", None)],
     };
     assert_eq!(b.commit(&taken), Ok(Err(1)));
     // One key written twice: the last write counts.
     let twice = Batch {
         checks: vec![],
-        writes: vec![state("names", b"d", Some(b"1")), state("names", b"d", Some(b"2"))],
+        writes: vec![
+            state("names", b"d", Some(b"1")),
+            state("names", b"d", Some(b"2")),
+        ],
     };
     assert_eq!(a.commit(&twice), Ok(Ok(())));
     assert_eq!(names.get(b"d"), Ok(Some(b"2".to_vec())));
@@ -195,7 +252,9 @@ fn commit_is_atomic_across_trees_and_heads() {
     assert!(matches!(a.commit(&huge), Err(KvError::Store(_))));
     let heavy = Batch {
         checks: vec![],
-        writes: (0..4).map(|i| state("names", &[i], Some(&vec![0u8; 200 << 10]))).collect(),
+        writes: (0..4)
+            .map(|i| state("names", &[i], Some(&vec![0u8; 200 << 10])))
+            .collect(),
     };
     assert!(matches!(a.commit(&heavy), Err(KvError::Store(_))));
     assert_eq!(names.get(&[0]), Ok(None));
@@ -203,8 +262,14 @@ fn commit_is_atomic_across_trees_and_heads() {
 
 #[test]
 fn id_blocks_never_overlap_across_heads() {
-    let Some(c) = EtcdCluster::start(3) else { return };
-    let heads: Vec<Arc<dyn Kv>> = vec![Arc::new(connect(&c, "a")), Arc::new(connect(&c, "b")), Arc::new(connect(&c, "c"))];
+    let Some(c) = EtcdCluster::start(3) else {
+        return;
+    };
+    let heads: Vec<Arc<dyn Kv>> = vec![
+        Arc::new(connect(&c, "a")),
+        Arc::new(connect(&c, "b")),
+        Arc::new(connect(&c, "c")),
+    ];
     let all = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for kv in &heads {
@@ -239,23 +304,35 @@ fn latency(n: usize, mut op: impl FnMut(usize)) -> (Duration, Duration) {
 
 #[test]
 fn latency_of_get_put_and_cas_on_loopback() {
-    let Some(c) = EtcdCluster::start(3) else { return };
+    let Some(c) = EtcdCluster::start(3) else {
+        return;
+    };
     let kv = connect(&c, "a");
     let t = kv.tree("bench").expect("tree");
     const N: usize = 300;
-    let put = latency(N, |i| t.insert(&i.to_be_bytes(), b"value-of-about-32-bytes-........").expect("put"));
+    let put = latency(N, |i| {
+        t.insert(&i.to_be_bytes(), b"value-of-about-32-bytes-........")
+            .expect("put")
+    });
     let get = latency(N, |i| {
         t.get(&i.to_be_bytes()).expect("get").expect("present");
     });
     let cas = latency(N, |i| {
-        t.compare_and_swap(&i.to_be_bytes(), Some(b"value-of-about-32-bytes-........"), Some(b"new"))
-            .expect("cas")
-            .expect("swapped");
+        t.compare_and_swap(
+            &i.to_be_bytes(),
+            Some(b"value-of-about-32-bytes-........"),
+            Some(b"new"),
+        )
+        .expect("cas")
+        .expect("swapped");
     });
     println!("etcd loopback latency over {N} ops (median / p99): get {:?} / {:?}, put {:?} / {:?}, cas {:?} / {:?}",
         get.0, get.1, put.0, put.1, cas.0, cas.1);
     // Generous bounds: a loaded two-core machine with fsync on every write.
     for (what, (median, _)) in [("get", get), ("put", put), ("cas", cas)] {
-        assert!(median < Duration::from_millis(100), "{what} median {median:?}");
+        assert!(
+            median < Duration::from_millis(100),
+            "{what} median {median:?}"
+        );
     }
 }

@@ -15,7 +15,9 @@ const LEASE: u64 = 3;
 
 #[test]
 fn registration_is_exclusive_and_listed() {
-    let Some(c) = EtcdCluster::start(3) else { return };
+    let Some(c) = EtcdCluster::start(3) else {
+        return;
+    };
     let etcd = Etcd::connect(&c.config("m", "a", LEASE)).expect("connect");
     let a = Membership::join(&etcd, &c.config("m", "a", LEASE), "127.0.0.1:2049").expect("join");
     assert!(a.is_serving());
@@ -27,12 +29,21 @@ fn registration_is_exclusive_and_listed() {
             assert_eq!(head, "a");
             assert_eq!(lease, a.lease());
         }
-        other => panic!("second registration of one id: {:?}", other.map(|m| m.lease())),
+        other => panic!(
+            "second registration of one id: {:?}",
+            other.map(|m| m.lease())
+        ),
     }
     let b = Membership::join(&other, &c.config("m", "b", LEASE), "127.0.0.2:2049").expect("join b");
     let heads = b.heads().expect("heads");
-    let listed: Vec<(&str, &str)> = heads.iter().map(|h| (h.head.as_str(), h.addr.as_str())).collect();
-    assert_eq!(listed, vec![("a", "127.0.0.1:2049"), ("b", "127.0.0.2:2049")]);
+    let listed: Vec<(&str, &str)> = heads
+        .iter()
+        .map(|h| (h.head.as_str(), h.addr.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![("a", "127.0.0.1:2049"), ("b", "127.0.0.2:2049")]
+    );
     // Renewals keep A serving well past its lease.
     std::thread::sleep(Duration::from_secs(LEASE + 2));
     assert!(a.is_serving() && b.is_serving());
@@ -41,43 +52,73 @@ fn registration_is_exclusive_and_listed() {
     let ib = ClusterIdentity::ensure(&other, "m").expect("identity");
     assert_eq!(ia, ib);
     assert!(!ia.major_id.is_empty() && !ia.scope.is_empty());
-    assert_ne!(ClusterIdentity::ensure(&etcd, "other").expect("identity"), ia);
+    assert_ne!(
+        ClusterIdentity::ensure(&etcd, "other").expect("identity"),
+        ia
+    );
     // Bad input.
     assert!(matches!(
         Membership::join(&etcd, &c.config("m", "c", LEASE), "bad\naddr"),
         Err(ClusterError::Config(_))
     ));
-    assert!(matches!(a.claim_address("x/y"), Err(ClusterError::Config(_))));
+    assert!(matches!(
+        a.claim_address("x/y"),
+        Err(ClusterError::Config(_))
+    ));
     a.leave().expect("leave");
     // Leaving frees the id at once.
-    let again = Membership::join(&etcd, &c.config("m", "a", LEASE), "127.0.0.1:2049").expect("rejoin");
+    let again =
+        Membership::join(&etcd, &c.config("m", "a", LEASE), "127.0.0.1:2049").expect("rejoin");
     assert!(again.is_serving());
 }
 
 #[test]
 fn a_dead_head_is_reported_after_its_lease_and_a_leaving_one_at_once() {
-    let Some(c) = EtcdCluster::start(3) else { return };
+    let Some(c) = EtcdCluster::start(3) else {
+        return;
+    };
     let eb = Etcd::connect(&c.config("d", "b", LEASE)).expect("connect");
     let b = Membership::join(&eb, &c.config("d", "b", LEASE), "127.0.0.2:2049").expect("join b");
     let mut watch = b.watch_heads();
-    let first = watch.next_change(Duration::from_secs(5)).expect("initial view");
+    let first = watch
+        .next_change(Duration::from_secs(5))
+        .expect("initial view");
     assert_eq!(first.joined.len(), 1);
 
     let ea = Etcd::connect(&c.config("d", "a", LEASE)).expect("connect");
     let a = Membership::join(&ea, &c.config("d", "a", LEASE), "127.0.0.1:2049").expect("join a");
     let joined = watch.next_change(Duration::from_secs(5)).expect("a joined");
-    assert_eq!(joined.joined.iter().map(|h| h.head.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!(
+        joined
+            .joined
+            .iter()
+            .map(|h| h.head.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
 
     // A dies: no more renewals (its process is gone; here its connection
     // and tasks are dropped without revoking the lease).
     let died = Instant::now();
     drop(a);
     drop(ea);
-    let change = watch.next_change(Duration::from_secs(LEASE + 10)).expect("a vanished");
+    let change = watch
+        .next_change(Duration::from_secs(LEASE + 10))
+        .expect("a vanished");
     let detected = died.elapsed();
     println!("dead head detected after {detected:?} (lease {LEASE} s)");
-    assert_eq!(change.vanished.iter().map(|h| h.head.as_str()).collect::<Vec<_>>(), ["a"]);
-    assert!(detected >= Duration::from_secs(LEASE) - Duration::from_millis(600), "before the lease ran out: {detected:?}");
+    assert_eq!(
+        change
+            .vanished
+            .iter()
+            .map(|h| h.head.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert!(
+        detected >= Duration::from_secs(LEASE) - Duration::from_millis(600),
+        "before the lease ran out: {detected:?}"
+    );
     assert!(detected < Duration::from_secs(LEASE + 3), "{detected:?}");
 
     // A clean departure is reported at once.
@@ -93,12 +134,18 @@ fn a_dead_head_is_reported_after_its_lease_and_a_leaving_one_at_once() {
     // And B itself is still there.
     let (live, current) = watch.live();
     assert!(current);
-    assert_eq!(live.iter().map(|h| h.head.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(
+        live.iter().map(|h| h.head.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
 }
 
 /// A configuration for head `head` that reaches every member through a
 /// forwarder the test can cut.
-fn behind_blackholes(c: &EtcdCluster, head: &str) -> (nfs4d_cluster::ClusterConfig, Vec<Blackhole>) {
+fn behind_blackholes(
+    c: &EtcdCluster,
+    head: &str,
+) -> (nfs4d_cluster::ClusterConfig, Vec<Blackhole>) {
     let holes: Vec<Blackhole> = c.endpoints().iter().map(|e| Blackhole::start(e)).collect();
     let mut cfg = c.config("f", head, LEASE);
     cfg.etcd = holes.iter().map(Blackhole::url).collect();
@@ -107,21 +154,30 @@ fn behind_blackholes(c: &EtcdCluster, head: &str) -> (nfs4d_cluster::ClusterConf
 
 #[test]
 fn two_heads_never_both_own_one_address() {
-    let Some(c) = EtcdCluster::start(3) else { return };
+    let Some(c) = EtcdCluster::start(3) else {
+        return;
+    };
     let (cfg_a, holes) = behind_blackholes(&c, "a");
     let ea = Etcd::connect(&cfg_a).expect("connect a");
     let a = Arc::new(Membership::join(&ea, &cfg_a, "127.0.0.1:2049").expect("join a"));
     assert_eq!(a.claim_address("a"), Ok(true));
     let kv_a = EtcdKv::new(&ea, "f").expect("kv").fenced(a.fence());
-    kv_a.tree("t").expect("tree").insert(b"k", b"a").expect("fenced write while serving");
+    kv_a.tree("t")
+        .expect("tree")
+        .insert(b"k", b"a")
+        .expect("fenced write while serving");
 
     let eb = Etcd::connect(&c.config("f", "b", LEASE)).expect("connect b");
-    let b = Arc::new(Membership::join(&eb, &c.config("f", "b", LEASE), "127.0.0.2:2049").expect("join b"));
+    let b = Arc::new(
+        Membership::join(&eb, &c.config("f", "b", LEASE), "127.0.0.2:2049").expect("join b"),
+    );
     assert_eq!(b.claim_address("b"), Ok(true));
     // B cannot take A's address while A lives.
     assert_eq!(b.claim_address("a"), Ok(false));
     let mut watch = b.watch_heads();
-    watch.next_change(Duration::from_secs(5)).expect("initial view");
+    watch
+        .next_change(Duration::from_secs(5))
+        .expect("initial view");
 
     // A referee samples both beliefs the whole time.
     let stop = Arc::new(AtomicBool::new(false));
@@ -152,7 +208,9 @@ fn two_heads_never_both_own_one_address() {
     holes.iter().for_each(Blackhole::cut);
     // B takes over as soon as A's registration is gone.
     let vanished = loop {
-        let change = watch.next_change(Duration::from_secs(LEASE + 10)).expect("a vanished");
+        let change = watch
+            .next_change(Duration::from_secs(LEASE + 10))
+            .expect("a vanished");
         if let Some(h) = change.vanished.into_iter().find(|h| h.head == "a") {
             break h;
         }
@@ -170,7 +228,10 @@ fn two_heads_never_both_own_one_address() {
         "fencing: a stopped serving {a_stopped:?} after the cut, b saw a vanish after {detected:?}, \
          owned its address after {took_over:?} (referee: {samples} samples, never both)"
     );
-    assert!(a_stopped <= Duration::from_millis(LEASE * 1000 / 2 + 300), "a fenced late: {a_stopped:?}");
+    assert!(
+        a_stopped <= Duration::from_millis(LEASE * 1000 / 2 + 300),
+        "a fenced late: {a_stopped:?}"
+    );
     assert!(a_stopped < b_started);
     assert_ne!(a.state(), FenceState::Serving);
 
@@ -189,7 +250,10 @@ fn two_heads_never_both_own_one_address() {
     }
     assert!(matches!(a.claim_address("a"), Err(ClusterError::Fenced(_))));
     let kv_b = EtcdKv::new(&eb, "f").expect("kv");
-    assert_eq!(kv_b.tree("t").expect("tree").get(b"k"), Ok(Some(b"a".to_vec())));
+    assert_eq!(
+        kv_b.tree("t").expect("tree").get(b"k"),
+        Ok(Some(b"a".to_vec()))
+    );
     // A restarted A registers anew but cannot take its address back until
     // B releases it (failback).
     let a2 = Membership::join(&ea, &cfg_a, "127.0.0.1:2049").expect("rejoin");
@@ -201,7 +265,9 @@ fn two_heads_never_both_own_one_address() {
 
 #[test]
 fn lost_quorum_fences_every_head_and_its_return_unfences_them() {
-    let Some(mut c) = EtcdCluster::start(3) else { return };
+    let Some(mut c) = EtcdCluster::start(3) else {
+        return;
+    };
     // A longer lease, so quorum can return before the leases expire.
     let lease = 10;
     let e = Etcd::connect(&c.config("q", "a", lease)).expect("connect");
@@ -224,7 +290,10 @@ fn lost_quorum_fences_every_head_and_its_return_unfences_them() {
     while !a.is_serving() && back.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!("quorum restored: head serving again after {:?}", back.elapsed());
+    println!(
+        "quorum restored: head serving again after {:?}",
+        back.elapsed()
+    );
     assert!(a.is_serving());
     assert!(a.owns_address("a"));
 }
