@@ -30,12 +30,14 @@ mod membership;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use clients::ClientRecords;
+pub use clients::{ClientRecords, MAX_CLIENTS, MAX_EPOCHS};
 pub use config::{AddressTakeover, ClusterConfig};
 pub use error::{ClusterError, Result};
 pub use etcd::Etcd;
 pub use fence::Fence;
 pub use grace::{Grace, GraceDb, HeadFlags};
 pub use identity::ClusterIdentity;
-pub use kv::{EtcdKv, EtcdTree, MAX_KEY_LEN, MAX_VALUE_LEN, PAGE_KEYS};
-pub use membership::{FenceState, HeadRecord, HeadWatch, HeadsChange, Membership};
+pub use kv::{EtcdKv, EtcdTree, MAX_BATCH_BYTES, MAX_KEY_LEN, MAX_VALUE_LEN, PAGE_KEYS};
+pub use membership::{
+    FenceState, HeadRecord, HeadWatch, HeadsChange, Membership, MAX_ADDR_LEN, MAX_HEADS,
+};
