@@ -10,11 +10,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use nfs4d_kv::{Kv, KvError, KvResult, Pair, Tree};
+use nfs4d_kv::{Batch, Kv, KvError, KvResult, Pair, Tree};
 
 /// A sled database.
 pub struct SledKv {
     db: sled::Db,
+    /// Serialises [`Kv::commit`]s: each checks and writes under it, so no
+    /// two batches interleave. One process owns a sled database, and the
+    /// server writes any key it commits only through commits or
+    /// compare-and-swap, so this is the atomicity the batch promises.
+    commits: std::sync::Mutex<()>,
 }
 
 fn err(e: sled::Error) -> KvError {
@@ -30,7 +35,10 @@ impl SledKv {
             .cache_capacity(cache_capacity_bytes)
             .open()
             .map_err(err)?;
-        Ok(SledKv { db })
+        Ok(SledKv {
+            db,
+            commits: std::sync::Mutex::new(()),
+        })
     }
 
     /// The default tree's name: the map's metadata lived there before the
@@ -50,6 +58,30 @@ impl Kv for SledKv {
 
     fn flush(&self) -> KvResult<()> {
         self.db.flush().map(drop).map_err(err)
+    }
+
+    fn commit(&self, batch: &Batch) -> KvResult<Result<(), usize>> {
+        batch.check_size()?;
+        let _one = self
+            .commits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (i, c) in batch.checks.iter().enumerate() {
+            let cur = self.tree(&c.tree)?.get(&c.key)?;
+            if cur != c.value {
+                return Ok(Err(i));
+            }
+        }
+        // Not crash-atomic (see `Kv::commit`): a crash may keep a prefix
+        // of the writes, as with single-key writes.
+        for w in &batch.writes {
+            let t = self.tree(&w.tree)?;
+            match &w.value {
+                Some(v) => t.insert(&w.key, v)?,
+                None => t.remove(&w.key)?,
+            }
+        }
+        Ok(Ok(()))
     }
 }
 
@@ -119,6 +151,34 @@ mod tests {
         assert_eq!(kv.tree("b").expect("b").get(b"k"), Ok(None));
         let def = kv.tree(SledKv::DEFAULT_TREE).expect("default");
         assert_eq!(def.get(b"k"), Ok(Some(b"0".to_vec())));
+    }
+
+    #[test]
+    fn commit_checks_then_writes_across_trees() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let kv = SledKv::open(d.path(), 1 << 20).expect("open");
+        let state = |tree: &str, key: &[u8], value: Option<&[u8]>| nfs4d_kv::KeyState {
+            tree: tree.into(),
+            key: key.to_vec(),
+            value: value.map(<[u8]>::to_vec),
+        };
+        kv.tree("a")
+            .expect("a")
+            .insert(b"rec", b"v1")
+            .expect("insert");
+        let batch = Batch {
+            checks: vec![state("a", b"rec", Some(b"v1")), state("b", b"name", None)],
+            writes: vec![
+                state("a", b"rec", Some(b"v2")),
+                state("b", b"name", Some(b"x")),
+            ],
+        };
+        assert_eq!(kv.commit(&batch), Ok(Ok(())));
+        assert_eq!(kv.commit(&batch), Ok(Err(0)), "the planned state is gone");
+        assert_eq!(
+            kv.tree("b").expect("b").get(b"name"),
+            Ok(Some(b"x".to_vec()))
+        );
     }
 
     #[test]
