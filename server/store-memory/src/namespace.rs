@@ -349,3 +349,70 @@ impl Tree {
         Ok(count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, OBJECT_STORE_CAPABILITIES};
+
+    const OWNER: Owner = Owner { uid: 0, gid: 0 };
+
+    fn name(s: &str) -> Name {
+        Name::new(s.as_bytes()).expect("name")
+    }
+
+    fn file(t: &mut Tree, s: &str) -> u64 {
+        let now = Timespec::default();
+        let (num, created) = t
+            .create_file(&RelPath::root(), &name(s), 0o644, OWNER, true, now)
+            .expect("create");
+        assert!(created);
+        num
+    }
+
+    fn at(t: &Tree, s: &str) -> StoreResult<u64> {
+        t.resolve(&RelPath::root().join(&name(s)))
+    }
+
+    #[test]
+    fn two_step_rename_shows_both_names_between_steps() {
+        let now = Timespec::default();
+        let root = RelPath::root();
+        let mut t = Tree::new(OBJECT_STORE_CAPABILITIES, Limits::DEFAULT, now);
+        let a = file(&mut t, "a");
+        file(&mut t, "b");
+        let pending = t
+            .rename(&root, &name("a"), &root, &name("b"), true, now)
+            .expect("rename")
+            .expect("a second step");
+        assert_eq!((at(&t, "a"), at(&t, "b")), (Ok(a), Ok(a)), "both names");
+        assert_eq!(t.obj(a).expect("object").nlink, 2);
+        t.finish_rename(pending, now).expect("second step");
+        assert_eq!(
+            (at(&t, "a"), at(&t, "b")),
+            (Err(StoreError::NotFound), Ok(a))
+        );
+        assert_eq!(t.obj(a).expect("object").nlink, 1);
+
+        // The old name taken by another object meanwhile is left alone.
+        let c = file(&mut t, "c");
+        let pending = t
+            .rename(&root, &name("c"), &root, &name("d"), true, now)
+            .expect("rename")
+            .expect("a second step");
+        t.remove(&root, &name("c"), now).expect("remove");
+        let c2 = file(&mut t, "c");
+        t.finish_rename(pending, now).expect("second step");
+        assert_eq!((at(&t, "c"), at(&t, "d")), (Ok(c2), Ok(c)));
+        assert_eq!(t.obj(c).expect("object").nlink, 1);
+
+        // Directories move in one step.
+        t.mkdir(&root, &name("dir"), 0o755, OWNER, now)
+            .expect("mkdir");
+        let step = t
+            .rename(&root, &name("dir"), &root, &name("dir2"), true, now)
+            .expect("rename");
+        assert!(step.is_none());
+        assert_eq!(at(&t, "dir"), Err(StoreError::NotFound));
+    }
+}

@@ -497,6 +497,14 @@ pub fn check_seek_data_hole(f: Factory<'_>) {
         assert_eq!(s.seek_data(&fp, 0), Ok(Some(0)));
         assert_eq!(s.seek_hole(&fp, 0), Ok(Some(3 * blk)), "the hole at EOF");
     }
+    // A file that is all data, ending inside a block: the hole at EOF.
+    new_file(s, "g", b"0123456789");
+    let gp = p("g");
+    assert_eq!(s.seek_data(&gp, 0), Ok(Some(0)), "data at the start");
+    assert_eq!(s.seek_data(&gp, 9), Ok(Some(9)), "data at the last byte");
+    assert_eq!(s.seek_hole(&gp, 0), Ok(Some(10)), "the only hole is at EOF");
+    assert_eq!(s.seek_hole(&gp, 5), Ok(Some(10)));
+    assert_eq!(s.seek_data(&gp, 10), Ok(None));
     new_dir(s, "d");
     assert_err(s.seek_data(&p("d"), 0), &[IsDir], "seek in a directory");
     assert_err(
