@@ -142,6 +142,7 @@ pub struct Usage {
 
 /// The in-memory store.
 pub struct MemStore {
+    caps: Capabilities,
     tree: Mutex<Tree>,
     clock: Arc<dyn Clock>,
     locks: Arc<LockTable>,
@@ -200,6 +201,7 @@ impl MemStore {
     fn build(config: MemConfig) -> MemStore {
         let now = config.clock.now();
         MemStore {
+            caps: config.capabilities,
             tree: Mutex::new(Tree::new(config.capabilities, config.limits, now)),
             clock: config.clock,
             locks: Arc::new(LockTable::default()),
@@ -239,8 +241,12 @@ impl MemStore {
         self.tree.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn now(&self) -> Timespec {
-        self.clock.now()
+    /// The tree for a change, and the time of the change: read under the
+    /// lock, so changes are stamped in the order they are made.
+    fn change(&self) -> (MutexGuard<'_, Tree>, Timespec) {
+        let t = self.tree();
+        let now = self.clock.now();
+        (t, now)
     }
 
     /// Number and incarnation of the regular file at `path`.
@@ -258,7 +264,7 @@ pub(crate) fn refused(e: StoreError, why: &'static str) -> StoreError {
 
 impl Store for MemStore {
     fn capabilities(&self) -> Capabilities {
-        self.tree().caps
+        self.caps
     }
 
     fn stat(&self, path: &RelPath) -> StoreResult<Attrs> {
@@ -289,8 +295,8 @@ impl Store for MemStore {
         data: &[u8],
         stability: Stability,
     ) -> StoreResult<(usize, Stability)> {
-        let now = self.now();
-        let n = self.tree().write(path, offset, data, now)?;
+        let (mut t, now) = self.change();
+        let n = t.write(path, offset, data, now)?;
         Ok((n, stability))
     }
 
@@ -306,15 +312,13 @@ impl Store for MemStore {
         owner: Owner,
         exclusive: bool,
     ) -> StoreResult<(Attrs, bool)> {
-        let now = self.now();
-        let mut t = self.tree();
+        let (mut t, now) = self.change();
         let (num, created) = t.create_file(dir, name, mode, owner, exclusive, now)?;
         Ok((t.attrs(num, &dir.join(name))?, created))
     }
 
     fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> StoreResult<Attrs> {
-        let now = self.now();
-        let mut t = self.tree();
+        let (mut t, now) = self.change();
         let num = t.mkdir(dir, name, mode, owner, now)?;
         t.attrs(num, &dir.join(name))
     }
@@ -326,8 +330,7 @@ impl Store for MemStore {
         target: &[u8],
         owner: Owner,
     ) -> StoreResult<Attrs> {
-        let now = self.now();
-        let mut t = self.tree();
+        let (mut t, now) = self.change();
         let num = t.symlink(dir, name, target, owner, now)?;
         t.attrs(num, &dir.join(name))
     }
@@ -341,15 +344,13 @@ impl Store for MemStore {
         rdev: (u32, u32),
         owner: Owner,
     ) -> StoreResult<Attrs> {
-        let now = self.now();
-        let mut t = self.tree();
+        let (mut t, now) = self.change();
         let num = t.mknod(dir, name, kind, mode, rdev, owner, now)?;
         t.attrs(num, &dir.join(name))
     }
 
     fn link(&self, src: &RelPath, dst_dir: &RelPath, dst_name: &Name) -> StoreResult<Attrs> {
-        let now = self.now();
-        let mut t = self.tree();
+        let (mut t, now) = self.change();
         let num = t.link(src, dst_dir, dst_name, now)?;
         t.attrs(num, &dst_dir.join(dst_name))
     }
@@ -361,30 +362,31 @@ impl Store for MemStore {
         dst_dir: &RelPath,
         dst_name: &Name,
     ) -> StoreResult<()> {
-        let now = self.now();
-        let two_step = !self.tree().caps.atomic_rename;
-        let pending = self
-            .tree()
-            .rename(src_dir, src_name, dst_dir, dst_name, two_step, now)?;
+        let two_step = !self.caps.atomic_rename;
+        let (mut t, now) = self.change();
+        let pending = t.rename(src_dir, src_name, dst_dir, dst_name, two_step, now)?;
+        drop(t);
         // Between the two steps both names are visible, as between an
         // object store's copy and delete.
         match pending {
-            Some(p) => self.tree().finish_rename(p, now),
+            Some(p) => {
+                let (mut t, now) = self.change();
+                t.finish_rename(p, now)
+            }
             None => Ok(()),
         }
     }
 
     fn remove(&self, dir: &RelPath, name: &Name) -> StoreResult<Attrs> {
-        let now = self.now();
-        let mut t = self.tree();
+        let (mut t, now) = self.change();
         let before = t.attrs(t.child(t.resolve_dir(dir)?, name)?, &dir.join(name))?;
         t.remove(dir, name, now)?;
         Ok(before)
     }
 
     fn rmdir(&self, dir: &RelPath, name: &Name) -> StoreResult<()> {
-        let now = self.now();
-        self.tree().rmdir(dir, name, now)
+        let (mut t, now) = self.change();
+        t.rmdir(dir, name, now)
     }
 
     fn readlink(&self, path: &RelPath) -> StoreResult<Vec<u8>> {
@@ -424,8 +426,7 @@ impl Store for MemStore {
     }
 
     fn setattr(&self, path: &RelPath, set: &SetAttrs) -> StoreResult<Attrs> {
-        let now = self.now();
-        let mut t = self.tree();
+        let (mut t, now) = self.change();
         let num = t.setattr(path, set, now)?;
         t.attrs(num, path)
     }
@@ -457,8 +458,8 @@ impl Store for MemStore {
         value: &[u8],
         mode: XattrSet,
     ) -> StoreResult<()> {
-        let now = self.now();
-        self.tree().setxattr(path, name, value, mode, now)
+        let (mut t, now) = self.change();
+        t.setxattr(path, name, value, mode, now)
     }
 
     fn listxattr(&self, path: &RelPath) -> StoreResult<Vec<Vec<u8>>> {
@@ -466,18 +467,18 @@ impl Store for MemStore {
     }
 
     fn removexattr(&self, path: &RelPath, name: &[u8]) -> StoreResult<()> {
-        let now = self.now();
-        self.tree().removexattr(path, name, now)
+        let (mut t, now) = self.change();
+        t.removexattr(path, name, now)
     }
 
     fn allocate(&self, path: &RelPath, offset: u64, len: u64) -> StoreResult<()> {
-        let now = self.now();
-        self.tree().allocate(path, offset, len, now)
+        let (mut t, now) = self.change();
+        t.allocate(path, offset, len, now)
     }
 
     fn deallocate(&self, path: &RelPath, offset: u64, len: u64) -> StoreResult<()> {
-        let now = self.now();
-        self.tree().deallocate(path, offset, len, now)
+        let (mut t, now) = self.change();
+        t.deallocate(path, offset, len, now)
     }
 
     fn seek_data(&self, path: &RelPath, offset: u64) -> StoreResult<Option<u64>> {
@@ -496,9 +497,8 @@ impl Store for MemStore {
         dst_off: u64,
         len: u64,
     ) -> StoreResult<()> {
-        let now = self.now();
-        self.tree()
-            .clone_range(src, src_off, dst, dst_off, len, now)
+        let (mut t, now) = self.change();
+        t.clone_range(src, src_off, dst, dst_off, len, now)
     }
 
     fn copy_range(
@@ -509,12 +509,12 @@ impl Store for MemStore {
         dst_off: u64,
         len: u64,
     ) -> StoreResult<u64> {
-        let now = self.now();
-        self.tree().copy_range(src, src_off, dst, dst_off, len, now)
+        let (mut t, now) = self.change();
+        t.copy_range(src, src_off, dst, dst_off, len, now)
     }
 
     fn lease(&self, path: &RelPath, write: bool, tag: u64) -> StoreResult<bool> {
-        if !self.tree().caps.leases {
+        if !self.caps.leases {
             return Ok(true);
         }
         let key = match self.file_key(path) {
@@ -541,7 +541,7 @@ impl Store for MemStore {
         path: &RelPath,
         write: bool,
     ) -> StoreResult<Option<Box<dyn LockFile>>> {
-        if !self.tree().caps.local_locks {
+        if !self.caps.local_locks {
             return Ok(None);
         }
         let key = self.file_key(path)?;

@@ -37,7 +37,12 @@
 //!   calls, [`StoreError::CrossDevice`] past a [`DirRename`] limit, the
 //!   kind of [`ListPos`] that [`Positions`] announces, …).
 //! - The suite runs as the server does: as root where a local file system
-//!   is behind the store (device nodes need it).
+//!   is behind the store (device nodes need it). Whatever the store needs
+//!   process-wide is the factory's to set up once: a store whose leases
+//!   are signalled (file leases raise SIGIO) needs the signal handled, or
+//!   the first lease break ends the test process.
+//! - Checks run in parallel (one test thread each), each on its own
+//!   fixture.
 //!
 //! Where POSIX allows several answers (a directory renamed over a
 //! non-empty one may give `ENOTEMPTY` or `EEXIST`), a check accepts the
