@@ -46,6 +46,7 @@ pub use leases::MAX_LEASES;
 pub use listing::LIST_BATCH;
 pub use locks::MAX_LOCKS;
 pub use namespace::SYMLINK_MAX;
+pub use xattr::MAX_XATTRS;
 
 use leases::LeaseTable;
 use locks::LockTable;

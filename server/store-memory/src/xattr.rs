@@ -8,6 +8,10 @@ use nfs4d_store::{
 use crate::refused;
 use crate::tree::Tree;
 
+/// Most xattrs one object carries: the byte budget counts names and
+/// values, this bounds the bookkeeping of many tiny ones.
+pub const MAX_XATTRS: usize = 1024;
+
 fn check_name(name: &[u8]) -> StoreResult<()> {
     if name.is_empty() || name.contains(&0) {
         return Err(refused(
@@ -76,6 +80,12 @@ impl Tree {
             (XattrSet::Create, Some(_)) => return Err(StoreError::Exists),
             (XattrSet::Replace, None) => return Err(StoreError::NoXattr),
             _ => {}
+        }
+        if old.is_none() && self.obj(num)?.xattrs.len() >= MAX_XATTRS {
+            return Err(refused(
+                StoreError::NoSpace,
+                "too many xattrs on one object",
+            ));
         }
         let new = (name.len() + value.len()) as u64;
         let old = old.unwrap_or(0);

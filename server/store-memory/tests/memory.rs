@@ -11,7 +11,7 @@ use nfs4d_store::{
 };
 use nfs4d_store_memory::{
     Limits, MemConfig, MemStore, TickClock, CHUNK, DEFAULT_CAPABILITIES, LIST_BATCH, MAX_READ,
-    OBJECT_STORE_CAPABILITIES,
+    MAX_XATTRS, OBJECT_STORE_CAPABILITIES,
 };
 
 const ROOT: Owner = Owner { uid: 0, gid: 0 };
@@ -132,6 +132,24 @@ fn copy_stops_at_the_budget() {
         Err(StoreError::NoSpace),
         "nothing fits: an error, not a copy of zero bytes"
     );
+}
+
+#[test]
+fn xattrs_per_object_are_bounded() {
+    let s = MemStore::new();
+    create(&s, "f");
+    let f = p("f");
+    for i in 0..MAX_XATTRS {
+        s.setxattr(&f, format!("k{i}").as_bytes(), b"", XattrSet::Create)
+            .expect("within the bound");
+    }
+    assert_eq!(
+        s.setxattr(&f, b"one-more", b"", XattrSet::Create),
+        Err(StoreError::NoSpace)
+    );
+    s.setxattr(&f, b"k0", b"replaced", XattrSet::Replace)
+        .expect("replacing needs no new entry");
+    assert_eq!(s.listxattr(&f).expect("list").len(), MAX_XATTRS);
 }
 
 #[test]
