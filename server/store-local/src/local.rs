@@ -1244,7 +1244,8 @@ impl Store for LocalStore {
     fn commit(&self, path: &RelPath) -> StoreResult<()> {
         match self.stat(path)?.kind {
             FileKind::Regular => os(|| Ok(self.open_regular(path, false)?.0.sync_all()?)),
-            FileKind::Directory => self.sync_dir(path),
+            // Directories are made durable by `sync_dir`, after the change
+            // that needs it.
             k => Err(not_regular(k).into()),
         }
     }

@@ -337,7 +337,11 @@ fn mkdir_remove_rmdir_link_rename() {
     assert_eq!(b.stat(&rp("d")), Err(StoreError::NotFound));
     b.sync_dir(&root).expect("sync_dir");
     b.commit(&rp("hl")).expect("fsync file");
-    b.commit(&root).expect("fsync dir");
+    assert_eq!(
+        b.commit(&root),
+        Err(StoreError::IsDir),
+        "directories: sync_dir"
+    );
 }
 
 #[test]

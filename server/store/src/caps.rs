@@ -61,7 +61,9 @@ pub struct Capabilities {
     pub copy: bool,
     /// Shared extents (CLONE).
     pub clone: bool,
-    /// The store records owner, group and mode of each object.
+    /// The store records owner, group and mode of each object. Without
+    /// it objects report fixed values, and SETATTR of mode, owner or group
+    /// is [`crate::StoreError::Unsupported`] (NFS4ERR_ATTRNOTSUPP).
     pub ownership: bool,
     /// What listing positions look like.
     pub positions: Positions,

@@ -196,7 +196,9 @@ pub trait Store: Send + Sync + 'static {
     /// returns false (`Ok(false)`) or the end is reached (`Ok(true)`). An
     /// entry removed before it could be stat'ed is skipped. Resuming from
     /// an entry's [`Entry::next`] continues right after it, even when
-    /// other entries were added or removed in between.
+    /// other entries were added or removed in between. The entry `visit`
+    /// refuses (returns false for) counts as not taken: a server whose
+    /// reply is full resumes from the `next` of the entry before it.
     fn list(
         &self,
         dir: &RelPath,
