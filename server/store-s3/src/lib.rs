@@ -32,4 +32,4 @@ mod stage;
 mod store;
 
 pub use config::{S3Config, S3_MAX_LIST_PAGE, S3_MAX_PART, S3_MAX_PARTS, S3_MIN_PART};
-pub use store::{S3Store, BYTES_SENT};
+pub use store::S3Store;

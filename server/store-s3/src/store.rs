@@ -100,11 +100,13 @@ pub struct S3Store {
     windows: Mutex<TtlCache<String, Arc<Window>>>,
     window_bytes: AtomicU64,
     seq: AtomicU64,
+    /// Object data sent (PUT bodies and parts).
+    sent_bytes: AtomicU64,
+    /// Fault injection for tests: a directory rename stops after this
+    /// many objects, as a crash would.
+    fail_after_moves: AtomicU64,
 }
 
-/// Bytes sent to the store as object data (PUT bodies and parts), for the
-/// bytes-sent-per-byte-written measurement.
-pub static BYTES_SENT: AtomicU64 = AtomicU64::new(0);
 
 impl S3Store {
     /// Opens the export: checks the configuration, that the bucket
@@ -131,6 +133,8 @@ impl S3Store {
             windows: Mutex::new(TtlCache::new(256)),
             window_bytes: AtomicU64::new(0),
             seq: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            fail_after_moves: AtomicU64::new(u64::MAX),
             cfg,
             root,
             rt,
@@ -155,6 +159,19 @@ impl S3Store {
         }
         store.recover()?;
         Ok(store)
+    }
+
+    /// Object data bytes this store sent (PUT bodies and multipart parts):
+    /// what the bytes-sent-per-byte-written bound is measured on.
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Test hook: make directory renames stop, as a crash would, after
+    /// `n` objects moved (the journal record stays).
+    #[doc(hidden)]
+    pub fn fail_renames_after(&self, n: u64) {
+        self.fail_after_moves.store(n, Ordering::Relaxed);
     }
 
     /// Bytes of staged data held in memory and in the spool.
@@ -469,7 +486,7 @@ impl S3Store {
             let mut data = Vec::with_capacity(part as usize);
             st.buf.read_at(0, part as usize, &mut data)?;
             let etag = self.block(self.c.mpu_part(&st.key, id, number, Bytes::from(data)))?;
-            BYTES_SENT.fetch_add(part, Ordering::Relaxed);
+            self.sent_bytes.fetch_add(part, Ordering::Relaxed);
             parts.push(Part { number, etag, len: part });
             let file = st.buf.is_file();
             st.buf.drop_front(part, &self.j)?;
@@ -529,7 +546,7 @@ impl S3Store {
                 data.resize(st.size as usize, 0);
                 let n = data.len() as u64;
                 self.block(self.c.put(&st.key, data.into(), &st.meta))?;
-                BYTES_SENT.fetch_add(n, Ordering::Relaxed);
+                self.sent_bytes.fetch_add(n, Ordering::Relaxed);
             }
             Some((id, mut parts)) => {
                 let rest = st.size - st.sent;
@@ -546,7 +563,7 @@ impl S3Store {
                             return Err(e);
                         }
                     };
-                    BYTES_SENT.fetch_add(rest, Ordering::Relaxed);
+                    self.sent_bytes.fetch_add(rest, Ordering::Relaxed);
                     parts.push(Part { number, etag, len: rest });
                 }
                 if let Err(e) = self.block(self.c.mpu_complete(&st.key, &id, &parts)) {
@@ -671,7 +688,10 @@ impl S3Store {
     }
 
     fn finish_moves(&self, moves: &[(String, String)]) -> StoreResult<()> {
-        for (src, dst) in moves {
+        for (i, (src, dst)) in moves.iter().enumerate() {
+            if i as u64 >= self.fail_after_moves.load(Ordering::Relaxed) {
+                return Err(StoreError::Io("rename interrupted (test hook)".into()));
+            }
             self.move_key(src, dst)?;
         }
         Ok(())
@@ -848,7 +868,7 @@ impl S3Store {
         let key = self.key(&p)?;
         let n = data.len() as u64;
         self.block(self.c.put(&key, data.into(), m))?;
-        BYTES_SENT.fetch_add(n, Ordering::Relaxed);
+        self.sent_bytes.fetch_add(n, Ordering::Relaxed);
         self.invalidate(&key);
         self.touch_dir(&self.dir_prefix(dir)?);
         self.attrs(&p)
