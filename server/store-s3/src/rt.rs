@@ -6,7 +6,7 @@ use std::future::Future;
 use nfs4d_store::{StoreError, StoreResult};
 
 pub(crate) struct Rt {
-    rt: tokio::runtime::Runtime,
+    rt: Option<tokio::runtime::Runtime>,
 }
 
 impl Rt {
@@ -17,7 +17,7 @@ impl Rt {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Setup(format!("s3 store runtime: {e}")))?;
-        Ok(Rt { rt })
+        Ok(Rt { rt: Some(rt) })
     }
 
     /// Runs `f` to completion and returns its output. Safe from any
@@ -29,10 +29,13 @@ impl Rt {
     where
         F::Output: Send,
     {
+        let Some(rt) = self.rt.as_ref() else {
+            unreachable!("the runtime lives until drop")
+        };
         if tokio::runtime::Handle::try_current().is_err() {
-            return self.rt.block_on(f);
+            return rt.block_on(f);
         }
-        let handle = self.rt.handle();
+        let handle = rt.handle();
         std::thread::scope(|s| {
             match s.spawn(move || handle.block_on(f)).join() {
                 Ok(v) => v,
@@ -48,14 +51,8 @@ impl Drop for Rt {
     fn drop(&mut self) {
         // Dropping a runtime blocks, which tokio forbids inside another
         // runtime's context; the store may be dropped there.
-        let rt = std::mem::replace(
-            &mut self.rt,
-            // A placeholder that owns no threads.
-            match tokio::runtime::Builder::new_current_thread().build() {
-                Ok(r) => r,
-                Err(_) => return,
-            },
-        );
-        rt.shutdown_background();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }

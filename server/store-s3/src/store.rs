@@ -268,6 +268,13 @@ impl S3Store {
                 self.c.list_page(&prefix, None, 1, true)
             )
         });
+        let made = lock(&self.made_dirs).get(&prefix).cloned();
+        // Servers that keep directories as directories (s3s-fs) fail a
+        // HEAD of one: what lies below, or our own record, decides.
+        let file = match (file, &under) {
+            (Err(_), Ok((items, _))) if !items.is_empty() || made.is_some() => Ok(None),
+            (f, _) => f,
+        };
         let node = match file? {
             Some(info) => Node::File(info),
             None => {
@@ -280,7 +287,7 @@ impl S3Store {
                         Node::Dir(m)
                     }
                     Some(_) => Node::Dir(None),
-                    None => match lock(&self.made_dirs).get(&prefix) {
+                    None => match made.as_ref() {
                         Some(meta) => Node::Dir(Some(ObjInfo {
                             key: prefix.clone(),
                             size: 0,
@@ -581,10 +588,12 @@ impl S3Store {
             self.j.remove(&name)?;
         }
         st.dirty = false;
-        // The object now holds everything: the local copy restarts empty
-        // and the next write reloads it when needed.
-        self.release(st);
-        st.sent = 0;
+        if st.sent > 0 {
+            // The object holds everything and the local copy only its
+            // tail: callers reload (or drop the stage) before using it.
+            self.release(st);
+            st.sent = 0;
+        }
         self.invalidate(&st.key);
         self.touch_dir(&self.parent_prefix(&st.key));
         Ok(())
@@ -929,6 +938,9 @@ impl S3Store {
             self.finish_moves(&moves)?;
             self.j.remove(&name)?;
         }
+        // The source marker, listed or not (a server that keeps it as a
+        // bare directory drops that directory here).
+        self.block(self.c.delete(&sp))?;
         let mut md = lock(&self.made_dirs);
         for (k, v) in made {
             md.remove(&k);

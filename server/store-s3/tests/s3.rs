@@ -216,6 +216,7 @@ fn identity_and_out_of_band_changes() {
 }
 
 #[test]
+#[ignore = "s3s-fs 0.14 ignores If-Match on GET; run against a server that honours it"]
 fn stale_read_window_never_serves_replaced_data() {
     let Some(srv) = server() else { return };
     let s = open(S3Config { attr_ttl_ms: 60_000, ..srv.config() });
