@@ -446,7 +446,9 @@ fn ls_l_of_a_large_prefix() {
     for i in 0..count {
         std::fs::write(dir.join(format!("obj{i:06}")), b"x").expect("write");
     }
-    let s = open(S3Config { attr_ttl_ms: 60_000, ..srv.config() });
+    // s3s-fs walks the whole bucket for every listing request: give each
+    // request time at large counts.
+    let s = open(S3Config { attr_ttl_ms: 60_000, request_timeout_ms: 120_000, ..srv.config() });
     let t = Instant::now();
     let mut seen = 0;
     s.list(&p("many"), &ListPos::Start, true, &mut |_, a| {
