@@ -95,9 +95,8 @@ impl Client {
             .connect_timeout(Duration::from_secs(5).min(timeout))
             .build()
             .map_err(|e| setup("HTTP client", &e))?;
-        let transport = HttpTransporter::new(
-            opendal_http_transport_reqwest::ReqwestTransport::from(http),
-        );
+        let transport =
+            HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::from(http));
 
         let mut b = S3::default()
             .bucket(&cfg.bucket)
@@ -113,7 +112,9 @@ impl Client {
             creds = creds.with_profile(p.clone());
         }
         let op = Operator::new(b).map_err(|e| setup("OpenDAL", &e))?;
-        let op = op.clone().with_context(op.context().with_http_transport(transport.clone()));
+        let op = op
+            .clone()
+            .with_context(op.context().with_http_transport(transport.clone()));
         let op = op
             .layer(
                 RetryLayer::new()
@@ -122,7 +123,11 @@ impl Client {
                     .with_max_delay(Duration::from_secs(2))
                     .with_jitter(),
             )
-            .layer(TimeoutLayer::new().with_timeout(timeout).with_io_timeout(timeout));
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(timeout)
+                    .with_io_timeout(timeout),
+            );
 
         let ctx = Context::new()
             .with_file_read(reqsign_file_read_tokio::TokioFileRead)
@@ -149,10 +154,7 @@ impl Client {
                 size: m.content_length(),
                 etag: m.etag().unwrap_or_default().to_string(),
                 last_modified: m.last_modified().map(to_timespec).unwrap_or_default(),
-                meta: m
-                    .user_metadata()
-                    .map(|u| Meta::parse(u.into_iter()))
-                    .unwrap_or_default(),
+                meta: m.user_metadata().map(Meta::parse).unwrap_or_default(),
             })),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(from_dal(&e, &format!("HEAD {key}"))),
@@ -203,7 +205,11 @@ impl Client {
     ) -> StoreResult<(Vec<ListItem>, bool)> {
         use futures::TryStreamExt;
         let what = || format!("LIST {prefix}");
-        let mut l = self.op.lister_with(prefix).limit(limit).recursive(recursive);
+        let mut l = self
+            .op
+            .lister_with(prefix)
+            .limit(limit)
+            .recursive(recursive);
         if let Some(sa) = start_after {
             l = l.start_after(sa);
         }
@@ -217,7 +223,10 @@ impl Client {
             if out.len() == limit {
                 return Ok((out, true));
             }
-            out.push(ListItem { is_prefix: key.ends_with('/'), key });
+            out.push(ListItem {
+                is_prefix: key.ends_with('/'),
+                key,
+            });
         }
         Ok((out, false))
     }
@@ -299,7 +308,11 @@ impl Client {
                 tracing::error!("s3: {what}: {msg}");
                 return Err(StoreError::Io(format!("{what}: {msg}")));
             }
-            return Err(from_status(if status < 300 { 500 } else { status }, &code, what));
+            return Err(from_status(
+                if status < 300 { 500 } else { status },
+                &code,
+                what,
+            ));
         }
     }
 
@@ -331,7 +344,13 @@ impl Client {
     /// Server-side copy of `from` to `to` with new metadata (`CopyObject`
     /// with `REPLACE`); `from == to` changes the metadata in place without
     /// moving data.
-    pub async fn copy_with_meta(&self, from: &str, to: &str, meta: &Meta, content_type: &str) -> StoreResult<()> {
+    pub async fn copy_with_meta(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &Meta,
+        content_type: &str,
+    ) -> StoreResult<()> {
         let url = self.url(to, "");
         let source = format!("/{}", self.source_path(from));
         self.send(&format!("COPY {from} -> {to}"), || {
@@ -397,7 +416,13 @@ impl Client {
     }
 
     /// Uploads part `number`; returns its ETag.
-    pub async fn mpu_part(&self, key: &str, upload_id: &str, number: u32, data: Bytes) -> StoreResult<String> {
+    pub async fn mpu_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+    ) -> StoreResult<String> {
         let q = format!(
             "partNumber={number}&uploadId={}",
             utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
@@ -421,8 +446,16 @@ impl Client {
             .ok_or_else(|| StoreError::Io(format!("UploadPart {key}: no ETag")))
     }
 
-    pub async fn mpu_complete(&self, key: &str, upload_id: &str, parts: &[Part]) -> StoreResult<()> {
-        let q = format!("uploadId={}", utf8_percent_encode(upload_id, NON_ALPHANUMERIC));
+    pub async fn mpu_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[Part],
+    ) -> StoreResult<()> {
+        let q = format!(
+            "uploadId={}",
+            utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
+        );
         let url = self.url(key, &q);
         let mut xml = String::from("<CompleteMultipartUpload>");
         for p in parts {
@@ -447,7 +480,10 @@ impl Client {
     }
 
     pub async fn mpu_abort(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        let q = format!("uploadId={}", utf8_percent_encode(upload_id, NON_ALPHANUMERIC));
+        let q = format!(
+            "uploadId={}",
+            utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
+        );
         let url = self.url(key, &q);
         match self
             .send(&format!("AbortMultipartUpload {key}"), || {

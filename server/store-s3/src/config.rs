@@ -108,11 +108,11 @@ impl Default for S3Config {
             list_stat_concurrency: 64,
             attr_cache_entries: 65_536,
             spool_dir: PathBuf::new(),
-            stage_mem_file_max: 1 << 20,
-            stage_mem_total: 64 << 20,
-            spool_max: 4 << 30,
+            stage_mem_file_max: DEFAULT_MEM_FILE,
+            stage_mem_total: DEFAULT_MEM_TOTAL,
+            spool_max: DEFAULT_SPOOL,
             staged_files_max: 4096,
-            part_size: 8 << 20,
+            part_size: DEFAULT_PART,
             dir_rename_max: 1000,
             readahead_max: 4 << 20,
             readahead_cache: 64 << 20,
@@ -124,9 +124,13 @@ impl Default for S3Config {
 }
 
 // Relations between the defaults and the protocol limits.
-const _: () = assert!(8 << 20 >= S3_MIN_PART);
-const _: () = assert!((1u64 << 20) < (64 << 20));
-const _: () = assert!(S3_MAX_LIST_PAGE <= 1000);
+const DEFAULT_PART: u64 = 8 << 20;
+const DEFAULT_MEM_FILE: u64 = 1 << 20;
+const DEFAULT_MEM_TOTAL: u64 = 64 << 20;
+const DEFAULT_SPOOL: u64 = 4 << 30;
+const _: () = assert!(DEFAULT_PART >= S3_MIN_PART && DEFAULT_PART <= S3_MAX_PART);
+const _: () = assert!(DEFAULT_MEM_FILE <= DEFAULT_MEM_TOTAL);
+const _: () = assert!(DEFAULT_SPOOL >= 2 * DEFAULT_PART);
 
 impl S3Config {
     /// Checks the values; a bad one is a [`StoreError::Setup`] naming it.
@@ -135,9 +139,7 @@ impl S3Config {
         if self.bucket.is_empty() {
             return bad("bucket is empty");
         }
-        if self.prefix.split('/').any(|c| c == "." || c == "..")
-            || self.prefix.contains("//")
-        {
+        if self.prefix.split('/').any(|c| c == "." || c == "..") || self.prefix.contains("//") {
             return bad("prefix has an empty, '.' or '..' component");
         }
         if self.spool_dir.as_os_str().is_empty() {

@@ -92,7 +92,6 @@ impl Meta {
         put(K_INC, self.inc.map(|x| format!("{x:016x}")));
         v
     }
-
 }
 
 /// s3fs writes the mode in decimal; `0`-prefixed octal (as `strtol` with
@@ -269,7 +268,12 @@ pub(crate) fn file_attrs(info: &ObjInfo, cfg: &S3Config) -> Attrs {
 /// Attributes of a directory: from its marker's metadata when there is
 /// one, else the defaults. `bump` is this store's count of its own changes
 /// in the directory, so `change` moves when nfs4d adds or removes entries.
-pub(crate) fn dir_attrs(prefix: &str, marker: Option<&ObjInfo>, bump: u64, cfg: &S3Config) -> Attrs {
+pub(crate) fn dir_attrs(
+    prefix: &str,
+    marker: Option<&ObjInfo>,
+    bump: u64,
+    cfg: &S3Config,
+) -> Attrs {
     let empty = Meta::default();
     let meta = marker.map(|m| &m.meta).unwrap_or(&empty);
     let etag = marker.map(|m| m.etag.as_str()).unwrap_or("");
@@ -288,7 +292,10 @@ pub(crate) fn dir_attrs(prefix: &str, marker: Option<&ObjInfo>, bump: u64, cfg: 
     }
     Attrs {
         kind: FileKind::Directory,
-        mode: meta.mode.map(|m| m & 0o7777).unwrap_or(cfg.default_dir_mode),
+        mode: meta
+            .mode
+            .map(|m| m & 0o7777)
+            .unwrap_or(cfg.default_dir_mode),
         nlink: 2,
         uid: meta.uid.unwrap_or(cfg.default_uid),
         gid: meta.gid.unwrap_or(cfg.default_gid),
@@ -332,14 +339,29 @@ mod tests {
         assert_eq!(m.uid, Some(1000));
         assert_eq!(m.mode, Some(0o100644));
         assert_eq!(kind_of(m.mode), FileKind::Regular);
-        assert_eq!(m.mtime, Some(Timespec { sec: 1_700_000_000, nsec: 123 }));
-        assert_eq!(m.ctime, Some(Timespec { sec: 1_700_000_001, nsec: 0 }));
+        assert_eq!(
+            m.mtime,
+            Some(Timespec {
+                sec: 1_700_000_000,
+                nsec: 123
+            })
+        );
+        assert_eq!(
+            m.ctime,
+            Some(Timespec {
+                sec: 1_700_000_001,
+                nsec: 0
+            })
+        );
         let pairs = m.to_pairs();
         assert!(pairs.contains(&("mode".into(), "33188".into())));
         assert!(pairs.contains(&("mtime".into(), "1700000000.000000123".into())));
         assert!(pairs.contains(&("ctime".into(), "1700000001".into())));
         assert!(pairs.contains(&("x-other".into(), "kept".into())));
-        assert_eq!(Meta::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))), m);
+        assert_eq!(
+            Meta::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            m
+        );
         // Symlinks as s3fs writes them.
         assert_eq!(full_mode(FileKind::Symlink, 0o777), 41471);
         assert_eq!(kind_of(Some(41471)), FileKind::Symlink);
@@ -347,10 +369,21 @@ mod tests {
 
     #[test]
     fn odd_values_are_absent_not_fatal() {
-        let m = Meta::parse([("uid", "-1"), ("mode", "rwx"), ("mtime", "1.5x"), ("nfs4d-id", "zz")]);
+        let m = Meta::parse([
+            ("uid", "-1"),
+            ("mode", "rwx"),
+            ("mtime", "1.5x"),
+            ("nfs4d-id", "zz"),
+        ]);
         assert_eq!(m, Meta::default());
         // rclone's shorter fractions scale to nanoseconds.
-        assert_eq!(parse_time("12.5"), Some(Timespec { sec: 12, nsec: 500_000_000 }));
+        assert_eq!(
+            parse_time("12.5"),
+            Some(Timespec {
+                sec: 12,
+                nsec: 500_000_000
+            })
+        );
         // Octal with a leading zero, as strtol(…, 0) reads it.
         assert_eq!(parse_mode("0644"), Some(0o644));
     }
@@ -362,7 +395,11 @@ mod tests {
         assert_eq!(a, identity("k", "\"e1\"", &m));
         assert_ne!(a.incarnation, identity("k", "\"e2\"", &m).incarnation);
         assert_eq!(a.object, identity("k", "\"e2\"", &m).object);
-        let stamped = Meta { id: Some(7), inc: Some(9), ..Meta::default() };
+        let stamped = Meta {
+            id: Some(7),
+            inc: Some(9),
+            ..Meta::default()
+        };
         let b = identity("other-key", "\"e3\"", &stamped);
         assert_eq!((b.object, b.incarnation), (7, 9));
         assert_ne!(fresh_id(), fresh_id());

@@ -44,7 +44,6 @@ impl Rt {
             }
         })
     }
-
 }
 
 impl Drop for Rt {

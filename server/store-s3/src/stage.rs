@@ -59,7 +59,8 @@ impl Buf {
             Buf::File { file, .. } => {
                 let start = out.len();
                 out.resize(start + have, 0);
-                file.read_exact_at(&mut out[start..], off).map_err(spool_err)?;
+                file.read_exact_at(&mut out[start..], off)
+                    .map_err(spool_err)?;
             }
         }
         Ok(have)
@@ -94,13 +95,15 @@ impl Buf {
                 let mut chunk = vec![0u8; 1 << 20];
                 while off < rest {
                     let k = (rest - off).min(chunk.len() as u64) as usize;
-                    file.read_exact_at(&mut chunk[..k], n + off).map_err(spool_err)?;
+                    file.read_exact_at(&mut chunk[..k], n + off)
+                        .map_err(spool_err)?;
                     nf.write_all_at(&chunk[..k], off).map_err(spool_err)?;
                     off += k as u64;
                 }
                 j.remove_data(name);
                 let final_name = base_name(name);
-                std::fs::rename(j.data_path(&new_name), j.data_path(&final_name)).map_err(spool_err)?;
+                std::fs::rename(j.data_path(&new_name), j.data_path(&final_name))
+                    .map_err(spool_err)?;
                 *file = nf;
                 *name = final_name;
                 *len = rest;

@@ -17,7 +17,7 @@ use crate::config::{S3Config, S3_MAX_PARTS};
 use crate::journal::{Journal, Record};
 use crate::meta::{self, full_mode, Meta, ObjInfo, S_IFMT, S_IFREG};
 use crate::rt::Rt;
-use crate::stage::{Buf, Budgets, Stage};
+use crate::stage::{Budgets, Buf, Stage};
 
 /// Longest symlink target read back (PATH_MAX).
 const SYMLINK_MAX: u64 = 4096;
@@ -35,7 +35,11 @@ struct TtlCache<K, V> {
 
 impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     fn new(cap: usize) -> Self {
-        TtlCache { map: HashMap::new(), order: VecDeque::new(), cap }
+        TtlCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
     }
     fn get(&self, k: &K, ttl: Duration) -> Option<V> {
         self.map
@@ -65,6 +69,11 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// A listing page's cache key: (directory prefix, StartAfter).
+type PageKey = (String, Option<String>);
+/// A cached listing page and whether more follow.
+type Page = (Vec<ListItem>, bool);
+
 /// What a path is, as far as this store knows.
 #[derive(Clone)]
 enum Node {
@@ -89,7 +98,7 @@ pub struct S3Store {
     c: Client,
     j: Journal,
     nodes: Mutex<TtlCache<String, Node>>,
-    pages: Mutex<TtlCache<(String, Option<String>), (Vec<ListItem>, bool)>>,
+    pages: Mutex<TtlCache<PageKey, Page>>,
     /// Per directory prefix: a count of this store's changes in it.
     bumps: Mutex<TtlCache<String, u64>>,
     /// Directories created here that the server does not list
@@ -106,7 +115,6 @@ pub struct S3Store {
     /// many objects, as a crash would.
     fail_after_moves: AtomicU64,
 }
-
 
 impl S3Store {
     /// Opens the export: checks the configuration, that the bucket
@@ -193,10 +201,12 @@ impl S3Store {
     // --- keys -----------------------------------------------------------------
 
     fn key(&self, p: &RelPath) -> StoreResult<String> {
-        let s = std::str::from_utf8(&p.to_bytes()).map(str::to_string).map_err(|_| {
-            // S3 keys are UTF-8.
-            StoreError::Invalid
-        })?;
+        let s = std::str::from_utf8(&p.to_bytes())
+            .map(str::to_string)
+            .map_err(|_| {
+                // S3 keys are UTF-8.
+                StoreError::Invalid
+            })?;
         Ok(format!("{}{s}", self.root))
     }
 
@@ -263,10 +273,7 @@ impl S3Store {
         }
         let prefix = format!("{key}/");
         let (file, under) = self.block(async {
-            futures::join!(
-                self.c.head(&key),
-                self.c.list_page(&prefix, None, 1, true)
-            )
+            futures::join!(self.c.head(&key), self.c.list_page(&prefix, None, 1, true))
         });
         let made = lock(&self.made_dirs).get(&prefix).cloned();
         // Servers that keep directories as directories (s3s-fs) fail a
@@ -323,7 +330,11 @@ impl S3Store {
         let info = ObjInfo {
             key: st.key.clone(),
             size: st.size,
-            etag: format!("staged-{}-{}", st.size, st.meta.mtime.unwrap_or_default().as_nanos_wrapping()),
+            etag: format!(
+                "staged-{}-{}",
+                st.size,
+                st.meta.mtime.unwrap_or_default().as_nanos_wrapping()
+            ),
             last_modified: st.meta.mtime.unwrap_or_default(),
             meta: st.meta.clone(),
         };
@@ -373,7 +384,9 @@ impl S3Store {
             return Err(StoreError::WrongType);
         }
         if lock(&self.stages).len() >= self.cfg.staged_files_max {
-            return Err(StoreError::Transient("too many files with staged data".into()));
+            return Err(StoreError::Transient(
+                "too many files with staged data".into(),
+            ));
         }
         let mut m = info.meta.clone();
         let id = meta::identity(&info.key, &info.etag, &info.meta);
@@ -449,7 +462,11 @@ impl S3Store {
             }
             let file = self.j.open_data(&st.data_name)?;
             file.set_len(0).map_err(crate::stage::spool_err)?;
-            let mut fb = Buf::File { file, name: st.data_name.clone(), len: 0 };
+            let mut fb = Buf::File {
+                file,
+                name: st.data_name.clone(),
+                len: 0,
+            };
             if let Buf::Mem(v) = &st.buf {
                 fb.write_at(0, v)?;
             }
@@ -485,7 +502,9 @@ impl S3Store {
                 let id = self.block(self.c.mpu_create(&st.key, &st.meta))?;
                 st.mpu = Some((id, Vec::new()));
             }
-            let Some((id, parts)) = st.mpu.as_mut() else { break };
+            let Some((id, parts)) = st.mpu.as_mut() else {
+                break;
+            };
             let number = parts.len() as u32 + 1;
             if u64::from(number) >= S3_MAX_PARTS {
                 return Err(StoreError::TooBig);
@@ -494,7 +513,11 @@ impl S3Store {
             st.buf.read_at(0, part as usize, &mut data)?;
             let etag = self.block(self.c.mpu_part(&st.key, id, number, Bytes::from(data)))?;
             self.sent_bytes.fetch_add(part, Ordering::Relaxed);
-            parts.push(Part { number, etag, len: part });
+            parts.push(Part {
+                number,
+                etag,
+                len: part,
+            });
             let file = st.buf.is_file();
             st.buf.drop_front(part, &self.j)?;
             self.budgets.give(file, part);
@@ -571,7 +594,11 @@ impl S3Store {
                         }
                     };
                     self.sent_bytes.fetch_add(rest, Ordering::Relaxed);
-                    parts.push(Part { number, etag, len: rest });
+                    parts.push(Part {
+                        number,
+                        etag,
+                        len: rest,
+                    });
                 }
                 if let Err(e) = self.block(self.c.mpu_complete(&st.key, &id, &parts)) {
                     if let Some(last) = parts.last() {
@@ -632,7 +659,15 @@ impl S3Store {
         let mut keep = std::collections::HashSet::new();
         for (name, rec) in records {
             let r = match &rec {
-                Record::Upload { key, upload_id, parts, sent, size, meta, tail } => {
+                Record::Upload {
+                    key,
+                    upload_id,
+                    parts,
+                    sent,
+                    size,
+                    meta,
+                    tail,
+                } => {
                     keep.insert(tail.clone());
                     self.finish_upload(key, upload_id, parts, *sent, *size, meta, tail)
                 }
@@ -648,7 +683,9 @@ impl S3Store {
                     }
                 }
                 Err(e) => {
-                    tracing::error!("s3 journal: cannot finish {name} yet: {e}; kept for the next start");
+                    tracing::error!(
+                        "s3 journal: cannot finish {name} yet: {e}; kept for the next start"
+                    );
                     return Err(StoreError::Setup(format!("s3 journal {name}: {e}")));
                 }
             }
@@ -687,7 +724,11 @@ impl S3Store {
                 .map_err(crate::stage::spool_err)?;
             let number = parts.len() as u32 + 1;
             let etag = self.block(self.c.mpu_part(key, upload_id, number, Bytes::from(data)))?;
-            parts.push(Part { number, etag, len: rest });
+            parts.push(Part {
+                number,
+                etag,
+                len: rest,
+            });
         }
         match self.block(self.c.mpu_complete(key, upload_id, &parts)) {
             // The crash hit after the upload completed.
@@ -731,7 +772,13 @@ impl S3Store {
 
     // --- reads -----------------------------------------------------------------------
 
-    fn read_object(&self, info: &ObjInfo, off: u64, len: usize, buf: &mut Vec<u8>) -> StoreResult<(usize, bool)> {
+    fn read_object(
+        &self,
+        info: &ObjInfo,
+        off: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> StoreResult<(usize, bool)> {
         if off >= info.size {
             return Ok((0, true));
         }
@@ -741,7 +788,8 @@ impl S3Store {
         let w = lock(&self.windows).get(&key, Duration::MAX);
         let mut next_len = want.max(128 << 10);
         if let Some(w) = &w {
-            if w.etag == info.etag && off >= w.start && off + want <= w.start + w.data.len() as u64 {
+            if w.etag == info.etag && off >= w.start && off + want <= w.start + w.data.len() as u64
+            {
                 let s = (off - w.start) as usize;
                 buf.extend_from_slice(&w.data[s..s + want as usize]);
                 return Ok((want as usize, off + want >= info.size));
@@ -768,12 +816,19 @@ impl S3Store {
             if total + data.len() as u64 <= self.cfg.readahead_cache {
                 let old = lock(&self.windows).get(&key, Duration::MAX);
                 if let Some(o) = old {
-                    self.window_bytes.fetch_sub(o.data.len() as u64, Ordering::Relaxed);
+                    self.window_bytes
+                        .fetch_sub(o.data.len() as u64, Ordering::Relaxed);
                 }
-                self.window_bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                self.window_bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
                 lock(&self.windows).put(
                     key,
-                    Arc::new(Window { etag: info.etag.clone(), start: off, data, next_len: fetch }),
+                    Arc::new(Window {
+                        etag: info.etag.clone(),
+                        start: off,
+                        data,
+                        next_len: fetch,
+                    }),
                 );
             } else {
                 // The cache is full: start over.
@@ -791,7 +846,11 @@ impl S3Store {
         if let Some(p) = lock(&self.pages).get(&ck, self.ttl()) {
             return Ok(p);
         }
-        let p = self.block(self.c.list_page(prefix, after.as_deref(), self.cfg.list_page, false))?;
+        let p =
+            self.block(
+                self.c
+                    .list_page(prefix, after.as_deref(), self.cfg.list_page, false),
+            )?;
         lock(&self.pages).put(ck, p.clone());
         Ok(p)
     }
@@ -872,7 +931,13 @@ impl S3Store {
         }
     }
 
-    fn create_object(&self, dir: &RelPath, name: &Name, data: Vec<u8>, m: &Meta) -> StoreResult<Attrs> {
+    fn create_object(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        data: Vec<u8>,
+        m: &Meta,
+    ) -> StoreResult<Attrs> {
         let p = dir.join(name);
         let key = self.key(&p)?;
         let n = data.len() as u64;
@@ -933,8 +998,17 @@ impl S3Store {
         // The marker goes last, so the directory shows until all moved.
         moves.sort_by_key(|(s, _)| s == &sp);
         if !moves.is_empty() {
-            let name = format!("rename-{}-{}", std::process::id(), self.seq.fetch_add(1, Ordering::Relaxed));
-            self.j.put(&name, &Record::Rename { moves: moves.clone() })?;
+            let name = format!(
+                "rename-{}-{}",
+                std::process::id(),
+                self.seq.fetch_add(1, Ordering::Relaxed)
+            );
+            self.j.put(
+                &name,
+                &Record::Rename {
+                    moves: moves.clone(),
+                },
+            )?;
             self.finish_moves(&moves)?;
             self.j.remove(&name)?;
         }
@@ -986,17 +1060,9 @@ impl Store for S3Store {
     }
 
     fn open(&self, path: &RelPath, write: bool) -> StoreResult<()> {
-        if write {
-            let st = self.stage(path, false).or_else(|e| match e {
-                // A write open of a file with data stages lazily: only a
-                // write decides whether the old data is needed.
-                StoreError::Transient(_) => Err(e),
-                _ => Err(e),
-            });
-            // Creating the stage here would drop the old data; record the
-            // open only when a stage exists already.
-            drop(st);
-        }
+        // Staging starts at the first write, which alone knows whether the
+        // old data is needed; an open only counts when a stage exists.
+        let _ = write;
         let key = self.key(path)?;
         if let Some(st) = self.stage_of(&key) {
             lock(&st).opens += 1;
@@ -1006,7 +1072,9 @@ impl Store for S3Store {
 
     fn close(&self, path: &RelPath) -> StoreResult<()> {
         let key = self.key(path)?;
-        let Some(st) = self.stage_of(&key) else { return Ok(()) };
+        let Some(st) = self.stage_of(&key) else {
+            return Ok(());
+        };
         let mut g = lock(&st);
         g.opens = g.opens.saturating_sub(1);
         if g.opens > 0 {
@@ -1019,7 +1087,13 @@ impl Store for S3Store {
         Ok(())
     }
 
-    fn read(&self, path: &RelPath, offset: u64, len: usize, buf: &mut Vec<u8>) -> StoreResult<(usize, bool)> {
+    fn read(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        len: usize,
+        buf: &mut Vec<u8>,
+    ) -> StoreResult<(usize, bool)> {
         let key = self.key(path)?;
         if let Some(st) = self.stage_of(&key) {
             let mut g = lock(&st);
@@ -1038,14 +1112,9 @@ impl Store for S3Store {
             // Reading what was already sent as parts: publish, then read
             // the object.
             self.publish(&mut g)?;
-            let opens = g.opens;
             self.release(&mut g);
             drop(g);
-            if opens == 0 {
-                lock(&self.stages).remove(&key);
-            } else {
-                lock(&self.stages).remove(&key);
-            }
+            lock(&self.stages).remove(&key);
         }
         match self.node(path)? {
             Node::Dir(_) => Err(StoreError::IsDir),
@@ -1057,8 +1126,16 @@ impl Store for S3Store {
         }
     }
 
-    fn write(&self, path: &RelPath, offset: u64, data: &[u8], stability: Stability) -> StoreResult<(usize, Stability)> {
-        let end = offset.checked_add(data.len() as u64).ok_or(StoreError::TooBig)?;
+    fn write(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        data: &[u8],
+        stability: Stability,
+    ) -> StoreResult<(usize, Stability)> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(StoreError::TooBig)?;
         if end > self.cfg.part_size.saturating_mul(S3_MAX_PARTS - 1) {
             return Err(StoreError::TooBig);
         }
@@ -1098,7 +1175,9 @@ impl Store for S3Store {
 
     fn commit(&self, path: &RelPath) -> StoreResult<()> {
         let key = self.key(path)?;
-        let Some(st) = self.stage_of(&key) else { return Ok(()) };
+        let Some(st) = self.stage_of(&key) else {
+            return Ok(());
+        };
         let mut g = lock(&st);
         self.commit_stage(&mut g)?;
         if g.opens == 0 && !g.dirty {
@@ -1109,7 +1188,14 @@ impl Store for S3Store {
         Ok(())
     }
 
-    fn create_file(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner, exclusive: bool) -> StoreResult<(Attrs, bool)> {
+    fn create_file(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        mode: u32,
+        owner: Owner,
+        exclusive: bool,
+    ) -> StoreResult<(Attrs, bool)> {
         self.check_name(name)?;
         self.require_dir(dir)?;
         let p = dir.join(name);
@@ -1144,7 +1230,13 @@ impl Store for S3Store {
         self.attrs(&p)
     }
 
-    fn symlink(&self, dir: &RelPath, name: &Name, target: &[u8], owner: Owner) -> StoreResult<Attrs> {
+    fn symlink(
+        &self,
+        dir: &RelPath,
+        name: &Name,
+        target: &[u8],
+        owner: Owner,
+    ) -> StoreResult<Attrs> {
         self.check_name(name)?;
         if target.is_empty() || target.len() as u64 > SYMLINK_MAX {
             return Err(StoreError::Invalid);
@@ -1159,12 +1251,20 @@ impl Store for S3Store {
 
     fn readlink(&self, path: &RelPath) -> StoreResult<Vec<u8>> {
         match self.node(path)? {
-            Node::File(info) if meta::kind_of(info.meta.mode) == FileKind::Symlink => self.symlink_target(&info),
+            Node::File(info) if meta::kind_of(info.meta.mode) == FileKind::Symlink => {
+                self.symlink_target(&info)
+            }
             _ => Err(StoreError::Invalid),
         }
     }
 
-    fn rename(&self, src_dir: &RelPath, src_name: &Name, dst_dir: &RelPath, dst_name: &Name) -> StoreResult<()> {
+    fn rename(
+        &self,
+        src_dir: &RelPath,
+        src_name: &Name,
+        dst_dir: &RelPath,
+        dst_name: &Name,
+    ) -> StoreResult<()> {
         self.check_name(dst_name)?;
         self.require_dir(src_dir)?;
         self.require_dir(dst_dir)?;
@@ -1198,9 +1298,18 @@ impl Store for S3Store {
                 self.discard_key(&dk);
             }
             self.flush_key(&sk)?;
-            let name = format!("rename-{}-{}", std::process::id(), self.seq.fetch_add(1, Ordering::Relaxed));
+            let name = format!(
+                "rename-{}-{}",
+                std::process::id(),
+                self.seq.fetch_add(1, Ordering::Relaxed)
+            );
             let moves = vec![(sk.clone(), dk.clone())];
-            self.j.put(&name, &Record::Rename { moves: moves.clone() })?;
+            self.j.put(
+                &name,
+                &Record::Rename {
+                    moves: moves.clone(),
+                },
+            )?;
             self.finish_moves(&moves)?;
             self.j.remove(&name)?;
         }
@@ -1271,7 +1380,11 @@ impl Store for S3Store {
             // Directories created here that the server does not list.
             if !self.cfg.list_markers {
                 let lo = after.clone().unwrap_or_else(|| prefix.clone());
-                let hi = if more { items.last().map(|i| i.key.clone()) } else { None };
+                let hi = if more {
+                    items.last().map(|i| i.key.clone())
+                } else {
+                    None
+                };
                 let made = lock(&self.made_dirs);
                 for (k, _) in made.range(lo.clone()..) {
                     if !k.starts_with(&prefix) || hi.as_ref().is_some_and(|h| k > h) {
@@ -1279,7 +1392,10 @@ impl Store for S3Store {
                     }
                     let rest = &k[prefix.len()..];
                     if k > &lo && rest.len() > 1 && rest.find('/') == Some(rest.len() - 1) {
-                        items.push(ListItem { key: k.clone(), is_prefix: true });
+                        items.push(ListItem {
+                            key: k.clone(),
+                            is_prefix: true,
+                        });
                     }
                 }
                 drop(made);
@@ -1297,7 +1413,10 @@ impl Store for S3Store {
                     continue;
                 }
                 if it.is_prefix && seen_files.contains(name) {
-                    tracing::warn!("s3: {:?} is both an object and a prefix; showing the object", it.key);
+                    tracing::warn!(
+                        "s3: {:?} is both an object and a prefix; showing the object",
+                        it.key
+                    );
                     continue;
                 }
                 if !it.is_prefix {
@@ -1321,7 +1440,15 @@ impl Store for S3Store {
                     Some(Ok(a)) => a.identity.object,
                     _ => 0,
                 };
-                if !visit(Entry { name: name.as_bytes(), next, object, kind }, a) {
+                if !visit(
+                    Entry {
+                        name: name.as_bytes(),
+                        next,
+                        object,
+                        kind,
+                    },
+                    a,
+                ) {
                     return Ok(false);
                 }
             }
@@ -1336,21 +1463,27 @@ impl Store for S3Store {
         let now = meta::now();
         let time = |t: SetTime| match t {
             SetTime::ServerNow => Ok(now),
-            SetTime::Client(s, n) if n < 1_000_000_000 => Ok(nfs4d_store::Timespec { sec: s, nsec: n }),
+            SetTime::Client(s, n) if n < 1_000_000_000 => {
+                Ok(nfs4d_store::Timespec { sec: s, nsec: n })
+            }
             SetTime::Client(..) => Err(StoreError::Invalid),
         };
         let apply = |m: &mut Meta, kind: FileKind| -> StoreResult<()> {
-            let owner_changed = set.uid.is_some_and(|u| Some(u) != m.uid) || set.gid.is_some_and(|g| Some(g) != m.gid);
+            let owner_changed = set.uid.is_some_and(|u| Some(u) != m.uid)
+                || set.gid.is_some_and(|g| Some(g) != m.gid);
             if let Some(u) = set.uid {
                 m.uid = Some(u);
             }
             if let Some(g) = set.gid {
                 m.gid = Some(g);
             }
-            let cur = m.mode.unwrap_or(full_mode(kind, match kind {
-                FileKind::Directory => self.cfg.default_dir_mode,
-                _ => self.cfg.default_file_mode,
-            }));
+            let cur = m.mode.unwrap_or(full_mode(
+                kind,
+                match kind {
+                    FileKind::Directory => self.cfg.default_dir_mode,
+                    _ => self.cfg.default_file_mode,
+                },
+            ));
             let mut mode = cur;
             if owner_changed && set.mode.is_none() && kind == FileKind::Regular {
                 // As chown(2): ownership changes drop set-id bits.
@@ -1437,7 +1570,10 @@ impl Store for S3Store {
                 m.id = Some(id.object);
                 m.inc = Some(id.incarnation);
                 apply(&mut m, kind)?;
-                self.block(self.c.copy_with_meta(&key, &key, &m, "application/octet-stream"))?;
+                self.block(
+                    self.c
+                        .copy_with_meta(&key, &key, &m, "application/octet-stream"),
+                )?;
                 self.invalidate(&key);
             }
             Node::Dir(marker) => {

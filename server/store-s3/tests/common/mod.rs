@@ -18,7 +18,10 @@ use opendal::Operator;
 pub const AK: &str = "nfs4dtestkey";
 pub const SK: &str = "nfs4dtestsecret";
 pub const BUCKET: &str = "bkt";
-pub const OWNER: Owner = Owner { uid: 1000, gid: 100 };
+pub const OWNER: Owner = Owner {
+    uid: 1000,
+    gid: 100,
+};
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -89,17 +92,35 @@ pub fn server() -> Option<Server> {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let spool = tempfile::tempdir().expect("tempdir");
-    credentials(&std::env::temp_dir().join(format!("nfs4d-s3-creds-{}", std::process::id())).tap_mkdir());
+    credentials(
+        &std::env::temp_dir()
+            .join(format!("nfs4d-s3-creds-{}", std::process::id()))
+            .tap_mkdir(),
+    );
     std::fs::create_dir(dir.path().join(BUCKET)).expect("bucket dir");
     let port = free_port();
     let child = Command::new(bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", AK, "--secret-key", SK])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--access-key",
+            AK,
+            "--secret-key",
+            SK,
+        ])
         .arg(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start s3s-fs");
-    let s = Server { child, port, dir, spool };
+    let s = Server {
+        child,
+        port,
+        dir,
+        spool,
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "s3s-fs did not start");
@@ -161,15 +182,18 @@ impl Server {
             .disable_config_load()
             .disable_ec2_metadata();
         let op = Operator::new(b).expect("operator");
-        let t = opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::from(
-            reqwest::Client::new(),
-        ));
+        let t = opendal::HttpTransporter::new(
+            opendal_http_transport_reqwest::ReqwestTransport::from(reqwest::Client::new()),
+        );
         op.clone().with_context(op.context().with_http_transport(t))
     }
 }
 
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 pub fn p(s: &str) -> RelPath {
@@ -182,5 +206,7 @@ pub fn n(s: &str) -> Name {
 
 /// Deterministic test data.
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
