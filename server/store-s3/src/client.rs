@@ -1,0 +1,528 @@
+//! The S3 client: an OpenDAL operator for what OpenDAL's portable API
+//! covers (HEAD, ranged GET, PUT with user metadata, server-side copy,
+//! DELETE, ListObjectsV2 with a delimiter), and a few signed S3 requests
+//! of its own for what that API keeps inside (the upload id of a
+//! multipart upload, which the journal needs to finish an upload after a
+//! crash; a directory marker with metadata; a metadata-only update by
+//! `CopyObject` with `REPLACE`). Both halves share OpenDAL's HTTP
+//! transport and the same AWS credential chain (reqsign, as OpenDAL's own
+//! S3 service uses it).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use nfs4d_store::{StoreError, StoreResult, Timespec};
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::services::S3;
+use opendal::{Buffer, HttpTransporter, Operator};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqsign_aws_v4::{Credential, DefaultCredentialProvider, RequestSigner};
+use reqsign_core::{Context, OsEnv, Signer};
+use serde::Deserialize;
+
+use crate::config::S3Config;
+use crate::errors::{from_dal, from_status, status_is_transient};
+use crate::meta::{Meta, ObjInfo};
+
+/// Characters a key keeps unescaped in a URL path (RFC 3986 unreserved,
+/// plus `/` between segments), as S3's signature expects.
+const KEY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// One entry of a listing page.
+#[derive(Debug, Clone)]
+pub(crate) struct ListItem {
+    /// The full key (a common prefix ends with `/`).
+    pub key: String,
+    pub is_prefix: bool,
+}
+
+/// A completed part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Part {
+    pub number: u32,
+    pub etag: String,
+    pub len: u64,
+}
+
+pub(crate) struct Client {
+    pub op: Operator,
+    transport: HttpTransporter,
+    signer: Signer<Credential>,
+    /// `scheme://host[:port]` and the path before the key (`/bucket` in
+    /// path style, empty in virtual-host style).
+    base: String,
+    retries: usize,
+    timeout: Duration,
+}
+
+pub(crate) fn to_timespec(t: opendal::raw::Timestamp) -> Timespec {
+    let ns = t.into_inner().as_nanosecond();
+    Timespec {
+        sec: ns.div_euclid(1_000_000_000) as i64,
+        nsec: ns.rem_euclid(1_000_000_000) as u32,
+    }
+}
+
+impl Client {
+    pub fn new(cfg: &S3Config) -> StoreResult<Client> {
+        let setup = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Setup(format!("s3 store for bucket {:?}: {what}: {e}", cfg.bucket))
+        };
+        let endpoint = match &cfg.endpoint {
+            Some(e) => e.trim_end_matches('/').to_string(),
+            None => format!("https://s3.{}.amazonaws.com", cfg.region),
+        };
+        let url = reqwest::Url::parse(&endpoint).map_err(|e| setup("bad endpoint URL", &e))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(setup("bad endpoint URL", &"not http(s)://host"));
+        }
+        let base = if cfg.path_style {
+            format!("{endpoint}/{}", cfg.bucket)
+        } else {
+            let host = url.host_str().unwrap_or_default();
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{}.{host}{port}", url.scheme(), cfg.bucket)
+        };
+
+        let timeout = Duration::from_millis(cfg.request_timeout_ms);
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .build()
+            .map_err(|e| setup("HTTP client", &e))?;
+        let transport =
+            HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::from(http));
+
+        let mut b = S3::default()
+            .bucket(&cfg.bucket)
+            .endpoint(&endpoint)
+            .region(&cfg.region)
+            .root("/");
+        if !cfg.path_style {
+            b = b.enable_virtual_host_style();
+        }
+        let mut creds = DefaultCredentialProvider::builder();
+        if let Some(p) = &cfg.profile {
+            b = b.profile(p);
+            creds = creds.with_profile(p.clone());
+        }
+        let op = Operator::new(b).map_err(|e| setup("OpenDAL", &e))?;
+        let op = op
+            .clone()
+            .with_context(op.context().with_http_transport(transport.clone()));
+        let op = op
+            .layer(
+                RetryLayer::new()
+                    .with_max_times(cfg.retries)
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_delay(Duration::from_secs(2))
+                    .with_jitter(),
+            )
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(timeout)
+                    .with_io_timeout(timeout),
+            );
+
+        let ctx = Context::new()
+            .with_file_read(reqsign_file_read_tokio::TokioFileRead)
+            .with_http_send(transport.clone())
+            .with_env(OsEnv);
+        let signer = Signer::new(ctx, creds.build(), RequestSigner::new("s3", &cfg.region));
+        Ok(Client {
+            op,
+            transport,
+            signer,
+            base,
+            retries: cfg.retries,
+            timeout,
+        })
+    }
+
+    // --- OpenDAL -------------------------------------------------------------
+
+    /// HEAD of a file key; `None` when absent.
+    pub async fn head(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
+        match self.op.stat(key).await {
+            Ok(m) => Ok(Some(ObjInfo {
+                key: key.to_string(),
+                size: m.content_length(),
+                etag: m.etag().unwrap_or_default().to_string(),
+                last_modified: m.last_modified().map(to_timespec).unwrap_or_default(),
+                meta: m.user_metadata().map(Meta::parse).unwrap_or_default(),
+            })),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(from_dal(&e, &format!("HEAD {key}"))),
+        }
+    }
+
+    /// Bytes `[off, off + len)` of `key`, only if its ETag is still `etag`
+    /// (else [`StoreError::Stale`]).
+    pub async fn get_range(&self, key: &str, off: u64, len: u64, etag: &str) -> StoreResult<Bytes> {
+        let mut r = self.op.read_with(key).range(off..off + len);
+        if !etag.is_empty() {
+            r = r.if_match(etag);
+        }
+        match r.await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(e) if e.kind() == opendal::ErrorKind::RangeNotSatisfied => Ok(Bytes::new()),
+            Err(e) => Err(from_dal(&e, &format!("GET {key}"))),
+        }
+    }
+
+    /// PUT of a whole file object with its metadata; returns the ETag.
+    pub async fn put(&self, key: &str, data: Buffer, meta: &Meta) -> StoreResult<String> {
+        let m = self
+            .op
+            .write_with(key, data)
+            .user_metadata(meta.to_pairs())
+            .content_type("application/octet-stream")
+            .await
+            .map_err(|e| from_dal(&e, &format!("PUT {key}")))?;
+        Ok(m.etag().unwrap_or_default().to_string())
+    }
+
+    pub async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.op
+            .delete(key)
+            .await
+            .map_err(|e| from_dal(&e, &format!("DELETE {key}")))
+    }
+
+    /// One page of `prefix`'s entries after `start_after`, at most `limit`,
+    /// and whether more follow.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        recursive: bool,
+    ) -> StoreResult<(Vec<ListItem>, bool)> {
+        use futures::TryStreamExt;
+        let what = || format!("LIST {prefix}");
+        let mut l = self
+            .op
+            .lister_with(prefix)
+            .limit(limit)
+            .recursive(recursive);
+        if let Some(sa) = start_after {
+            l = l.start_after(sa);
+        }
+        let mut lister = l.await.map_err(|e| from_dal(&e, &what()))?;
+        let mut out = Vec::new();
+        while let Some(entry) = lister.try_next().await.map_err(|e| from_dal(&e, &what()))? {
+            let key = entry.path().to_string();
+            if key == prefix || start_after.is_some_and(|sa| key.as_str() <= sa) {
+                continue;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            out.push(ListItem {
+                is_prefix: key.ends_with('/'),
+                key,
+            });
+        }
+        Ok((out, false))
+    }
+
+    /// Whether the bucket answers: a one-key listing.
+    pub async fn check(&self, prefix: &str) -> StoreResult<()> {
+        self.list_page(prefix, None, 1, false).await.map(|_| ())
+    }
+
+    // --- signed S3 requests of our own --------------------------------------
+
+    fn url(&self, key: &str, query: &str) -> String {
+        let k = utf8_percent_encode(key, KEY_ESCAPE);
+        if query.is_empty() {
+            format!("{}/{k}", self.base)
+        } else {
+            format!("{}/{k}?{query}", self.base)
+        }
+    }
+
+    /// Sends a request built by `build` (again on each retry), retrying
+    /// transient failures with exponential backoff; returns the status,
+    /// headers and body of the final answer.
+    async fn send(
+        &self,
+        what: &str,
+        build: impl Fn() -> StoreResult<Request<Buffer>>,
+    ) -> StoreResult<(http::HeaderMap, Bytes)> {
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            let req = build()?;
+            let (mut parts, body) = req.into_parts();
+            parts.headers.insert(
+                "x-amz-content-sha256",
+                http::HeaderValue::from_static("UNSIGNED-PAYLOAD"),
+            );
+            let signed = self.signer.sign(&mut parts, None).await;
+            let outcome = match signed {
+                Err(e) => Err((true, format!("signing: {e}"), 0u16, String::new())),
+                Ok(()) => {
+                    parts.headers.remove(http::header::HOST);
+                    let fut = self.transport.send(Request::from_parts(parts, body));
+                    match tokio::time::timeout(self.timeout, fut).await {
+                        Err(_) => Err((true, "timed out".to_string(), 0, String::new())),
+                        Ok(Err(e)) => Err((e.is_temporary(), e.to_string(), 0, String::new())),
+                        Ok(Ok(resp)) => {
+                            let status = resp.status().as_u16();
+                            let (p, b) = resp.into_parts();
+                            let b = b.to_bytes();
+                            if status < 300 && !has_error(&b) {
+                                return Ok((p.headers, b));
+                            }
+                            let code = error_code(&b);
+                            let transient = status_is_transient(status)
+                                || (status < 300 && code == "InternalError")
+                                || code == "SlowDown";
+                            Err((transient, format!("{status} {code}"), status, code))
+                        }
+                    }
+                }
+            };
+            let (transient, msg, status, code) = match outcome {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if transient && attempt < self.retries {
+                attempt += 1;
+                tracing::debug!("s3: {what}: {msg}; retry {attempt} in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            if status == 0 {
+                if transient {
+                    tracing::warn!("s3: {what}: {msg} after retries");
+                    return Err(StoreError::Transient(format!("{what}: {msg}")));
+                }
+                tracing::error!("s3: {what}: {msg}");
+                return Err(StoreError::Io(format!("{what}: {msg}")));
+            }
+            return Err(from_status(
+                if status < 300 { 500 } else { status },
+                &code,
+                what,
+            ));
+        }
+    }
+
+    fn meta_headers(mut b: http::request::Builder, meta: &Meta) -> http::request::Builder {
+        for (k, v) in meta.to_pairs() {
+            b = b.header(format!("x-amz-meta-{k}"), v);
+        }
+        b
+    }
+
+    /// PUT of a zero-byte `dir/` marker carrying s3fs metadata (OpenDAL's
+    /// `create_dir` takes no metadata).
+    pub async fn put_marker(&self, key: &str, meta: &Meta) -> StoreResult<()> {
+        let url = self.url(key, "");
+        self.send(&format!("PUT {key}"), || {
+            let b = Request::builder()
+                .method(Method::PUT)
+                .uri(&url)
+                .header(http::header::CONTENT_TYPE, "application/x-directory")
+                .header(http::header::CONTENT_LENGTH, "0");
+            Self::meta_headers(b, meta)
+                .body(Buffer::new())
+                .map_err(|e| StoreError::Io(format!("request: {e}")))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Server-side copy of `from` to `to` with new metadata (`CopyObject`
+    /// with `REPLACE`); `from == to` changes the metadata in place without
+    /// moving data.
+    pub async fn copy_with_meta(
+        &self,
+        from: &str,
+        to: &str,
+        meta: &Meta,
+        content_type: &str,
+    ) -> StoreResult<()> {
+        let url = self.url(to, "");
+        let source = format!("/{}", self.source_path(from));
+        self.send(&format!("COPY {from} -> {to}"), || {
+            let b = Request::builder()
+                .method(Method::PUT)
+                .uri(&url)
+                .header("x-amz-copy-source", &source)
+                .header("x-amz-metadata-directive", "REPLACE")
+                .header(http::header::CONTENT_TYPE, content_type)
+                .header(http::header::CONTENT_LENGTH, "0");
+            Self::meta_headers(b, meta)
+                .body(Buffer::new())
+                .map_err(|e| StoreError::Io(format!("request: {e}")))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    fn source_path(&self, key: &str) -> String {
+        // `x-amz-copy-source` is `bucket/key`, URL-encoded.
+        let bucket = self
+            .base
+            .rsplit_once('/')
+            .map(|(_, b)| b)
+            .filter(|b| !b.contains(':') && !b.contains('.'))
+            .unwrap_or_default();
+        let bucket = if bucket.is_empty() {
+            // Virtual-host style: the bucket is the first host label.
+            self.base
+                .split("://")
+                .nth(1)
+                .and_then(|h| h.split('.').next())
+                .unwrap_or_default()
+        } else {
+            bucket
+        };
+        format!("{bucket}/{}", utf8_percent_encode(key, KEY_ESCAPE))
+    }
+
+    /// Starts a multipart upload of `key` with its metadata.
+    pub async fn mpu_create(&self, key: &str, meta: &Meta) -> StoreResult<String> {
+        let url = self.url(key, "uploads");
+        let (_, body) = self
+            .send(&format!("CreateMultipartUpload {key}"), || {
+                let b = Request::builder()
+                    .method(Method::POST)
+                    .uri(&url)
+                    .header(http::header::CONTENT_TYPE, "application/octet-stream")
+                    .header(http::header::CONTENT_LENGTH, "0");
+                Self::meta_headers(b, meta)
+                    .body(Buffer::new())
+                    .map_err(|e| StoreError::Io(format!("request: {e}")))
+            })
+            .await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Init {
+            upload_id: String,
+        }
+        let init: Init = quick_xml::de::from_reader(body.as_ref())
+            .map_err(|e| StoreError::Io(format!("CreateMultipartUpload {key}: bad answer: {e}")))?;
+        Ok(init.upload_id)
+    }
+
+    /// Uploads part `number`; returns its ETag.
+    pub async fn mpu_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+    ) -> StoreResult<String> {
+        let q = format!(
+            "partNumber={number}&uploadId={}",
+            utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
+        );
+        let url = self.url(key, &q);
+        let len = data.len();
+        let (headers, _) = self
+            .send(&format!("UploadPart {key} #{number}"), || {
+                Request::builder()
+                    .method(Method::PUT)
+                    .uri(&url)
+                    .header(http::header::CONTENT_LENGTH, len)
+                    .body(Buffer::from(data.clone()))
+                    .map_err(|e| StoreError::Io(format!("request: {e}")))
+            })
+            .await?;
+        headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| StoreError::Io(format!("UploadPart {key}: no ETag")))
+    }
+
+    pub async fn mpu_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[Part],
+    ) -> StoreResult<()> {
+        let q = format!(
+            "uploadId={}",
+            utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
+        );
+        let url = self.url(key, &q);
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for p in parts {
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                p.number,
+                xml_escape(&p.etag)
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let body = Bytes::from(xml);
+        self.send(&format!("CompleteMultipartUpload {key}"), || {
+            Request::builder()
+                .method(Method::POST)
+                .uri(&url)
+                .header(http::header::CONTENT_LENGTH, body.len())
+                .body(Buffer::from(body.clone()))
+                .map_err(|e| StoreError::Io(format!("request: {e}")))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn mpu_abort(&self, key: &str, upload_id: &str) -> StoreResult<()> {
+        let q = format!(
+            "uploadId={}",
+            utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
+        );
+        let url = self.url(key, &q);
+        match self
+            .send(&format!("AbortMultipartUpload {key}"), || {
+                Request::builder()
+                    .method(Method::DELETE)
+                    .uri(&url)
+                    .body(Buffer::new())
+                    .map_err(|e| StoreError::Io(format!("request: {e}")))
+            })
+            .await
+        {
+            Ok(_) | Err(StoreError::NotFound) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// S3 may answer 200 to CompleteMultipartUpload and CopyObject with an
+/// `<Error>` document in the body.
+fn has_error(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(256)];
+    String::from_utf8_lossy(head).contains("<Error>")
+}
+
+fn error_code(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct E {
+        #[serde(default)]
+        code: String,
+    }
+    quick_xml::de::from_reader::<_, E>(body)
+        .map(|e| e.code)
+        .unwrap_or_default()
+}
