@@ -11,9 +11,9 @@ use nfs4d_store::Store;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::idmap::IdMap;
+use crate::namespace::vfs::{Export, SwapStore, Vfs};
 use crate::state::deleg::CallbackSink;
 use crate::state::StateManager;
-use crate::vfs::{Export, SwapStore, Vfs};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +202,7 @@ impl Server {
     /// unit tests) no lease is taken and nothing local is watched.
     pub fn lease_for_delegation(
         &self,
-        e: &crate::vfs::Export,
+        e: &crate::namespace::vfs::Export,
         path: &nfs4d_store::RelPath,
         file: crate::state::FileKey,
         write: bool,

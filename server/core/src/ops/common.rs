@@ -8,7 +8,7 @@ use crate::attrs::{self, AttrContext, FsInfo, ObjAttrs};
 use crate::config::MAX_IO;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{obj_attrs, CurFh, Export, Node};
+use crate::namespace::vfs::{obj_attrs, CurFh, Export, Node};
 use nfs4d_store::{Attrs, FileKind, Owner, RelPath};
 
 /// The export and path of the current object, or NFS4ERR_ROFS-free
@@ -267,8 +267,8 @@ pub fn refuse_if_open(cx: &Cx, e: &Export, id: nfs4d_fhmap::ObjectId, what: &str
 pub fn cinfo(before: &Attrs, after: &Attrs) -> change_info4 {
     change_info4 {
         atomic: false,
-        before: crate::vfs::change_of(before),
-        after: crate::vfs::change_of(after),
+        before: crate::namespace::vfs::change_of(before),
+        after: crate::namespace::vfs::change_of(after),
     }
 }
 
@@ -926,8 +926,8 @@ pub fn break_delegations_at(
         e.id,
         dir_id,
         name.as_bytes(),
-        crate::vfs::key_of(a),
-        crate::vfs::ftype(a.kind),
+        crate::namespace::vfs::key_of(a),
+        crate::namespace::vfs::ftype(a.kind),
     )?;
     break_delegations_of(cx, (e.id, id), crate::state::deleg::Access::Namespace)
 }

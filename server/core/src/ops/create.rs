@@ -14,7 +14,7 @@ use super::common;
 use crate::attrs::{self, SetRequest};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{component, Export};
+use crate::namespace::vfs::{component, Export};
 use nfs4d_store::{Attrs, FileKind, Name, RelPath, SetAttrs};
 
 /// Attribute numbers (RFC 8881 §5.6-5.7).

@@ -15,7 +15,7 @@ use nfs4d_xdr::nfs4::GETXATTR4args;
 use super::common::{self, Opaque, MAY_READ, MAY_WRITE};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{CurFh, Export};
+use crate::namespace::vfs::{CurFh, Export};
 use nfs4d_store::{Attrs, FileKind, RelPath, XATTR_NAME_MAX};
 
 /// Reply bytes kept free around an xattr result in a COMPOUND (RPC

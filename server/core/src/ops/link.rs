@@ -12,7 +12,7 @@ use nfs4d_xdr::nfs4::{LINK4args, LINK4resok};
 use super::common::{self, MAY_READ, MAY_WRITE, MODE_SETGID};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{component, Node};
+use crate::namespace::vfs::{component, Node};
 use nfs4d_store::{Attrs, FileKind};
 
 /// LINK.

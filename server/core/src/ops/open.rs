@@ -22,9 +22,9 @@ use super::common;
 use crate::attrs::{self, SetRequest};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::namespace::vfs::{component, CurFh, Export, Node};
 use crate::state::open::{ACCESS_READ, ACCESS_WRITE};
 use crate::state::{OwnerKind, Share};
-use crate::vfs::{component, CurFh, Export, Node};
 use nfs4d_store::{Attrs, FileKind, Name, SetAttrs, SetTime, StoreError};
 
 /// Permission bits of a new file when `createattrs` has no mode.
@@ -590,7 +590,7 @@ pub(super) fn delegation(
         return open_delegation4::OPEN_DELEGATE_NONE;
     };
     let policy = e.cfg.delegations;
-    let change = crate::vfs::obj_attrs(attrs).change;
+    let change = crate::namespace::vfs::obj_attrs(attrs).change;
     let st = &cx.srv.state;
     let granted = match prev {
         Some(open_delegation_type4::OPEN_DELEGATE_READ) => Ok(st.reclaim_delegation(

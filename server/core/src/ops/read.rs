@@ -7,9 +7,9 @@ use super::common;
 use crate::config::MAX_IO;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::namespace::vfs::{CurFh, Export};
 use crate::reply::Detached;
 use crate::state::open::{IoGrant, IoIntent};
-use crate::vfs::{CurFh, Export};
 use nfs4d_store::RelPath;
 
 /// Reply bytes around READ's data in a 4.1 COMPOUND (RPC reply header,

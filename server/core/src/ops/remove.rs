@@ -16,7 +16,7 @@ use nfs4d_xdr::nfs4::{REMOVE4args, REMOVE4resok};
 use super::common;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::component;
+use crate::namespace::vfs::component;
 use nfs4d_store::FileKind;
 
 /// REMOVE.
@@ -28,7 +28,7 @@ pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
     // ROFS, NOTDIR, write + search permission on the directory.
     let before = common::dir_modifiable(cx, e, dir_path)?;
     common::refuse_in_grace(cx)?;
-    if crate::orphans::is_hidden(dir_path, name.as_bytes()) {
+    if crate::namespace::orphans::is_hidden(dir_path, name.as_bytes()) {
         return Err(NfsError::NoEnt);
     }
     let victim = e.store().lookup(dir_path, &name)?;
@@ -42,14 +42,14 @@ pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
             e.id,
             dir_id,
             name.as_bytes(),
-            crate::vfs::key_of(&victim),
-            crate::vfs::ftype(victim.kind),
+            crate::namespace::vfs::key_of(&victim),
+            crate::namespace::vfs::ftype(victim.kind),
         )?;
         common::refuse_if_open(cx, e, id, "REMOVE")?;
     }
     let parked = match victim.kind {
         FileKind::Directory => None,
-        _ => crate::orphans::park_if_open(cx, e, dir_id, dir_path, &name, &victim)?,
+        _ => crate::namespace::orphans::park_if_open(cx, e, dir_id, dir_path, &name, &victim)?,
     };
     if let Some(seq) = parked {
         let after = common::dir_done(e, dir_path)?;

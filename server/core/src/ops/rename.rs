@@ -34,7 +34,7 @@ use nfs4d_xdr::nfs4::{RENAME4args, RENAME4resok};
 use super::common::{self, MAY_WRITE};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{component, ftype, key_of, Export};
+use crate::namespace::vfs::{component, ftype, key_of, Export};
 use nfs4d_fhmap::ObjectId;
 use nfs4d_store::{Attrs, FileKind, Name, RelPath, StoreError};
 
@@ -66,8 +66,8 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
     };
     common::refuse_in_grace(cx)?;
 
-    if crate::orphans::is_hidden(sp, old.as_bytes())
-        || crate::orphans::is_hidden(dp, new.as_bytes())
+    if crate::namespace::orphans::is_hidden(sp, old.as_bytes())
+        || crate::namespace::orphans::is_hidden(dp, new.as_bytes())
     {
         return Err(NfsError::NoEnt);
     }
@@ -103,7 +103,8 @@ pub fn run(cx: &mut Cx, a: RENAME4args) -> NfsResult<RENAME4resok> {
                 common::refuse_if_open(cx, e, id, "RENAME over an open file")?;
             }
             // An open file about to be replaced keeps living for its opener.
-            if let Some(seq) = crate::orphans::park_if_open(cx, e, did, dp, &new, &dst)? {
+            if let Some(seq) = crate::namespace::orphans::park_if_open(cx, e, did, dp, &new, &dst)?
+            {
                 parked = seq;
             }
         }

@@ -30,9 +30,9 @@ use super::common::{self, MAY_WRITE, MODE_SETGID};
 use crate::attrs::{self, SetRequest, TimeSet};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::namespace::vfs::CurFh;
 use crate::state::open::ACCESS_WRITE;
 use crate::state::{special, FileKey, StateKind};
-use crate::vfs::CurFh;
 use nfs4d_store::{Attrs, FileKind, SetAttrs};
 
 /// `mode` attribute number (RFC 8881 §5.6).

@@ -11,8 +11,8 @@
 
 use crate::context::Cx;
 use crate::error::NfsResult;
+use crate::namespace::vfs::{ftype, key_of, Export, Vfs};
 use crate::state::FileKey;
-use crate::vfs::{ftype, key_of, Export, Vfs};
 use nfs4d_fhmap::{ObjectId, NF4DIR};
 use nfs4d_store::{Attrs, FileKind, ListPos, Name, RelPath};
 
