@@ -92,6 +92,10 @@ pub fn with_attr_context<R>(
     };
     let ctx = AttrContext {
         fh: &cur.fh,
+        // What the export's store can do; the pseudo filesystem answers
+        // as a local directory would.
+        link_support: export.is_none_or(|e| e.caps.hard_links),
+        symlink_support: export.is_none_or(|e| e.caps.symlinks),
         fs: &fs,
         fsid,
         lease_time: cx.srv.cfg.lease_time,
@@ -488,13 +492,7 @@ pub fn dir_done(e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
     Ok(e.store().stat(dir)?)
 }
 
-/// Clears `attr` in an attribute bitmap (e.g. from an `attrsset` that was
-/// requested but not applied).
-pub fn bitmap_clear(bm: &mut [u32], attr: u32) {
-    if let Some(w) = bm.get_mut((attr / 32) as usize) {
-        *w &= !(1 << (attr % 32));
-    }
-}
+pub use crate::attrs::bitmap_clear;
 
 /// A decoded `settime4` as the backend takes it.
 pub fn set_time(t: attrs::TimeSet) -> nfs4d_store::SetTime {
