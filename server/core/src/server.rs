@@ -175,6 +175,16 @@ impl Server {
         })
     }
 
+    /// The namespace layer over this server's exports, handle map, client
+    /// state and owner names.
+    pub fn namespace(&self) -> crate::namespace::Namespace<'_> {
+        crate::namespace::Namespace {
+            vfs: &self.vfs,
+            state: &self.state,
+            idmap: &*self.idmap,
+        }
+    }
+
     /// Flushes durable state (clean shutdown).
     pub fn shutdown(&self) {
         if let Err(e) = self.fhmap.shutdown() {

@@ -74,7 +74,7 @@ pub(super) fn xattr_obj<'c>(
 /// `xattr_permission`); otherwise write permission, else NFS4ERR_ACCESS.
 pub(super) fn may_modify(cx: &Cx, e: &Export, a: &Attrs) -> NfsResult<()> {
     common::writable(cx, e)?;
-    let (uid, _, _) = common::caller(cx);
+    let uid = common::user(cx).uid;
     if a.kind == FileKind::Directory
         && a.mode & common::MODE_STICKY != 0
         && uid != 0

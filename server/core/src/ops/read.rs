@@ -134,7 +134,7 @@ pub(super) fn admit<'c>(
                 .map(|c| c.principal.clone());
             if opener != Some(cx.req.principal()) {
                 let a = e.store().stat(path)?;
-                if common::caller(cx).0 != a.uid {
+                if common::user(cx).uid != a.uid {
                     let want = if write {
                         common::MAY_WRITE
                     } else {

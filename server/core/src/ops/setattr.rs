@@ -122,7 +122,7 @@ fn check_permissions(
     gid: Option<u32>,
     open_for_write: bool,
 ) -> NfsResult<()> {
-    let (caller, _, _) = common::caller(cx);
+    let caller = common::user(cx).uid;
     if caller == 0 {
         return Ok(());
     }
@@ -154,7 +154,7 @@ fn check_permissions(
 /// `mode` as applied: a non-root caller not in the object's (new) group
 /// cannot set set-group-ID (Linux `setattr_copy`).
 fn effective_mode(cx: &Cx, now: &Attrs, mode: u32, new_gid: Option<u32>) -> u32 {
-    let (caller, _, _) = common::caller(cx);
+    let caller = common::user(cx).uid;
     let group = new_gid.unwrap_or(now.gid);
     if caller != 0 && !common::in_group(cx, group) {
         mode & !MODE_SETGID
