@@ -39,6 +39,9 @@ mod remove;
 mod rename;
 mod volatile;
 
+#[cfg(test)]
+mod tests;
+
 pub use create::{set_time, Created, FileCreate, NewFile, NewObject};
 pub use link::Linked;
 pub use perm::User;
