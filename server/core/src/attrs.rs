@@ -317,6 +317,12 @@ pub struct AttrContext<'a> {
     /// The value of `xattr_support` (82, 4.2 only): TRUE only if the
     /// server implements the RFC 8276 operations for this file system.
     pub xattr_support: bool,
+    /// The value of `link_support` (5): the file system's store can make
+    /// hard links (RFC 8881 §5.8.1.6).
+    pub link_support: bool,
+    /// The value of `symlink_support` (6): the file system's store can
+    /// make symbolic links (RFC 8881 §5.8.1.7).
+    pub symlink_support: bool,
     /// uid → owner string, e.g. numeric "1000" or "name@domain".
     pub owner_string: &'a dyn Fn(u32) -> Vec<u8>,
     /// gid → owner_group string.
@@ -363,6 +369,14 @@ pub fn bitmap_set(bm: &mut Vec<u32>, attr: u32) {
         bm.resize(word + 1, 0);
     }
     bm[word] |= 1 << (attr % 32);
+}
+
+/// Clears `attr` in the bitmap (e.g. from an `attrsset` that was
+/// requested but not applied).
+pub fn bitmap_clear(bm: &mut [u32], attr: u32) {
+    if let Some(w) = bm.get_mut((attr / 32) as usize) {
+        *w &= !(1 << (attr % 32));
+    }
 }
 
 /// Every bit of `mask` is also set in `of`.
@@ -426,8 +440,8 @@ pub fn encode(request: &[u32], a: &ObjAttrs, cx: &AttrContext) -> Result<fattr4,
             FATTR4_FH_EXPIRE_TYPE => e.u32(cx.fh_expire_type),
             FATTR4_CHANGE => e.u64(a.change),
             FATTR4_SIZE => e.u64(a.size),
-            FATTR4_LINK_SUPPORT => e.bool(true),
-            FATTR4_SYMLINK_SUPPORT => e.bool(true),
+            FATTR4_LINK_SUPPORT => e.bool(cx.link_support),
+            FATTR4_SYMLINK_SUPPORT => e.bool(cx.symlink_support),
             // No named attributes (OPENATTR is not implemented).
             FATTR4_NAMED_ATTR => e.bool(false),
             FATTR4_FSID => {
@@ -843,6 +857,8 @@ mod tests {
             minorversion,
             rdattr_error: None,
             xattr_support: false,
+            link_support: true,
+            symlink_support: true,
             owner_string: &numeric,
             group_string: &numeric,
         }
@@ -1086,6 +1102,25 @@ mod tests {
             let f = encode(&mask(&[FATTR4_TYPE, FATTR4_RAWDEV]), &a, &cx(0)).unwrap();
             assert_eq!(f.attr_vals, [0, 0, 0, ftype, 0, 0, 0, 8, 0, 0, 0, 1]);
         }
+    }
+
+    #[test]
+    fn link_and_symlink_support_follow_the_store() {
+        let req = mask(&[FATTR4_LINK_SUPPORT, FATTR4_SYMLINK_SUPPORT]);
+        let f = encode(&req, &REGULAR, &cx(0)).unwrap();
+        assert_eq!(f.attr_vals, [0, 0, 0, 1, 0, 0, 0, 1]);
+        let c = AttrContext {
+            link_support: false,
+            ..cx(0)
+        };
+        let f = encode(&req, &REGULAR, &c).unwrap();
+        assert_eq!(f.attr_vals, [0, 0, 0, 0, 0, 0, 0, 1]);
+        let c = AttrContext {
+            symlink_support: false,
+            ..cx(1)
+        };
+        let f = encode(&req, &REGULAR, &c).unwrap();
+        assert_eq!(f.attr_vals, [0, 0, 0, 1, 0, 0, 0, 0]);
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn process(
     // The tag is a utf8str_cs: invalid UTF-8 is NFS4ERR_INVAL before any
     // operation runs (RFC 8881 §16.2.3, §14.4).
     let bad_tag = match std::str::from_utf8(&tag) {
-        Ok(s) => s.chars().any(crate::vfs::is_noncharacter),
+        Ok(s) => s.chars().any(crate::namespace::vfs::is_noncharacter),
         Err(_) => true,
     };
     let drc_key = (minor == 0).then(|| crate::drc::key(req.peer, xid, args));

@@ -9,12 +9,12 @@ use nfs4d_xdr::nfs4::stateid4;
 use nfs4d_xdr::rpc::Credential;
 
 use crate::error::NfsError;
+use crate::namespace::vfs::CurFh;
 use crate::reply::Detached;
 use crate::server::Server;
 use crate::state::client::Principal;
 use crate::state::session::{Channel, SessionId};
 use crate::state::{OwnerKey, OwnerKind};
-use crate::vfs::CurFh;
 
 /// What the transport knows about a request.
 #[derive(Debug, Clone)]
@@ -141,7 +141,7 @@ impl<'a> Cx<'a> {
     /// read-only, or the client's address matched an `access = "ro"` rule.
     /// Modifications then get NFS4ERR_ROFS, as on a read-only export
     /// (knfsd treats a per-client `ro` the same way).
-    pub fn read_only(&self, e: &crate::vfs::Export) -> bool {
+    pub fn read_only(&self, e: &crate::namespace::vfs::Export) -> bool {
         crate::export_access::host_access(&e.cfg, self.req.peer).unwrap_or(true)
     }
 

@@ -11,9 +11,9 @@ use nfs4d_store::Store;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::idmap::IdMap;
+use crate::namespace::vfs::{Export, SwapStore, Vfs};
 use crate::state::deleg::CallbackSink;
 use crate::state::StateManager;
-use crate::vfs::{Export, SwapStore, Vfs};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +175,16 @@ impl Server {
         })
     }
 
+    /// The namespace layer over this server's exports, handle map, client
+    /// state and owner names.
+    pub fn namespace(&self) -> crate::namespace::Namespace<'_> {
+        crate::namespace::Namespace {
+            vfs: &self.vfs,
+            state: &self.state,
+            idmap: &*self.idmap,
+        }
+    }
+
     /// Flushes durable state (clean shutdown).
     pub fn shutdown(&self) {
         if let Err(e) = self.fhmap.shutdown() {
@@ -202,7 +212,7 @@ impl Server {
     /// unit tests) no lease is taken and nothing local is watched.
     pub fn lease_for_delegation(
         &self,
-        e: &crate::vfs::Export,
+        e: &crate::namespace::vfs::Export,
         path: &nfs4d_store::RelPath,
         file: crate::state::FileKey,
         write: bool,

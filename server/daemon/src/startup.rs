@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nfs4d_core::config::Config;
+use nfs4d_core::namespace::vfs::MigrateError;
 use nfs4d_core::server::{Parts, Server, StartError};
-use nfs4d_core::vfs::MigrateError;
 use nfs4d_kv_sled::SledKv;
 use nfs4d_store::{RelPath, Store};
 use nfs4d_store_local::LocalStore;

@@ -25,7 +25,7 @@ use nfs4d_xdr::nfs4::{
 use super::common::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::context::Cx;
 use crate::error::NfsResult;
-use crate::vfs::Node;
+use crate::namespace::vfs::Node;
 use nfs4d_store::FileKind;
 
 /// ACCESS.

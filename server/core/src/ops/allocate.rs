@@ -9,7 +9,7 @@ use nfs4d_xdr::nfs4::{stateid4, ALLOCATE4args};
 use super::common;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{CurFh, Export};
+use crate::namespace::vfs::{CurFh, Export};
 use nfs4d_store::{Attrs, FileKind, RelPath};
 
 /// ALLOCATE: after [`space_admit`], `fallocate(mode 0)` through the

@@ -48,7 +48,7 @@ pub fn run(cx: &mut Cx, a: CLOSE4args) -> NfsResult<stateid4> {
     common::check_generation(cx, &sid, &e)?;
     common::state_file(cx, &cur, &e)?;
     let closed = cx.srv.state.close(&sid.other)?;
-    crate::orphans::reap_after_close(cx, closed.file);
+    cx.srv.namespace().reap_after_close(closed.file);
     common::note_closed_file(cx, closed.file);
     let result = if cx.minor == 0 {
         stateid4 {

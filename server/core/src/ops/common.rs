@@ -8,8 +8,14 @@ use crate::attrs::{self, AttrContext, FsInfo, ObjAttrs};
 use crate::config::MAX_IO;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{obj_attrs, CurFh, Export, Node};
-use nfs4d_store::{Attrs, FileKind, Owner, RelPath};
+use crate::namespace::perm;
+use crate::namespace::vfs::{obj_attrs, CurFh, Export, Node};
+use crate::namespace::{Caller, DirChange, User};
+use nfs4d_store::{Attrs, FileKind, RelPath};
+
+pub use crate::attrs::bitmap_clear;
+pub use crate::namespace::perm::{MAY_EXEC, MAY_READ, MAY_WRITE, MODE_SETGID, MODE_STICKY};
+pub use crate::namespace::set_time;
 
 /// The export and path of the current object, or NFS4ERR_ROFS-free
 /// failure for pseudo nodes (which hold no data): callers pick the error.
@@ -92,6 +98,10 @@ pub fn with_attr_context<R>(
     };
     let ctx = AttrContext {
         fh: &cur.fh,
+        // What the export's store can do; the pseudo filesystem answers
+        // as a local directory would.
+        link_support: export.is_none_or(|e| e.caps.hard_links),
+        symlink_support: export.is_none_or(|e| e.caps.symlinks),
         fs: &fs,
         fsid,
         lease_time: cx.srv.cfg.lease_time,
@@ -227,99 +237,55 @@ fn callback_ip(uaddr: &str) -> Option<std::net::IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
-/// Refuses (NFS4ERR_FILE_OPEN) a RENAME or REMOVE that would make the
-/// handle of an open file expire: object `id` of export `e` is open, or is
-/// a directory with an open file below it. Only for volatile exports whose
-/// handles may expire while open (`noexpire_with_open = false`): RFC 7530
-/// and 8881 §4.2.3 say such servers "should deny a RENAME or REMOVE that
-/// would affect an OPEN file of any of the components leading to the OPEN
-/// file", and NFS4ERR_FILE_OPEN (§13.1.4.5 / §15.1.4.5) is the status for
-/// "a file system object involved in the operation is currently open",
-/// listed for RENAME and REMOVE. With `noexpire_with_open` the handle of
-/// an open file outlives the rename instead, so nothing is refused.
-pub fn refuse_if_open(cx: &Cx, e: &Export, id: nfs4d_fhmap::ObjectId, what: &str) -> NfsResult<()> {
-    let p = e.policy();
-    if !p.is_volatile() || p.noexpire_with_open {
-        return Ok(());
-    }
-    let open: Vec<nfs4d_fhmap::ObjectId> = {
-        let g = cx.srv.state.lock();
-        let mut v: Vec<_> = g
-            .states
-            .values()
-            .filter(|s| s.file.0 == e.id && matches!(s.kind, crate::state::StateKind::Open(_)))
-            .map(|s| s.file.1)
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        v
-    };
-    if cx.srv.vfs.open_at_or_below(id, &open)? {
-        tracing::info!(export = %e.cfg.path, "{what} refused: an open file's volatile handle would expire (NFS4ERR_FILE_OPEN)");
-        return Err(NfsError::FileOpen);
-    }
-    Ok(())
-}
-
 /// Directory change info around a modification (RFC 8881 §3.3.4): the
 /// change attribute before and after; not atomic, since other processes
 /// can change the directory in between.
 pub fn cinfo(before: &Attrs, after: &Attrs) -> change_info4 {
+    change_info(DirChange::between(before, after))
+}
+
+/// The change_info4 of a namespace change.
+pub fn change_info(c: DirChange) -> change_info4 {
     change_info4 {
         atomic: false,
-        before: crate::vfs::change_of(before),
-        after: crate::vfs::change_of(after),
+        before: c.before,
+        after: c.after,
     }
 }
 
-/// The caller's uid/gid/groups after the current export's squashing
-/// ([`Cx::cred`]); AUTH_NONE maps to nobody (65534).
-pub fn caller<'c>(cx: &'c Cx) -> (u32, u32, &'c [u32]) {
+/// The user the request acts as: the RPC credential squashed by the
+/// current export's rules ([`Cx::cred`]); AUTH_NONE maps to nobody.
+pub fn user<'c>(cx: &'c Cx) -> User<'c> {
     match &cx.cred {
-        Credential::Sys { uid, gid, gids, .. } => (*uid, *gid, gids.as_slice()),
-        _ => (65534, 65534, &[]),
+        Credential::Sys { uid, gid, gids, .. } => User {
+            uid: *uid,
+            gid: *gid,
+            groups: gids.as_slice(),
+        },
+        _ => User::NOBODY,
     }
 }
 
-/// Owner for objects the caller creates.
-pub fn new_owner(cx: &Cx) -> Owner {
-    let (uid, gid, _) = caller(cx);
-    Owner { uid, gid }
+/// The caller of a namespace change in export `e`, as the namespace layer
+/// takes it: the user, the 4.1 session's client, and whether this request
+/// may only read the export.
+pub fn caller<'c>(cx: &'c Cx, e: &Export) -> Caller<'c> {
+    Caller {
+        user: user(cx),
+        client: cx.session_client(),
+        read_only: cx.read_only(e),
+    }
 }
-
-/// Permission bits.
-pub const MAY_READ: u32 = 4;
-/// Write permission.
-pub const MAY_WRITE: u32 = 2;
-/// Execute / search permission.
-pub const MAY_EXEC: u32 = 1;
 
 /// The subset of `want` (rwx bits) the caller has on an object with
-/// attributes `a`, by POSIX mode rules. Root may do everything except
-/// execute files with no execute bit (as POSIX).
+/// attributes `a` ([`perm::allowed`]).
 pub fn allowed(cx: &Cx, a: &Attrs, want: u32) -> u32 {
-    let (uid, gid, gids) = caller(cx);
-    if uid == 0 {
-        let any_x = a.mode & 0o111 != 0 || a.kind == FileKind::Directory;
-        return if any_x { want } else { want & !MAY_EXEC };
-    }
-    let bits = if uid == a.uid {
-        (a.mode >> 6) & 7
-    } else if gid == a.gid || gids.contains(&a.gid) {
-        (a.mode >> 3) & 7
-    } else {
-        a.mode & 7
-    };
-    want & bits
+    perm::allowed(&user(cx), a, want)
 }
 
 /// Fails with NFS4ERR_ACCESS unless all of `want` is allowed.
 pub fn require(cx: &Cx, a: &Attrs, want: u32) -> NfsResult<()> {
-    if allowed(cx, a, want) == want {
-        Ok(())
-    } else {
-        Err(NfsError::Access)
-    }
+    perm::require(&user(cx), a, want)
 }
 
 /// Fails with NFS4ERR_ROFS when the export is read-only, for everybody or
@@ -332,26 +298,10 @@ pub fn writable(cx: &Cx, e: &Export) -> NfsResult<()> {
     }
 }
 
-/// Checks that a directory may be modified by the caller (write + search).
-pub fn dir_modifiable(cx: &Cx, e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
-    writable(cx, e)?;
-    let a = e.store().stat(dir)?;
-    if a.kind != FileKind::Directory {
-        return Err(NfsError::NotDir);
-    }
-    require(cx, &a, MAY_WRITE | MAY_EXEC)?;
-    Ok(a)
-}
-
 // ---------------------------------------------------------------------------
 // Namespace helpers (LOOKUP, LOOKUPP, READDIR, CREATE, REMOVE, RENAME, LINK,
 // SETATTR).
 // ---------------------------------------------------------------------------
-
-/// `S_ISGID`.
-pub const MODE_SETGID: u32 = 0o2000;
-/// `S_ISVTX` (sticky).
-pub const MODE_STICKY: u32 = 0o1000;
 
 /// Fails unless `a` is a directory, for operations that resolve a name in
 /// the current filehandle (LOOKUP, LOOKUPP): a symlink is
@@ -387,121 +337,13 @@ pub fn pseudo_child(cx: &Cx, node: usize, name: &[u8]) -> Option<usize> {
 
 /// Whether the caller is a member of group `gid` (primary or supplementary).
 pub fn in_group(cx: &Cx, gid: u32) -> bool {
-    let (_, primary, gids) = caller(cx);
-    primary == gid || gids.contains(&gid)
+    user(cx).in_group(gid)
 }
 
 /// The uid (or gid, with `group`) named by an owner / owner_group string
-/// (RFC 8881 §5.9): a decimal id, `name@domain` or a bare name looked up
-/// in the system's user or group database. An empty string is
-/// NFS4ERR_INVAL (a zero-length principal is malformed, not unknown);
-/// no translation is NFS4ERR_BADOWNER.
+/// ([`perm::owner_id`]).
 pub fn owner_id(cx: &Cx, s: &[u8], group: bool) -> NfsResult<u32> {
-    if s.is_empty() {
-        return Err(NfsError::Inval);
-    }
-    let ids = &*cx.srv.idmap;
-    let lookup = |name: &str| {
-        if group {
-            ids.gid_by_name(name)
-        } else {
-            ids.uid_by_name(name)
-        }
-    };
-    attrs::parse_owner(s, &lookup).map_err(NfsError::from_status)
-}
-
-/// Owner and permission bits of an object the caller creates in directory
-/// `dir` (attributes `dir`) with create attributes `req` (CREATE, OPEN).
-///
-/// As a local `creat`/`mkdir` would (the backend chowns explicitly, so
-/// the kernel's own rules do not apply): the owner is the caller, the
-/// group the caller's, or the directory's when it has the set-group-ID
-/// bit, and a new directory inherits that bit. Requested owner/group are
-/// honoured when the caller could `chown` to them: root, or the caller's
-/// own uid and a group the caller is in (NFS4ERR_PERM otherwise). A
-/// set-group-ID bit on a group-executable file whose group the caller is
-/// not in is dropped, as Linux does (inode_init_owner). No umask is
-/// applied: the client applies its own before sending the mode.
-pub fn creation_owner_mode(
-    cx: &Cx,
-    dir: &Attrs,
-    req: &attrs::SetRequest,
-    is_dir: bool,
-    default_mode: u32,
-) -> NfsResult<(Owner, u32)> {
-    let mut owner = new_owner(cx);
-    let uid = owner.uid;
-    let root = uid == 0;
-    let inherit_gid = dir.mode & MODE_SETGID != 0;
-    if inherit_gid {
-        owner.gid = dir.gid;
-    }
-    if let Some(s) = &req.owner {
-        let want = owner_id(cx, s, false)?;
-        if want != uid && !root {
-            return Err(NfsError::Perm);
-        }
-        owner.uid = want;
-    }
-    if let Some(s) = &req.group {
-        let want = owner_id(cx, s, true)?;
-        if want != owner.gid && !root && !in_group(cx, want) {
-            return Err(NfsError::Perm);
-        }
-        owner.gid = want;
-    }
-    let mut mode = req.mode.unwrap_or(default_mode);
-    if is_dir && inherit_gid {
-        mode |= MODE_SETGID;
-    } else if !is_dir
-        && mode & (MODE_SETGID | 0o010) == MODE_SETGID | 0o010
-        && !root
-        && !in_group(cx, owner.gid)
-    {
-        mode &= !MODE_SETGID;
-    }
-    Ok((owner, mode))
-}
-
-/// The sticky-directory rule (POSIX `rename`/`unlink`): in a directory
-/// with the sticky bit only root, the directory's owner and the entry's
-/// owner may remove or replace the entry. REMOVE and RENAME have no
-/// NFS4ERR_PERM in their error lists (RFC 8881 §15.2), so this is
-/// NFS4ERR_ACCESS.
-pub fn sticky_allows(cx: &Cx, dir: &Attrs, victim: &Attrs) -> NfsResult<()> {
-    let (uid, _, _) = caller(cx);
-    if dir.mode & MODE_STICKY == 0 || uid == 0 || uid == dir.uid || uid == victim.uid {
-        Ok(())
-    } else {
-        Err(NfsError::Access)
-    }
-}
-
-/// Makes a directory's entries durable after a namespace change and
-/// returns its attributes for change_info4's `after`. NFS namespace
-/// operations are committed before the reply (as knfsd does for `sync`
-/// exports): a client that saw the reply must not lose the name in a
-/// server crash.
-pub fn dir_done(e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
-    e.store().sync_dir(dir)?;
-    Ok(e.store().stat(dir)?)
-}
-
-/// Clears `attr` in an attribute bitmap (e.g. from an `attrsset` that was
-/// requested but not applied).
-pub fn bitmap_clear(bm: &mut [u32], attr: u32) {
-    if let Some(w) = bm.get_mut((attr / 32) as usize) {
-        *w &= !(1 << (attr % 32));
-    }
-}
-
-/// A decoded `settime4` as the backend takes it.
-pub fn set_time(t: attrs::TimeSet) -> nfs4d_store::SetTime {
-    match t {
-        attrs::TimeSet::ServerNow => nfs4d_store::SetTime::ServerNow,
-        attrs::TimeSet::Client(sec, nsec) => nfs4d_store::SetTime::Client(sec, nsec),
-    }
+    perm::owner_id(&*cx.srv.idmap, s, group)
 }
 
 // ---------------------------------------------------------------------------
@@ -904,46 +746,4 @@ pub fn reclaim_allowed(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()>
         crate::state::recovery::ReclaimCheck::Allowed => Ok(()),
         crate::state::recovery::ReclaimCheck::Refused(e) => Err(e),
     }
-}
-
-/// Recalls other clients' delegations on the regular file `dir/name`
-/// before REMOVE or RENAME touches that name, or on `file` before LINK or
-/// SETATTR: the holder's cached view would go stale (RFC 8881 §10.4.1).
-/// NFS4ERR_DELAY while recalls are out. A 4.0 request carries no client
-/// identity here, so every delegation of the file counts, the caller's
-/// own too: its client returns the delegation and retries.
-pub fn break_delegations_at(
-    cx: &Cx,
-    e: &Export,
-    dir_id: nfs4d_fhmap::ObjectId,
-    name: &nfs4d_store::Name,
-    a: &Attrs,
-) -> NfsResult<()> {
-    if a.kind != FileKind::Regular || !export_has_delegations(cx, e.id) {
-        return Ok(());
-    }
-    let id = cx.srv.fhmap.lookup_or_insert(
-        e.id,
-        dir_id,
-        name.as_bytes(),
-        crate::vfs::key_of(a),
-        crate::vfs::ftype(a.kind),
-    )?;
-    break_delegations_of(cx, (e.id, id), crate::state::deleg::Access::Namespace)
-}
-
-/// [`break_delegations_at`] for a file known by its key.
-pub fn break_delegations_of(
-    cx: &Cx,
-    file: crate::state::FileKey,
-    access: crate::state::deleg::Access,
-) -> NfsResult<()> {
-    cx.srv
-        .state
-        .break_delegations(file, cx.session_client(), access)
-}
-
-/// Cheap pre-check: whether any file of export `id` is delegated.
-pub fn export_has_delegations(cx: &Cx, id: u32) -> bool {
-    cx.srv.state.lock().delegs.keys().any(|f| f.0 == id)
 }

@@ -9,7 +9,7 @@ use super::allocate::regular_42;
 use super::common;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{CurFh, Export};
+use crate::namespace::vfs::{CurFh, Export};
 use nfs4d_store::RelPath;
 
 /// Most bytes one synchronous COPY copies. A larger request copies this

@@ -5,8 +5,8 @@ use nfs4d_xdr::nfs4::{GETATTR4args, GETATTR4resok, FATTR4_CHANGE, FATTR4_SIZE};
 use super::common;
 use crate::context::Cx;
 use crate::error::NfsResult;
+use crate::namespace::vfs::{obj_attrs, Node};
 use crate::state::deleg::CbWork;
-use crate::vfs::{obj_attrs, Node};
 
 /// GETATTR: the requested attributes that are supported.
 ///

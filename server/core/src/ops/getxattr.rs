@@ -15,7 +15,7 @@ use nfs4d_xdr::nfs4::GETXATTR4args;
 use super::common::{self, Opaque, MAY_READ, MAY_WRITE};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{CurFh, Export};
+use crate::namespace::vfs::{CurFh, Export};
 use nfs4d_store::{Attrs, FileKind, RelPath, XATTR_NAME_MAX};
 
 /// Reply bytes kept free around an xattr result in a COMPOUND (RPC
@@ -74,7 +74,7 @@ pub(super) fn xattr_obj<'c>(
 /// `xattr_permission`); otherwise write permission, else NFS4ERR_ACCESS.
 pub(super) fn may_modify(cx: &Cx, e: &Export, a: &Attrs) -> NfsResult<()> {
     common::writable(cx, e)?;
-    let (uid, _, _) = common::caller(cx);
+    let uid = common::user(cx).uid;
     if a.kind == FileKind::Directory
         && a.mode & common::MODE_STICKY != 0
         && uid != 0

@@ -13,10 +13,10 @@ use nfs4d_xdr::nfs4::{locker4, stateid4, LOCK4args, LOCK4resok};
 use super::common;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::namespace::vfs::CurFh;
 use crate::state::open::ACCESS_WRITE;
 use crate::state::oslock::Prepared;
 use crate::state::{ClientId, FileKey, LockType, OwnerKey, OwnerKind, StateKind};
-use crate::vfs::CurFh;
 use nfs4d_store::{LockFile, StoreError, LOCAL_LOCK_MAX};
 
 /// What the locker resolves to.

@@ -10,7 +10,7 @@ use nfs4d_xdr::nfs4::LOOKUP4args;
 use super::common::{self, MAY_EXEC};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{component, Node};
+use crate::namespace::vfs::{component, Node};
 
 /// LOOKUP.
 pub fn run(cx: &mut Cx, a: LOOKUP4args) -> NfsResult<()> {
@@ -43,7 +43,7 @@ pub fn run(cx: &mut Cx, a: LOOKUP4args) -> NfsResult<()> {
             match nested {
                 Some(child) => srv.vfs.pseudo_fh(child)?,
                 None => {
-                    if crate::orphans::is_hidden(path, name.as_bytes()) {
+                    if crate::namespace::orphans::is_hidden(path, name.as_bytes()) {
                         return Err(NfsError::NoEnt);
                     }
                     let attrs = e.store().lookup(path, &name)?;

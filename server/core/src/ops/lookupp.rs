@@ -9,7 +9,7 @@
 use super::common::{self, MAY_EXEC};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{CurFh, Node};
+use crate::namespace::vfs::{CurFh, Node};
 
 /// LOOKUPP.
 pub fn run(cx: &mut Cx) -> NfsResult<()> {

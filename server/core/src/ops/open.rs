@@ -22,17 +22,11 @@ use super::common;
 use crate::attrs::{self, SetRequest};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::namespace::vfs::{component, CurFh, Node};
+use crate::namespace::{Entry, FileCreate, NewFile};
 use crate::state::open::{ACCESS_READ, ACCESS_WRITE};
 use crate::state::{OwnerKind, Share};
-use crate::vfs::{component, CurFh, Export, Node};
-use nfs4d_store::{Attrs, FileKind, Name, SetAttrs, SetTime, StoreError};
-
-/// Permission bits of a new file when `createattrs` has no mode.
-const DEFAULT_FILE_MODE: u32 = 0o644;
-/// Permission bits of an exclusively created file without a mode: RFC 8881
-/// §18.16.4 says the server SHOULD NOT leave its access control to anyone
-/// but the owner until the client's SETATTR.
-const EXCLUSIVE_FILE_MODE: u32 = 0o600;
+use nfs4d_store::{Attrs, FileKind, SetAttrs, StoreError};
 
 /// The share_access bits besides the access mode (RFC 8881 §18.16.3):
 /// the delegation want (bits 8–15) and its "when" flags (bits 16–17).
@@ -46,18 +40,8 @@ const WHEN_MASK: u32 = OPEN4_SHARE_ACCESS_WANT_SIGNAL_DELEG_WHEN_RESRC_AVAIL
 /// unsatisfied, so it is accepted and ignored.
 const WANT_DELEG_TIMESTAMPS: u32 = 0x0010_0000;
 
-/// How the file is to be created.
-enum How {
-    /// OPEN4_NOCREATE.
-    NoCreate,
-    /// UNCHECKED4 with its createattrs.
-    Unchecked(SetRequest),
-    /// GUARDED4 with its createattrs.
-    Guarded(SetRequest),
-    /// EXCLUSIVE4 (no attributes) or EXCLUSIVE4_1 (attributes from
-    /// suppattr_exclcreat), with the verifier.
-    Exclusive(verifier4, SetRequest),
-}
+/// How the file is to be created; `None` for OPEN4_NOCREATE.
+type How = Option<FileCreate>;
 
 /// What an OPEN ended up doing to the file.
 struct Opened {
@@ -74,6 +58,19 @@ struct Opened {
     cinfo: change_info4,
     /// Truncate the existing file (UNCHECKED4 with size 0).
     truncate: bool,
+}
+
+impl From<NewFile> for Opened {
+    fn from(f: NewFile) -> Opened {
+        Opened {
+            attrs: f.attrs,
+            created: f.created,
+            remove_on_failure: f.remove_on_failure,
+            attrset: f.attrset,
+            cinfo: common::change_info(f.dir),
+            truncate: f.truncate,
+        }
+    }
 }
 
 /// OPEN.
@@ -106,7 +103,7 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
         open_claim4::CLAIM_NULL(name) => open_named(cx, &cur, &name, &how, share)?,
         open_claim4::CLAIM_FH if cx.minor >= 1 => {
             // RFC 8881 §18.16.3: creating needs a name.
-            if !matches!(how, How::NoCreate) {
+            if how.is_some() {
                 return Err(NfsError::Inval);
             }
             let opened = open_fh(cx, &cur, share)?;
@@ -123,7 +120,7 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
         // A reclaim of an open of the current file (RFC 7530 §16.16.5,
         // RFC 8881 §18.16.3); it cannot create the file.
         open_claim4::CLAIM_PREVIOUS(_) => {
-            if !matches!(how, How::NoCreate) {
+            if how.is_some() {
                 return Err(NfsError::Inval);
             }
             let opened = open_fh(cx, &cur, share)?;
@@ -133,18 +130,18 @@ pub fn run(cx: &mut Cx, a: OPEN4args) -> NfsResult<OPEN4resok> {
         // reported to the server while the delegation is being returned
         // (RFC 8881 §10.4.4, RFC 7530 §10.4.4).
         open_claim4::CLAIM_DELEGATE_CUR(d) => {
-            if !matches!(how, How::NoCreate) {
+            if how.is_some() {
                 return Err(NfsError::Inval);
             }
             let held = delegation_file(cx, client, &d.delegate_stateid)?;
-            let (fh, seq, opened) = open_named(cx, &cur, &d.file, &How::NoCreate, share)?;
+            let (fh, seq, opened) = open_named(cx, &cur, &d.file, &None, share)?;
             if common::file_key(&fh) != Some(held) {
                 return Err(NfsError::BadStateid);
             }
             (fh, seq, opened)
         }
         open_claim4::CLAIM_DELEG_CUR_FH(sid) => {
-            if !matches!(how, How::NoCreate) {
+            if how.is_some() {
                 return Err(NfsError::Inval);
             }
             let held = delegation_file(cx, client, &sid)?;
@@ -221,12 +218,12 @@ pub(super) fn share_of(minor: u32, access: u32, deny: u32) -> NfsResult<(Share, 
 /// NFS4ERR_INVAL otherwise).
 fn how_of(minor: u32, h: openflag4) -> NfsResult<How> {
     let attrs_of = |f: &fattr4| attrs::decode_set(f, minor).map_err(NfsError::from_status);
-    Ok(match h {
-        openflag4::default(_) => How::NoCreate,
-        openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(f)) => How::Unchecked(attrs_of(&f)?),
-        openflag4::OPEN4_CREATE(createhow4::GUARDED4(f)) => How::Guarded(attrs_of(&f)?),
+    Ok(Some(match h {
+        openflag4::default(_) => return Ok(None),
+        openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(f)) => FileCreate::Unchecked(attrs_of(&f)?),
+        openflag4::OPEN4_CREATE(createhow4::GUARDED4(f)) => FileCreate::Guarded(attrs_of(&f)?),
         openflag4::OPEN4_CREATE(createhow4::EXCLUSIVE4(v)) => {
-            How::Exclusive(v, SetRequest::default())
+            FileCreate::Exclusive(v, SetRequest::default())
         }
         openflag4::OPEN4_CREATE(createhow4::EXCLUSIVE4_1(_)) if minor == 0 => {
             return Err(NfsError::BadXdr)
@@ -243,9 +240,9 @@ fn how_of(minor: u32, h: openflag4) -> NfsResult<How> {
             if outside {
                 return Err(NfsError::Inval);
             }
-            How::Exclusive(c.cva_verf, req)
+            FileCreate::Exclusive(c.cva_verf, req)
         }
-    })
+    }))
 }
 
 /// The status of OPEN for an object that is not a regular file: a
@@ -272,7 +269,7 @@ fn open_named(
     share: Share,
 ) -> NfsResult<(CurFh, u64, Opened)> {
     let name = component(name)?;
-    let creating = !matches!(how, How::NoCreate);
+    let creating = how.is_some();
     let (e, dir_path, dir_id) = match &cur.node {
         Node::Pseudo(n) => {
             // The pseudo filesystem is read-only and holds only directories.
@@ -301,26 +298,26 @@ fn open_named(
         Err(StoreError::NotFound) => None,
         Err(err) => return Err(err.into()),
     };
-    let unchanged = |a: Attrs, truncate: bool| Opened {
-        attrset: if truncate { size_mask() } else { Vec::new() },
-        cinfo: common::cinfo(&dir, &dir),
-        attrs: a,
-        created: false,
-        remove_on_failure: false,
-        truncate,
+    let at = Entry {
+        dir_id,
+        dir: dir_path,
+        name: &name,
     };
     let opened = match (existing, how) {
-        (None, How::NoCreate) => return Err(NfsError::NoEnt),
-        (Some(a), How::NoCreate) => unchanged(a, false),
-        (Some(_), How::Guarded(_)) => return Err(NfsError::Exist),
-        (Some(a), How::Unchecked(req)) => {
-            // Only a size of zero is used on an existing file (RFC 8881
-            // §18.16.3).
-            let truncate = req.size == Some(0) && a.kind == FileKind::Regular;
-            unchanged(a, truncate)
-        }
-        (Some(a), How::Exclusive(verf, req)) => exclusive_retry(&dir, a, verf, req)?,
-        (None, _) => create(cx, e, dir_path, &name, &dir, how)?,
+        (None, None) => return Err(NfsError::NoEnt),
+        (Some(a), None) => Opened {
+            attrset: Vec::new(),
+            cinfo: common::cinfo(&dir, &dir),
+            attrs: a,
+            created: false,
+            remove_on_failure: false,
+            truncate: false,
+        },
+        (existing, Some(how)) => cx
+            .srv
+            .namespace()
+            .open_create(&common::caller(cx, e), e, at, &dir, existing, how)?
+            .into(),
     };
     let checked = open_type(cx.minor, opened.attrs.kind)
         .and_then(|()| access_check(cx, &opened, share))
@@ -333,117 +330,11 @@ fn open_named(
         Ok((fh, seq)) => Ok((fh, seq, opened)),
         Err(err) => {
             if opened.remove_on_failure {
-                let _ = e.store().remove(dir_path, &name);
+                let _ = cx.srv.namespace().discard_new_file(e, dir_path, &name);
             }
             Err(err)
         }
     }
-}
-
-/// An EXCLUSIVE4/EXCLUSIVE4_1 create that finds the name taken: a
-/// retransmission of a create that succeeded if the stored verifier
-/// matches, else NFS4ERR_EXIST (RFC 8881 §18.16.4).
-fn exclusive_retry(dir: &Attrs, a: Attrs, verf: &verifier4, req: &SetRequest) -> NfsResult<Opened> {
-    if a.kind != FileKind::Regular || !verifier_matches(&a, verf) {
-        return Err(NfsError::Exist);
-    }
-    Ok(Opened {
-        attrset: exclusive_attrset(req),
-        cinfo: common::cinfo(dir, dir),
-        attrs: a,
-        created: true,
-        remove_on_failure: false,
-        truncate: false,
-    })
-}
-
-/// Creates `dir/name`: UNCHECKED4 and GUARDED4 with their createattrs,
-/// EXCLUSIVE4/EXCLUSIVE4_1 with the verifier stored in the file's times.
-fn create(
-    cx: &Cx,
-    e: &Export,
-    dir_path: &nfs4d_store::RelPath,
-    name: &Name,
-    dir: &Attrs,
-    how: &How,
-) -> NfsResult<Opened> {
-    let before = common::dir_modifiable(cx, e, dir_path)?;
-    let (req, exclusive, default_mode) = match how {
-        How::Unchecked(r) => (r, false, DEFAULT_FILE_MODE),
-        How::Guarded(r) => (r, true, DEFAULT_FILE_MODE),
-        How::Exclusive(_, r) => (r, true, EXCLUSIVE_FILE_MODE),
-        How::NoCreate => return Err(NfsError::ServerFault),
-    };
-    let (owner, mode) = common::creation_owner_mode(cx, &before, req, false, default_mode)?;
-    let (attrs, created) = match e
-        .store()
-        .create_file(dir_path, name, mode, owner, exclusive)
-    {
-        Ok(r) => r,
-        // Created by someone else since the lookup.
-        Err(StoreError::Exists) => {
-            let a = e.store().lookup(dir_path, name)?;
-            return match how {
-                How::Exclusive(verf, req) => exclusive_retry(dir, a, verf, req),
-                _ => Err(NfsError::Exist),
-            };
-        }
-        Err(err) => return Err(err.into()),
-    };
-    if !created {
-        // UNCHECKED4 found a file created meanwhile: opened as existing.
-        let truncate = req.size == Some(0);
-        return Ok(Opened {
-            attrset: if truncate { size_mask() } else { Vec::new() },
-            cinfo: common::cinfo(dir, dir),
-            attrs,
-            created: false,
-            remove_on_failure: false,
-            truncate,
-        });
-    }
-    let path = dir_path.join(name);
-    let mut set = SetAttrs {
-        size: req.size,
-        atime: req.atime.map(common::set_time),
-        mtime: req.mtime.map(common::set_time),
-        ..SetAttrs::default()
-    };
-    let mut attrset = req.mask.clone();
-    if let How::Exclusive(verf, req) = how {
-        let (mtime, atime) = verifier_times(verf);
-        set.atime = Some(SetTime::Client(atime, 0));
-        set.mtime = Some(SetTime::Client(mtime, 0));
-        attrset = exclusive_attrset(req);
-    }
-    let applied = (|| -> NfsResult<Attrs> {
-        let a = if set == SetAttrs::default() {
-            attrs
-        } else {
-            e.store().setattr(&path, &set)?
-        };
-        if matches!(how, How::Exclusive(..)) {
-            // The verifier MUST be on stable storage (RFC 8881 §18.16.4).
-            e.store().commit(&path)?;
-        }
-        Ok(a)
-    })();
-    let attrs = match applied {
-        Ok(a) => a,
-        Err(err) => {
-            let _ = e.store().remove(dir_path, name);
-            return Err(err);
-        }
-    };
-    let after = common::dir_done(e, dir_path)?;
-    Ok(Opened {
-        attrs,
-        created: true,
-        remove_on_failure: true,
-        attrset,
-        cinfo: common::cinfo(&before, &after),
-        truncate: false,
-    })
 }
 
 /// CLAIM_FH (4.1): the current filehandle is the file.
@@ -543,7 +434,7 @@ fn remove_new(cx: &Cx, fh: &CurFh) {
         return;
     };
     if let Some((dir, name)) = path.split_last() {
-        if let Err(err) = e.store().remove(&dir, name) {
+        if let Err(err) = cx.srv.namespace().discard_new_file(e, &dir, name) {
             tracing::warn!(error = %err, path = %path, "OPEN failed but the file it created could not be removed");
         }
     }
@@ -590,7 +481,7 @@ pub(super) fn delegation(
         return open_delegation4::OPEN_DELEGATE_NONE;
     };
     let policy = e.cfg.delegations;
-    let change = crate::vfs::obj_attrs(attrs).change;
+    let change = crate::namespace::vfs::obj_attrs(attrs).change;
     let st = &cx.srv.state;
     let granted = match prev {
         Some(open_delegation_type4::OPEN_DELEGATE_READ) => Ok(st.reclaim_delegation(
@@ -685,37 +576,6 @@ fn no_delegation(minor: u32, want: u32, why: crate::state::deleg::NoDeleg) -> op
     open_delegation4::OPEN_DELEGATE_NONE_EXT(why)
 }
 
-/// The verifier as the two times it is stored in: the first four bytes in
-/// mtime's seconds, the last four in atime's (as knfsd and NFSv3 servers
-/// store it).
-fn verifier_times(v: &verifier4) -> (i64, i64) {
-    let mtime = u32::from_be_bytes([v[0], v[1], v[2], v[3]]);
-    let atime = u32::from_be_bytes([v[4], v[5], v[6], v[7]]);
-    (i64::from(mtime), i64::from(atime))
-}
-
-/// Whether an existing file carries the verifier of an exclusive create.
-fn verifier_matches(a: &Attrs, v: &verifier4) -> bool {
-    let (mtime, atime) = verifier_times(v);
-    a.mtime.sec == mtime && a.atime.sec == atime
-}
-
-/// `attrset` of an exclusive create: the attributes set from cva_attrs
-/// plus time_access_set and time_modify_set, which hold the verifier
-/// (RFC 8881 §18.16.4: the client then SETATTRs them).
-fn exclusive_attrset(req: &SetRequest) -> Vec<u32> {
-    let mut bm = req.mask.clone();
-    attrs::bitmap_set(&mut bm, FATTR4_TIME_ACCESS_SET);
-    attrs::bitmap_set(&mut bm, FATTR4_TIME_MODIFY_SET);
-    bm
-}
-
-fn size_mask() -> Vec<u32> {
-    let mut bm = Vec::new();
-    attrs::bitmap_set(&mut bm, FATTR4_SIZE);
-    bm
-}
-
 /// A retransmitted 4.0 OPEN is answered from the owner's reply cache; the
 /// operations after it in the COMPOUND (GETFH, GETATTR) need the opened
 /// file as the current filehandle, so a CLAIM_NULL name is looked up again
@@ -790,14 +650,6 @@ mod tests {
             0
         )
         .is_ok());
-    }
-
-    #[test]
-    fn verifier_round_trip() {
-        let v = [1, 2, 3, 4, 0xff, 0xfe, 0xfd, 0xfc];
-        let (m, a) = verifier_times(&v);
-        assert_eq!(m, 0x0102_0304);
-        assert_eq!(a, 0xfffe_fdfc);
     }
 
     #[test]

@@ -7,9 +7,9 @@ use super::common;
 use crate::config::MAX_IO;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::namespace::vfs::{CurFh, Export};
 use crate::reply::Detached;
 use crate::state::open::{IoGrant, IoIntent};
-use crate::vfs::{CurFh, Export};
 use nfs4d_store::RelPath;
 
 /// Reply bytes around READ's data in a 4.1 COMPOUND (RPC reply header,
@@ -134,7 +134,7 @@ pub(super) fn admit<'c>(
                 .map(|c| c.principal.clone());
             if opener != Some(cx.req.principal()) {
                 let a = e.store().stat(path)?;
-                if common::caller(cx).0 != a.uid {
+                if common::user(cx).uid != a.uid {
                     let want = if write {
                         common::MAY_WRITE
                     } else {

@@ -50,7 +50,7 @@ use crate::attrs::{self, bitmap_has};
 use crate::config::MAX_IO;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{obj_attrs, CurFh, Export, Node};
+use crate::namespace::vfs::{obj_attrs, CurFh, Export, Node};
 use nfs4d_fhmap::ObjectId;
 use nfs4d_store::{Attrs, FileKind, Name, RelPath, StoreError};
 
@@ -331,7 +331,7 @@ fn list_export(
     let eof = e.store().list(dir_path, &from, stat, &mut |de, got| {
         // Names the backend lists are valid components; anything else
         // cannot be looked up or named in a handle.
-        if crate::orphans::is_hidden(dir_path, de.name) {
+        if crate::namespace::orphans::is_hidden(dir_path, de.name) {
             return true;
         }
         let Ok(name) = Name::new(de.name) else {

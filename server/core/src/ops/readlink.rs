@@ -13,7 +13,7 @@ use nfs4d_xdr::nfs4::READLINK4resok;
 
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::Node;
+use crate::namespace::vfs::Node;
 use nfs4d_store::FileKind;
 
 /// READLINK.

@@ -10,7 +10,7 @@ use nfs4d_xdr::nfs4::{
 use super::common;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{component, Node};
+use crate::namespace::vfs::{component, Node};
 
 use crate::export_access::{AUTH_NONE, AUTH_SYS};
 

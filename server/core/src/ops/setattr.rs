@@ -30,9 +30,9 @@ use super::common::{self, MAY_WRITE, MODE_SETGID};
 use crate::attrs::{self, SetRequest, TimeSet};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::namespace::vfs::CurFh;
 use crate::state::open::ACCESS_WRITE;
 use crate::state::{special, FileKey, StateKind};
-use crate::vfs::CurFh;
 use nfs4d_store::{Attrs, FileKind, SetAttrs};
 
 /// `mode` attribute number (RFC 8881 §5.6).
@@ -122,7 +122,7 @@ fn check_permissions(
     gid: Option<u32>,
     open_for_write: bool,
 ) -> NfsResult<()> {
-    let (caller, _, _) = common::caller(cx);
+    let caller = common::user(cx).uid;
     if caller == 0 {
         return Ok(());
     }
@@ -154,7 +154,7 @@ fn check_permissions(
 /// `mode` as applied: a non-root caller not in the object's (new) group
 /// cannot set set-group-ID (Linux `setattr_copy`).
 fn effective_mode(cx: &Cx, now: &Attrs, mode: u32, new_gid: Option<u32>) -> u32 {
-    let (caller, _, _) = common::caller(cx);
+    let caller = common::user(cx).uid;
     let group = new_gid.unwrap_or(now.gid);
     if caller != 0 && !common::in_group(cx, group) {
         mode & !MODE_SETGID

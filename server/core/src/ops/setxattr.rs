@@ -6,7 +6,7 @@ use super::common;
 use super::getxattr::{may_modify, xattr_key, xattr_obj};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::Export;
+use crate::namespace::vfs::Export;
 use nfs4d_store::{StoreError, XattrSet, XATTR_SIZE_MAX};
 
 /// SETXATTR: the pseudo filesystem has no xattrs (NFS4ERR_NOTSUPP); the

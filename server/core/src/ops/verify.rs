@@ -9,7 +9,7 @@ use super::common;
 use crate::attrs;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::vfs::{obj_attrs, Node};
+use crate::namespace::vfs::{obj_attrs, Node};
 
 /// VERIFY: NFS4_OK when every attribute matches, else NFS4ERR_NOT_SAME.
 pub fn verify(cx: &mut Cx, a: VERIFY4args) -> NfsResult<()> {

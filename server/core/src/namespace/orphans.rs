@@ -9,10 +9,10 @@
 //! deletes it when the last open goes away. The directory is emptied at
 //! start-up: no open survives a restart.
 
-use crate::context::Cx;
+use super::vfs::{key_of, Export, Vfs};
+use super::{Entry, Namespace};
 use crate::error::NfsResult;
 use crate::state::FileKey;
-use crate::vfs::{ftype, key_of, Export, Vfs};
 use nfs4d_fhmap::{ObjectId, NF4DIR};
 use nfs4d_store::{Attrs, FileKind, ListPos, Name, RelPath};
 
@@ -85,63 +85,66 @@ fn orphan_dir_id(vfs: &Vfs, e: &Export) -> NfsResult<ObjectId> {
     )?)
 }
 
-/// Called instead of unlinking `name` in `dir` (attributes `a`): when this
+/// Called instead of unlinking the name `at` (attributes `a`): when this
 /// is the last name of a regular file that is open, moves it to the orphan
 /// directory and returns the handle-map write to make durable; otherwise
 /// returns `None` and the caller unlinks as usual.
-pub fn park_if_open(
-    cx: &Cx,
+pub(super) fn park_if_open(
+    ns: &Namespace,
     e: &Export,
-    dir_id: ObjectId,
-    dir: &RelPath,
-    name: &Name,
+    at: Entry,
     a: &Attrs,
 ) -> NfsResult<Option<u64>> {
     if a.kind != FileKind::Regular || a.nlink > 1 {
         return Ok(None);
     }
-    let vfs = &cx.srv.vfs;
-    let id = vfs
-        .fhmap
-        .lookup_or_insert(e.id, dir_id, name.as_bytes(), key_of(a), ftype(a.kind))?;
-    if cx.srv.state.lock().file_share((e.id, id)).access == 0 {
+    let vfs = ns.vfs;
+    let id = ns.record_id(e, at, a)?;
+    if ns.state.lock().file_share((e.id, id)).access == 0 {
         return Ok(None);
     }
     let orphans = orphan_dir_id(vfs, e)?;
     let parked = parked_name(id);
     e.store()
-        .rename(dir, name, &RelPath::root().join(&dir_name()), &parked)?;
-    vfs.fhmap
-        .rename(e.id, dir_id, name.as_bytes(), orphans, parked.as_bytes())?;
-    tracing::debug!(dir = %dir, name = %name, "open file removed: parked until its last close");
+        .rename(at.dir, at.name, &RelPath::root().join(&dir_name()), &parked)?;
+    vfs.fhmap.rename(
+        e.id,
+        at.dir_id,
+        at.name.as_bytes(),
+        orphans,
+        parked.as_bytes(),
+    )?;
+    tracing::debug!(dir = %at.dir, name = %at.name, "open file removed: parked until its last close");
     Ok(Some(vfs.fhmap.last_seq()))
 }
 
-/// After a CLOSE: deletes a parked file once nothing has it open.
-pub fn reap_after_close(cx: &Cx, file: FileKey) {
-    let (export, id) = file;
-    if cx.srv.state.lock().file_share(file).access != 0 {
-        return;
-    }
-    let vfs = &cx.srv.vfs;
-    let Ok(Some(path)) = vfs.fhmap.path_of(id) else {
-        return;
-    };
-    if path.len() != 2 || path[0] != ORPHAN_DIR {
-        return;
-    }
-    let Ok(e) = vfs.export(export) else {
-        return;
-    };
-    let Ok(name) = Name::new(&path[1]) else {
-        return;
-    };
-    let dir = RelPath::root().join(&dir_name());
-    if let Err(err) = e.store().remove(&dir, &name) {
-        tracing::warn!(error = %err, "cannot delete a parked file after its last close");
-        return;
-    }
-    if let Ok(dir_id) = orphan_dir_id(vfs, e) {
-        let _ = vfs.fhmap.remove(export, dir_id, name.as_bytes());
+impl Namespace<'_> {
+    /// After a CLOSE: deletes a parked file once nothing has it open.
+    pub fn reap_after_close(&self, file: FileKey) {
+        let (export, id) = file;
+        if self.state.lock().file_share(file).access != 0 {
+            return;
+        }
+        let vfs = self.vfs;
+        let Ok(Some(path)) = vfs.fhmap.path_of(id) else {
+            return;
+        };
+        if path.len() != 2 || path[0] != ORPHAN_DIR {
+            return;
+        }
+        let Ok(e) = vfs.export(export) else {
+            return;
+        };
+        let Ok(name) = Name::new(&path[1]) else {
+            return;
+        };
+        let dir = RelPath::root().join(&dir_name());
+        if let Err(err) = e.store().remove(&dir, &name) {
+            tracing::warn!(error = %err, "cannot delete a parked file after its last close");
+            return;
+        }
+        if let Ok(dir_id) = orphan_dir_id(vfs, e) {
+            let _ = vfs.fhmap.remove(export, dir_id, name.as_bytes());
+        }
     }
 }
