@@ -6,12 +6,12 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+use nfs4d_xdr::codec::{Pack, Unpack};
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::record::{Reassembler, RecordError, HEADER_LEN, LAST_FRAGMENT, MAX_FRAGMENTS};
 use nfs4d_xdr::rpc::{self, AuthStat, Credential, Message, Refusal};
 use std::fmt::Debug;
 use std::io::Cursor;
-use xdr_codec::{Pack, Unpack};
 
 /// Record-marking reassembly (RFC 5531 §11): the stream is fed in
 /// fuzzer-chosen chunk sizes and must yield exactly the records, and the
