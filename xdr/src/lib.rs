@@ -1,6 +1,7 @@
 //! NFSv4 wire format for nfs4d: the XDR types of the protocol (generated
-//! from `xdr/spec/*.x`, see [`nfs4`]), ONC RPC messages ([`rpc`]) and
-//! record marking ([`record`]).
+//! from `xdr/spec/*.x`, see [`nfs4`]), the COMPOUND request header
+//! ([`compound`]), ONC RPC messages ([`rpc`]) and record marking
+//! ([`record`]).
 //!
 //! All generated types implement [`codec::Pack`] and [`codec::Unpack`],
 //! the crate's own XDR runtime; [`to_bytes`] and [`from_bytes`] are
@@ -11,6 +12,7 @@ use std::io::Cursor;
 use codec::{Pack, Unpack};
 
 pub mod codec;
+pub mod compound;
 pub mod nfs4;
 pub mod record;
 pub mod rpc;
