@@ -110,6 +110,14 @@ mod tests {
         let bytes = compound(b"tag", 1, ops.clone());
         let mut cur = Cursor::new(&bytes[..]);
         let h = decode_header(&mut cur).unwrap();
+        // 4 (length) + 4 ("tag" and one byte of padding) + 4 + 4.
+        assert_eq!(cur.position(), 16);
+        // The tag borrows the request, not the cursor, which goes on
+        // decoding the operations meanwhile.
+        for op in &ops {
+            assert_eq!(&nfs_argop4::unpack(&mut cur).unwrap().0, op);
+        }
+        assert_eq!(cur.position() as usize, bytes.len());
         assert_eq!(
             h,
             CompoundHeader {
@@ -118,12 +126,6 @@ mod tests {
                 count: 2
             }
         );
-        // 4 (length) + 4 ("tag" and one byte of padding) + 4 + 4.
-        assert_eq!(cur.position(), 16);
-        for op in &ops {
-            assert_eq!(&nfs_argop4::unpack(&mut cur).unwrap().0, op);
-        }
-        assert_eq!(cur.position() as usize, bytes.len());
     }
 
     #[test]
