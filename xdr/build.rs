@@ -3,12 +3,13 @@
 //!
 //! # Why our own generator
 //!
-//! The design mandates the `xdr-codec` runtime (0.4.4): every generated
-//! type implements `xdr_codec::Pack<Out: Write>` and
-//! `xdr_codec::Unpack<In: Read>`. Its companion generator, `xdrgen`
-//! 0.4.4, cannot process the NFSv4 specification of RFC 7530/5661/7862/
-//! 8276: its number parser does `i64::from_str_radix(..).unwrap()`, so
-//! it panics on hexadecimal constants above `i64::MAX` (such as
+//! Every generated type implements the crate's own runtime traits,
+//! `nfs4d_xdr::codec::Pack<Out: Write>` and `Unpack<In: Read>` (shaped
+//! like those of the `xdr-codec` crate, which docs/xdr.md explains we set
+//! aside). `xdrgen` 0.4.4, the generator that goes with `xdr-codec`,
+//! cannot process the NFSv4 specification of RFC 7530/5661/7862/8276:
+//! its number parser does `i64::from_str_radix(..).unwrap()`, so it
+//! panics on hexadecimal constants above `i64::MAX` (such as
 //! `NFS4_UINT64_MAX = 0xffffffffffffffff`); it has no grammar for
 //! `program` blocks and silently drops `%` lines; and it fails on unions
 //! discriminated by `uint32_t` whose case labels are constants it does not
@@ -56,9 +57,10 @@
 //!
 //! `D`, the discriminant type, is the enum, `i32`, `u32` or `bool`
 //! (typedef chains resolved). Only structs, unions and enums implement
-//! `Pack`/`Unpack`; typedefs are aliases. Because `Vec<u8>` is also a
-//! `Vec<T>` (which `xdr-codec` would pack as one word per byte), the
-//! emitter never relies on trait dispatch for fields: it expands each
+//! `Pack`/`Unpack`; typedefs are aliases. Because an `opaque<N>` and a
+//! `uint32_t<N>` are both `Vec`s in Rust but differ on the wire, and the
+//! `<N>` maximum must be checked, the emitter never relies on trait
+//! dispatch for fields: it expands each
 //! field's typedef chain into its wire *shape* and calls the matching
 //! function of `nfs4d_xdr::codec` (opaque: length + bytes + padding;
 //! arrays: count + elements; optional: bool + value …).

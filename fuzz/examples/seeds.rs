@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use nfs4d_xdr::compound::MAX_TAG;
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc::{self, Credential};
 
@@ -364,6 +365,18 @@ fn edge_cases(root: &Path) {
         c.extend_from_slice(&24u32.to_be_bytes());
     }
     write(&root.join("compound_args"), "edge-count-max", &c);
+    // COMPOUND tags of exactly MAX_TAG bytes and of one byte more, each
+    // followed by a minor version, a count of 1 and a PUTROOTFH.
+    for (name, len) in [("edge-tag-max", MAX_TAG), ("edge-tag-long", MAX_TAG + 1)] {
+        let args = COMPOUND4args {
+            tag: vec![b't'; len],
+            minorversion: 1,
+            argarray: vec![nfs_argop4::OP_PUTROOTFH],
+        };
+        let mut v = vec![0u8];
+        v.extend_from_slice(&nfs4d_xdr::to_bytes(&args));
+        write(&root.join("compound_args"), name, &v);
+    }
     // An array count of 2^32 - 1 in GETATTR's bitmap, and an opaque of
     // 2^32 - 1 bytes in LOOKUP.
     write(

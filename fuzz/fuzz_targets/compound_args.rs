@@ -1,9 +1,10 @@
-//! COMPOUND argument decoding as the server does it (compound.rs: tag,
-//! minor version and count, then one `nfs_argop4` at a time), plus a mode
-//! that puts a chosen operation number in front of fuzzer bytes so every
-//! operation's argument decoder is reached, and the other messages the
-//! server or the project client decode (CB_COMPOUND, replies). Never a
-//! panic; every step consumes input or stops.
+//! COMPOUND argument decoding as the server does it (the header through
+//! `nfs4d_xdr::compound::decode_header`, which must agree with the
+//! generated `COMPOUND4args` decoder, then one `nfs_argop4` at a time),
+//! plus a mode that puts a chosen operation number in front of fuzzer
+//! bytes so every operation's argument decoder is reached, and the other
+//! messages the server or the project client decode (CB_COMPOUND,
+//! replies). Never a panic; every step consumes input or stops.
 
 #![no_main]
 

@@ -6,12 +6,12 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+use nfs4d_xdr::codec::{Pack, Unpack};
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::record::{Reassembler, RecordError, HEADER_LEN, LAST_FRAGMENT, MAX_FRAGMENTS};
 use nfs4d_xdr::rpc::{self, AuthStat, Credential, Message, Refusal};
 use std::fmt::Debug;
 use std::io::Cursor;
-use xdr_codec::{Pack, Unpack};
 
 /// Record-marking reassembly (RFC 5531 §11): the stream is fed in
 /// fuzzer-chosen chunk sizes and must yield exactly the records, and the
@@ -169,18 +169,18 @@ pub mod rpc_call {
     }
 }
 
-/// COMPOUND argument decoding as the server does it (compound.rs: tag,
-/// minor version and count, then one `nfs_argop4` at a time), plus a mode
-/// that puts a chosen operation number in front of fuzzer bytes so every
-/// operation's argument decoder is reached, and the other messages the
-/// server or the project client decode (CB_COMPOUND, replies). Never a
-/// panic; every step consumes input or stops.
+/// COMPOUND argument decoding as the server does it (the header through
+/// `nfs4d_xdr::compound::decode_header`, which must agree with the
+/// generated `COMPOUND4args` decoder, then one `nfs_argop4` at a time),
+/// plus a mode that puts a chosen operation number in front of fuzzer
+/// bytes so every operation's argument decoder is reached, and the other
+/// messages the server or the project client decode (CB_COMPOUND,
+/// replies). Never a panic; every step consumes input or stops.
 pub mod compound_args {
     #![allow(unused_imports)]
     use super::*;
-
-    /// compound.rs MAX_TAG.
-    const MAX_TAG: u32 = 1024;
+    use nfs4d_xdr::codec::Error;
+    use nfs4d_xdr::compound::{decode_header, MAX_TAG};
 
     /// Operation numbers: every one the NFSv4.0–4.2 specs define, and ILLEGAL.
     fn opnum(b: u8) -> u32 {
@@ -193,19 +193,46 @@ pub mod compound_args {
 
     fn compound_like_the_server(data: &[u8]) {
         let mut cur = Cursor::new(data);
-        let Ok((_tag, _)) = nfs4d_xdr::codec::unpack_opaque_var(&mut cur, Some(MAX_TAG)) else {
+        let Ok(h) = decode_header(&mut cur) else {
             return;
         };
-        let (Ok((_minor, _)), Ok((count, _))) = (u32::unpack(&mut cur), u32::unpack(&mut cur))
-        else {
-            return;
-        };
-        for _ in 0..count {
+        // Length word, tag padded to four bytes, minor version, count.
+        let padded = h.tag.len().div_ceil(4) * 4;
+        assert!(h.tag.len() <= MAX_TAG, "tag past the limit");
+        assert_eq!(cur.position() as usize, 12 + padded, "header size");
+        for _ in 0..h.count {
             let at = cur.position();
             match nfs_argop4::unpack(&mut cur) {
                 Ok(_) => assert!(cur.position() > at, "an operation consumed nothing"),
                 Err(_) => return,
             }
+        }
+    }
+
+    /// The header decoder and the generated `COMPOUND4args` decoder agree:
+    /// whatever the latter decodes with a tag within the limit has that
+    /// header, and a longer tag is refused for its length.
+    fn header_agrees_with_the_generated_decoder(data: &[u8]) {
+        let header = decode_header(&mut Cursor::new(data));
+        let Ok((args, _)) = nfs4d_xdr::from_bytes_prefix::<COMPOUND4args>(data) else {
+            // The header may still decode: the operations may be broken.
+            return;
+        };
+        if args.tag.len() > MAX_TAG {
+            assert!(
+                matches!(header, Err(Error::InvalidLen(n)) if n == args.tag.len()),
+                "a {}-byte tag gave {header:?}",
+                args.tag.len()
+            );
+            return;
+        }
+        match header {
+            Ok(h) => {
+                assert_eq!(h.tag, &args.tag[..]);
+                assert_eq!(h.minorversion, args.minorversion);
+                assert_eq!(h.count as usize, args.argarray.len());
+            }
+            Err(e) => panic!("header of a decodable COMPOUND refused: {e}"),
         }
     }
 
@@ -224,14 +251,17 @@ pub mod compound_args {
             return;
         };
         match mode % 4 {
-            0 => compound_like_the_server(rest),
+            0 => {
+                compound_like_the_server(rest);
+                header_agrees_with_the_generated_decoder(rest);
+            }
             1 => {
                 if let Some((&b, args)) = rest.split_first() {
                     one_op(opnum(b), args);
                 }
             }
             2 => {
-                let _ = nfs4d_xdr::from_bytes_prefix::<COMPOUND4args>(rest);
+                header_agrees_with_the_generated_decoder(rest);
                 let _ = nfs4d_xdr::from_bytes_prefix::<CB_COMPOUND4args>(rest);
             }
             _ => {

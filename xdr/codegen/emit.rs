@@ -6,12 +6,13 @@ use super::lexer::Result;
 use super::model::{DiscType, Label, Model, Shape};
 use super::parser::{BaseType, Body, Decl, DeclKind, Def, Union};
 
-/// Paths used by the generated code, spelled out in full so that no spec
-/// name can shadow them.
+/// Paths used by the generated code, spelled out in full from `crate`
+/// (a keyword) so that no spec name can shadow them.
 const CODEC: &str = "crate::codec";
-const RESULT: &str = "::xdr_codec::Result";
-const PACK: &str = "::xdr_codec::Pack";
-const UNPACK: &str = "::xdr_codec::Unpack";
+const RESULT: &str = "crate::codec::Result";
+const ERROR: &str = "crate::codec::Error";
+const PACK: &str = "crate::codec::Pack";
+const UNPACK: &str = "crate::codec::Unpack";
 
 /// Generates the Rust source for all definitions of `m`.
 pub fn emit(m: &Model, sources: &[String]) -> Result<String> {
@@ -23,7 +24,10 @@ pub fn emit(m: &Model, sources: &[String]) -> Result<String> {
     o.push_str("// Do not edit: change the .x files or the generator instead.\n\n");
     // Bring the trait methods (`.pack()`, `u32::unpack`) into scope
     // without binding any name a spec type could also use.
-    o.push_str("#[allow(unused_imports)]\nuse ::xdr_codec::{Pack as _, Unpack as _};\n");
+    let _ = writeln!(
+        o,
+        "#[allow(unused_imports)]\nuse {CODEC}::{{Pack as _, Unpack as _}};"
+    );
     for d in &m.defs {
         o.push('\n');
         match &d.body {
@@ -222,7 +226,7 @@ fn emit_enum(o: &mut String, m: &Model, d: &Def) -> Result<()> {
     );
     let _ = writeln!(
         o,
-        "impl TryFrom<i32> for {name} {{\n    type Error = ::xdr_codec::Error;\n    fn try_from(v: i32) -> {RESULT}<Self> {{\n        Ok(match v {{"
+        "impl TryFrom<i32> for {name} {{\n    type Error = {ERROR};\n    fn try_from(v: i32) -> {RESULT}<Self> {{\n        Ok(match v {{"
     );
     for mem in members {
         let _ = writeln!(
@@ -234,7 +238,7 @@ fn emit_enum(o: &mut String, m: &Model, d: &Def) -> Result<()> {
     }
     let _ = writeln!(
         o,
-        "            _ => return Err(::xdr_codec::Error::invalidenum(v)),\n        }})\n    }}\n}}\n"
+        "            _ => return Err({ERROR}::InvalidEnum(v)),\n        }})\n    }}\n}}\n"
     );
     let _ = writeln!(
         o,
@@ -636,7 +640,7 @@ fn emit_union(o: &mut String, m: &Model, d: &Def, u: &Union) -> Result<()> {
         // as that case: refuse to produce such an encoding.
         let _ = writeln!(
             o,
-            "        if matches!(self, Self::default(..)) && matches!(d, {all_labels}) {{\n            return Err(::xdr_codec::Error::invalidcase(d as i32));\n        }}"
+            "        if matches!(self, Self::default(..)) && matches!(d, {all_labels}) {{\n            return Err({ERROR}::InvalidCase(d as i32));\n        }}"
         );
     }
     o.push_str("        let mut sz = d.pack(out)?;\n        match self {\n");
@@ -679,7 +683,7 @@ fn emit_union(o: &mut String, m: &Model, d: &Def, u: &Union) -> Result<()> {
     }
     if !exhaustive {
         let arm = match &default {
-            None => "return Err(::xdr_codec::Error::invalidcase(d as i32))".to_string(),
+            None => format!("return Err({ERROR}::InvalidCase(d as i32))"),
             Some(None) => "Self::default(d)".to_string(),
             Some(Some((shape, _))) => format!("Self::default(d, {})", tally(shape)),
         };

@@ -1,16 +1,18 @@
 //! NFSv4 wire format for nfs4d: the XDR types of the protocol (generated
-//! from `xdr/spec/*.x`, see [`nfs4`]), ONC RPC messages ([`rpc`]) and
-//! record marking ([`record`]).
+//! from `xdr/spec/*.x`, see [`nfs4`]), the COMPOUND request header
+//! ([`compound`]), ONC RPC messages ([`rpc`]) and record marking
+//! ([`record`]).
 //!
-//! All generated types implement [`xdr_codec::Pack`] and
-//! [`xdr_codec::Unpack`]; [`to_bytes`] and [`from_bytes`] are shortcuts
-//! for whole buffers.
+//! All generated types implement [`codec::Pack`] and [`codec::Unpack`],
+//! the crate's own XDR runtime; [`to_bytes`] and [`from_bytes`] are
+//! shortcuts for whole buffers.
 
 use std::io::Cursor;
 
-use xdr_codec::{Pack, Unpack};
+use codec::{Pack, Unpack};
 
 pub mod codec;
+pub mod compound;
 pub mod nfs4;
 pub mod record;
 pub mod rpc;
@@ -19,7 +21,7 @@ pub use nfs4::*;
 
 /// Encodes `v`, or fails if it breaks an XDR bound (a `<N>` maximum, or a
 /// union `default` variant carrying an explicit case's discriminant).
-pub fn try_to_bytes<T: Pack<Vec<u8>>>(v: &T) -> Result<Vec<u8>, xdr_codec::Error> {
+pub fn try_to_bytes<T: Pack<Vec<u8>>>(v: &T) -> codec::Result<Vec<u8>> {
     let mut out = Vec::new();
     v.pack(&mut out)?;
     Ok(out)
@@ -40,7 +42,7 @@ pub fn to_bytes<T: Pack<Vec<u8>>>(v: &T) -> Vec<u8> {
 
 /// Decodes a `T` from the start of `b`; returns it with the number of
 /// bytes it took.
-pub fn from_bytes_prefix<T>(b: &[u8]) -> Result<(T, usize), xdr_codec::Error>
+pub fn from_bytes_prefix<T>(b: &[u8]) -> codec::Result<(T, usize)>
 where
     T: for<'a> Unpack<Cursor<&'a [u8]>>,
 {
@@ -51,13 +53,13 @@ where
 }
 
 /// Decodes a `T` that must span all of `b`: trailing bytes are an error.
-pub fn from_bytes<T>(b: &[u8]) -> Result<T, xdr_codec::Error>
+pub fn from_bytes<T>(b: &[u8]) -> codec::Result<T>
 where
     T: for<'a> Unpack<Cursor<&'a [u8]>>,
 {
     let (v, n) = from_bytes_prefix(b)?;
     if n != b.len() {
-        return Err(format!("XDR: {} trailing bytes after the value", b.len() - n).into());
+        return Err(codec::Error::TrailingBytes(b.len() - n));
     }
     Ok(v)
 }

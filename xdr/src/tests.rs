@@ -6,8 +6,8 @@ use std::cell::Cell;
 use std::fmt::Debug;
 use std::io::Cursor;
 
+use crate::codec::{Error, Pack, Unpack};
 use proptest::prelude::*;
-use xdr_codec::{ErrorKind, Pack, Unpack};
 
 use crate::test_spec::*;
 use crate::{from_bytes, from_bytes_prefix, to_bytes, try_to_bytes};
@@ -28,10 +28,10 @@ where
     bytes
 }
 
-fn kind<T: Debug>(r: Result<T, xdr_codec::Error>) -> ErrorKind {
+fn kind<T: Debug>(r: Result<T, Error>) -> Error {
     match r {
         Ok(v) => panic!("expected an error, decoded {v:?}"),
-        Err(e) => e.0,
+        Err(e) => e,
     }
 }
 
@@ -99,14 +99,11 @@ fn enums() {
     assert_eq!(i32::from(status::ERR_B), 10002);
     assert_eq!(color::try_from(1).unwrap(), color::GREEN);
     assert_eq!(color::default(), color::RED);
-    assert!(matches!(
-        kind(color::try_from(2)),
-        ErrorKind::InvalidEnum(2)
-    ));
+    assert!(matches!(kind(color::try_from(2)), Error::InvalidEnum(2)));
     assert_eq!(round_trip(&status::ERR_A), words(&[10001]));
     assert!(matches!(
         kind(from_bytes::<color>(&words(&[3]))),
-        ErrorKind::InvalidEnum(3)
+        Error::InvalidEnum(3)
     ));
 }
 
@@ -190,23 +187,23 @@ fn pack_rejects_values_breaking_their_bounds() {
     // fh is opaque<5>.
     assert!(matches!(
         kind(try_to_bytes(&uflag::V1(vec![0; 6]))),
-        ErrorKind::InvalidLen(6)
+        Error::InvalidLen(6)
     ));
     // namelist is name<2>, name is string<8>.
     let mut k = full_kitchen();
     k.names = vec![vec![], vec![], vec![]];
-    assert!(matches!(kind(try_to_bytes(&k)), ErrorKind::InvalidLen(3)));
+    assert!(matches!(kind(try_to_bytes(&k)), Error::InvalidLen(3)));
     k.names = vec![vec![b'x'; 9]];
-    assert!(matches!(kind(try_to_bytes(&k)), ErrorKind::InvalidLen(9)));
+    assert!(matches!(kind(try_to_bytes(&k)), Error::InvalidLen(9)));
     // A default variant carrying an explicit case's value would decode as
     // that case.
     assert!(matches!(
         kind(try_to_bytes(&sec::default(6))),
-        ErrorKind::InvalidCase(6)
+        Error::InvalidCase(6)
     ));
     assert!(matches!(
         kind(try_to_bytes(&result::default(status::OK))),
-        ErrorKind::InvalidCase(0)
+        Error::InvalidCase(0)
     ));
 }
 
@@ -221,31 +218,34 @@ fn decode_rejects_invalid_values() {
     // Unknown case without a default arm.
     assert!(matches!(
         kind(from_bytes::<uflag>(&words(&[2]))),
-        ErrorKind::InvalidCase(2)
+        Error::InvalidCase(2)
     ));
     // Enum discriminant outside the enum.
     assert!(matches!(
         kind(from_bytes::<result>(&words(&[3]))),
-        ErrorKind::InvalidEnum(3)
+        Error::InvalidEnum(3)
     ));
     // Booleans are 0 or 1, also as optional-pointer flags.
     assert!(matches!(
         kind(from_bytes::<flag>(&words(&[2]))),
-        ErrorKind::InvalidEnum(2)
+        Error::InvalidEnum(2)
     ));
     assert!(matches!(
         kind(from_bytes::<dirlist>(&words(&[2]))),
-        ErrorKind::InvalidEnum(2)
+        Error::InvalidEnum(2)
     ));
     // Length above the declared maximum (fh is opaque<5>).
     let bytes = words(&[1, 6, 0, 0]);
     assert!(matches!(
         kind(from_bytes::<uflag>(&bytes)),
-        ErrorKind::InvalidLen(6)
+        Error::InvalidLen(6)
     ));
     // Trailing bytes: from_bytes refuses, from_bytes_prefix reports.
     let bytes = words(&[0, 9]);
-    assert!(from_bytes::<num>(&bytes).is_err());
+    assert!(matches!(
+        kind(from_bytes::<num>(&bytes)),
+        Error::TrailingBytes(4)
+    ));
     assert_eq!(from_bytes_prefix::<num>(&bytes).unwrap(), (num::V0, 4));
 }
 
@@ -254,7 +254,11 @@ fn every_truncation_is_an_error() {
     let bytes = to_bytes(&opres::OP_D(full_kitchen()));
     for len in 0..bytes.len() {
         let r = from_bytes::<opres>(&bytes[..len]);
-        assert!(r.is_err(), "decoded a {len}-byte prefix of {}", bytes.len());
+        assert!(
+            matches!(&r, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+            "{len}-byte prefix of {}: {r:?}",
+            bytes.len()
+        );
     }
 }
 
@@ -400,7 +404,8 @@ fn deep_recursion_is_refused() {
         let t: tree = from_bytes(&nested(50)).unwrap();
         assert_eq!(t.kids[0].kids[0].val, 7);
         let e = from_bytes::<tree>(&nested(100_000)).unwrap_err();
-        assert!(e.to_string().contains("nested deeper"), "{e}");
+        assert!(matches!(e, Error::TooDeep), "{e}");
+        assert!(e.to_string().contains("nested deeper than 128"), "{e}");
         // The guard unwinds: decoding works again afterwards.
         from_bytes::<tree>(&nested(50)).unwrap();
     });

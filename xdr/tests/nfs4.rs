@@ -1,8 +1,8 @@
 //! Checks of the types generated from the real NFSv4 spec (`xdr/spec`):
 //! the encodings other crates rely on, byte for byte.
 
+use nfs4d_xdr::codec::Error;
 use nfs4d_xdr::*;
-use xdr_codec::ErrorKind;
 
 fn words(ws: &[u32]) -> Vec<u8> {
     ws.iter().flat_map(|w| w.to_be_bytes()).collect()
@@ -63,10 +63,10 @@ fn results_and_bounds() {
     // nfs_fh4 is opaque<NFS4_FHSIZE>.
     let too_long = words(&[0, 129]);
     let e = from_bytes::<GETFH4res>(&too_long).unwrap_err();
-    assert!(matches!(e.0, ErrorKind::InvalidLen(129)), "{e}");
+    assert!(matches!(e, Error::InvalidLen(129)), "{e}");
     // An unknown operation number fails as an invalid enum value.
     let e = from_bytes::<nfs_argop4>(&words(&[99_999])).unwrap_err();
-    assert!(matches!(e.0, ErrorKind::InvalidEnum(99_999)), "{e}");
+    assert!(matches!(e, Error::InvalidEnum(99_999)), "{e}");
 }
 
 #[test]

@@ -11,10 +11,10 @@
 use std::fmt::Debug;
 use std::io::Cursor;
 
+use nfs4d_xdr::codec::{Pack, Unpack};
 use nfs4d_xdr::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use xdr_codec::{Pack, Unpack};
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
     vec(any::<u8>(), 0..=max)

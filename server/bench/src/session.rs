@@ -11,10 +11,10 @@ use std::io::{self, Cursor, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use nfs4d_xdr::codec::{Pack, Unpack};
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::record::{Reassembler, HEADER_LEN};
 use nfs4d_xdr::rpc::{self, Credential, Message};
-use xdr_codec::{Pack, Unpack};
 
 /// NFS program, version and the COMPOUND procedure.
 const PROG: u32 = 100003;
@@ -185,7 +185,7 @@ pub fn decode(record: &[u8], skim_read: bool) -> Incoming {
 /// MiB); in the streaming workloads that made the generator spend more CPU
 /// than necessary on a machine where it shares the cores with the server.
 fn decode_skimming(body: &[u8]) -> Result<Reply, String> {
-    let err = |e: xdr_codec::Error| format!("undecodable COMPOUND reply: {e}");
+    let err = |e: nfs4d_xdr::codec::Error| format!("undecodable COMPOUND reply: {e}");
     let word = |at: u64| -> Result<u32, String> {
         let at = at as usize;
         body.get(at..at + 4)

@@ -963,8 +963,8 @@ mod tests {
     /// codec on the structured types.
     #[test]
     fn hand_encoding_matches_generated_codec() {
+        use nfs4d_xdr::codec::Pack;
         use nfs4d_xdr::nfs4 as g;
-        use xdr_codec::Pack;
 
         let dev = ObjAttrs {
             kind: Kind::CharDev,

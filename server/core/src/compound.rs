@@ -14,9 +14,9 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
+use nfs4d_xdr::codec::Unpack;
 use nfs4d_xdr::nfs4::{nfs_opnum4, nfsstat4};
 use nfs4d_xdr::rpc::{self, Refusal};
-use xdr_codec::Unpack;
 
 pub use crate::context::{Cx, Followup, RequestCtx, SessionCtx};
 use crate::error::NfsError;
@@ -26,7 +26,7 @@ use crate::reply::{self, Record};
 use crate::server::Server;
 
 /// Longest COMPOUND tag accepted (a tag is echoed, never interpreted).
-pub const MAX_TAG: usize = 1024;
+pub use nfs4d_xdr::compound::MAX_TAG;
 
 /// Errors after which a 4.0 owner's seqid does not advance (RFC 7530 §9.1.7).
 fn seqid_advances(st: nfsstat4) -> bool {
@@ -67,10 +67,14 @@ pub fn process(
     args: &[u8],
 ) -> Result<(Record, Vec<Followup>), Refusal> {
     let mut cur = Cursor::new(args);
-    let (tag, minor, count) = decode_header(&mut cur).ok_or(Refusal::GarbageArgs)?;
+    let h = nfs4d_xdr::compound::decode_header(&mut cur).map_err(|e| {
+        tracing::warn!(peer = %req.peer, xid, error = %e, "undecodable COMPOUND header");
+        Refusal::GarbageArgs
+    })?;
+    let (tag, minor, count) = (h.tag, h.minorversion, h.count);
     // The tag is a utf8str_cs: invalid UTF-8 is NFS4ERR_INVAL before any
     // operation runs (RFC 8881 §16.2.3, §14.4).
-    let bad_tag = match std::str::from_utf8(&tag) {
+    let bad_tag = match std::str::from_utf8(tag) {
         Ok(s) => s.chars().any(crate::namespace::vfs::is_noncharacter),
         Err(_) => true,
     };
@@ -84,7 +88,7 @@ pub fn process(
     rpc::begin_success_reply(xid, &mut out);
     let body = out.len();
     put_u32(&mut out, 0); // status, patched below
-    nfs4d_xdr::codec::pack_opaque_var(&tag, None, &mut out).map_err(|_| Refusal::SystemErr)?;
+    nfs4d_xdr::codec::pack_opaque_var(tag, None, &mut out).map_err(|_| Refusal::SystemErr)?;
     let count_at = out.len();
     put_u32(&mut out, 0); // result count, patched below
 
@@ -158,13 +162,6 @@ pub fn process(
         detached: cx.detached,
     };
     Ok((rec, cx.followups))
-}
-
-fn decode_header(cur: &mut Cursor<&[u8]>) -> Option<(Vec<u8>, u32, u32)> {
-    let (tag, _) = nfs4d_xdr::codec::unpack_opaque_var(cur, Some(MAX_TAG as u32)).ok()?;
-    let (minor, _) = u32::unpack(cur).ok()?;
-    let (count, _) = u32::unpack(cur).ok()?;
-    Some((tag, minor, count))
 }
 
 /// Runs the operations; returns the COMPOUND status and how many results

@@ -297,7 +297,7 @@ impl NfsError {
         if let NfsError::LockDenied(d) = self {
             // Packing into a Vec cannot fail for a LOCK4denied (its owner
             // is bounded when decoded or built).
-            let _ = xdr_codec::Pack::pack(&**d, out);
+            let _ = nfs4d_xdr::codec::Pack::pack(&**d, out);
         }
     }
 

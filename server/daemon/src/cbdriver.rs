@@ -20,13 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nfs4d_xdr::codec::Unpack;
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::record::Reassembler;
 use nfs4d_xdr::rpc::{self, Credential, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
-use xdr_codec::Unpack;
 
 use crate::callback::{CbChannel, CbError};
 use nfs4d_core::server::Server;

@@ -7,10 +7,10 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use nfs4d_xdr::codec::Unpack;
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::record::Reassembler;
 use nfs4d_xdr::rpc::{self, Credential, Message};
-use xdr_codec::Unpack;
 
 /// NFS program and version.
 const PROG: u32 = 100003;

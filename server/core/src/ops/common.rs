@@ -646,8 +646,8 @@ pub fn denied(d: crate::state::lock::Denied) -> NfsError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Opaque(pub Vec<u8>);
 
-impl<Out: std::io::Write> xdr_codec::Pack<Out> for Opaque {
-    fn pack(&self, out: &mut Out) -> xdr_codec::Result<usize> {
+impl<Out: std::io::Write> nfs4d_xdr::codec::Pack<Out> for Opaque {
+    fn pack(&self, out: &mut Out) -> nfs4d_xdr::codec::Result<usize> {
         nfs4d_xdr::codec::pack_opaque_var(&self.0, None, out)
     }
 }

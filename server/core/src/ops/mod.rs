@@ -13,8 +13,8 @@
 
 use std::io::Cursor;
 
+use nfs4d_xdr::codec::{Pack, Unpack};
 use nfs4d_xdr::nfs4::*;
-use xdr_codec::{Pack, Unpack};
 
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
@@ -133,7 +133,7 @@ pub type Gate = fn(&mut Cx, &OpDesc) -> Result<(), NfsError>;
 #[derive(Debug)]
 pub enum Step {
     /// Its arguments could not be decoded (NFS4ERR_BADXDR).
-    BadXdr(xdr_codec::Error),
+    BadXdr(nfs4d_xdr::codec::Error),
     /// The gate refused it before it ran.
     Refused(NfsError),
     /// It ran and its result, with this status, is encoded.
@@ -217,7 +217,7 @@ where
 struct Void;
 
 impl<In: std::io::Read> Unpack<In> for Void {
-    fn unpack(_: &mut In) -> xdr_codec::Result<(Void, usize)> {
+    fn unpack(_: &mut In) -> nfs4d_xdr::codec::Result<(Void, usize)> {
         Ok((Void, 0))
     }
 }

@@ -497,8 +497,8 @@ fn rdattr_value(f: &fattr4) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nfs4d_xdr::codec::Pack;
     use nfs4d_xdr::nfs4::nfsstat4;
-    use xdr_codec::Pack;
 
     /// The smallest encoded entry: value-follows 4, cookie 8, a 1-byte
     /// name (4 + 4), empty bitmap (4), empty values (4).

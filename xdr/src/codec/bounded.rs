@@ -1,23 +1,18 @@
-//! Bounded XDR codec primitives used by the generated code.
+//! Bounded encoders and decoders for opaque data, arrays and optional
+//! values, called by the generated code.
 //!
-//! `xdr-codec` provides the `Pack`/`Unpack` traits and the scalar
-//! impls (`i32`, `u32`, `i64`, `u64`, `bool`), which we use as is. Its
-//! helpers for opaque data and arrays are not usable on hostile input:
-//! `unpack_flex` pre-allocates `Vec::with_capacity(count)` from the wire
-//! count, `unpack_opaque_flex` does not notice a truncated body, and
-//! `unpack_opaque_array` spins forever on EOF. Its blanket `Pack for
-//! Vec<T>` would also encode a `Vec<u8>` as one 4-byte word per byte.
-//! So the generator never relies on trait dispatch for opaque data or
-//! arrays: it resolves each field's shape and calls the functions below,
-//! passing closures for the element codec.
-//!
-//! Every function returns the number of bytes written or read, so that
-//! the generated `Pack`/`Unpack` impls keep the `xdr-codec` convention.
+//! The generator resolves each field's wire shape (through typedef
+//! chains) and calls the matching function here, passing closures for the
+//! element codec, instead of relying on trait dispatch: an `opaque<N>` and
+//! a `uint32_t<N>` are both `Vec`s in Rust but differ on the wire, and the
+//! `<N>` maximum must be checked. Decoding never trusts a length or count
+//! from the wire for allocation, and a short input is an error, never a
+//! hang. Every function returns the number of bytes written or read, as
+//! [`Pack`] and [`Unpack`] do.
 
-use std::cell::Cell;
 use std::io::{Read, Write};
 
-use xdr_codec::{Error, Pack, Result, Unpack};
+use super::{Error, Pack, Result, Unpack};
 
 /// Upper bound, in bytes, of what a variable-length array decoder
 /// reserves before it has seen the elements. The wire count only says how
@@ -26,9 +21,9 @@ use xdr_codec::{Error, Pack, Result, Unpack};
 /// actually arrive.
 const PREALLOC_BYTES: usize = 16 * 1024;
 
-/// Deepest nesting of recursive types accepted by the decoder (see
-/// [`DepthGuard`]).
-pub const MAX_DEPTH: u32 = 128;
+/// Upper bound, in elements, of the same reservation (for elements of
+/// 16 bytes or less, which PREALLOC_BYTES alone would let reach 16 Ki).
+const PREALLOC_ELEMS: usize = 1024;
 
 /// Zero bytes used to pad opaque data to a multiple of 4.
 const ZEROS: [u8; 4] = [0; 4];
@@ -51,7 +46,7 @@ pub fn tally<T>(sz: &mut usize, r: Result<(T, usize)>) -> Result<T> {
 fn check_max(len: usize, max: Option<u32>) -> Result<()> {
     let limit = max.map_or(u32::MAX as usize, |m| m as usize);
     if len > limit {
-        return Err(Error::invalidlen(len));
+        return Err(Error::InvalidLen(len));
     }
     Ok(())
 }
@@ -76,7 +71,7 @@ fn pack_len<Out: Write>(len: usize, max: Option<u32>, out: &mut Out) -> Result<u
 /// it against the declared maximum before anything is allocated.
 fn unpack_len<In: Read>(input: &mut In, max: Option<u32>) -> Result<(usize, usize)> {
     let (len, n) = u32::unpack(input)?;
-    let len = usize::try_from(len).map_err(|_| Error::invalidlen(usize::MAX))?;
+    let len = usize::try_from(len).map_err(|_| Error::InvalidLen(usize::MAX))?;
     check_max(len, max)?;
     Ok((len, n))
 }
@@ -139,7 +134,7 @@ pub fn unpack_array_fixed<In: Read, T, const N: usize>(
         v.push(tally(&mut sz, f(input))?);
     }
     // Cannot fail: exactly N elements were pushed.
-    let arr = <[T; N]>::try_from(v).map_err(|v| Error::invalidlen(v.len()))?;
+    let arr = <[T; N]>::try_from(v).map_err(|v| Error::InvalidLen(v.len()))?;
     Ok((arr, sz))
 }
 
@@ -156,8 +151,9 @@ pub fn pack_array_var<Out: Write, T>(
 }
 
 /// `T x<max>`: the count is checked against `max` before decoding, and
-/// at most 16 KiB (and 1024 elements) are reserved up front whatever the count
-/// claims; a truncated array fails at the first missing element.
+/// at most `PREALLOC_BYTES` (and `PREALLOC_ELEMS` elements) are reserved
+/// up front whatever the count claims; a truncated array fails at the
+/// first missing element.
 pub fn unpack_array_var<In: Read, T>(
     input: &mut In,
     max: Option<u32>,
@@ -165,7 +161,7 @@ pub fn unpack_array_var<In: Read, T>(
 ) -> Result<(Vec<T>, usize)> {
     let (count, mut sz) = unpack_len(input, max)?;
     let prealloc = PREALLOC_BYTES / std::mem::size_of::<T>().max(1);
-    let mut v = Vec::with_capacity(count.min(prealloc).min(1024));
+    let mut v = Vec::with_capacity(count.min(prealloc).min(PREALLOC_ELEMS));
     for _ in 0..count {
         v.push(tally(&mut sz, f(input))?);
     }
@@ -196,38 +192,5 @@ pub fn unpack_optional<In: Read, T>(
         Ok((Some(Box::new(v)), sz))
     } else {
         Ok((None, sz))
-    }
-}
-
-thread_local! {
-    /// Current nesting of recursive types being decoded on this thread.
-    static DEPTH: Cell<u32> = const { Cell::new(0) };
-}
-
-/// Bounds the decoding recursion of types that can contain themselves
-/// other than through a linked-list tail (those are decoded iteratively):
-/// without it, a few bytes of hostile input per level could overflow the
-/// stack of a server thread. The generated `Unpack` of such types holds a
-/// guard while decoding; more than [`MAX_DEPTH`] nested guards is an error.
-pub struct DepthGuard(());
-
-impl DepthGuard {
-    /// Enters one level of nesting, or fails if too deep.
-    pub fn enter() -> Result<DepthGuard> {
-        DEPTH.with(|d| {
-            if d.get() >= MAX_DEPTH {
-                return Err(Error::from(format!(
-                    "XDR: recursive types nested deeper than {MAX_DEPTH}"
-                )));
-            }
-            d.set(d.get() + 1);
-            Ok(DepthGuard(()))
-        })
-    }
-}
-
-impl Drop for DepthGuard {
-    fn drop(&mut self) {
-        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
