@@ -107,7 +107,8 @@ fn put_auth(out: &mut Vec<u8>, flavor: u32, body: &[u8]) {
 /// complete.
 pub fn finish_record(record: &mut [u8]) {
     let len = record.len().saturating_sub(RECORD_MARK);
-    let mark = u32::try_from(len).unwrap_or(u32::MAX & !LAST_FRAGMENT) | LAST_FRAGMENT;
+    // Records stay far below 2 GiB (the transport bounds them at 64 MiB).
+    let mark = len.min(!LAST_FRAGMENT as usize) as u32 | LAST_FRAGMENT;
     if let Some(m) = record.get_mut(..RECORD_MARK) {
         m.copy_from_slice(&mark.to_be_bytes());
     }
