@@ -498,10 +498,14 @@ impl GssServer {
             } else {
                 None
             };
+            let identity = OnceLock::new();
+            if let Some((id, _, _)) = &done {
+                let _ = identity.set(id.clone());
+            }
             let ctx = Ctx {
                 sec: Mutex::new(sec),
                 window: Mutex::new(SeqWindow::new()),
-                identity: OnceLock::new(),
+                identity,
             };
             let mut table = lock(&self.table);
             let (handle, gone) = table.insert(client, ctx, now);
@@ -514,10 +518,7 @@ impl GssServer {
                     &step.token,
                     Verifier::none(),
                 )),
-                Some((identity, expiry, verifier)) => {
-                    if let Lookup::Found(e) = table.get(&handle, now) {
-                        let _ = e.value.identity.set(identity);
-                    }
+                Some((_, expiry, verifier)) => {
                     table.established(&handle, expiry, now);
                     Decision::Control(init_res_reply(&handle, 0, 0, &step.token, verifier))
                 }
@@ -599,14 +600,12 @@ impl GssServer {
     fn use_context<'a>(&self, call: &GssCall<'a>, cred: &wire::Cred<'_>, now: u64) -> Decision<'a> {
         let client = call.client;
         let found = lock(&self.table).get(cred.handle, now);
-        let entry = match found {
-            Lookup::Found(e) if e.value.identity.get().is_some() => e,
-            _ => {
-                tracing::warn!(%client, "RPCSEC_GSS call on an unknown or expired context (RPCSEC_GSS_CTXPROBLEM)");
-                return Decision::AuthError(AuthStat::CtxProblem);
-            }
+        let established = match (found, Handle::try_from(cred.handle)) {
+            (Lookup::Found(e), Ok(h)) => e.value.identity.get().cloned().map(|id| (e, h, id)),
+            _ => None,
         };
-        let Some(identity) = entry.value.identity.get().cloned() else {
+        let Some((entry, handle, identity)) = established else {
+            tracing::warn!(%client, "RPCSEC_GSS call on an unknown or expired context (RPCSEC_GSS_CTXPROBLEM)");
             return Decision::AuthError(AuthStat::CtxProblem);
         };
         if cred.seq > MAXSEQ {
@@ -617,9 +616,6 @@ impl GssServer {
             tracing::warn!(%client, flavor = call.verf_flavor, "RPCSEC_GSS call without an RPCSEC_GSS verifier (AUTH_BADVERF)");
             return Decision::AuthError(AuthStat::BadVerf);
         }
-        let Ok(handle) = Handle::try_from(cred.handle) else {
-            return Decision::AuthError(AuthStat::CtxProblem);
-        };
         let mut sec = lock(&entry.value.sec);
         if let Err(e) = sec.verify_mic(call.header, call.verf) {
             if e.routine() == GSS_S_CONTEXT_EXPIRED {
