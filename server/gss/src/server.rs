@@ -737,3 +737,11 @@ fn log_gone(gone: &[(Handle, Gone)], client: IpAddr) {
         }
     }
 }
+
+/// The transport shares one engine between connections and may run an
+/// accepted call (and protect its reply) on another thread.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<GssServer>();
+    send_sync::<Accepted<'static>>();
+};
