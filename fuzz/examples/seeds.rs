@@ -343,7 +343,180 @@ fn main() {
         write(&root.join("rpc_call"), &format!("reply-{i}"), &reply[4..]);
     }
     edge_cases(&root);
+    gss_seeds(&root.join("gss_wire"));
     println!("seeds written under {}", root.display());
+}
+
+/// RPCSEC_GSS inputs for `gss_wire` (mode byte first, see
+/// `src/gss_wire.rs`): calls of every kind and service, replies, bare
+/// credentials including refused ones, and sequence-number walks.
+fn gss_seeds(dir: &Path) {
+    use nfs4d_gss::rpc::{
+        accepted_record, auth_error_record, call_record, AcceptStat, AuthStat, Verifier,
+    };
+    use nfs4d_gss::wire::{self, Cred, GssProc, Service, MAXSEQ, RPCSEC_GSS};
+
+    let mic = Verifier {
+        flavor: RPCSEC_GSS,
+        body: vec![
+            0x04, 0x04, 0x05, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+            13, 14, 15, 16, 17, 18, 19, 20,
+        ],
+    };
+    let with_mode = |mode: u8, bytes: &[u8]| {
+        let mut v = vec![mode];
+        v.extend_from_slice(bytes);
+        v
+    };
+    let handle = *b"0123456789abcdef";
+    let mut n = 0;
+    let mut call = |gss_proc: GssProc,
+                    service: Service,
+                    seq: u32,
+                    proc_: u32,
+                    verf: &Verifier,
+                    args: &[u8]| {
+        let cred = wire::encode_cred(&Cred {
+            proc_: gss_proc,
+            seq,
+            service,
+            handle: if gss_proc == GssProc::Init {
+                b""
+            } else {
+                &handle
+            },
+        });
+        let rec = call_record::<()>(
+            n,
+            100003,
+            4,
+            proc_,
+            RPCSEC_GSS,
+            &cred,
+            |_| Ok(verf.clone()),
+            args,
+        )
+        .unwrap();
+        write(dir, &format!("call-{n}"), &with_mode(0, &rec[4..]));
+        n += 1;
+    };
+    let token = [
+        0x60u8, 0x82, 0x02, 0x10, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x02,
+        0x01, 0x00, 0x6e,
+    ];
+    call(
+        GssProc::Init,
+        Service::None,
+        0,
+        0,
+        &Verifier::none(),
+        &wire::encode_init_arg(&token),
+    );
+    call(
+        GssProc::ContinueInit,
+        Service::None,
+        0,
+        0,
+        &Verifier::none(),
+        &wire::encode_init_arg(&token),
+    );
+    call(GssProc::Destroy, Service::None, 9, 0, &mic, b"");
+    call(
+        GssProc::Data,
+        Service::None,
+        1,
+        1,
+        &mic,
+        b"\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\x18",
+    );
+    let mut integ = Vec::new();
+    wire::encode_integ_into::<_, ()>(&mut integ, 2, b"\0\0\0\0\0\0\0\x01", |_| {
+        Ok(mic.body.clone())
+    })
+    .unwrap();
+    call(GssProc::Data, Service::Integrity, 2, 1, &mic, &integ);
+    let mut private = Vec::new();
+    wire::encode_priv_into(
+        &mut private,
+        &[
+            0x05, 0x04, 0x06, 0xff, 0, 0x10, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8,
+        ],
+    );
+    call(GssProc::Data, Service::Privacy, 3, 1, &mic, &private);
+    call(GssProc::Data, Service::None, MAXSEQ + 1, 1, &mic, b"");
+    // A creation argument claiming a token past the limit.
+    call(
+        GssProc::Init,
+        Service::None,
+        0,
+        0,
+        &Verifier::none(),
+        &((wire::MAX_TOKEN as u32 + 1).to_be_bytes()),
+    );
+
+    let res = wire::encode_init_res(&wire::InitRes {
+        handle: &handle,
+        major: 0,
+        minor: 0,
+        seq_window: 128,
+        token: &token,
+    });
+    for (i, rec) in [
+        accepted_record(1, &mic, AcceptStat::Success, &res),
+        accepted_record(2, &mic, AcceptStat::GarbageArgs, b""),
+        auth_error_record(3, AuthStat::CtxProblem),
+        auth_error_record(4, AuthStat::CredProblem),
+    ]
+    .iter()
+    .enumerate()
+    {
+        write(dir, &format!("reply-{i}"), &with_mode(1, &rec[4..]));
+    }
+
+    let raw = |name: &str, words: [u32; 4], handle: &[u8]| {
+        let mut v = vec![2u8];
+        for w in words {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        v.extend_from_slice(&(handle.len() as u32).to_be_bytes());
+        v.extend_from_slice(handle);
+        v.resize(v.len() + (4 - handle.len() % 4) % 4, 0);
+        write(dir, name, &v);
+    };
+    raw("cred-ok", [1, 0, 7, 2], &handle);
+    raw("cred-version-2", [2, 0, 7, 1], &handle);
+    raw("cred-proc-4", [1, 4, 7, 1], &handle);
+    raw("cred-service-0", [1, 0, 7, 0], &handle);
+    raw("cred-handle-400", [1, 0, 7, 1], &[1; 400]);
+    raw("cred-odd-handle", [1, 3, 7, 3], b"abcde");
+
+    let walk = |name: &str, seqs: &[u32]| {
+        let mut v = vec![3u8];
+        for s in seqs {
+            v.extend_from_slice(&s.to_be_bytes());
+        }
+        write(dir, name, &v);
+    };
+    walk("window-in-order", &(1..300).collect::<Vec<_>>());
+    walk("window-replays", &[5, 5, 3, 3, 200, 72, 73, 72, 1, 200]);
+    walk(
+        "window-jumps",
+        &[
+            10,
+            10 + 127,
+            10,
+            9,
+            10 + 128 + 127,
+            u32::MAX,
+            0,
+            u32::MAX - 127,
+            u32::MAX - 128,
+        ],
+    );
+    walk(
+        "window-maxseq",
+        &[MAXSEQ - 1, MAXSEQ, MAXSEQ + 1, MAXSEQ - 129],
+    );
 }
 
 /// Inputs at the limits the decoders enforce.
