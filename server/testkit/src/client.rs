@@ -24,6 +24,11 @@ pub const SLOT_BITS: u32 = 10;
 /// Most fore-channel slots a client uses.
 pub const MAX_SLOTS: u32 = 1 << SLOT_BITS;
 
+/// The request and reply size a session asks for: a 1 MiB WRITE or READ
+/// plus its headers. Replies that large must pass the transport.
+const MAX_IO_RECORD: u32 = (1 << 20) + (64 << 10);
+const _: () = assert!(MAX_IO_RECORD as usize <= crate::transport::MAX_RECORD);
+
 /// How long a blocking call waits for its reply by default: a server that
 /// stops answering fails the test instead of hanging it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -258,7 +263,8 @@ impl Client {
         Ok(res)
     }
 
-    /// The SEQUENCE operation for the next call on `slot`.
+    /// The SEQUENCE operation for the next call on `slot` (of the session,
+    /// once there is one).
     pub fn sequence(&self, slot: usize, cache: bool) -> nfs_argop4 {
         nfs_argop4::OP_SEQUENCE(SEQUENCE4args {
             sa_sessionid: self.session.unwrap_or_default(),
@@ -354,9 +360,8 @@ impl Client {
         let slots = o.slots.clamp(1, MAX_SLOTS);
         let fore = channel_attrs4 {
             ca_headerpadsize: 0,
-            // A 1 MiB WRITE or READ plus its headers.
-            ca_maxrequestsize: (1 << 20) + (64 << 10),
-            ca_maxresponsesize: (1 << 20) + (64 << 10),
+            ca_maxrequestsize: MAX_IO_RECORD,
+            ca_maxresponsesize: MAX_IO_RECORD,
             ca_maxresponsesize_cached: 64 << 10,
             ca_maxoperations: 16,
             ca_maxrequests: slots,

@@ -80,11 +80,6 @@ impl Tcp {
             wait: None,
         })
     }
-
-    /// The socket (its addresses, for tests of who is connected).
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
 }
 
 impl Sender for Tcp {
