@@ -29,7 +29,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nfs4d_conformance::Nfs4d;
-use nfs4d_testkit::client::{getattr, Client};
+use nfs4d_testkit::ops::*;
+use nfs4d_testkit::{Client, SessionOptions};
 use nfs4d_xdr::nfs4::*;
 
 const OWNER: &[u8] = b"crash-client";
@@ -135,58 +136,30 @@ struct Model {
     creates: u64,
 }
 
-fn putfh(fh: &[u8]) -> nfs_argop4 {
-    nfs_argop4::OP_PUTFH(PUTFH4args {
-        object: fh.to_vec(),
-    })
-}
-
-fn fh_of(r: &COMPOUND4res) -> Option<Vec<u8>> {
-    r.resarray.iter().rev().find_map(|x| match x {
-        nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok)) => Some(ok.object.clone()),
-        _ => None,
-    })
-}
-
-fn open_sid(r: &COMPOUND4res) -> Option<stateid4> {
-    r.resarray.iter().find_map(|x| match x {
-        nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => Some(ok.stateid.clone()),
-        _ => None,
-    })
-}
-
 fn expect_ok(what: &str, r: &COMPOUND4res) {
     assert_eq!(r.status, nfsstat4::NFS4_OK, "{what}: {r:?}");
 }
 
 fn open_args(c: &Client, how: openflag4, claim: open_claim4) -> nfs_argop4 {
-    nfs_argop4::OP_OPEN(OPEN4args {
-        seqid: 0,
-        share_access: OPEN4_SHARE_ACCESS_BOTH,
-        share_deny: OPEN4_SHARE_DENY_NONE,
-        owner: open_owner4 {
-            clientid: c.clientid,
-            owner: OPEN_OWNER.to_vec(),
-        },
-        openhow: how,
+    open_op(
+        c.clientid,
+        OPEN_OWNER,
+        0,
+        OPEN4_SHARE_ACCESS_BOTH,
+        how,
         claim,
-    })
+    )
 }
 
-fn write_op(sid: &stateid4, off: u64, data: Vec<u8>, stable: stable_how4) -> nfs_argop4 {
-    nfs_argop4::OP_WRITE(WRITE4args {
-        stateid: sid.clone(),
-        offset: off,
-        stable,
-        data,
-    })
+/// The open stateid a COMPOUND's OPEN returned.
+fn open_sid(r: &COMPOUND4res) -> Option<stateid4> {
+    open_ok(r).map(|ok| ok.stateid.clone())
 }
 
 fn write_res(r: &COMPOUND4res) -> WRITE4resok {
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_WRITE(WRITE4res::NFS4_OK(ok))) => ok.clone(),
-        _ => panic!("WRITE failed: {r:?}"),
-    }
+    write_ok(r)
+        .unwrap_or_else(|| panic!("WRITE failed: {r:?}"))
+        .clone()
 }
 
 impl Model {
@@ -203,14 +176,7 @@ impl Model {
             let name = format!("d{}", self.names);
             let r = c.compound(vec![
                 nfs_argop4::OP_PUTROOTFH,
-                nfs_argop4::OP_CREATE(CREATE4args {
-                    objtype: createtype4::NF4DIR,
-                    objname: name.as_bytes().to_vec(),
-                    createattrs: fattr4 {
-                        attrmask: vec![],
-                        attr_vals: vec![],
-                    },
-                }),
+                mkdir(&name, no_attrs()),
                 nfs_argop4::OP_GETFH,
             ])?;
             expect_ok("CREATE dir", &r);
@@ -238,14 +204,7 @@ impl Model {
             let first = dir_fh.map_or(nfs_argop4::OP_PUTROOTFH, |f| putfh(&f));
             let r = c.compound(vec![
                 first,
-                open_args(
-                    c,
-                    openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(fattr4 {
-                        attrmask: vec![],
-                        attr_vals: vec![],
-                    })),
-                    open_claim4::CLAIM_NULL(name.into_bytes()),
-                ),
+                open_args(c, create_unchecked(), claim_null(&name)),
                 nfs_argop4::OP_GETFH,
             ])?;
             expect_ok("OPEN create", &r);
@@ -273,7 +232,7 @@ impl Model {
             let data = pattern(self.files[fi].id, off, len);
             let r = c.compound(vec![
                 putfh(&self.files[fi].fh),
-                write_op(&sid, off, data, stable_how4::FILE_SYNC4),
+                write(&sid, off, stable_how4::FILE_SYNC4, data),
             ])?;
             let ok = write_res(&r);
             assert_eq!(ok.committed, stable_how4::FILE_SYNC4, "FILE_SYNC4 write");
@@ -290,7 +249,7 @@ impl Model {
                 let data = pattern(self.files[fi].id, off, len);
                 let r = c.compound(vec![
                     putfh(&self.files[fi].fh),
-                    write_op(&sid, off, data, stable_how4::UNSTABLE4),
+                    write(&sid, off, stable_how4::UNSTABLE4, data),
                 ])?;
                 let ok = write_res(&r);
                 assert_eq!(u64::from(ok.count), len, "short write");
@@ -308,13 +267,7 @@ impl Model {
             }
             // Some bursts are left uncommitted: nothing is promised for them.
             if self.rand(4) != 0 {
-                let r = c.compound(vec![
-                    putfh(&self.files[fi].fh),
-                    nfs_argop4::OP_COMMIT(COMMIT4args {
-                        offset: 0,
-                        count: 0,
-                    }),
-                ])?;
+                let r = c.compound(vec![putfh(&self.files[fi].fh), commit()])?;
                 let cv = match r.resarray.last() {
                     Some(nfs_resop4::OP_COMMIT(COMMIT4res::NFS4_OK(ok))) => ok.writeverf,
                     _ => panic!("COMMIT failed: {r:?}"),
@@ -360,13 +313,7 @@ impl Model {
         let Some((fi, sid)) = self.held.first().cloned() else {
             return Ok(());
         };
-        let r = c.compound(vec![
-            putfh(&self.files[fi].fh),
-            nfs_argop4::OP_CLOSE(CLOSE4args {
-                seqid: 0,
-                open_stateid: sid,
-            }),
-        ])?;
+        let r = c.compound(vec![putfh(&self.files[fi].fh), close(0, &sid)])?;
         expect_ok("CLOSE", &r);
         self.held.remove(0);
         Ok(())
@@ -383,11 +330,7 @@ impl Model {
         let fi = free[self.rand(free.len() as u64) as usize];
         let r = c.compound(vec![
             putfh(&self.files[fi].fh),
-            open_args(
-                c,
-                openflag4::default(opentype4::OPEN4_NOCREATE),
-                open_claim4::CLAIM_FH,
-            ),
+            open_args(c, no_create(), open_claim4::CLAIM_FH),
         ])?;
         expect_ok("OPEN CLAIM_FH", &r);
         self.held.push((fi, open_sid(&r).expect("stateid")));
@@ -408,17 +351,14 @@ struct Totals {
 /// RECLAIM_COMPLETE (which ends grace: this is the only client).
 fn reconnect_and_reclaim(srv: &Nfs4d, m: &mut Model, t: &mut Totals) -> Client {
     let mut c = Client::connect(srv.addr(), 1).expect("connect");
-    c.establish41_reclaiming(OWNER).expect("session");
+    c.establish41_with(OWNER, &SessionOptions::reclaiming())
+        .expect("session");
     let held = std::mem::take(&mut m.held);
     for (fi, _) in held {
         let r = c
             .compound(vec![
                 putfh(&m.files[fi].fh),
-                open_args(
-                    &c,
-                    openflag4::default(opentype4::OPEN4_NOCREATE),
-                    open_claim4::CLAIM_PREVIOUS(open_delegation_type4::OPEN_DELEGATE_NONE),
-                ),
+                open_args(&c, no_create(), claim_previous()),
             ])
             .expect("reclaim");
         expect_ok(&format!("CLAIM_PREVIOUS of {}", m.files[fi].path), &r);
@@ -429,32 +369,22 @@ fn reconnect_and_reclaim(srv: &Nfs4d, m: &mut Model, t: &mut Totals) -> Client {
     c
 }
 
-fn size_of(r: &COMPOUND4res) -> u64 {
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(ok))) => {
-            let v = &ok.obj_attributes.attr_vals;
-            u64::from_be_bytes(v[..8].try_into().expect("size attribute"))
-        }
-        _ => panic!("GETATTR failed: {r:?}"),
-    }
-}
-
 /// Checks every handle and every durable byte.
 fn verify(c: &mut Client, export: &Path, m: &Model, t: &mut Totals) {
     for d in &m.dirs {
         let r = c
-            .compound(vec![putfh(&d.fh), getattr(&[1])])
+            .compound(vec![putfh(&d.fh), getattr(&[FATTR4_TYPE])])
             .expect("GETATTR");
         expect_ok(&format!("directory handle of {}", d.path), &r);
         t.handles_verified += 1;
     }
     for f in &m.files {
         let r = c
-            .compound(vec![putfh(&f.fh), getattr(&[4])])
+            .compound(vec![putfh(&f.fh), getattr(&[FATTR4_SIZE])])
             .expect("GETATTR");
         expect_ok(&format!("file handle of {}", f.path), &r);
         t.handles_verified += 1;
-        let size = size_of(&r);
+        let size = size_of(&r).unwrap_or_else(|| panic!("GETATTR of {}: {r:?}", f.path));
         let end = f.durable.end();
         assert!(
             size >= end,
@@ -465,21 +395,11 @@ fn verify(c: &mut Client, export: &Path, m: &Model, t: &mut Totals) {
             continue;
         }
         let r = c
-            .compound(vec![
-                putfh(&f.fh),
-                nfs_argop4::OP_READ(READ4args {
-                    stateid: stateid4 {
-                        seqid: 0,
-                        other: [0; 12],
-                    },
-                    offset: 0,
-                    count: end as u32,
-                }),
-            ])
+            .compound(vec![putfh(&f.fh), read(&ANON, 0, end as u32)])
             .expect("READ");
-        let data = match r.resarray.last() {
-            Some(nfs_resop4::OP_READ(READ4res::NFS4_OK(ok))) => ok.data.clone(),
-            _ => panic!("READ of {} failed: {r:?}", f.path),
+        let data = match read_ok(&r) {
+            Some(ok) => &ok.data,
+            None => panic!("READ of {} failed: {r:?}", f.path),
         };
         let disk = std::fs::read(export.join(&f.path))
             .unwrap_or_else(|e| panic!("{} on disk: {e}", f.path));

@@ -23,9 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nfs4d_conformance::Nfs4d;
-use nfs4d_testkit::client::{getattr, lookup, Client};
+use nfs4d_testkit::ops::*;
+use nfs4d_testkit::wire::{compound_body, encode_call, PROC_COMPOUND};
+use nfs4d_testkit::Client;
 use nfs4d_xdr::nfs4::*;
-use nfs4d_xdr::rpc;
 
 /// Shared files.
 const FILES: usize = 6;
@@ -35,11 +36,6 @@ const REGION: usize = 8192;
 const WORKERS41: usize = 10;
 const WORKERS40: usize = 4;
 const WORKERS: usize = WORKERS41 + WORKERS40;
-
-const ANON: stateid4 = stateid4 {
-    seqid: 0,
-    other: [0; 12],
-};
 
 fn soak_secs() -> u64 {
     std::env::var("NFS4D_SOAK_SECS")
@@ -71,12 +67,6 @@ fn next(s: &mut u64) -> u64 {
     *s
 }
 
-fn putfh(fh: &[u8]) -> nfs_argop4 {
-    nfs_argop4::OP_PUTFH(PUTFH4args {
-        object: fh.to_vec(),
-    })
-}
-
 fn file_name(i: usize) -> String {
     format!("shared-{i}")
 }
@@ -94,28 +84,14 @@ fn pattern(worker: usize, version: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn fh_of(r: &COMPOUND4res) -> Vec<u8> {
-    r.resarray
-        .iter()
-        .rev()
-        .find_map(|x| match x {
-            nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok)) => Some(ok.object.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no GETFH result: {r:?}"))
+fn fh(r: &COMPOUND4res) -> Vec<u8> {
+    fh_of(r).unwrap_or_else(|| panic!("no GETFH result: {r:?}"))
 }
 
-fn open_ok(r: &COMPOUND4res) -> Option<OPEN4resok> {
-    r.resarray.iter().find_map(|x| match x {
-        nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => Some(ok.clone()),
-        _ => None,
-    })
-}
-
-fn read_data(r: &COMPOUND4res) -> Vec<u8> {
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_READ(READ4res::NFS4_OK(ok))) => ok.data.clone(),
-        other => panic!("READ failed: {:?} {other:?}", r.status),
+fn read_data(r: &COMPOUND4res) -> &[u8] {
+    match read_ok(r) {
+        Some(ok) => &ok.data,
+        None => panic!("READ failed: {r:?}"),
     }
 }
 
@@ -167,31 +143,28 @@ impl Worker {
             export,
         };
         let r = w.run(vec![nfs_argop4::OP_PUTROOTFH, nfs_argop4::OP_GETFH]);
-        w.root = fh_of(&r);
+        w.root = fh(&r);
         for i in 0..FILES {
             let r = w.run(vec![
                 nfs_argop4::OP_PUTROOTFH,
                 lookup(&file_name(i)),
                 nfs_argop4::OP_GETFH,
             ]);
-            w.files.push(fh_of(&r));
+            w.files.push(fh(&r));
             if minor == 1 {
                 let r = w.run(vec![
                     putfh(&w.files[i].clone()),
-                    nfs_argop4::OP_OPEN(OPEN4args {
-                        seqid: 0,
-                        share_access: OPEN4_SHARE_ACCESS_BOTH,
-                        share_deny: OPEN4_SHARE_DENY_NONE,
-                        owner: open_owner4 {
-                            clientid: w.c.clientid,
-                            owner: format!("w{id}-shared").into_bytes(),
-                        },
-                        openhow: openflag4::default(opentype4::OPEN4_NOCREATE),
-                        claim: open_claim4::CLAIM_FH,
-                    }),
+                    open_op(
+                        w.c.clientid,
+                        format!("w{id}-shared").as_bytes(),
+                        0,
+                        OPEN4_SHARE_ACCESS_BOTH,
+                        no_create(),
+                        open_claim4::CLAIM_FH,
+                    ),
                 ]);
                 let ok = open_ok(&r).unwrap_or_else(|| panic!("OPEN shared {i}: {r:?}"));
-                w.opens.push(ok.stateid);
+                w.opens.push(ok.stateid.clone());
             }
         }
         w
@@ -206,7 +179,7 @@ impl Worker {
     fn reconnect(&mut self) {
         let mut n = Client::connect(self.addr, self.minor()).expect("reconnect");
         n.session = self.c.session;
-        n.seq = self.c.seq;
+        n.seqids = self.c.seqids.clone();
         n.clientid = self.c.clientid;
         n.cred = self.c.cred.clone();
         self.c = n;
@@ -218,9 +191,9 @@ impl Worker {
     /// sequence id, which is what a real client does; a busy slot
     /// (NFS4ERR_DELAY from SEQUENCE) is retried.
     fn run(&mut self, ops: Vec<nfs_argop4>) -> COMPOUND4res {
-        let seq = self.c.seq;
+        let seq = self.c.seqids[0];
         for attempt in 0..50 {
-            self.c.seq = seq;
+            self.c.seqids[0] = seq;
             match self.c.compound(ops.clone()) {
                 Ok(r) => {
                     let seq_delay = self.minor() >= 1
@@ -285,20 +258,13 @@ impl Worker {
         } else {
             stable_how4::FILE_SYNC4
         };
+        let at = self.region_start() + off as u64;
         let mut ops = vec![
             putfh(&self.files[f]),
-            nfs_argop4::OP_WRITE(WRITE4args {
-                stateid: self.io_stateid(f),
-                offset: self.region_start() + off as u64,
-                stable,
-                data: data.clone(),
-            }),
+            write(&self.io_stateid(f), at, stable, data.clone()),
         ];
         if stable == stable_how4::UNSTABLE4 {
-            ops.push(nfs_argop4::OP_COMMIT(COMMIT4args {
-                offset: 0,
-                count: 0,
-            }));
+            ops.push(commit());
         }
         self.ok("WRITE", ops);
         self.model[f][off..off + len].copy_from_slice(&data);
@@ -310,15 +276,10 @@ impl Worker {
             "READ own",
             vec![
                 putfh(&self.files[f]),
-                nfs_argop4::OP_READ(READ4args {
-                    stateid: self.io_stateid(f),
-                    offset: self.region_start(),
-                    count: REGION as u32,
-                }),
+                read(&self.io_stateid(f), self.region_start(), REGION as u32),
             ],
         );
-        let got = read_data(&r);
-        if let Some(at) = first_difference(&got, &self.model[f]) {
+        if let Some(at) = first_difference(read_data(&r), &self.model[f]) {
             panic!(
                 "worker {} reads back other bytes than it wrote in file {f} at region offset {at} (version {})",
                 self.id, self.version
@@ -333,11 +294,7 @@ impl Worker {
             "READ other",
             vec![
                 putfh(&self.files[f]),
-                nfs_argop4::OP_READ(READ4args {
-                    stateid: ANON,
-                    offset: (who * REGION) as u64,
-                    count: REGION as u32,
-                }),
+                read(&ANON, (who * REGION) as u64, REGION as u32),
             ],
         );
         assert_eq!(read_data(&r).len(), REGION);
@@ -383,26 +340,20 @@ impl Worker {
             "OPEN private",
             vec![
                 putfh(&self.root),
-                nfs_argop4::OP_OPEN(OPEN4args {
+                open_op(
+                    self.c.clientid,
+                    &owner,
                     seqid,
-                    share_access: OPEN4_SHARE_ACCESS_BOTH,
-                    share_deny: OPEN4_SHARE_DENY_NONE,
-                    owner: open_owner4 {
-                        clientid: self.c.clientid,
-                        owner,
-                    },
-                    openhow: openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(fattr4 {
-                        attrmask: vec![],
-                        attr_vals: vec![],
-                    })),
-                    claim: open_claim4::CLAIM_NULL(a.clone().into_bytes()),
-                }),
+                    OPEN4_SHARE_ACCESS_BOTH,
+                    create_unchecked(),
+                    claim_null(&a),
+                ),
                 nfs_argop4::OP_GETFH,
             ],
         );
         self.oseq += 1;
         let ok = open_ok(&r).expect("open result");
-        let fh = fh_of(&r);
+        let fh = fh(&r);
         let mut sid = ok.stateid.clone();
         if self.minor() == 0 && ok.rflags & OPEN4_RESULT_CONFIRM != 0 {
             let seqid = self.oseq;
@@ -427,46 +378,17 @@ impl Worker {
             "WRITE private",
             vec![
                 putfh(&fh),
-                nfs_argop4::OP_WRITE(WRITE4args {
-                    stateid: sid.clone(),
-                    offset: 0,
-                    stable: stable_how4::UNSTABLE4,
-                    data: pattern(self.id, 0, 300),
-                }),
+                write(&sid, 0, stable_how4::UNSTABLE4, pattern(self.id, 0, 300)),
             ],
         );
         let seqid = self.oseq;
-        self.ok(
-            "CLOSE private",
-            vec![
-                putfh(&fh),
-                nfs_argop4::OP_CLOSE(CLOSE4args {
-                    seqid,
-                    open_stateid: sid,
-                }),
-            ],
-        );
+        self.ok("CLOSE private", vec![putfh(&fh), close(seqid, &sid)]);
         self.oseq += 1;
         self.ok(
             "RENAME private",
-            vec![
-                putfh(&self.root),
-                nfs_argop4::OP_SAVEFH,
-                nfs_argop4::OP_RENAME(RENAME4args {
-                    oldname: a.into_bytes(),
-                    newname: b.clone().into_bytes(),
-                }),
-            ],
+            vec![putfh(&self.root), nfs_argop4::OP_SAVEFH, rename(&a, &b)],
         );
-        self.ok(
-            "REMOVE private",
-            vec![
-                putfh(&self.root),
-                nfs_argop4::OP_REMOVE(REMOVE4args {
-                    target: b.into_bytes(),
-                }),
-            ],
-        );
+        self.ok("REMOVE private", vec![putfh(&self.root), remove(&b)]);
     }
 
     /// 4.1 byte-range lock and unlock of the worker's own region.
@@ -476,21 +398,19 @@ impl Worker {
             "LOCK",
             vec![
                 putfh(&self.files[f]),
-                nfs_argop4::OP_LOCK(LOCK4args {
-                    locktype: nfs_lock_type4::WRITE_LT,
-                    reclaim: false,
-                    offset: self.region_start(),
-                    length: REGION as u64,
-                    locker: locker4::TRUE(open_to_lock_owner4 {
-                        open_seqid: 0,
-                        open_stateid: self.opens[f].clone(),
-                        lock_seqid: 0,
-                        lock_owner: lock_owner4 {
-                            clientid: self.c.clientid,
-                            owner: format!("w{}-lock-{}", self.id, self.version).into_bytes(),
-                        },
-                    }),
-                }),
+                lock_op(
+                    true,
+                    false,
+                    self.region_start(),
+                    REGION as u64,
+                    new_lock_owner(
+                        self.c.clientid,
+                        format!("w{}-lock-{}", self.id, self.version).as_bytes(),
+                        &self.opens[f],
+                        0,
+                        0,
+                    ),
+                ),
             ],
         );
         let Some(nfs_resop4::OP_LOCK(LOCK4res::NFS4_OK(ok))) = r.resarray.last() else {
@@ -530,43 +450,16 @@ impl Worker {
     fn drop_and_retransmit(&mut self) {
         let name = format!("w{}-probe", self.id);
         let op = if self.dir_exists {
-            nfs_argop4::OP_REMOVE(REMOVE4args {
-                target: name.clone().into_bytes(),
-            })
+            remove(&name)
         } else {
-            nfs_argop4::OP_CREATE(CREATE4args {
-                objtype: createtype4::NF4DIR,
-                objname: name.clone().into_bytes(),
-                createattrs: fattr4 {
-                    attrmask: vec![],
-                    attr_vals: vec![],
-                },
-            })
+            mkdir(&name, no_attrs())
         };
-        let seq = self.c.seq;
-        let args = COMPOUND4args {
-            tag: b"soak".to_vec(),
-            minorversion: 1,
-            argarray: vec![
-                nfs_argop4::OP_SEQUENCE(SEQUENCE4args {
-                    sa_sessionid: self.c.session.expect("session"),
-                    sa_sequenceid: seq,
-                    sa_slotid: 0,
-                    sa_highest_slotid: 0,
-                    sa_cachethis: true,
-                }),
-                putfh(&self.root),
-                op.clone(),
-            ],
-        };
-        let rec = rpc::call_record(
-            0x50a0_0000 | self.version as u32,
-            100003,
-            4,
-            1,
-            &self.c.cred,
-            &nfs4d_xdr::to_bytes(&args),
-        );
+        let seq = self.c.seqids[0];
+        let ops = [putfh(&self.root), op.clone()];
+        let body =
+            compound_body(self.c.minor, Some(&self.c.sequence(0, true)), &ops).expect("encodes");
+        let xid = self.c.next_xid(0);
+        let rec = encode_call(xid, &self.c.cred, PROC_COMPOUND, &body, 0);
         let half = next(&mut self.rng).is_multiple_of(2);
         let cut = if half { rec.len() / 2 } else { rec.len() };
         let _ = self.c.send_raw(&rec[..cut]);
@@ -585,12 +478,12 @@ impl Worker {
         );
         // Second retransmission, from yet another connection: the cached
         // reply, identical (change_info included).
-        self.c.seq = seq;
+        self.c.seqids[0] = seq;
         self.reconnect();
         let second = self.run(vec![putfh(&self.root), op]);
         assert_eq!(second, first, "worker {}: replay differs", self.id);
         bump(&self.stats.replays_checked, 1);
-        self.c.seq = seq.wrapping_add(1);
+        self.c.seqids[0] = seq.wrapping_add(1);
         self.dir_exists = !self.dir_exists;
         assert_eq!(
             self.export.join(&name).is_dir(),
@@ -611,43 +504,30 @@ impl Worker {
         let argarray = if next(&mut self.rng).is_multiple_of(2) {
             vec![
                 putfh(&self.root),
-                nfs_argop4::OP_OPEN(OPEN4args {
-                    seqid: 0,
-                    share_access: OPEN4_SHARE_ACCESS_WRITE,
-                    share_deny: OPEN4_SHARE_DENY_NONE,
-                    owner: open_owner4 {
-                        clientid: self.c.clientid,
-                        owner: b"never-used".to_vec(),
-                    },
-                    openhow: openflag4::default(opentype4::OPEN4_NOCREATE),
-                    claim: open_claim4::CLAIM_NULL(b"no-such-file".to_vec()),
-                }),
+                open_op(
+                    self.c.clientid,
+                    b"never-used",
+                    0,
+                    OPEN4_SHARE_ACCESS_WRITE,
+                    no_create(),
+                    claim_null("no-such-file"),
+                ),
             ]
         } else {
             vec![
                 putfh(&self.root),
                 lookup(&scratch_name(self.id)),
-                nfs_argop4::OP_WRITE(WRITE4args {
-                    stateid: ANON,
-                    offset: 0,
-                    stable: stable_how4::FILE_SYNC4,
-                    data: pattern(self.id, self.version, 2048),
-                }),
+                write(
+                    &ANON,
+                    0,
+                    stable_how4::FILE_SYNC4,
+                    pattern(self.id, self.version, 2048),
+                ),
             ]
         };
-        let args = COMPOUND4args {
-            tag: vec![],
-            minorversion: 0,
-            argarray,
-        };
-        let rec = rpc::call_record(
-            0x40a0_0000 | self.version as u32,
-            100003,
-            4,
-            1,
-            &self.c.cred,
-            &nfs4d_xdr::to_bytes(&args),
-        );
+        let body = compound_body(self.c.minor, None, &argarray).expect("encodes");
+        let xid = self.c.next_xid(0);
+        let rec = encode_call(xid, &self.c.cred, PROC_COMPOUND, &body, 0);
         let cut = if next(&mut self.rng).is_multiple_of(2) {
             rec.len() / 2
         } else {
@@ -743,14 +623,10 @@ fn soak_mixed_clients_with_dropped_connections() {
                         "final READ",
                         vec![
                             putfh(&w.files[f].clone()),
-                            nfs_argop4::OP_READ(READ4args {
-                                stateid: ANON,
-                                offset: w.region_start(),
-                                count: REGION as u32,
-                            }),
+                            read(&ANON, w.region_start(), REGION as u32),
                         ],
                     );
-                    if let Some(at) = first_difference(&read_data(&r), &want) {
+                    if let Some(at) = first_difference(read_data(&r), &want) {
                         panic!(
                             "worker {} file {f}: final READ differs at region offset {at}",
                             w.id

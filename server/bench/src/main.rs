@@ -22,7 +22,6 @@ mod jobs;
 mod ops;
 mod pipeline;
 mod procstat;
-mod session;
 mod workloads;
 
 use std::fmt::Write as _;

@@ -18,7 +18,8 @@ use crate::jobs::*;
 use crate::ops::*;
 use crate::pipeline::{run_phase, JobFactory, PhaseCtl, Request, SlotJob, Tally};
 use crate::procstat::{self, Meter, Usage};
-use crate::session::{bad, Session};
+use nfs4d_testkit::wire::bad;
+use nfs4d_testkit::{Client, SessionOptions};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
 pub enum Workload {
@@ -147,7 +148,7 @@ pub fn run(w: Workload, p: &Params) -> io::Result<Report> {
 /// The sessions of one workload run and the bench's top directory.
 struct Bench<'p> {
     p: &'p Params,
-    sessions: Vec<Session>,
+    sessions: Vec<Client>,
     top: nfs_fh4,
 }
 
@@ -156,12 +157,7 @@ impl<'p> Bench<'p> {
         let tag = unique_tag();
         let mut sessions = Vec::with_capacity(p.connections);
         for c in 0..p.connections {
-            let s = Session::connect(
-                p.server,
-                p.slots,
-                format!("nfs4d-bench-{tag}-{c}").as_bytes(),
-            )
-            .map_err(|e| {
+            let s = connect(p, format!("nfs4d-bench-{tag}-{c}").as_bytes()).map_err(|e| {
                 io::Error::new(e.kind(), format!("connection {c} to {}: {e}", p.server))
             })?;
             sessions.push(s);
@@ -171,7 +167,7 @@ impl<'p> Bench<'p> {
         Ok(Bench { p, sessions, top })
     }
 
-    fn s0(&mut self) -> &mut Session {
+    fn s0(&mut self) -> &mut Client {
         &mut self.sessions[0]
     }
 
@@ -218,7 +214,7 @@ impl<'p> Bench<'p> {
         items: &'static str,
         ctl: PhaseCtl,
         make_job: &JobFactory<'_>,
-        finish: &mut dyn FnMut(&mut Session) -> io::Result<()>,
+        finish: &mut dyn FnMut(&mut Client) -> io::Result<()>,
     ) -> io::Result<Report> {
         let slots = self.slots();
         let pid = self.p.server_pid;
@@ -252,11 +248,45 @@ impl<'p> Bench<'p> {
     }
 
     fn close(self) -> io::Result<()> {
-        for s in self.sessions {
+        for mut s in self.sessions {
             s.destroy()?;
         }
         Ok(())
     }
+}
+
+/// A connection with its own client and a session of `p.slots` slots.
+/// `owner` must be unique per connection: each connection is its own
+/// client, so no client-wide state (open owners, sequence ids) is shared
+/// between connections.
+fn connect(p: &Params, owner: &[u8]) -> io::Result<Client> {
+    let mut c = Client::connect(p.server, 1)?;
+    c.cred = nfs4d_xdr::rpc::Credential::Sys {
+        stamp: 1,
+        machine: "nfs4d-bench".into(),
+        uid: 0,
+        gid: 0,
+        gids: vec![],
+    };
+    // A server that stops answering must not hang a bounded run forever.
+    c.timeout = Duration::from_secs(60);
+    let o = SessionOptions {
+        slots: p.slots,
+        exchange_flags: EXCHGID4_FLAG_USE_NON_PNFS,
+        verifier: boot_verifier(),
+        ..SessionOptions::default()
+    };
+    c.establish41_with(owner, &o)?;
+    Ok(c)
+}
+
+/// A verifier that differs between runs of the generator, so that a server
+/// still holding a previous run's client treats this one as a new instance.
+fn boot_verifier() -> verifier4 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (nanos ^ u64::from(std::process::id()) << 32).to_be_bytes()
 }
 
 /// Distinguishes this run's names from other runs' (same or other host).
@@ -268,24 +298,24 @@ fn unique_tag() -> String {
 }
 
 /// The filehandle of an export path ("/" or "/export").
-fn resolve(s: &mut Session, export: &str) -> io::Result<nfs_fh4> {
+fn resolve(s: &mut Client, export: &str) -> io::Result<nfs_fh4> {
     let mut ops = vec![nfs_argop4::OP_PUTROOTFH];
     ops.extend(export.split('/').filter(|c| !c.is_empty()).map(lookup));
     ops.push(nfs_argop4::OP_GETFH);
-    let r = s.call_ok(&format!("looking up export {export}"), ops)?;
+    let r = s.compound_ok(&format!("looking up export {export}"), ops)?;
     got_fh(&r).map_err(bad)
 }
 
 /// Looks up directory `name` in `parent`, creating it if absent.
-fn ensure_dir(s: &mut Session, parent: &nfs_fh4, name: &str) -> io::Result<nfs_fh4> {
+fn ensure_dir(s: &mut Client, parent: &nfs_fh4, name: &str) -> io::Result<nfs_fh4> {
     for _ in 0..2 {
-        let r = s.call(vec![putfh(parent), lookup(name), nfs_argop4::OP_GETFH])?;
+        let r = s.compound_retrying(vec![putfh(parent), lookup(name), nfs_argop4::OP_GETFH])?;
         match r.status {
             nfsstat4::NFS4_OK => return got_fh(&r).map_err(bad),
             nfsstat4::NFS4ERR_NOENT => {}
             st => return Err(bad(format!("LOOKUP {name}: {st:?}"))),
         }
-        let r = s.call(vec![putfh(parent), mkdir(name), nfs_argop4::OP_GETFH])?;
+        let r = s.compound_retrying(vec![putfh(parent), mkdir(name), nfs_argop4::OP_GETFH])?;
         match r.status {
             nfsstat4::NFS4_OK => return got_fh(&r).map_err(bad),
             // Created meanwhile by someone else: look it up again.
@@ -298,8 +328,8 @@ fn ensure_dir(s: &mut Session, parent: &nfs_fh4, name: &str) -> io::Result<nfs_f
     )))
 }
 
-fn remove_name(s: &mut Session, dir: &nfs_fh4, name: &str) -> io::Result<()> {
-    s.call_ok(&format!("REMOVE {name}"), vec![putfh(dir), remove(name)])
+fn remove_name(s: &mut Client, dir: &nfs_fh4, name: &str) -> io::Result<()> {
+    s.compound_ok(&format!("REMOVE {name}"), vec![putfh(dir), remove(name)])
         .map(|_| ())
 }
 
@@ -314,11 +344,11 @@ fn remove_run_dir(b: &mut Bench, name: &str, r: &mut Report) {
 }
 
 /// Number of entries of a directory (one untimed listing, names only).
-fn count_entries(s: &mut Session, dir: &nfs_fh4) -> io::Result<u64> {
+fn count_entries(s: &mut Client, dir: &nfs_fh4) -> io::Result<u64> {
     let (mut cookie, mut verf, mut n) = (0u64, [0u8; 8], 0u64);
     let attrs = bitmap(&[FATTR4_TYPE]);
     loop {
-        let r = s.call_ok(
+        let r = s.compound_ok(
             "READDIR",
             vec![
                 putfh(dir),
@@ -496,7 +526,7 @@ fn smallfile(b: &mut Bench) -> io::Result<Report> {
 
 /// Largest READ/WRITE the server takes on these sessions, at most `want`.
 fn io_limit(b: &mut Bench, fh: &nfs_fh4, want: u32, write: bool) -> io::Result<u32> {
-    let r = b.s0().call_ok(
+    let r = b.s0().compound_ok(
         "GETATTR maxread/maxwrite",
         vec![
             putfh(fh),
@@ -530,8 +560,8 @@ fn io_limit(b: &mut Bench, fh: &nfs_fh4, want: u32, write: bool) -> io::Result<u
     Ok(((io as u32) & !4095).max(4096))
 }
 
-fn file_size(s: &mut Session, fh: &nfs_fh4) -> io::Result<u64> {
-    let r = s.call_ok(
+fn file_size(s: &mut Client, fh: &nfs_fh4) -> io::Result<u64> {
+    let r = s.compound_ok(
         "GETATTR size",
         vec![putfh(fh), getattr(&bitmap(&[FATTR4_SIZE]))],
     )?;
@@ -550,7 +580,7 @@ fn io_workload(b: &mut Bench, w: Workload) -> io::Result<Report> {
     let ids = b.clientids();
     let mut opens = Vec::new();
     for (c, s) in b.sessions.iter_mut().enumerate() {
-        let r = s.call_ok(
+        let r = s.compound_ok(
             &format!("OPEN {name}"),
             vec![
                 putfh(&top),
@@ -561,7 +591,7 @@ fn io_workload(b: &mut Bench, w: Workload) -> io::Result<Report> {
         let fh = got_fh(&r).map_err(bad)?;
         let (st, deleg) = got_open(&r).map_err(bad)?;
         if let Some(d) = deleg {
-            s.call_ok("DELEGRETURN", vec![putfh(&fh), delegreturn(&d)])?;
+            s.compound_ok("DELEGRETURN", vec![putfh(&fh), delegreturn(&d)])?;
         }
         opens.push((fh, st));
     }
@@ -590,7 +620,7 @@ fn io_workload(b: &mut Bench, w: Workload) -> io::Result<Report> {
         };
         let started = Instant::now();
         b.untimed(&format!("writing {name}"), &make)?;
-        b.s0().call_ok("COMMIT", vec![putfh(&fh), commit()])?;
+        b.s0().compound_ok("COMMIT", vec![putfh(&fh), commit()])?;
         notes.push(format!(
             "prepared {name} in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -628,9 +658,9 @@ fn io_workload(b: &mut Bench, w: Workload) -> io::Result<Report> {
     };
     let ctl = b.bounded();
     let commit_fh = fh.clone();
-    let mut finish = |s: &mut Session| -> io::Result<()> {
+    let mut finish = |s: &mut Client| -> io::Result<()> {
         if writing {
-            s.call_ok("COMMIT", vec![putfh(&commit_fh), commit()])?;
+            s.compound_ok("COMMIT", vec![putfh(&commit_fh), commit()])?;
         }
         Ok(())
     };
@@ -642,7 +672,7 @@ fn io_workload(b: &mut Bench, w: Workload) -> io::Result<Report> {
             .push("UNSTABLE writes; the closing COMMIT is inside the timed window".into());
     }
     for (s, (fh, st)) in b.sessions.iter_mut().zip(&opens) {
-        s.call_ok("CLOSE", vec![putfh(fh), close(st)])?;
+        s.compound_ok("CLOSE", vec![putfh(fh), close(st)])?;
     }
     Ok(r)
 }

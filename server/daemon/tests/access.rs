@@ -8,7 +8,8 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::*;
-use nfs4d_testkit::client::{getattr, lookup, Client};
+use nfs4d_testkit::ops::*;
+use nfs4d_testkit::Client;
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc::Credential;
 
@@ -71,14 +72,6 @@ fn sys(uid: u32, gid: u32) -> Credential {
     }
 }
 
-fn mkdir(name: &str) -> nfs_argop4 {
-    nfs_argop4::OP_CREATE(CREATE4args {
-        objtype: createtype4::NF4DIR,
-        objname: name.as_bytes().to_vec(),
-        createattrs: no_attrs(),
-    })
-}
-
 fn access_op(bits: u32) -> nfs_argop4 {
     nfs_argop4::OP_ACCESS(ACCESS4args { access: bits })
 }
@@ -93,10 +86,7 @@ fn getfh(c: &mut Client, path: &[&str]) -> Vec<u8> {
     ops.extend(path.iter().map(|p| lookup(p)));
     ops.push(nfs_argop4::OP_GETFH);
     let r = c.compound(ops).unwrap();
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok))) => ok.object.clone(),
-        other => panic!("GETFH of {path:?}: {:?} {other:?}", r.status),
-    }
+    fh_of(&r).unwrap_or_else(|| panic!("GETFH of {path:?}: {r:?}"))
 }
 
 fn granted(r: &COMPOUND4res) -> u32 {
@@ -114,7 +104,11 @@ fn client_address_rules_read_write_read_only_and_refused() {
 
     // 127.0.0.1 has rw on /rw.
     let r = c1
-        .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup("rw"), mkdir("by1")])
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            lookup("rw"),
+            mkdir("by1", no_attrs()),
+        ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "{r:?}");
     let only1 = getfh(&mut c1, &["only1"]);
@@ -130,7 +124,9 @@ fn client_address_rules_read_write_read_only_and_refused() {
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "read allowed: {r:?}");
-    let r = c2.compound(vec![putfh(&rw), mkdir("by2")]).unwrap();
+    let r = c2
+        .compound(vec![putfh(&rw), mkdir("by2", no_attrs())])
+        .unwrap();
     assert_eq!(
         statuses(&r),
         vec![nfsstat4::NFS4_OK, nfsstat4::NFS4ERR_ROFS]
@@ -250,7 +246,7 @@ fn squash_root_all_and_anonymous() {
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
             lookup("rw"),
-            mkdir("asroot"),
+            mkdir("asroot", no_attrs()),
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "{r:?}");
@@ -261,7 +257,7 @@ fn squash_root_all_and_anonymous() {
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
             lookup("rootsq"),
-            mkdir("squashed"),
+            mkdir("squashed", no_attrs()),
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "{r:?}");
@@ -272,7 +268,7 @@ fn squash_root_all_and_anonymous() {
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
             lookup("rootsq"),
-            mkdir("user"),
+            mkdir("user", no_attrs()),
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "{r:?}");
@@ -309,7 +305,7 @@ fn squash_root_all_and_anonymous() {
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
             lookup("allsq"),
-            mkdir("anyone"),
+            mkdir("anyone", no_attrs()),
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "{r:?}");
@@ -321,13 +317,17 @@ fn squash_root_all_and_anonymous() {
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
             lookup("rootsq"),
-            mkdir("anon"),
+            mkdir("anon", no_attrs()),
         ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "{r:?}");
     assert_eq!(owner("rootsq/anon"), (4321, 4322));
     let r = root
-        .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup("rw"), mkdir("anon")])
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            lookup("rw"),
+            mkdir("anon", no_attrs()),
+        ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "{r:?}");
     assert_eq!(owner("rw/anon"), (65534, 65534));
@@ -354,7 +354,9 @@ fn security_flavors_and_wrongsec_placement() {
     let srv = start();
     let mut c = srv.client_from("127.0.0.1:0", 0).unwrap();
     let secure = getfh(&mut c, &["secure"]);
-    let r = c.compound(vec![putfh(&secure), mkdir("sysdir")]).unwrap();
+    let r = c
+        .compound(vec![putfh(&secure), mkdir("sysdir", no_attrs())])
+        .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK, "AUTH_SYS is accepted: {r:?}");
 
     c.cred = Credential::None;
@@ -362,7 +364,9 @@ fn security_flavors_and_wrongsec_placement() {
     // the put answers NFS4ERR_WRONGSEC (RFC 8881 §2.6.3.1.1).
     let r = c.compound(vec![putfh(&secure), getattr(&[4])]).unwrap();
     assert_eq!(statuses(&r), vec![nfsstat4::NFS4ERR_WRONGSEC]);
-    let r = c.compound(vec![putfh(&secure), mkdir("nonedir")]).unwrap();
+    let r = c
+        .compound(vec![putfh(&secure), mkdir("nonedir", no_attrs())])
+        .unwrap();
     assert_eq!(statuses(&r), vec![nfsstat4::NFS4ERR_WRONGSEC]);
     // ... alone, or followed by SECINFO, it succeeds.
     let r = c.compound(vec![putfh(&secure)]).unwrap();

@@ -10,8 +10,9 @@ use std::fs::OpenOptions;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::{claim_null, create_unchecked, no_create, open_ok, open_op, putfh, TestServer};
-use nfs4d_testkit::client::{getattr, Client};
+use common::TestServer;
+use nfs4d_testkit::ops::{self, *};
+use nfs4d_testkit::{Client, SessionOptions};
 use nfs4d_xdr::nfs4::*;
 
 use nfsstat4::{NFS4ERR_BAD_STATEID, NFS4ERR_DELAY, NFS4ERR_DELEG_REVOKED, NFS4_OK};
@@ -27,7 +28,14 @@ fn server() -> TestServer {
 /// server's CB_NULL/CB_SEQUENCE probe has been answered.
 fn holder(srv: &TestServer, owner: &str) -> Client {
     let mut c = srv.client(1);
-    c.establish41_with_callbacks(owner.as_bytes()).unwrap();
+    c.establish41_with(
+        owner.as_bytes(),
+        &SessionOptions {
+            back_channel: true,
+            ..SessionOptions::default()
+        },
+    )
+    .unwrap();
     c.serve_callbacks(Duration::from_millis(300)).unwrap();
     c
 }
@@ -79,30 +87,19 @@ fn open_claim(
         status: r.status,
         stateid: open_ok(&r).map(|ok| ok.stateid.clone()),
         deleg: open_ok(&r).map(|ok| ok.delegation.clone()),
-        fh: r.resarray.iter().find_map(|x| match x {
-            nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok)) => Some(ok.object.clone()),
-            _ => None,
-        }),
+        fh: fh_of(&r),
     }
 }
 
-fn deleg_stateid(d: &Option<open_delegation4>) -> Option<stateid4> {
-    match d {
-        Some(open_delegation4::OPEN_DELEGATE_READ(r)) => Some(r.stateid.clone()),
-        Some(open_delegation4::OPEN_DELEGATE_WRITE(w)) => Some(w.stateid.clone()),
-        _ => None,
-    }
+/// The stateid of the delegation an OPEN granted, if any.
+fn deleg_sid(d: &Option<open_delegation4>) -> Option<stateid4> {
+    d.as_ref().and_then(deleg_stateid).cloned()
 }
 
 fn delegreturn(c: &mut Client, fh: &[u8], sid: &stateid4) -> nfsstat4 {
-    c.compound(vec![
-        putfh(fh),
-        nfs_argop4::OP_DELEGRETURN(DELEGRETURN4args {
-            deleg_stateid: sid.clone(),
-        }),
-    ])
-    .unwrap()
-    .status
+    c.compound(vec![putfh(fh), ops::delegreturn(sid)])
+        .unwrap()
+        .status
 }
 
 fn recalls(c: &Client) -> Vec<stateid4> {
@@ -118,12 +115,7 @@ fn recalls(c: &Client) -> Vec<stateid4> {
 fn write(c: &mut Client, fh: &[u8], sid: &stateid4, data: &[u8]) -> nfsstat4 {
     c.compound(vec![
         putfh(fh),
-        nfs_argop4::OP_WRITE(WRITE4args {
-            stateid: sid.clone(),
-            offset: 0,
-            stable: stable_how4::FILE_SYNC4,
-            data: data.to_vec(),
-        }),
+        ops::write(sid, 0, stable_how4::FILE_SYNC4, data.to_vec()),
     ])
     .unwrap()
     .status
@@ -239,7 +231,7 @@ fn a_client_without_back_channel_gets_no_delegation() {
         true,
     );
     assert_eq!(o.status, NFS4_OK);
-    assert!(deleg_stateid(&o.deleg).is_none(), "{:?}", o.deleg);
+    assert!(deleg_sid(&o.deleg).is_none(), "{:?}", o.deleg);
 }
 
 #[test]
@@ -247,7 +239,7 @@ fn unreturned_delegation_is_revoked_after_a_lease_and_freed() {
     let srv = server();
     let mut a = holder(&srv, "a");
     let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_READ, true);
-    let sid = deleg_stateid(&o.deleg).expect("delegation");
+    let sid = deleg_sid(&o.deleg).expect("delegation");
     let fh = o.fh.unwrap();
     let mut b = plain(&srv, "b");
     let started = Instant::now();
@@ -364,7 +356,7 @@ fn delegation_claims_and_bad_stateids() {
     let srv = server();
     let mut a = holder(&srv, "a");
     let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_READ, true);
-    let sid = deleg_stateid(&o.deleg).expect("delegation");
+    let sid = deleg_sid(&o.deleg).expect("delegation");
     let open_sid = o.stateid.unwrap();
     let fh = o.fh.unwrap();
     // An open stateid is not a delegation.
@@ -439,7 +431,7 @@ fn remove_and_rename_recall_delegations() {
     let srv = server();
     let mut a = holder(&srv, "a");
     let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_READ, true);
-    let sid = deleg_stateid(&o.deleg).expect("delegation");
+    let sid = deleg_sid(&o.deleg).expect("delegation");
     let fh = o.fh.unwrap();
     let mut b = plain(&srv, "b");
     let remove = |b: &mut Client| {
@@ -460,7 +452,7 @@ fn remove_and_rename_recall_delegations() {
 
     // The holder's own REMOVE (4.1: known by its session) needs no recall.
     let o = open(&mut a, "g", "oa", OPEN4_SHARE_ACCESS_READ, true);
-    assert!(deleg_stateid(&o.deleg).is_some());
+    assert!(deleg_sid(&o.deleg).is_some());
     let r = a
         .compound(vec![
             nfs_argop4::OP_PUTROOTFH,
@@ -487,12 +479,12 @@ fn export_policy_none_grants_nothing() {
         true,
     );
     assert_eq!(o.status, NFS4_OK);
-    assert!(deleg_stateid(&o.deleg).is_none(), "{:?}", o.deleg);
+    assert!(deleg_sid(&o.deleg).is_none(), "{:?}", o.deleg);
     let srv =
         TestServer::start_with_config(&format!("{LEASE}\n{EXPORT}delegations = \"read\"\n"), &[]);
     let mut a = holder(&srv, "a");
     let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
-    assert!(deleg_stateid(&o.deleg).is_none(), "no write delegation");
+    assert!(deleg_sid(&o.deleg).is_none(), "no write delegation");
     let o = open(&mut a, "g", "oa", OPEN4_SHARE_ACCESS_READ, true);
     assert!(matches!(
         o.deleg,
@@ -612,7 +604,7 @@ fn near_the_limit_clients_are_asked_to_return_delegations() {
     let mut a = holder(&srv, "a");
     for name in ["f", "g"] {
         let o = open(&mut a, name, "oa", OPEN4_SHARE_ACCESS_READ, true);
-        assert!(deleg_stateid(&o.deleg).is_some(), "{name}: {:?}", o.deleg);
+        assert!(deleg_sid(&o.deleg).is_some(), "{name}: {:?}", o.deleg);
     }
     // The limit: no third delegation, and the reason says so.
     let o = open(
@@ -656,10 +648,18 @@ fn delegations_are_reclaimed_after_a_restart() {
     drop(a);
     srv.restart();
     let mut a = srv.client(1);
-    a.establish41_reclaiming_with_callbacks(b"a").unwrap();
+    a.establish41_with(
+        b"a",
+        &SessionOptions {
+            back_channel: true,
+            reclaim_complete: false,
+            ..SessionOptions::default()
+        },
+    )
+    .unwrap();
     let r = open_claim(
         &mut a,
-        vec![nfs_argop4::OP_PUTROOTFH, nfs4d_testkit::client::lookup("f")],
+        vec![nfs_argop4::OP_PUTROOTFH, lookup("f")],
         "oa",
         OPEN4_SHARE_ACCESS_BOTH,
         openflag4::default(opentype4::OPEN4_NOCREATE),
@@ -718,7 +718,7 @@ fn local_namespace_and_attribute_changes_recall_the_delegation() {
         let mut a = holder(&srv, &format!("a{i}"));
         let name = format!("f{i}");
         let o = open(&mut a, &name, "oa", OPEN4_SHARE_ACCESS_READ, true);
-        let sid = deleg_stateid(&o.deleg)
+        let sid = deleg_sid(&o.deleg)
             .unwrap_or_else(|| panic!("{what}: no delegation: {:?}\n{}", o.deleg, srv.log()));
         let fh = o.fh.unwrap();
         change(&srv.export.join("root").join(&name));
@@ -806,11 +806,7 @@ fn renaming_a_directory_above_the_file_recalls_unless_the_server_does_it() {
     let open_below = |c: &mut Client, top: &str| {
         open_claim(
             c,
-            vec![
-                nfs_argop4::OP_PUTROOTFH,
-                nfs4d_testkit::client::lookup(top),
-                nfs4d_testkit::client::lookup("mid"),
-            ],
+            vec![nfs_argop4::OP_PUTROOTFH, lookup(top), lookup("mid")],
             "oa",
             OPEN4_SHARE_ACCESS_READ,
             create_unchecked(),
@@ -819,7 +815,7 @@ fn renaming_a_directory_above_the_file_recalls_unless_the_server_does_it() {
     };
     let mut a = holder(&srv, "a");
     let o = open_below(&mut a, "top");
-    let sid = deleg_stateid(&o.deleg).expect("delegation");
+    let sid = deleg_sid(&o.deleg).expect("delegation");
     let fh = o.fh.unwrap();
     // Through the server, by the holder: no recall.
     let r = a

@@ -10,7 +10,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
-use nfs4d_testkit::client::{lookup, Client};
+use nfs4d_testkit::ops::{self, *};
+use nfs4d_testkit::Client;
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc::{self, Credential};
 
@@ -64,10 +65,7 @@ fn close(c: &mut Client, name: &str, seqid: u32, sid: &stateid4) -> nfsstat4 {
     c.compound(vec![
         nfs_argop4::OP_PUTROOTFH,
         lookup(name),
-        nfs_argop4::OP_CLOSE(CLOSE4args {
-            seqid,
-            open_stateid: sid.clone(),
-        }),
+        ops::close(seqid, sid),
     ])
     .unwrap()
     .status
@@ -533,20 +531,7 @@ fn client_records() {
     let srv = server("max_clients = 3");
     let setclientid = |c: &mut Client, owner: &str| {
         let r = c
-            .compound_raw(vec![nfs_argop4::OP_SETCLIENTID(SETCLIENTID4args {
-                client: nfs_client_id4 {
-                    verifier: [1; 8],
-                    id: owner.as_bytes().to_vec(),
-                },
-                callback: cb_client4 {
-                    cb_program: 0x4000_0000,
-                    cb_location: netaddr4 {
-                        na_r_netid: b"tcp".to_vec(),
-                        na_r_addr: b"127.0.0.1.0.0".to_vec(),
-                    },
-                },
-                callback_ident: 1,
-            })])
+            .compound_raw(vec![setclientid(owner.as_bytes(), [1; 8])])
             .unwrap();
         match r.resarray.into_iter().next() {
             Some(nfs_resop4::OP_SETCLIENTID(SETCLIENTID4res::NFS4_OK(ok))) => Ok(ok),

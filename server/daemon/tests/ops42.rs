@@ -5,15 +5,11 @@
 mod common;
 
 use common::*;
-use nfs4d_testkit::client::{getattr, lookup, Client};
+use nfs4d_testkit::ops::{self, *};
+use nfs4d_testkit::Client;
 use nfs4d_xdr::nfs4::*;
 use nfs4d_xdr::rpc::Credential;
 
-const ANON: stateid4 = stateid4 {
-    seqid: 0,
-    other: [0; 12],
-};
-const FATTR4_SIZE: u32 = 4;
 const FATTR4_XATTR_SUPPORT: u32 = 82;
 
 fn session(srv: &TestServer, owner: &str) -> Client {
@@ -44,25 +40,15 @@ fn open_with(c: &mut Client, name: &str, access: u32) -> (Vec<u8>, stateid4) {
         ])
         .expect("open");
     assert_eq!(r.status, nfsstat4::NFS4_OK, "OPEN {name}: {r:?}");
-    let sid = match &r.resarray[2] {
-        nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => ok.stateid.clone(),
-        other => panic!("{other:?}"),
-    };
-    let fh = match &r.resarray[3] {
-        nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok)) => ok.object.clone(),
-        other => panic!("{other:?}"),
-    };
-    (fh, sid)
+    let sid = open_ok(&r).expect("OPEN result").stateid.clone();
+    (fh_of(&r).expect("GETFH result"), sid)
 }
 
 fn root_fh(c: &mut Client) -> Vec<u8> {
     let r = c
         .compound(vec![nfs_argop4::OP_PUTROOTFH, nfs_argop4::OP_GETFH])
         .expect("rootfh");
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok))) => ok.object.clone(),
-        other => panic!("{other:?}"),
-    }
+    fh_of(&r).unwrap_or_else(|| panic!("{r:?}"))
 }
 
 /// Runs PUTFH `fh` + `op` and returns the COMPOUND.
@@ -78,55 +64,26 @@ fn write(c: &mut Client, fh: &[u8], sid: &stateid4, offset: u64, data: &[u8]) {
     let st = status(
         c,
         fh,
-        nfs_argop4::OP_WRITE(WRITE4args {
-            stateid: sid.clone(),
-            offset,
-            stable: stable_how4::FILE_SYNC4,
-            data: data.to_vec(),
-        }),
+        ops::write(sid, offset, stable_how4::FILE_SYNC4, data.to_vec()),
     );
     assert_eq!(st, nfsstat4::NFS4_OK);
 }
 
 fn read(c: &mut Client, fh: &[u8], offset: u64, count: u32) -> Vec<u8> {
-    let r = on(
-        c,
-        fh,
-        nfs_argop4::OP_READ(READ4args {
-            stateid: ANON,
-            offset,
-            count,
-        }),
-    );
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_READ(READ4res::NFS4_OK(ok))) => ok.data.clone(),
-        other => panic!("{other:?}"),
+    let r = on(c, fh, ops::read(&ANON, offset, count));
+    match read_ok(&r) {
+        Some(ok) => ok.data.clone(),
+        None => panic!("{r:?}"),
     }
 }
 
 fn size_of(c: &mut Client, fh: &[u8]) -> u64 {
     let r = on(c, fh, getattr(&[FATTR4_SIZE]));
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(ok))) => {
-            let v = &ok.obj_attributes.attr_vals;
-            u64::from_be_bytes(v[..8].try_into().expect("8 bytes"))
-        }
-        other => panic!("{other:?}"),
-    }
+    ops::size_of(&r).unwrap_or_else(|| panic!("{r:?}"))
 }
 
 fn set_size(c: &mut Client, fh: &[u8], sid: &stateid4, size: u64) {
-    let st = status(
-        c,
-        fh,
-        nfs_argop4::OP_SETATTR(SETATTR4args {
-            stateid: sid.clone(),
-            obj_attributes: fattr4 {
-                attrmask: vec![1 << FATTR4_SIZE],
-                attr_vals: size.to_be_bytes().to_vec(),
-            },
-        }),
-    );
+    let st = status(c, fh, setattr(sid, size_attr(size)));
     assert_eq!(st, nfsstat4::NFS4_OK);
 }
 

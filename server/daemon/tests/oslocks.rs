@@ -12,7 +12,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use nfs4d_testkit::client::{lookup, Client};
+use nfs4d_testkit::ops::*;
+use nfs4d_testkit::{Client, SessionOptions};
 use nfs4d_xdr::nfs4::*;
 
 /// The local process. Arguments: FILE then operations, run in order on
@@ -153,10 +154,7 @@ fn create(c: &mut Client, name: &str, access: u32) -> OPEN4resok {
         claim_null(name),
     );
     let r = c.compound(vec![nfs_argop4::OP_PUTROOTFH, open]).unwrap();
-    let Some(nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok))) = r.resarray.last() else {
-        panic!("OPEN {r:?}")
-    };
-    ok.clone()
+    open_ok(&r).unwrap_or_else(|| panic!("OPEN {r:?}")).clone()
 }
 
 fn open41(c: &mut Client, name: &str, access: u32) -> stateid4 {
@@ -480,9 +478,7 @@ fn reclaim_lock(c: &mut Client, name: &str, offset: u64) -> nfsstat4 {
     let r = c
         .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup(name), open])
         .unwrap();
-    let Some(nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok))) = r.resarray.last() else {
-        panic!("OPEN CLAIM_PREVIOUS {r:?}")
-    };
+    let ok = open_ok(&r).unwrap_or_else(|| panic!("OPEN CLAIM_PREVIOUS {r:?}"));
     let locker = new_lock_owner(c.clientid, b"lock-owner", &ok.stateid, 0, 0);
     c.compound(vec![
         nfs_argop4::OP_PUTROOTFH,
@@ -516,7 +512,8 @@ fn reclaims_after_a_restart_lock_the_backing_file_again() {
     // before the client reclaims makes that reclaim conflict.
     let h = Holder::start(&file, "hold:r:105:1");
     let mut c = srv.client(1);
-    c.establish41_reclaiming(b"survivor").unwrap();
+    c.establish41_with(b"survivor", &SessionOptions::reclaiming())
+        .unwrap();
     assert_eq!(reclaim_lock(&mut c, "f", 0), nfsstat4::NFS4_OK);
     assert_eq!(local(&file, &["try:w:0:1"]), ["DENIED"]);
     assert_eq!(

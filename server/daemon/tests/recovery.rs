@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use nfs4d_testkit::client::{lookup, Client};
+use nfs4d_testkit::ops::{self, *};
+use nfs4d_testkit::{Client, SessionOptions};
 use nfs4d_xdr::nfs4::*;
 
 use nfsstat4::{NFS4ERR_GRACE, NFS4ERR_NO_GRACE, NFS4ERR_RECLAIM_BAD, NFS4_OK};
@@ -66,7 +67,8 @@ fn lock(c: &mut Client, name: &str, open: &stateid4, open_seqid: u32, reclaim: b
 fn session(srv: &TestServer, owner: &str, reclaiming: bool) -> Client {
     let mut c = srv.client(1);
     if reclaiming {
-        c.establish41_reclaiming(owner.as_bytes()).unwrap();
+        c.establish41_with(owner.as_bytes(), &SessionOptions::reclaiming())
+            .unwrap();
     } else {
         c.establish41(owner.as_bytes()).unwrap();
     }
@@ -212,21 +214,10 @@ fn destroyed_client_has_nothing_to_reclaim() {
     assert_eq!(open(&mut c, "f", "oo", 0, false).0, NFS4_OK);
 }
 
-const ANON: stateid4 = stateid4 {
-    seqid: 0,
-    other: [0; 12],
-};
 const BYPASS: stateid4 = stateid4 {
     seqid: u32::MAX,
     other: [0xff; 12],
 };
-
-fn size_attr(size: u64) -> fattr4 {
-    fattr4 {
-        attrmask: vec![1 << 4],
-        attr_vals: size.to_be_bytes().to_vec(),
-    }
-}
 
 /// The status of the last operation of `ops` run on file `name`.
 fn on_file(c: &mut Client, name: &str, op: nfs_argop4) -> nfsstat4 {
@@ -235,28 +226,16 @@ fn on_file(c: &mut Client, name: &str, op: nfs_argop4) -> nfsstat4 {
         .status
 }
 
-fn write(sid: &stateid4) -> nfs_argop4 {
-    nfs_argop4::OP_WRITE(WRITE4args {
-        stateid: sid.clone(),
-        offset: 0,
-        stable: stable_how4::FILE_SYNC4,
-        data: b"data".to_vec(),
-    })
+fn write4(sid: &stateid4) -> nfs_argop4 {
+    write(sid, 0, stable_how4::FILE_SYNC4, b"data".to_vec())
 }
 
-fn read(sid: &stateid4) -> nfs_argop4 {
-    nfs_argop4::OP_READ(READ4args {
-        stateid: sid.clone(),
-        offset: 0,
-        count: 4,
-    })
+fn read4(sid: &stateid4) -> nfs_argop4 {
+    read(sid, 0, 4)
 }
 
 fn setsize(sid: &stateid4) -> nfs_argop4 {
-    nfs_argop4::OP_SETATTR(SETATTR4args {
-        stateid: sid.clone(),
-        obj_attributes: size_attr(1),
-    })
+    setattr(sid, size_attr(1))
 }
 
 fn in_root(c: &mut Client, ops: Vec<nfs_argop4>) -> nfsstat4 {
@@ -265,20 +244,8 @@ fn in_root(c: &mut Client, ops: Vec<nfs_argop4>) -> nfsstat4 {
     c.compound(all).unwrap().status
 }
 
-fn remove(name: &str) -> nfs_argop4 {
-    nfs_argop4::OP_REMOVE(REMOVE4args {
-        target: name.as_bytes().to_vec(),
-    })
-}
-
 fn rename(from: &str, to: &str) -> Vec<nfs_argop4> {
-    vec![
-        nfs_argop4::OP_SAVEFH,
-        nfs_argop4::OP_RENAME(RENAME4args {
-            oldname: from.as_bytes().to_vec(),
-            newname: to.as_bytes().to_vec(),
-        }),
-    ]
+    vec![nfs_argop4::OP_SAVEFH, ops::rename(from, to)]
 }
 
 fn link(from: &str, to: &str) -> Vec<nfs_argop4> {
@@ -325,15 +292,15 @@ fn grace_holds_back_changes_that_could_conflict_with_reclaims() {
         assert_eq!(in_root(who, rename("moved", "moved2")), NFS4ERR_GRACE);
         assert_eq!(in_root(who, rename("f", "over")), NFS4ERR_GRACE);
         assert_eq!(on_file(who, "f", setsize(&ANON)), NFS4ERR_GRACE);
-        assert_eq!(on_file(who, "f", write(&ANON)), NFS4ERR_GRACE);
-        assert_eq!(on_file(who, "f", write(&BYPASS)), NFS4ERR_GRACE);
-        assert_eq!(on_file(who, "f", read(&ANON)), NFS4ERR_GRACE);
-        assert_eq!(on_file(who, "f", read(&BYPASS)), NFS4_OK);
+        assert_eq!(on_file(who, "f", write4(&ANON)), NFS4ERR_GRACE);
+        assert_eq!(on_file(who, "f", write4(&BYPASS)), NFS4ERR_GRACE);
+        assert_eq!(on_file(who, "f", read4(&ANON)), NFS4ERR_GRACE);
+        assert_eq!(on_file(who, "f", read4(&BYPASS)), NFS4_OK);
         assert_eq!(on_file(who, "f", getattr_size()), NFS4_OK);
     }
     // Under the reclaimed open's stateid.
-    assert_eq!(on_file(&mut c, "f", write(&sid)), NFS4_OK);
-    assert_eq!(on_file(&mut c, "f", read(&sid)), NFS4_OK);
+    assert_eq!(on_file(&mut c, "f", write4(&sid)), NFS4_OK);
+    assert_eq!(on_file(&mut c, "f", read4(&sid)), NFS4_OK);
     assert_eq!(on_file(&mut c, "f", setsize(&sid)), NFS4_OK);
     assert_eq!(in_root(&mut fresh, link("f", "f-link")), NFS4_OK);
     // Bad input keeps its own error during grace.
@@ -353,8 +320,8 @@ fn grace_holds_back_changes_that_could_conflict_with_reclaims() {
     assert_eq!(in_root(&mut fresh, vec![remove("victim")]), NFS4_OK);
     assert_eq!(in_root(&mut fresh, rename("moved", "moved2")), NFS4_OK);
     assert_eq!(on_file(&mut fresh, "over", setsize(&ANON)), NFS4_OK);
-    assert_eq!(on_file(&mut fresh, "over", write(&ANON)), NFS4_OK);
-    assert_eq!(on_file(&mut fresh, "over", read(&ANON)), NFS4_OK);
+    assert_eq!(on_file(&mut fresh, "over", write4(&ANON)), NFS4_OK);
+    assert_eq!(on_file(&mut fresh, "over", read4(&ANON)), NFS4_OK);
 }
 
 /// 4.0: a REMOVE during grace is refused too, and works once grace (one
@@ -401,7 +368,7 @@ fn v40_remove_waits_for_the_end_of_grace() {
 }
 
 fn getattr_size() -> nfs_argop4 {
-    nfs4d_testkit::client::getattr(&[4])
+    getattr(&[FATTR4_SIZE])
 }
 
 fn server_with_handles(mode: &str) -> TestServer {
@@ -424,10 +391,8 @@ fn open_with_fh(c: &mut Client, name: &str) -> (stateid4, Vec<u8>) {
             nfs_argop4::OP_GETFH,
         ])
         .unwrap();
-    let Some(nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(fh))) = r.resarray.last() else {
-        panic!("GETFH: {r:?}");
-    };
-    (ok.unwrap().0, fh.object.clone())
+    let fh = fh_of(&r).unwrap_or_else(|| panic!("GETFH: {r:?}"));
+    (ok.unwrap().0, fh)
 }
 
 fn reclaim_by_fh(c: &mut Client, fh: &[u8]) -> (nfsstat4, Option<stateid4>) {
@@ -445,9 +410,7 @@ fn reclaim_by_fh(c: &mut Client, fh: &[u8]) -> (nfsstat4, Option<stateid4>) {
 }
 
 fn putfh_status(c: &mut Client, fh: &[u8]) -> nfsstat4 {
-    c.compound(vec![putfh(fh), nfs4d_testkit::client::getattr(&[4])])
-        .unwrap()
-        .status
+    c.compound(vec![putfh(fh), getattr_size()]).unwrap().status
 }
 
 /// The handle of a file open at a crash stays usable for its CLAIM_PREVIOUS

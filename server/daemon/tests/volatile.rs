@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use nfs4d_testkit::client::{getattr, lookup, Client};
+use nfs4d_testkit::ops::{self, *};
+use nfs4d_testkit::{Client, SessionOptions};
 use nfs4d_xdr::nfs4::*;
 
 const FATTR4_TYPE: u32 = 1;
@@ -33,8 +34,11 @@ fn session(srv: &TestServer, owner: &str) -> Client {
 
 fn session_as(srv: &TestServer, owner: &str, implementation: Option<&str>) -> Client {
     let mut c = srv.client(1);
-    c.establish41_as(owner.as_bytes(), implementation)
-        .expect("session");
+    let o = SessionOptions {
+        impl_name: implementation.map(str::to_string),
+        ..SessionOptions::default()
+    };
+    c.establish41_with(owner.as_bytes(), &o).expect("session");
     c
 }
 
@@ -44,10 +48,7 @@ fn fh_of(c: &mut Client, path: &str) -> Vec<u8> {
     ops.extend(path.split('/').filter(|s| !s.is_empty()).map(lookup));
     ops.push(nfs_argop4::OP_GETFH);
     let r = c.compound(ops).expect("lookup");
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_GETFH(GETFH4res::NFS4_OK(ok))) => ok.object.clone(),
-        _ => panic!("LOOKUP {path}: {:?}", r.status),
-    }
+    ops::fh_of(&r).unwrap_or_else(|| panic!("LOOKUP {path}: {:?}", r.status))
 }
 
 /// PUTFH + GETATTR(type): the status a client sees when it uses `fh`.
@@ -80,24 +81,16 @@ fn rename(c: &mut Client, src_dir: &[u8], old: &str, dst_dir: &[u8], new: &str) 
         putfh(src_dir),
         nfs_argop4::OP_SAVEFH,
         putfh(dst_dir),
-        nfs_argop4::OP_RENAME(RENAME4args {
-            oldname: old.as_bytes().to_vec(),
-            newname: new.as_bytes().to_vec(),
-        }),
+        ops::rename(old, new),
     ])
     .expect("rename")
     .status
 }
 
 fn remove(c: &mut Client, dir: &[u8], name: &str) -> nfsstat4 {
-    c.compound(vec![
-        putfh(dir),
-        nfs_argop4::OP_REMOVE(REMOVE4args {
-            target: name.as_bytes().to_vec(),
-        }),
-    ])
-    .expect("remove")
-    .status
+    c.compound(vec![putfh(dir), ops::remove(name)])
+        .expect("remove")
+        .status
 }
 
 /// OPEN (read+write, no create) of `name` in `dir`: the open stateid.
@@ -115,22 +108,16 @@ fn open(c: &mut Client, dir: &[u8], name: &str) -> stateid4 {
             ),
         ])
         .expect("open");
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok))) => ok.stateid.clone(),
-        _ => panic!("OPEN {name}: {:?}", r.status),
+    match open_ok(&r) {
+        Some(ok) => ok.stateid.clone(),
+        None => panic!("OPEN {name}: {:?}", r.status),
     }
 }
 
 fn close(c: &mut Client, fh: &[u8], sid: &stateid4) -> nfsstat4 {
-    c.compound(vec![
-        putfh(fh),
-        nfs_argop4::OP_CLOSE(CLOSE4args {
-            seqid: 0,
-            open_stateid: sid.clone(),
-        }),
-    ])
-    .expect("close")
-    .status
+    c.compound(vec![putfh(fh), ops::close(0, sid)])
+        .expect("close")
+        .status
 }
 
 /// A tree in the backing directory: d/ d/sub/ d/sub/f d/g top

@@ -1,50 +1,123 @@
-//! A small synchronous NFSv4 client over one TCP connection, used by the
-//! integration tests and tools of this project to speak to any NFSv4
-//! server (nfs4d or another). It builds COMPOUNDs from the generated types
-//! and keeps 4.1 session sequencing (slot 0) or 4.0 client ids.
+//! The NFSv4 client engine: one connection to a server (over any
+//! [`Transport`]), its client id, and for 4.1/4.2 its session with a
+//! fore-channel slot table. Calls are made here one at a time (slot 0,
+//! blocking); [`crate::pipeline`] keeps every slot busy on the same client.
+//!
+//! The client speaks to any NFSv4 server (nfs4d or another). It builds
+//! COMPOUNDs from the generated types and leaves the request mostly to
+//! the caller: tests steer sequence ids, credentials and raw bytes
+//! themselves to provoke the server's error paths.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use nfs4d_xdr::codec::Unpack;
 use nfs4d_xdr::nfs4::*;
-use nfs4d_xdr::record::Reassembler;
 use nfs4d_xdr::rpc::{self, Credential, Message};
 
-/// NFS program and version.
-const PROG: u32 = 100003;
-const VERS: u32 = 4;
+use crate::transport::{Tcp, Transport};
+use crate::wire::{self, bad, PROC_COMPOUND};
 
-/// A client connection.
+/// Low bits of an xid that name the slot the call was sent on, so that a
+/// pipelined reply finds its slot without a lookup.
+pub const SLOT_BITS: u32 = 10;
+/// Most fore-channel slots a client uses.
+pub const MAX_SLOTS: u32 = 1 << SLOT_BITS;
+
+/// The request and reply size a session asks for: a 1 MiB WRITE or READ
+/// plus its headers. Replies that large must pass the transport.
+const MAX_IO_RECORD: u32 = (1 << 20) + (64 << 10);
+const _: () = assert!(MAX_IO_RECORD as usize <= crate::transport::MAX_RECORD);
+
+/// How long a blocking call waits for its reply by default: a server that
+/// stops answering fails the test instead of hanging it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How [`Client::compound_retrying`] waits out NFS4ERR_DELAY and
+/// NFS4ERR_GRACE: about 10 s in all.
+const RETRY_PAUSE: Duration = Duration::from_millis(20);
+const RETRIES: u32 = 500;
+
+/// A client: one connection, one client id, at most one session.
 pub struct Client {
-    stream: TcpStream,
-    ra: Reassembler,
-    pending: Vec<u8>,
+    pub(crate) transport: Box<dyn Transport>,
+    /// Counter in the high bits of xids.
     xid: u32,
     /// Credential sent with every call.
     pub cred: Credential,
     /// Minor version of COMPOUNDs.
     pub minor: u32,
-    /// 4.1 session id, once created.
-    pub session: Option<sessionid4>,
-    /// Next SEQUENCE sequence id for slot 0.
-    pub seq: u32,
     /// Client id (4.0 or 4.1).
     pub clientid: clientid4,
+    /// 4.1 session id, once created: COMPOUNDs then start with SEQUENCE.
+    pub session: Option<sessionid4>,
+    /// Next sequence id of each fore-channel slot; its length is the
+    /// number of slots the server granted (1 before a session exists).
+    pub seqids: Vec<u32>,
+    /// Largest request and reply the server accepts on the session.
+    pub max_request: u32,
+    pub max_response: u32,
+    /// How long to wait for a reply.
+    pub timeout: Duration,
     /// Back-channel operations the server sent, in order (CB_SEQUENCE
     /// left out).
     pub callbacks: Vec<nfs_cb_argop4>,
     /// What CB_GETATTR answers: (size, change). `None`: NFS4ERR_BADHANDLE.
     pub cb_attrs: Option<(u64, u64)>,
-    /// Ask for a back channel in CREATE_SESSION.
-    back_channel: bool,
 }
 
-/// The first xid of a connection: different for every connection and
-/// run. A server's duplicate request cache recognises retransmissions by
-/// xid (RFC 5531 §9; nfs4d's 4.0 cache by address, xid and arguments), so
-/// a client that restarted at the same xid on every reconnection would
+/// How [`Client::establish41_with`] sets up the client and its session.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Fore-channel slots to ask for (the server may grant fewer; at most
+    /// [`MAX_SLOTS`]).
+    pub slots: u32,
+    /// Make this connection the session's back channel too
+    /// (CREATE_SESSION4_FLAG_CONN_BACK_CHAN), so the server can send
+    /// callbacks and grant delegations.
+    pub back_channel: bool,
+    /// EXCHANGE_ID's `eia_flags`.
+    pub exchange_flags: u32,
+    /// EXCHANGE_ID's `co_verifier`: the client's boot instance. The same
+    /// owner with another verifier is a rebooted client whose earlier
+    /// state the server drops (RFC 8881 §2.4).
+    pub verifier: verifier4,
+    /// Implementation name announced in `eia_client_impl_id` (servers may
+    /// adapt to known clients; the Linux kernel sends "Linux <release> …").
+    pub impl_name: Option<String>,
+    /// Send RECLAIM_COMPLETE once the session exists. `false` for a client
+    /// that is about to reclaim state after a server restart.
+    pub reclaim_complete: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            slots: 8,
+            back_channel: false,
+            exchange_flags: 0,
+            verifier: [7; 8],
+            impl_name: None,
+            reclaim_complete: true,
+        }
+    }
+}
+
+impl SessionOptions {
+    /// The default options, without RECLAIM_COMPLETE: a client that is
+    /// about to reclaim state after a server restart.
+    pub fn reclaiming() -> Self {
+        SessionOptions {
+            reclaim_complete: false,
+            ..SessionOptions::default()
+        }
+    }
+}
+
+/// The first xid counter of a connection: different for every connection
+/// and run. A server's duplicate request cache recognises retransmissions
+/// by xid (RFC 5531 §9; nfs4d's 4.0 cache by address, xid and arguments),
+/// so a client that restarted at the same xid on every reconnection would
 /// have new requests answered from the cache as if retransmitted.
 fn initial_xid() -> u32 {
     static CONNECTIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -55,25 +128,22 @@ fn initial_xid() -> u32 {
     (now ^ std::process::id().rotate_left(16)).wrapping_add(n.wrapping_mul(0x9e37_79b9))
 }
 
-fn bad(msg: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.into())
-}
-
 impl Client {
-    /// Connects as root with AUTH_SYS.
+    /// Connects over TCP as root with AUTH_SYS.
     pub fn connect(addr: SocketAddr, minor: u32) -> io::Result<Client> {
-        Self::from_stream(TcpStream::connect(addr)?, minor)
+        Ok(Client::over(Box::new(Tcp::connect(addr)?), minor))
     }
 
-    /// A client over a connection the caller made (e.g. from a chosen
+    /// A client over a TCP connection the caller made (e.g. from a chosen
     /// source address or port), as root with AUTH_SYS.
     pub fn from_stream(stream: TcpStream, minor: u32) -> io::Result<Client> {
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.set_nodelay(true)?;
-        Ok(Client {
-            stream,
-            ra: Reassembler::new(64 << 20),
-            pending: Vec::new(),
+        Ok(Client::over(Box::new(Tcp::new(stream)?), minor))
+    }
+
+    /// A client over any transport, as root with AUTH_SYS.
+    pub fn over(transport: Box<dyn Transport>, minor: u32) -> Client {
+        Client {
+            transport,
             xid: initial_xid(),
             cred: Credential::Sys {
                 stamp: 1,
@@ -83,249 +153,251 @@ impl Client {
                 gids: vec![],
             },
             minor,
-            session: None,
-            seq: 1,
             clientid: 0,
+            session: None,
+            seqids: vec![1],
+            max_request: 0,
+            max_response: 0,
+            timeout: DEFAULT_TIMEOUT,
             callbacks: Vec::new(),
             cb_attrs: None,
-            back_channel: false,
-        })
+        }
+    }
+
+    /// A fresh xid for a call on `slot`.
+    pub fn next_xid(&mut self, slot: usize) -> u32 {
+        self.xid = self.xid.wrapping_add(1);
+        (self.xid << SLOT_BITS) | (slot as u32 & (MAX_SLOTS - 1))
     }
 
     /// Sends raw bytes (tests of malformed input).
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.write_all(bytes)
+        self.transport.send(&[bytes])
     }
 
-    /// Reads one record (with its 4-byte header).
+    /// Reads one record (with its 4-byte record mark), waiting at most
+    /// [`Client::timeout`].
     pub fn recv_record(&mut self) -> io::Result<Vec<u8>> {
+        self.transport.recv(self.timeout)
+    }
+
+    /// Calls procedure `proc_` of NFSv4; returns the reply record.
+    /// Back-channel calls the server makes meanwhile are answered
+    /// ([`Client::answer_callback`]).
+    pub fn call(&mut self, proc_: u32, args: &[u8]) -> io::Result<Vec<u8>> {
+        let xid = self.next_xid(0);
+        let rec = wire::encode_call(xid, &self.cred, proc_, args, 0);
+        self.transport.send(&[&rec])?;
         loop {
-            if !self.pending.is_empty() {
-                let mut input: &[u8] = &self.pending;
-                let got = self.ra.feed(&mut input).map_err(|e| bad(e.to_string()))?;
-                let used = self.pending.len() - input.len();
-                self.pending.drain(..used);
-                if let Some(rec) = got {
-                    return Ok(rec);
-                }
+            let record = self.recv_record()?;
+            if self.take_record(&record)? == Some(xid) {
+                return Ok(record);
             }
-            let mut buf = vec![0u8; 256 << 10];
-            let n = self.stream.read(&mut buf)?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "connection closed",
-                ));
-            }
-            self.pending.extend_from_slice(&buf[..n]);
         }
     }
 
-    /// Calls a procedure; returns the reply record. Back-channel calls the
-    /// server makes meanwhile are answered ([`Client::answer_callback`]).
-    pub fn call(&mut self, proc_: u32, args: &[u8]) -> io::Result<Vec<u8>> {
-        self.xid = self.xid.wrapping_add(1);
-        let xid = self.xid;
-        let rec = rpc::call_record(xid, PROG, VERS, proc_, &self.cred, args);
-        self.stream.write_all(&rec)?;
-        loop {
-            let reply = self.recv_record()?;
-            match rpc::parse(&reply) {
-                Message::Reply(r) if r.xid == xid => return Ok(reply),
-                Message::Call(c) => {
-                    let out = self.answer_callback(c.xid, c.proc_, c.args);
-                    self.stream.write_all(&out)?;
-                }
-                _ => {}
+    /// The xid of `record` if it is a reply; a back-channel call is
+    /// answered, anything else passed over.
+    fn take_record(&mut self, record: &[u8]) -> io::Result<Option<u32>> {
+        match rpc::parse(record) {
+            Message::Reply(r) => Ok(Some(r.xid)),
+            Message::Call(c) => {
+                let out = self.answer_callback(c.xid, c.proc_, c.args);
+                self.transport.send(&[&out])?;
+                Ok(None)
             }
+            _ => Ok(None),
         }
     }
 
     /// Answers back-channel calls arriving within `wait` (a client that
     /// is not sending requests still has to answer recalls).
     pub fn serve_callbacks(&mut self, wait: Duration) -> io::Result<()> {
-        let until = std::time::Instant::now() + wait;
-        let old = self.stream.read_timeout()?;
-        let result = loop {
-            let left = until.saturating_duration_since(std::time::Instant::now());
+        let until = Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                break Ok(());
+                return Ok(());
             }
-            self.stream.set_read_timeout(Some(left))?;
-            match self.recv_record() {
+            match self.transport.recv(left) {
+                // No call of ours is outstanding: only calls matter.
                 Ok(rec) => {
-                    if let Message::Call(c) = rpc::parse(&rec) {
-                        let out = self.answer_callback(c.xid, c.proc_, c.args);
-                        self.stream.write_all(&out)?;
-                    }
+                    self.take_record(&rec)?;
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break Ok(())
-                }
-                Err(e) => break Err(e),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(()),
+                Err(e) => return Err(e),
             }
-        };
-        self.stream.set_read_timeout(old)?;
-        result
-    }
-
-    /// The reply record to a back-channel call: CB_NULL succeeds; in a
-    /// CB_COMPOUND, CB_SEQUENCE is echoed, CB_RECALL accepted and
-    /// CB_GETATTR answered from `cb_attrs`. Every operation is recorded in
-    /// `callbacks`.
-    pub fn answer_callback(&mut self, xid: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        rpc::begin_success_reply(xid, &mut out);
-        if proc_ == 1 {
-            let res = match CB_COMPOUND4args::unpack(&mut io::Cursor::new(args)) {
-                Ok((a, _)) => self.cb_compound(a),
-                Err(_) => CB_COMPOUND4res {
-                    status: nfsstat4::NFS4ERR_BADXDR,
-                    tag: Vec::new(),
-                    resarray: Vec::new(),
-                },
-            };
-            out.extend_from_slice(&nfs4d_xdr::to_bytes(&res));
-        }
-        rpc::finish_record(&mut out);
-        out
-    }
-
-    fn cb_compound(&mut self, a: CB_COMPOUND4args) -> CB_COMPOUND4res {
-        let mut resarray = Vec::new();
-        let mut status = nfsstat4::NFS4_OK;
-        for op in a.argarray {
-            let res = match &op {
-                nfs_cb_argop4::OP_CB_SEQUENCE(s) => {
-                    nfs_cb_resop4::OP_CB_SEQUENCE(CB_SEQUENCE4res::NFS4_OK(CB_SEQUENCE4resok {
-                        csr_sessionid: s.csa_sessionid,
-                        csr_sequenceid: s.csa_sequenceid,
-                        csr_slotid: s.csa_slotid,
-                        csr_highest_slotid: s.csa_highest_slotid,
-                        csr_target_highest_slotid: s.csa_highest_slotid,
-                    }))
-                }
-                nfs_cb_argop4::OP_CB_RECALL(_) => nfs_cb_resop4::OP_CB_RECALL(CB_RECALL4res {
-                    status: nfsstat4::NFS4_OK,
-                }),
-                nfs_cb_argop4::OP_CB_RECALL_ANY(_) => {
-                    nfs_cb_resop4::OP_CB_RECALL_ANY(CB_RECALL_ANY4res {
-                        crar_status: nfsstat4::NFS4_OK,
-                    })
-                }
-                nfs_cb_argop4::OP_CB_GETATTR(_) => match self.cb_attrs {
-                    Some((size, change)) => {
-                        let mut vals = change.to_be_bytes().to_vec();
-                        vals.extend_from_slice(&size.to_be_bytes());
-                        nfs_cb_resop4::OP_CB_GETATTR(CB_GETATTR4res::NFS4_OK(CB_GETATTR4resok {
-                            obj_attributes: fattr4 {
-                                attrmask: vec![(1 << FATTR4_CHANGE) | (1 << FATTR4_SIZE)],
-                                attr_vals: vals,
-                            },
-                        }))
-                    }
-                    None => {
-                        status = nfsstat4::NFS4ERR_BADHANDLE;
-                        nfs_cb_resop4::OP_CB_GETATTR(CB_GETATTR4res::default(status))
-                    }
-                },
-                _ => {
-                    status = nfsstat4::NFS4ERR_NOTSUPP;
-                    nfs_cb_resop4::OP_CB_ILLEGAL(CB_ILLEGAL4res { status })
-                }
-            };
-            if !matches!(op, nfs_cb_argop4::OP_CB_SEQUENCE(_)) {
-                self.callbacks.push(op);
-            }
-            resarray.push(res);
-            if status != nfsstat4::NFS4_OK {
-                break;
-            }
-        }
-        CB_COMPOUND4res {
-            status,
-            tag: a.tag,
-            resarray,
-        }
-    }
-
-    /// The results part of a reply record (after the RPC header).
-    pub fn results(reply: &[u8]) -> io::Result<&[u8]> {
-        match rpc::parse(reply) {
-            Message::Reply(r) => r.results.ok_or_else(|| bad("call not accepted")),
-            _ => Err(bad("not a reply")),
         }
     }
 
     /// Sends a COMPOUND of exactly these operations.
     pub fn compound_raw(&mut self, ops: Vec<nfs_argop4>) -> io::Result<COMPOUND4res> {
-        let args = COMPOUND4args {
-            tag: Vec::new(),
-            minorversion: self.minor,
-            argarray: ops,
-        };
-        let bytes = nfs4d_xdr::try_to_bytes(&args).map_err(|e| bad(e.to_string()))?;
-        let reply = self.call(1, &bytes)?;
-        let res = Self::results(&reply)?;
-        let (r, _) =
-            COMPOUND4res::unpack(&mut io::Cursor::new(res)).map_err(|e| bad(e.to_string()))?;
-        Ok(r)
+        self.send_compound(None, &ops)
     }
 
-    /// Sends a COMPOUND, prefixed with SEQUENCE when a 4.1 session exists.
-    pub fn compound(&mut self, mut ops: Vec<nfs_argop4>) -> io::Result<COMPOUND4res> {
-        if let Some(sid) = self.session {
-            ops.insert(
-                0,
-                nfs_argop4::OP_SEQUENCE(SEQUENCE4args {
-                    sa_sessionid: sid,
-                    sa_sequenceid: self.seq,
-                    sa_slotid: 0,
-                    sa_highest_slotid: 0,
-                    sa_cachethis: true,
-                }),
-            );
-            self.seq = self.seq.wrapping_add(1);
+    fn send_compound(
+        &mut self,
+        seq: Option<&nfs_argop4>,
+        ops: &[nfs_argop4],
+    ) -> io::Result<COMPOUND4res> {
+        let body = wire::compound_body(self.minor, seq, ops)?;
+        let reply = self.call(PROC_COMPOUND, &body)?;
+        wire::compound_result(&reply)
+    }
+
+    /// Sends a COMPOUND, prefixed with SEQUENCE on slot 0 when a 4.1
+    /// session exists. The slot's sequence id advances when the server
+    /// answered the SEQUENCE with success (RFC 8881 §2.10.6.1); a test
+    /// replays or skips sequence ids by setting `seqids[0]`.
+    pub fn compound(&mut self, ops: Vec<nfs_argop4>) -> io::Result<COMPOUND4res> {
+        self.compound_on_slot0(&ops)
+    }
+
+    fn compound_on_slot0(&mut self, ops: &[nfs_argop4]) -> io::Result<COMPOUND4res> {
+        if self.session.is_none() {
+            return self.send_compound(None, ops);
         }
-        self.compound_raw(ops)
+        let seq = self.sequence(0, true);
+        let res = self.send_compound(Some(&seq), ops)?;
+        self.sequenced(0, &res);
+        Ok(res)
     }
 
-    /// EXCHANGE_ID + CREATE_SESSION (4.1/4.2).
+    /// The SEQUENCE operation for the next call on `slot` (of the session,
+    /// once there is one).
+    pub fn sequence(&self, slot: usize, cache: bool) -> nfs_argop4 {
+        nfs_argop4::OP_SEQUENCE(SEQUENCE4args {
+            sa_sessionid: self.session.unwrap_or_default(),
+            sa_sequenceid: self.seqids[slot],
+            sa_slotid: slot as u32,
+            sa_highest_slotid: self.seqids.len() as u32 - 1,
+            sa_cachethis: cache,
+        })
+    }
+
+    /// Advances `slot`'s sequence id if `res` starts with a successful
+    /// SEQUENCE; returns whether it did.
+    pub(crate) fn sequenced(&mut self, slot: usize, res: &COMPOUND4res) -> bool {
+        let ok = matches!(
+            res.resarray.first(),
+            Some(nfs_resop4::OP_SEQUENCE(SEQUENCE4res::NFS4_OK(_)))
+        );
+        if ok {
+            self.seqids[slot] = self.seqids[slot].wrapping_add(1);
+        }
+        ok
+    }
+
+    /// Like [`Client::compound`], but resent (for up to ~10 s) while the
+    /// server answers NFS4ERR_DELAY (busy) or NFS4ERR_GRACE (freshly
+    /// restarted, waiting for reclaims); a failed SEQUENCE is an error.
+    pub fn compound_retrying(&mut self, ops: Vec<nfs_argop4>) -> io::Result<COMPOUND4res> {
+        let mut attempt = 0;
+        loop {
+            let res = self.compound_on_slot0(&ops)?;
+            let later = matches!(
+                res.status,
+                nfsstat4::NFS4ERR_DELAY | nfsstat4::NFS4ERR_GRACE
+            );
+            if later && attempt < RETRIES {
+                attempt += 1;
+                std::thread::sleep(RETRY_PAUSE);
+                continue;
+            }
+            let seq_failed = self.session.is_some()
+                && !matches!(
+                    res.resarray.first(),
+                    Some(nfs_resop4::OP_SEQUENCE(SEQUENCE4res::NFS4_OK(_)))
+                );
+            if seq_failed {
+                return Err(bad(format!("SEQUENCE failed: {:?}", res.status)));
+            }
+            return Ok(res);
+        }
+    }
+
+    /// Like [`Client::compound_retrying`], but any failing operation is an
+    /// error naming `what`.
+    pub fn compound_ok(&mut self, what: &str, ops: Vec<nfs_argop4>) -> io::Result<COMPOUND4res> {
+        let res = self.compound_retrying(ops)?;
+        crate::ops::check(&res, what).map_err(bad)?;
+        Ok(res)
+    }
+
+    /// EXCHANGE_ID + CREATE_SESSION + RECLAIM_COMPLETE (4.1/4.2) with the
+    /// default [`SessionOptions`].
     pub fn establish41(&mut self, owner: &[u8]) -> io::Result<()> {
-        self.establish41_as(owner, None)
+        self.establish41_with(owner, &SessionOptions::default())
     }
 
-    /// EXCHANGE_ID + CREATE_SESSION (4.1/4.2), announcing implementation
-    /// name `impl_name` in EXCHANGE_ID's `eia_client_impl_id` (servers may
-    /// adapt to known clients; the Linux kernel sends "Linux <release> …").
-    pub fn establish41_as(&mut self, owner: &[u8], impl_name: Option<&str>) -> io::Result<()> {
-        self.session41(owner, impl_name)?;
-        self.reclaim_complete()
-    }
-
-    /// EXCHANGE_ID + CREATE_SESSION without RECLAIM_COMPLETE: a client
-    /// that is about to reclaim state after a server restart.
-    pub fn establish41_reclaiming(&mut self, owner: &[u8]) -> io::Result<()> {
-        self.session41(owner, None)
-    }
-
-    /// Like [`Client::establish41`], with this connection also the
-    /// session's back channel (CREATE_SESSION4_FLAG_CONN_BACK_CHAN), so the
-    /// server can send callbacks and grant delegations.
-    pub fn establish41_with_callbacks(&mut self, owner: &[u8]) -> io::Result<()> {
-        self.back_channel = true;
-        self.establish41(owner)
-    }
-
-    /// [`Client::establish41_reclaiming`] with a back channel.
-    pub fn establish41_reclaiming_with_callbacks(&mut self, owner: &[u8]) -> io::Result<()> {
-        self.back_channel = true;
-        self.session41(owner, None)
+    /// EXCHANGE_ID + CREATE_SESSION (+ RECLAIM_COMPLETE) as `o` says.
+    pub fn establish41_with(&mut self, owner: &[u8], o: &SessionOptions) -> io::Result<()> {
+        let r = self.compound_raw(vec![nfs_argop4::OP_EXCHANGE_ID(EXCHANGE_ID4args {
+            eia_clientowner: client_owner4 {
+                co_verifier: o.verifier,
+                co_ownerid: owner.to_vec(),
+            },
+            eia_flags: o.exchange_flags,
+            eia_state_protect: state_protect4_a::SP4_NONE,
+            eia_client_impl_id: o
+                .impl_name
+                .iter()
+                .map(|n| nfs_impl_id4 {
+                    nii_domain: b"nfs4d.test".to_vec(),
+                    nii_name: n.as_bytes().to_vec(),
+                    nii_date: nfstime4 {
+                        seconds: 0,
+                        nseconds: 0,
+                    },
+                })
+                .collect(),
+        })])?;
+        let Some(nfs_resop4::OP_EXCHANGE_ID(EXCHANGE_ID4res::NFS4_OK(ok))) = r.resarray.first()
+        else {
+            return Err(bad(format!("EXCHANGE_ID failed: {:?}", r.status)));
+        };
+        self.clientid = ok.eir_clientid;
+        let slots = o.slots.clamp(1, MAX_SLOTS);
+        let fore = channel_attrs4 {
+            ca_headerpadsize: 0,
+            ca_maxrequestsize: MAX_IO_RECORD,
+            ca_maxresponsesize: MAX_IO_RECORD,
+            ca_maxresponsesize_cached: 64 << 10,
+            ca_maxoperations: 16,
+            ca_maxrequests: slots,
+            ca_rdma_ird: vec![],
+        };
+        let back = channel_attrs4 {
+            ca_maxrequests: 8,
+            ..fore.clone()
+        };
+        let r = self.compound_raw(vec![nfs_argop4::OP_CREATE_SESSION(CREATE_SESSION4args {
+            csa_clientid: self.clientid,
+            csa_sequence: ok.eir_sequenceid,
+            csa_flags: if o.back_channel {
+                CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+            } else {
+                0
+            },
+            csa_fore_chan_attrs: fore,
+            csa_back_chan_attrs: back,
+            csa_cb_program: 0x4000_0000,
+            csa_sec_parms: vec![callback_sec_parms4::AUTH_NONE],
+        })])?;
+        let Some(nfs_resop4::OP_CREATE_SESSION(CREATE_SESSION4res::NFS4_OK(ok))) =
+            r.resarray.first()
+        else {
+            return Err(bad(format!("CREATE_SESSION failed: {:?}", r.status)));
+        };
+        let attrs = &ok.csr_fore_chan_attrs;
+        self.session = Some(ok.csr_sessionid);
+        self.seqids = vec![1; attrs.ca_maxrequests.clamp(1, slots) as usize];
+        self.max_request = attrs.ca_maxrequestsize;
+        self.max_response = attrs.ca_maxresponsesize;
+        if o.reclaim_complete {
+            self.reclaim_complete()?;
+        }
+        Ok(())
     }
 
     /// RECLAIM_COMPLETE (4.1): the client has reclaimed all it will.
@@ -339,80 +411,9 @@ impl Client {
         Ok(())
     }
 
-    fn session41(&mut self, owner: &[u8], impl_name: Option<&str>) -> io::Result<()> {
-        let r = self.compound_raw(vec![nfs_argop4::OP_EXCHANGE_ID(EXCHANGE_ID4args {
-            eia_clientowner: client_owner4 {
-                co_verifier: [7; 8],
-                co_ownerid: owner.to_vec(),
-            },
-            eia_flags: 0,
-            eia_state_protect: state_protect4_a::SP4_NONE,
-            eia_client_impl_id: impl_name
-                .map(|n| nfs_impl_id4 {
-                    nii_domain: b"nfs4d.test".to_vec(),
-                    nii_name: n.as_bytes().to_vec(),
-                    nii_date: nfstime4 {
-                        seconds: 0,
-                        nseconds: 0,
-                    },
-                })
-                .into_iter()
-                .collect(),
-        })])?;
-        let Some(nfs_resop4::OP_EXCHANGE_ID(EXCHANGE_ID4res::NFS4_OK(ok))) = r.resarray.first()
-        else {
-            return Err(bad(format!("EXCHANGE_ID failed: {:?}", r.status)));
-        };
-        self.clientid = ok.eir_clientid;
-        let seq = ok.eir_sequenceid;
-        let chan = channel_attrs4 {
-            ca_headerpadsize: 0,
-            ca_maxrequestsize: 1 << 20 | 4096,
-            ca_maxresponsesize: 1 << 20 | 4096,
-            ca_maxresponsesize_cached: 64 << 10,
-            ca_maxoperations: 16,
-            ca_maxrequests: 8,
-            ca_rdma_ird: vec![],
-        };
-        let r = self.compound_raw(vec![nfs_argop4::OP_CREATE_SESSION(CREATE_SESSION4args {
-            csa_clientid: self.clientid,
-            csa_sequence: seq,
-            csa_flags: if self.back_channel {
-                CREATE_SESSION4_FLAG_CONN_BACK_CHAN
-            } else {
-                0
-            },
-            csa_fore_chan_attrs: chan.clone(),
-            csa_back_chan_attrs: chan,
-            csa_cb_program: 0x4000_0000,
-            csa_sec_parms: vec![callback_sec_parms4::AUTH_NONE],
-        })])?;
-        let Some(nfs_resop4::OP_CREATE_SESSION(CREATE_SESSION4res::NFS4_OK(ok))) =
-            r.resarray.first()
-        else {
-            return Err(bad(format!("CREATE_SESSION failed: {:?}", r.status)));
-        };
-        self.session = Some(ok.csr_sessionid);
-        self.seq = 1;
-        Ok(())
-    }
-
     /// SETCLIENTID + SETCLIENTID_CONFIRM (4.0).
     pub fn establish40(&mut self, owner: &[u8]) -> io::Result<()> {
-        let r = self.compound_raw(vec![nfs_argop4::OP_SETCLIENTID(SETCLIENTID4args {
-            client: nfs_client_id4 {
-                verifier: [3; 8],
-                id: owner.to_vec(),
-            },
-            callback: cb_client4 {
-                cb_program: 0x4000_0000,
-                cb_location: netaddr4 {
-                    na_r_netid: b"tcp".to_vec(),
-                    na_r_addr: b"127.0.0.1.0.0".to_vec(),
-                },
-            },
-            callback_ident: 1,
-        })])?;
+        let r = self.compound_raw(vec![crate::ops::setclientid(owner, [3; 8])])?;
         let Some(nfs_resop4::OP_SETCLIENTID(SETCLIENTID4res::NFS4_OK(ok))) = r.resarray.first()
         else {
             return Err(bad(format!("SETCLIENTID failed: {:?}", r.status)));
@@ -430,24 +431,40 @@ impl Client {
         self.clientid = id;
         Ok(())
     }
-}
 
-/// Shorthand for a LOOKUP argument.
-pub fn lookup(name: &str) -> nfs_argop4 {
-    nfs_argop4::OP_LOOKUP(LOOKUP4args {
-        objname: name.as_bytes().to_vec(),
-    })
-}
-
-/// Shorthand for GETATTR of the given attribute numbers.
-pub fn getattr(attrs: &[u32]) -> nfs_argop4 {
-    let mut bm: Vec<u32> = Vec::new();
-    for &a in attrs {
-        let w = (a / 32) as usize;
-        if bm.len() <= w {
-            bm.resize(w + 1, 0);
-        }
-        bm[w] |= 1 << (a % 32);
+    /// Renews the lease: a SEQUENCE-only COMPOUND in a session, RENEW
+    /// (4.0) otherwise.
+    pub fn renew(&mut self) -> io::Result<()> {
+        let ops = if self.session.is_some() {
+            vec![]
+        } else {
+            vec![nfs_argop4::OP_RENEW(RENEW4args {
+                clientid: self.clientid,
+            })]
+        };
+        self.compound_ok("lease renewal", ops).map(|_| ())
     }
-    nfs_argop4::OP_GETATTR(GETATTR4args { attr_request: bm })
+
+    /// DESTROY_SESSION + DESTROY_CLIENTID (4.1), so that the server frees
+    /// the client's state now rather than at lease expiry.
+    pub fn destroy(&mut self) -> io::Result<()> {
+        let Some(sid) = self.session.take() else {
+            return Err(bad("no session to destroy"));
+        };
+        let r = self.compound_raw(vec![nfs_argop4::OP_DESTROY_SESSION(DESTROY_SESSION4args {
+            dsa_sessionid: sid,
+        })])?;
+        if r.status != nfsstat4::NFS4_OK {
+            return Err(bad(format!("DESTROY_SESSION failed: {:?}", r.status)));
+        }
+        let r = self.compound_raw(vec![nfs_argop4::OP_DESTROY_CLIENTID(
+            DESTROY_CLIENTID4args {
+                dca_clientid: self.clientid,
+            },
+        )])?;
+        if r.status != nfsstat4::NFS4_OK {
+            return Err(bad(format!("DESTROY_CLIENTID failed: {:?}", r.status)));
+        }
+        Ok(())
+    }
 }

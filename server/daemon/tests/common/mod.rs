@@ -1,5 +1,4 @@
-//! Starts the real `nfs4d` binary on a free loopback port for a test, and
-//! builds the COMPOUND operations the tests share.
+//! Starts the real `nfs4d` binary on a free loopback port for a test.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
@@ -9,8 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use nfs4d_testkit::client::{lookup, Client};
-use nfs4d_xdr::nfs4::*;
+use nfs4d_testkit::Client;
 
 /// A running server with its own export and state directories.
 pub struct TestServer {
@@ -179,157 +177,4 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Attributes that set nothing (CREATE, OPEN with UNCHECKED4).
-pub fn no_attrs() -> fattr4 {
-    fattr4 {
-        attrmask: vec![],
-        attr_vals: vec![],
-    }
-}
-
-pub fn putfh(fh: &[u8]) -> nfs_argop4 {
-    nfs_argop4::OP_PUTFH(PUTFH4args {
-        object: fh.to_vec(),
-    })
-}
-
-/// The status of one operation's result. Every result starts with its
-/// operation and status: decode them from the encoding rather than
-/// matching ~70 variants.
-pub fn result_status(r: &nfs_resop4) -> nfsstat4 {
-    let b = nfs4d_xdr::to_bytes(r);
-    nfsstat4::try_from(i32::from_be_bytes([b[4], b[5], b[6], b[7]])).expect("status")
-}
-
-/// The words of an RPC reply record after the record header.
-pub fn reply_words(rec: &[u8]) -> Vec<u32> {
-    rec[4..]
-        .chunks(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-/// OPEN, denying nothing, by open owner `owner` of client `clientid`.
-pub fn open_op(
-    clientid: clientid4,
-    owner: &[u8],
-    seqid: u32,
-    access: u32,
-    openhow: openflag4,
-    claim: open_claim4,
-) -> nfs_argop4 {
-    nfs_argop4::OP_OPEN(OPEN4args {
-        seqid,
-        share_access: access,
-        share_deny: OPEN4_SHARE_DENY_NONE,
-        owner: open_owner4 {
-            clientid,
-            owner: owner.to_vec(),
-        },
-        openhow,
-        claim,
-    })
-}
-
-/// OPEN's creation mode: UNCHECKED4, setting no attributes.
-pub fn create_unchecked() -> openflag4 {
-    openflag4::OPEN4_CREATE(createhow4::UNCHECKED4(no_attrs()))
-}
-
-/// OPEN's mode for a file that must exist.
-pub fn no_create() -> openflag4 {
-    openflag4::default(opentype4::OPEN4_NOCREATE)
-}
-
-/// The claim that reclaims an open (without delegation) after a restart;
-/// the current filehandle is the file.
-pub fn claim_previous() -> open_claim4 {
-    open_claim4::CLAIM_PREVIOUS(open_delegation_type4::OPEN_DELEGATE_NONE)
-}
-
-pub fn claim_null(name: &str) -> open_claim4 {
-    open_claim4::CLAIM_NULL(name.as_bytes().to_vec())
-}
-
-/// The result of a COMPOUND's successful OPEN.
-pub fn open_ok(r: &COMPOUND4res) -> Option<&OPEN4resok> {
-    r.resarray.iter().find_map(|x| match x {
-        nfs_resop4::OP_OPEN(OPEN4res::NFS4_OK(ok)) => Some(ok),
-        _ => None,
-    })
-}
-
-/// 4.0: OPEN_CONFIRM of a new open owner's first open of `name` in the
-/// root; the confirmed stateid.
-pub fn open_confirm(c: &mut Client, name: &str, sid: &stateid4, seqid: u32) -> stateid4 {
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            lookup(name),
-            nfs_argop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4args {
-                open_stateid: sid.clone(),
-                seqid,
-            }),
-        ])
-        .unwrap();
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4res::NFS4_OK(ok))) => ok.open_stateid.clone(),
-        _ => panic!("OPEN_CONFIRM {r:?}"),
-    }
-}
-
-pub fn lock_type(write: bool) -> nfs_lock_type4 {
-    if write {
-        nfs_lock_type4::WRITE_LT
-    } else {
-        nfs_lock_type4::READ_LT
-    }
-}
-
-/// LOCK of `length` bytes from `offset`.
-pub fn lock_op(
-    write: bool,
-    reclaim: bool,
-    offset: u64,
-    length: u64,
-    locker: locker4,
-) -> nfs_argop4 {
-    nfs_argop4::OP_LOCK(LOCK4args {
-        locktype: lock_type(write),
-        reclaim,
-        offset,
-        length,
-        locker,
-    })
-}
-
-/// The locker of a lock owner's first LOCK: lock owner `owner` of client
-/// `clientid`, starting from open stateid `open` at open owner seqid
-/// `open_seqid`.
-pub fn new_lock_owner(
-    clientid: clientid4,
-    owner: &[u8],
-    open: &stateid4,
-    open_seqid: u32,
-    lock_seqid: u32,
-) -> locker4 {
-    locker4::TRUE(open_to_lock_owner4 {
-        open_seqid,
-        open_stateid: open.clone(),
-        lock_seqid,
-        lock_owner: lock_owner4 {
-            clientid,
-            owner: owner.to_vec(),
-        },
-    })
-}
-
-/// The locker of a later LOCK by the owner of lock stateid `lock`.
-pub fn existing_lock_owner(lock: &stateid4, lock_seqid: u32) -> locker4 {
-    locker4::FALSE(exist_lock_owner4 {
-        lock_stateid: lock.clone(),
-        lock_seqid,
-    })
 }
