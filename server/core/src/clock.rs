@@ -12,6 +12,13 @@ use std::time::Duration;
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since this clock's origin; never goes backwards.
     fn now_ms(&self) -> u64;
+
+    /// Nanoseconds since this clock's origin, for measuring how long an
+    /// operation took (metrics). Clocks without a finer source count in
+    /// whole milliseconds.
+    fn monotonic_ns(&self) -> u64 {
+        self.now_ms().saturating_mul(1_000_000)
+    }
 }
 
 /// A clock that moves only when told to (tests).

@@ -142,9 +142,15 @@ pub fn process(
         srv.state.slot_done(&s.id, s.slot, cached);
     }
     if cx.durable_upto > 0 {
+        let timed = srv.metrics.enabled();
+        let t0 = if timed { srv.clock.monotonic_ns() } else { 0 };
         if let Err(e) = srv.fhmap.make_durable(cx.durable_upto) {
             tracing::error!(error = %e, "filehandle map flush failed; failing the request");
             return Err(Refusal::SystemErr);
+        }
+        if timed {
+            srv.metrics
+                .flush_waited(srv.clock.monotonic_ns().saturating_sub(t0));
         }
     }
     // The record's length counts the detached data sent after `out`'s head.
@@ -175,114 +181,147 @@ fn run_ops(
     let span =
         tracing::debug_span!("compound", peer = %cx.req.peer, minor = cx.minor, ops = cx.op_count);
     let _enter = span.enter();
-    let max_ops = cx.srv.cfg.limits.max_ops as usize;
+    // Operations are counted here, in one place, whatever ended them
+    // (crate::metrics); the clock is read only while metrics are wanted.
+    let metrics = &cx.srv.metrics;
+    let timed = metrics.enabled();
+    if timed {
+        metrics.compound_done();
+    }
     let mut done = 0;
     let mut status = nfsstat4::NFS4_OK;
     for i in 0..cx.op_count {
-        cx.op_index = i;
-        let opnum = match u32::unpack(cur) {
-            Ok((v, _)) => v,
-            Err(_) => {
-                // Fewer operations than the count claimed.
-                let st = NfsError::BadXdr.status();
-                put_status(out, nfs_opnum4::OP_ILLEGAL as u32, st);
-                tracing::warn!(peer = %cx.req.peer, index = i, "COMPOUND truncated before an operation");
-                return (st, done + 1);
-            }
+        let t0 = if timed {
+            cx.srv.clock.monotonic_ns()
+        } else {
+            0
         };
-        let Some(desc) = ops::describe(opnum) else {
-            put_status(
-                out,
-                nfs_opnum4::OP_ILLEGAL as u32,
-                NfsError::OpIllegal.status(),
-            );
-            tracing::debug!(opnum, "illegal operation");
-            return (NfsError::OpIllegal.status(), done + 1);
-        };
-        // Limits on the COMPOUND as a whole are reported at its first
-        // operation: 4.0 has only NFS4ERR_RESOURCE for this (RFC 7530
-        // §15.2.4); 4.1 has NFS4ERR_TOO_MANY_OPS (RFC 8881 §15.1.1.4).
-        if i == 0 && cx.op_count > max_ops {
-            let st = if cx.minor == 0 {
-                NfsError::Resource
-            } else {
-                NfsError::TooManyOps
-            };
-            tracing::warn!(peer = %cx.req.peer, ops = cx.op_count, max_ops, "COMPOUND has too many operations");
-            put_status(out, opnum, st.status());
-            return (st.status(), 1);
-        }
-        if let Err(e) = precheck(cx, desc, i, out.len() - body + cx.detached_len()) {
-            let st = e.status();
-            tracing::debug!(op = desc.name, status = ?st, "refused before running");
-            put_status(out, opnum, st);
-            return (st, done + 1);
-        }
-        let start = out.len();
-        let fh_before = cx.cfh.as_ref().map(|c| c.fh.clone());
-        let mut st = match (desc.run)(cx, desc, cur, out, guard_before) {
-            ops::Step::Done(st) => st,
-            ops::Step::BadXdr(e) => {
-                tracing::warn!(peer = %cx.req.peer, op = desc.name, error = %e, "undecodable operation arguments");
-                let st = NfsError::BadXdr.status();
-                put_status(out, opnum, st);
-                return (st, done + 1);
-            }
-            ops::Step::Refused(e) => {
-                put_status(out, opnum, e.status());
-                return (e.status(), done + 1);
-            }
-        };
-        if st == nfsstat4::NFS4_OK {
-            let next = (i + 1 < cx.op_count).then(|| peek_u32(cur)).flatten();
-            if let Err(e) = guard_after(cx, desc, next) {
-                // The operation only set the current filehandle (PUTFH,
-                // LOOKUP …), so replacing its result undoes nothing.
-                out.truncate(start);
-                cx.drop_detached_from(start);
-                st = e.status();
-                put_status(out, opnum, st);
-            }
-        }
-        // A new current filehandle invalidates the current stateid unless
-        // the operation set both (RFC 8881 §16.2.3.1.2).
-        let sets_stateid = desc.flags.contains(Flags::SETS_STATEID);
-        if !sets_stateid && cx.cfh.as_ref().map(|c| &c.fh) != fh_before.as_ref() {
-            cx.cur_stateid = None;
-        }
-        if let Some(bytes) = cx.replay.take() {
-            // A 4.0 retransmission: the original reply and its status.
-            out.truncate(start);
-            cx.drop_detached_from(start);
-            out.extend_from_slice(&bytes);
-            st = bytes
-                .get(4..8)
-                .and_then(|b| nfsstat4::try_from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok())
-                .unwrap_or(NfsError::ServerFault.status());
+        let (opnum, st, more) = run_one(cx, cur, out, body, i);
+        if timed {
+            let ns = cx.srv.clock.monotonic_ns().saturating_sub(t0);
+            metrics.op_done(opnum, st, ns);
         }
         if cx.replay_all.is_some() {
             return (st, 0);
         }
-        if let Some((kind, owner, seqid)) = cx.seq_owner.take() {
-            if seqid_advances(st) {
-                cx.srv.state.record_seqid(
-                    kind,
-                    owner,
-                    seqid,
-                    reply::join(out, cx.detached.as_ref(), start),
-                );
-            }
-        }
         done += 1;
         status = st;
-        if st == nfsstat4::NFS4_OK {
-            tracing::debug!(op = desc.name, "ok");
-        } else {
-            tracing::debug!(op = desc.name, status = ?st, "failed");
+        if !more {
             break;
         }
     }
     (status, done)
+}
+
+/// Runs operation `i`: returns its number (OP_ILLEGAL for numbers that
+/// name none), its status, and whether the COMPOUND goes on.
+fn run_one(
+    cx: &mut Cx,
+    cur: &mut Cursor<&[u8]>,
+    out: &mut Vec<u8>,
+    body: usize,
+    i: usize,
+) -> (u32, nfsstat4, bool) {
+    const ILLEGAL: u32 = nfs_opnum4::OP_ILLEGAL as i32 as u32;
+    let max_ops = cx.srv.cfg.limits.max_ops as usize;
+    cx.op_index = i;
+    let opnum = match u32::unpack(cur) {
+        Ok((v, _)) => v,
+        Err(_) => {
+            // Fewer operations than the count claimed.
+            let st = NfsError::BadXdr.status();
+            put_status(out, ILLEGAL, st);
+            tracing::warn!(peer = %cx.req.peer, index = i, "COMPOUND truncated before an operation");
+            return (ILLEGAL, st, false);
+        }
+    };
+    let Some(desc) = ops::describe(opnum) else {
+        let st = NfsError::OpIllegal.status();
+        put_status(out, ILLEGAL, st);
+        tracing::debug!(opnum, "illegal operation");
+        return (ILLEGAL, st, false);
+    };
+    // Limits on the COMPOUND as a whole are reported at its first
+    // operation: 4.0 has only NFS4ERR_RESOURCE for this (RFC 7530
+    // §15.2.4); 4.1 has NFS4ERR_TOO_MANY_OPS (RFC 8881 §15.1.1.4).
+    if i == 0 && cx.op_count > max_ops {
+        let st = if cx.minor == 0 {
+            NfsError::Resource
+        } else {
+            NfsError::TooManyOps
+        };
+        tracing::warn!(peer = %cx.req.peer, ops = cx.op_count, max_ops, "COMPOUND has too many operations");
+        put_status(out, opnum, st.status());
+        return (opnum, st.status(), false);
+    }
+    if let Err(e) = precheck(cx, desc, i, out.len() - body + cx.detached_len()) {
+        let st = e.status();
+        tracing::debug!(op = desc.name, status = ?st, "refused before running");
+        put_status(out, opnum, st);
+        return (opnum, st, false);
+    }
+    let start = out.len();
+    let fh_before = cx.cfh.as_ref().map(|c| c.fh.clone());
+    let mut st = match (desc.run)(cx, desc, cur, out, guard_before) {
+        ops::Step::Done(st) => st,
+        ops::Step::BadXdr(e) => {
+            tracing::warn!(peer = %cx.req.peer, op = desc.name, error = %e, "undecodable operation arguments");
+            let st = NfsError::BadXdr.status();
+            put_status(out, opnum, st);
+            return (opnum, st, false);
+        }
+        ops::Step::Refused(e) => {
+            put_status(out, opnum, e.status());
+            return (opnum, e.status(), false);
+        }
+    };
+    if st == nfsstat4::NFS4_OK {
+        let next = (i + 1 < cx.op_count).then(|| peek_u32(cur)).flatten();
+        if let Err(e) = guard_after(cx, desc, next) {
+            // The operation only set the current filehandle (PUTFH,
+            // LOOKUP …), so replacing its result undoes nothing.
+            out.truncate(start);
+            cx.drop_detached_from(start);
+            st = e.status();
+            put_status(out, opnum, st);
+        }
+    }
+    // A new current filehandle invalidates the current stateid unless
+    // the operation set both (RFC 8881 §16.2.3.1.2).
+    let sets_stateid = desc.flags.contains(Flags::SETS_STATEID);
+    if !sets_stateid && cx.cfh.as_ref().map(|c| &c.fh) != fh_before.as_ref() {
+        cx.cur_stateid = None;
+    }
+    if let Some(bytes) = cx.replay.take() {
+        // A 4.0 retransmission: the original reply and its status.
+        out.truncate(start);
+        cx.drop_detached_from(start);
+        out.extend_from_slice(&bytes);
+        st = bytes
+            .get(4..8)
+            .and_then(|b| nfsstat4::try_from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok())
+            .unwrap_or(NfsError::ServerFault.status());
+    }
+    if cx.replay_all.is_some() {
+        return (opnum, st, false);
+    }
+    if let Some((kind, owner, seqid)) = cx.seq_owner.take() {
+        if seqid_advances(st) {
+            cx.srv.state.record_seqid(
+                kind,
+                owner,
+                seqid,
+                reply::join(out, cx.detached.as_ref(), start),
+            );
+        }
+    }
+    if st == nfsstat4::NFS4_OK {
+        tracing::debug!(op = desc.name, "ok");
+        (opnum, st, true)
+    } else {
+        tracing::debug!(op = desc.name, status = ?st, "failed");
+        (opnum, st, false)
+    }
 }
 
 /// The next word of the arguments without consuming it.

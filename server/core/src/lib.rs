@@ -24,6 +24,7 @@ pub mod drc;
 pub mod error;
 pub mod export_access;
 pub mod idmap;
+pub mod metrics;
 pub mod namespace;
 pub mod ops;
 pub mod reply;

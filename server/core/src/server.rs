@@ -50,6 +50,8 @@ pub struct Server {
     pub owner_major: Vec<u8>,
     /// Boot epoch from the handle map (increments on every start).
     pub boot: u32,
+    /// Counters of the requests run (exported by the daemon).
+    pub metrics: crate::metrics::OpMetrics,
     /// Local processes are watched, so file leases may be taken (the
     /// daemon sets this once it handles the signal a lease break raises;
     /// without it a break would end the process).
@@ -171,6 +173,7 @@ impl Server {
             idmap,
             write_verifier,
             boot,
+            metrics: Default::default(),
             leases_watched: Default::default(),
         })
     }

@@ -70,6 +70,7 @@ fn create(
     {
         CreateOutcome::Replay(bytes) => Ok(Err(bytes)),
         CreateOutcome::Created(s) => {
+            cx.srv.state.note_client_addr(s.client, cx.req.peer);
             if s.cb.is_some() {
                 cx.followups.push(Followup::ProbeBackChannel(s.id));
             }

@@ -40,6 +40,7 @@ pub fn run(cx: &mut Cx, a: EXCHANGE_ID4args) -> NfsResult<EXCHANGE_ID4resok> {
         impl_name.clone(),
     )?;
     tracing::debug!(client = format_args!("{:#x}", ok.clientid), implementation = %impl_name, "EXCHANGE_ID");
+    cx.srv.state.note_client_addr(ok.clientid, cx.req.peer);
     let mut flags = EXCHGID4_FLAG_USE_NON_PNFS;
     if ok.confirmed {
         flags |= EXCHGID4_FLAG_CONFIRMED_R;

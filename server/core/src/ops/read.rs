@@ -32,6 +32,7 @@ pub fn run(cx: &mut Cx, a: READ4args) -> NfsResult<READ4resok> {
     let (e, path) = admit(cx, &cur, &sid, false, range)?;
     let mut data = Vec::new();
     let (_, eof) = e.store().read(path, a.offset, count as usize, &mut data)?;
+    cx.srv.metrics.read_bytes(data.len() as u64);
     Ok(READ4resok { eof, data })
 }
 

@@ -46,6 +46,15 @@ pub fn run(cx: &mut Cx, a: READ_PLUS4args) -> NfsResult<read_plus_res4> {
     let attrs = e.store().stat(path)?;
     common::regular_file(cx, attrs.kind)?;
     let res = segments(&*e.store(), path, a.rpa_offset, count, attrs.size, room);
+    if let Ok(r) = &res {
+        // Holes count as the bytes they stand for: what the client reads.
+        let n = r.rpr_contents.iter().map(|c| match c {
+            read_plus_content::NFS4_CONTENT_DATA(d) => d.d_data.len() as u64,
+            read_plus_content::NFS4_CONTENT_HOLE(h) => h.di_length,
+            read_plus_content::default(_) => 0,
+        });
+        cx.srv.metrics.read_bytes(n.sum());
+    }
     res
 }
 

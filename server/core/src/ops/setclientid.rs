@@ -19,6 +19,7 @@ pub fn setclientid(cx: &mut Cx, a: SETCLIENTID4args) -> NfsResult<SETCLIENTID4re
         .srv
         .state
         .setclientid(&a.client.id, a.client.verifier, cx.req.principal(), cb)?;
+    cx.srv.state.note_client_addr(ok.clientid, cx.req.peer);
     Ok(SETCLIENTID4resok {
         clientid: ok.clientid,
         setclientid_confirm: ok.confirm,

@@ -35,6 +35,7 @@ pub fn run(cx: &mut Cx, a: WRITE4args) -> NfsResult<WRITE4resok> {
     } else {
         e.store().write(path, a.offset, &a.data, stability)?
     };
+    cx.srv.metrics.written_bytes(written as u64);
     Ok(WRITE4resok {
         // At most the request's length, which the record size bounds.
         count: u32::try_from(written).map_err(|_| NfsError::ServerFault)?,

@@ -79,6 +79,9 @@ pub struct Client {
     pub courtesy_since: Option<u64>,
     /// When CB_RECALL_ANY was last sent to it.
     pub recall_any_ms: Option<u64>,
+    /// Address of the connection that established it, or created its
+    /// latest session (`ctl clients`).
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 impl Client {
@@ -145,6 +148,7 @@ impl StateManager {
             revoked: 0,
             courtesy_since: None,
             recall_any_ms: None,
+            addr: None,
         }
     }
 

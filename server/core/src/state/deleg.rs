@@ -310,6 +310,7 @@ impl Inner {
             },
         );
         self.delegs.entry(file).or_default().push(other);
+        self.stats.delegations_granted += 1;
         stateid4 { seqid: 1, other }
     }
 
@@ -599,6 +600,7 @@ impl Inner {
             ?file,
             "delegation not returned within the lease period; revoked"
         );
+        self.stats.delegations_revoked += 1;
         if minor >= 1 {
             self.unindex_deleg(file, other);
             if let Some(StateEntry {
@@ -705,6 +707,7 @@ impl Inner {
                     since_ms: now,
                     queued: false,
                 };
+                self.stats.delegations_recalled += 1;
                 tracing::info!(
                     client = format_args!("{:#x}", e.client),
                     ?access,

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod courtesy;
 pub mod deleg;
+pub mod introspect;
 pub mod lock;
 pub mod open;
 pub mod oslock;
@@ -28,6 +29,7 @@ use crate::error::NfsError;
 use nfs4d_fhmap::ObjectId;
 
 pub use client::{Client, ClientId};
+pub use introspect::{ClientView, StateCounts, StateStats};
 pub use lock::{LockRange, LockType};
 pub use open::{OpenState, Share};
 pub use session::{Session, SessionId, Slot};
@@ -139,6 +141,8 @@ pub struct Inner {
     pub delegs: deleg::DelegIndex,
     /// Stable records of clients expired under the lock, to remove.
     pub record_removals: Vec<Vec<u8>>,
+    /// Event counters (metrics, `ctl status`).
+    pub stats: StateStats,
 }
 
 /// Expired clients remembered for NFS4ERR_EXPIRED answers.
@@ -266,6 +270,7 @@ impl StateManager {
             // A client whose lease expired has lost its state and may not
             // reclaim after a restart (RFC 8881 §8.4.3).
             g.expire_with_record(*id);
+            g.stats.leases_expired += 1;
         }
         drop(g);
         self.tick_delegations(now);
