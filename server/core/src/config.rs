@@ -153,7 +153,7 @@ pub enum ExpiredError {
 }
 
 /// One exported directory.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportConfig {
     /// Where the export appears in the pseudo filesystem ("/" for the root).

@@ -116,7 +116,7 @@ pub enum AccessMode {
 }
 
 /// One `clients` entry: an address range and what it may do.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRule {
     /// Source addresses the rule applies to.

@@ -125,16 +125,15 @@ impl Server {
                 cfg.exports.len()
             )));
         }
+        // Ids by pseudo path, kept in the state directory: the same
+        // export keeps its id whatever the configuration's order.
+        let paths: Vec<&str> = cfg.exports.iter().map(|e| e.path.as_str()).collect();
+        let ids = crate::namespace::exports::ExportIds::open(&*kv)
+            .and_then(|r| r.assign(&paths))
+            .map_err(|e| state_err(&e))?;
         let mut exports = Vec::new();
-        for (i, (e, (store, dir))) in cfg.exports.iter().zip(stores).enumerate() {
-            let caps = store.capabilities();
-            exports.push(Export {
-                id: i as u32,
-                cfg: e.clone(),
-                store: SwapStore::new(store, dir),
-                caps,
-                fsid: (i as u64 + 1, 0),
-            });
+        for ((e, (store, dir)), id) in cfg.exports.iter().zip(stores).zip(ids) {
+            exports.push(Server::export(id, e.clone(), store, dir));
         }
         let vfs = Vfs::new(exports, fhmap.clone())
             .map_err(|e| StartError::Export("root".into(), e.to_string()))?;
@@ -176,6 +175,24 @@ impl Server {
             metrics: Default::default(),
             leases_watched: Default::default(),
         })
+    }
+
+    /// An export to serve: `store` serving `dir` under configuration
+    /// `cfg`, with id `id` (from the registry of export ids).
+    pub fn export(
+        id: u32,
+        cfg: crate::config::ExportConfig,
+        store: Arc<dyn Store>,
+        dir: PathBuf,
+    ) -> Export {
+        let caps = store.capabilities();
+        Export {
+            id,
+            cfg,
+            store: Arc::new(SwapStore::new(store, dir)),
+            caps,
+            fsid: (u64::from(id) + 1, 0),
+        }
     }
 
     /// The namespace layer over this server's exports, handle map, client
@@ -241,7 +258,7 @@ impl Server {
     /// (returned, revoked, purged with an expired client) is released.
     /// Runs on SIGIO (lease breaks and inotify events) and once a second.
     pub fn sync_leases(&self) {
-        for e in &self.vfs.exports {
+        for e in self.vfs.exports() {
             let leases = e.store().leases();
             for (tag, cause) in leases {
                 let file = (e.id, nfs4d_fhmap::ObjectId(tag));

@@ -28,6 +28,7 @@
 //! [`vfs`] holds the exports, the pseudo filesystem and the resolution of
 //! filehandles.
 
+pub mod exports;
 pub mod orphans;
 pub mod perm;
 pub mod vfs;

@@ -8,8 +8,10 @@
 //! (persistent) or expired (volatile) — it never reaches the newcomer.
 //!
 //! Each export's handle policy (persistent, or volatile with its
-//! `expire_on` events) is handed to the map at start-up, so handles are
-//! stamped and judged per export (docs/filehandles.md).
+//! `expire_on` events) is handed to the map when the export is first
+//! served, so handles are stamped and judged per export
+//! (docs/filehandles.md). The set of exports may change while the server
+//! runs ([`super::exports`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -19,6 +21,7 @@ use nfs4d_store::{
     Attrs, Capabilities, FileKind, ListPos, Name, NameError, Owner, Positions, RelPath, Store,
 };
 
+use super::exports::{PseudoView, Shared, Table, TableFull};
 use crate::attrs::{Kind, ObjAttrs};
 use crate::config::ExportConfig;
 use crate::error::{NfsError, NfsResult};
@@ -28,15 +31,18 @@ use crate::error::{NfsError, NfsResult};
 const _: () = assert!(nfs4d_fhmap::MAX_HANDLE_LEN <= nfs4d_xdr::nfs4::NFS4_FHSIZE as usize);
 const _: () = assert!(nfs4d_store::NAME_MAX <= nfs4d_fhmap::MAX_NAME_LEN);
 
-/// One export.
+/// One export. A change of its access rules while the server runs
+/// publishes a new `Export` with the same id and store
+/// ([`Vfs::change`]); the values here never change under a reader.
+#[derive(Clone)]
 pub struct Export {
-    /// Export id (index in the configuration, stable across restarts as
-    /// long as the configuration keeps its order).
+    /// Export id: kept by pseudo path in the state directory, stable
+    /// across restarts and configuration changes ([`super::exports::ExportIds`]).
     pub id: u32,
     /// Its configuration.
     pub cfg: ExportConfig,
     /// The store; swappable while the server runs (migration, `ctl`).
-    pub store: SwapStore,
+    pub store: Arc<SwapStore>,
     /// What the store can do (fixed for the export's life: a migration
     /// replaces the store by one of the same kind).
     pub caps: Capabilities,
@@ -151,6 +157,9 @@ pub struct PseudoNode {
     pub children: Vec<usize>,
     /// The export rooted here, if any.
     pub export: Option<u32>,
+    /// On the path of a served export. A node whose exports were all
+    /// removed keeps its number, dead (its handle is NFS4ERR_STALE).
+    pub live: bool,
 }
 
 /// What a filehandle resolved to.
@@ -282,14 +291,16 @@ pub fn change_of(a: &Attrs) -> u64 {
 /// Exports, the pseudo filesystem and the handle map, with the
 /// operations that need all three.
 pub struct Vfs {
-    /// Exports by id.
-    pub exports: Vec<Export>,
-    /// Pseudo filesystem; node 0 is the root.
-    pub pseudo: Vec<PseudoNode>,
+    /// The exports in force ([`super::exports`]).
+    shared: Arc<Shared>,
+    /// Pseudo filesystem in force; node 0 is the root.
+    pub pseudo: PseudoView,
     /// The handle map.
     pub fhmap: Arc<FhMap>,
     /// Held while an export migrates (one migration at a time).
     migration: std::sync::Mutex<()>,
+    /// Held while the set of exports changes (one change at a time).
+    changes: std::sync::Mutex<()>,
     /// READDIR cookies of stores that list by key.
     cookies: crate::cookies::KeyCookies,
 }
@@ -337,60 +348,132 @@ pub struct MigrateReport {
     pub expired: bool,
 }
 
+/// Why a change of the exports was refused; nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// An export to add has the id of one in force.
+    #[error("export id {0} is in use")]
+    Conflict(u32),
+    /// An export to add could not be set up.
+    #[error("export {0}: {1}")]
+    Export(String, NfsError),
+    /// Too many changes since start.
+    #[error(transparent)]
+    Full(#[from] TableFull),
+}
+
+/// Hands an export's handle policy to the map and records its root,
+/// before the first handle of it is issued.
+fn register(fhmap: &FhMap, e: &Export) -> NfsResult<()> {
+    fhmap.set_policy(e.id, e.policy());
+    let root = e.store().stat(&RelPath::root())?;
+    fhmap.ensure_export_root(e.id, key_of(&root))?;
+    Ok(())
+}
+
 impl Vfs {
     /// Builds the pseudo tree over the exports and registers export roots.
     pub fn new(exports: Vec<Export>, fhmap: Arc<FhMap>) -> NfsResult<Vfs> {
-        let mut pseudo = vec![PseudoNode {
-            name: String::new(),
-            parent: 0,
-            children: vec![],
-            export: None,
-        }];
         for e in &exports {
-            // Before the first handle of this export is issued.
-            fhmap.set_policy(e.id, e.policy());
-            let mut at = 0;
-            for comp in crate::config::normalize_pseudo(&e.cfg.path) {
-                let found = pseudo[at]
-                    .children
-                    .iter()
-                    .copied()
-                    .find(|c| pseudo[*c].name == comp);
-                at = match found {
-                    Some(c) => c,
-                    None => {
-                        pseudo.push(PseudoNode {
-                            name: comp,
-                            parent: at,
-                            children: vec![],
-                            export: None,
-                        });
-                        let n = pseudo.len() - 1;
-                        pseudo[at].children.push(n);
-                        n
-                    }
-                };
-            }
-            pseudo[at].export = Some(e.id);
-            let root = e.store().stat(&RelPath::root())?;
-            fhmap.ensure_export_root(e.id, key_of(&root))?;
+            register(&fhmap, e)?;
         }
+        let mut by_id: Vec<Option<Export>> = Vec::new();
+        for e in exports {
+            let i = e.id as usize;
+            if by_id.len() <= i {
+                by_id.resize_with(i + 1, || None);
+            }
+            by_id[i] = Some(e);
+        }
+        let shared = Arc::new(Shared::new(Table::build(by_id, &[])));
         let vfs = Vfs {
-            exports,
-            pseudo,
+            pseudo: PseudoView(shared.clone()),
+            shared,
             fhmap,
             migration: std::sync::Mutex::new(()),
+            changes: std::sync::Mutex::new(()),
             cookies: Default::default(),
         };
-        for e in &vfs.exports {
+        for e in vfs.exports() {
             crate::namespace::orphans::prepare(&vfs, e)?;
         }
         Ok(vfs)
     }
 
-    /// The export with this id.
+    /// The export with this id; NFS4ERR_STALE when no export has it (any
+    /// more: removed while the server runs).
+    #[inline]
     pub fn export(&self, id: u32) -> NfsResult<&Export> {
-        self.exports.get(id as usize).ok_or(NfsError::Stale)
+        self.shared.table().export(id).ok_or(NfsError::Stale)
+    }
+
+    /// The exports in force, by id.
+    pub fn exports(&self) -> Vec<&Export> {
+        self.shared.table().exports.iter().flatten().collect()
+    }
+
+    /// The export served at pseudo path `path`.
+    pub fn export_at(&self, path: &str) -> Option<&Export> {
+        let want = crate::config::normalize_pseudo(path);
+        self.exports()
+            .into_iter()
+            .find(|e| crate::config::normalize_pseudo(&e.cfg.path) == want)
+    }
+
+    /// Whether some export in force admits a client at `peer` (address
+    /// and source port; docs/security.md).
+    pub fn any_export_admits(&self, peer: std::net::SocketAddr) -> bool {
+        self.shared
+            .table()
+            .exports
+            .iter()
+            .flatten()
+            .any(|e| crate::export_access::host_access(&e.cfg, peer).is_ok())
+    }
+
+    /// Changes the set of exports while the server runs: `add` are served
+    /// from now on (their stores opened, ids assigned by the caller), the
+    /// exports with ids in `remove` stop being served (their handles
+    /// answer NFS4ERR_STALE), and `rules` replace the configuration of
+    /// exports that stay, for every request that looks them up after this
+    /// returns. Everything else — other exports, their handles, client
+    /// state — is untouched. Blocking (stores and the handle map).
+    pub fn change(
+        &self,
+        add: Vec<Export>,
+        remove: &[u32],
+        rules: Vec<(u32, ExportConfig)>,
+    ) -> Result<(), ChangeError> {
+        let _one = self.changes.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in &add {
+            if self.export(e.id).is_ok() {
+                return Err(ChangeError::Conflict(e.id));
+            }
+            register(&self.fhmap, e).map_err(|err| ChangeError::Export(e.cfg.path.clone(), err))?;
+            crate::namespace::orphans::prepare(self, e)
+                .map_err(|err| ChangeError::Export(e.cfg.path.clone(), err))?;
+        }
+        let old = self.shared.table();
+        let mut by_id = old.exports.clone();
+        for id in remove {
+            if let Some(slot) = by_id.get_mut(*id as usize) {
+                *slot = None;
+            }
+        }
+        for (id, cfg) in rules {
+            if let Some(Some(e)) = by_id.get_mut(id as usize) {
+                e.cfg = cfg;
+            }
+        }
+        for e in add {
+            let i = e.id as usize;
+            if by_id.len() <= i {
+                by_id.resize_with(i + 1, || None);
+            }
+            by_id[i] = Some(e);
+        }
+        self.shared.publish(Table::build(by_id, &old.pseudo))?;
+        Ok(())
     }
 
     /// The handle of an export's root (never stamped: it never expires).
@@ -408,7 +491,7 @@ impl Vfs {
 
     /// The handle of a pseudo node (an export root if one is mounted there).
     pub fn pseudo_fh(&self, node: usize) -> NfsResult<CurFh> {
-        match self.pseudo[node].export {
+        match self.pseudo.get(node).ok_or(NfsError::Stale)?.export {
             Some(e) => self.export_root(e),
             None => Ok(CurFh {
                 fh: self.fhmap.encode_pseudo(node as u64),
@@ -456,7 +539,7 @@ impl Vfs {
         let d = self.fhmap.validate_with(fh, is_open)?;
         if d.kind == HandleKind::Pseudo {
             let n = d.id.0 as usize;
-            if n >= self.pseudo.len() {
+            if !self.pseudo.get(n).is_some_and(|p| p.live) {
                 return Err(NfsError::Stale);
             }
             return Ok(CurFh {
@@ -602,11 +685,8 @@ impl Vfs {
         export_path: &str,
         open: impl FnOnce(&Path) -> Result<(Arc<dyn Store>, PathBuf), MigrateError>,
     ) -> Result<MigrateReport, MigrateError> {
-        let want = crate::config::normalize_pseudo(export_path);
         let e = self
-            .exports
-            .iter()
-            .find(|e| crate::config::normalize_pseudo(&e.cfg.path) == want)
+            .export_at(export_path)
             .ok_or_else(|| MigrateError::UnknownExport(export_path.to_string()))?;
         let _one = match self.migration.try_lock() {
             Ok(g) => g,
@@ -651,6 +731,21 @@ impl Vfs {
                     tracing::warn!(error = %err, "migration: cannot create the orphan directory")
                 }
             }
+        }
+        // Where a restart finds it: the configuration still names the old
+        // directory until the administrator edits it.
+        let recorded = self
+            .fhmap
+            .open_tree(super::exports::MIGRATIONS_TREE)
+            .map_err(|err| err.to_string())
+            .and_then(|tree| {
+                super::exports::MigrationRecords::with_tree(tree)
+                    .record(&e.cfg.path, &e.cfg.dir, &to)
+                    .map_err(|err| err.to_string())
+            });
+        if let Err(err) = recorded {
+            tracing::error!(error = %err, "migration: cannot record the move for the next start");
+            return Err(MigrateError::Store(err));
         }
         if let Err(err) = self.fhmap.make_durable(self.fhmap.last_seq()) {
             tracing::error!(error = %err, "migration: flushing the handle map failed");
