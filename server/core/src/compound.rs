@@ -354,13 +354,21 @@ fn refuse(cx: &Cx, id: u32, d: Denial) -> NfsError {
         .export(id)
         .map(|e| e.cfg.path.as_str())
         .unwrap_or("?");
-    tracing::warn!(
-        peer = %cx.req.peer,
-        export = %path,
-        flavor = crate::export_access::flavor_of(&cx.req.cred),
-        reason = d.reason(),
-        "export access refused"
-    );
+    // Rate-limited per client address (crate::ratelimit).
+    if let Some(held) = cx
+        .srv
+        .refusals
+        .admit(cx.req.peer.ip(), cx.srv.clock.now_ms())
+    {
+        tracing::warn!(
+            peer = %cx.req.peer,
+            export = %path,
+            flavor = crate::export_access::flavor_of(&cx.req.cred),
+            reason = d.reason(),
+            held_back = held,
+            "export access refused"
+        );
+    }
     match d {
         Denial::Host | Denial::Port => NfsError::Access,
         Denial::Flavor => NfsError::WrongSec,

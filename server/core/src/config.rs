@@ -241,6 +241,20 @@ pub struct Config {
     pub exports: Vec<ExportConfig>,
     /// Resource limits.
     pub limits: Limits,
+    /// The administrator's interfaces.
+    pub admin: AdminConfig,
+}
+
+/// The administrator's interfaces (docs/operations.md).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Where to serve metrics in the Prometheus text format (`GET
+    /// /metrics`); absent: no metrics.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Allow `metrics_listen` on an address other than loopback: the
+    /// endpoint has no authentication.
+    pub metrics_public: bool,
 }
 
 impl Default for Config {
@@ -253,6 +267,7 @@ impl Default for Config {
             courtesy_time: DEFAULT_COURTESY_TIME,
             exports: Vec::new(),
             limits: Limits::default(),
+            admin: AdminConfig::default(),
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod idmap;
 pub mod metrics;
 pub mod namespace;
 pub mod ops;
+pub mod ratelimit;
 pub mod reply;
 pub mod server;
 pub mod state;

@@ -52,6 +52,8 @@ pub struct Server {
     pub boot: u32,
     /// Counters of the requests run (exported by the daemon).
     pub metrics: crate::metrics::OpMetrics,
+    /// Bounds the log lines about refused requests.
+    pub refusals: crate::ratelimit::LogLimiter,
     /// Local processes are watched, so file leases may be taken (the
     /// daemon sets this once it handles the signal a lease break raises;
     /// without it a break would end the process).
@@ -173,6 +175,7 @@ impl Server {
             write_verifier,
             boot,
             metrics: Default::default(),
+            refusals: Default::default(),
             leases_watched: Default::default(),
         })
     }

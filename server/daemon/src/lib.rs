@@ -7,7 +7,8 @@
 //! - [`exec`]: the runners that take a connection's COMPOUNDs off the
 //!   network threads (stores, sled and file systems block);
 //! - [`cbdriver`] and [`callback`]: calls to clients (recalls, probes);
-//! - [`ctl`]: the admin socket;
+//! - [`ctl`]: the admin socket; [`reload`]: re-reading the configuration;
+//! - [`metrics`] and [`metered`]: metrics on the admin HTTP listener;
 //! - [`startup`]: the state directory, the stores and the server object;
 //! - [`clock`], [`nss`]: the clock and the user/group names the core asks for.
 
@@ -16,6 +17,9 @@ pub mod cbdriver;
 pub mod clock;
 pub mod ctl;
 pub mod exec;
+pub mod metered;
+pub mod metrics;
 pub mod net;
 pub mod nss;
+pub mod reload;
 pub mod startup;

@@ -5,14 +5,31 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use nfs4d::metered::StoreCounters;
 use nfs4d_core::config::{Config, ExpireOn, ExpiredError, ExportConfig, HandleMode};
 
 /// A user-space NFSv4.0/4.1/4.2 server for path-based stores.
 #[derive(Parser, Debug)]
 #[command(name = "nfs4d", version, about, long_about = None)]
 struct Cli {
+    /// Log lines as text (coloured only on a terminal) or as JSON objects,
+    /// one per line, for log shippers.
+    #[arg(
+        long,
+        value_enum,
+        global = true,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -55,9 +72,41 @@ enum CtlCmd {
         #[arg(long, value_name = "DIR")]
         state_dir: PathBuf,
     },
+    /// Version, uptime, exports, grace period, counts of clients and state.
+    Status(CtlCommon),
+    /// Clients with their address, owner, minor version, lease age, opens,
+    /// locks and delegations.
+    Clients(CtlCommon),
+    /// The exports in force.
+    Exports(CtlCommon),
+    /// Revoke a client's state (opens, locks, delegations, sessions) and
+    /// forget it; it starts over with a new client id and may not reclaim.
+    Evict {
+        #[command(flatten)]
+        common: CtlCommon,
+        /// The client's id, as `nfs4d ctl clients` shows it (hex).
+        #[arg(value_name = "CLIENT")]
+        client: String,
+    },
+    /// Re-read the configuration file: added exports appear, removed ones
+    /// answer NFS4ERR_STALE, changed access rules apply to the next
+    /// request; clients keep their sessions and state. An invalid file is
+    /// refused with the line and the reason. Same as SIGHUP.
+    Reload(CtlCommon),
 }
 
+/// What every structured `ctl` subcommand takes.
 #[derive(clap::Args, Debug)]
+struct CtlCommon {
+    /// The server's state directory.
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+    /// Print the server's answer as JSON instead of for people.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug, Clone)]
 struct ServeArgs {
     /// TOML configuration file (see etc/nfs4d.toml).
     #[arg(long, short = 'c', value_name = "FILE")]
@@ -95,6 +144,13 @@ struct ServeArgs {
     /// Upper bound of the grace period after a restart, in seconds.
     #[arg(long, value_name = "SECS")]
     grace_time: Option<u32>,
+    /// Serve metrics in the Prometheus text format at http://ADDR:PORT/metrics
+    /// (a loopback address; see docs/operations.md).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+    /// How long requests in flight may take to finish after SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    shutdown_timeout: u64,
 }
 
 fn build_config(a: &ServeArgs) -> Result<Config, String> {
@@ -102,6 +158,13 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
+    apply_flags(a, &mut cfg);
+    cfg.validate().map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
+/// The command line's settings over the file's (at start and at reload).
+fn apply_flags(a: &ServeArgs, cfg: &mut Config) {
     let default_dir = a.config.is_none() && a.export.is_none();
     if let Some(dir) = &a.export {
         cfg.exports = vec![export_at_root(dir.clone())];
@@ -137,8 +200,9 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
     if let Some(g) = a.grace_time {
         cfg.grace_time = g;
     }
-    cfg.validate().map_err(|e| e.to_string())?;
-    Ok(cfg)
+    if let Some(m) = a.metrics_listen {
+        cfg.admin.metrics_listen = Some(m);
+    }
 }
 
 fn export_at_root(dir: PathBuf) -> ExportConfig {
@@ -168,14 +232,8 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let args = match cli.cmd {
         Cmd::Serve(args) => args,
         Cmd::Ctl { cmd } => return ctl(cmd),
@@ -199,7 +257,27 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    rt.block_on(run(cfg))
+    let code = rt.block_on(run(cfg, args));
+    // Requests still running past the drain timeout are not waited for:
+    // their replies could not be sent anyway, and what they acknowledged
+    // is durable already.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+/// Log lines go to stderr: text, coloured only when stderr is a terminal
+/// (a file, a pipe or the journal gets no escape codes), or JSON.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => b.json().with_ansi(false).init(),
+    }
 }
 
 /// READ and WRITE move buffers of up to `MAX_IO` (1 MiB) per request.
@@ -218,14 +296,29 @@ fn keep_io_buffers() {
     }
 }
 
-async fn run(cfg: Config) -> std::process::ExitCode {
+async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
     let listen = cfg.listen;
+    let admin_cfg = cfg.admin.clone();
     let exports: Vec<(String, PathBuf)> = cfg
         .exports
         .iter()
         .map(|e| (e.path.clone(), e.dir.clone()))
         .collect();
-    let (srv, queue) = match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg)).await {
+    // Metrics: bound before anything else starts, so a bad address fails
+    // the start instead of leaving a server without them.
+    let (meter, metrics_listener) = match admin_cfg.metrics_listen {
+        Some(addr) => match nfs4d::metrics::bind(addr, admin_cfg.metrics_public).await {
+            Ok(l) => (Some(Arc::new(StoreCounters::default())), Some(l)),
+            Err(e) => {
+                eprintln!("nfs4d: metrics listener {addr}: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        None => (None, None),
+    };
+    let m = meter.clone();
+    let (srv, queue) = match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg, m)).await
+    {
         Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks),
         Ok(Err(e)) => {
             eprintln!("nfs4d: {e}");
@@ -247,13 +340,42 @@ async fn run(cfg: Config) -> std::process::ExitCode {
     for (pseudo, dir) in &exports {
         tracing::info!(export = %pseudo, dir = %dir.display(), "exporting");
     }
+    let metrics_at = match metrics_listener {
+        Some(l) => {
+            srv.metrics.enable();
+            let at = l.local_addr().ok();
+            let c = nfs4d::metrics::Collect::new(srv.clone(), meter.clone().unwrap_or_default());
+            tokio::spawn(nfs4d::metrics::serve(
+                l,
+                Arc::new(nfs4d::metrics::registry(c)),
+            ));
+            if let Some(a) = at {
+                tracing::info!(url = %format!("http://{a}/metrics"), "serving metrics");
+            }
+            at
+        }
+        None => None,
+    };
+    let flags = args.clone();
+    let admin = Arc::new(nfs4d::ctl::Admin {
+        srv: srv.clone(),
+        started: std::time::SystemTime::now(),
+        reloader: nfs4d::reload::Reloader::new(
+            args.config.clone(),
+            Box::new(move |c| apply_flags(&flags, c)),
+            meter.clone(),
+        ),
+        meter,
+        metrics: metrics_at,
+        listen: bound,
+    });
     // The admin socket (nfs4d ctl); the server works without it.
     let state_dir = srv.cfg.state_dir.clone();
     let ctl_task = match nfs4d::ctl::bind(&state_dir) {
         Ok(l) => {
             tracing::info!(socket = %nfs4d::ctl::socket_path(&state_dir).display(), "admin socket ready");
             Some(tokio::spawn(nfs4d::ctl::serve(
-                srv.clone(),
+                admin.clone(),
                 l,
                 std::future::pending(),
             )))
@@ -263,6 +385,11 @@ async fn run(cfg: Config) -> std::process::ExitCode {
             None
         }
     };
+    let stop = Arc::new(tokio::sync::Notify::new());
+    if let Err(e) = watch_signals(admin.clone(), stop.clone()) {
+        eprintln!("nfs4d: cannot handle signals: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     tracing::info!(%bound, "serving NFSv4.0/4.1/4.2");
     println!(
         "nfs4d listening on {bound}; mount with:\n  mount -t nfs4 -o vers=4.1,port={},addr={} {}:/ /mnt",
@@ -270,48 +397,103 @@ async fn run(cfg: Config) -> std::process::ExitCode {
         bound.ip(),
         bound.ip()
     );
-    nfs4d::net::serve(srv.clone(), &queue, listener, shutdown_signal()).await;
-    tracing::info!("shutting down");
+    let drain = std::time::Duration::from_secs(args.shutdown_timeout);
+    let stopped = stop.clone();
+    nfs4d::net::serve(
+        srv.clone(),
+        &queue,
+        listener,
+        async move { stopped.notified().await },
+        drain,
+    )
+    .await;
     if let Some(t) = ctl_task {
         t.abort();
         let _ = std::fs::remove_file(nfs4d::ctl::socket_path(&state_dir));
     }
     let s = srv.clone();
     let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
+    tracing::info!("handle map flushed; exiting");
     std::process::ExitCode::SUCCESS
+}
+
+/// SIGTERM and SIGINT stop the server (`stop` is notified): it stops
+/// accepting, lets requests in flight finish, flushes the handle map and
+/// exits 0. A second one exits at once. SIGHUP re-reads the configuration
+/// (as `nfs4d ctl reload`).
+fn watch_signals(
+    admin: Arc<nfs4d::ctl::Admin>,
+    stop: Arc<tokio::sync::Notify>,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        let mut seen = 0;
+        loop {
+            let which = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            seen += 1;
+            if seen == 1 {
+                tracing::info!(
+                    signal = which,
+                    "stopping: no new connections or requests; waiting for requests in flight"
+                );
+                stop.notify_one();
+            } else {
+                tracing::warn!(signal = which, "second stop signal: exiting at once");
+                std::process::exit(1);
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: re-reading the configuration");
+            let a = admin.clone();
+            match tokio::task::spawn_blocking(move || a.reloader.reload(&a.srv)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "reload refused; the running configuration stays")
+                }
+                Err(e) => tracing::error!(error = %e, "reload failed"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// `nfs4d ctl …`: one request to a running server's admin socket. Exit
 /// status 0 on success, 1 when the server refused, 2 when it could not be
 /// reached.
 fn ctl(cmd: CtlCmd) -> std::process::ExitCode {
-    let answer = match cmd {
-        CtlCmd::Ping { state_dir } => nfs4d::ctl::request(&state_dir, &["ping"]),
-        CtlCmd::Migrate {
-            state_dir,
-            export,
-            to,
-        } => {
-            // The server's working directory is not ours: send an absolute path.
-            let to = match std::path::absolute(&to) {
-                Ok(p) => p,
-                Err(e) => {
-                    eprintln!("nfs4d ctl: {}: {e}", to.display());
-                    return std::process::ExitCode::from(2);
-                }
-            };
-            match to.to_str() {
-                Some(t) => nfs4d::ctl::request(&state_dir, &["migrate", &export, t]),
-                None => {
-                    eprintln!("nfs4d ctl: {} is not valid UTF-8", to.display());
-                    return std::process::ExitCode::from(2);
-                }
-            }
-        }
+    let structured = |common: &CtlCommon, fields: &[&str]| {
+        let name = fields[0].to_string();
+        (
+            nfs4d::ctl::request(&common.state_dir, fields),
+            Some((name, common.json)),
+        )
+    };
+    let (answer, shape) = match &cmd {
+        CtlCmd::Status(c) => structured(c, &["status"]),
+        CtlCmd::Clients(c) => structured(c, &["clients"]),
+        CtlCmd::Exports(c) => structured(c, &["exports"]),
+        CtlCmd::Reload(c) => structured(c, &["reload"]),
+        CtlCmd::Evict { common, client } => structured(common, &["evict", client]),
+        _ => (plain(cmd), None),
     };
     match answer {
         Ok(Ok(text)) => {
-            println!("{text}");
+            match shape {
+                Some((_, true)) => println!("{text}"),
+                Some((name, false)) => match serde_json::from_str(&text) {
+                    Ok(v) => println!("{}", nfs4d::ctl::render(&name, &v)),
+                    Err(_) => println!("{text}"),
+                },
+                None => println!("{text}"),
+            }
             std::process::ExitCode::SUCCESS
         }
         Ok(Err(text)) => {
@@ -325,17 +507,30 @@ fn ctl(cmd: CtlCmd) -> std::process::ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+/// The subcommands that answer plain text.
+fn plain(cmd: CtlCmd) -> std::io::Result<Result<String, String>> {
+    use std::io::{Error, ErrorKind};
+    match cmd {
+        CtlCmd::Ping { state_dir } => nfs4d::ctl::request(&state_dir, &["ping"]),
+        CtlCmd::Migrate {
+            state_dir,
+            export,
+            to,
+        } => {
+            // The server's working directory is not ours: send an absolute path.
+            let to = std::path::absolute(&to)
+                .map_err(|e| Error::new(e.kind(), format!("{}: {e}", to.display())))?;
+            let t = to.to_str().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("{} is not valid UTF-8", to.display()),
+                )
+            })?;
+            nfs4d::ctl::request(&state_dir, &["migrate", &export, t])
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        other => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{other:?} answers JSON"),
+        )),
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::callback::CbChannel;
 use crate::exec::{ConnQueue, Job};
+use crate::metrics::CONNECTIONS;
 use nfs4d_core::compound::{Followup, RequestCtx};
 use nfs4d_core::reply::{Batch, Record};
 use nfs4d_core::server::Server;
@@ -38,16 +39,21 @@ const WRITE_BATCH: usize = 256 << 10;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts connections until `shutdown` resolves.
+/// Accepts connections until `shutdown` resolves; then stops reading
+/// requests on every connection and waits up to `drain` for the requests
+/// in flight to finish and their replies to be sent.
 pub async fn serve(
     srv: Arc<Server>,
     queue: &crate::cbdriver::CbSender,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
+    drain: Duration,
 ) {
-    let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
+    let max_conns = srv.cfg.limits.max_connections;
+    let conns = Arc::new(Semaphore::new(max_conns as usize));
     let reaper = tokio::spawn(reap_leases(srv.clone()));
     let callbacks = crate::cbdriver::start(srv.clone(), queue);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -55,13 +61,20 @@ pub async fn serve(
             acc = listener.accept() => match acc {
                 Ok((stream, peer)) => {
                     let Ok(permit) = conns.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, limit = srv.cfg.limits.max_connections, "connection limit reached; closing new connection");
+                        CONNECTIONS.refused.fetch_add(1, Ordering::Relaxed);
+                        if let Some(held) = srv.refusals.admit(peer.ip(), srv.clock.now_ms()) {
+                            tracing::warn!(%peer, limit = max_conns, held_back = held, "connection limit reached; closing new connection");
+                        }
                         drop(stream);
                         continue;
                     };
+                    CONNECTIONS.accepted.fetch_add(1, Ordering::Relaxed);
                     let srv = srv.clone();
+                    let stop = stop_rx.clone();
                     tokio::spawn(async move {
-                        connection(srv, stream, peer).await;
+                        CONNECTIONS.open.fetch_add(1, Ordering::Relaxed);
+                        connection(srv, stream, peer, stop).await;
+                        CONNECTIONS.open.fetch_sub(1, Ordering::Relaxed);
                         drop(permit);
                     });
                 }
@@ -72,6 +85,22 @@ pub async fn serve(
                 }
             }
         }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let open = max_conns as usize - conns.available_permits();
+    tracing::info!(
+        connections = open,
+        timeout_secs = drain.as_secs(),
+        "listener closed; draining connections"
+    );
+    // Every connection gives its permit back once its requests are done.
+    let drained = tokio::time::timeout(drain, conns.acquire_many(max_conns)).await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = max_conns as usize - conns.available_permits(),
+            "requests still running after the shutdown timeout; not waiting for them"
+        );
     }
     reaper.abort();
     callbacks.abort();
@@ -88,7 +117,12 @@ async fn reap_leases(srv: Arc<Server>) {
     }
 }
 
-async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+async fn connection(
+    srv: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     tracing::debug!(%peer, conn, "connection opened");
@@ -121,7 +155,12 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
     let mut ra = Reassembler::new(srv.cfg.limits.max_record as usize);
     let mut buf = vec![0u8; READ_CHUNK];
     'read: loop {
-        let n = match rd.read(&mut buf).await {
+        let got = tokio::select! {
+            r = rd.read(&mut buf) => r,
+            // Shutting down: no new requests; those in flight finish below.
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let n = match got {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
@@ -169,6 +208,19 @@ fn handle_record(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let tx = queue.tx();
+    // One line per refused call, with the client's address and the reason,
+    // rate-limited per address (nfs4d_core::ratelimit).
+    let refused = |reason: &str, detail: Option<(&str, u32)>| {
+        CONNECTIONS.rpc_refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(held) = srv.refusals.admit(peer.ip(), srv.clock.now_ms()) {
+            match detail {
+                Some((what, v)) => {
+                    tracing::warn!(%peer, reason, value = v, field = what, held_back = held, "request refused")
+                }
+                None => tracing::warn!(%peer, reason, held_back = held, "request refused"),
+            }
+        }
+    };
     let refuse = |xid, why, permit: tokio::sync::OwnedSemaphorePermit| {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -184,24 +236,30 @@ fn handle_record(
             return;
         }
         Message::RpcMismatch { xid } => {
-            tracing::warn!(%peer, xid, "RPC version other than 2");
+            refused("RPC version other than 2", Some(("xid", xid)));
             return refuse(xid, Refusal::RpcMismatch, permit);
         }
         Message::BadCredential { xid } => {
-            tracing::warn!(%peer, xid, "undecodable credential");
+            refused("undecodable credential", Some(("xid", xid)));
             return refuse(xid, Refusal::Auth(AuthStat::BadCred), permit);
         }
         Message::Garbage => {
-            tracing::warn!(%peer, len = rec.len(), "undecodable RPC message dropped");
+            refused(
+                "undecodable RPC message dropped",
+                Some(("length", rec.len() as u32)),
+            );
             return;
         }
         Message::Call(c) => {
             if c.prog != NFS_PROGRAM {
-                tracing::warn!(%peer, prog = c.prog, "call to a program not served");
+                refused("call to a program not served", Some(("program", c.prog)));
                 return refuse(c.xid, Refusal::ProgUnavail, permit);
             }
             if c.vers != NFS_VERSION {
-                tracing::warn!(%peer, vers = c.vers, "call for an NFS version not served");
+                refused(
+                    "call for an NFS version not served",
+                    Some(("version", c.vers)),
+                );
                 return refuse(
                     c.xid,
                     Refusal::ProgMismatch {
@@ -212,7 +270,10 @@ fn handle_record(
                 );
             }
             if let Credential::Other(flavor) = c.cred {
-                tracing::warn!(%peer, flavor, "unsupported authentication flavor");
+                refused(
+                    "unsupported authentication flavor",
+                    Some(("flavor", flavor)),
+                );
                 return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
             }
             match c.proc_ {
@@ -233,13 +294,16 @@ fn handle_record(
                     // level also keeps it from creating client state.
                     // AUTH_TOOWEAK: "rejected for security reasons" (RFC
                     // 5531 §9).
-                    if !nfs4d_core::export_access::any_export_admits(&srv.cfg, peer) {
-                        tracing::warn!(%peer, xid = c.xid, "no export admits this client address and port; refusing the call");
+                    if !srv.vfs.any_export_admits(peer) {
+                        refused(
+                            "no export admits this client address and port",
+                            Some(("xid", c.xid)),
+                        );
                         return refuse(c.xid, Refusal::Auth(AuthStat::TooWeak), permit);
                     }
                 }
                 p => {
-                    tracing::warn!(%peer, proc_ = p, "unknown procedure");
+                    refused("unknown procedure", Some(("procedure", p)));
                     return refuse(c.xid, Refusal::ProcUnavail, permit);
                 }
             }

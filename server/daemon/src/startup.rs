@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nfs4d_core::config::Config;
+use nfs4d_core::config::{Config, ExportConfig, Limits};
+use nfs4d_core::namespace::exports::{MigrationRecords, Served};
 use nfs4d_core::namespace::vfs::MigrateError;
 use nfs4d_core::server::{Parts, Server, StartError};
 use nfs4d_kv_sled::SledKv;
@@ -13,6 +14,7 @@ use nfs4d_store::{RelPath, Store};
 use nfs4d_store_local::LocalStore;
 
 use crate::cbdriver::CbSender;
+use crate::metered::StoreCounters;
 
 /// A server, and the queue its callback driver will drain.
 pub struct Started {
@@ -22,8 +24,9 @@ pub struct Started {
     pub callbacks: Arc<CbSender>,
 }
 
-/// Opens the state directory and the exports.
-pub fn open(cfg: Config) -> Result<Started, StartError> {
+/// Opens the state directory and the exports; with `meter`, every
+/// export's store counts its requests there (metrics).
+pub fn open(cfg: Config, meter: Option<Arc<StoreCounters>>) -> Result<Started, StartError> {
     let state_err =
         |e: &dyn std::fmt::Display| StartError::State(format!("{}: {e}", cfg.state_dir.display()));
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| state_err(&e))?;
@@ -32,11 +35,25 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
     // records) so existing state stays readable.
     let kv = SledKv::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes)
         .map_err(|e| state_err(&e))?;
+    // An export moved with `nfs4d ctl migrate` is served from where it
+    // was moved until the configuration names another directory.
+    let records = MigrationRecords::open(&kv).map_err(|e| state_err(&e))?;
     let mut stores: Vec<(Arc<dyn Store>, PathBuf)> = Vec::new();
     for e in &cfg.exports {
-        let store = open_local(&e.dir, cfg.limits.max_open_files as usize)
-            .map_err(|m| StartError::Export(e.dir.display().to_string(), m))?;
-        stores.push((store, e.dir.clone()));
+        let dir = match records.served(&e.path, &e.dir).map_err(|e| state_err(&e))? {
+            Served::Configured => e.dir.clone(),
+            Served::Migrated(to) => {
+                tracing::info!(export = %e.path, configured = %e.dir.display(), served = %to.display(), "serving the directory the export was migrated to (nfs4d ctl migrate); write it into the configuration to make it permanent");
+                to
+            }
+        };
+        let store = open_export_store(e, &dir, &cfg.limits)
+            .map_err(|m| StartError::Export(dir.display().to_string(), m))?;
+        let store = match &meter {
+            Some(c) => crate::metered::Metered::wrap(store, c.clone()),
+            None => store,
+        };
+        stores.push((store, dir));
     }
     let mac_key = nfs4d_fhmap::random_key().map_err(|e| state_err(&e))?;
     let instance = std::time::SystemTime::now()
@@ -57,6 +74,18 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
         host,
     })?;
     Ok(Started { srv, callbacks })
+}
+
+/// Opens the store of export `e`, served from `dir` (its configured
+/// directory, or where it was migrated to). Used at start and when a
+/// reload adds an export.
+pub fn open_export_store(
+    e: &ExportConfig,
+    dir: &Path,
+    limits: &Limits,
+) -> Result<Arc<dyn Store>, String> {
+    let _ = e;
+    open_local(dir, limits.max_open_files as usize)
 }
 
 fn open_local(dir: &Path, fds: usize) -> Result<Arc<dyn Store>, String> {

@@ -47,7 +47,8 @@ pub const MAX_VERSIONS: usize = 4096;
 pub const MAX_EXPORT_IDS: u32 = 1 << 16;
 /// Buckets of [`Versions`]: bucket `b` holds 2^b entries.
 const BUCKETS: usize = 13;
-const _: () = assert!((1usize << BUCKETS) - 1 >= MAX_VERSIONS);
+// Bucket b holds 2^b entries: BUCKETS of them hold 2^BUCKETS - 1.
+const _: () = assert!((1usize << BUCKETS) > MAX_VERSIONS);
 
 /// An append-only list whose entries never move nor go away, so a
 /// reference to one lives as long as the list.
@@ -230,14 +231,18 @@ pub struct ExportIds {
     tree: Arc<dyn Tree>,
 }
 
-const IDS_TREE: &str = "exports";
+/// The tree of [`ExportIds`].
+pub const IDS_TREE: &str = "exports";
 
 impl ExportIds {
     /// Opens the registry.
     pub fn open(kv: &dyn Kv) -> Result<ExportIds, KvError> {
-        Ok(ExportIds {
-            tree: kv.tree(IDS_TREE)?,
-        })
+        Ok(Self::with_tree(kv.tree(IDS_TREE)?))
+    }
+
+    /// The registry in `tree` (opened as [`IDS_TREE`]).
+    pub fn with_tree(tree: Arc<dyn Tree>) -> ExportIds {
+        ExportIds { tree }
     }
 
     fn key(path: &str) -> Vec<u8> {
@@ -473,9 +478,9 @@ mod tests {
             assert_eq!(v.push(i), Ok(i));
             refs.push(v.get(i).unwrap() as *const usize);
         }
-        for i in 0..100usize {
+        for (i, r) in refs.iter().enumerate() {
             assert_eq!(v.get(i), Some(&i));
-            assert_eq!(v.get(i).unwrap() as *const usize, refs[i]);
+            assert_eq!(v.get(i).unwrap() as *const usize, *r);
         }
         assert_eq!(v.get(100), None);
         assert_eq!(Versions::<u8>::place(0), (0, 0));
