@@ -391,12 +391,18 @@ async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     tracing::info!(%bound, "serving NFSv4.0/4.1/4.2");
-    println!(
-        "nfs4d listening on {bound}; mount with:\n  mount -t nfs4 -o vers=4.1,port={},addr={} {}:/ /mnt",
+    // One write, and no panic if nobody reads standard output any more.
+    let banner = format!(
+        "nfs4d listening on {bound}; mount with:\n  mount -t nfs4 -o vers=4.1,port={},addr={} {}:/ /mnt\n",
         bound.port(),
         bound.ip(),
         bound.ip()
     );
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     let drain = std::time::Duration::from_secs(args.shutdown_timeout);
     let stopped = stop.clone();
     nfs4d::net::serve(

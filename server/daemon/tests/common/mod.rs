@@ -113,6 +113,65 @@ impl TestServer {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Sends `sig` to the server.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({sig}): {}", std::io::Error::last_os_error());
+    }
+
+    /// Waits up to `limit` for the server to exit; its status, or `None`
+    /// if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server again after it exited (or kills it first), on the
+    /// same port and directories.
+    pub fn start_again(&mut self) {
+        self.restart();
+    }
+
+    /// Runs `nfs4d ctl ARGS --state-dir STATE`; (exit code, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_nfs4d"))
+            .arg("ctl")
+            .args(args)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .output()
+            .expect("run nfs4d ctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `nfs4d ctl CMD --json` that must succeed: its answer.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let (code, out, err) = self.ctl(&all);
+        assert_eq!(code, 0, "ctl {args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ctl {args:?}: {e}: {out}"))
+    }
+
+    /// The configuration file of a server started with
+    /// [`Self::start_with_config`].
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("nfs4d.toml")
+    }
 }
 
 /// Lets the kernel pick the port: a port found free beforehand could be
