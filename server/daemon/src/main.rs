@@ -361,7 +361,10 @@ async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
         srv: srv.clone(),
         started: std::time::SystemTime::now(),
         reloader: nfs4d::reload::Reloader::new(
-            args.config.clone(),
+            // Messages name the file as the administrator would find it.
+            args.config
+                .as_ref()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
             Box::new(move |c| apply_flags(&flags, c)),
             meter.clone(),
         ),

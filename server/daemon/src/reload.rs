@@ -13,7 +13,7 @@
 //! limits, lease time …) take effect at the next start; the answer says
 //! which changed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use nfs4d_core::config::Config;
@@ -130,33 +130,34 @@ impl Reloader {
             }
         }
         let removed: Vec<u32> = plan.remove.iter().map(|(id, _)| *id).collect();
-        let summary = format!(
-            "{shown}: {} added ({}), {} removed ({}), {} with new rules ({}), {} unchanged{}",
-            plan.add.len(),
-            plan.add
-                .iter()
-                .map(|e| e.path.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-            plan.remove.len(),
-            plan.remove
-                .iter()
-                .map(|(_, p)| p.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-            plan.rules.len(),
-            plan.rules
-                .iter()
-                .map(|(_, e)| e.path.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-            plan.unchanged,
-            if later.is_empty() {
-                String::new()
-            } else {
-                format!("; changed, applied at the next start: {}", later.join(", "))
-            }
-        );
+        let names = |v: Vec<&str>| v.join(" ");
+        let mut parts = Vec::new();
+        if !plan.add.is_empty() {
+            parts.push(format!(
+                "added {}",
+                names(plan.add.iter().map(|e| e.path.as_str()).collect())
+            ));
+        }
+        if !plan.remove.is_empty() {
+            parts.push(format!(
+                "removed {}",
+                names(plan.remove.iter().map(|(_, p)| p.as_str()).collect())
+            ));
+        }
+        if !plan.rules.is_empty() {
+            parts.push(format!(
+                "new rules for {}",
+                names(plan.rules.iter().map(|(_, e)| e.path.as_str()).collect())
+            ));
+        }
+        parts.push(format!("{} unchanged", plan.unchanged));
+        if !later.is_empty() {
+            parts.push(format!(
+                "changed, applied at the next start: {}",
+                later.join(", ")
+            ));
+        }
+        let summary = format!("{shown}: {}", parts.join("; "));
         srv.vfs
             .change(add, &removed, plan.rules)
             .map_err(|e| format!("{shown}: {e}"))?;
@@ -245,11 +246,6 @@ fn line_of(text: &str, cfg: &Config, msg: &str) -> Option<usize> {
             l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
         })
         .map(|i| i + 1)
-}
-
-/// The configuration file a server was started with, for messages.
-pub fn describe(path: Option<&Path>) -> String {
-    path.map_or_else(|| "(flags only)".into(), |p| p.display().to_string())
 }
 
 #[cfg(test)]
