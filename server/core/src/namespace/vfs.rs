@@ -382,9 +382,6 @@ impl Vfs {
             migration: std::sync::Mutex::new(()),
             cookies: Default::default(),
         };
-        for e in &vfs.exports {
-            crate::namespace::orphans::prepare(&vfs, e)?;
-        }
         Ok(vfs)
     }
 
@@ -506,7 +503,7 @@ impl Vfs {
                             node: Node::Obj {
                                 export: d.export,
                                 id: d.id,
-                                path: crate::namespace::orphans::parked_path(d.id),
+                                path: super::reserved::parked_path(d.id),
                             },
                         });
                     }
@@ -644,7 +641,7 @@ impl Vfs {
         // The hidden directory for files removed while open (orphans.rs); a
         // copy may lack it. Its id is registered when first needed.
         let owner = Owner { uid: 0, gid: 0 };
-        if let Ok(dir) = Name::new(crate::namespace::orphans::ORPHAN_DIR) {
+        if let Ok(dir) = Name::new(super::reserved::ORPHAN_DIR) {
             match e.store().mkdir(&RelPath::root(), &dir, 0o700, owner) {
                 Ok(_) | Err(nfs4d_store::StoreError::Exists) => {}
                 Err(err) => {
