@@ -233,7 +233,7 @@ fn ctl_shows_clients_with_their_state_and_evicts_one() {
     b.establish40(b"client-b").unwrap();
     let root_b = fh_at(&mut b, &[]).unwrap();
     let (_, bsid) = open_in(&mut b, &root_b, "b", 0);
-    open_confirm(&mut b, "b", &bsid, 1);
+    b.open_confirm("b", &bsid, 1);
 
     let v = srv.ctl_json(&["clients"]);
     let list = v["clients"].as_array().unwrap();

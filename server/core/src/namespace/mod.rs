@@ -31,6 +31,7 @@
 pub mod exports;
 pub mod orphans;
 pub mod perm;
+pub mod reserved;
 pub mod vfs;
 
 mod create;
