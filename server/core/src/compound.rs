@@ -190,16 +190,18 @@ fn run_ops(
     }
     let mut done = 0;
     let mut status = nfsstat4::NFS4_OK;
+    // One clock read per operation: an operation ends when the next begins.
+    let mut t0 = if timed {
+        cx.srv.clock.monotonic_ns()
+    } else {
+        0
+    };
     for i in 0..cx.op_count {
-        let t0 = if timed {
-            cx.srv.clock.monotonic_ns()
-        } else {
-            0
-        };
         let (opnum, st, more) = run_one(cx, cur, out, body, i);
         if timed {
-            let ns = cx.srv.clock.monotonic_ns().saturating_sub(t0);
-            metrics.op_done(opnum, st, ns);
+            let t = cx.srv.clock.monotonic_ns();
+            metrics.op_done(opnum, st, t.saturating_sub(t0));
+            t0 = t;
         }
         if cx.replay_all.is_some() {
             return (st, 0);

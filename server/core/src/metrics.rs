@@ -55,6 +55,27 @@ pub const LATENCY_BOUNDS_US: [u64; 11] = [
 ];
 const BUCKETS: usize = LATENCY_BOUNDS_US.len() + 1;
 
+/// The bucket of `us` microseconds: the first bound at or above it. The
+/// bounds are 16 · 4^k, so that is ⌈log₂ us⌉ halved, less two, found from
+/// the leading zeros rather than by a search.
+#[inline]
+fn bucket_of(us: u64) -> usize {
+    if us <= LATENCY_BOUNDS_US[0] {
+        return 0;
+    }
+    let ceil_log2 = (u64::BITS - (us - 1).leading_zeros()) as usize;
+    ((ceil_log2 + 1) / 2 - 2).min(BUCKETS - 1)
+}
+
+// bucket_of relies on the bounds being 16 · 4^k.
+const _: () = {
+    let mut k = 0;
+    while k < LATENCY_BOUNDS_US.len() {
+        assert!(LATENCY_BOUNDS_US[k] == 16 << (2 * k));
+        k += 1;
+    }
+};
+
 /// A latency histogram: counts per bucket (the last is +Inf), the sum.
 #[derive(Debug)]
 pub struct Histogram {
@@ -85,12 +106,7 @@ pub struct HistogramSnapshot {
 impl Histogram {
     /// Records one observation of `ns` nanoseconds.
     pub fn observe_ns(&self, ns: u64) {
-        let us = ns / 1000;
-        let i = LATENCY_BOUNDS_US
-            .iter()
-            .position(|b| us <= *b)
-            .unwrap_or(BUCKETS - 1);
-        self.buckets[i].fetch_add(1, Relaxed);
+        self.buckets[bucket_of(ns / 1000)].fetch_add(1, Relaxed);
         self.sum_ns.fetch_add(ns, Relaxed);
     }
 
@@ -285,6 +301,23 @@ mod tests {
                 assert_eq!(slot_status(s), Some(st));
             }
         }
+    }
+
+    #[test]
+    fn buckets_are_the_first_bound_at_or_above() {
+        for k in 0..(1u64 << 20) {
+            let us = k * 64 + k % 7;
+            let want = LATENCY_BOUNDS_US
+                .iter()
+                .position(|b| us <= *b)
+                .unwrap_or(BUCKETS - 1);
+            assert_eq!(bucket_of(us), want, "{us}");
+        }
+        for (i, b) in LATENCY_BOUNDS_US.iter().enumerate() {
+            assert_eq!(bucket_of(*b), i);
+            assert_eq!(bucket_of(b + 1), i + 1);
+        }
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
     }
 
     #[test]

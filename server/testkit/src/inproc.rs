@@ -157,14 +157,7 @@ impl Harness {
     /// A client of minor version `minor` on a new connection.
     pub fn client(&self, minor: u32) -> Client {
         let conn = self.conns.fetch_add(1, Ordering::Relaxed);
-        let c = Conn {
-            srv: self.srv.clone(),
-            conn,
-            req: Mutex::new(Reassembler::new(MAX_RECORD)),
-            replies: Mutex::default(),
-            ready: Condvar::new(),
-        };
-        Client::over(Box::new(InProc(Arc::new(c))), minor)
+        client_of(&self.srv, conn, minor)
     }
 
     /// Moves time forward.
@@ -185,6 +178,19 @@ impl Harness {
         Harness::start(self.cfg, self.clock, self.kv, self.store, self.boots + 1)
             .unwrap_or_else(|e| panic!("restart: {e}"))
     }
+}
+
+/// A client of minor version `minor` of any server built in this
+/// process, on in-process connection number `conn`.
+pub fn client_of(srv: &Arc<Server>, conn: u64, minor: u32) -> Client {
+    let c = Conn {
+        srv: srv.clone(),
+        conn,
+        req: Mutex::new(Reassembler::new(MAX_RECORD)),
+        replies: Mutex::default(),
+        ready: Condvar::new(),
+    };
+    Client::over(Box::new(InProc(Arc::new(c))), minor)
 }
 
 impl Default for Harness {

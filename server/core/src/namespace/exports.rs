@@ -11,7 +11,7 @@
 //! table is never freed while the server runs, so a reader's `&Export` or
 //! `&[PseudoNode]` stays valid for as long as it likes with no reference
 //! count, lock or epoch on the request path: a lookup is one atomic load
-//! and two `OnceLock` reads. The price is memory: each change keeps a copy
+//! and one `OnceLock` read. The price is memory: each change keeps a copy
 //! of the export list (a few hundred bytes per export), so changes are
 //! bounded ([`MAX_VERSIONS`]; past it a change is refused until the
 //! server restarts).
@@ -45,55 +45,43 @@ pub const MAX_VERSIONS: usize = 4096;
 /// Distinct export paths over the life of a state directory; export ids
 /// stay below (handle-map export roots use ids below 2^32).
 pub const MAX_EXPORT_IDS: u32 = 1 << 16;
-/// Buckets of [`Versions`]: bucket `b` holds 2^b entries.
-const BUCKETS: usize = 13;
-// Bucket b holds 2^b entries: BUCKETS of them hold 2^BUCKETS - 1.
-const _: () = assert!((1usize << BUCKETS) > MAX_VERSIONS);
 
 /// An append-only list whose entries never move nor go away, so a
-/// reference to one lives as long as the list.
+/// reference to one lives as long as the list. Its slots are allocated up
+/// front (an empty slot is a few dozen bytes; [`MAX_VERSIONS`] of them
+/// about a quarter of a megabyte), so reading an entry is an index and
+/// one `OnceLock` check: the request path reads the table in force
+/// several times per COMPOUND.
 struct Versions<T> {
-    buckets: [OnceLock<Box<[OnceLock<T>]>>; BUCKETS],
+    slots: Box<[OnceLock<T>]>,
     len: Mutex<usize>,
 }
 
 impl<T> Versions<T> {
     fn new() -> Self {
         Versions {
-            buckets: std::array::from_fn(|_| OnceLock::new()),
+            slots: (0..MAX_VERSIONS).map(|_| OnceLock::new()).collect(),
             len: Mutex::new(0),
         }
-    }
-
-    /// Bucket and offset of entry `i`: bucket `b` starts at 2^b - 1.
-    fn place(i: usize) -> (usize, usize) {
-        let b = (usize::BITS - 1 - (i + 1).leading_zeros()) as usize;
-        (b, i + 1 - (1 << b))
     }
 
     /// Appends `v`; returns its index, or gives it back when full.
     fn push(&self, v: T) -> Result<usize, T> {
         let mut len = self.len.lock().unwrap_or_else(PoisonError::into_inner);
         let i = *len;
-        if i >= MAX_VERSIONS {
+        let Some(slot) = self.slots.get(i) else {
             return Err(v);
-        }
-        let (b, off) = Self::place(i);
-        let bucket =
-            self.buckets[b].get_or_init(|| (0..1usize << b).map(|_| OnceLock::new()).collect());
-        if bucket[off].set(v).is_err() {
+        };
+        if slot.set(v).is_err() {
             unreachable!("entry {i} filled twice under the lock");
         }
         *len = i + 1;
         Ok(i)
     }
 
+    #[inline]
     fn get(&self, i: usize) -> Option<&T> {
-        if i >= MAX_VERSIONS {
-            return None;
-        }
-        let (b, off) = Self::place(i);
-        self.buckets[b].get()?.get(off)?.get()
+        self.slots.get(i)?.get()
     }
 }
 
@@ -483,10 +471,6 @@ mod tests {
             assert_eq!(v.get(i).unwrap() as *const usize, *r);
         }
         assert_eq!(v.get(100), None);
-        assert_eq!(Versions::<u8>::place(0), (0, 0));
-        assert_eq!(Versions::<u8>::place(1), (1, 0));
-        assert_eq!(Versions::<u8>::place(2), (1, 1));
-        assert_eq!(Versions::<u8>::place(3), (2, 0));
     }
 
     #[test]
