@@ -64,7 +64,8 @@ fn bucket_of(us: u64) -> usize {
         return 0;
     }
     let ceil_log2 = (u64::BITS - (us - 1).leading_zeros()) as usize;
-    ((ceil_log2 + 1) / 2 - 2).min(BUCKETS - 1)
+    // us > 16, so ceil_log2 >= 5.
+    (ceil_log2.div_ceil(2) - 2).min(BUCKETS - 1)
 }
 
 // bucket_of relies on the bounds being 16 · 4^k.
