@@ -378,6 +378,14 @@ fn reload_adds_removes_and_changes_exports_while_a_client_keeps_working() {
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4ERR_STALE, "{r:?}");
     assert_eq!(fh_at(&mut c, &["gone"]), Err(nfsstat4::NFS4ERR_NOENT));
+    // Its store let go of the directory (no descriptor left in it).
+    let gone_dir = srv.export.join("gone");
+    let held = std::fs::read_dir(format!("/proc/{}/fd", srv.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.starts_with(&gone_dir))
+        .count();
+    assert_eq!(held, 0, "descriptors still open under {}", gone_dir.display());
     work(&mut c);
 
     // Change /rules to read-only: the next WRITE is refused.

@@ -36,6 +36,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use nfs4d_kv::{Kv, KvError, Tree};
+use nfs4d_store::{
+    Attrs, Capabilities, Entry, FsStats, ListPos, Name, Owner, RelPath, SetAttrs, Stability, Store,
+    StoreError, StoreResult,
+};
 
 use super::vfs::{Export, PseudoNode};
 use crate::config::ExportConfig;
@@ -288,6 +292,79 @@ impl ExportIds {
             }
         }
         Ok(out)
+    }
+}
+
+/// What a removed export's [`super::vfs::SwapStore`] holds from then on, so
+/// that its store (open descriptors, caches) is released although old
+/// tables still name the export: every call answers
+/// [`StoreError::Stale`], as the export's handles do.
+pub struct Retired {
+    /// The capabilities of the store it replaced (an export's never change).
+    pub caps: Capabilities,
+}
+
+impl Store for Retired {
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+    fn stat(&self, _: &RelPath) -> StoreResult<Attrs> {
+        Err(StoreError::Stale)
+    }
+    fn lookup(&self, _: &RelPath, _: &Name) -> StoreResult<Attrs> {
+        Err(StoreError::Stale)
+    }
+    fn read(&self, _: &RelPath, _: u64, _: usize, _: &mut Vec<u8>) -> StoreResult<(usize, bool)> {
+        Err(StoreError::Stale)
+    }
+    fn write(
+        &self,
+        _: &RelPath,
+        _: u64,
+        _: &[u8],
+        _: Stability,
+    ) -> StoreResult<(usize, Stability)> {
+        Err(StoreError::Stale)
+    }
+    fn commit(&self, _: &RelPath) -> StoreResult<()> {
+        Err(StoreError::Stale)
+    }
+    fn create_file(
+        &self,
+        _: &RelPath,
+        _: &Name,
+        _: u32,
+        _: Owner,
+        _: bool,
+    ) -> StoreResult<(Attrs, bool)> {
+        Err(StoreError::Stale)
+    }
+    fn mkdir(&self, _: &RelPath, _: &Name, _: u32, _: Owner) -> StoreResult<Attrs> {
+        Err(StoreError::Stale)
+    }
+    fn rename(&self, _: &RelPath, _: &Name, _: &RelPath, _: &Name) -> StoreResult<()> {
+        Err(StoreError::Stale)
+    }
+    fn remove(&self, _: &RelPath, _: &Name) -> StoreResult<Attrs> {
+        Err(StoreError::Stale)
+    }
+    fn rmdir(&self, _: &RelPath, _: &Name) -> StoreResult<()> {
+        Err(StoreError::Stale)
+    }
+    fn list(
+        &self,
+        _: &RelPath,
+        _: &ListPos,
+        _: bool,
+        _: &mut dyn FnMut(Entry<'_>, Option<StoreResult<Attrs>>) -> bool,
+    ) -> StoreResult<bool> {
+        Err(StoreError::Stale)
+    }
+    fn setattr(&self, _: &RelPath, _: &SetAttrs) -> StoreResult<Attrs> {
+        Err(StoreError::Stale)
+    }
+    fn statfs(&self) -> StoreResult<FsStats> {
+        Err(StoreError::Stale)
     }
 }
 

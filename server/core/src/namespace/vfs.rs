@@ -470,6 +470,16 @@ impl Vfs {
             by_id[i] = Some(e);
         }
         self.shared.publish(Table::build(by_id, &old.pseudo))?;
+        // Removed exports let go of their stores (descriptors, caches): a
+        // request that looked one up before the change gets STALE from it.
+        for id in remove {
+            if let Some(e) = old.export(*id) {
+                let mut g = e.store.exclusive();
+                let caps = g.store().capabilities();
+                let dir = g.dir().to_path_buf();
+                g.replace(Arc::new(super::exports::Retired { caps }), dir);
+            }
+        }
         Ok(())
     }
 
