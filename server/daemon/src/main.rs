@@ -53,8 +53,9 @@ enum CtlCmd {
     /// Serve an export from another directory from now on, for example a
     /// copy made with `cp -a` or `rsync -a`. Objects found at the same path
     /// with the same type keep their handles; volatile handles expire if
-    /// the export's expire_on lists "migration". Update the configuration
-    /// file too: the move lasts until the server restarts.
+    /// the export's expire_on lists "migration". The move is recorded in
+    /// the state directory and kept across restarts until the
+    /// configuration names another directory: write the new one there.
     Migrate {
         /// The server's state directory.
         #[arg(long, value_name = "DIR")]
