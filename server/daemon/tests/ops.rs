@@ -385,7 +385,12 @@ fn reload_adds_removes_and_changes_exports_while_a_client_keeps_working() {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|t| t.starts_with(&gone_dir))
         .count();
-    assert_eq!(held, 0, "descriptors still open under {}", gone_dir.display());
+    assert_eq!(
+        held,
+        0,
+        "descriptors still open under {}",
+        gone_dir.display()
+    );
     work(&mut c);
 
     // Change /rules to read-only: the next WRITE is refused.

@@ -561,6 +561,27 @@ mod tests {
     }
 
     #[test]
+    fn publishing_switches_the_table_and_stops_at_the_bound() {
+        let shared = Shared::new(Table::build(Vec::new(), &[]));
+        let first: *const Table = shared.table();
+        for _ in 1..MAX_VERSIONS {
+            let old = shared.table();
+            let pseudo = old.pseudo.clone();
+            shared.publish(Table::build(Vec::new(), &pseudo)).unwrap();
+            assert!(!std::ptr::eq(old, shared.table()));
+        }
+        // Full: refused, the table in force stays, the first one still
+        // readable through references taken long ago.
+        let last: *const Table = shared.table();
+        assert_eq!(
+            shared.publish(Table::build(Vec::new(), &[])),
+            Err(TableFull)
+        );
+        assert!(std::ptr::eq(last, shared.table()));
+        assert!(std::ptr::eq(first, shared.versions.get(0).unwrap()));
+    }
+
+    #[test]
     fn ids_are_stable_by_path_and_start_at_configuration_order() {
         let kv = nfs4d_kv::MemKv::new();
         let ids = ExportIds::open(&kv).unwrap();
