@@ -241,6 +241,91 @@ pub struct Config {
     pub exports: Vec<ExportConfig>,
     /// Resource limits.
     pub limits: Limits,
+    /// RPCSEC_GSS with Kerberos 5 (the daemon's `[gss]` section).
+    pub gss: GssConfig,
+}
+
+/// The `[gss]` section: how the daemon offers RPCSEC_GSS (krb5, krb5i,
+/// krb5p). The core only carries it; the daemon builds the RPCSEC_GSS
+/// engine from it (docs/security.md has the set-up).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GssConfig {
+    /// Offer RPCSEC_GSS. On by default: a host with a keytab serves
+    /// Kerberos without further configuration, one without says so at
+    /// start-up and serves AUTH_SYS.
+    pub enabled: bool,
+    /// The keytab; absent: where MIT Kerberos looks by itself
+    /// (`KRB5_KTNAME`, else `default_keytab_name` of krb5.conf, else
+    /// `/etc/krb5.keytab`).
+    pub keytab: Option<PathBuf>,
+    /// The service principal, `nfs/HOST@REALM`; absent: any key of the
+    /// keytab (MIT's behaviour without an acceptor name).
+    pub principal: Option<String>,
+    /// The GSS-API library; absent: `libgssapi_krb5.so.2`.
+    pub library: Option<PathBuf>,
+    /// Realms whose users map to accounts by short name; empty: the
+    /// realm of the service principal.
+    pub local_realms: Vec<String>,
+    /// Contexts held in all (absent: the engine's default, 4096).
+    pub max_contexts: Option<u32>,
+    /// Contexts held per client address (absent: 128).
+    pub max_contexts_per_client: Option<u32>,
+    /// Seconds an unused context is kept (absent: an hour).
+    pub idle_time: Option<u32>,
+    /// Seconds a context lives at most, whatever its ticket says
+    /// (absent: a day).
+    pub max_lifetime: Option<u32>,
+    /// Principal mapping rules, tried in order before the default
+    /// mapping.
+    #[serde(rename = "map")]
+    pub map: Vec<GssMapRule>,
+}
+
+impl Default for GssConfig {
+    fn default() -> Self {
+        GssConfig {
+            enabled: true,
+            keytab: None,
+            principal: None,
+            library: None,
+            local_realms: Vec::new(),
+            max_contexts: None,
+            max_contexts_per_client: None,
+            idle_time: None,
+            max_lifetime: None,
+            map: Vec::new(),
+        }
+    }
+}
+
+/// One `[[gss.map]]` rule: principals matching `principal` (`name@REALM`,
+/// `*@REALM` or `service/*@REALM`) map to exactly one of: the account
+/// `user`, the account named like the principal (`short_name`), fixed
+/// ids (`uid`, `gid`, `groups`), or the anonymous identity (`anonymous`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GssMapRule {
+    /// The principals the rule applies to.
+    pub principal: String,
+    /// An account of the user database.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The account named like the principal's first component.
+    #[serde(default)]
+    pub short_name: bool,
+    /// A fixed user id (with `gid`).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// A fixed group id (with `uid`).
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// Supplementary groups of a fixed identity.
+    #[serde(default)]
+    pub groups: Vec<u32>,
+    /// The anonymous identity (the export's `anonuid`/`anongid`).
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 impl Default for Config {
@@ -253,6 +338,7 @@ impl Default for Config {
             courtesy_time: DEFAULT_COURTESY_TIME,
             exports: Vec::new(),
             limits: Limits::default(),
+            gss: GssConfig::default(),
         }
     }
 }

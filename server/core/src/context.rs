@@ -8,6 +8,7 @@ use std::sync::Arc;
 use nfs4d_xdr::nfs4::stateid4;
 use nfs4d_xdr::rpc::Credential;
 
+use crate::auth::GssCaller;
 use crate::error::NfsError;
 use crate::namespace::vfs::CurFh;
 use crate::reply::Detached;
@@ -19,8 +20,12 @@ use crate::state::{OwnerKey, OwnerKind};
 /// What the transport knows about a request.
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
-    /// The RPC credential.
+    /// The RPC credential (`Credential::Other(6)` for RPCSEC_GSS, whose
+    /// caller is in `gss`).
     pub cred: Credential,
+    /// The Kerberos caller of a call the transport accepted under
+    /// RPCSEC_GSS.
+    pub gss: Option<Arc<GssCaller>>,
     /// Connection id.
     pub conn: u64,
     /// Peer address, for logs.
@@ -32,6 +37,9 @@ pub struct RequestCtx {
 impl RequestCtx {
     /// The principal that owns state created by this request.
     pub fn principal(&self) -> Principal {
+        if let Some(g) = &self.gss {
+            return Principal::Gss(g.principal.clone());
+        }
         match &self.cred {
             Credential::Sys { uid, .. } => Principal::Uid(*uid),
             _ => Principal::Anonymous,

@@ -76,6 +76,7 @@ impl Conn {
             PROC_COMPOUND => {
                 let req = RequestCtx {
                     cred: call.cred,
+                    gss: None,
                     conn: 1,
                     peer: "127.0.0.1:1".parse().unwrap(),
                     cb: None,
