@@ -7,15 +7,19 @@
 //! - [`exec`]: the runners that take a connection's COMPOUNDs off the
 //!   network threads (stores, sled and file systems block);
 //! - [`cbdriver`] and [`callback`]: calls to clients (recalls, probes);
+//! - [`gss`]: RPCSEC_GSS (Kerberos): the engine from the `[gss]` section,
+//!   and calls authenticated, unwrapped and answered in the runners;
 //! - [`ctl`]: the admin socket;
 //! - [`startup`]: the state directory, the stores and the server object;
-//! - [`clock`], [`nss`]: the clock and the user/group names the core asks for.
+//! - [`clock`], [`nss`]: the clock, the user/group names the core asks
+//!   for and the accounts Kerberos principals map to.
 
 pub mod callback;
 pub mod cbdriver;
 pub mod clock;
 pub mod ctl;
 pub mod exec;
+pub mod gss;
 pub mod net;
 pub mod nss;
 pub mod startup;

@@ -138,6 +138,7 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
         cfg.grace_time = g;
     }
     cfg.validate().map_err(|e| e.to_string())?;
+    nfs4d::gss::engine_config(&cfg.gss).map_err(|e| format!("invalid configuration: {e}"))?;
     Ok(cfg)
 }
 
@@ -225,8 +226,8 @@ async fn run(cfg: Config) -> std::process::ExitCode {
         .iter()
         .map(|e| (e.path.clone(), e.dir.clone()))
         .collect();
-    let (srv, queue) = match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg)).await {
-        Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks),
+    let (srv, queue, gss) = match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg)).await {
+        Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks, s.gss),
         Ok(Err(e)) => {
             eprintln!("nfs4d: {e}");
             return std::process::ExitCode::FAILURE;
@@ -270,7 +271,7 @@ async fn run(cfg: Config) -> std::process::ExitCode {
         bound.ip(),
         bound.ip()
     );
-    nfs4d::net::serve(srv.clone(), &queue, listener, shutdown_signal()).await;
+    nfs4d::net::serve(srv.clone(), &queue, listener, gss, shutdown_signal()).await;
     tracing::info!("shutting down");
     if let Some(t) = ctl_task {
         t.abort();

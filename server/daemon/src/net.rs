@@ -23,6 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::callback::CbChannel;
+use nfs4d_core::auth::RPCSEC_GSS;
+use nfs4d_gss::GssServer;
 use crate::exec::{ConnQueue, Job};
 use nfs4d_core::compound::{Followup, RequestCtx};
 use nfs4d_core::reply::{Batch, Record};
@@ -38,15 +40,17 @@ const WRITE_BATCH: usize = 256 << 10;
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
-/// Accepts connections until `shutdown` resolves.
+/// Accepts connections until `shutdown` resolves. `gss` is the
+/// RPCSEC_GSS engine, when Kerberos is served.
 pub async fn serve(
     srv: Arc<Server>,
     queue: &crate::cbdriver::CbSender,
     listener: TcpListener,
+    gss: Option<Arc<GssServer>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
-    let reaper = tokio::spawn(reap_leases(srv.clone()));
+    let reaper = tokio::spawn(reap_leases(srv.clone(), gss.clone()));
     let callbacks = crate::cbdriver::start(srv.clone(), queue);
     tokio::pin!(shutdown);
     loop {
@@ -60,8 +64,9 @@ pub async fn serve(
                         continue;
                     };
                     let srv = srv.clone();
+                    let gss = gss.clone();
                     tokio::spawn(async move {
-                        connection(srv, stream, peer).await;
+                        connection(srv, gss, stream, peer).await;
                         drop(permit);
                     });
                 }
@@ -77,18 +82,33 @@ pub async fn serve(
     callbacks.abort();
 }
 
-/// Expires leases once a second (RFC 8881 §8.3).
-async fn reap_leases(srv: Arc<Server>) {
+/// Expires leases once a second (RFC 8881 §8.3), and RPCSEC_GSS
+/// contexts whose lifetime or idle time ran out.
+async fn reap_leases(srv: Arc<Server>, gss: Option<Arc<GssServer>>) {
+    const _: () = assert!(crate::gss::SWEEP_EVERY.as_secs() == 1);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        // Expiry writes client records to sled: not on a tokio worker.
+        // Expiry writes client records to sled, and deleting a GSS
+        // context calls into GSS-API: not on a tokio worker.
         let s = srv.clone();
-        let _ = tokio::task::spawn_blocking(move || s.state.expire_leases()).await;
+        let g = gss.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            s.state.expire_leases();
+            if let Some(g) = g {
+                g.sweep(s.clock.now_ms());
+            }
+        })
+        .await;
     }
 }
 
-async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+async fn connection(
+    srv: Arc<Server>,
+    gss: Option<Arc<GssServer>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
     let conn = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     tracing::debug!(%peer, conn, "connection opened");
@@ -136,7 +156,7 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
                     let Ok(permit) = inflight.clone().acquire_owned().await else {
                         break 'read;
                     };
-                    handle_record(&srv, rec, conn, peer, &cb, &queue, permit);
+                    handle_record(&srv, gss.as_ref(), rec, conn, peer, &cb, &queue, permit);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -161,6 +181,7 @@ async fn connection(srv: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
 
 fn handle_record(
     srv: &Arc<Server>,
+    gss: Option<&Arc<GssServer>>,
     rec: Vec<u8>,
     conn: u64,
     peer: SocketAddr,
@@ -176,7 +197,7 @@ fn handle_record(
             drop(permit);
         });
     };
-    let (xid, cred, args_at) = match rpc::parse(&rec) {
+    let (xid, cred, args_at, engine) = match rpc::parse(&rec) {
         Message::Reply(r) => {
             if !cb.deliver(r.xid, r.results.map(<[u8]>::to_vec)) {
                 tracing::debug!(%peer, xid = r.xid, "reply to no outstanding callback");
@@ -211,11 +232,31 @@ fn handle_record(
                     permit,
                 );
             }
-            if let Credential::Other(flavor) = c.cred {
-                tracing::warn!(%peer, flavor, "unsupported authentication flavor");
-                return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
-            }
+            // RPCSEC_GSS calls are authenticated by a runner; NULL carries
+            // context creation and destruction (RFC 2203 §5.2), so it goes
+            // there too.
+            let engine = match c.cred {
+                Credential::Other(RPCSEC_GSS) => match gss {
+                    Some(g) => Some(g.clone()),
+                    None => {
+                        tracing::warn!(%peer, xid = c.xid, "RPCSEC_GSS call, but Kerberos is not served (see the start-up log); AUTH_BADCRED");
+                        let tx = tx.clone();
+                        let out = crate::gss::unavailable_reply(c.xid);
+                        tokio::spawn(async move {
+                            let _ = tx.send(out.into()).await;
+                            drop(permit);
+                        });
+                        return;
+                    }
+                },
+                Credential::Other(flavor) => {
+                    tracing::warn!(%peer, flavor, "unsupported authentication flavor");
+                    return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
+                }
+                _ => None,
+            };
             match c.proc_ {
+                0 if engine.is_some() => {}
                 0 => {
                     let mut out = Vec::new();
                     rpc::begin_success_reply(c.xid, &mut out);
@@ -244,11 +285,12 @@ fn handle_record(
                 }
             }
             let at = c.args.as_ptr() as usize - rec.as_ptr() as usize;
-            (c.xid, c.cred, at)
+            (c.xid, c.cred, at, engine)
         }
     };
     let req = RequestCtx {
         cred,
+        gss: None,
         conn,
         peer,
         cb: Some(nfs4d_core::state::session::BackChannel {
@@ -262,6 +304,7 @@ fn handle_record(
         rec,
         args_at,
         permit,
+        gss: engine,
     });
 }
 

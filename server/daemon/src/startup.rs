@@ -1,6 +1,7 @@
 //! Builds a server from its configuration: the state directory with its
-//! sled database, one local-directory store per export, and the daemon's
-//! implementations of what the core asks for (clock, names, callbacks).
+//! sled database, one local-directory store per export, the daemon's
+//! implementations of what the core asks for (clock, names, callbacks),
+//! and the RPCSEC_GSS engine when Kerberos is available.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct Started {
     pub srv: Server,
     /// Where the core queues callback work; `cbdriver::start` drains it.
     pub callbacks: Arc<CbSender>,
+    /// The RPCSEC_GSS engine, when Kerberos is served (`crate::gss`).
+    pub gss: Option<Arc<nfs4d_gss::GssServer>>,
 }
 
 /// Opens the state directory and the exports.
@@ -45,6 +48,9 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
         .unwrap_or(0);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let callbacks = Arc::new(CbSender::default());
+    // Loading GSS-API and reading the keytab block: this runs on a
+    // blocking thread, like the rest of start-up.
+    let gss = crate::gss::start(&cfg);
     let srv = Server::new(Parts {
         cfg,
         stores,
@@ -56,7 +62,11 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
         instance,
         host,
     })?;
-    Ok(Started { srv, callbacks })
+    Ok(Started {
+        srv,
+        callbacks,
+        gss,
+    })
 }
 
 fn open_local(dir: &Path, fds: usize) -> Result<Arc<dyn Store>, String> {
