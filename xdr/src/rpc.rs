@@ -322,7 +322,10 @@ mod tests {
         let mut out = Vec::new();
         begin_success_reply(9, &mut out);
         assert_eq!(out.len(), SUCCESS_HEADER_LEN);
-        assert_eq!(&out[HEADER_LEN..], &[0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            &out[HEADER_LEN..],
+            &[0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
         out.extend_from_slice(&[1, 2, 3, 4]);
         finish_record(&mut out);
         match parse(&out) {

@@ -13,7 +13,7 @@ use crate::error::NfsError;
 use crate::namespace::vfs::CurFh;
 use crate::reply::Detached;
 use crate::server::Server;
-use crate::state::client::Principal;
+use crate::state::client::{MachCaller, Principal};
 use crate::state::session::{Channel, SessionId};
 use crate::state::{OwnerKey, OwnerKind};
 
@@ -35,6 +35,17 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The caller as SP4_MACH_CRED looks at it: its Kerberos principal
+    /// and whether the call had integrity or privacy.
+    pub fn mach_caller(&self) -> MachCaller<'_> {
+        self.gss.as_deref().map(|g| {
+            (
+                g.principal.as_str(),
+                g.service >= crate::auth::GssService::Integrity,
+            )
+        })
+    }
+
     /// The principal that owns state created by this request.
     pub fn principal(&self) -> Principal {
         if let Some(g) = &self.gss {

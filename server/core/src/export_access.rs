@@ -506,14 +506,23 @@ mod tests {
             _ => panic!("no identity"),
         };
         let none = export("");
-        assert_eq!(ids(&effective_cred(&none, &root, None)), (0, 0, vec![0, 10]));
+        assert_eq!(
+            ids(&effective_cred(&none, &root, None)),
+            (0, 0, vec![0, 10])
+        );
         assert_eq!(
             ids(&effective_cred(&none, &Credential::None, None)),
             (NOBODY, NOBODY, vec![])
         );
         let rs = export("squash = \"root\"\nanonuid = 99\nanongid = 98");
-        assert_eq!(ids(&effective_cred(&rs, &root, None)), (99, 98, vec![98, 10]));
-        assert_eq!(ids(&effective_cred(&rs, &user, None)), (1000, 100, vec![98, 10]));
+        assert_eq!(
+            ids(&effective_cred(&rs, &root, None)),
+            (99, 98, vec![98, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&rs, &user, None)),
+            (1000, 100, vec![98, 10])
+        );
         let all = export("squash = \"all\"\nanonuid = 7\nanongid = 8");
         assert_eq!(ids(&effective_cred(&all, &user, None)), (7, 8, vec![]));
         assert_eq!(
@@ -581,18 +590,42 @@ mod tests {
         let machine = caller(PrincipalKind::Machine, 0, p);
         let nobody = caller(PrincipalKind::Anonymous, 65534, p);
         let none = export("anonuid = 7\nanongid = 8");
-        assert_eq!(ids(&effective_cred(&none, &gss, Some(&user))), (1000, 1000, vec![0, 10]));
-        assert_eq!(ids(&effective_cred(&none, &gss, Some(&root))), (0, 0, vec![0, 10]));
-        assert_eq!(ids(&effective_cred(&none, &gss, Some(&machine))), (0, 0, vec![0, 10]));
+        assert_eq!(
+            ids(&effective_cred(&none, &gss, Some(&user))),
+            (1000, 1000, vec![0, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&none, &gss, Some(&root))),
+            (0, 0, vec![0, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&none, &gss, Some(&machine))),
+            (0, 0, vec![0, 10])
+        );
         // Unmapped principals take the export's anonymous ids, not the
         // mapper's.
-        assert_eq!(ids(&effective_cred(&none, &gss, Some(&nobody))), (7, 8, vec![]));
+        assert_eq!(
+            ids(&effective_cred(&none, &gss, Some(&nobody))),
+            (7, 8, vec![])
+        );
         let rs = export("squash = \"root\"\nanonuid = 99\nanongid = 98");
-        assert_eq!(ids(&effective_cred(&rs, &gss, Some(&root))), (99, 98, vec![98, 10]));
-        assert_eq!(ids(&effective_cred(&rs, &gss, Some(&machine))), (99, 98, vec![98, 10]));
-        assert_eq!(ids(&effective_cred(&rs, &gss, Some(&user))), (1000, 1000, vec![98, 10]));
+        assert_eq!(
+            ids(&effective_cred(&rs, &gss, Some(&root))),
+            (99, 98, vec![98, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&rs, &gss, Some(&machine))),
+            (99, 98, vec![98, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&rs, &gss, Some(&user))),
+            (1000, 1000, vec![98, 10])
+        );
         let all = export("squash = \"all\"\nanonuid = 5\nanongid = 6");
-        assert_eq!(ids(&effective_cred(&all, &gss, Some(&user))), (5, 6, vec![]));
+        assert_eq!(
+            ids(&effective_cred(&all, &gss, Some(&user))),
+            (5, 6, vec![])
+        );
     }
 
     #[test]

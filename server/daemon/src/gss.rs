@@ -43,9 +43,7 @@ pub fn engine_config(g: &GssConfig) -> Result<ServerConfig, String> {
     let defaults = Limits::default();
     let secs = |v: Option<u32>, default_ms: u64| v.map_or(default_ms, |s| u64::from(s) * 1000);
     let limits = Limits {
-        max_contexts: g
-            .max_contexts
-            .map_or(defaults.max_contexts, |v| v as usize),
+        max_contexts: g.max_contexts.map_or(defaults.max_contexts, |v| v as usize),
         max_per_client: g
             .max_contexts_per_client
             .map_or(defaults.max_per_client, |v| v as usize),
@@ -62,11 +60,7 @@ pub fn engine_config(g: &GssConfig) -> Result<ServerConfig, String> {
             ));
         }
     }
-    let rules = g
-        .map
-        .iter()
-        .map(map_rule)
-        .collect::<Result<Vec<_>, _>>()?;
+    let rules = g.map.iter().map(map_rule).collect::<Result<Vec<_>, _>>()?;
     Ok(ServerConfig {
         library: g.library.clone(),
         keytab: g.keytab.clone(),
@@ -268,7 +262,10 @@ fn protect(acc: &Accepted<'_>, xid: u32, rec: Record) -> Record {
     expected[4..8].copy_from_slice(&1u32.to_be_bytes());
     let plain = head.get(HEADER_LEN..SUCCESS_HEADER_LEN) == Some(&expected[..]);
     if !plain {
-        tracing::error!(xid, "COMPOUND reply without the expected header; answering SYSTEM_ERR");
+        tracing::error!(
+            xid,
+            "COMPOUND reply without the expected header; answering SYSTEM_ERR"
+        );
         return match acc.reply_verifier() {
             Ok(v) => grpc::accepted_record(xid, &v, AcceptStat::SystemErr, &[]).into(),
             Err(e) => e.record(xid).into(),
@@ -351,10 +348,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.keytab.unwrap().to_str(), Some("/etc/nfs4d.keytab"));
-        assert_eq!(
-            (c.limits.max_contexts, c.limits.max_per_client),
-            (100, 10)
-        );
+        assert_eq!((c.limits.max_contexts, c.limits.max_per_client), (100, 10));
         assert_eq!(
             (c.limits.idle_ms, c.limits.max_lifetime_ms),
             (60_000, 3_600_000)

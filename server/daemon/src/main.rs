@@ -226,17 +226,18 @@ async fn run(cfg: Config) -> std::process::ExitCode {
         .iter()
         .map(|e| (e.path.clone(), e.dir.clone()))
         .collect();
-    let (srv, queue, gss) = match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg)).await {
-        Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks, s.gss),
-        Ok(Err(e)) => {
-            eprintln!("nfs4d: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("nfs4d: startup failed: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let (srv, queue, gss) =
+        match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg)).await {
+            Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks, s.gss),
+            Ok(Err(e)) => {
+                eprintln!("nfs4d: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("nfs4d: startup failed: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {

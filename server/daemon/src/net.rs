@@ -23,12 +23,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::callback::CbChannel;
-use nfs4d_core::auth::RPCSEC_GSS;
-use nfs4d_gss::GssServer;
 use crate::exec::{ConnQueue, Job};
+use nfs4d_core::auth::RPCSEC_GSS;
 use nfs4d_core::compound::{Followup, RequestCtx};
 use nfs4d_core::reply::{Batch, Record};
 use nfs4d_core::server::Server;
+use nfs4d_gss::GssServer;
 
 /// NFS program number, and the only NFS version served.
 pub use nfs4d_xdr::nfs4::{NFS4_PROGRAM as NFS_PROGRAM, NFS_V4 as NFS_VERSION};

@@ -90,7 +90,10 @@ impl nfs4d_gss::UserDb for NssUsers {
         let running = self.running.clone();
         if running.fetch_add(1, Ordering::SeqCst) >= MAX_NSS_LOOKUPS {
             running.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!(user = name, "too many account lookups waiting for NSS; using the anonymous identity");
+            tracing::warn!(
+                user = name,
+                "too many account lookups waiting for NSS; using the anonymous identity"
+            );
             return None;
         }
         let (tx, rx) = std::sync::mpsc::channel();
@@ -109,7 +112,11 @@ impl nfs4d_gss::UserDb for NssUsers {
         match rx.recv_timeout(NSS_TIMEOUT) {
             Ok(u) => u,
             Err(_) => {
-                tracing::warn!(user = name, timeout_s = NSS_TIMEOUT.as_secs(), "account lookup did not finish in time; using the anonymous identity");
+                tracing::warn!(
+                    user = name,
+                    timeout_s = NSS_TIMEOUT.as_secs(),
+                    "account lookup did not finish in time; using the anonymous identity"
+                );
                 None
             }
         }
@@ -143,7 +150,10 @@ fn group_list(name: &str, gid: u32) -> Vec<u32> {
             return groups;
         }
         if n <= groups.len() || groups.len() >= MAX_GROUPS_READ {
-            tracing::warn!(user = name, "group list too long or unreadable; keeping the primary group only");
+            tracing::warn!(
+                user = name,
+                "group list too long or unreadable; keeping the primary group only"
+            );
             return vec![gid];
         }
         groups.resize(n.min(MAX_GROUPS_READ), 0);

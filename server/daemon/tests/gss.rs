@@ -165,7 +165,10 @@ fn write_read(c: &mut Client, dir: &str, name: &str, content: &[u8]) -> Vec<u8> 
     let mut back = Vec::new();
     loop {
         let r = c
-            .compound_ok("read", vec![putfh(&fh), read(&sid, back.len() as u64, 1 << 20)])
+            .compound_ok(
+                "read",
+                vec![putfh(&fh), read(&sid, back.len() as u64, 1 << 20)],
+            )
             .unwrap();
         let ok = read_ok(&r).unwrap();
         back.extend_from_slice(&ok.data);
@@ -187,7 +190,10 @@ fn compounds_under_every_service_with_byte_exact_data() {
         (Service::None, vec![0usize, 5, 70_000]),
         (Service::Integrity, vec![1, 4096, 1 << 20]),
         // krb5p: odd sizes, a full 1 MiB WRITE/READ, and more than one.
-        (Service::Privacy, vec![3, 65_537, 1 << 20, (1 << 20) + 12_345]),
+        (
+            Service::Privacy,
+            vec![3, 65_537, 1 << 20, (1 << 20) + 12_345],
+        ),
     ] {
         h.set_service(service);
         for (i, len) in sizes.into_iter().enumerate() {
@@ -284,7 +290,10 @@ fn bad_checksum_replay_and_destroyed_context_get_the_rfc_answers() {
     tampered[n - 40] ^= 1;
     let reply = raw_exchange(&mut c, &tampered).expect("an answer to tampered arguments");
     assert!(
-        matches!(parse_reply(&reply).unwrap(), RawReply::Accepted { stat: 4, .. }),
+        matches!(
+            parse_reply(&reply).unwrap(),
+            RawReply::Accepted { stat: 4, .. }
+        ),
         "GARBAGE_ARGS"
     );
 
@@ -304,16 +313,25 @@ fn bad_checksum_replay_and_destroyed_context_get_the_rfc_answers() {
             handle: &[9; 16],
         };
         let body = wire::compound_body(0, None, &ops).unwrap();
-        ctx.build_call(0x7100_0005, NFS_PROGRAM, NFS_V4, PROC_COMPOUND, &cred, &body)
-            .unwrap()
+        ctx.build_call(
+            0x7100_0005,
+            NFS_PROGRAM,
+            NFS_V4,
+            PROC_COMPOUND,
+            &cred,
+            &body,
+        )
+        .unwrap()
     });
     let reply = raw_exchange(&mut c, &unknown).expect("an answer to an unknown handle");
     assert_eq!(auth_error(&reply), Some(14), "RPCSEC_GSS_CTXPROBLEM");
 
     // DESTROY, then the context is gone.
-    let (destroy, sent) = h.with_context(|ctx| ctx.destroy_call(0x7100_0006, NFS_PROGRAM, NFS_V4).unwrap());
+    let (destroy, sent) =
+        h.with_context(|ctx| ctx.destroy_call(0x7100_0006, NFS_PROGRAM, NFS_V4).unwrap());
     let reply = raw_exchange(&mut c, &destroy).expect("DESTROY answered");
-    h.with_context(|ctx| ctx.reply(&sent, &reply)).expect("DESTROY reply verifies");
+    h.with_context(|ctx| ctx.reply(&sent, &reply))
+        .expect("DESTROY reply verifies");
     let after = gss_call(&h, &c, 0x7100_0007, None, &ops);
     let reply = raw_exchange(&mut c, &after).expect("an answer after DESTROY");
     assert_eq!(auth_error(&reply), Some(14), "context destroyed");
@@ -405,7 +423,11 @@ fn flavors_per_export_wrongsec_and_secinfo() {
 
     // AUTH_SYS into a Kerberos-only export: WRONGSEC at the LOOKUP.
     let r = sys
-        .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup("p"), getattr(&[FATTR4_TYPE])])
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            lookup("p"),
+            getattr(&[FATTR4_TYPE]),
+        ])
         .unwrap();
     assert_eq!(
         statuses(&r),
@@ -417,14 +439,22 @@ fn flavors_per_export_wrongsec_and_secinfo() {
     let (mut c, h) = s.client("alice", 0, Service::Integrity);
     for ok in ["i", "all"] {
         let r = c
-            .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup(ok), getattr(&[FATTR4_TYPE])])
+            .compound(vec![
+                nfs_argop4::OP_PUTROOTFH,
+                lookup(ok),
+                getattr(&[FATTR4_TYPE]),
+            ])
             .unwrap();
         assert_eq!(r.status, nfsstat4::NFS4_OK, "krb5i on /{ok}");
     }
     let p_fh = {
         h.set_service(Service::Privacy);
         let r = c
-            .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup("p"), nfs_argop4::OP_GETFH])
+            .compound(vec![
+                nfs_argop4::OP_PUTROOTFH,
+                lookup("p"),
+                nfs_argop4::OP_GETFH,
+            ])
             .unwrap();
         assert_eq!(r.status, nfsstat4::NFS4_OK, "krb5p on /p");
         h.set_service(Service::Integrity);
@@ -485,7 +515,10 @@ fn identities_squashing_and_state_owned_by_the_principal() {
     assert_eq!(owner("rootsq/by-root"), (4321, 4322));
     // A machine credential (nfs/host) is squashed the same way.
     let (mut machine, _) = s.client("nfs/client.nfs4d.test", 0, Service::Integrity);
-    assert_eq!(mkdir_in(&mut machine, "rootsq", "by-machine"), nfsstat4::NFS4_OK);
+    assert_eq!(
+        mkdir_in(&mut machine, "rootsq", "by-machine"),
+        nfsstat4::NFS4_OK
+    );
     assert_eq!(owner("rootsq/by-machine"), (4321, 4322));
     // A principal without a rule is looked up by short name through NSS:
     // `daemon` is uid/gid 1 on Debian and most Linux systems.
@@ -494,7 +527,10 @@ fn identities_squashing_and_state_owned_by_the_principal() {
     assert_eq!(owner("all/by-daemon"), (1, 1), "through NSS");
     // No account at all: the export's anonymous ids.
     let (mut stranger, _) = s.client("stranger", 0, Service::Integrity);
-    assert_eq!(mkdir_in(&mut stranger, "all", "by-stranger"), nfsstat4::NFS4_OK);
+    assert_eq!(
+        mkdir_in(&mut stranger, "all", "by-stranger"),
+        nfsstat4::NFS4_OK
+    );
     assert_eq!(owner("all/by-stranger"), (65534, 65534));
 
     // State belongs to the principal, not the uid: a SETCLIENTID by alice
@@ -586,9 +622,15 @@ fn context_limit_per_client_address() {
     let ops = vec![nfs_argop4::OP_PUTROOTFH, getattr(&[FATTR4_TYPE])];
     let mut clients: Vec<(Client, GssHandle)> = Vec::new();
     for _ in 0..PER_CLIENT {
-        let (mut c, h) =
-            Client::connect_gss(s.srv.addr, 0, &s.gss, Some(&cc), SERVICE, Service::Integrity)
-                .unwrap();
+        let (mut c, h) = Client::connect_gss(
+            s.srv.addr,
+            0,
+            &s.gss,
+            Some(&cc),
+            SERVICE,
+            Service::Integrity,
+        )
+        .unwrap();
         assert_eq!(c.compound(ops.clone()).unwrap().status, nfsstat4::NFS4_OK);
         clients.push((c, h));
     }
@@ -598,21 +640,31 @@ fn context_limit_per_client_address() {
     }
     // One more from the same address: the least recently used context
     // (the first) is dropped and answers RPCSEC_GSS_CTXPROBLEM.
-    let (mut extra, _) =
-        Client::connect_gss(s.srv.addr, 0, &s.gss, Some(&cc), SERVICE, Service::Integrity)
-            .unwrap();
-    assert_eq!(extra.compound(ops.clone()).unwrap().status, nfsstat4::NFS4_OK);
+    let (mut extra, _) = Client::connect_gss(
+        s.srv.addr,
+        0,
+        &s.gss,
+        Some(&cc),
+        SERVICE,
+        Service::Integrity,
+    )
+    .unwrap();
+    assert_eq!(
+        extra.compound(ops.clone()).unwrap().status,
+        nfsstat4::NFS4_OK
+    );
     let (first, h) = &mut clients[0];
     let rec = gss_call(h, first, 0x4400_0001, None, &ops);
     let reply = raw_exchange(first, &rec).expect("an answer");
-    assert_eq!(auth_error(&reply), Some(14), "evicted: RPCSEC_GSS_CTXPROBLEM");
+    assert_eq!(
+        auth_error(&reply),
+        Some(14),
+        "evicted: RPCSEC_GSS_CTXPROBLEM"
+    );
     for (c, _) in clients.iter_mut().skip(1) {
         assert_eq!(c.compound(ops.clone()).unwrap().status, nfsstat4::NFS4_OK);
     }
-    assert!(s
-        .srv
-        .log()
-        .contains("context limit of this client reached"));
+    assert!(s.srv.log().contains("context limit of this client reached"));
 }
 
 #[test]
@@ -633,7 +685,11 @@ fn without_kerberos_the_server_serves_auth_sys_and_says_so() {
     // AUTH_SYS works.
     let mut c = srv.client(0);
     let r = c
-        .compound(vec![nfs_argop4::OP_PUTROOTFH, lookup("k"), getattr(&[FATTR4_TYPE])])
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            lookup("k"),
+            getattr(&[FATTR4_TYPE]),
+        ])
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK);
     // An RPCSEC_GSS context creation is refused with AUTH_BADCRED.
@@ -658,4 +714,170 @@ fn without_kerberos_the_server_serves_auth_sys_and_says_so() {
     assert_eq!(auth_error(&reply), Some(1), "AUTH_BADCRED");
     assert!(srv.log().contains("Kerberos is not served"));
     let _ = REALM;
+}
+
+fn exchange_id_mach(c: &mut Client, owner: &[u8]) -> COMPOUND4res {
+    let bits = |ops: &[nfs_opnum4]| {
+        let mut bm = vec![0u32; 2];
+        for op in ops {
+            let n = *op as u32;
+            bm[(n / 32) as usize] |= 1 << (n % 32);
+        }
+        bm
+    };
+    use nfs_opnum4::*;
+    c.compound_raw(vec![nfs_argop4::OP_EXCHANGE_ID(EXCHANGE_ID4args {
+        eia_clientowner: client_owner4 {
+            co_verifier: [4; 8],
+            co_ownerid: owner.to_vec(),
+        },
+        eia_flags: 0,
+        // What the Linux client asks for, plus READ, which is not an
+        // upkeep operation and is not enforced.
+        eia_state_protect: state_protect4_a::SP4_MACH_CRED(state_protect_ops4 {
+            spo_must_enforce: bits(&[
+                OP_BIND_CONN_TO_SESSION,
+                OP_EXCHANGE_ID,
+                OP_CREATE_SESSION,
+                OP_DESTROY_SESSION,
+                OP_DESTROY_CLIENTID,
+                OP_READ,
+            ]),
+            spo_must_allow: bits(&[OP_CLOSE, OP_LOCKU, OP_WRITE, OP_TEST_STATEID]),
+        }),
+        eia_client_impl_id: vec![],
+    })])
+    .unwrap()
+}
+
+fn create_session(c: &mut Client, clientid: clientid4, seq: u32) -> COMPOUND4res {
+    let attrs = channel_attrs4 {
+        ca_headerpadsize: 0,
+        ca_maxrequestsize: 1 << 20,
+        ca_maxresponsesize: 1 << 20,
+        ca_maxresponsesize_cached: 4096,
+        ca_maxoperations: 16,
+        ca_maxrequests: 4,
+        ca_rdma_ird: vec![],
+    };
+    c.compound_raw(vec![nfs_argop4::OP_CREATE_SESSION(CREATE_SESSION4args {
+        csa_clientid: clientid,
+        csa_sequence: seq,
+        csa_flags: 0,
+        csa_fore_chan_attrs: attrs.clone(),
+        csa_back_chan_attrs: attrs,
+        csa_cb_program: 0x4000_0000,
+        csa_sec_parms: vec![callback_sec_parms4::AUTH_NONE],
+    })])
+    .unwrap()
+}
+
+#[test]
+fn sp4_mach_cred_binds_client_upkeep_to_the_machine_credential() {
+    let Some(s) = setup(128) else { return };
+    use nfs_opnum4::*;
+    // Without RPCSEC_GSS integrity or privacy: NFS4ERR_INVAL.
+    let mut sys = s.srv.client(1);
+    assert_eq!(
+        exchange_id_mach(&mut sys, b"m").status,
+        nfsstat4::NFS4ERR_INVAL
+    );
+    let (mut weak, _) = s.client("nfs/client.nfs4d.test", 1, Service::None);
+    assert_eq!(
+        exchange_id_mach(&mut weak, b"m").status,
+        nfsstat4::NFS4ERR_INVAL
+    );
+
+    let (mut machine, mh) = s.client("nfs/client.nfs4d.test", 1, Service::Integrity);
+    let r = exchange_id_mach(&mut machine, b"m");
+    let Some(nfs_resop4::OP_EXCHANGE_ID(EXCHANGE_ID4res::NFS4_OK(ok))) = r.resarray.first() else {
+        panic!("EXCHANGE_ID: {r:?}")
+    };
+    let enforce = |op: nfs_opnum4| 1u32 << (op as u32 % 32);
+    match &ok.eir_state_protect {
+        state_protect4_r::SP4_MACH_CRED(ops) => {
+            assert_eq!(
+                ops.spo_must_enforce,
+                vec![
+                    // READ (25) would be in the first word.
+                    0,
+                    enforce(OP_BIND_CONN_TO_SESSION)
+                        | enforce(OP_EXCHANGE_ID)
+                        | enforce(OP_CREATE_SESSION)
+                        | enforce(OP_DESTROY_SESSION)
+                        | enforce(OP_DESTROY_CLIENTID)
+                ],
+                "the upkeep operations asked for, not READ"
+            );
+            assert_eq!(
+                ops.spo_must_allow,
+                vec![
+                    enforce(OP_CLOSE) | enforce(OP_LOCKU),
+                    enforce(OP_TEST_STATEID)
+                ],
+                "release operations, not WRITE"
+            );
+        }
+        other => panic!("protection {other:?}"),
+    }
+    let (clientid, seq) = (ok.eir_clientid, ok.eir_sequenceid);
+
+    // Another principal, or the machine's without integrity: WRONG_CRED.
+    let (mut alice, _) = s.client("alice", 1, Service::Privacy);
+    assert_eq!(
+        create_session(&mut alice, clientid, seq).status,
+        nfsstat4::NFS4ERR_WRONG_CRED
+    );
+    mh.set_service(Service::None);
+    assert_eq!(
+        create_session(&mut machine, clientid, seq).status,
+        nfsstat4::NFS4ERR_WRONG_CRED
+    );
+    mh.set_service(Service::Privacy);
+    let r = create_session(&mut machine, clientid, seq);
+    let Some(nfs_resop4::OP_CREATE_SESSION(CREATE_SESSION4res::NFS4_OK(cs))) = r.resarray.first()
+    else {
+        panic!("CREATE_SESSION by the machine: {r:?}")
+    };
+    let sid = cs.csr_sessionid;
+    // Renewing the client ID from another principal is refused too.
+    assert_eq!(
+        exchange_id_mach(&mut alice, b"m").status,
+        nfsstat4::NFS4ERR_WRONG_CRED
+    );
+    let bind = |c: &mut Client| {
+        c.compound_raw(vec![nfs_argop4::OP_BIND_CONN_TO_SESSION(
+            BIND_CONN_TO_SESSION4args {
+                bctsa_sessid: sid,
+                bctsa_dir: channel_dir_from_client4::CDFC4_FORE,
+                bctsa_use_conn_in_rdma_mode: false,
+            },
+        )])
+        .unwrap()
+        .status
+    };
+    assert_eq!(bind(&mut alice), nfsstat4::NFS4ERR_WRONG_CRED);
+    let (mut machine2, _) = s.client("nfs/client.nfs4d.test", 1, Service::Integrity);
+    assert_eq!(bind(&mut machine2), nfsstat4::NFS4_OK);
+    let destroy_session = |c: &mut Client| {
+        c.compound_raw(vec![nfs_argop4::OP_DESTROY_SESSION(DESTROY_SESSION4args {
+            dsa_sessionid: sid,
+        })])
+        .unwrap()
+        .status
+    };
+    assert_eq!(destroy_session(&mut alice), nfsstat4::NFS4ERR_WRONG_CRED);
+    assert_eq!(destroy_session(&mut machine2), nfsstat4::NFS4_OK);
+    let destroy_client = |c: &mut Client| {
+        c.compound_raw(vec![nfs_argop4::OP_DESTROY_CLIENTID(
+            DESTROY_CLIENTID4args {
+                dca_clientid: clientid,
+            },
+        )])
+        .unwrap()
+        .status
+    };
+    assert_eq!(destroy_client(&mut alice), nfsstat4::NFS4ERR_WRONG_CRED);
+    assert_eq!(destroy_client(&mut machine), nfsstat4::NFS4_OK);
+    assert!(s.srv.log().contains("SP4_MACH_CRED"));
 }

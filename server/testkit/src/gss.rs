@@ -180,7 +180,9 @@ fn send_protected(
             let service = g.service;
             let (wrapped, sent) = g
                 .ctx
-                .call(call.xid, call.prog, call.vers, call.proc_, service, call.args)
+                .call(
+                    call.xid, call.prog, call.vers, call.proc_, service, call.args,
+                )
                 .map_err(|e| bad(e.to_string()))?;
             g.remember(sent);
             drop(g);
