@@ -145,6 +145,7 @@ pub enum Squash {
 
 /// A security flavor an export accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SecFlavor {
     /// AUTH_SYS (uid/gid asserted by the client).

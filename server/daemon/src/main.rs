@@ -89,6 +89,11 @@ struct ServeArgs {
     /// (docs/delegations.md).
     #[arg(long, value_enum, value_name = "POLICY")]
     delegations: Option<nfs4d_core::state::deleg::Policy>,
+    /// Security flavors every export accepts, in the order SECINFO lists
+    /// them (comma-separated: krb5p, krb5i, krb5, sys, none). Kerberos
+    /// needs a keytab (see the [gss] section of etc/nfs4d.toml).
+    #[arg(long, value_enum, value_name = "FLAVORS", value_delimiter = ',')]
+    sec: Option<Vec<nfs4d_core::export_access::SecFlavor>>,
     /// Lease period in seconds.
     #[arg(long, value_name = "SECS")]
     lease_time: Option<u32>,
@@ -129,6 +134,9 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
         }
         if let Some(v) = a.delegations {
             e.delegations = v;
+        }
+        if let Some(v) = &a.sec {
+            e.sec = v.clone();
         }
     }
     if let Some(l) = a.lease_time {

@@ -23,6 +23,7 @@ use nfs4d_gss::wire::{Cred, GssProc};
 use nfs4d_gss::{GssClient, Service};
 use nfs4d_testkit::gss::GssHandle;
 use nfs4d_testkit::ops::*;
+use nfs4d_testkit::transport::Transport;
 use nfs4d_testkit::wire::{self, NFS_PROGRAM, NFS_V4, PROC_COMPOUND};
 use nfs4d_testkit::Client;
 use nfs4d_xdr::nfs4::*;
@@ -665,6 +666,155 @@ fn context_limit_per_client_address() {
         assert_eq!(c.compound(ops.clone()).unwrap().status, nfsstat4::NFS4_OK);
     }
     assert!(s.srv.log().contains("context limit of this client reached"));
+}
+
+/// A TCP connection from source address `from` (127.0.0.x).
+fn tcp_from(srv: &TestServer, from: &str) -> nfs4d_testkit::transport::Tcp {
+    use socket2::{Domain, Socket, Type};
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.bind(&local.into()).unwrap();
+    sock.connect(&srv.addr.into()).unwrap();
+    nfs4d_testkit::transport::Tcp::new(sock.into()).unwrap()
+}
+
+/// A new context over `t` (one INIT round trip with Kerberos).
+fn new_context(t: &mut dyn Transport, gss: &nfs4d_gss::Gss, cc: &str) -> GssClient {
+    let mut ctx = GssClient::new(gss, Some(cc), SERVICE).unwrap();
+    let call = ctx.init_call(1, NFS_PROGRAM, NFS_V4).unwrap();
+    t.send(&[&call]).unwrap();
+    let reply = t.recv(Duration::from_secs(30)).unwrap();
+    assert!(ctx.init_reply(&reply).unwrap(), "one round trip");
+    ctx
+}
+
+/// A NULL call under `ctx`: `None` when answered and verified, else the
+/// `auth_stat` of the refusal.
+fn probe(t: &mut dyn Transport, ctx: &mut GssClient, xid: u32) -> Option<u32> {
+    let (call, sent) = ctx
+        .call(xid, NFS_PROGRAM, NFS_V4, 0, Service::Integrity, &[])
+        .unwrap();
+    t.send(&[&call]).unwrap();
+    let reply = t.recv(Duration::from_secs(30)).unwrap();
+    match ctx.reply(&sent, &reply) {
+        Ok(_) => None,
+        Err(nfs4d_gss::ClientError::Denied(stat)) => Some(stat),
+        Err(e) => panic!("probe: {e}"),
+    }
+}
+
+#[test]
+fn context_table_limit_evicts_from_the_busiest_address() {
+    // 6 contexts in all, 4 per address: .1 holds 4 and .2 holds 2, which
+    // fills the table; a third address then takes the least recently used
+    // context of the busiest address (.1), and only that one.
+    let Some(kdc) = Kdc::start() else { return };
+    let Some(gss) = realm::gss() else { return };
+    let toml = format!(
+        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\nmax_contexts = 6\nmax_contexts_per_client = 4\n[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\n",
+        kdc.service_keytab.display()
+    );
+    let srv = TestServer::start_with_config(&toml, &[]);
+    let cc = kdc.ccache_for("alice", SERVICE);
+    let mut t1 = tcp_from(&srv, "127.0.0.1");
+    let mut t2 = tcp_from(&srv, "127.0.0.2");
+    let mut t3 = tcp_from(&srv, "127.0.0.3");
+    let mut c2: Vec<GssClient> = (0..2).map(|_| new_context(&mut t2, &gss, &cc)).collect();
+    let mut c1: Vec<GssClient> = (0..4).map(|_| new_context(&mut t1, &gss, &cc)).collect();
+    let mut c3 = new_context(&mut t3, &gss, &cc);
+    assert_eq!(probe(&mut t3, &mut c3, 20), None);
+    let answers: Vec<Option<u32>> = c1
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| probe(&mut t1, c, 30 + i as u32))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![Some(14), None, None, None],
+        "only the oldest of .1 went"
+    );
+    for (i, c) in c2.iter_mut().enumerate() {
+        assert_eq!(
+            probe(&mut t2, c, 40 + i as u32),
+            None,
+            ".2's context {i} kept"
+        );
+    }
+    assert!(srv.log().contains("context table full"));
+}
+
+/// By hand (`--ignored --nocapture`): how many contexts one client
+/// address holds before the limit answers, and how many all addresses
+/// hold, with the default limits; the server's memory per context.
+#[test]
+#[ignore]
+fn measure_default_context_limits() {
+    let Some(kdc) = Kdc::start() else { return };
+    let Some(gss) = realm::gss() else { return };
+    let toml = format!(
+        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\n[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\n",
+        kdc.service_keytab.display()
+    );
+    let srv = TestServer::start_with_config(&toml, &[]);
+    let rss = || {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    let cc = kdc.ccache_for("alice", SERVICE);
+    let per_default = nfs4d_gss::table::DEFAULT_MAX_PER_CLIENT;
+    let all_default = nfs4d_gss::table::DEFAULT_MAX_CONTEXTS;
+    // One address creates twice the default, then uses each context.
+    let mut t = tcp_from(&srv, "127.0.0.1");
+    let started = std::time::Instant::now();
+    let mut mine: Vec<GssClient> = (0..2 * per_default)
+        .map(|_| new_context(&mut t, &gss, &cc))
+        .collect();
+    let created = started.elapsed();
+    let alive: Vec<bool> = mine
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| probe(&mut t, c, i as u32) != Some(14))
+        .collect();
+    let held = alive.iter().filter(|a| **a).count();
+    println!(
+        "one address: {} contexts created in {created:?}; {held} still usable, the {} oldest answer RPCSEC_GSS_CTXPROBLEM",
+        2 * per_default,
+        alive.len() - held
+    );
+    assert_eq!(held, per_default);
+    assert!(alive[..per_default].iter().all(|a| !a) && alive[per_default..].iter().all(|a| *a));
+    drop(mine);
+    // Addresses .2 … .40 create the default per-address count each: more
+    // than the table holds in all.
+    let before = rss();
+    let started = std::time::Instant::now();
+    let mut all: Vec<(usize, GssClient)> = Vec::new();
+    let mut conns = Vec::new();
+    for a in 2..=40u32 {
+        let mut t = tcp_from(&srv, &format!("127.0.0.{a}"));
+        for _ in 0..per_default {
+            all.push((conns.len(), new_context(&mut t, &gss, &cc)));
+        }
+        conns.push(t);
+    }
+    let created = started.elapsed();
+    let after = rss();
+    let mut usable = 0;
+    for (i, (conn, c)) in all.iter_mut().enumerate() {
+        if probe(&mut conns[*conn], c, i as u32) != Some(14) {
+            usable += 1;
+        }
+    }
+    println!(
+        "39 addresses: {} contexts created in {created:?}; {usable} usable; server RSS {before} -> {after} KiB, {:.1} KiB per context held",
+        all.len(),
+        (after.saturating_sub(before)) as f64 / usable as f64
+    );
+    // The contexts of .1 were in the table too: at most the default in all.
+    assert!(usable <= all_default && usable > all_default - per_default);
 }
 
 #[test]
