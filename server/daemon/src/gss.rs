@@ -295,11 +295,6 @@ fn protect(acc: &Accepted<'_>, xid: u32, rec: Record) -> Record {
     Record { bytes, detached }
 }
 
-/// Answers an RPCSEC_GSS call when no engine runs.
-pub fn unavailable_reply(xid: u32) -> Vec<u8> {
-    grpc::auth_error_record(xid, AuthStat::BadCred)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +311,27 @@ mod tests {
         assert_eq!((c.keytab, c.principal, c.library), (None, None, None));
         assert!(c.mapping.rules.is_empty() && c.mapping.local_realms.is_empty());
         assert!(Config::default().gss.enabled);
+    }
+
+    #[test]
+    fn example_configuration_is_valid_with_its_kerberos_lines_on() {
+        let text = include_str!("../../../etc/nfs4d.toml");
+        engine_config(&Config::parse(text).unwrap().gss).unwrap();
+        // Uncomment every `# key = value` line after [gss] (the alternatives
+        // given after a second `#` stay comments).
+        let (head, tail) = text.split_at(text.find("\n[gss]").unwrap());
+        let on: String = tail
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(kv) if kv.contains(" = ") || kv.starts_with("[[") => kv,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg = Config::parse(&format!("{head}\n{on}\n")).unwrap();
+        assert!(!cfg.gss.map.is_empty() && cfg.gss.principal.is_some());
+        let e = engine_config(&cfg.gss).unwrap();
+        assert_eq!(e.limits, Limits::default(), "the defaults as documented");
     }
 
     #[test]

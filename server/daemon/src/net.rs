@@ -1,5 +1,6 @@
 //! The TCP transport: accepts connections, reassembles records, answers
-//! RPC-level errors, queues COMPOUNDs for the connection's runners
+//! RPC-level errors, queues COMPOUNDs — and every RPCSEC_GSS call, which a
+//! runner authenticates (`gss.rs`) — for the connection's runners
 //! (`exec.rs`, on the blocking pool) and writes replies in whatever order
 //! they finish. It also carries back-channel calls out
 //! and their replies in, on the same connection.
@@ -240,13 +241,7 @@ fn handle_record(
                     Some(g) => Some(g.clone()),
                     None => {
                         tracing::warn!(%peer, xid = c.xid, "RPCSEC_GSS call, but Kerberos is not served (see the start-up log); AUTH_BADCRED");
-                        let tx = tx.clone();
-                        let out = crate::gss::unavailable_reply(c.xid);
-                        tokio::spawn(async move {
-                            let _ = tx.send(out.into()).await;
-                            drop(permit);
-                        });
-                        return;
+                        return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
                     }
                 },
                 Credential::Other(flavor) => {
