@@ -743,6 +743,35 @@ fn context_table_limit_evicts_from_the_busiest_address() {
     assert!(srv.log().contains("context table full"));
 }
 
+#[test]
+fn idle_contexts_expire_and_clients_start_new_ones() {
+    // idle_time = 1 s: a context unused for longer answers CTXPROBLEM (the
+    // sweep of the lease reaper's tick, or the lookup itself, removed it);
+    // the client then establishes a new one and goes on.
+    let Some(kdc) = Kdc::start() else { return };
+    let Some(gss) = realm::gss() else { return };
+    let toml = format!(
+        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\nidle_time = 1\n[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\n",
+        kdc.service_keytab.display()
+    );
+    let srv = TestServer::start_with_config(&toml, &[]);
+    let cc = kdc.ccache_for("alice", SERVICE);
+    let mut t = tcp_from(&srv, "127.0.0.1");
+    let mut c = new_context(&mut t, &gss, &cc);
+    assert_eq!(probe(&mut t, &mut c, 1), None);
+    // Used within the idle time: kept.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(probe(&mut t, &mut c, 2), None);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        probe(&mut t, &mut c, 3),
+        Some(14),
+        "expired: RPCSEC_GSS_CTXPROBLEM"
+    );
+    let mut again = new_context(&mut t, &gss, &cc);
+    assert_eq!(probe(&mut t, &mut again, 4), None);
+}
+
 /// By hand (`--ignored --nocapture`): how many contexts one client
 /// address holds before the limit answers, and how many all addresses
 /// hold, with the default limits; the server's memory per context.
