@@ -251,7 +251,14 @@ fn handle_record(
                 _ => None,
             };
             match c.proc_ {
-                0 if engine.is_some() => {}
+                0 if engine.is_some() => {
+                    // A context is state held for the host: one that no
+                    // export admits may not create any (as for COMPOUND).
+                    if !nfs4d_core::export_access::any_export_admits(&srv.cfg, peer) {
+                        tracing::warn!(%peer, xid = c.xid, "no export admits this client address and port; refusing the RPCSEC_GSS call");
+                        return refuse(c.xid, Refusal::Auth(AuthStat::TooWeak), permit);
+                    }
+                }
                 0 => {
                     let mut out = Vec::new();
                     rpc::begin_success_reply(c.xid, &mut out);

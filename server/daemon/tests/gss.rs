@@ -23,7 +23,7 @@ use nfs4d_gss::wire::{Cred, GssProc};
 use nfs4d_gss::{GssClient, Service};
 use nfs4d_testkit::gss::GssHandle;
 use nfs4d_testkit::ops::*;
-use nfs4d_testkit::transport::Transport;
+use nfs4d_testkit::transport::{Sender, Transport};
 use nfs4d_testkit::wire::{self, NFS_PROGRAM, NFS_V4, PROC_COMPOUND};
 use nfs4d_testkit::Client;
 use nfs4d_xdr::nfs4::*;
@@ -770,6 +770,28 @@ fn idle_contexts_expire_and_clients_start_new_ones() {
     );
     let mut again = new_context(&mut t, &gss, &cc);
     assert_eq!(probe(&mut t, &mut again, 4), None);
+}
+
+#[test]
+fn hosts_no_export_admits_create_no_context() {
+    let Some(kdc) = Kdc::start() else { return };
+    let Some(gss) = realm::gss() else { return };
+    let toml = format!(
+        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\n[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\nclients = [{{ addr = \"127.0.0.1\" }}]\n",
+        kdc.service_keytab.display()
+    );
+    let srv = TestServer::start_with_config(&toml, &[]);
+    let cc = kdc.ccache_for("alice", SERVICE);
+    let mut t = tcp_from(&srv, "127.0.0.2");
+    let mut ctx = GssClient::new(&gss, Some(&cc), SERVICE).unwrap();
+    let call = ctx.init_call(1, NFS_PROGRAM, NFS_V4).unwrap();
+    t.send(&[&call]).unwrap();
+    let reply = t.recv(Duration::from_secs(30)).unwrap();
+    assert_eq!(auth_error(&reply), Some(5), "AUTH_TOOWEAK");
+    // The admitted host creates one.
+    let mut t1 = tcp_from(&srv, "127.0.0.1");
+    let mut c1 = new_context(&mut t1, &gss, &cc);
+    assert_eq!(probe(&mut t1, &mut c1, 2), None);
 }
 
 /// By hand (`--ignored --nocapture`): how many contexts one client
