@@ -783,7 +783,7 @@ fn hosts_no_export_admits_create_no_context() {
     let srv = TestServer::start_with_config(&toml, &[]);
     let cc = kdc.ccache_for("alice", SERVICE);
     let mut t = tcp_from(&srv, "127.0.0.2");
-    let mut ctx = GssClient::new(&gss, Some(&cc), SERVICE).unwrap();
+    let ctx = GssClient::new(&gss, Some(&cc), SERVICE).unwrap();
     let call = ctx.init_call(1, NFS_PROGRAM, NFS_V4).unwrap();
     t.send(&[&call]).unwrap();
     let reply = t.recv(Duration::from_secs(30)).unwrap();
