@@ -23,6 +23,9 @@ usage: PYNFS_DIR=/path/to/built/pynfs $0 [options] [-- extra testserver args]
                            /tmp/pynfs-results.XXXXXX)
   --v41-minor N            minor version the 4.1 suite speaks (default:
                            pynfs's own default, 2 in current pynfs)
+  --host NAME              the name pynfs is given for the nfs4d it starts
+                           (default 127.0.0.1); "localhost" for Kerberos
+                           runs, so that pynfs asks for nfs@localhost
   --timeout SECS           per-suite time limit (default: 3600)
   -h, --help               this text
 
@@ -45,6 +48,7 @@ SELECT=all
 EXPECT_DIR=$HERE
 OUT_DIR=
 V41_MINOR=
+HOST=127.0.0.1
 TIMEOUT=3600
 EXTRA=()
 
@@ -64,6 +68,8 @@ while [ $# -gt 0 ]; do
     --out-dir=*) OUT_DIR=${1#*=}; shift ;;
     --v41-minor) V41_MINOR=${2:?--v41-minor needs a number}; shift 2 ;;
     --v41-minor=*) V41_MINOR=${1#*=}; shift ;;
+    --host) HOST=${2:?--host needs a name}; shift 2 ;;
+    --host=*) HOST=${1#*=}; shift ;;
     --timeout) TIMEOUT=${2:?--timeout needs seconds}; shift 2 ;;
     --timeout=*) TIMEOUT=${1#*=}; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -177,7 +183,7 @@ EOF
             SUMMARY+=("$s: nfs4d did not start")
             continue
         fi
-        url=127.0.0.1:$port/
+        url=$HOST:$port/
         helper_args=(--serverhelper "$HERE/serverhelper.sh" --serverhelperarg "$work")
         echo "nfs4d $NFS4D_BIN on $url (export $work/export, state $work/state)"
     else

@@ -193,6 +193,12 @@ fn serialise(xid: u32, body: ReplyBody<&[u8], &[u8]>) -> Vec<u8> {
     out
 }
 
+/// Length of what [`begin_success_reply`] writes: the record header, then
+/// xid, REPLY, MSG_ACCEPTED, the AUTH_NONE verifier (flavor and empty
+/// body) and SUCCESS. The results follow at this offset (a transport that
+/// protects results, RPCSEC_GSS, takes them from there).
+pub const SUCCESS_HEADER_LEN: usize = HEADER_LEN + 6 * 4;
+
 /// Starts a successful reply record for `xid`: record header, RPC reply
 /// header with an AUTH_NONE verifier. The caller appends the results and
 /// then calls [`finish_record`].
@@ -315,6 +321,11 @@ mod tests {
     fn reply_round_trip() {
         let mut out = Vec::new();
         begin_success_reply(9, &mut out);
+        assert_eq!(out.len(), SUCCESS_HEADER_LEN);
+        assert_eq!(
+            &out[HEADER_LEN..],
+            &[0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
         out.extend_from_slice(&[1, 2, 3, 4]);
         finish_record(&mut out);
         match parse(&out) {

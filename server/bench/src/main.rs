@@ -106,6 +106,17 @@ struct Cli {
     /// openhold: seconds the files stay open [default: 8].
     #[arg(long)]
     hold: Option<f64>,
+    /// Security flavor: sys (AUTH_SYS as root), or Kerberos krb5, krb5i,
+    /// krb5p (RPCSEC_GSS, one context per connection).
+    #[arg(long, value_enum, default_value = "sys")]
+    sec: Sec,
+    /// Kerberos: the credential cache with the tickets to use [default:
+    /// KRB5CCNAME, else the default cache].
+    #[arg(long, value_name = "CCACHE")]
+    krb5_ccache: Option<String>,
+    /// Kerberos: the server's principal, `nfs/HOST@REALM` or `nfs@HOST`.
+    #[arg(long, value_name = "PRINCIPAL", default_value = "nfs@localhost")]
+    krb5_target: String,
     /// CI smoke test: all workloads (unless --workload), small inputs,
     /// --ops 200 (unless given); exit status 1 on any error.
     #[arg(long)]
@@ -124,6 +135,14 @@ enum WorkloadArg {
     Randwrite,
     Openhold,
     TcpCeiling,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum Sec {
+    Sys,
+    Krb5,
+    Krb5i,
+    Krb5p,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
@@ -177,7 +196,24 @@ fn workloads(args: &[WorkloadArg]) -> Vec<Workload> {
     out
 }
 
-fn params(cli: &Cli) -> Params {
+/// The Kerberos settings, or why they cannot be used.
+fn krb5(cli: &Cli) -> Result<Option<workloads::Krb5>, String> {
+    let service = match cli.sec {
+        Sec::Sys => return Ok(None),
+        Sec::Krb5 => nfs4d_gss::Service::None,
+        Sec::Krb5i => nfs4d_gss::Service::Integrity,
+        Sec::Krb5p => nfs4d_gss::Service::Privacy,
+    };
+    let gss = nfs4d_gss::Gss::load(None).map_err(|e| e.to_string())?;
+    Ok(Some(workloads::Krb5 {
+        gss,
+        ccache: cli.krb5_ccache.clone(),
+        target: cli.krb5_target.clone(),
+        service,
+    }))
+}
+
+fn params(cli: &Cli, krb5: Option<workloads::Krb5>) -> Params {
     let smoke = cli.smoke;
     let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
     let ops = cli.ops.or(smoke.then_some(200));
@@ -210,6 +246,7 @@ fn params(cli: &Cli) -> Params {
         open_files: cli.open_files.unwrap_or(if smoke { 200 } else { 10_000 }),
         hold: secs(cli.hold.unwrap_or(if smoke { 1.0 } else { 8.0 })),
         server_pid: cli.server_pid,
+        krb5,
     }
 }
 
@@ -217,6 +254,11 @@ const MIB: f64 = (1u64 << 20) as f64;
 
 fn ms(nanos: u64) -> f64 {
     nanos as f64 / 1e6
+}
+
+/// The security flavor of the run, as `--sec` names it.
+fn sec_name(p: &Params) -> &'static str {
+    p.krb5.as_ref().map_or("sys", |k| k.service.name())
 }
 
 fn text(label: &str, p: &Params, r: &Report) -> String {
@@ -227,8 +269,12 @@ fn text(label: &str, p: &Params, r: &Report) -> String {
         "loopback".to_string()
     } else {
         format!(
-            "{label} ({}{}), {} conn x {} slots",
-            p.server, p.export, p.connections, p.slots
+            "{label} ({}{}), {} conn x {} slots, sec={}",
+            p.server,
+            p.export,
+            p.connections,
+            p.slots,
+            sec_name(p)
         )
     };
     let _ = writeln!(s, "== {} @ {setup}, {secs:.2} s", r.workload.name());
@@ -317,6 +363,7 @@ fn json(label: &str, p: &Params, r: &Report) -> String {
         ("server".into(), json_str(&p.server.to_string())),
         ("connections".into(), p.connections.to_string()),
         ("slots".into(), p.slots.to_string()),
+        ("sec".into(), json_str(sec_name(p))),
         ("elapsed_s".into(), num(secs)),
         ("ops".into(), t.ops.to_string()),
         ("ops_per_s".into(), num(t.ops as f64 / secs)),
@@ -362,7 +409,14 @@ fn json(label: &str, p: &Params, r: &Report) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let p = params(&cli);
+    let krb5 = match krb5(&cli) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("nfs4d-bench: --sec {:?}: {e}", cli.sec);
+            return ExitCode::from(2);
+        }
+    };
+    let p = params(&cli, krb5);
     let list = workloads(&cli.workload);
     let mut failed = false;
     for w in list {

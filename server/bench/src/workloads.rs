@@ -83,6 +83,18 @@ pub struct Params {
     pub open_files: u64,
     pub hold: Duration,
     pub server_pid: Option<u32>,
+    /// RPCSEC_GSS (Kerberos) instead of AUTH_SYS.
+    pub krb5: Option<Krb5>,
+}
+
+/// How the connections speak RPCSEC_GSS: each has a context of its own,
+/// created from the tickets of `ccache` towards `target`.
+#[derive(Clone, Debug)]
+pub struct Krb5 {
+    pub gss: nfs4d_gss::Gss,
+    pub ccache: Option<String>,
+    pub target: String,
+    pub service: nfs4d_gss::Service,
 }
 
 /// The outcome of one workload run.
@@ -260,7 +272,20 @@ impl<'p> Bench<'p> {
 /// client, so no client-wide state (open owners, sequence ids) is shared
 /// between connections.
 fn connect(p: &Params, owner: &[u8]) -> io::Result<Client> {
-    let mut c = Client::connect(p.server, 1)?;
+    let mut c = match &p.krb5 {
+        None => Client::connect(p.server, 1)?,
+        Some(k) => {
+            let (c, _) = Client::connect_gss(
+                p.server,
+                1,
+                &k.gss,
+                k.ccache.as_deref(),
+                &k.target,
+                k.service,
+            )?;
+            c
+        }
+    };
     c.cred = nfs4d_xdr::rpc::Credential::Sys {
         stamp: 1,
         machine: "nfs4d-bench".into(),

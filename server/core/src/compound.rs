@@ -78,7 +78,10 @@ pub fn process(
         Ok(s) => s.chars().any(crate::namespace::vfs::is_noncharacter),
         Err(_) => true,
     };
-    let drc_key = (minor == 0).then(|| crate::drc::key(req.peer, xid, args));
+    let drc_key = (minor == 0).then(|| {
+        let principal = req.gss.as_deref().map(|g| g.principal.as_str());
+        crate::drc::key(req.peer, xid, principal, args)
+    });
     if let Some(cached) = drc_key.as_ref().and_then(|k| srv.state.drc.get(k)) {
         tracing::debug!(peer = %req.peer, xid, "4.0 retransmission answered from the duplicate request cache");
         return Ok((cached.to_vec().into(), Vec::new()));
@@ -110,7 +113,7 @@ pub fn process(
         args_len: args.len(),
         followups: Vec::new(),
         modified: false,
-        cred: req.cred.clone(),
+        cred: crate::export_access::request_cred(&req.cred, req.gss.as_deref()),
         cred_export: None,
         detached: None,
     };
@@ -341,7 +344,10 @@ fn cfh_export(cx: &Cx) -> Option<u32> {
 /// Export `id`'s verdict on this request's host, port and flavor.
 fn export_verdict(cx: &Cx, id: u32) -> Result<(), Denial> {
     match cx.srv.vfs.export(id) {
-        Ok(e) => crate::export_access::check(&e.cfg, cx.req.peer, &cx.req.cred).map(|_| ()),
+        Ok(e) => {
+            crate::export_access::check(&e.cfg, cx.req.peer, &cx.req.cred, cx.req.gss.as_deref())
+                .map(|_| ())
+        }
         Err(_) => Ok(()),
     }
 }
@@ -365,7 +371,7 @@ fn refuse(cx: &Cx, id: u32, d: Denial) -> NfsError {
         tracing::warn!(
             peer = %cx.req.peer,
             export = %path,
-            flavor = crate::export_access::flavor_of(&cx.req.cred),
+            flavor = crate::export_access::flavor_of(&cx.req.cred, cx.req.gss.as_deref()),
             reason = d.reason(),
             held_back = held,
             "export access refused"
@@ -386,8 +392,10 @@ fn guard_before(cx: &mut Cx, desc: &ops::OpDesc) -> Result<(), NfsError> {
     let export = cfh_export(cx);
     if export != cx.cred_export {
         cx.cred = match export.and_then(|id| cx.srv.vfs.export(id).ok()) {
-            Some(e) => crate::export_access::effective_cred(&e.cfg, &cx.req.cred),
-            None => cx.req.cred.clone(),
+            Some(e) => {
+                crate::export_access::effective_cred(&e.cfg, &cx.req.cred, cx.req.gss.as_deref())
+            }
+            None => crate::export_access::request_cred(&cx.req.cred, cx.req.gss.as_deref()),
         };
         cx.cred_export = export;
     }

@@ -241,6 +241,8 @@ pub struct Config {
     pub limits: Limits,
     /// The administrator's interfaces.
     pub admin: AdminConfig,
+    /// RPCSEC_GSS with Kerberos 5 (the daemon's `[gss]` section).
+    pub gss: GssConfig,
 }
 
 /// The administrator's interfaces (docs/operations.md).
@@ -255,6 +257,89 @@ pub struct AdminConfig {
     pub metrics_public: bool,
 }
 
+/// The `[gss]` section: how the daemon offers RPCSEC_GSS (krb5, krb5i,
+/// krb5p). The core only carries it; the daemon builds the RPCSEC_GSS
+/// engine from it (docs/security.md has the set-up).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GssConfig {
+    /// Offer RPCSEC_GSS. On by default: a host with a keytab serves
+    /// Kerberos without further configuration, one without says so at
+    /// start-up and serves AUTH_SYS.
+    pub enabled: bool,
+    /// The keytab; absent: where MIT Kerberos looks by itself
+    /// (`KRB5_KTNAME`, else `default_keytab_name` of krb5.conf, else
+    /// `/etc/krb5.keytab`).
+    pub keytab: Option<PathBuf>,
+    /// The service principal, `nfs/HOST@REALM`; absent: any key of the
+    /// keytab (MIT's behaviour without an acceptor name).
+    pub principal: Option<String>,
+    /// The GSS-API library; absent: `libgssapi_krb5.so.2`.
+    pub library: Option<PathBuf>,
+    /// Realms whose users map to accounts by short name; empty: the
+    /// realm of the service principal.
+    pub local_realms: Vec<String>,
+    /// Contexts held in all (absent: the engine's default, 4096).
+    pub max_contexts: Option<u32>,
+    /// Contexts held per client address (absent: 128).
+    pub max_contexts_per_client: Option<u32>,
+    /// Seconds an unused context is kept (absent: an hour).
+    pub idle_time: Option<u32>,
+    /// Seconds a context lives at most, whatever its ticket says
+    /// (absent: a day).
+    pub max_lifetime: Option<u32>,
+    /// Principal mapping rules, tried in order before the default
+    /// mapping.
+    #[serde(rename = "map")]
+    pub map: Vec<GssMapRule>,
+}
+
+impl Default for GssConfig {
+    fn default() -> Self {
+        GssConfig {
+            enabled: true,
+            keytab: None,
+            principal: None,
+            library: None,
+            local_realms: Vec::new(),
+            max_contexts: None,
+            max_contexts_per_client: None,
+            idle_time: None,
+            max_lifetime: None,
+            map: Vec::new(),
+        }
+    }
+}
+
+/// One `[[gss.map]]` rule: principals matching `principal` (`name@REALM`,
+/// `*@REALM` or `service/*@REALM`) map to exactly one of: the account
+/// `user`, the account named like the principal (`short_name`), fixed
+/// ids (`uid`, `gid`, `groups`), or the anonymous identity (`anonymous`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GssMapRule {
+    /// The principals the rule applies to.
+    pub principal: String,
+    /// An account of the user database.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The account named like the principal's first component.
+    #[serde(default)]
+    pub short_name: bool,
+    /// A fixed user id (with `gid`).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// A fixed group id (with `uid`).
+    #[serde(default)]
+    pub gid: Option<u32>,
+    /// Supplementary groups of a fixed identity.
+    #[serde(default)]
+    pub groups: Vec<u32>,
+    /// The anonymous identity (the export's `anonuid`/`anongid`).
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -266,6 +351,7 @@ impl Default for Config {
             exports: Vec::new(),
             limits: Limits::default(),
             admin: AdminConfig::default(),
+            gss: GssConfig::default(),
         }
     }
 }
@@ -544,20 +630,46 @@ pub enum Squash {
 
 /// A security flavor an export accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SecFlavor {
     /// AUTH_SYS (uid/gid asserted by the client).
     Sys,
     /// AUTH_NONE (the anonymous identity).
     None,
+    /// RPCSEC_GSS with Kerberos 5, authentication only.
+    Krb5,
+    /// RPCSEC_GSS with Kerberos 5 and integrity.
+    Krb5i,
+    /// RPCSEC_GSS with Kerberos 5 and privacy.
+    Krb5p,
 }
 
 impl SecFlavor {
-    /// The RPC flavor number.
+    /// The RPC flavor number (for Kerberos the pseudo-flavor).
     pub fn number(self) -> u32 {
         match self {
             SecFlavor::Sys => AUTH_SYS,
             SecFlavor::None => AUTH_NONE,
+            SecFlavor::Krb5 => crate::auth::KRB5,
+            SecFlavor::Krb5i => crate::auth::KRB5I,
+            SecFlavor::Krb5p => crate::auth::KRB5P,
+        }
+    }
+
+    /// Whether this is one of the Kerberos flavors.
+    pub fn is_kerberos(self) -> bool {
+        matches!(self, SecFlavor::Krb5 | SecFlavor::Krb5i | SecFlavor::Krb5p)
+    }
+
+    /// The name used in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecFlavor::Sys => "sys",
+            SecFlavor::None => "none",
+            SecFlavor::Krb5 => "krb5",
+            SecFlavor::Krb5i => "krb5i",
+            SecFlavor::Krb5p => "krb5p",
         }
     }
 }

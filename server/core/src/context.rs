@@ -8,19 +8,24 @@ use std::sync::Arc;
 use nfs4d_xdr::nfs4::stateid4;
 use nfs4d_xdr::rpc::Credential;
 
+use crate::auth::GssCaller;
 use crate::error::NfsError;
 use crate::namespace::vfs::CurFh;
 use crate::reply::Detached;
 use crate::server::Server;
-use crate::state::client::Principal;
+use crate::state::client::{MachCaller, Principal};
 use crate::state::session::{Channel, SessionId};
 use crate::state::{OwnerKey, OwnerKind};
 
 /// What the transport knows about a request.
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
-    /// The RPC credential.
+    /// The RPC credential (`Credential::Other(6)` for RPCSEC_GSS, whose
+    /// caller is in `gss`).
     pub cred: Credential,
+    /// The Kerberos caller of a call the transport accepted under
+    /// RPCSEC_GSS.
+    pub gss: Option<Arc<GssCaller>>,
     /// Connection id.
     pub conn: u64,
     /// Peer address, for logs.
@@ -30,8 +35,22 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
+    /// The caller as SP4_MACH_CRED looks at it: its Kerberos principal
+    /// and whether the call had integrity or privacy.
+    pub fn mach_caller(&self) -> MachCaller<'_> {
+        self.gss.as_deref().map(|g| {
+            (
+                g.principal.as_str(),
+                g.service >= crate::auth::GssService::Integrity,
+            )
+        })
+    }
+
     /// The principal that owns state created by this request.
     pub fn principal(&self) -> Principal {
+        if let Some(g) = &self.gss {
+            return Principal::Gss(g.principal.clone());
+        }
         match &self.cred {
             Credential::Sys { uid, .. } => Principal::Uid(*uid),
             _ => Principal::Anonymous,

@@ -9,6 +9,12 @@
 //! COMPOUNDs, keyed by client address and port, xid and a hash of the arguments,
 //! and sends them again for a retransmission. 4.1 has exactly-once
 //! semantics through session slots instead.
+//!
+//! Under RPCSEC_GSS the key also covers the caller's principal (a reply is
+//! never sent again to someone else), and the cache holds the reply as
+//! the core built it, before the transport protects it: a retransmission
+//! carries a new GSS sequence number (RFC 2203 §5.3.3.1), so the stored
+//! reply is given a fresh verifier and protection each time it is sent.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
@@ -41,10 +47,14 @@ impl std::fmt::Debug for Drc {
 /// The cache key of a request: the client's address *and port* (as
 /// knfsd's cache), so two clients behind one address with colliding xids
 /// are not confused; Linux reconnects from the same port, so a
-/// retransmission on a new connection still finds its entry.
-pub fn key(addr: SocketAddr, xid: u32, args: &[u8]) -> Key {
+/// retransmission on a new connection still finds its entry. `principal`
+/// is the Kerberos principal of an RPCSEC_GSS call.
+pub fn key(addr: SocketAddr, xid: u32, principal: Option<&str>, args: &[u8]) -> Key {
     let mut h = DefaultHasher::new();
     args.hash(&mut h);
+    if let Some(p) = principal {
+        p.hash(&mut h);
+    }
     (addr, xid, h.finish())
 }
 
@@ -85,16 +95,24 @@ mod tests {
     fn remembers_and_evicts() {
         let d = Drc::default();
         let a = SocketAddr::from(([127, 0, 0, 1], 700));
-        let k = key(a, 1, b"args");
+        let k = key(a, 1, None, b"args");
         assert!(d.get(&k).is_none());
         d.put(k, b"reply");
         assert_eq!(d.get(&k).unwrap().as_slice(), b"reply");
         assert!(
-            d.get(&key(a, 1, b"other args")).is_none(),
+            d.get(&key(a, 1, None, b"other args")).is_none(),
             "same xid, other call"
         );
+        let alice = key(a, 1, Some("alice@R"), b"args");
+        d.put(alice, b"alice's reply");
+        assert_eq!(d.get(&alice).unwrap().as_slice(), b"alice's reply");
+        assert!(
+            d.get(&key(a, 1, Some("bob@R"), b"args")).is_none(),
+            "same xid and call, another principal"
+        );
+        assert_eq!(d.get(&k).unwrap().as_slice(), b"reply");
         for x in 2..(DRC_ENTRIES as u32 + 2) {
-            d.put(key(a, x, b"args"), b"r");
+            d.put(key(a, x, None, b"args"), b"r");
         }
         assert!(d.get(&k).is_none(), "oldest entry evicted");
     }

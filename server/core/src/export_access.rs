@@ -12,10 +12,13 @@
 //!
 //! AUTH_SYS identities are asserted by the client (RFC 5531 §14.2.1 /
 //! RFC 8881 §2.2.1.1.1.1); these rules limit what a host may do, they do
-//! not authenticate users.
+//! not authenticate users. Kerberos callers ([`GssCaller`], flavors krb5,
+//! krb5i, krb5p) are authenticated by the transport; their flavor is the
+//! pseudo-flavor of the service their call used.
 
 use std::net::SocketAddr;
 
+use crate::auth::{GssCaller, PrincipalKind};
 use crate::config::{Config, ExportConfig};
 use nfs4d_xdr::rpc::Credential;
 
@@ -46,8 +49,12 @@ impl Denial {
     }
 }
 
-/// The flavor number of a credential.
-pub fn flavor_of(cred: &Credential) -> u32 {
+/// The flavor number of a call: its credential's flavor, or for a
+/// Kerberos caller the pseudo-flavor of the service it used.
+pub fn flavor_of(cred: &Credential, gss: Option<&GssCaller>) -> u32 {
+    if let Some(g) = gss {
+        return g.flavor();
+    }
     match cred {
         Credential::None => AUTH_NONE,
         Credential::Sys { .. } => AUTH_SYS,
@@ -72,17 +79,24 @@ pub fn host_access(e: &ExportConfig, peer: SocketAddr) -> Result<bool, Denial> {
     Ok(read_only)
 }
 
-/// Whether the export accepts the credential's flavor.
-pub fn flavor_allowed(e: &ExportConfig, cred: &Credential) -> bool {
-    let f = flavor_of(cred);
+/// Whether the export accepts the call's flavor. Each listed flavor is
+/// accepted as is: an export of `["krb5p"]` refuses krb5i calls (as
+/// knfsd's `sec=krb5p`), so the administrator's minimum holds.
+pub fn flavor_allowed(e: &ExportConfig, cred: &Credential, gss: Option<&GssCaller>) -> bool {
+    let f = flavor_of(cred, gss);
     e.sec.iter().any(|s| s.number() == f)
 }
 
 /// The full per-request verdict for export `e`: host and port first (no
 /// flavor can help a host that is not admitted), then the flavor.
-pub fn check(e: &ExportConfig, peer: SocketAddr, cred: &Credential) -> Result<bool, Denial> {
+pub fn check(
+    e: &ExportConfig,
+    peer: SocketAddr,
+    cred: &Credential,
+    gss: Option<&GssCaller>,
+) -> Result<bool, Denial> {
     let ro = host_access(e, peer)?;
-    if !flavor_allowed(e, cred) {
+    if !flavor_allowed(e, cred, gss) {
         return Err(Denial::Flavor);
     }
     Ok(ro)
@@ -97,8 +111,12 @@ pub fn any_export_admits(cfg: &Config, peer: SocketAddr) -> bool {
 
 /// The credential operations on export `e` run with, after squashing.
 /// AUTH_NONE (and any flavor without an identity) is always the
-/// anonymous identity.
-pub fn effective_cred(e: &ExportConfig, cred: &Credential) -> Credential {
+/// anonymous identity. A Kerberos caller runs as the Unix identity its
+/// principal maps to, squashed by the same rules ([`gss_cred`]).
+pub fn effective_cred(e: &ExportConfig, cred: &Credential, gss: Option<&GssCaller>) -> Credential {
+    if let Some(g) = gss {
+        return gss_cred(e, g);
+    }
     let anon = || Credential::Sys {
         stamp: 0,
         machine: String::new(),
@@ -133,14 +151,73 @@ pub fn effective_cred(e: &ExportConfig, cred: &Credential) -> Credential {
     }
 }
 
+/// The credential of a request outside any export (the pseudo
+/// filesystem, client and session operations): the RPC credential as
+/// sent, or a Kerberos caller's mapped identity, unsquashed.
+pub fn request_cred(cred: &Credential, gss: Option<&GssCaller>) -> Credential {
+    match gss {
+        Some(g) => Credential::Sys {
+            stamp: 0,
+            machine: String::new(),
+            uid: g.uid,
+            gid: g.gid,
+            gids: g.groups.clone(),
+        },
+        None => cred.clone(),
+    }
+}
+
+/// A Kerberos caller's identity on export `e`:
+///
+/// * a principal that maps to nobody known runs as the export's
+///   `anonuid`/`anongid`, as AUTH_NONE does;
+/// * `squash = "all"` makes everyone anonymous;
+/// * `squash = "root"` squashes uid 0, whichever principal it came from:
+///   `root/…` and the machine credentials `nfs/…` and `host/…` map to
+///   uid 0 by default, and a rule may map any principal there; gid 0
+///   becomes `anongid` as for AUTH_SYS.
+///
+/// The result is an AUTH_SYS-shaped credential, which is what the
+/// permission rules read; it is never sent anywhere.
+pub fn gss_cred(e: &ExportConfig, g: &GssCaller) -> Credential {
+    let anon = || Credential::Sys {
+        stamp: 0,
+        machine: String::new(),
+        uid: e.anonuid,
+        gid: e.anongid,
+        gids: Vec::new(),
+    };
+    match (g.kind, e.squash) {
+        (PrincipalKind::Anonymous, _) | (_, Squash::All) => anon(),
+        (_, Squash::Root) => {
+            let ids = |x: u32| if x == 0 { e.anongid } else { x };
+            Credential::Sys {
+                stamp: 0,
+                machine: String::new(),
+                uid: if g.uid == 0 { e.anonuid } else { g.uid },
+                gid: ids(g.gid),
+                gids: g.groups.iter().map(|x| ids(*x)).collect(),
+            }
+        }
+        (_, Squash::None) => Credential::Sys {
+            stamp: 0,
+            machine: String::new(),
+            uid: g.uid,
+            gid: g.gid,
+            gids: g.groups.clone(),
+        },
+    }
+}
+
 /// The flavors SECINFO reports for export `e`, in configuration order.
-pub fn flavors(e: &ExportConfig) -> Vec<u32> {
-    e.sec.iter().map(|s| s.number()).collect()
+pub fn flavors(e: &ExportConfig) -> Vec<SecFlavor> {
+    e.sec.clone()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::GssService;
 
     fn export(toml_fields: &str) -> ExportConfig {
         let text = format!("[[export]]\ndir = \"/x\"\n{toml_fields}\n");
@@ -184,7 +261,7 @@ mod tests {
     fn defaults_admit_everyone_read_write() {
         let e = export("");
         assert_eq!(host_access(&e, at("192.0.2.1:40000")), Ok(false));
-        assert!(flavor_allowed(&e, &Credential::None));
+        assert!(flavor_allowed(&e, &Credential::None, None));
         assert_eq!(e.squash, Squash::None);
         assert_eq!((e.anonuid, e.anongid), (NOBODY, NOBODY));
     }
@@ -217,17 +294,17 @@ mod tests {
             gid: 5,
             gids: vec![],
         };
-        assert_eq!(check(&e, at("127.0.0.1:700"), &sys), Ok(false));
+        assert_eq!(check(&e, at("127.0.0.1:700"), &sys, None), Ok(false));
         assert_eq!(
-            check(&e, at("127.0.0.1:700"), &Credential::None),
+            check(&e, at("127.0.0.1:700"), &Credential::None, None),
             Err(Denial::Flavor)
         );
         assert_eq!(
-            check(&e, at("127.0.0.1:7000"), &Credential::None),
+            check(&e, at("127.0.0.1:7000"), &Credential::None, None),
             Err(Denial::Port),
             "host first"
         );
-        assert_eq!(flavors(&e), vec![AUTH_SYS]);
+        assert_eq!(flavors(&e), vec![SecFlavor::Sys]);
     }
 
     #[test]
@@ -251,19 +328,125 @@ mod tests {
             _ => panic!("no identity"),
         };
         let none = export("");
-        assert_eq!(ids(&effective_cred(&none, &root)), (0, 0, vec![0, 10]));
         assert_eq!(
-            ids(&effective_cred(&none, &Credential::None)),
+            ids(&effective_cred(&none, &root, None)),
+            (0, 0, vec![0, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&none, &Credential::None, None)),
             (NOBODY, NOBODY, vec![])
         );
         let rs = export("squash = \"root\"\nanonuid = 99\nanongid = 98");
-        assert_eq!(ids(&effective_cred(&rs, &root)), (99, 98, vec![98, 10]));
-        assert_eq!(ids(&effective_cred(&rs, &user)), (1000, 100, vec![98, 10]));
-        let all = export("squash = \"all\"\nanonuid = 7\nanongid = 8");
-        assert_eq!(ids(&effective_cred(&all, &user)), (7, 8, vec![]));
         assert_eq!(
-            ids(&effective_cred(&all, &Credential::None)),
+            ids(&effective_cred(&rs, &root, None)),
+            (99, 98, vec![98, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&rs, &user, None)),
+            (1000, 100, vec![98, 10])
+        );
+        let all = export("squash = \"all\"\nanonuid = 7\nanongid = 8");
+        assert_eq!(ids(&effective_cred(&all, &user, None)), (7, 8, vec![]));
+        assert_eq!(
+            ids(&effective_cred(&all, &Credential::None, None)),
             (7, 8, vec![])
+        );
+    }
+
+    fn caller(kind: PrincipalKind, uid: u32, service: GssService) -> GssCaller {
+        GssCaller {
+            principal: "p@R".into(),
+            kind,
+            service,
+            uid,
+            gid: uid,
+            groups: vec![0, 10],
+        }
+    }
+
+    #[test]
+    fn kerberos_flavors_are_the_service_pseudo_flavors() {
+        let e = export("sec = [\"krb5p\", \"krb5i\"]");
+        let at = at("127.0.0.1:40000");
+        let gss = Credential::Other(crate::auth::RPCSEC_GSS);
+        for (service, ok) in [
+            (GssService::None, false),
+            (GssService::Integrity, true),
+            (GssService::Privacy, true),
+        ] {
+            let g = caller(PrincipalKind::User, 1000, service);
+            assert_eq!(flavor_of(&gss, Some(&g)), service.pseudo_flavor());
+            let want = if ok { Ok(false) } else { Err(Denial::Flavor) };
+            assert_eq!(check(&e, at, &gss, Some(&g)), want, "{service:?}");
+        }
+        let sys = Credential::Sys {
+            stamp: 0,
+            machine: "m".into(),
+            uid: 1,
+            gid: 1,
+            gids: vec![],
+        };
+        assert_eq!(check(&e, at, &sys, None), Err(Denial::Flavor));
+        assert_eq!(
+            flavors(&e),
+            vec![SecFlavor::Krb5p, SecFlavor::Krb5i],
+            "configuration order"
+        );
+        assert_eq!(
+            [SecFlavor::Krb5, SecFlavor::Krb5i, SecFlavor::Krb5p].map(SecFlavor::number),
+            [390003, 390004, 390005]
+        );
+        assert!(Config::parse("[[export]]\ndir = \"/x\"\nsec = [\"krb6\"]").is_err());
+    }
+
+    #[test]
+    fn kerberos_callers_are_squashed_by_kind_and_uid() {
+        let ids = |c: &Credential| match c {
+            Credential::Sys { uid, gid, gids, .. } => (*uid, *gid, gids.clone()),
+            _ => panic!("no identity"),
+        };
+        let gss = Credential::Other(crate::auth::RPCSEC_GSS);
+        let p = GssService::Privacy;
+        let user = caller(PrincipalKind::User, 1000, p);
+        let root = caller(PrincipalKind::Root, 0, p);
+        let machine = caller(PrincipalKind::Machine, 0, p);
+        let nobody = caller(PrincipalKind::Anonymous, 65534, p);
+        let none = export("anonuid = 7\nanongid = 8");
+        assert_eq!(
+            ids(&effective_cred(&none, &gss, Some(&user))),
+            (1000, 1000, vec![0, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&none, &gss, Some(&root))),
+            (0, 0, vec![0, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&none, &gss, Some(&machine))),
+            (0, 0, vec![0, 10])
+        );
+        // Unmapped principals take the export's anonymous ids, not the
+        // mapper's.
+        assert_eq!(
+            ids(&effective_cred(&none, &gss, Some(&nobody))),
+            (7, 8, vec![])
+        );
+        let rs = export("squash = \"root\"\nanonuid = 99\nanongid = 98");
+        assert_eq!(
+            ids(&effective_cred(&rs, &gss, Some(&root))),
+            (99, 98, vec![98, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&rs, &gss, Some(&machine))),
+            (99, 98, vec![98, 10])
+        );
+        assert_eq!(
+            ids(&effective_cred(&rs, &gss, Some(&user))),
+            (1000, 1000, vec![98, 10])
+        );
+        let all = export("squash = \"all\"\nanonuid = 5\nanongid = 6");
+        assert_eq!(
+            ids(&effective_cred(&all, &gss, Some(&user))),
+            (5, 6, vec![])
         );
     }
 

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attrs;
+pub mod auth;
 pub mod clock;
 pub mod compound;
 pub mod config;

@@ -22,6 +22,12 @@
 //! each reply before sending on does not pay for a new hand-off each time;
 //! under a steady stream, lingering runners take the queued requests
 //! without a new hand-off.
+//!
+//! RPCSEC_GSS calls take the same path: their checksums and decryption
+//! cost CPU in proportion to the data (milliseconds for 1 MiB under
+//! krb5p), so the runner, not the network thread, hands them to the
+//! engine (`crate::gss::run_call`). A call the engine drops (a replayed
+//! sequence number) frees its in-flight slot without a reply.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -32,6 +38,7 @@ use std::time::Duration;
 use nfs4d_xdr::rpc::{self, Refusal};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use crate::gss::Outcome;
 use nfs4d_core::compound::{self, Followup, RequestCtx};
 use nfs4d_core::reply::Record;
 use nfs4d_core::server::Server;
@@ -48,6 +55,10 @@ pub struct Job {
     pub args_at: usize,
     /// The connection's in-flight slot, released once the reply is queued.
     pub permit: OwnedSemaphorePermit,
+    /// An RPCSEC_GSS call (NULL or COMPOUND): the engine authenticates and
+    /// unwraps it here, off the network threads, before anything runs
+    /// (`crate::gss`); `args_at` is then unused.
+    pub gss: Option<Arc<nfs4d_gss::GssServer>>,
 }
 
 /// Starts, on the runtime, work that needs the network after a reply.
@@ -159,27 +170,35 @@ impl ConnQueue {
                 rec,
                 args_at,
                 permit,
+                gss,
             } = job;
-            let run = catch_unwind(AssertUnwindSafe(|| {
-                compound::process(&self.srv, &req, xid, &rec[args_at..])
+            let run = catch_unwind(AssertUnwindSafe(|| match &gss {
+                Some(engine) => crate::gss::run_call(&self.srv, engine, req, xid, &rec),
+                None => match compound::process(&self.srv, &req, xid, &rec[args_at..]) {
+                    Ok((r, f)) => Outcome::Reply(r, f),
+                    Err(why) => {
+                        tracing::warn!(peer = %self.peer, xid, ?why, "COMPOUND refused at the RPC level");
+                        Outcome::Reply(rpc::refusal_reply(xid, why).into(), Vec::new())
+                    }
+                },
             }));
             let (reply, followups) = match run {
-                Ok(Ok(r)) => r,
-                Ok(Err(why)) => {
-                    tracing::warn!(peer = %self.peer, xid, ?why, "COMPOUND refused at the RPC level");
-                    (rpc::refusal_reply(xid, why).into(), Vec::new())
-                }
+                Ok(Outcome::Reply(r, f)) => (Some(r), f),
+                // A silently dropped RPCSEC_GSS call: no reply, the slot is free.
+                Ok(Outcome::Drop) => (None, Vec::new()),
                 Err(_) => {
                     tracing::error!(peer = %self.peer, xid, "COMPOUND processing panicked");
                     (
-                        rpc::refusal_reply(xid, Refusal::SystemErr).into(),
+                        Some(rpc::refusal_reply(xid, Refusal::SystemErr).into()),
                         Vec::new(),
                     )
                 }
             };
             drop(rec);
-            // Fails only when the writer is gone (connection closed).
-            let _ = self.tx.blocking_send(reply);
+            if let Some(reply) = reply {
+                // Fails only when the writer is gone (connection closed).
+                let _ = self.tx.blocking_send(reply);
+            }
             // The in-flight slot is free once the reply is queued.
             drop(permit);
             if !followups.is_empty() {

@@ -9,14 +9,18 @@
 //! - [`cbdriver`] and [`callback`]: calls to clients (recalls, probes);
 //! - [`ctl`]: the admin socket; [`reload`]: re-reading the configuration;
 //! - [`metrics`] and [`metered`]: metrics on the admin HTTP listener;
+//! - [`gss`]: RPCSEC_GSS (Kerberos): the engine from the `[gss]` section,
+//!   and calls authenticated, unwrapped and answered in the runners;
 //! - [`startup`]: the state directory, the stores and the server object;
-//! - [`clock`], [`nss`]: the clock and the user/group names the core asks for.
+//! - [`clock`], [`nss`]: the clock, the user/group names the core asks
+//!   for and the accounts Kerberos principals map to.
 
 pub mod callback;
 pub mod cbdriver;
 pub mod clock;
 pub mod ctl;
 pub mod exec;
+pub mod gss;
 pub mod metered;
 pub mod metrics;
 pub mod net;

@@ -139,6 +139,11 @@ struct ServeArgs {
     /// (docs/delegations.md).
     #[arg(long, value_enum, value_name = "POLICY")]
     delegations: Option<nfs4d_core::state::deleg::Policy>,
+    /// Security flavors every export accepts, in the order SECINFO lists
+    /// them (comma-separated: krb5p, krb5i, krb5, sys, none). Kerberos
+    /// needs a keytab (see the [gss] section of etc/nfs4d.toml).
+    #[arg(long, value_enum, value_name = "FLAVORS", value_delimiter = ',')]
+    sec: Option<Vec<nfs4d_core::export_access::SecFlavor>>,
     /// Lease period in seconds.
     #[arg(long, value_name = "SECS")]
     lease_time: Option<u32>,
@@ -161,6 +166,7 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
     };
     apply_flags(a, &mut cfg);
     cfg.validate().map_err(|e| e.to_string())?;
+    nfs4d::gss::engine_config(&cfg.gss).map_err(|e| format!("invalid configuration: {e}"))?;
     Ok(cfg)
 }
 
@@ -193,6 +199,9 @@ fn apply_flags(a: &ServeArgs, cfg: &mut Config) {
         }
         if let Some(v) = a.delegations {
             e.delegations = v;
+        }
+        if let Some(v) = &a.sec {
+            e.sec = v.clone();
         }
     }
     if let Some(l) = a.lease_time {
@@ -318,18 +327,18 @@ async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
         None => (None, None),
     };
     let m = meter.clone();
-    let (srv, queue) = match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg, m)).await
-    {
-        Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks),
-        Ok(Err(e)) => {
-            eprintln!("nfs4d: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("nfs4d: startup failed: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let (srv, queue, gss) =
+        match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg, m)).await {
+            Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks, s.gss),
+            Ok(Err(e)) => {
+                eprintln!("nfs4d: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("nfs4d: startup failed: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -413,6 +422,7 @@ async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
         srv.clone(),
         &queue,
         listener,
+        gss,
         async move { stopped.notified().await },
         drain,
     )

@@ -1,5 +1,6 @@
 //! The TCP transport: accepts connections, reassembles records, answers
-//! RPC-level errors, queues COMPOUNDs for the connection's runners
+//! RPC-level errors, queues COMPOUNDs — and every RPCSEC_GSS call, which a
+//! runner authenticates (`gss.rs`) — for the connection's runners
 //! (`exec.rs`, on the blocking pool) and writes replies in whatever order
 //! they finish. It also carries back-channel calls out
 //! and their replies in, on the same connection.
@@ -25,9 +26,11 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::callback::CbChannel;
 use crate::exec::{ConnQueue, Job};
 use crate::metrics::CONNECTIONS;
+use nfs4d_core::auth::RPCSEC_GSS;
 use nfs4d_core::compound::{Followup, RequestCtx};
 use nfs4d_core::reply::{Batch, Record};
 use nfs4d_core::server::Server;
+use nfs4d_gss::GssServer;
 
 /// NFS program number, and the only NFS version served.
 pub use nfs4d_xdr::nfs4::{NFS4_PROGRAM as NFS_PROGRAM, NFS_V4 as NFS_VERSION};
@@ -41,17 +44,19 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// Accepts connections until `shutdown` resolves; then stops reading
 /// requests on every connection and waits up to `drain` for the requests
-/// in flight to finish and their replies to be sent.
+/// in flight to finish and their replies to be sent. `gss` is the
+/// RPCSEC_GSS engine, when Kerberos is served.
 pub async fn serve(
     srv: Arc<Server>,
     queue: &crate::cbdriver::CbSender,
     listener: TcpListener,
+    gss: Option<Arc<GssServer>>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
 ) {
     let max_conns = srv.cfg.limits.max_connections;
     let conns = Arc::new(Semaphore::new(max_conns as usize));
-    let reaper = tokio::spawn(reap_leases(srv.clone()));
+    let reaper = tokio::spawn(reap_leases(srv.clone(), gss.clone()));
     let callbacks = crate::cbdriver::start(srv.clone(), queue);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
@@ -71,9 +76,10 @@ pub async fn serve(
                     CONNECTIONS.accepted.fetch_add(1, Ordering::Relaxed);
                     let srv = srv.clone();
                     let stop = stop_rx.clone();
+                    let gss = gss.clone();
                     tokio::spawn(async move {
                         CONNECTIONS.open.fetch_add(1, Ordering::Relaxed);
-                        connection(srv, stream, peer, stop).await;
+                        connection(srv, gss, stream, peer, stop).await;
                         CONNECTIONS.open.fetch_sub(1, Ordering::Relaxed);
                         drop(permit);
                     });
@@ -106,19 +112,30 @@ pub async fn serve(
     callbacks.abort();
 }
 
-/// Expires leases once a second (RFC 8881 §8.3).
-async fn reap_leases(srv: Arc<Server>) {
+/// Expires leases once a second (RFC 8881 §8.3), and RPCSEC_GSS
+/// contexts whose lifetime or idle time ran out.
+async fn reap_leases(srv: Arc<Server>, gss: Option<Arc<GssServer>>) {
+    const _: () = assert!(crate::gss::SWEEP_EVERY.as_secs() == 1);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
-        // Expiry writes client records to sled: not on a tokio worker.
+        // Expiry writes client records to sled, and deleting a GSS
+        // context calls into GSS-API: not on a tokio worker.
         let s = srv.clone();
-        let _ = tokio::task::spawn_blocking(move || s.state.expire_leases()).await;
+        let g = gss.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            s.state.expire_leases();
+            if let Some(g) = g {
+                g.sweep(s.clock.now_ms());
+            }
+        })
+        .await;
     }
 }
 
 async fn connection(
     srv: Arc<Server>,
+    gss: Option<Arc<GssServer>>,
     stream: TcpStream,
     peer: SocketAddr,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -175,7 +192,7 @@ async fn connection(
                     let Ok(permit) = inflight.clone().acquire_owned().await else {
                         break 'read;
                     };
-                    handle_record(&srv, rec, conn, peer, &cb, &queue, permit);
+                    handle_record(&srv, gss.as_ref(), rec, conn, peer, &cb, &queue, permit);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -200,6 +217,7 @@ async fn connection(
 
 fn handle_record(
     srv: &Arc<Server>,
+    gss: Option<&Arc<GssServer>>,
     rec: Vec<u8>,
     conn: u64,
     peer: SocketAddr,
@@ -228,7 +246,7 @@ fn handle_record(
             drop(permit);
         });
     };
-    let (xid, cred, args_at) = match rpc::parse(&rec) {
+    let (xid, cred, args_at, engine) = match rpc::parse(&rec) {
         Message::Reply(r) => {
             if !cb.deliver(r.xid, r.results.map(<[u8]>::to_vec)) {
                 tracing::debug!(%peer, xid = r.xid, "reply to no outstanding callback");
@@ -269,14 +287,41 @@ fn handle_record(
                     permit,
                 );
             }
-            if let Credential::Other(flavor) = c.cred {
-                refused(
-                    "unsupported authentication flavor",
-                    Some(("flavor", flavor)),
-                );
-                return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
-            }
+            // RPCSEC_GSS calls are authenticated by a runner; NULL carries
+            // context creation and destruction (RFC 2203 §5.2), so it goes
+            // there too.
+            let engine = match c.cred {
+                Credential::Other(RPCSEC_GSS) => match gss {
+                    Some(g) => Some(g.clone()),
+                    None => {
+                        refused(
+                            "RPCSEC_GSS call, but Kerberos is not served (see the start-up log)",
+                            Some(("xid", c.xid)),
+                        );
+                        return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
+                    }
+                },
+                Credential::Other(flavor) => {
+                    refused(
+                        "unsupported authentication flavor",
+                        Some(("flavor", flavor)),
+                    );
+                    return refuse(c.xid, Refusal::Auth(AuthStat::BadCred), permit);
+                }
+                _ => None,
+            };
             match c.proc_ {
+                0 if engine.is_some() => {
+                    // A context is state held for the host: one that no
+                    // export admits may not create any (as for COMPOUND).
+                    if !srv.vfs.any_export_admits(peer) {
+                        refused(
+                            "no export admits this client address and port (RPCSEC_GSS call)",
+                            Some(("xid", c.xid)),
+                        );
+                        return refuse(c.xid, Refusal::Auth(AuthStat::TooWeak), permit);
+                    }
+                }
                 0 => {
                     let mut out = Vec::new();
                     rpc::begin_success_reply(c.xid, &mut out);
@@ -308,11 +353,12 @@ fn handle_record(
                 }
             }
             let at = c.args.as_ptr() as usize - rec.as_ptr() as usize;
-            (c.xid, c.cred, at)
+            (c.xid, c.cred, at, engine)
         }
     };
     let req = RequestCtx {
         cred,
+        gss: None,
         conn,
         peer,
         cb: Some(nfs4d_core::state::session::BackChannel {
@@ -326,6 +372,7 @@ fn handle_record(
         rec,
         args_at,
         permit,
+        gss: engine,
     });
 }
 

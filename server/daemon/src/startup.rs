@@ -1,6 +1,7 @@
 //! Builds a server from its configuration: the state directory with its
-//! sled database, one local-directory store per export, and the daemon's
-//! implementations of what the core asks for (clock, names, callbacks).
+//! sled database, one local-directory store per export, the daemon's
+//! implementations of what the core asks for (clock, names, callbacks),
+//! and the RPCSEC_GSS engine when Kerberos is available.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Started {
     pub srv: Server,
     /// Where the core queues callback work; `cbdriver::start` drains it.
     pub callbacks: Arc<CbSender>,
+    /// The RPCSEC_GSS engine, when Kerberos is served (`crate::gss`).
+    pub gss: Option<Arc<nfs4d_gss::GssServer>>,
 }
 
 /// Opens the state directory and the exports; with `meter`, every
@@ -62,6 +65,9 @@ pub fn open(cfg: Config, meter: Option<Arc<StoreCounters>>) -> Result<Started, S
         .unwrap_or(0);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let callbacks = Arc::new(CbSender::default());
+    // Loading GSS-API and reading the keytab block: this runs on a
+    // blocking thread, like the rest of start-up.
+    let gss = crate::gss::start(&cfg);
     let srv = Server::new(Parts {
         cfg,
         stores,
@@ -73,7 +79,11 @@ pub fn open(cfg: Config, meter: Option<Arc<StoreCounters>>) -> Result<Started, S
         instance,
         host,
     })?;
-    Ok(Started { srv, callbacks })
+    Ok(Started {
+        srv,
+        callbacks,
+        gss,
+    })
 }
 
 /// Opens the store of export `e`, served from `dir` (its configured

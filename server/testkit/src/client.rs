@@ -140,6 +140,29 @@ impl Client {
         Ok(Client::over(Box::new(Tcp::new(stream)?), minor))
     }
 
+    /// Connects over TCP with RPCSEC_GSS: a Kerberos context with the
+    /// tickets of credential cache `ccache` (default cache: `None`)
+    /// towards `target` (`nfs/host@REALM` or `nfs@host`), calls under
+    /// `service`. The handle changes the service or builds calls by hand.
+    pub fn connect_gss(
+        addr: SocketAddr,
+        minor: u32,
+        gss: &nfs4d_gss::Gss,
+        ccache: Option<&str>,
+        target: &str,
+        service: nfs4d_gss::Service,
+    ) -> io::Result<(Client, crate::gss::GssHandle)> {
+        let t = crate::gss::GssTransport::establish(
+            Box::new(Tcp::connect(addr)?),
+            gss,
+            ccache,
+            target,
+            service,
+        )?;
+        let handle = t.handle();
+        Ok((Client::over(Box::new(t), minor), handle))
+    }
+
     /// A client over any transport, as root with AUTH_SYS.
     pub fn over(transport: Box<dyn Transport>, minor: u32) -> Client {
         Client {

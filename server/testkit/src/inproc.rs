@@ -253,6 +253,7 @@ impl Conn {
             PROC_COMPOUND => {
                 let req = RequestCtx {
                     cred: call.cred,
+                    gss: None,
                     conn: self.conn,
                     peer: std::net::SocketAddr::from(([127, 0, 0, 1], 700)),
                     cb: None,

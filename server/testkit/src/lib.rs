@@ -2,11 +2,12 @@
 //! client engine ([`Client`]) used a call at a time by the tests and with
 //! every session slot busy by the load generator ([`pipeline`]), over a
 //! transport seam ([`transport`]: TCP, or a core in the same process,
-//! [`inproc`]), and
+//! [`inproc`]; and [`gss`]: RPCSEC_GSS with Kerberos over either), and
 //! the COMPOUND builders they share ([`ops`]).
 
 pub mod callback;
 pub mod client;
+pub mod gss;
 pub mod inproc;
 pub mod ops;
 pub mod pipeline;

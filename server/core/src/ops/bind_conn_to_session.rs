@@ -19,6 +19,11 @@ pub fn run(cx: &mut Cx, a: BIND_CONN_TO_SESSION4args) -> NfsResult<BIND_CONN_TO_
             (true, true, channel_dir_from_server4::CDFS4_BOTH)
         }
     };
+    cx.srv.state.check_mach_cred_session(
+        &a.bctsa_sessid,
+        nfs_opnum4::OP_BIND_CONN_TO_SESSION as u32,
+        cx.req.mach_caller(),
+    )?;
     cx.srv
         .state
         .bind_conn(&a.bctsa_sessid, fore, back, cx.req.conn, cx.req.cb.clone())?;

@@ -63,6 +63,11 @@ fn create(
         cb_cred: cb_credential(&a.csa_sec_parms),
         minor: cx.minor,
     };
+    cx.srv.state.check_mach_cred(
+        a.csa_clientid,
+        nfs_opnum4::OP_CREATE_SESSION as u32,
+        cx.req.mach_caller(),
+    )?;
     match cx
         .srv
         .state

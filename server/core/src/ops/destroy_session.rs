@@ -1,6 +1,6 @@
 //! DESTROY_SESSION (RFC 8881 §18.37).
 
-use nfs4d_xdr::nfs4::DESTROY_SESSION4args;
+use nfs4d_xdr::nfs4::{nfs_opnum4, DESTROY_SESSION4args};
 
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
@@ -13,6 +13,11 @@ pub fn run(cx: &mut Cx, a: DESTROY_SESSION4args) -> NfsResult<()> {
     if own && cx.op_index + 1 != cx.op_count {
         return Err(NfsError::NotOnlyOp);
     }
+    cx.srv.state.check_mach_cred_session(
+        &a.dsa_sessionid,
+        nfs_opnum4::OP_DESTROY_SESSION as u32,
+        cx.req.mach_caller(),
+    )?;
     cx.srv
         .state
         .destroy_session(&a.dsa_sessionid, &cx.req.principal(), cx.req.conn, own)?;

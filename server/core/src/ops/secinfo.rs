@@ -1,28 +1,58 @@
 //! SECINFO and SECINFO_NO_NAME (RFC 8881 §18.29, §18.45): the flavors
-//! usable for an object. This server offers AUTH_SYS and AUTH_NONE; an
-//! export's `sec` option narrows that (docs/security.md). Pseudo
-//! directories accept both.
+//! usable for an object, as its export's `sec` option lists them
+//! (docs/security.md). A Kerberos flavor is reported as RPCSEC_GSS with
+//! the Kerberos 5 mechanism's OID, the default QOP and the service
+//! (RFC 8881 §18.29.2). Pseudo directories accept every flavor; they
+//! report the Kerberos flavors some export uses (strongest first, so a
+//! negotiating client picks the strongest it has), then AUTH_SYS and
+//! AUTH_NONE.
 
 use nfs4d_xdr::nfs4::{
-    secinfo4, secinfo_style4, SECINFO4args, SECINFO4resok, SECINFO_NO_NAME4args,
+    rpc_gss_svc_t, rpcsec_gss_info, secinfo4, secinfo_style4, SECINFO4args, SECINFO4resok,
+    SECINFO_NO_NAME4args,
 };
 
 use super::common;
+use crate::auth::KRB5_OID;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
+use crate::export_access::SecFlavor;
 use crate::namespace::vfs::{component, Node};
 
-use crate::export_access::{AUTH_NONE, AUTH_SYS};
+/// The `secinfo4` entry of a flavor.
+pub fn secinfo_entry(f: SecFlavor) -> secinfo4 {
+    let gss = |service| {
+        secinfo4::RPCSEC_GSS(rpcsec_gss_info {
+            oid: KRB5_OID.to_vec(),
+            qop: 0,
+            service,
+        })
+    };
+    match f {
+        SecFlavor::Sys | SecFlavor::None => secinfo4::default(f.number()),
+        SecFlavor::Krb5 => gss(rpc_gss_svc_t::RPC_GSS_SVC_NONE),
+        SecFlavor::Krb5i => gss(rpc_gss_svc_t::RPC_GSS_SVC_INTEGRITY),
+        SecFlavor::Krb5p => gss(rpc_gss_svc_t::RPC_GSS_SVC_PRIVACY),
+    }
+}
+
+/// The flavors a pseudo directory reports.
+fn pseudo_flavors(cx: &Cx) -> Vec<SecFlavor> {
+    let used = |f: &SecFlavor| cx.srv.cfg.exports.iter().any(|e| e.sec.contains(f));
+    [SecFlavor::Krb5p, SecFlavor::Krb5i, SecFlavor::Krb5]
+        .into_iter()
+        .filter(used)
+        .chain([SecFlavor::Sys, SecFlavor::None])
+        .collect()
+}
 
 /// The flavors of export `export`, or of the pseudo filesystem for `None`.
 fn flavors(cx: &Cx, export: Option<u32>) -> SECINFO4resok {
-    match export.and_then(|id| cx.srv.vfs.export(id).ok()) {
-        Some(e) => crate::export_access::flavors(&e.cfg)
-            .into_iter()
-            .map(secinfo4::default)
-            .collect(),
-        None => vec![secinfo4::default(AUTH_SYS), secinfo4::default(AUTH_NONE)],
-    }
+    let list = match export.and_then(|id| cx.srv.vfs.export(id).ok()) {
+        Some(e) => crate::export_access::flavors(&e.cfg),
+        None => pseudo_flavors(cx),
+    };
+    list.into_iter().map(secinfo_entry).collect()
 }
 
 /// SECINFO: the name must exist in the current directory. In 4.1 the

@@ -11,6 +11,33 @@ pub type ClientId = u64;
 
 pub use super::Principal;
 
+/// SP4_MACH_CRED state protection of a 4.1 client (RFC 8881 §2.10.8.3,
+/// §18.35.3): the machine credential that created the client ID, and the
+/// operations that must come with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachCred {
+    /// The Kerberos principal of the EXCHANGE_ID.
+    pub principal: String,
+    /// Operations (bit = operation number) that must be sent by that
+    /// principal with integrity or privacy (`spo_must_enforce`).
+    pub enforce: u64,
+    /// Operations the client may send with it whoever owns the state
+    /// (`spo_must_allow`).
+    pub allow: u64,
+}
+
+/// Who sends a request, as SP4_MACH_CRED looks at it: the Kerberos
+/// principal, and whether the call had integrity or privacy.
+pub type MachCaller<'a> = Option<(&'a str, bool)>;
+
+impl MachCred {
+    /// Whether `caller` is the machine credential, protected as RFC 8881
+    /// §18.35.3 asks (RPCSEC_GSS with integrity or privacy).
+    pub fn matches(&self, caller: MachCaller<'_>) -> bool {
+        caller.is_some_and(|(p, protected)| protected && p == self.principal)
+    }
+}
+
 /// 4.0 callback location given in SETCLIENTID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Callback40 {
@@ -38,6 +65,8 @@ pub struct Client {
     pub verifier: [u8; 8],
     /// Who created it.
     pub principal: Principal,
+    /// SP4_MACH_CRED protection (4.1), if the client asked for it.
+    pub mach_cred: Option<MachCred>,
     /// Minor version family: 0 for SETCLIENTID clients, 1 for EXCHANGE_ID.
     pub minor: u32,
     /// Confirmed (SETCLIENTID_CONFIRM or first CREATE_SESSION done).
@@ -113,6 +142,7 @@ impl StateManager {
             owner: owner.to_vec(),
             verifier,
             principal,
+            mach_cred: None,
             minor,
             confirmed: false,
             confirm,
@@ -407,6 +437,76 @@ impl StateManager {
         }
         if let Some(c) = g.clients.get_mut(&id) {
             c.confirmed = true;
+        }
+    }
+
+    /// The SP4_MACH_CRED protection of client `id`.
+    pub fn mach_cred(&self, id: ClientId) -> Option<MachCred> {
+        self.lock()
+            .clients
+            .get(&id)
+            .and_then(|c| c.mach_cred.clone())
+    }
+
+    /// The SP4_MACH_CRED protection of the confirmed 4.1 client with this
+    /// owner id: a new EXCHANGE_ID for it must come from the same machine
+    /// credential (RFC 8881 §18.35.3).
+    pub fn mach_cred_of_owner(&self, owner: &[u8]) -> Option<MachCred> {
+        self.lock()
+            .clients
+            .values()
+            .find(|c| c.owner == owner && c.minor >= 1 && c.confirmed)
+            .and_then(|c| c.mach_cred.clone())
+    }
+
+    /// Sets the protection of a client not yet confirmed (its EXCHANGE_ID
+    /// just created it); a confirmed client keeps the protection it was
+    /// confirmed with.
+    pub fn set_mach_cred(&self, id: ClientId, m: Option<MachCred>) {
+        if let Some(c) = self.lock().clients.get_mut(&id) {
+            if !c.confirmed {
+                c.mach_cred = m;
+            }
+        }
+    }
+
+    /// NFS4ERR_WRONG_CRED when client `id` is under SP4_MACH_CRED, lists
+    /// operation `op` in `spo_must_enforce`, and `caller` is not its
+    /// machine credential with integrity or privacy (RFC 8881 §2.10.8.3).
+    /// Unknown clients pass: the operation reports them itself.
+    pub fn check_mach_cred(
+        &self,
+        id: ClientId,
+        op: u32,
+        caller: MachCaller<'_>,
+    ) -> Result<(), NfsError> {
+        let g = self.lock();
+        match g.clients.get(&id).and_then(|c| c.mach_cred.as_ref()) {
+            Some(m) if op < 64 && m.enforce & (1 << op) != 0 && !m.matches(caller) => {
+                tracing::warn!(
+                    client = format_args!("{id:#x}"),
+                    op,
+                    machine = %m.principal,
+                    caller = caller.map_or("(not Kerberos)", |c| c.0),
+                    "operation needs the client's machine credential (SP4_MACH_CRED): NFS4ERR_WRONG_CRED"
+                );
+                Err(NfsError::WrongCred)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Self::check_mach_cred`] for the client of session `sid`.
+    pub fn check_mach_cred_session(
+        &self,
+        sid: &SessionId,
+        op: u32,
+        caller: MachCaller<'_>,
+    ) -> Result<(), NfsError> {
+        let id = self.lock().session_client(sid);
+        match id {
+            Some(id) => self.check_mach_cred(id, op, caller),
+            None => Ok(()),
         }
     }
 

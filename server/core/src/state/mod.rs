@@ -47,13 +47,17 @@ pub const ACCESS_MASK: u32 = 3;
 pub type SessionId = [u8; 16];
 
 /// Who established a client record. State may only be changed by the
-/// same principal (RFC 8881 §2.4.3); for AUTH_SYS that is the uid.
+/// same principal (RFC 8881 §2.4.3); for AUTH_SYS that is the uid, for
+/// RPCSEC_GSS the Kerberos principal (whatever uid it maps to, and
+/// whichever service its calls use).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// AUTH_NONE.
     Anonymous,
     /// AUTH_SYS with this uid.
     Uid(u32),
+    /// RPCSEC_GSS with this principal (`alice@EXAMPLE.COM`).
+    Gss(String),
 }
 
 /// Identifies a file for share reservations and locks: export and object.

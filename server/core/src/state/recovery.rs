@@ -49,6 +49,13 @@ fn encode(principal: &Principal, reclaim_complete: bool) -> Vec<u8> {
             v.push(1);
             v.extend_from_slice(&u.to_be_bytes());
         }
+        Principal::Gss(name) => {
+            // A principal name came in a context-creation token, which
+            // the transport bounds at 64 KiB: its length fits.
+            v.push(2);
+            v.extend_from_slice(&(name.len() as u32).to_be_bytes());
+            v.extend_from_slice(name.as_bytes());
+        }
     }
     v
 }
