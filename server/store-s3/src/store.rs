@@ -272,16 +272,57 @@ impl S3Store {
             return Ok(n);
         }
         let prefix = format!("{key}/");
-        let (file, under) = self.block(async {
-            futures::join!(self.c.head(&key), self.c.list_page(&prefix, None, 1, true))
-        });
         let made = lock(&self.made_dirs).get(&prefix).cloned();
-        // Servers that keep directories as directories (s3s-fs) fail a
-        // HEAD of one: what lies below, or our own record, decides.
+        let (file, under) = if self.cfg.list_markers {
+            self.block(async {
+                futures::join!(self.c.head(&key), self.c.list_page(&prefix, None, 1, true))
+            })
+        } else {
+            // A server that keeps directories as directories (s3s-fs,
+            // which needs `list_markers = false`) fails a HEAD of one with
+            // a server error, and cannot hold a file and a directory under
+            // one name: the listing, or this process's own record, decides
+            // first, and a HEAD is only sent for what is not a directory.
+            // An empty directory of an earlier run cannot be told from a
+            // missing key there; it is reported missing
+            // (docs/objectstore.md).
+            let under = self.block(self.c.list_page(&prefix, None, 1, true));
+            let is_dir = made.is_some() || under.as_ref().is_ok_and(|(i, _)| !i.is_empty());
+            // (A failed listing is reported below.)
+            let file = if is_dir || under.is_err() {
+                Ok(None)
+            } else {
+                match self.block(self.c.head(&key)) {
+                    Err(StoreError::Transient(why)) => {
+                        tracing::debug!(
+                            key,
+                            why,
+                            "HEAD failed on a server without listed markers: taken as no object"
+                        );
+                        Ok(None)
+                    }
+                    other => other,
+                }
+            };
+            (file, under)
+        };
+        // Servers that keep directories as directories fail a HEAD of one:
+        // what lies below, or our own record, decides.
         let file = match (file, &under) {
             (Err(_), Ok((items, _))) if !items.is_empty() || made.is_some() => Ok(None),
             (f, _) => f,
         };
+        // A directory this process created on a server that does not list
+        // markers: the metadata it was given, whether or not objects lie
+        // below it now, so its mode and owner do not flip to the defaults
+        // when its first entry arrives.
+        let made = made.map(|meta| ObjInfo {
+            key: prefix.clone(),
+            size: 0,
+            etag: String::new(),
+            last_modified: meta.mtime.unwrap_or_default(),
+            meta,
+        });
         let node = match file? {
             Some(info) => Node::File(info),
             None => {
@@ -293,17 +334,9 @@ impl S3Store {
                         let m = self.block(self.c.head(&prefix))?;
                         Node::Dir(m)
                     }
-                    Some(_) => Node::Dir(None),
-                    None => match made.as_ref() {
-                        Some(meta) => Node::Dir(Some(ObjInfo {
-                            key: prefix.clone(),
-                            size: 0,
-                            etag: String::new(),
-                            last_modified: meta.mtime.unwrap_or_default(),
-                            meta: meta.clone(),
-                        })),
-                        None => return Err(StoreError::NotFound),
-                    },
+                    Some(_) => Node::Dir(made),
+                    None if made.is_some() => Node::Dir(made),
+                    None => return Err(StoreError::NotFound),
                 }
             }
         };
