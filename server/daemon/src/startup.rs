@@ -1,16 +1,18 @@
 //! Builds a server from its configuration: the state directory with its
-//! sled database, one local-directory store per export, and the daemon's
-//! implementations of what the core asks for (clock, names, callbacks).
+//! sled database, one store per export (a local directory, or an S3
+//! bucket prefix), and the daemon's implementations of what the core asks
+//! for (clock, names, callbacks).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nfs4d_core::config::Config;
+use nfs4d_core::config::{Config, ExportConfig, StoreKind};
 use nfs4d_core::namespace::vfs::MigrateError;
 use nfs4d_core::server::{Parts, Server, StartError};
 use nfs4d_kv_sled::SledKv;
 use nfs4d_store::{RelPath, Store};
 use nfs4d_store_local::LocalStore;
+use nfs4d_store_s3::{S3Config, S3Store};
 
 use crate::cbdriver::CbSender;
 
@@ -34,9 +36,16 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
         .map_err(|e| state_err(&e))?;
     let mut stores: Vec<(Arc<dyn Store>, PathBuf)> = Vec::new();
     for e in &cfg.exports {
-        let store = open_local(&e.dir, cfg.limits.max_open_files as usize)
-            .map_err(|m| StartError::Export(e.dir.display().to_string(), m))?;
-        stores.push((store, e.dir.clone()));
+        let store = match e.store {
+            StoreKind::Local => open_local(&e.dir, cfg.limits.max_open_files as usize),
+            StoreKind::S3 => open_s3(e, &cfg.state_dir),
+        }
+        .map_err(|m| StartError::Export(e.location(), m))?;
+        let location = match e.store {
+            StoreKind::Local => e.dir.clone(),
+            StoreKind::S3 => PathBuf::from(e.location()),
+        };
+        stores.push((store, location));
     }
     let mac_key = nfs4d_fhmap::random_key().map_err(|e| state_err(&e))?;
     let instance = std::time::SystemTime::now()
@@ -62,6 +71,44 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
 fn open_local(dir: &Path, fds: usize) -> Result<Arc<dyn Store>, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let s = LocalStore::with_fd_cache(dir, fds).map_err(|e| e.to_string())?;
+    Ok(Arc::new(s))
+}
+
+/// The typed settings of an S3 export: its `[export.s3]` table, with the
+/// spool under the state directory unless the table names one.
+pub fn s3_config(e: &ExportConfig, state_dir: &Path) -> Result<S3Config, String> {
+    let table = e.s3.clone().unwrap_or_default();
+    let mut c: S3Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|err| format!("[export.s3]: {err}"))?;
+    if c.spool_dir.as_os_str().is_empty() {
+        c.spool_dir = default_spool(state_dir, &c.bucket, &c.prefix);
+    }
+    Ok(c)
+}
+
+/// The spool of an S3 export without `spool_dir`: a directory of the
+/// state directory (which survives restarts, as the spool's journal must)
+/// named after the bucket and prefix, so that each export finds its own
+/// journal again whatever the order of the exports.
+pub fn default_spool(state_dir: &Path, bucket: &str, prefix: &str) -> PathBuf {
+    // '%' first, so the escaping stays reversible and two locations never
+    // share a directory.
+    let esc = |s: &str| s.replace('%', "%25").replace('/', "%2F");
+    state_dir.join("s3-spool").join(format!(
+        "{}%2F{}",
+        esc(bucket),
+        esc(prefix.trim_matches('/'))
+    ))
+}
+
+fn open_s3(e: &ExportConfig, state_dir: &Path) -> Result<Arc<dyn Store>, String> {
+    let c = s3_config(e, state_dir)?;
+    if !c.spool_dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(&c.spool_dir)
+            .map_err(|err| format!("spool_dir {}: {err}", c.spool_dir.display()))?;
+    }
+    let s = S3Store::new(c).map_err(|err| err.to_string())?;
     Ok(Arc::new(s))
 }
 
