@@ -52,7 +52,7 @@ create_excl statfs_df unlinked_open_read tar_extract tar_hardlink concurrent_app
 temp_rename_pattern rename_over_while_reading
 two_client_coherency two_client_read_then_remote_write
 mkdir_eexist rmdir_enotempty perm_denied_nonroot
-cp_a_mode mv_into_dir find names_special
+cp_a_mode mv_into_dir find names_special names_long
 remount_persist umount dmesg_clean"
 
 # ---------------------------------------------------------------- helpers ---
@@ -1014,7 +1014,6 @@ c_find() {
 
 c_names_special() {
     prep
-    n255=$(printf '%0255d' 0 | tr 0 n)
     tab=$(printf '\t')
     cat >"$S/names" <<EOF
 with space
@@ -1029,7 +1028,6 @@ semi;colon&amp|pipe
 .hidden
 ends.with.dot.
 \$dollar*star?[x]
-$n255
 EOF
     n=0
     while IFS= read -r name; do
@@ -1045,6 +1043,16 @@ EOF
     must mv "$D/ünïcødé-名前-😀" "$D/ünïcødé-改名-🙂"
     dropcaches
     eq "$(cat "$D/ünïcødé-改名-🙂")" "ünïcødé-名前-😀" "renamed unicode file"
+}
+
+# The longest name (255 bytes) works; one byte more is refused.
+c_names_long() {
+    prep
+    n255=$(printf '%0255d' 0 | tr 0 n)
+    printf long >"$D/$n255" || fail "create a 255-byte name"
+    dropcaches
+    eq "$(ls "$D")" "$n255" "255-byte name listed"
+    eq "$(cat "$D/$n255")" long "content under a 255-byte name"
     expect_error "256-byte name" "too long" touch "$D/${n255}n"
 }
 
