@@ -217,7 +217,11 @@ impl Client {
         let mut out = Vec::new();
         while let Some(entry) = lister.try_next().await.map_err(|e| from_dal(&e, &what()))? {
             let key = entry.path().to_string();
-            if key == prefix || start_after.is_some_and(|sa| key.as_str() <= sa) {
+            // A directory's own `dir/` marker is not one of its entries
+            // (delimited listings, READDIR), but recursive listings keep
+            // it: they decide whether the directory exists and what a
+            // rename must move.
+            if (key == prefix && !recursive) || start_after.is_some_and(|sa| key.as_str() <= sa) {
                 continue;
             }
             if out.len() == limit {
