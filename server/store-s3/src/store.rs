@@ -274,9 +274,23 @@ impl S3Store {
         let prefix = format!("{key}/");
         let made = lock(&self.made_dirs).get(&prefix).cloned();
         let (file, under) = if self.cfg.list_markers {
-            self.block(async {
-                futures::join!(self.c.head(&key), self.c.list_page(&prefix, None, 1, true))
-            })
+            // The object, the directory's marker and whatever lies below,
+            // asked at once. The marker is HEADed by its own key: listings
+            // through OpenDAL do not reliably return the key equal to the
+            // listed prefix.
+            let (file, marker, under) = self.block(async {
+                futures::join!(
+                    self.c.head(&key),
+                    self.c.head(&prefix),
+                    self.c.list_page(&prefix, None, 1, true)
+                )
+            });
+            if let (Ok(None), Ok(Some(m))) = (&file, marker) {
+                let node = Node::Dir(Some(m));
+                lock(&self.nodes).put(key, node.clone());
+                return Ok(node);
+            }
+            (file, under)
         } else {
             // A server that keeps directories as directories (s3s-fs,
             // which needs `list_markers = false`) fails a HEAD of one with
@@ -1012,6 +1026,10 @@ impl S3Store {
                 break;
             }
             after = items.last().map(|i| i.key.clone());
+        }
+        // The directory's own marker moves too (listings may leave it out).
+        if self.cfg.list_markers && !keys.contains(&sp) && self.block(self.c.head(&sp))?.is_some() {
+            keys.push(sp.clone());
         }
         // A marker-only directory on a server that hides markers.
         let made: Vec<(String, Meta)> = lock(&self.made_dirs)
