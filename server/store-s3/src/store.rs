@@ -281,7 +281,7 @@ impl S3Store {
             let (file, marker, under) = self.block(async {
                 futures::join!(
                     self.c.head(&key),
-                    self.c.head(&prefix),
+                    self.c.head_marker(&prefix),
                     self.c.list_page(&prefix, None, 1, true)
                 )
             });
@@ -345,7 +345,7 @@ impl S3Store {
                     Some(first) if first.key == prefix => {
                         // A listed marker: its metadata holds the owner and
                         // mode.
-                        let m = self.block(self.c.head(&prefix))?;
+                        let m = self.block(self.c.head_marker(&prefix))?;
                         Node::Dir(m)
                     }
                     Some(_) => Node::Dir(made),
@@ -797,7 +797,12 @@ impl S3Store {
     /// Moves one object (copy, then delete), stamping its identity so the
     /// renamed object keeps it. A source already gone was moved before.
     fn move_key(&self, src: &str, dst: &str) -> StoreResult<()> {
-        let Some(info) = self.block(self.c.head(src))? else {
+        let head = if src.ends_with('/') {
+            self.block(self.c.head_marker(src))?
+        } else {
+            self.block(self.c.head(src))?
+        };
+        let Some(info) = head else {
             return Ok(());
         };
         let mut m = info.meta.clone();
@@ -1028,7 +1033,10 @@ impl S3Store {
             after = items.last().map(|i| i.key.clone());
         }
         // The directory's own marker moves too (listings may leave it out).
-        if self.cfg.list_markers && !keys.contains(&sp) && self.block(self.c.head(&sp))?.is_some() {
+        if self.cfg.list_markers
+            && !keys.contains(&sp)
+            && self.block(self.c.head_marker(&sp))?.is_some()
+        {
             keys.push(sp.clone());
         }
         // A marker-only directory on a server that hides markers.
