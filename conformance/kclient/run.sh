@@ -6,8 +6,12 @@
 #   run.sh --port N --vers 4.0|4.1|4.2 [--export /path] [--timeout S]
 #          [--opts EXTRA_MOUNT_OPTS] [--only "check1 check2"] [--keep]
 #          [--mem MB] [--log-dir DIR] [--check-timeout S] [--verbose]
-#          [--extra FILE] [--serial2 PATH] [--cb-port N]
+#          [--extra FILE] [--serial2 PATH] [--cb-port N] [--skip FILE]
 #
+# --skip FILE: checks the server's store rules out, one per line as
+#   "NAME REASON..." ('#' starts a comment). The guest reports each as
+#   "CHECK NAME SKIP REASON" without running it; a name that is not a check
+#   fails the run, so a list cannot silently go stale.
 # --extra FILE: a shell file the guest's workload.sh sources after its own
 #   checks are defined; it may add c_<name> checks and replace ALL_CHECKS
 #   (used by volatile.sh for its multi-phase scenario).
@@ -43,7 +47,7 @@ usage() {   # usage [exit-status]
 }
 
 port= vers= export_path=/ timeout=300 extra_opts= only= keep=0 mem=512
-log_dir= verbose=0 check_timeout= extra= serial2= cb_port=
+log_dir= verbose=0 check_timeout= extra= serial2= cb_port= skip=
 while [ $# -gt 0 ]; do
     case $1 in
         --port) port=${2:-}; shift 2 ;;
@@ -60,6 +64,7 @@ while [ $# -gt 0 ]; do
         --extra) extra=${2:-}; shift 2 ;;
         --serial2) serial2=${2:-}; shift 2 ;;
         --cb-port) cb_port=${2:-}; shift 2 ;;
+        --skip) skip=${2:-}; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage ;;
     esac
@@ -70,6 +75,7 @@ case $vers in 4.0|4.1|4.2) ;; *) echo "run.sh: --vers must be 4.0, 4.1 or 4.2" >
 [[ $timeout =~ ^[0-9]+$ ]] || { echo "run.sh: --timeout wants seconds" >&2; exit 2; }
 [[ -z $check_timeout || $check_timeout =~ ^[0-9]+$ ]] || { echo "run.sh: --check-timeout wants seconds" >&2; exit 2; }
 [[ -z $extra || -r $extra ]] || { echo "run.sh: --extra $extra is not readable" >&2; exit 2; }
+[[ -z $skip || -r $skip ]] || { echo "run.sh: --skip $skip is not readable" >&2; exit 2; }
 [[ -z $cb_port || $cb_port =~ ^[0-9]+$ ]] || { echo "run.sh: --cb-port wants a port number" >&2; exit 2; }
 [[ -z $serial2 || ( -p $serial2.in && -p $serial2.out ) ]] || { echo "run.sh: --serial2 needs FIFOs $serial2.in and $serial2.out" >&2; exit 2; }
 
@@ -110,6 +116,10 @@ mkdir -p "$stage/etc"
 cp "$here/init.sh" "$stage/init"
 cp "$here/workload.sh" "$stage/workload.sh"
 [ -n "$extra" ] && cp "$extra" "$stage/workload-extra.sh"
+# Skipped checks: "NAME REASON" lines without comments or blank lines.
+if [ -n "$skip" ]; then
+    sed -e 's/#.*//' -e 's/[[:space:]]*$//' -e '/^$/d' "$skip" >"$stage/etc/kclient.skip"
+fi
 chmod 755 "$stage/init" "$stage/workload.sh"
 {
     echo "KC_SERVER=10.0.2.2"
@@ -185,12 +195,15 @@ rm -f "$rundir/initrd.img" "$rundir/run.cpio"
 # --- results -----------------------------------------------------------------
 # The serial console emits CRLF; strip it before matching.
 tr -d '\r' <"$console" >"$rundir/console.txt"
-checks=$(grep -aE '^CHECK [A-Za-z0-9_]+ (PASS|FAIL)' "$rundir/console.txt")
+checks=$(grep -aE '^CHECK [A-Za-z0-9_]+ (PASS|FAIL|SKIP)' "$rundir/console.txt")
 result=$(grep -aE '^RESULT [0-9]+ passed, [0-9]+ failed' "$rundir/console.txt" | tail -n 1)
 [ -n "$checks" ] && printf '%s\n' "$checks"
 
 npass=$(printf '%s\n' "$checks" | grep -c ' PASS$')
 nfail=$(printf '%s\n' "$checks" | grep -c ' FAIL')
+nskip=$(printf '%s\n' "$checks" | grep -c ' SKIP')
+want_result="RESULT $npass passed, $nfail failed"
+[ "$nskip" -gt 0 ] && want_result="$want_result, $nskip skipped"
 status=0
 if [ $timed_out = 1 ]; then
     running=$(grep -a '^RUN ' "$rundir/console.txt" | tail -n 1 | cut -d' ' -f2)
@@ -201,11 +214,11 @@ elif [ -z "$result" ]; then
     echo "kclient: guest ended (qemu exit $qrc) without a RESULT line; see $console"
     tail -n 15 "$rundir/console.txt" | sed 's/^/  | /'
     status=2
-elif [ "$result" != "RESULT $npass passed, $nfail failed" ]; then
-    echo "kclient: guest says '$result' but $npass PASS / $nfail FAIL lines were parsed"
+elif [ "$result" != "$want_result" ]; then
+    echo "kclient: guest says '$result' but $npass PASS / $nfail FAIL / $nskip SKIP lines were parsed"
     status=2
 elif [ "$nfail" -gt 0 ] || [ "$npass" -eq 0 ]; then
     status=1
 fi
-echo "kclient: vers=$vers: $npass passed, $nfail failed in ${elapsed}s (exit $status); log $console"
+echo "kclient: vers=$vers: $npass passed, $nfail failed, $nskip skipped in ${elapsed}s (exit $status); log $console"
 exit $status

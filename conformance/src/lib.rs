@@ -128,6 +128,18 @@ pub fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
+/// A configuration with one S3 export at "/": `prefix` of `bucket` at
+/// `endpoint`, with `extra` lines added to its `[export.s3]` table (e.g.
+/// `list_markers = false` for s3s-fs, docs/objectstore.md). Short lease
+/// and grace times keep restart tests short; credentials come from the
+/// server's environment, never from here.
+pub fn s3_export_toml(endpoint: &str, bucket: &str, prefix: &str, extra: &str) -> String {
+    format!(
+        "lease_time = 10\ngrace_time = 10\n[[export]]\npath = \"/\"\nstore = \"s3\"\n\
+         [export.s3]\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\nendpoint = \"{endpoint}\"\n{extra}\n"
+    )
+}
+
 /// A running nfs4d serving a fresh temporary export.
 pub struct Nfs4d {
     child: Child,
@@ -139,6 +151,9 @@ pub struct Nfs4d {
     pub state: PathBuf,
     _dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// Serve the configured exports instead of `--export EXPORT`.
+    configured: bool,
+    env: Vec<(String, String)>,
 }
 
 impl Nfs4d {
@@ -151,10 +166,22 @@ impl Nfs4d {
         Self::start_in(dir, export, state, extra)
     }
 
-    fn start_in(dir: tempfile::TempDir, export: PathBuf, state: PathBuf, extra: &[&str]) -> Nfs4d {
+    /// Starts nfs4d with the configuration `toml` (its own exports) and
+    /// `env` added to its environment, e.g. an S3 export and the
+    /// credentials of the test's S3 server. `export` is then unused.
+    pub fn start_config(toml: &str, env: &[(&str, String)]) -> Nfs4d {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conf = dir.path().join("nfs4d.toml");
+        std::fs::write(&conf, toml).expect("write the configuration");
+        let export = dir.path().join("export");
+        let state = dir.path().join("state");
         let port = free_port();
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let child = spawn(&dir, port, &export, &state, &extra);
+        let extra = vec!["--config".to_string(), conf.display().to_string()];
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let child = spawn(&dir, port, None, &state, &extra, &env);
         let srv = Nfs4d {
             child,
             port,
@@ -162,6 +189,26 @@ impl Nfs4d {
             state,
             _dir: dir,
             extra,
+            configured: true,
+            env,
+        };
+        srv.wait_ready();
+        srv
+    }
+
+    fn start_in(dir: tempfile::TempDir, export: PathBuf, state: PathBuf, extra: &[&str]) -> Nfs4d {
+        let port = free_port();
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = spawn(&dir, port, Some(&export), &state, &extra, &[]);
+        let srv = Nfs4d {
+            child,
+            port,
+            export,
+            state,
+            _dir: dir,
+            extra,
+            configured: false,
+            env: Vec::new(),
         };
         srv.wait_ready();
         srv
@@ -182,9 +229,10 @@ impl Nfs4d {
         self.child = spawn(
             &self._dir,
             self.port,
-            &self.export,
+            (!self.configured).then_some(self.export.as_path()),
             &self.state,
             &self.extra,
+            &self.env,
         );
         self.wait_ready();
     }
@@ -239,21 +287,26 @@ impl Nfs4d {
 fn spawn(
     dir: &tempfile::TempDir,
     port: u16,
-    export: &Path,
+    export: Option<&Path>,
     state: &Path,
     extra: &[String],
+    env: &[(String, String)],
 ) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.path().join("nfs4d.log"))
         .expect("log file");
+    let export: Vec<&std::ffi::OsStr> = match export {
+        Some(e) => vec!["--export".as_ref(), e.as_os_str()],
+        None => Vec::new(),
+    };
     Command::new(nfs4d_bin())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("serve")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
-        .arg("--export")
-        .arg(export)
+        .args(export)
         .arg("--state-dir")
         .arg(state)
         .args(extra)

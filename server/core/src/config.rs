@@ -153,16 +153,39 @@ pub enum ExpiredError {
     Auto,
 }
 
-/// One exported directory.
+/// What backs an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// A local directory (`dir`).
+    #[default]
+    Local,
+    /// A bucket or a prefix of one on an S3-compatible object store (the
+    /// `[export.s3]` table; docs/objectstore.md).
+    S3,
+}
+
+/// One export: a local directory or an object-store prefix.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportConfig {
     /// Where the export appears in the pseudo filesystem ("/" for the root).
     #[serde(default = "default_pseudo")]
     pub path: String,
-    /// The backing directory.
+    /// What backs the export.
+    #[serde(default)]
+    pub store: StoreKind,
+    /// The backing directory (`store = "local"`).
+    #[serde(default)]
     pub dir: PathBuf,
-    /// Persistent or volatile handles.
+    /// The object store's settings (`store = "s3"`): bucket, prefix,
+    /// endpoint, region, path style and the store's bounds. The daemon
+    /// types them (nfs4d-store-s3's `S3Config`, unknown keys refused);
+    /// the core only carries them, so it depends on no store.
+    #[serde(default)]
+    pub s3: Option<toml::Table>,
+    /// Persistent or volatile handles. Default: persistent for a local
+    /// directory, volatile for an object store ([`ExportConfig::store_defaults`]).
     #[serde(default)]
     pub filehandles: HandleMode,
     /// For volatile handles: which events expire them.
@@ -393,9 +416,22 @@ impl Config {
         })
     }
 
-    /// Parses TOML text.
+    /// Parses TOML text. Settings whose default depends on the store
+    /// (handles, delegations) take that default when the export does not
+    /// set them ([`ExportConfig::store_defaults`]).
     pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
-        toml::from_str(text)
+        let mut cfg: Config = toml::from_str(text)?;
+        // A second, untyped read tells which keys each export set; the
+        // typed read above already reported any error with its position.
+        let raw: toml::Table = toml::from_str(text)?;
+        let tables = raw.get("export").and_then(toml::Value::as_array);
+        for (i, e) in cfg.exports.iter_mut().enumerate() {
+            let set = tables
+                .and_then(|t| t.get(i))
+                .and_then(toml::Value::as_table);
+            e.store_defaults(|key| set.is_some_and(|t| t.contains_key(key)));
+        }
+        Ok(cfg)
     }
 
     /// Checks values and relations between them.
@@ -454,6 +490,7 @@ impl Config {
                 )));
             }
             validate_access(e).map_err(ConfigError::Invalid)?;
+            e.validate_store()?;
             // A volatile export that no event expires would advertise
             // FH4_PERSISTENT: say "persistent" instead of hiding it.
             if e.filehandles == HandleMode::Volatile && e.expire_on.is_empty() {
@@ -467,7 +504,78 @@ impl Config {
     }
 }
 
+/// Events that expire an object-store export's volatile handles by
+/// default: renames (a rename is a copy to a new key, so the server cannot
+/// follow one made by another S3 client) and migration. Not reboot: the
+/// handle map outlives restarts.
+pub const OBJECT_STORE_EXPIRE_ON: [ExpireOn; 2] = [ExpireOn::Rename, ExpireOn::Migration];
+
 impl ExportConfig {
+    /// Gives the settings whose default depends on the store the value for
+    /// this export's store, unless `set(key)` says the configuration set
+    /// them. An object store (docs/objectstore.md) defaults to volatile
+    /// handles that expire on rename and migration (RFC 8881 §4.2.3: a
+    /// store that names objects by path), and to no delegations, because
+    /// the store cannot tell the server when another S3 client changes an
+    /// object, so nothing would recall them.
+    pub fn store_defaults(&mut self, set: impl Fn(&str) -> bool) {
+        if self.store != StoreKind::S3 {
+            return;
+        }
+        if !set("filehandles") {
+            self.filehandles = HandleMode::Volatile;
+        }
+        if !set("expire_on") {
+            self.expire_on = OBJECT_STORE_EXPIRE_ON.to_vec();
+        }
+        if !set("delegations") {
+            self.delegations = crate::state::deleg::Policy::None;
+        }
+    }
+
+    /// Where the export's data lives, for logs: the directory, or
+    /// `s3://bucket/prefix`.
+    pub fn location(&self) -> String {
+        match self.store {
+            StoreKind::Local => self.dir.display().to_string(),
+            StoreKind::S3 => {
+                let get = |k: &str| {
+                    self.s3
+                        .as_ref()
+                        .and_then(|t| t.get(k))
+                        .and_then(toml::Value::as_str)
+                        .unwrap_or("")
+                };
+                let prefix = get("prefix").trim_matches('/');
+                if prefix.is_empty() {
+                    format!("s3://{}", get("bucket"))
+                } else {
+                    format!("s3://{}/{prefix}", get("bucket"))
+                }
+            }
+        }
+    }
+
+    /// The store settings match the store: a directory for a local
+    /// export, an `[export.s3]` table (and no directory) for an object
+    /// store. The table's contents are checked by the store itself.
+    fn validate_store(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("export {:?}: {m}", self.path)));
+        match self.store {
+            StoreKind::Local if self.dir.as_os_str().is_empty() => bad("dir is required"),
+            StoreKind::Local if self.s3.is_some() => {
+                bad("an [export.s3] table needs store = \"s3\"")
+            }
+            StoreKind::S3 if !self.dir.as_os_str().is_empty() => {
+                bad("store = \"s3\" takes its location from [export.s3], not dir")
+            }
+            StoreKind::S3 if self.s3.is_none() => {
+                bad("store = \"s3\" needs an [export.s3] table with at least the bucket")
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The handle policy this export's settings describe (persistent:
     /// nothing expires; `expire_on` and `noexpire_with_open` only matter
     /// for volatile exports).
@@ -727,7 +835,9 @@ mod tests {
         assert!(c.validate().is_err(), "no export");
         c.exports.push(ExportConfig {
             path: "/".into(),
+            store: StoreKind::Local,
             dir: "/x".into(),
+            s3: None,
             filehandles: HandleMode::Persistent,
             expire_on: vec![],
             noexpire_with_open: true,
@@ -744,5 +854,68 @@ mod tests {
         c.validate().unwrap();
         c.limits.max_record = 1000;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn object_store_exports_default_to_volatile_handles_and_no_delegations() {
+        let c = Config::parse(
+            r#"
+            [[export]]
+            path = "/s3"
+            store = "s3"
+            [export.s3]
+            bucket = "b"
+            prefix = "p/q"
+            [[export]]
+            path = "/s3b"
+            store = "s3"
+            filehandles = "persistent"
+            delegations = "read"
+            [export.s3]
+            bucket = "b"
+            [[export]]
+            path = "/local"
+            dir = "/srv"
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let s3 = &c.exports[0];
+        assert_eq!(s3.filehandles, HandleMode::Volatile);
+        assert_eq!(s3.expire_on, OBJECT_STORE_EXPIRE_ON.to_vec());
+        let p = s3.handle_policy();
+        assert!(p.rename && p.migration && !p.reboot && p.noexpire_with_open);
+        assert_eq!(s3.delegations, crate::state::deleg::Policy::None);
+        assert_eq!(s3.location(), "s3://b/p/q");
+        // What the configuration says wins over the store's defaults.
+        assert_eq!(c.exports[1].filehandles, HandleMode::Persistent);
+        assert_eq!(c.exports[1].delegations, crate::state::deleg::Policy::Read);
+        assert_eq!(c.exports[1].location(), "s3://b");
+        // A local export keeps the local defaults.
+        assert_eq!(c.exports[2].filehandles, HandleMode::Persistent);
+        assert_eq!(
+            c.exports[2].delegations,
+            crate::state::deleg::Policy::Readwrite
+        );
+    }
+
+    #[test]
+    fn store_settings_must_match_the_store() {
+        for (text, why) in [
+            ("[[export]]\npath = \"/\"\n", "dir is required"),
+            ("[[export]]\nstore = \"s3\"\n", "needs an [export.s3] table"),
+            (
+                "[[export]]\nstore = \"s3\"\ndir = \"/x\"\n[export.s3]\nbucket = \"b\"\n",
+                "not dir",
+            ),
+            (
+                "[[export]]\ndir = \"/x\"\n[export.s3]\nbucket = \"b\"\n",
+                "needs store = \"s3\"",
+            ),
+        ] {
+            let err = Config::parse(text).unwrap().validate().unwrap_err();
+            assert!(err.to_string().contains(why), "{text}: {err}");
+        }
+        assert!(Config::parse("[[export]]\nstore = \"ftp\"\ndir = \"/x\"\n").is_err());
     }
 }

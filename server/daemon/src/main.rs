@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use nfs4d::metered::StoreCounters;
-use nfs4d_core::config::{Config, ExpireOn, ExpiredError, ExportConfig, HandleMode};
+use nfs4d_core::config::{Config, ExpireOn, ExpiredError, ExportConfig, HandleMode, StoreKind};
 
 /// A user-space NFSv4.0/4.1/4.2 server for path-based stores.
 #[derive(Parser, Debug)]
@@ -115,9 +115,24 @@ struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
-    /// Export this directory at the pseudo root "/" (replaces configured exports).
-    #[arg(long, value_name = "DIR")]
+    /// Export this directory, or the S3 bucket prefix `s3://BUCKET/PREFIX`,
+    /// at the pseudo root "/" (replaces configured exports). Credentials
+    /// for S3 come from the AWS environment, profile or instance metadata.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
     export: Option<PathBuf>,
+    /// Endpoint URL of the S3 service (e.g. http://127.0.0.1:3900) for
+    /// S3 exports; AWS when absent.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Signing region of the S3 service for S3 exports.
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
+    /// Any other setting of S3 exports' `[export.s3]` table, as KEY=VALUE
+    /// with VALUE in TOML syntax, bare words as strings (repeatable; e.g.
+    /// `--s3-set attr_ttl_ms=500 --s3-set list_markers=false`). See
+    /// docs/objectstore.md.
+    #[arg(long, value_name = "KEY=VALUE")]
+    s3_set: Vec<String>,
     /// Directory for the handle map and client records.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -164,17 +179,20 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
-    apply_flags(a, &mut cfg);
+    apply_flags(a, &mut cfg)?;
     cfg.validate().map_err(|e| e.to_string())?;
     nfs4d::gss::engine_config(&cfg.gss).map_err(|e| format!("invalid configuration: {e}"))?;
     Ok(cfg)
 }
 
 /// The command line's settings over the file's (at start and at reload).
-fn apply_flags(a: &ServeArgs, cfg: &mut Config) {
+fn apply_flags(a: &ServeArgs, cfg: &mut Config) -> Result<(), String> {
     let default_dir = a.config.is_none() && a.export.is_none();
     if let Some(dir) = &a.export {
-        cfg.exports = vec![export_at_root(dir.clone())];
+        cfg.exports = vec![match dir.to_str().and_then(|d| d.strip_prefix("s3://")) {
+            Some(loc) => s3_export_at_root(loc)?,
+            None => export_at_root(dir.clone()),
+        }];
     } else if default_dir && cfg.exports.is_empty() {
         cfg.exports = vec![export_at_root(PathBuf::from("nfs4d-data/export"))];
     }
@@ -204,6 +222,30 @@ fn apply_flags(a: &ServeArgs, cfg: &mut Config) {
             e.sec = v.clone();
         }
     }
+    let mut s3_settings: Vec<(String, toml::Value)> = Vec::new();
+    for (key, v) in [("endpoint", &a.s3_endpoint), ("region", &a.s3_region)] {
+        if let Some(v) = v {
+            s3_settings.push((key.into(), toml::Value::String(v.clone())));
+        }
+    }
+    for kv in &a.s3_set {
+        s3_settings.push(s3_setting(kv)?);
+    }
+    if !s3_settings.is_empty() {
+        let mut any = false;
+        for e in cfg.exports.iter_mut().filter(|e| e.store == StoreKind::S3) {
+            let t = e.s3.get_or_insert_with(Default::default);
+            for (k, v) in &s3_settings {
+                t.insert(k.clone(), v.clone());
+            }
+            any = true;
+        }
+        if !any {
+            return Err(
+                "--s3-endpoint, --s3-region or --s3-set given, but no export is on S3".into(),
+            );
+        }
+    }
     if let Some(l) = a.lease_time {
         cfg.lease_time = l;
     }
@@ -213,12 +255,49 @@ fn apply_flags(a: &ServeArgs, cfg: &mut Config) {
     if let Some(m) = a.metrics_listen {
         cfg.admin.metrics_listen = Some(m);
     }
+    Ok(())
+}
+
+/// One `--s3-set KEY=VALUE`: VALUE as a TOML value (`500`, `false`,
+/// `"text"`), or as a string when it is not one (`/var/spool/nfs4d`).
+fn s3_setting(kv: &str) -> Result<(String, toml::Value), String> {
+    let Some((k, v)) = kv.split_once('=') else {
+        return Err(format!("--s3-set {kv:?}: expected KEY=VALUE"));
+    };
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("--s3-set {kv:?}: the key is empty"));
+    }
+    let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(v.to_string()));
+    Ok((k.to_string(), value))
+}
+
+/// The export of `--export s3://BUCKET/PREFIX` (given without the
+/// scheme), with the object-store defaults of a configured one.
+fn s3_export_at_root(loc: &str) -> Result<ExportConfig, String> {
+    let (bucket, prefix) = loc.split_once('/').unwrap_or((loc, ""));
+    if bucket.is_empty() {
+        return Err("--export s3://BUCKET/PREFIX: the bucket is missing".into());
+    }
+    let mut s3 = toml::Table::new();
+    s3.insert("bucket".into(), toml::Value::String(bucket.into()));
+    s3.insert("prefix".into(), toml::Value::String(prefix.into()));
+    let mut e = export_at_root(PathBuf::new());
+    e.store = StoreKind::S3;
+    e.s3 = Some(s3);
+    e.store_defaults(|_| false);
+    Ok(e)
 }
 
 fn export_at_root(dir: PathBuf) -> ExportConfig {
     ExportConfig {
         path: "/".into(),
+        store: StoreKind::Local,
         dir,
+        s3: None,
         filehandles: HandleMode::Persistent,
         expire_on: vec![
             nfs4d_core::config::ExpireOn::Rename,
@@ -309,10 +388,10 @@ fn keep_io_buffers() {
 async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
     let listen = cfg.listen;
     let admin_cfg = cfg.admin.clone();
-    let exports: Vec<(String, PathBuf)> = cfg
+    let exports: Vec<(String, String)> = cfg
         .exports
         .iter()
-        .map(|e| (e.path.clone(), e.dir.clone()))
+        .map(|e| (e.path.clone(), e.location()))
         .collect();
     // Metrics: bound before anything else starts, so a bad address fails
     // the start instead of leaving a server without them.
@@ -348,7 +427,7 @@ async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
     };
     let bound = listener.local_addr().unwrap_or(listen);
     for (pseudo, dir) in &exports {
-        tracing::info!(export = %pseudo, dir = %dir.display(), "exporting");
+        tracing::info!(export = %pseudo, location = %dir, "exporting");
     }
     let metrics_at = match metrics_listener {
         Some(l) => {

@@ -17,15 +17,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use nfs4d_core::config::Config;
-use nfs4d_core::namespace::exports::{self, ExportIds, MigrationRecords, Served};
+use nfs4d_core::namespace::exports::{self, ExportIds, MigrationRecords};
 use nfs4d_core::server::Server;
 
 use crate::metered::StoreCounters;
 
+/// The command line's settings applied over a re-read file; an error is
+/// a setting that no longer fits the file (e.g. `--s3-endpoint` with no
+/// export on S3 left).
+pub type Overrides = Box<dyn Fn(&mut Config) -> Result<(), String> + Send + Sync>;
+
 /// Re-reads one configuration file.
 pub struct Reloader {
     path: Option<PathBuf>,
-    overrides: Box<dyn Fn(&mut Config) + Send + Sync>,
+    overrides: Overrides,
     /// Wraps each new store (store-request metrics) when set.
     meter: Option<Arc<StoreCounters>>,
     one: Mutex<()>,
@@ -45,7 +50,7 @@ impl Reloader {
     /// flags) over it as at start.
     pub fn new(
         path: Option<PathBuf>,
-        overrides: Box<dyn Fn(&mut Config) + Send + Sync>,
+        overrides: Overrides,
         meter: Option<Arc<StoreCounters>>,
     ) -> Reloader {
         Reloader {
@@ -77,7 +82,7 @@ impl Reloader {
                 None => format!("{shown}: {msg}"),
             }
         })?;
-        (self.overrides)(&mut cfg);
+        (self.overrides)(&mut cfg).map_err(|e| format!("{shown}: {e}"))?;
         cfg.validate()
             .map_err(|e| located(&shown.to_string(), &text, &cfg, &e.to_string()))?;
         let current = srv.vfs.exports();
@@ -110,12 +115,10 @@ impl Reloader {
             .map_err(|e| format!("export ids: {e}"))?;
         let mut add = Vec::new();
         for (e, id) in plan.add.iter().zip(ids) {
-            let dir = match records.served(&e.path, &e.dir).map_err(|e| e.to_string())? {
-                Served::Configured => e.dir.clone(),
-                Served::Migrated(to) => to,
-            };
-            let store = crate::startup::open_export_store(e, &dir, &srv.cfg.limits)
-                .map_err(|m| format!("export {}: {}: {m}", e.path, dir.display()))?;
+            let dir = crate::startup::served_location(&records, e).map_err(|e| e.to_string())?;
+            let store =
+                crate::startup::open_export_store(e, &dir, &srv.cfg.limits, &srv.cfg.state_dir)
+                    .map_err(|m| format!("export {}: {}: {m}", e.path, dir.display()))?;
             let store = match &self.meter {
                 Some(c) => crate::metered::Metered::wrap(store, c.clone()),
                 None => store,

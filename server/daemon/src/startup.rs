@@ -1,18 +1,20 @@
 //! Builds a server from its configuration: the state directory with its
-//! sled database, one local-directory store per export, the daemon's
-//! implementations of what the core asks for (clock, names, callbacks),
-//! and the RPCSEC_GSS engine when Kerberos is available.
+//! sled database, one store per export (a local directory, or an S3
+//! bucket prefix), the daemon's implementations of what the core asks for
+//! (clock, names, callbacks), and the RPCSEC_GSS engine when Kerberos is
+//! available.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use nfs4d_core::config::{Config, ExportConfig, Limits};
+use nfs4d_core::config::{Config, ExportConfig, Limits, StoreKind};
 use nfs4d_core::namespace::exports::{MigrationRecords, Served};
 use nfs4d_core::namespace::vfs::MigrateError;
 use nfs4d_core::server::{Parts, Server, StartError};
 use nfs4d_kv_sled::SledKv;
 use nfs4d_store::{RelPath, Store};
 use nfs4d_store_local::LocalStore;
+use nfs4d_store_s3::{S3Config, S3Store};
 
 use crate::cbdriver::CbSender;
 use crate::metered::StoreCounters;
@@ -43,15 +45,9 @@ pub fn open(cfg: Config, meter: Option<Arc<StoreCounters>>) -> Result<Started, S
     let records = MigrationRecords::open(&kv).map_err(|e| state_err(&e))?;
     let mut stores: Vec<(Arc<dyn Store>, PathBuf)> = Vec::new();
     for e in &cfg.exports {
-        let dir = match records.served(&e.path, &e.dir).map_err(|e| state_err(&e))? {
-            Served::Configured => e.dir.clone(),
-            Served::Migrated(to) => {
-                tracing::info!(export = %e.path, configured = %e.dir.display(), served = %to.display(), "serving the directory the export was migrated to (nfs4d ctl migrate); write it into the configuration to make it permanent");
-                to
-            }
-        };
-        let store = open_export_store(e, &dir, &cfg.limits)
-            .map_err(|m| StartError::Export(dir.display().to_string(), m))?;
+        let dir = served_location(&records, e).map_err(|e| state_err(&e))?;
+        let store = open_export_store(e, &dir, &cfg.limits, &cfg.state_dir)
+            .map_err(|m| StartError::Export(e.location(), m))?;
         let store = match &meter {
             Some(c) => crate::metered::Metered::wrap(store, c.clone()),
             None => store,
@@ -89,18 +85,80 @@ pub fn open(cfg: Config, meter: Option<Arc<StoreCounters>>) -> Result<Started, S
 /// Opens the store of export `e`, served from `dir` (its configured
 /// directory, or where it was migrated to). Used at start and when a
 /// reload adds an export.
+/// Where export `e` is served from: its configured directory, the one it
+/// was migrated to (`ctl migrate`), or, for an object-store export, its
+/// bucket prefix (only a directory tree can be migrated).
+pub fn served_location(
+    records: &MigrationRecords,
+    e: &ExportConfig,
+) -> Result<PathBuf, nfs4d_kv::KvError> {
+    if e.store == StoreKind::S3 {
+        return Ok(PathBuf::from(e.location()));
+    }
+    Ok(match records.served(&e.path, &e.dir)? {
+        Served::Configured => e.dir.clone(),
+        Served::Migrated(to) => {
+            tracing::info!(export = %e.path, configured = %e.dir.display(), served = %to.display(), "serving the directory the export was migrated to (nfs4d ctl migrate); write it into the configuration to make it permanent");
+            to
+        }
+    })
+}
+
+/// The store of export `e`: its local directory `dir` (the configured one
+/// or the one it was migrated to) or its object-store prefix.
 pub fn open_export_store(
     e: &ExportConfig,
     dir: &Path,
     limits: &Limits,
+    state_dir: &Path,
 ) -> Result<Arc<dyn Store>, String> {
-    let _ = e;
-    open_local(dir, limits.max_open_files as usize)
+    match e.store {
+        StoreKind::Local => open_local(dir, limits.max_open_files as usize),
+        StoreKind::S3 => open_s3(e, state_dir),
+    }
 }
 
 fn open_local(dir: &Path, fds: usize) -> Result<Arc<dyn Store>, String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let s = LocalStore::with_fd_cache(dir, fds).map_err(|e| e.to_string())?;
+    Ok(Arc::new(s))
+}
+
+/// The typed settings of an S3 export: its `[export.s3]` table, with the
+/// spool under the state directory unless the table names one.
+pub fn s3_config(e: &ExportConfig, state_dir: &Path) -> Result<S3Config, String> {
+    let table = e.s3.clone().unwrap_or_default();
+    let mut c: S3Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|err| format!("[export.s3]: {err}"))?;
+    if c.spool_dir.as_os_str().is_empty() {
+        c.spool_dir = default_spool(state_dir, &c.bucket, &c.prefix);
+    }
+    Ok(c)
+}
+
+/// The spool of an S3 export without `spool_dir`: a directory of the
+/// state directory (which survives restarts, as the spool's journal must)
+/// named after the bucket and prefix, so that each export finds its own
+/// journal again whatever the order of the exports.
+pub fn default_spool(state_dir: &Path, bucket: &str, prefix: &str) -> PathBuf {
+    // '%' first, so the escaping stays reversible and two locations never
+    // share a directory.
+    let esc = |s: &str| s.replace('%', "%25").replace('/', "%2F");
+    state_dir.join("s3-spool").join(format!(
+        "{}%2F{}",
+        esc(bucket),
+        esc(prefix.trim_matches('/'))
+    ))
+}
+
+fn open_s3(e: &ExportConfig, state_dir: &Path) -> Result<Arc<dyn Store>, String> {
+    let c = s3_config(e, state_dir)?;
+    if !c.spool_dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(&c.spool_dir)
+            .map_err(|err| format!("spool_dir {}: {err}", c.spool_dir.display()))?;
+    }
+    let s = S3Store::new(c).map_err(|err| err.to_string())?;
     Ok(Arc::new(s))
 }
 

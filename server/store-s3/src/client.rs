@@ -217,7 +217,11 @@ impl Client {
         let mut out = Vec::new();
         while let Some(entry) = lister.try_next().await.map_err(|e| from_dal(&e, &what()))? {
             let key = entry.path().to_string();
-            if key == prefix || start_after.is_some_and(|sa| key.as_str() <= sa) {
+            // A directory's own `dir/` marker is not one of its entries
+            // (delimited listings, READDIR), but recursive listings keep
+            // it: they decide whether the directory exists and what a
+            // rename must move.
+            if (key == prefix && !recursive) || start_after.is_some_and(|sa| key.as_str() <= sa) {
                 continue;
             }
             if out.len() == limit {
@@ -321,6 +325,51 @@ impl Client {
             b = b.header(format!("x-amz-meta-{k}"), v);
         }
         b
+    }
+
+    /// HEAD of a `dir/` marker by its key, with its metadata, or `None`
+    /// when there is none. OpenDAL takes a path ending in `/` for a
+    /// directory and answers its stat from a listing, without the
+    /// marker's metadata, so this request is sent as is.
+    pub async fn head_marker(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
+        let url = self.url(key, "");
+        let r = self
+            .send(&format!("HEAD {key}"), || {
+                Request::builder()
+                    .method(Method::HEAD)
+                    .uri(&url)
+                    .body(Buffer::new())
+                    .map_err(|e| StoreError::Io(format!("request: {e}")))
+            })
+            .await;
+        let headers = match r {
+            Ok((h, _)) => h,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let pairs: Vec<(String, String)> = headers
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.as_str().strip_prefix("x-amz-meta-")?;
+                Some((name.to_string(), v.to_str().ok()?.to_string()))
+            })
+            .collect();
+        Ok(Some(ObjInfo {
+            key: key.to_string(),
+            size: 0,
+            etag: text("etag").trim_matches('"').to_string(),
+            // A marker's times are in its metadata (nfs4d and s3fs write
+            // them); Last-Modified is not needed.
+            last_modified: Timespec::default(),
+            meta: Meta::parse(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        }))
     }
 
     /// PUT of a zero-byte `dir/` marker carrying s3fs metadata (OpenDAL's

@@ -282,10 +282,15 @@ pub(crate) fn dir_attrs(
         .or(marker.map(|m| m.last_modified))
         .unwrap_or_default();
     let mut id = identity(prefix, etag, meta);
-    if meta.id.is_none() {
+    // Without listed markers the stamps are only known while this process
+    // runs; a directory's identity must not change with a restart, so
+    // there it is its path alone (a rename gives it a new identity).
+    let meta_id = if cfg.list_markers { meta.id } else { None };
+    let meta_inc = if cfg.list_markers { meta.inc } else { None };
+    if meta_id.is_none() {
         id.object = nonzero(stable_hash(&[b"dir", prefix.as_bytes()]));
     }
-    if meta.inc.is_none() {
+    if meta_inc.is_none() {
         // An implicit directory has nothing that tells one incarnation
         // from the next.
         id.incarnation = 0;

@@ -272,16 +272,71 @@ impl S3Store {
             return Ok(n);
         }
         let prefix = format!("{key}/");
-        let (file, under) = self.block(async {
-            futures::join!(self.c.head(&key), self.c.list_page(&prefix, None, 1, true))
-        });
         let made = lock(&self.made_dirs).get(&prefix).cloned();
-        // Servers that keep directories as directories (s3s-fs) fail a
-        // HEAD of one: what lies below, or our own record, decides.
+        let (file, under) = if self.cfg.list_markers {
+            // The object, the directory's marker and whatever lies below,
+            // asked at once. The marker is HEADed by its own key: listings
+            // through OpenDAL do not reliably return the key equal to the
+            // listed prefix.
+            let (file, marker, under) = self.block(async {
+                futures::join!(
+                    self.c.head(&key),
+                    self.c.head_marker(&prefix),
+                    self.c.list_page(&prefix, None, 1, true)
+                )
+            });
+            if let (Ok(None), Ok(Some(m))) = (&file, marker) {
+                let node = Node::Dir(Some(m));
+                lock(&self.nodes).put(key, node.clone());
+                return Ok(node);
+            }
+            (file, under)
+        } else {
+            // A server that keeps directories as directories (s3s-fs,
+            // which needs `list_markers = false`) fails a HEAD of one with
+            // a server error, and cannot hold a file and a directory under
+            // one name: the listing, or this process's own record, decides
+            // first, and a HEAD is only sent for what is not a directory.
+            // An empty directory of an earlier run cannot be told from a
+            // missing key there; it is reported missing
+            // (docs/objectstore.md).
+            let under = self.block(self.c.list_page(&prefix, None, 1, true));
+            let is_dir = made.is_some() || under.as_ref().is_ok_and(|(i, _)| !i.is_empty());
+            // (A failed listing is reported below.)
+            let file = if is_dir || under.is_err() {
+                Ok(None)
+            } else {
+                match self.block(self.c.head(&key)) {
+                    Err(StoreError::Transient(why)) => {
+                        tracing::debug!(
+                            key,
+                            why,
+                            "HEAD failed on a server without listed markers: taken as no object"
+                        );
+                        Ok(None)
+                    }
+                    other => other,
+                }
+            };
+            (file, under)
+        };
+        // Servers that keep directories as directories fail a HEAD of one:
+        // what lies below, or our own record, decides.
         let file = match (file, &under) {
             (Err(_), Ok((items, _))) if !items.is_empty() || made.is_some() => Ok(None),
             (f, _) => f,
         };
+        // A directory this process created on a server that does not list
+        // markers: the metadata it was given, whether or not objects lie
+        // below it now, so its mode and owner do not flip to the defaults
+        // when its first entry arrives.
+        let made = made.map(|meta| ObjInfo {
+            key: prefix.clone(),
+            size: 0,
+            etag: String::new(),
+            last_modified: meta.mtime.unwrap_or_default(),
+            meta,
+        });
         let node = match file? {
             Some(info) => Node::File(info),
             None => {
@@ -290,20 +345,12 @@ impl S3Store {
                     Some(first) if first.key == prefix => {
                         // A listed marker: its metadata holds the owner and
                         // mode.
-                        let m = self.block(self.c.head(&prefix))?;
+                        let m = self.block(self.c.head_marker(&prefix))?;
                         Node::Dir(m)
                     }
-                    Some(_) => Node::Dir(None),
-                    None => match made.as_ref() {
-                        Some(meta) => Node::Dir(Some(ObjInfo {
-                            key: prefix.clone(),
-                            size: 0,
-                            etag: String::new(),
-                            last_modified: meta.mtime.unwrap_or_default(),
-                            meta: meta.clone(),
-                        })),
-                        None => return Err(StoreError::NotFound),
-                    },
+                    Some(_) => Node::Dir(made),
+                    None if made.is_some() => Node::Dir(made),
+                    None => return Err(StoreError::NotFound),
                 }
             }
         };
@@ -750,7 +797,12 @@ impl S3Store {
     /// Moves one object (copy, then delete), stamping its identity so the
     /// renamed object keeps it. A source already gone was moved before.
     fn move_key(&self, src: &str, dst: &str) -> StoreResult<()> {
-        let Some(info) = self.block(self.c.head(src))? else {
+        let head = if src.ends_with('/') {
+            self.block(self.c.head_marker(src))?
+        } else {
+            self.block(self.c.head(src))?
+        };
+        let Some(info) = head else {
             return Ok(());
         };
         let mut m = info.meta.clone();
@@ -979,6 +1031,13 @@ impl S3Store {
                 break;
             }
             after = items.last().map(|i| i.key.clone());
+        }
+        // The directory's own marker moves too (listings may leave it out).
+        if self.cfg.list_markers
+            && !keys.contains(&sp)
+            && self.block(self.c.head_marker(&sp))?.is_some()
+        {
+            keys.push(sp.clone());
         }
         // A marker-only directory on a server that hides markers.
         let made: Vec<(String, Meta)> = lock(&self.made_dirs)

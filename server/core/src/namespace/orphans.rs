@@ -98,7 +98,9 @@ pub(super) fn park_if_open(
 }
 
 impl Namespace<'_> {
-    /// After a CLOSE: deletes a parked file once nothing has it open.
+    /// After a CLOSE, once nothing has the file open: tells the store
+    /// (a store that stages writes, such as an object store, publishes
+    /// them now: `Store::close`), then deletes the file if it was parked.
     pub fn reap_after_close(&self, file: FileKey) {
         let (export, id) = file;
         if self.state.lock().file_share(file).access != 0 {
@@ -108,12 +110,24 @@ impl Namespace<'_> {
         let Ok(Some(path)) = vfs.fhmap.path_of(id) else {
             return;
         };
-        if path.len() != 2 || path[0] != ORPHAN_DIR {
-            return;
-        }
         let Ok(e) = vfs.export(export) else {
             return;
         };
+        if let Ok(names) = path
+            .iter()
+            .map(|c| Name::new(c))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            // What COMMIT made durable is already safe (RFC 8881 §18.3);
+            // a failure here leaves the data staged for the next COMMIT
+            // or close, so the CLOSE itself still succeeds.
+            if let Err(err) = e.store().close(&RelPath::from_names(names)) {
+                tracing::warn!(error = %err, export, "store could not publish a file at its last close");
+            }
+        }
+        if path.len() != 2 || path[0] != ORPHAN_DIR {
+            return;
+        }
         let Ok(name) = Name::new(&path[1]) else {
             return;
         };

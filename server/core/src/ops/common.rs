@@ -113,7 +113,9 @@ pub fn with_attr_context<R>(
         mounted_on_fileid: mounted_on,
         minorversion: cx.minor,
         rdattr_error,
-        xattr_support: cx.minor >= 2 && export.is_some(),
+        // RFC 8276 §8.2: true only where the xattr operations can work,
+        // that is where the export's store keeps extended attributes.
+        xattr_support: cx.minor >= 2 && export.is_some_and(|e| e.caps.xattrs),
         owner_string: &owner,
         group_string: &owner,
     };

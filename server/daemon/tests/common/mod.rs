@@ -21,6 +21,7 @@ pub struct TestServer {
     pub state: PathBuf,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -31,7 +32,7 @@ impl TestServer {
         let state = dir.path().join("state");
         std::fs::create_dir_all(&export).unwrap();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let mut child = spawn(&dir, ANY_PORT, &export, &state, &extra);
+        let mut child = spawn(&dir, ANY_PORT, &export, &state, &extra, &[]);
         let addr = wait_listening(&dir, &mut child);
         TestServer {
             child,
@@ -40,6 +41,7 @@ impl TestServer {
             state,
             dir,
             extra,
+            env: Vec::new(),
         }
     }
 
@@ -47,6 +49,16 @@ impl TestServer {
     /// …) with `{export}` replaced by the backing directory, which then
     /// holds the export directories. `extra` is appended as in [`start`].
     pub fn start_with_config(toml: &str, extra: &[&str]) -> TestServer {
+        Self::start_with_config_env(toml, extra, &[])
+    }
+
+    /// [`start_with_config`] with `env` added to the server's environment
+    /// (kept for restarts).
+    pub fn start_with_config_env(toml: &str, extra: &[&str], env: &[(&str, String)]) -> TestServer {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let export = dir.path().join("export");
         let state = dir.path().join("state");
@@ -59,7 +71,7 @@ impl TestServer {
         .unwrap();
         let mut all: Vec<String> = vec!["--config".into(), conf.display().to_string()];
         all.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = spawn(&dir, ANY_PORT, &export, &state, &all);
+        let mut child = spawn(&dir, ANY_PORT, &export, &state, &all, &env);
         let addr = wait_listening(&dir, &mut child);
         TestServer {
             child,
@@ -68,6 +80,7 @@ impl TestServer {
             state,
             dir,
             extra: all,
+            env,
         }
     }
 
@@ -94,7 +107,14 @@ impl TestServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(&self.dir, self.addr, &self.export, &self.state, &self.extra);
+        self.child = spawn(
+            &self.dir,
+            self.addr,
+            &self.export,
+            &self.state,
+            &self.extra,
+            &self.env,
+        );
         let addr = wait_listening(&self.dir, &mut self.child);
         assert_eq!(addr, self.addr, "restarted on another address");
     }
@@ -207,6 +227,7 @@ fn spawn(
     export: &PathBuf,
     state: &PathBuf,
     extra: &[String],
+    env: &[(String, String)],
 ) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -217,6 +238,7 @@ fn spawn(
     let out = std::fs::File::create(dir.path().join("nfs4d.out")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nfs4d"));
     cmd.env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(["serve", "--listen", &addr.to_string()]);
     // A configuration file brings its own exports.
     if !extra.iter().any(|a| a == "--config") {
