@@ -4,7 +4,7 @@
 #
 #   conformance/bench/compare.sh [--quick] [--rounds R] [--duration S] [--warmup S]
 #                                [--connections N] [--slots M] [--workloads a,b,...]
-#                                [--out DIR] [--no-build] [--bin-dir DIR] [--keep]
+#                                [--out DIR] [--no-build] [--bin-dir DIR] [--before-bin DIR] [--keep]
 #
 # Both servers export a directory under the same temporary directory in /tmp
 # (same filesystem). For every round and workload the two servers run one
@@ -16,7 +16,10 @@
 # ceiling, server CPU per 1000 ops and peak RSS) is printed and written to
 # DIR/summary.md. --bin-dir DIR takes nfs4d and nfs4d-bench from DIR instead
 # of target/release (e.g. a build of an earlier commit, for before/after
-# comparisons in one session).
+# comparisons in one session). --before-bin DIR adds a third server to every
+# round: the nfs4d in DIR (an earlier build), labelled "before", driven by the
+# same nfs4d-bench; the order of the servers rotates from round to round so
+# that a slow drift of the machine does not favour one of them.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +32,7 @@ WORKLOADS=metadata,readdir,smallfile,seqread,seqwrite,randread,randwrite,openhol
 OUT=
 BUILD=1
 BINDIR=
+BEFOREDIR=
 KEEP=0
 QUICK=0
 EXTRA=()
@@ -47,6 +51,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift ;;
         --no-build) BUILD=0 ;;
         --bin-dir) BINDIR=$2; BUILD=0; shift ;;
+        --before-bin) BEFOREDIR=$2; shift ;;
         --keep) KEEP=1 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
@@ -101,6 +106,12 @@ mkdir -p "$BASE/bin"
 SRCBIN=${BINDIR:-$ROOT/target/release}
 cp "$SRCBIN/nfs4d" "$SRCBIN/nfs4d-bench" "$BASE/bin/"
 NFS4D=$BASE/bin/nfs4d
+SERVERS=(nfs4d ganesha)
+if [ -n "$BEFOREDIR" ]; then
+    [ -x "$BEFOREDIR/nfs4d" ] || { echo "compare.sh: no nfs4d in $BEFOREDIR" >&2; exit 1; }
+    cp "$BEFOREDIR/nfs4d" "$BASE/bin/nfs4d-before"
+    SERVERS=(nfs4d before ganesha)
+fi
 BENCH=$BASE/bin/nfs4d-bench
 BUILT=$(date -u -r "$SRCBIN/nfs4d" '+%Y-%m-%d %H:%M UTC')
 if [ -n "$BINDIR" ]; then
@@ -159,7 +170,7 @@ stop_server() {
 cleanup() {
     stop_server
     if [ "$KEEP" = 0 ]; then
-        rm -rf "$BASE/ganesha/export" "$BASE/nfs4d/export" "$BASE/nfs4d/state" "$BASE/bin"
+        rm -rf "$BASE/ganesha/export" "$BASE/nfs4d" "$BASE/before" "$BASE/bin"
     fi
 }
 trap cleanup EXIT
@@ -174,11 +185,17 @@ wait_port() {
     return 1
 }
 
+# start_nfs4d [LABEL]: nfs4d (or the before build) on its own export and
+# state directory, kept from run to run like Ganesha's export (the inputs
+# of the streaming and listing workloads are reused).
 start_nfs4d() {
-    RUST_LOG=warn setsid "$NFS4D" serve --listen "127.0.0.1:$NPORT" --export "$BASE/nfs4d/export" \
-        --state-dir "$BASE/nfs4d/state" >>"$OUT/nfs4d.log" 2>&1 </dev/null &
+    local label=${1:-nfs4d} bin=$NFS4D
+    [ "$label" = before ] && bin=$BASE/bin/nfs4d-before
+    mkdir -p "$BASE/$label/export" "$BASE/$label/state"
+    RUST_LOG=warn setsid "$bin" serve --listen "127.0.0.1:$NPORT" --export "$BASE/$label/export" \
+        --state-dir "$BASE/$label/state" >>"$OUT/$label.log" 2>&1 </dev/null &
     SERVER_PID=$!
-    wait_port "$NPORT" || { echo "compare.sh: nfs4d did not start, see $OUT/nfs4d.log" >&2; return 1; }
+    wait_port "$NPORT" || { echo "compare.sh: $label did not start, see $OUT/$label.log" >&2; return 1; }
 }
 
 start_ganesha() {
@@ -228,12 +245,16 @@ START=$(date +%s)
 for ROUND in $(seq "$ROUNDS"); do
     log "round $ROUND: tcp-ceiling"
     run_bench loopback tcp-ceiling
+    # Rotate the order of the servers from round to round.
+    n=${#SERVERS[@]}
+    order=()
+    for i in $(seq 0 $((n - 1))); do order+=("${SERVERS[$(((i + ROUND - 1) % n))]}"); done
     for w in ${WORKLOADS//,/ }; do
-        for server in nfs4d ganesha; do
+        for server in "${order[@]}"; do
             log "round $ROUND: $w on $server"
-            if [ "$server" = nfs4d ]; then
-                start_nfs4d || { run_bench nfs4d "$w" --server 127.0.0.1:1; continue; }
-                run_bench nfs4d "$w" --server "127.0.0.1:$NPORT" --export / --server-pid "$SERVER_PID"
+            if [ "$server" = nfs4d ] || [ "$server" = before ]; then
+                start_nfs4d "$server" || { run_bench "$server" "$w" --server 127.0.0.1:1; continue; }
+                run_bench "$server" "$w" --server "127.0.0.1:$NPORT" --export / --server-pid "$SERVER_PID"
             else
                 start_ganesha || { run_bench ganesha "$w" --server 127.0.0.1:1; continue; }
                 run_bench ganesha "$w" --server "127.0.0.1:$GPORT" --export /export --server-pid "$SERVER_PID"

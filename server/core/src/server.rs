@@ -187,6 +187,9 @@ impl Server {
 
     /// Flushes durable state (clean shutdown).
     pub fn shutdown(&self) {
+        if self.vfs.any_async() {
+            self.vfs.flush_async();
+        }
         if let Err(e) = self.fhmap.shutdown() {
             tracing::error!(error = %e, "flushing the handle map at shutdown failed");
         }

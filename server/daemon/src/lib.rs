@@ -7,6 +7,7 @@
 //! - [`exec`]: the runners that take a connection's COMPOUNDs off the
 //!   network threads (stores, sled and file systems block);
 //! - [`cbdriver`] and [`callback`]: calls to clients (recalls, probes);
+//! - [`flusher`]: the background flush of `async` exports;
 //! - [`ctl`]: the admin socket;
 //! - [`startup`]: the state directory, the stores and the server object;
 //! - [`clock`], [`nss`]: the clock and the user/group names the core asks for.
@@ -16,6 +17,7 @@ pub mod cbdriver;
 pub mod clock;
 pub mod ctl;
 pub mod exec;
+pub mod flusher;
 pub mod net;
 pub mod nss;
 pub mod startup;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use nfs4d_core::config::{Config, ExpireOn, ExpiredError, ExportConfig, HandleMode};
+use nfs4d_core::config::{Config, Durability, ExpireOn, ExpiredError, ExportConfig, HandleMode};
 
 /// A user-space NFSv4.0/4.1/4.2 server for path-based stores.
 #[derive(Parser, Debug)]
@@ -89,6 +89,13 @@ struct ServeArgs {
     /// (docs/delegations.md).
     #[arg(long, value_enum, value_name = "POLICY")]
     delegations: Option<nfs4d_core::state::deleg::Policy>,
+    /// When namespace changes of every export become durable: sync
+    /// (before the reply) or async (in the background; docs/durability.md).
+    #[arg(long, value_enum, value_name = "MODE")]
+    durability: Option<Durability>,
+    /// Longest delay of an async export's background flush, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    async_flush_ms: Option<u32>,
     /// Lease period in seconds.
     #[arg(long, value_name = "SECS")]
     lease_time: Option<u32>,
@@ -130,6 +137,12 @@ fn build_config(a: &ServeArgs) -> Result<Config, String> {
         if let Some(v) = a.delegations {
             e.delegations = v;
         }
+        if let Some(v) = a.durability {
+            e.durability = v;
+        }
+    }
+    if let Some(v) = a.async_flush_ms {
+        cfg.async_flush_ms = v;
     }
     if let Some(l) = a.lease_time {
         cfg.lease_time = l;
@@ -154,6 +167,7 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
         noexpire_with_open: true,
         expired_error: ExpiredError::Auto,
         read_only: false,
+        durability: Durability::Sync,
         clients: None,
         squash: Default::default(),
         anonuid: nfs4d_core::export_access::NOBODY,

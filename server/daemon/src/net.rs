@@ -47,6 +47,10 @@ pub async fn serve(
 ) {
     let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
     let reaper = tokio::spawn(reap_leases(srv.clone()));
+    let flusher = srv
+        .vfs
+        .any_async()
+        .then(|| tokio::spawn(crate::flusher::run(srv.clone())));
     let callbacks = crate::cbdriver::start(srv.clone(), queue);
     tokio::pin!(shutdown);
     loop {
@@ -75,6 +79,9 @@ pub async fn serve(
     }
     reaper.abort();
     callbacks.abort();
+    if let Some(f) = flusher {
+        f.abort();
+    }
 }
 
 /// Expires leases once a second (RFC 8881 §8.3).

@@ -146,7 +146,7 @@ impl Namespace<'_> {
                 attrs
             }
         };
-        let after = dir_done(e, at.dir)?;
+        let after = dir_done(self, e, at.dir_id, at.dir)?;
 
         // The new object's handle must be durable before the reply.
         let (fh, seq) = self
@@ -266,7 +266,7 @@ impl Namespace<'_> {
                 return Err(err);
             }
         };
-        let after = dir_done(e, at.dir)?;
+        let after = dir_done(self, e, at.dir_id, at.dir)?;
         Ok(NewFile {
             attrs,
             created: true,

@@ -59,10 +59,10 @@ impl Namespace<'_> {
             _ => orphans::park_if_open(self, e, at, &victim)?,
         };
         if let Some(seq) = parked {
-            let after = dir_done(e, at.dir)?;
+            let after = dir_done(self, e, at.dir_id, at.dir)?;
             return Ok(Removed {
                 dir: DirChange::between(&before, &after),
-                durable: seq,
+                durable: self.vfs.durable_for(e, seq),
             });
         }
         match victim.kind {
@@ -71,7 +71,7 @@ impl Namespace<'_> {
                 e.store().remove(at.dir, at.name)?;
             }
         }
-        let after = dir_done(e, at.dir)?;
+        let after = dir_done(self, e, at.dir_id, at.dir)?;
         // The name is gone from the store; the map follows. This need not be
         // durable before the reply: if the update is lost, PUTFH of an old
         // handle still finds nothing at the recorded path (or another

@@ -893,3 +893,94 @@ fn what_a_store_cannot_do_answers_the_rfc_status() {
         .expect("empty directory moves");
     assert!(f.exists("to") && f.exists("full/x"));
 }
+
+#[test]
+fn async_exports_sync_in_the_background() {
+    // sync (the default): directories are synced at once, the reply waits
+    // for the map.
+    let f = fixture("");
+    let r = root(&f);
+    let req = SetRequest {
+        mode: Some(0o755),
+        ..SetRequest::default()
+    };
+    let d_n = name("d");
+    let made = f
+        .ns()
+        .create(
+            &caller(f.me()),
+            f.export(),
+            at(&r, &d_n),
+            &NewObject::Dir,
+            &req,
+        )
+        .expect("mkdir");
+    assert!(made.durable > 0, "sync: the reply waits for the map");
+    assert!(f.srv.vfs.dirty.is_empty(), "sync: nothing left for later");
+
+    // async: nothing is waited for; the changed directories are remembered
+    // by id and synced by the flush, also after a rename moved them.
+    let f = fixture("durability = \"async\"");
+    let r = root(&f);
+    let me = f.me();
+    let made = f
+        .ns()
+        .create(&caller(me), f.export(), at(&r, &d_n), &NewObject::Dir, &req)
+        .expect("mkdir");
+    assert_eq!(
+        made.durable, 0,
+        "async: the reply does not wait for the map"
+    );
+    let d = made.fh;
+    let file = mkfile(&f, &d, "f", 0o644);
+    let d2_n = name("d2");
+    assert_eq!(f.srv.vfs.dirty.len(), 2, "the root and d");
+    let moved = f
+        .ns()
+        .rename(
+            &caller(me),
+            f.export(),
+            at(&r, &d_n),
+            at(&r, &d2_n),
+            no_gate,
+        )
+        .expect("rename");
+    assert_eq!(moved.durable, 0);
+    let gone = mkdir(&f, &r, "gone", 0o755);
+    mkfile(&f, &gone, "g", 0o644);
+    let g_n = name("g");
+    f.ns()
+        .remove(&caller(me), f.export(), at(&gone, &g_n), no_gate)
+        .expect("remove g");
+    let gone_n = name("gone");
+    f.ns()
+        .remove(&caller(me), f.export(), at(&r, &gone_n), no_gate)
+        .expect("rmdir gone");
+    assert_eq!(f.srv.vfs.dirty.len(), 3, "the root, d (now d2) and gone");
+    let report = f.srv.vfs.flush_async();
+    assert_eq!(
+        report,
+        lazy::FlushReport {
+            synced: 2,
+            gone: 1,
+            failed: 0
+        }
+    );
+    assert!(f.srv.vfs.dirty.is_empty());
+    assert!(f.exists("d2/f"));
+    let resolved = f.srv.vfs.resolve(&file.fh).expect("the handle follows");
+    assert_eq!(resolved.obj().map(|o| o.2.to_string()), Some("d2/f".into()));
+
+    // A stable write's file is made reachable: its dirty ancestors are
+    // synced and the map flushed before the reply.
+    let sub = mkdir(&f, &r, "sub", 0o755);
+    let inner = mkfile(&f, &sub, "inner", 0o644);
+    assert_eq!(f.srv.vfs.dirty.len(), 2);
+    let flushes = f.srv.fhmap.flush_count();
+    let (_, id, _) = inner.obj().expect("object");
+    f.srv
+        .vfs
+        .make_object_durable(f.export(), id)
+        .expect("durable");
+    assert!(f.srv.fhmap.flush_count() > flushes, "the map was flushed");
+}

@@ -292,6 +292,8 @@ pub struct Vfs {
     migration: std::sync::Mutex<()>,
     /// READDIR cookies of stores that list by key.
     cookies: crate::cookies::KeyCookies,
+    /// Directories of `async` exports waiting for the background flush.
+    pub dirty: super::lazy::DirtyDirs,
 }
 
 /// Why a migration was refused. Every variant is detected before anything
@@ -381,6 +383,7 @@ impl Vfs {
             fhmap,
             migration: std::sync::Mutex::new(()),
             cookies: Default::default(),
+            dirty: Default::default(),
         };
         for e in &vfs.exports {
             crate::namespace::orphans::prepare(&vfs, e)?;
@@ -565,6 +568,12 @@ impl Vfs {
         } else {
             0
         };
+        // On an async export the record reaches disk with the next
+        // background flush (lazy.rs): nothing for the reply to wait for.
+        let seq = match self.export(export) {
+            Ok(e) => self.durable_for(e, self.fhmap.last_seq()),
+            Err(_) => self.fhmap.last_seq(),
+        };
         Ok((
             CurFh {
                 fh: self.fhmap.encode(export, id, stamp),
@@ -574,7 +583,7 @@ impl Vfs {
                     path: dir_path.join(name),
                 },
             },
-            self.fhmap.last_seq(),
+            seq,
         ))
     }
 
