@@ -5,6 +5,7 @@
 #   conformance/bench/compare.sh [--quick] [--rounds R] [--duration S] [--warmup S]
 #                                [--connections N] [--slots M] [--workloads a,b,...]
 #                                [--out DIR] [--no-build] [--bin-dir DIR] [--before-bin DIR] [--keep]
+#                                [--durability sync|async]
 #
 # Both servers export a directory under the same temporary directory in /tmp
 # (same filesystem). For every round and workload the two servers run one
@@ -20,6 +21,10 @@
 # round: the nfs4d in DIR (an earlier build), labelled "before", driven by the
 # same nfs4d-bench; the order of the servers rotates from round to round so
 # that a slow drift of the machine does not favour one of them.
+# --durability async serves the nfs4d under test with async exports
+# (docs/durability.md), the durability Ganesha's VFS back end gives; the
+# default, sync, makes every namespace change durable before its reply,
+# which Ganesha does not.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,6 +38,7 @@ OUT=
 BUILD=1
 BINDIR=
 BEFOREDIR=
+DURABILITY=sync
 KEEP=0
 QUICK=0
 EXTRA=()
@@ -52,6 +58,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --bin-dir) BINDIR=$2; BUILD=0; shift ;;
         --before-bin) BEFOREDIR=$2; shift ;;
+        --durability) DURABILITY=$2; shift ;;
         --keep) KEEP=1 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
@@ -189,11 +196,15 @@ wait_port() {
 # state directory, kept from run to run like Ganesha's export (the inputs
 # of the streaming and listing workloads are reused).
 start_nfs4d() {
-    local label=${1:-nfs4d} bin=$NFS4D
-    [ "$label" = before ] && bin=$BASE/bin/nfs4d-before
+    local label=${1:-nfs4d} bin=$NFS4D mode=()
+    if [ "$label" = before ]; then
+        bin=$BASE/bin/nfs4d-before
+    elif [ "$DURABILITY" != sync ]; then
+        mode=(--durability "$DURABILITY")
+    fi
     mkdir -p "$BASE/$label/export" "$BASE/$label/state"
     RUST_LOG=warn setsid "$bin" serve --listen "127.0.0.1:$NPORT" --export "$BASE/$label/export" \
-        --state-dir "$BASE/$label/state" >>"$OUT/$label.log" 2>&1 </dev/null &
+        --state-dir "$BASE/$label/state" "${mode[@]}" >>"$OUT/$label.log" 2>&1 </dev/null &
     SERVER_PID=$!
     wait_port "$NPORT" || { echo "compare.sh: $label did not start, see $OUT/$label.log" >&2; return 1; }
 }
@@ -240,7 +251,7 @@ run_bench() {
 }
 
 log "results in $OUT; ganesha on port $GPORT, nfs4d on port $NPORT"
-log "$ROUNDS round(s) of: tcp-ceiling $WORKLOADS (${DURATION}s each + ${WARMUP}s warm-up)"
+log "$ROUNDS round(s) of: tcp-ceiling $WORKLOADS (${DURATION}s each + ${WARMUP}s warm-up); nfs4d exports $DURABILITY"
 START=$(date +%s)
 for ROUND in $(seq "$ROUNDS"); do
     log "round $ROUND: tcp-ceiling"
@@ -266,7 +277,7 @@ done
 log "done in $(($(date +%s) - START)) s"
 
 {
-    echo "nfs4d at $COMMIT (binary built $BUILT); $(ganesha.nfsd -v 2>&1 | head -1 | tr -s ' ');"
+    echo "nfs4d at $COMMIT (binary built $BUILT), $DURABILITY exports; $(ganesha.nfsd -v 2>&1 | head -1 | tr -s ' ');"
     echo "$(nproc) CPUs, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC')."
     echo
     python3 "$ROOT/conformance/bench/summarize.py" "$RESULTS"

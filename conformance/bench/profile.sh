@@ -87,6 +87,6 @@ set +o pipefail
     echo
     echo "## Inclusive time of nfs4d functions (top 40)"
     perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
-        | grep '%' | grep -E 'nfs4d::|sled::' | head -40
+        | grep '%' | grep -E 'nfs4d(_[a-z]+)?::|sled::' | head -40
 } | tee "$OUT/profile.txt"
 echo "[profile] raw data: $OUT/perf.data" >&2
