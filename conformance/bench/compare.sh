@@ -5,7 +5,7 @@
 #   conformance/bench/compare.sh [--quick] [--rounds R] [--duration S] [--warmup S]
 #                                [--connections N] [--slots M] [--workloads a,b,...]
 #                                [--out DIR] [--no-build] [--bin-dir DIR] [--before-bin DIR] [--keep]
-#                                [--durability sync|async]
+#                                [--durability sync|async] [--bigdir-entries N]
 #
 # Both servers export a directory under the same temporary directory in /tmp
 # (same filesystem). For every round and workload the two servers run one
@@ -59,6 +59,7 @@ while [ $# -gt 0 ]; do
         --bin-dir) BINDIR=$2; BUILD=0; shift ;;
         --before-bin) BEFOREDIR=$2; shift ;;
         --durability) DURABILITY=$2; shift ;;
+        --bigdir-entries) EXTRA+=(--bigdir-entries "$2"); shift ;;
         --keep) KEEP=1 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
@@ -69,7 +70,7 @@ done
 if [ "$QUICK" = 1 ]; then
     # A smoke run of about half a minute: one round, short phases, small inputs.
     ROUNDS=1 DURATION=1 WARMUP=0
-    EXTRA=(--file-size 64M --dir-entries 2000 --open-files 2000 --hold 1)
+    EXTRA+=(--file-size 64M --dir-entries 2000 --open-files 2000 --hold 1 --bigdir-entries 2000)
 fi
 
 log() { printf '[compare] %s\n' "$*" >&2; }

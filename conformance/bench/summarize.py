@@ -26,6 +26,7 @@ PRIMARY = {
     "randread": ("ops_per_s", "IOPS (4 KiB)", ""),
     "randwrite": ("ops_per_s", "IOPS (4 KiB)", ""),
     "openhold": ("items_per_s", "OPENs/s", ""),
+    "bigdir": ("items_per_s", "files created/s (one directory)", ""),
 }
 ORDER = list(PRIMARY)
 
@@ -165,6 +166,20 @@ def main():
             print(f"| {s} | {fmt(v('files_held_open'))} | {fmt(mib(v('rss_before_kb')))} | {fmt(mib(v('rss_held_kb')))} "
                   f"| {fmt(v('bytes_per_open_file'))} | {fmt(v('rss_hold_growth_kb'))} / {fmt(v('rss_hold_drift_kb'))} "
                   f"| {fmt(mib(v('rss_after_close_kb')))} |")
+
+    if any(by.get(("bigdir", s)) for s in SERVERS):
+        print("\nOne large directory (`bigdir`): creation, then one full `ls -l` listing per slot:\n")
+        print("| server | files | created/s | create p50 / p99 ms | listed entries/s | READDIR p50 / p99 ms "
+              "| peak RSS MiB (listing) | RSS growth per million files created MiB |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for s in SERVERS:
+            v = lambda k: med(values("bigdir", s, k))
+            mib = lambda kb: None if kb is None else kb / 1024
+            print(f"| {s} | {fmt(v('items'))} | {fmt(v('items_per_s'))} | {fmt(v('p50_ms'), 2)} / {fmt(v('p99_ms'), 2)} "
+                  f"| {fmt(v('list_entries_per_s'))} | {fmt(v('list_p50_ms'), 2)} / {fmt(v('list_p99_ms'), 2)} "
+                  f"| {fmt(mib(v('list_server_peak_rss_kb')))} | {fmt(mib(v('rss_growth_kb_per_million')))} |")
+        r = med(per_round("bigdir", "list_entries_per_s"))
+        print(f"\nListing ratio nfs4d/Ganesha: {fmt(r, 2)}x (median of per-round ratios).")
 
     if any(r.get("label") == BEFORE for r in runs):
         print(f"\nThe nfs4d build under test against the `{BEFORE}` build (`--before-bin`), "

@@ -106,6 +106,9 @@ struct Cli {
     /// openhold: seconds the files stay open [default: 8].
     #[arg(long)]
     hold: Option<f64>,
+    /// bigdir: files created in the one directory, then listed [default: 1000000].
+    #[arg(long)]
+    bigdir_entries: Option<u64>,
     /// CI smoke test: all workloads (unless --workload), small inputs,
     /// --ops 200 (unless given); exit status 1 on any error.
     #[arg(long)]
@@ -123,6 +126,7 @@ enum WorkloadArg {
     Randread,
     Randwrite,
     Openhold,
+    Bigdir,
     TcpCeiling,
 }
 
@@ -168,6 +172,7 @@ fn workloads(args: &[WorkloadArg]) -> Vec<Workload> {
             WorkloadArg::Randread => Workload::Randread,
             WorkloadArg::Randwrite => Workload::Randwrite,
             WorkloadArg::Openhold => Workload::Openhold,
+            WorkloadArg::Bigdir => Workload::Bigdir,
             WorkloadArg::TcpCeiling => Workload::TcpCeiling,
         };
         if !out.contains(&w) {
@@ -209,6 +214,9 @@ fn params(cli: &Cli) -> Params {
         },
         open_files: cli.open_files.unwrap_or(if smoke { 200 } else { 10_000 }),
         hold: secs(cli.hold.unwrap_or(if smoke { 1.0 } else { 8.0 })),
+        bigdir_entries: cli
+            .bigdir_entries
+            .unwrap_or(if smoke { 200 } else { 1_000_000 }),
         server_pid: cli.server_pid,
     }
 }
