@@ -187,9 +187,7 @@ impl Server {
 
     /// Flushes durable state (clean shutdown).
     pub fn shutdown(&self) {
-        if self.vfs.any_async() {
-            self.vfs.flush_async();
-        }
+        self.vfs.flush_background();
         if let Err(e) = self.fhmap.shutdown() {
             tracing::error!(error = %e, "flushing the handle map at shutdown failed");
         }

@@ -1,8 +1,10 @@
-//! The background flush of `async` exports (nfs4d_core::namespace::lazy):
-//! every `async_flush_ms` the directories changed since the last flush are
-//! fsynced and the handle map is flushed, on the blocking pool (fsync and
-//! sled block). A flush that takes longer than the interval delays the
-//! next one instead of overlapping it, so at most one runs at a time.
+//! The background flush (nfs4d_core::namespace::lazy): every
+//! `async_flush_ms` the directories changed since the last flush — on
+//! `async` exports, and by journaled creates and removes of `sync` ones —
+//! are fsynced, the handle map is flushed and the journal checkpointed, on
+//! the blocking pool (fsync and sled block). A flush that takes longer
+//! than the interval delays the next one instead of overlapping it, so at
+//! most one runs at a time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,16 +19,21 @@ pub async fn run(srv: Arc<Server>) {
     loop {
         tick.tick().await;
         let s = srv.clone();
-        match tokio::task::spawn_blocking(move || s.vfs.flush_async()).await {
+        match tokio::task::spawn_blocking(move || s.vfs.flush_background()).await {
             Ok(r) if r.failed > 0 => {
                 tracing::warn!(
                     synced = r.synced,
                     failed = r.failed,
-                    "async flush had failures"
+                    "background flush had failures"
                 );
             }
-            Ok(r) => tracing::trace!(synced = r.synced, gone = r.gone, "async flush"),
-            Err(e) => tracing::error!(error = %e, "async flush task failed"),
+            Ok(r) => tracing::trace!(
+                synced = r.synced,
+                gone = r.gone,
+                trimmed = r.trimmed,
+                "background flush"
+            ),
+            Err(e) => tracing::error!(error = %e, "background flush task failed"),
         }
     }
 }

@@ -47,10 +47,7 @@ pub async fn serve(
 ) {
     let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
     let reaper = tokio::spawn(reap_leases(srv.clone()));
-    let flusher = srv
-        .vfs
-        .any_async()
-        .then(|| tokio::spawn(crate::flusher::run(srv.clone())));
+    let flusher = tokio::spawn(crate::flusher::run(srv.clone()));
     let callbacks = crate::cbdriver::start(srv.clone(), queue);
     tokio::pin!(shutdown);
     loop {
@@ -79,9 +76,7 @@ pub async fn serve(
     }
     reaper.abort();
     callbacks.abort();
-    if let Some(f) = flusher {
-        f.abort();
-    }
+    flusher.abort();
 }
 
 /// Expires leases once a second (RFC 8881 §8.3).

@@ -3,7 +3,7 @@
 //! On a `sync` export every namespace change fsyncs its directories and
 //! waits for the handle map's flush before the reply. On an `async` export
 //! the change only marks its directories dirty here; the daemon calls
-//! [`Vfs::flush_async`] every `async_flush_ms`, which fsyncs the dirty
+//! [`Vfs::flush_background`] every `async_flush_ms`, which fsyncs the dirty
 //! directories and then flushes the handle map. What a crash can lose is
 //! therefore bounded by that interval (plus the flush's own duration), and
 //! what survives is consistent: the map's writes are ordered so that any
@@ -92,7 +92,7 @@ impl DirtyDirs {
     }
 }
 
-/// What one [`Vfs::flush_async`] did.
+/// What one [`Vfs::flush_background`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FlushReport {
     /// Directories fsynced.
@@ -102,6 +102,8 @@ pub struct FlushReport {
     pub gone: usize,
     /// Directories whose fsync failed (logged).
     pub failed: usize,
+    /// Journal entries dropped (the checkpoint of `sync` exports).
+    pub trimmed: usize,
 }
 
 impl Vfs {
@@ -111,16 +113,19 @@ impl Vfs {
         e.cfg.durability == Durability::Async
     }
 
-    /// Whether any export is `async` (the daemon then runs the flusher).
-    pub fn any_async(&self) -> bool {
-        self.exports.iter().any(|e| self.is_async(e))
-    }
-
     /// After a change of the entries of directory `dir` (id `dir_id`) of
-    /// export `e`: fsync it now (`sync`), or remember it for the next
-    /// background flush (`async`).
-    pub fn dir_changed(&self, e: &Export, dir_id: ObjectId, dir: &RelPath) -> NfsResult<()> {
-        if self.is_async(e) && self.dirty.mark(e.id, dir_id) {
+    /// export `e`: remember it for the next background flush (`async`, or
+    /// a `journaled` change of a `sync` export whose journal has room), or
+    /// fsync it now.
+    pub fn dir_changed(
+        &self,
+        e: &Export,
+        dir_id: ObjectId,
+        dir: &RelPath,
+        journaled: bool,
+    ) -> NfsResult<()> {
+        let defer = self.is_async(e) || (journaled && !self.journal_full());
+        if defer && self.dirty.mark(e.id, dir_id) {
             return Ok(());
         }
         Ok(e.store().sync_dir(dir)?)
@@ -164,10 +169,19 @@ impl Vfs {
         Ok(())
     }
 
-    /// The background flush of `async` exports: fsyncs every directory
-    /// changed since the last flush, then flushes the handle map. Blocking.
-    pub fn flush_async(&self) -> FlushReport {
+    /// The background flush: fsyncs every directory changed since the
+    /// last flush (on `async` exports, and by journaled changes of `sync`
+    /// ones), then flushes the handle map and drops the journal entries
+    /// written before the directories were taken (the checkpoint of
+    /// journal.rs). An entry is dropped only if every fsync succeeded;
+    /// otherwise the failed directories wait for the next flush and the
+    /// journal keeps what they need. Blocking.
+    pub fn flush_background(&self) -> FlushReport {
         let mut report = FlushReport::default();
+        // Every entry up to here was written after its directory was
+        // marked, so the directories taken next cover all of them.
+        let checkpoint = self.fhmap.last_seq();
+        let mut failed = Vec::new();
         for (export, dir) in self.dirty.take() {
             let Ok(e) = self.export(export) else {
                 continue;
@@ -179,8 +193,9 @@ impl Vfs {
                     continue;
                 }
                 Err(err) => {
-                    tracing::error!(export, error = %err, "async flush: cannot find a changed directory");
+                    tracing::error!(export, error = %err, "background flush: cannot find a changed directory");
                     report.failed += 1;
+                    failed.push((export, dir));
                     continue;
                 }
             };
@@ -190,13 +205,31 @@ impl Vfs {
                 Err(err) => {
                     // Not retried: after a failed fsync Linux may report
                     // success for the same dirty state on a second try.
-                    tracing::error!(export, dir = %path, error = %err, "async flush: directory fsync failed; recent names in it may not survive a crash");
+                    tracing::error!(export, dir = %path, error = %err, "background flush: directory fsync failed");
                     report.failed += 1;
+                    failed.push((export, dir));
                 }
             }
         }
         if let Err(err) = self.fhmap.make_durable(self.fhmap.last_seq()) {
-            tracing::error!(error = %err, "async flush: handle map flush failed");
+            tracing::error!(error = %err, "background flush: handle map flush failed");
+        }
+        if failed.is_empty() {
+            match self.fhmap.journal_trim(checkpoint) {
+                Ok(n) => {
+                    let _ = self.journal_pending.fetch_update(
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                        |p| Some(p.saturating_sub(n as u64)),
+                    );
+                    report.trimmed = n;
+                }
+                Err(err) => tracing::error!(error = %err, "background flush: journal trim failed"),
+            }
+        } else {
+            for (export, dir) in failed {
+                self.dirty.mark(export, dir);
+            }
         }
         report
     }

@@ -292,8 +292,11 @@ pub struct Vfs {
     migration: std::sync::Mutex<()>,
     /// READDIR cookies of stores that list by key.
     cookies: crate::cookies::KeyCookies,
-    /// Directories of `async` exports waiting for the background flush.
+    /// Directories waiting for the background flush: changed on an
+    /// `async` export, or by a journaled change of a `sync` one.
     pub dirty: super::lazy::DirtyDirs,
+    /// Journal entries appended since the last checkpoint.
+    pub(crate) journal_pending: std::sync::atomic::AtomicU64,
 }
 
 /// Why a migration was refused. Every variant is detected before anything
@@ -384,10 +387,13 @@ impl Vfs {
             migration: std::sync::Mutex::new(()),
             cookies: Default::default(),
             dirty: Default::default(),
+            journal_pending: Default::default(),
         };
         for e in &vfs.exports {
             crate::namespace::orphans::prepare(&vfs, e)?;
         }
+        // Changes acknowledged before a crash that the file systems lost.
+        vfs.replay_journal()?;
         Ok(vfs)
     }
 
