@@ -151,6 +151,14 @@ impl Nfs4d {
         Self::start_in(dir, export, state, extra)
     }
 
+    /// Starts nfs4d exporting `export` (made by the caller, e.g. a file
+    /// system it mounted), with its state in a fresh temporary directory.
+    pub fn start_exporting(export: &std::path::Path, extra: &[&str]) -> Nfs4d {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("state");
+        Self::start_in(dir, export.to_path_buf(), state, extra)
+    }
+
     fn start_in(dir: tempfile::TempDir, export: PathBuf, state: PathBuf, extra: &[&str]) -> Nfs4d {
         let port = free_port();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
