@@ -470,6 +470,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_parses() {
+        let c = Config::parse(include_str!("../../../etc/nfs4d.toml")).expect("etc/nfs4d.toml");
+        c.validate().expect("valid");
+        assert_eq!(c.async_flush_ms, DEFAULT_ASYNC_FLUSH_MS);
+        assert_eq!(c.exports[0].durability, Durability::Sync);
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(Config::parse("bogus = 1").is_err());
         let mut c = Config::default();
