@@ -5,7 +5,7 @@
 #   conformance/bench/compare.sh [--quick] [--rounds R] [--duration S] [--warmup S]
 #                                [--connections N] [--slots M] [--workloads a,b,...]
 #                                [--out DIR] [--no-build] [--bin-dir DIR] [--before-bin DIR] [--keep]
-#                                [--durability sync|async] [--bigdir-entries N]
+#                                [--durability sync|async] [--bigdir-entries N] [--dirsync-fs]
 #
 # Both servers export a directory under the same temporary directory in /tmp
 # (same filesystem). For every round and workload the two servers run one
@@ -24,7 +24,10 @@
 # --durability async serves the nfs4d under test with async exports
 # (docs/durability.md), the durability Ganesha's VFS back end gives; the
 # default, sync, makes every namespace change durable before its reply,
-# which Ganesha does not.
+# which Ganesha does not. --dirsync-fs (root) compares like with like for
+# sync: each server's export is an ext4 file system of its own on a loop
+# device, made alike, and Ganesha's is mounted with `dirsync`, so that its
+# directory changes are synchronous as nfs4d's sync exports promise.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -39,6 +42,7 @@ BUILD=1
 BINDIR=
 BEFOREDIR=
 DURABILITY=sync
+DIRSYNC=0
 KEEP=0
 QUICK=0
 EXTRA=()
@@ -59,6 +63,7 @@ while [ $# -gt 0 ]; do
         --bin-dir) BINDIR=$2; BUILD=0; shift ;;
         --before-bin) BEFOREDIR=$2; shift ;;
         --durability) DURABILITY=$2; shift ;;
+        --dirsync-fs) DIRSYNC=1 ;;
         --bigdir-entries) EXTRA+=(--bigdir-entries "$2"); shift ;;
         --keep) KEEP=1 ;;
         -h|--help) usage 0 ;;
@@ -105,6 +110,21 @@ fi
 BASE=$(mktemp -d /tmp/nfs4d-bench-cmp.XXXXXX)
 OUT=${OUT:-$BASE/out}
 mkdir -p "$OUT" "$BASE/ganesha/export" "$BASE/ganesha/recov" "$BASE/nfs4d/export" "$BASE/nfs4d/state"
+LOOPS=()
+# loop_fs DIR OPTS: an ext4 file system of its own mounted on DIR.
+loop_fs() {
+    local img=$BASE/$(basename "$(dirname "$1")").img dev
+    truncate -s 4G "$img"
+    mkfs.ext4 -q -F "$img"
+    dev=$(losetup -f --show "$img")
+    LOOPS+=("$dev")
+    mount ${2:+-o "$2"} "$dev" "$1"
+}
+if [ "$DIRSYNC" = 1 ]; then
+    [ "$(id -u)" = 0 ] || { echo "compare.sh: --dirsync-fs needs root (loop devices)" >&2; exit 1; }
+    loop_fs "$BASE/nfs4d/export" ""
+    loop_fs "$BASE/ganesha/export" dirsync
+fi
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 
@@ -177,6 +197,11 @@ stop_server() {
 }
 cleanup() {
     stop_server
+    for dev in "${LOOPS[@]}"; do
+        umount "$dev" 2>/dev/null || true
+        losetup -d "$dev" 2>/dev/null || true
+    done
+    rm -f "$BASE"/*.img
     if [ "$KEEP" = 0 ]; then
         rm -rf "$BASE/ganesha/export" "$BASE/nfs4d" "$BASE/before" "$BASE/bin"
     fi
@@ -278,7 +303,9 @@ done
 log "done in $(($(date +%s) - START)) s"
 
 {
-    echo "nfs4d at $COMMIT (binary built $BUILT), $DURABILITY exports; $(ganesha.nfsd -v 2>&1 | head -1 | tr -s ' ');"
+    fs="exports on the same file system"
+    [ "$DIRSYNC" = 1 ] && fs="exports on ext4 file systems of their own, Ganesha's mounted dirsync"
+    echo "nfs4d at $COMMIT (binary built $BUILT), $DURABILITY exports; $(ganesha.nfsd -v 2>&1 | head -1 | tr -s ' '); $fs;"
     echo "$(nproc) CPUs, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC')."
     echo
     python3 "$ROOT/conformance/bench/summarize.py" "$RESULTS"
