@@ -100,7 +100,7 @@ if [ "$BUILD" = 1 ]; then
     (cd "$ROOT" && cargo build --release -p nfs4d --bins -q)
 fi
 for b in nfs4d nfs4d-bench; do
-    [ -x "$ROOT/target/release/$b" ] || { echo "compare.sh: build target/release/$b first" >&2; exit 1; }
+    [ -x "${BINDIR:-$ROOT/target/release}/$b" ] || { echo "compare.sh: no $b in ${BINDIR:-target/release}: build it first" >&2; exit 1; }
 done
 
 if pgrep -x rustc >/dev/null; then
