@@ -32,6 +32,7 @@ pub mod journal;
 pub mod lazy;
 pub mod orphans;
 pub mod perm;
+pub mod reserved;
 pub mod vfs;
 
 mod create;

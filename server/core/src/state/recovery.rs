@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use nfs4d_kv::{Kv, KvError, Tree};
 
-use super::client::Principal;
+use super::Principal;
 use crate::error::NfsError;
 
 /// Value format version of a record.
