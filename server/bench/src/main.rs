@@ -109,6 +109,11 @@ struct Cli {
     /// bigdir: files created in the one directory, then listed [default: 1000000].
     #[arg(long)]
     bigdir_entries: Option<u64>,
+    /// Serve the workload in this process (the core over a memory store,
+    /// no socket) instead of connecting to --server: for counting the
+    /// core's instructions per COMPOUND under callgrind, not for timing.
+    #[arg(long)]
+    inproc: bool,
     /// CI smoke test: all workloads (unless --workload), small inputs,
     /// --ops 200 (unless given); exit status 1 on any error.
     #[arg(long)]
@@ -218,6 +223,9 @@ fn params(cli: &Cli) -> Params {
             .bigdir_entries
             .unwrap_or(if smoke { 200 } else { 1_000_000 }),
         server_pid: cli.server_pid,
+        inproc: cli
+            .inproc
+            .then(|| workloads::InProc(std::sync::Arc::new(nfs4d_testkit::inproc::Harness::new()))),
     }
 }
 
@@ -234,10 +242,11 @@ fn text(label: &str, p: &Params, r: &Report) -> String {
     let setup = if r.workload == Workload::TcpCeiling {
         "loopback".to_string()
     } else {
-        format!(
-            "{label} ({}{}), {} conn x {} slots",
-            p.server, p.export, p.connections, p.slots
-        )
+        let at = match &p.inproc {
+            Some(_) => "in process".to_string(),
+            None => format!("{}{}", p.server, p.export),
+        };
+        format!("{label} ({at}), {} conn x {} slots", p.connections, p.slots)
     };
     let _ = writeln!(s, "== {} @ {setup}, {secs:.2} s", r.workload.name());
     let _ = write!(

@@ -87,6 +87,23 @@ pub struct Params {
     pub hold: Duration,
     pub bigdir_entries: u64,
     pub server_pid: Option<u32>,
+    /// Serve in this process instead of connecting to `server`.
+    pub inproc: Option<InProc>,
+}
+
+/// The sans-IO core in the generator's own process (the test kit's
+/// harness: memory store, in-memory key-value store, manual clock), driven
+/// without a socket or a runtime. Not a figure to compare with a server:
+/// a way to count the core's own instructions per COMPOUND under a
+/// workload (`valgrind --tool=callgrind`), which is repeatable where
+/// timings on a shared machine are not.
+#[derive(Clone)]
+pub struct InProc(pub std::sync::Arc<nfs4d_testkit::inproc::Harness>);
+
+impl std::fmt::Debug for InProc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProc")
+    }
 }
 
 /// The outcome of one workload run.
@@ -265,7 +282,10 @@ impl<'p> Bench<'p> {
 /// client, so no client-wide state (open owners, sequence ids) is shared
 /// between connections.
 fn connect(p: &Params, owner: &[u8]) -> io::Result<Client> {
-    let mut c = Client::connect(p.server, 1)?;
+    let mut c = match &p.inproc {
+        Some(h) => h.0.client(1),
+        None => Client::connect(p.server, 1)?,
+    };
     c.cred = nfs4d_xdr::rpc::Credential::Sys {
         stamp: 1,
         machine: "nfs4d-bench".into(),
