@@ -4,7 +4,8 @@
 #
 #   conformance/bench/compare.sh [--quick] [--rounds R] [--duration S] [--warmup S]
 #                                [--connections N] [--slots M] [--workloads a,b,...]
-#                                [--out DIR] [--no-build] [--bin-dir DIR] [--keep]
+#                                [--out DIR] [--no-build] [--bin-dir DIR] [--before-bin DIR] [--keep]
+#                                [--durability sync|async] [--bigdir-entries N] [--dirsync-fs]
 #
 # Both servers export a directory under the same temporary directory in /tmp
 # (same filesystem). For every round and workload the two servers run one
@@ -16,7 +17,17 @@
 # ceiling, server CPU per 1000 ops and peak RSS) is printed and written to
 # DIR/summary.md. --bin-dir DIR takes nfs4d and nfs4d-bench from DIR instead
 # of target/release (e.g. a build of an earlier commit, for before/after
-# comparisons in one session).
+# comparisons in one session). --before-bin DIR adds a third server to every
+# round: the nfs4d in DIR (an earlier build), labelled "before", driven by the
+# same nfs4d-bench; the order of the servers rotates from round to round so
+# that a slow drift of the machine does not favour one of them.
+# --durability async serves the nfs4d under test with async exports
+# (docs/durability.md), the durability Ganesha's VFS back end gives; the
+# default, sync, makes every namespace change durable before its reply,
+# which Ganesha does not. --dirsync-fs (root) compares like with like for
+# sync: each server's export is an ext4 file system of its own on a loop
+# device, made alike, and Ganesha's is mounted with `dirsync`, so that its
+# directory changes are synchronous as nfs4d's sync exports promise.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +40,9 @@ WORKLOADS=metadata,readdir,smallfile,seqread,seqwrite,randread,randwrite,openhol
 OUT=
 BUILD=1
 BINDIR=
+BEFOREDIR=
+DURABILITY=sync
+DIRSYNC=0
 KEEP=0
 QUICK=0
 EXTRA=()
@@ -47,6 +61,10 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift ;;
         --no-build) BUILD=0 ;;
         --bin-dir) BINDIR=$2; BUILD=0; shift ;;
+        --before-bin) BEFOREDIR=$2; shift ;;
+        --durability) DURABILITY=$2; shift ;;
+        --dirsync-fs) DIRSYNC=1 ;;
+        --bigdir-entries) EXTRA+=(--bigdir-entries "$2"); shift ;;
         --keep) KEEP=1 ;;
         -h|--help) usage 0 ;;
         *) echo "compare.sh: unknown option $1" >&2; usage 2 ;;
@@ -57,7 +75,7 @@ done
 if [ "$QUICK" = 1 ]; then
     # A smoke run of about half a minute: one round, short phases, small inputs.
     ROUNDS=1 DURATION=1 WARMUP=0
-    EXTRA=(--file-size 64M --dir-entries 2000 --open-files 2000 --hold 1)
+    EXTRA+=(--file-size 64M --dir-entries 2000 --open-files 2000 --hold 1 --bigdir-entries 2000)
 fi
 
 log() { printf '[compare] %s\n' "$*" >&2; }
@@ -82,7 +100,7 @@ if [ "$BUILD" = 1 ]; then
     (cd "$ROOT" && cargo build --release -p nfs4d --bins -q)
 fi
 for b in nfs4d nfs4d-bench; do
-    [ -x "$ROOT/target/release/$b" ] || { echo "compare.sh: build target/release/$b first" >&2; exit 1; }
+    [ -x "${BINDIR:-$ROOT/target/release}/$b" ] || { echo "compare.sh: no $b in ${BINDIR:-target/release}: build it first" >&2; exit 1; }
 done
 
 if pgrep -x rustc >/dev/null; then
@@ -92,6 +110,21 @@ fi
 BASE=$(mktemp -d /tmp/nfs4d-bench-cmp.XXXXXX)
 OUT=${OUT:-$BASE/out}
 mkdir -p "$OUT" "$BASE/ganesha/export" "$BASE/ganesha/recov" "$BASE/nfs4d/export" "$BASE/nfs4d/state"
+LOOPS=()
+# loop_fs DIR OPTS: an ext4 file system of its own mounted on DIR.
+loop_fs() {
+    local img=$BASE/$(basename "$(dirname "$1")").img dev
+    truncate -s 4G "$img"
+    mkfs.ext4 -q -F "$img"
+    dev=$(losetup -f --show "$img")
+    LOOPS+=("$dev")
+    mount ${2:+-o "$2"} "$dev" "$1"
+}
+if [ "$DIRSYNC" = 1 ]; then
+    [ "$(id -u)" = 0 ] || { echo "compare.sh: --dirsync-fs needs root (loop devices)" >&2; exit 1; }
+    loop_fs "$BASE/nfs4d/export" ""
+    loop_fs "$BASE/ganesha/export" dirsync
+fi
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 
@@ -101,6 +134,12 @@ mkdir -p "$BASE/bin"
 SRCBIN=${BINDIR:-$ROOT/target/release}
 cp "$SRCBIN/nfs4d" "$SRCBIN/nfs4d-bench" "$BASE/bin/"
 NFS4D=$BASE/bin/nfs4d
+SERVERS=(nfs4d ganesha)
+if [ -n "$BEFOREDIR" ]; then
+    [ -x "$BEFOREDIR/nfs4d" ] || { echo "compare.sh: no nfs4d in $BEFOREDIR" >&2; exit 1; }
+    cp "$BEFOREDIR/nfs4d" "$BASE/bin/nfs4d-before"
+    SERVERS=(nfs4d before ganesha)
+fi
 BENCH=$BASE/bin/nfs4d-bench
 BUILT=$(date -u -r "$SRCBIN/nfs4d" '+%Y-%m-%d %H:%M UTC')
 if [ -n "$BINDIR" ]; then
@@ -158,8 +197,13 @@ stop_server() {
 }
 cleanup() {
     stop_server
+    for dev in "${LOOPS[@]}"; do
+        umount "$dev" 2>/dev/null || true
+        losetup -d "$dev" 2>/dev/null || true
+    done
+    rm -f "$BASE"/*.img
     if [ "$KEEP" = 0 ]; then
-        rm -rf "$BASE/ganesha/export" "$BASE/nfs4d/export" "$BASE/nfs4d/state" "$BASE/bin"
+        rm -rf "$BASE/ganesha/export" "$BASE/nfs4d" "$BASE/before" "$BASE/bin"
     fi
 }
 trap cleanup EXIT
@@ -174,11 +218,21 @@ wait_port() {
     return 1
 }
 
+# start_nfs4d [LABEL]: nfs4d (or the before build) on its own export and
+# state directory, kept from run to run like Ganesha's export (the inputs
+# of the streaming and listing workloads are reused).
 start_nfs4d() {
-    RUST_LOG=warn setsid "$NFS4D" serve --listen "127.0.0.1:$NPORT" --export "$BASE/nfs4d/export" \
-        --state-dir "$BASE/nfs4d/state" >>"$OUT/nfs4d.log" 2>&1 </dev/null &
+    local label=${1:-nfs4d} bin=$NFS4D mode=()
+    if [ "$label" = before ]; then
+        bin=$BASE/bin/nfs4d-before
+    elif [ "$DURABILITY" != sync ]; then
+        mode=(--durability "$DURABILITY")
+    fi
+    mkdir -p "$BASE/$label/export" "$BASE/$label/state"
+    RUST_LOG=warn setsid "$bin" serve --listen "127.0.0.1:$NPORT" --export "$BASE/$label/export" \
+        --state-dir "$BASE/$label/state" "${mode[@]}" >>"$OUT/$label.log" 2>&1 </dev/null &
     SERVER_PID=$!
-    wait_port "$NPORT" || { echo "compare.sh: nfs4d did not start, see $OUT/nfs4d.log" >&2; return 1; }
+    wait_port "$NPORT" || { echo "compare.sh: $label did not start, see $OUT/$label.log" >&2; return 1; }
 }
 
 start_ganesha() {
@@ -223,17 +277,21 @@ run_bench() {
 }
 
 log "results in $OUT; ganesha on port $GPORT, nfs4d on port $NPORT"
-log "$ROUNDS round(s) of: tcp-ceiling $WORKLOADS (${DURATION}s each + ${WARMUP}s warm-up)"
+log "$ROUNDS round(s) of: tcp-ceiling $WORKLOADS (${DURATION}s each + ${WARMUP}s warm-up); nfs4d exports $DURABILITY"
 START=$(date +%s)
 for ROUND in $(seq "$ROUNDS"); do
     log "round $ROUND: tcp-ceiling"
     run_bench loopback tcp-ceiling
+    # Rotate the order of the servers from round to round.
+    n=${#SERVERS[@]}
+    order=()
+    for i in $(seq 0 $((n - 1))); do order+=("${SERVERS[$(((i + ROUND - 1) % n))]}"); done
     for w in ${WORKLOADS//,/ }; do
-        for server in nfs4d ganesha; do
+        for server in "${order[@]}"; do
             log "round $ROUND: $w on $server"
-            if [ "$server" = nfs4d ]; then
-                start_nfs4d || { run_bench nfs4d "$w" --server 127.0.0.1:1; continue; }
-                run_bench nfs4d "$w" --server "127.0.0.1:$NPORT" --export / --server-pid "$SERVER_PID"
+            if [ "$server" = nfs4d ] || [ "$server" = before ]; then
+                start_nfs4d "$server" || { run_bench "$server" "$w" --server 127.0.0.1:1; continue; }
+                run_bench "$server" "$w" --server "127.0.0.1:$NPORT" --export / --server-pid "$SERVER_PID"
             else
                 start_ganesha || { run_bench ganesha "$w" --server 127.0.0.1:1; continue; }
                 run_bench ganesha "$w" --server "127.0.0.1:$GPORT" --export /export --server-pid "$SERVER_PID"
@@ -245,7 +303,9 @@ done
 log "done in $(($(date +%s) - START)) s"
 
 {
-    echo "nfs4d at $COMMIT (binary built $BUILT); $(ganesha.nfsd -v 2>&1 | head -1 | tr -s ' ');"
+    fs="exports on the same file system"
+    [ "$DIRSYNC" = 1 ] && fs="exports on ext4 file systems of their own, Ganesha's mounted dirsync"
+    echo "nfs4d at $COMMIT (binary built $BUILT), $DURABILITY exports; $(ganesha.nfsd -v 2>&1 | head -1 | tr -s ' '); $fs;"
     echo "$(nproc) CPUs, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC')."
     echo
     python3 "$ROOT/conformance/bench/summarize.py" "$RESULTS"

@@ -2,18 +2,24 @@
 # Profiles nfs4d under one nfs4d-bench workload with perf.
 #
 #   conformance/bench/profile.sh [--workload readdir] [--duration 6] [--out DIR] [--no-build]
-#                                [-- extra nfs4d-bench options]
+#                                [--bin-dir DIR] [-- extra nfs4d-bench options]
 #
 # Starts a release nfs4d on a temporary export, prepares the workload's
 # inputs with a first short run, then samples the server (all threads, with
 # DWARF call graphs) during a second run. Prints the hottest functions by
 # self time and the hottest nfs4d functions by inclusive time; the raw data
-# stays in DIR/perf.data for `perf report -i`.
+# stays in DIR/perf.data for `perf report -i` (delete it when done: DWARF
+# call graphs make it hundreds of MiB). --bin-dir DIR takes nfs4d and
+# nfs4d-bench from DIR instead of target/release.
 #
 # Hardware counters are used when the machine has them; in a VM without a
 # PMU (`perf stat -e instructions true` says "not supported") the sampling
-# event is the cpu-clock timer. callgrind is not an alternative for nfs4d:
-# valgrind 3.19 (Debian 12) does not know openat2(2), which nfs4d requires.
+# event is the cpu-clock timer. callgrind cannot run the daemon: valgrind
+# 3.19 (Debian 12) does not know openat2(2), which the local store needs.
+# The core's own instructions per COMPOUND are counted instead with the
+# generator serving in its own process (memory store, no socket):
+#   valgrind --tool=callgrind --toggle-collect='nfs4d_core::compound::process*' \
+#     target/release/nfs4d-bench --inproc --workload metadata --connections 1 --slots 4 --ops 5000
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,14 +27,16 @@ WORKLOAD=readdir
 DURATION=6
 OUT=
 BUILD=1
+BINDIR=
 while [ $# -gt 0 ]; do
     case "$1" in
         --workload) WORKLOAD=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --out) OUT=$2; shift ;;
         --no-build) BUILD=0 ;;
+        --bin-dir) BINDIR=$2; BUILD=0; shift ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -50,7 +58,8 @@ while listening "$PORT"; do PORT=$((PORT + 1)); done
 
 # Private copies: a rebuild of the shared target directory during the run
 # would otherwise leave perf without the symbols of the running binary.
-cp "$ROOT/target/release/nfs4d" "$ROOT/target/release/nfs4d-bench" "$OUT/"
+SRCBIN=${BINDIR:-$ROOT/target/release}
+cp "$SRCBIN/nfs4d" "$SRCBIN/nfs4d-bench" "$OUT/"
 RUST_LOG=warn setsid "$OUT/nfs4d" serve --listen "127.0.0.1:$PORT" --export "$BASE/export" \
     --state-dir "$BASE/state" >"$OUT/nfs4d.log" 2>&1 </dev/null &
 PID=$!
@@ -87,6 +96,6 @@ set +o pipefail
     echo
     echo "## Inclusive time of nfs4d functions (top 40)"
     perf report -i "$OUT/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
-        | grep '%' | grep -E 'nfs4d::|sled::' | head -40
+        | grep '%' | grep -E 'nfs4d(_[a-z]+)?::|sled::' | head -40
 } | tee "$OUT/profile.txt"
 echo "[profile] raw data: $OUT/perf.data" >&2

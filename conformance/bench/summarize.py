@@ -13,6 +13,8 @@ import sys
 from collections import defaultdict
 
 SERVERS = ("nfs4d", "ganesha")
+# Label of the optional earlier nfs4d build (compare.sh --before-bin).
+BEFORE = "before"
 
 # workload -> (metric key, heading, unit)
 PRIMARY = {
@@ -24,6 +26,7 @@ PRIMARY = {
     "randread": ("ops_per_s", "IOPS (4 KiB)", ""),
     "randwrite": ("ops_per_s", "IOPS (4 KiB)", ""),
     "openhold": ("items_per_s", "OPENs/s", ""),
+    "bigdir": ("items_per_s", "files created/s (one directory)", ""),
 }
 ORDER = list(PRIMARY)
 
@@ -71,15 +74,15 @@ def main():
     def values(w, label, key):
         return [r.get(key) for r in by.get((w, label), [])]
 
-    def per_round(w, key):
-        """Per-round nfs4d/ganesha ratios of `key`."""
+    def per_round(w, key, num="nfs4d", den="ganesha"):
+        """Per-round num/den ratios of `key` (default nfs4d/Ganesha)."""
         rounds = defaultdict(dict)
-        for label in SERVERS:
+        for label in (num, den):
             for r in by.get((w, label), []):
                 rounds[r.get("round")][label] = r.get(key)
         out = []
         for pair in rounds.values():
-            a, b = pair.get("nfs4d"), pair.get("ganesha")
+            a, b = pair.get(num), pair.get(den)
             if a is not None and b:
                 out.append(a / b)
         return out
@@ -163,6 +166,38 @@ def main():
             print(f"| {s} | {fmt(v('files_held_open'))} | {fmt(mib(v('rss_before_kb')))} | {fmt(mib(v('rss_held_kb')))} "
                   f"| {fmt(v('bytes_per_open_file'))} | {fmt(v('rss_hold_growth_kb'))} / {fmt(v('rss_hold_drift_kb'))} "
                   f"| {fmt(mib(v('rss_after_close_kb')))} |")
+
+    if any(by.get(("bigdir", s)) for s in SERVERS):
+        print("\nOne large directory (`bigdir`): creation, then one full `ls -l` listing per slot:\n")
+        print("| server | files | created/s | create p50 / p99 ms | listed entries/s | READDIR p50 / p99 ms "
+              "| peak RSS MiB (listing) | RSS growth per million files created MiB |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for s in SERVERS:
+            v = lambda k: med(values("bigdir", s, k))
+            mib = lambda kb: None if kb is None else kb / 1024
+            print(f"| {s} | {fmt(v('items'))} | {fmt(v('items_per_s'))} | {fmt(v('p50_ms'), 2)} / {fmt(v('p99_ms'), 2)} "
+                  f"| {fmt(v('list_entries_per_s'))} | {fmt(v('list_p50_ms'), 2)} / {fmt(v('list_p99_ms'), 2)} "
+                  f"| {fmt(mib(v('list_server_peak_rss_kb')))} | {fmt(mib(v('rss_growth_kb_per_million')))} |")
+        r = med(per_round("bigdir", "list_entries_per_s"))
+        print(f"\nListing ratio nfs4d/Ganesha: {fmt(r, 2)}x (median of per-round ratios).")
+
+    if any(r.get("label") == BEFORE for r in runs):
+        print(f"\nThe nfs4d build under test against the `{BEFORE}` build (`--before-bin`), "
+              "run in the same rounds with the same generator; ratios are medians of per-round ratios:\n")
+        print("| workload | metric | before | nfs4d | nfs4d/before | per-round range | before/Ganesha "
+              "| CPU s / 1000 ops before / nfs4d | peak RSS MiB before / nfs4d |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for w in ORDER:
+            key, heading, _ = PRIMARY[w]
+            if not by.get((w, BEFORE)):
+                continue
+            rb = per_round(w, key, "nfs4d", BEFORE)
+            cpu = [med(values(w, s, "server_cpu_s_per_kop")) for s in (BEFORE, "nfs4d")]
+            rss = [med(values(w, s, "server_peak_rss_kb")) for s in (BEFORE, "nfs4d")]
+            rss = [None if v is None else v / 1024 for v in rss]
+            print(f"| {w} | {heading} | {fmt(med(values(w, BEFORE, key)))} | {fmt(med(values(w, 'nfs4d', key)))} "
+                  f"| {fmt(med(rb), 2)}x | {spread(rb)} | {fmt(med(per_round(w, key, BEFORE, 'ganesha')), 2)}x "
+                  f"| {fmt(cpu[0], 3)} / {fmt(cpu[1], 3)} | {fmt(rss[0])} / {fmt(rss[1])} |")
 
     print("\nTargets:\n")
     def target(name, ok, detail):

@@ -166,6 +166,14 @@ impl Nfs4d {
         Self::start_in(dir, export, state, extra)
     }
 
+    /// Starts nfs4d exporting `export` (made by the caller, e.g. a file
+    /// system it mounted), with its state in a fresh temporary directory.
+    pub fn start_exporting(export: &std::path::Path, extra: &[&str]) -> Nfs4d {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("state");
+        Self::start_in(dir, export.to_path_buf(), state, extra)
+    }
+
     /// Starts nfs4d with the configuration `toml` (its own exports) and
     /// `env` added to its environment, e.g. an S3 export and the
     /// credentials of the test's S3 server. `export` is then unused.

@@ -292,6 +292,38 @@ impl SlotJob for ReaddirJob {
     }
 }
 
+/// `bigdir`'s listing phase: one whole listing, then the slot stops (a
+/// listing of a million entries is the unit measured, not a rate over a
+/// fixed time).
+pub struct OneListing {
+    inner: ReaddirJob,
+    done: bool,
+}
+
+impl OneListing {
+    pub fn new(inner: ReaddirJob) -> OneListing {
+        OneListing { inner, done: false }
+    }
+}
+
+impl SlotJob for OneListing {
+    fn next(&mut self, stopping: bool) -> Option<Request> {
+        if self.done {
+            return None;
+        }
+        self.inner.next(stopping)
+    }
+
+    fn reply(&mut self, reply: &Reply, t: &mut Tally) -> Result<(), String> {
+        let before = t.listings;
+        let r = self.inner.reply(reply, t);
+        if r.is_err() || t.listings > before {
+            self.done = true;
+        }
+        r
+    }
+}
+
 /// `smallfile`: OPEN(create)+GETFH, WRITE 4 KiB, CLOSE, then READ it back
 /// (anonymous stateid, as after close) and compare.
 pub struct SmallJob<'a> {

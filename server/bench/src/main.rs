@@ -117,6 +117,14 @@ struct Cli {
     /// Kerberos: the server's principal, `nfs/HOST@REALM` or `nfs@HOST`.
     #[arg(long, value_name = "PRINCIPAL", default_value = "nfs@localhost")]
     krb5_target: String,
+    /// bigdir: files created in the one directory, then listed [default: 1000000].
+    #[arg(long)]
+    bigdir_entries: Option<u64>,
+    /// Serve the workload in this process (the core over a memory store,
+    /// no socket) instead of connecting to --server: for counting the
+    /// core's instructions per COMPOUND under callgrind, not for timing.
+    #[arg(long)]
+    inproc: bool,
     /// CI smoke test: all workloads (unless --workload), small inputs,
     /// --ops 200 (unless given); exit status 1 on any error.
     #[arg(long)]
@@ -134,6 +142,7 @@ enum WorkloadArg {
     Randread,
     Randwrite,
     Openhold,
+    Bigdir,
     TcpCeiling,
 }
 
@@ -187,6 +196,7 @@ fn workloads(args: &[WorkloadArg]) -> Vec<Workload> {
             WorkloadArg::Randread => Workload::Randread,
             WorkloadArg::Randwrite => Workload::Randwrite,
             WorkloadArg::Openhold => Workload::Openhold,
+            WorkloadArg::Bigdir => Workload::Bigdir,
             WorkloadArg::TcpCeiling => Workload::TcpCeiling,
         };
         if !out.contains(&w) {
@@ -245,8 +255,14 @@ fn params(cli: &Cli, krb5: Option<workloads::Krb5>) -> Params {
         },
         open_files: cli.open_files.unwrap_or(if smoke { 200 } else { 10_000 }),
         hold: secs(cli.hold.unwrap_or(if smoke { 1.0 } else { 8.0 })),
+        bigdir_entries: cli
+            .bigdir_entries
+            .unwrap_or(if smoke { 200 } else { 1_000_000 }),
         server_pid: cli.server_pid,
         krb5,
+        inproc: cli
+            .inproc
+            .then(|| workloads::InProc(std::sync::Arc::new(nfs4d_testkit::inproc::Harness::new()))),
     }
 }
 
@@ -268,10 +284,12 @@ fn text(label: &str, p: &Params, r: &Report) -> String {
     let setup = if r.workload == Workload::TcpCeiling {
         "loopback".to_string()
     } else {
+        let at = match &p.inproc {
+            Some(_) => "in process".to_string(),
+            None => format!("{}{}", p.server, p.export),
+        };
         format!(
-            "{label} ({}{}), {} conn x {} slots, sec={}",
-            p.server,
-            p.export,
+            "{label} ({at}), {} conn x {} slots, sec={}",
             p.connections,
             p.slots,
             sec_name(p)

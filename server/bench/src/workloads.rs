@@ -31,11 +31,12 @@ pub enum Workload {
     Randread,
     Randwrite,
     Openhold,
+    Bigdir,
     TcpCeiling,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::TcpCeiling,
         Workload::Metadata,
         Workload::Readdir,
@@ -45,6 +46,7 @@ impl Workload {
         Workload::Randread,
         Workload::Randwrite,
         Workload::Openhold,
+        Workload::Bigdir,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Workload {
             Workload::Randread => "randread",
             Workload::Randwrite => "randwrite",
             Workload::Openhold => "openhold",
+            Workload::Bigdir => "bigdir",
             Workload::TcpCeiling => "tcp-ceiling",
         }
     }
@@ -82,9 +85,12 @@ pub struct Params {
     pub small_stable: stable_how4,
     pub open_files: u64,
     pub hold: Duration,
+    pub bigdir_entries: u64,
     pub server_pid: Option<u32>,
     /// RPCSEC_GSS (Kerberos) instead of AUTH_SYS.
     pub krb5: Option<Krb5>,
+    /// Serve in this process instead of connecting to `server`.
+    pub inproc: Option<InProc>,
 }
 
 /// How the connections speak RPCSEC_GSS: each has a context of its own,
@@ -95,6 +101,21 @@ pub struct Krb5 {
     pub ccache: Option<String>,
     pub target: String,
     pub service: nfs4d_gss::Service,
+}
+
+/// The sans-IO core in the generator's own process (the test kit's
+/// harness: memory store, in-memory key-value store, manual clock), driven
+/// without a socket or a runtime. Not a figure to compare with a server:
+/// a way to count the core's own instructions per COMPOUND under a
+/// workload (`valgrind --tool=callgrind`), which is repeatable where
+/// timings on a shared machine are not.
+#[derive(Clone)]
+pub struct InProc(pub std::sync::Arc<nfs4d_testkit::inproc::Harness>);
+
+impl std::fmt::Debug for InProc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProc")
+    }
 }
 
 /// The outcome of one workload run.
@@ -146,6 +167,7 @@ pub fn run(w: Workload, p: &Params) -> io::Result<Report> {
             io_workload(&mut b, w)
         }
         Workload::Openhold => openhold(&mut b),
+        Workload::Bigdir => bigdir(&mut b),
         Workload::TcpCeiling => unreachable!("handled above"),
     }?;
     // The run is measured by now: a failed teardown is worth a note, not
@@ -272,9 +294,10 @@ impl<'p> Bench<'p> {
 /// client, so no client-wide state (open owners, sequence ids) is shared
 /// between connections.
 fn connect(p: &Params, owner: &[u8]) -> io::Result<Client> {
-    let mut c = match &p.krb5 {
-        None => Client::connect(p.server, 1)?,
-        Some(k) => {
+    let mut c = match (&p.inproc, &p.krb5) {
+        (Some(h), _) => h.0.client(1),
+        (None, None) => Client::connect(p.server, 1)?,
+        (None, Some(k)) => {
             let (c, _) = Client::connect_gss(
                 p.server,
                 1,
@@ -791,6 +814,78 @@ fn openhold(b: &mut Bench) -> io::Result<Report> {
         "ops are OPEN(create)+GETFH COMPOUNDs; {opened} files then held {:.0} s with lease renewals",
         b.p.hold.as_secs_f64()
     ));
+    Ok(r)
+}
+
+/// One directory of `bigdir_entries` files (a million by default): their
+/// creation (OPEN create + CLOSE per file, pipelined over every slot) is
+/// the measured phase of the report; a full `ls -l` listing of the
+/// directory by every slot follows, measured on its own (its rate, latency
+/// percentiles, server CPU and peak RSS are the `list_*` figures). The
+/// server's RSS growth over the creation, per million files created, shows
+/// whether its memory stays bounded as the handle map grows. The files are
+/// removed afterwards (untimed).
+fn bigdir(b: &mut Bench) -> io::Result<Report> {
+    let n = b.p.bigdir_entries.max(1);
+    let run = format!("bigdir-{}", unique_tag());
+    let top = b.top.clone();
+    let dir = ensure_dir(b.s0(), &top, &run)?;
+    let rss = |p: &Params| {
+        p.server_pid
+            .and_then(|pid| procstat::status_kb(&pid.to_string(), "VmRSS"))
+    };
+    let base = rss(b.p);
+    let mut r = populate(b, "creating", &dir, n, None, Some(Workload::Bigdir))?
+        .ok_or_else(|| bad("no report from the create phase"))?;
+    let after_create = rss(b.p);
+    if let (Some(a), Some(c)) = (base, after_create) {
+        r.extra.push(("rss_before_kb", a as f64));
+        r.extra.push(("rss_after_create_kb", c as f64));
+        r.extra.push((
+            "rss_growth_kb_per_million",
+            (c as f64 - a as f64) * 1e6 / n as f64,
+        ));
+    }
+    // Every slot lists the whole directory once.
+    let bytes = b.p.readdir_bytes;
+    let make = |_c: usize, _s: usize| -> Box<dyn SlotJob + '_> {
+        Box::new(OneListing::new(ReaddirJob::new(dir.clone(), bytes, n)))
+    };
+    let list = b.measure(
+        Workload::Bigdir,
+        "entries",
+        PhaseCtl::unbounded(),
+        &make,
+        &mut |_| Ok(()),
+    )?;
+    let lt = &list.tally;
+    r.tally.errors += lt.errors;
+    r.tally.messages.extend(lt.messages.iter().cloned());
+    r.extra
+        .push(("list_entries_per_s", lt.items as f64 / list.secs()));
+    r.extra.push(("list_listings", lt.listings as f64));
+    r.extra
+        .push(("list_p50_ms", lt.latency.quantile(0.5) as f64 / 1e6));
+    r.extra
+        .push(("list_p99_ms", lt.latency.quantile(0.99) as f64 / 1e6));
+    if let Some(u) = &list.server {
+        r.extra
+            .push(("list_server_peak_rss_kb", u.peak_rss_kb as f64));
+        r.extra.push((
+            "list_server_cpu_s_per_kop",
+            u.cpu_s * 1000.0 / lt.ops.max(1) as f64,
+        ));
+    }
+    r.notes.push(format!(
+        "ops are OPEN(create)+CLOSE of {n} files in one directory, then READDIR COMPOUNDs of {bytes} bytes with the ls -l attributes, one full listing per slot (the list_* figures)"
+    ));
+    let removes = Mutex::new(
+        (0..n)
+            .map(|i| Request::new(vec![putfh(&dir), remove(&populated_name(i))], true))
+            .collect(),
+    );
+    drain(b, "REMOVE", std::slice::from_ref(&removes))?;
+    remove_run_dir(b, &run, &mut r);
     Ok(r)
 }
 

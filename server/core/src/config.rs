@@ -153,6 +153,34 @@ pub enum ExpiredError {
     Auto,
 }
 
+/// When an export's namespace changes (create, remove, rename, link) and
+/// the handles issued for them reach stable storage (docs/durability.md).
+/// Data written FILE_SYNC4 or covered by a COMMIT is durable before the
+/// reply in both modes (RFC 8881 §18.32.3, §18.3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Before the reply, as knfsd's `sync` export option: a client that
+    /// saw the reply keeps the name and its handle through a crash.
+    #[default]
+    Sync,
+    /// Within `async_flush_ms` after the reply, as knfsd's `async` option
+    /// and Ganesha's VFS back end: a crash may lose the names created,
+    /// removed or renamed (and the handles first issued) in that window;
+    /// what survives is consistent.
+    Async,
+}
+
+/// Default of [`Config::async_flush_ms`].
+pub const DEFAULT_ASYNC_FLUSH_MS: u32 = 1000;
+/// Bounds of [`Config::async_flush_ms`].
+pub const ASYNC_FLUSH_MS_RANGE: std::ops::RangeInclusive<u32> = 10..=60_000;
+const _: () = assert!(
+    DEFAULT_ASYNC_FLUSH_MS >= *ASYNC_FLUSH_MS_RANGE.start()
+        && DEFAULT_ASYNC_FLUSH_MS <= *ASYNC_FLUSH_MS_RANGE.end()
+);
+
 /// What backs an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -201,6 +229,11 @@ pub struct ExportConfig {
     /// Refuse every modification.
     #[serde(default)]
     pub read_only: bool,
+    /// When namespace changes become durable: "sync" (before the reply,
+    /// the default) or "async" (in the background, within
+    /// `async_flush_ms`).
+    #[serde(default)]
+    pub durability: Durability,
     /// Hosts that may use the export, first match wins (absent: every
     /// host, as `read_only` says). See docs/security.md.
     #[serde(default)]
@@ -266,6 +299,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// RPCSEC_GSS with Kerberos 5 (the daemon's `[gss]` section).
     pub gss: GssConfig,
+    /// Longest time, in milliseconds, between a namespace change on an
+    /// `async` export and its flush to stable storage.
+    pub async_flush_ms: u32,
 }
 
 /// The administrator's interfaces (docs/operations.md).
@@ -375,6 +411,7 @@ impl Default for Config {
             limits: Limits::default(),
             admin: AdminConfig::default(),
             gss: GssConfig::default(),
+            async_flush_ms: DEFAULT_ASYNC_FLUSH_MS,
         }
     }
 }
@@ -471,6 +508,9 @@ impl Config {
         }
         if !(MIN_SLED_CACHE..=MAX_SLED_CACHE).contains(&l.sled_cache_bytes) {
             return bad("limits.sled_cache_bytes must be within 1 MiB..=64 GiB");
+        }
+        if !ASYNC_FLUSH_MS_RANGE.contains(&self.async_flush_ms) {
+            return bad("async_flush_ms must be within 10..=60000");
         }
         if !(5..=3600).contains(&self.lease_time) {
             return bad("lease_time must be within 5..=3600 seconds");
@@ -814,6 +854,10 @@ mod tests {
             dir = "/srv/data"
             filehandles = "volatile"
             expire_on = ["rename"]
+            durability = "async"
+            [[export]]
+            path = "/other"
+            dir = "/srv/other"
             [limits]
             max_ops = 32
             "#,
@@ -821,11 +865,22 @@ mod tests {
         .unwrap();
         assert_eq!(c.exports[0].filehandles, HandleMode::Volatile);
         assert_eq!(c.exports[0].expired_error, ExpiredError::Auto);
+        assert_eq!(c.exports[0].durability, Durability::Async);
+        assert_eq!(c.exports[1].durability, Durability::Sync, "the default");
+        assert_eq!(c.async_flush_ms, DEFAULT_ASYNC_FLUSH_MS);
         let p = c.exports[0].handle_policy();
         assert!(p.rename && !p.reboot && !p.migration && p.noexpire_with_open);
         assert_eq!(c.limits.max_ops, 32);
         assert_eq!(c.limits.max_record, DEFAULT_MAX_RECORD);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_example_configuration_parses() {
+        let c = Config::parse(include_str!("../../../etc/nfs4d.toml")).expect("etc/nfs4d.toml");
+        c.validate().expect("valid");
+        assert_eq!(c.async_flush_ms, DEFAULT_ASYNC_FLUSH_MS);
+        assert_eq!(c.exports[0].durability, Durability::Sync);
     }
 
     #[test]
@@ -843,6 +898,7 @@ mod tests {
             noexpire_with_open: true,
             expired_error: ExpiredError::Auto,
             read_only: false,
+            durability: Durability::Sync,
             clients: None,
             squash: Default::default(),
             anonuid: 65534,
@@ -852,6 +908,9 @@ mod tests {
             delegations: Default::default(),
         });
         c.validate().unwrap();
+        c.async_flush_ms = 5;
+        assert!(c.validate().is_err(), "flush interval below its range");
+        c.async_flush_ms = DEFAULT_ASYNC_FLUSH_MS;
         c.limits.max_record = 1000;
         assert!(c.validate().is_err());
     }

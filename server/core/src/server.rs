@@ -145,6 +145,10 @@ impl Server {
             crate::namespace::orphans::prepare(&vfs, e)
                 .map_err(|err| StartError::Export(e.cfg.path.clone(), err.to_string()))?;
         }
+        // Creates and removes acknowledged before a crash that the file
+        // systems lost (namespace/journal.rs), before anyone is answered.
+        vfs.replay_journal()
+            .map_err(|err| StartError::Export("journal".into(), err.to_string()))?;
         let mut write_verifier = [0u8; 8];
         write_verifier[..4].copy_from_slice(&boot.to_be_bytes());
         write_verifier[4..].copy_from_slice(&instance.to_be_bytes());
@@ -216,6 +220,7 @@ impl Server {
 
     /// Flushes durable state (clean shutdown).
     pub fn shutdown(&self) {
+        self.vfs.flush_background();
         if let Err(e) = self.fhmap.shutdown() {
             tracing::error!(error = %e, "flushing the handle map at shutdown failed");
         }

@@ -7,6 +7,7 @@
 //! - [`exec`]: the runners that take a connection's COMPOUNDs off the
 //!   network threads (stores, sled and file systems block);
 //! - [`cbdriver`] and [`callback`]: calls to clients (recalls, probes);
+//! - [`flusher`]: the background flush of `async` exports;
 //! - [`ctl`]: the admin socket; [`reload`]: re-reading the configuration;
 //! - [`metrics`] and [`metered`]: metrics on the admin HTTP listener;
 //! - [`gss`]: RPCSEC_GSS (Kerberos): the engine from the `[gss]` section,
@@ -20,6 +21,7 @@ pub mod cbdriver;
 pub mod clock;
 pub mod ctl;
 pub mod exec;
+pub mod flusher;
 pub mod gss;
 pub mod metered;
 pub mod metrics;

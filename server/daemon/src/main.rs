@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use nfs4d::metered::StoreCounters;
-use nfs4d_core::config::{Config, ExpireOn, ExpiredError, ExportConfig, HandleMode, StoreKind};
+use nfs4d_core::config::{
+    Config, Durability, ExpireOn, ExpiredError, ExportConfig, HandleMode, StoreKind,
+};
 
 /// A user-space NFSv4.0/4.1/4.2 server for path-based stores.
 #[derive(Parser, Debug)]
@@ -159,6 +161,13 @@ struct ServeArgs {
     /// needs a keytab (see the [gss] section of etc/nfs4d.toml).
     #[arg(long, value_enum, value_name = "FLAVORS", value_delimiter = ',')]
     sec: Option<Vec<nfs4d_core::export_access::SecFlavor>>,
+    /// When namespace changes of every export become durable: sync
+    /// (before the reply) or async (in the background; docs/durability.md).
+    #[arg(long, value_enum, value_name = "MODE")]
+    durability: Option<Durability>,
+    /// Longest delay of an async export's background flush, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    async_flush_ms: Option<u32>,
     /// Lease period in seconds.
     #[arg(long, value_name = "SECS")]
     lease_time: Option<u32>,
@@ -221,6 +230,9 @@ fn apply_flags(a: &ServeArgs, cfg: &mut Config) -> Result<(), String> {
         if let Some(v) = &a.sec {
             e.sec = v.clone();
         }
+        if let Some(v) = a.durability {
+            e.durability = v;
+        }
     }
     let mut s3_settings: Vec<(String, toml::Value)> = Vec::new();
     for (key, v) in [("endpoint", &a.s3_endpoint), ("region", &a.s3_region)] {
@@ -245,6 +257,9 @@ fn apply_flags(a: &ServeArgs, cfg: &mut Config) -> Result<(), String> {
                 "--s3-endpoint, --s3-region or --s3-set given, but no export is on S3".into(),
             );
         }
+    }
+    if let Some(v) = a.async_flush_ms {
+        cfg.async_flush_ms = v;
     }
     if let Some(l) = a.lease_time {
         cfg.lease_time = l;
@@ -307,6 +322,7 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
         noexpire_with_open: true,
         expired_error: ExpiredError::Auto,
         read_only: false,
+        durability: Durability::Sync,
         clients: None,
         squash: Default::default(),
         anonuid: nfs4d_core::export_access::NOBODY,
@@ -376,14 +392,25 @@ fn init_logging(format: LogFormat) {
 /// below 32 MiB from the heap and trimming only past 64 MiB of free top
 /// lets freed I/O buffers be reused; the memory kept is what the peak of
 /// requests in flight (bounded per connection) needed anyway.
+///
+/// That memory is kept per malloc arena, and glibc gives each new thread
+/// an arena of its own up to eight per core: with runners on many threads
+/// of the blocking pool, each arena kept its own peak of buffers, and a
+/// streaming read held four to six times Ganesha's RSS. Two arenas keep
+/// the reuse (freed buffers go back to an arena every runner uses) while
+/// the memory kept is about one peak of requests in flight.
 fn keep_io_buffers() {
     // SAFETY: mallopt only changes allocator tunables; it is called before
     // any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
     }
 }
+
+/// Malloc arenas (see [`keep_io_buffers`]).
+const MALLOC_ARENAS: i32 = 2;
 
 async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
     let listen = cfg.listen;

@@ -57,6 +57,7 @@ pub async fn serve(
     let max_conns = srv.cfg.limits.max_connections;
     let conns = Arc::new(Semaphore::new(max_conns as usize));
     let reaper = tokio::spawn(reap_leases(srv.clone(), gss.clone()));
+    let flusher = tokio::spawn(crate::flusher::run(srv.clone()));
     let callbacks = crate::cbdriver::start(srv.clone(), queue);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
@@ -110,6 +111,7 @@ pub async fn serve(
     }
     reaper.abort();
     callbacks.abort();
+    flusher.abort();
 }
 
 /// Expires leases once a second (RFC 8881 §8.3), and RPCSEC_GSS

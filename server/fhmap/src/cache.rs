@@ -9,12 +9,42 @@
 //! just before a commit after that commit's invalidation already ran.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
 use super::{lock, ObjRecord, ObjectId};
 
 /// Records are shared, not copied, between the cache and its readers.
 pub(super) type Node = Arc<ObjRecord>;
+
+/// Hasher of the caches' `u64` keys (object ids, and name hints that are
+/// hashes already): one multiplication instead of SipHash, which was the
+/// larger part of a cache lookup on READDIR's per-entry path. The keys
+/// are not chosen by clients (ids are allocated by the map, hints hash
+/// names with the parent's id), and a collision costs only a probe.
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        // Fibonacci hashing: the high bits, which hashbrown uses for its
+        // control bytes, depend on every bit of the key.
+        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = HashMap<ObjectId, V, BuildHasherDefault<IdHasher>>;
+type HintMap = HashMap<u64, ObjectId, BuildHasherDefault<IdHasher>>;
 
 /// Two-generation ("hot/cold") cache: O(1) operations and a hard bound of
 /// `capacity` entries, with approximately-LRU eviction (the cold half is
@@ -26,8 +56,8 @@ pub(super) struct NodeCache {
 
 #[derive(Default)]
 struct Inner {
-    hot: HashMap<ObjectId, Node>,
-    cold: HashMap<ObjectId, Node>,
+    hot: IdMap<Node>,
+    cold: IdMap<Node>,
     generation: u64,
 }
 
@@ -97,14 +127,14 @@ impl Inner {
 /// therefore cost a store read, never a wrong answer, and need no
 /// invalidation. Keys are 64-bit hashes, so an entry takes 16 bytes.
 pub(super) struct NameHints {
-    inner: Mutex<(HashMap<u64, ObjectId>, HashMap<u64, ObjectId>)>,
+    inner: Mutex<(HintMap, HintMap)>,
     half: usize,
 }
 
 impl NameHints {
     pub(super) fn new(capacity: usize) -> Self {
         NameHints {
-            inner: Mutex::new((HashMap::new(), HashMap::new())),
+            inner: Mutex::new((HintMap::default(), HintMap::default())),
             half: (capacity / 2).max(1),
         }
     }
@@ -134,12 +164,7 @@ impl NameHints {
         self.insert_locked(&mut g, key, id);
     }
 
-    fn insert_locked(
-        &self,
-        g: &mut (HashMap<u64, ObjectId>, HashMap<u64, ObjectId>),
-        key: u64,
-        id: ObjectId,
-    ) {
+    fn insert_locked(&self, g: &mut (HintMap, HintMap), key: u64, id: ObjectId) {
         if g.0.len() >= self.half && !g.0.contains_key(&key) {
             g.1 = std::mem::take(&mut g.0);
         }

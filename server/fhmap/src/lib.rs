@@ -121,6 +121,17 @@
 //! (§4.2.2). Mutations return immediately; callers then call
 //! `make_durable(last_seq())`, which shares one `fsync` among all callers
 //! waiting at the same time (see `durability.rs`).
+//!
+//! # Journal
+//!
+//! The `journal` tree holds opaque entries of the server's namespace
+//! intent log ([`FhMap::journal_append`]), written in the same sequence as
+//! the map's own writes, so the flush that makes a handle durable makes
+//! the entries written before it durable too: one flush covers a change's
+//! record and its intent, for every directory at once. Keys are the boot
+//! epoch and the sequence number (big-endian), so entries of earlier boots
+//! sort first and never collide with new ones; the caller replays them at
+//! start-up and trims what its checkpoints made redundant.
 
 mod cache;
 mod durability;
@@ -486,6 +497,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Key of a journal entry: boot epoch, then sequence number, big-endian.
+fn journal_key(epoch: u32, seq: u64) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..4].copy_from_slice(&epoch.to_be_bytes());
+    k[4..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn corrupt(what: &str) -> FhError {
     FhError::Corrupt(what.to_string())
 }
@@ -565,6 +584,7 @@ impl FhMap {
             names: kv.tree("names")?,
             inodes: kv.tree("inodes")?,
             expired: kv.tree("expired")?,
+            journal: kv.tree("journal")?,
         };
         // The MAC key and the new epoch end up in handles: make them durable
         // before anyone can be given one.
@@ -1075,6 +1095,78 @@ impl FhMap {
             || self.completed.load(SeqCst),
             || self.kv.flush().map_err(FhError::from),
         )
+    }
+
+    /// Appends an entry to the journal as the next write: a later
+    /// `make_durable` of the returned sequence number (or beyond) makes it
+    /// durable together with every map write before it.
+    pub fn journal_append(&self, entry: &[u8]) -> Result<u64> {
+        let _writer = lock(&self.writer);
+        let seq = self.issued.fetch_add(1, SeqCst) + 1;
+        let result = self
+            .trees
+            .journal
+            .insert(&journal_key(self.boot_epoch, seq), entry);
+        // Whether or not the insert worked, later writes may go on.
+        self.completed.store(seq, SeqCst);
+        result?;
+        Ok(seq)
+    }
+
+    /// Every journal entry, oldest first: (key, entry).
+    pub fn journal_entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.trees.journal.scan_prefix(b"") {
+            out.push(item?);
+        }
+        Ok(out)
+    }
+
+    /// Removes the journal entries of earlier boots and those of this boot
+    /// up to sequence number `upto`; returns how many went. The removals
+    /// reach the disk with the next flush (until then a crash only replays
+    /// entries whose effect is already durable).
+    pub fn journal_trim(&self, upto: u64) -> Result<usize> {
+        let last = journal_key(self.boot_epoch, upto);
+        let mut gone = 0;
+        for item in self.trees.journal.scan_prefix(b"") {
+            let (k, _) = item?;
+            if k.as_slice() > last.as_slice() {
+                break;
+            }
+            self.trees.journal.remove(&k)?;
+            gone += 1;
+        }
+        Ok(gone)
+    }
+
+    /// The object recorded under `name` in directory `parent` of `export`
+    /// (the name index, checked against the record as everywhere).
+    pub fn lookup_name(
+        &self,
+        export: u32,
+        parent: ObjectId,
+        name: &[u8],
+    ) -> Result<Option<(ObjectId, ObjRecord)>> {
+        check_name(name)?;
+        let Some(v) = self.trees.names.get(&name_key(export, parent, name))? else {
+            return Ok(None);
+        };
+        let id = decode_id(&v)?;
+        Ok(self
+            .get(id)?
+            .filter(|r| r.export == export && r.has_link(parent, name))
+            .map(|r| (id, r)))
+    }
+
+    /// Gives object `id`, whose primary link is `(parent, name)`, a new
+    /// backend identity: the file system lost it and it was made again
+    /// (journal replay). Returns false if the record is gone or linked
+    /// elsewhere.
+    pub fn rekey(&self, id: ObjectId, parent: ObjectId, name: &[u8], key: ObjKey) -> Result<bool> {
+        check_name(name)?;
+        let export = self.node(id)?.map(|n| n.export);
+        self.mutate(export, |ws| ws.rekey(id, parent, name, key))
     }
 
     /// Number of flushes `make_durable` performed (for metrics and tests).

@@ -1139,3 +1139,58 @@ fn migration_rekeys_intact_objects_and_expires_volatile_handles() {
     assert!(map.validate(&hroot).is_ok(), "export roots never expire");
     check_invariants(&map);
 }
+
+#[test]
+fn journal_entries_share_the_flush_order_and_trim_across_boots() {
+    let kv = nfs4d_kv::MemKv::new();
+    let open = |kv: &nfs4d_kv::MemKv| {
+        FhMap::open(Arc::new(kv.clone()), HandleMode::Persistent, || Ok([1; 16])).expect("open")
+    };
+    let map = open(&kv);
+    let root = map.ensure_export_root(0, key(1)).expect("root");
+    let a = map.journal_append(b"first").expect("append");
+    let id = map
+        .lookup_or_insert(0, root, b"f", key(2), 1)
+        .expect("insert");
+    let b = map.journal_append(b"second").expect("append");
+    assert!(
+        a < map.last_seq() && b == map.last_seq(),
+        "entries are writes in sequence"
+    );
+    assert_eq!(
+        map.lookup_name(0, root, b"f")
+            .expect("lookup")
+            .map(|(i, _)| i),
+        Some(id)
+    );
+    assert_eq!(map.lookup_name(0, root, b"g").expect("lookup"), None);
+    drop(map);
+
+    // The next boot sees both, oldest first, and its own come after them.
+    let map = open(&kv);
+    let c = map.journal_append(b"third").expect("append");
+    let entries: Vec<Vec<u8>> = map
+        .journal_entries()
+        .expect("entries")
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        entries,
+        vec![b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]
+    );
+    // Trimming up to this boot's sequence number takes the earlier boot's
+    // entries too.
+    assert_eq!(map.journal_trim(c - 1).expect("trim"), 2);
+    assert_eq!(map.journal_entries().expect("entries").len(), 1);
+    assert_eq!(map.journal_trim(c).expect("trim"), 1);
+    assert!(map.journal_entries().expect("entries").is_empty());
+
+    // A lost object made again gets its new identity under the same id.
+    assert!(map.rekey(id, root, b"f", key(9)).expect("rekey"));
+    assert_eq!(map.get(id).expect("get").map(|r| r.key), Some(key(9)));
+    assert!(
+        !map.rekey(id, root, b"other", key(10)).expect("rekey"),
+        "not its link"
+    );
+}

@@ -55,6 +55,9 @@ pub(super) struct Trees {
     /// rename it did not see (RFC 7530 §4.2.3 keeps STALE for objects known
     /// to be removed).
     pub expired: Arc<dyn Tree>,
+    /// The server's namespace intent log (opaque entries, see
+    /// `FhMap::journal_append`); never written through a `WriteSet`.
+    pub journal: Arc<dyn Tree>,
 }
 
 /// One single-key write (each is atomic on its own).

@@ -3,6 +3,7 @@
 //! empty component or a `/` inside a name.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest single path component, in bytes (Linux `NAME_MAX`). A store
 /// with a shorter limit reports it in [`crate::FsStats::name_max`].
@@ -29,9 +30,11 @@ pub enum NameError {
 /// `/`, no NUL, not `.` or `..`.
 ///
 /// Kept as raw bytes: POSIX names are byte strings, and the server decides
-/// separately whether it insists on UTF-8 (RFC 7530 §12).
+/// separately whether it insists on UTF-8 (RFC 7530 §12). Shared rather
+/// than owned, so that cloning a name, or a [`RelPath`] of them (every
+/// [`RelPath::join`], e.g. once per READDIR entry), copies no bytes.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Name(Vec<u8>);
+pub struct Name(Arc<[u8]>);
 
 impl Name {
     pub fn new(bytes: &[u8]) -> Result<Name, NameError> {
@@ -50,7 +53,7 @@ impl Name {
         if bytes.contains(&0) {
             return Err(NameError::Nul);
         }
-        Ok(Name(bytes.to_vec()))
+        Ok(Name(Arc::from(bytes)))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -58,7 +61,7 @@ impl Name {
     }
 
     pub fn into_bytes(self) -> Vec<u8> {
-        self.0
+        self.0.to_vec()
     }
 }
 
@@ -116,7 +119,9 @@ impl RelPath {
     }
 
     pub fn join(&self, name: &Name) -> RelPath {
-        let mut v = self.0.clone();
+        // Sized once: cloning and then pushing reallocated every time.
+        let mut v = Vec::with_capacity(self.0.len() + 1);
+        v.extend_from_slice(&self.0);
         v.push(name.clone());
         RelPath(v)
     }

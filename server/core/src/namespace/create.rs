@@ -9,6 +9,7 @@
 
 use nfs4d_xdr::nfs4::{FATTR4_MODE, FATTR4_SIZE, FATTR4_TIME_ACCESS_SET, FATTR4_TIME_MODIFY_SET};
 
+use super::journal::{Intent, Made};
 use super::vfs::{CurFh, Export};
 use super::{dir_done, perm, Caller, DirChange, Entry, Namespace};
 use crate::attrs::{self, SetRequest};
@@ -146,12 +147,31 @@ impl Namespace<'_> {
                 attrs
             }
         };
-        let after = dir_done(e, at.dir)?;
+        let after = dir_done(self, e, at.dir_id, at.dir, true)?;
 
-        // The new object's handle must be durable before the reply.
+        // The new object's handle must be durable before the reply, and on
+        // a sync export the intent that stands for the directory's fsync
+        // (journal.rs).
         let (fh, seq) = self
             .vfs
             .child_fh(e.id, at.dir_id, at.dir, at.name, &attrs)?;
+        let made = match what {
+            NewObject::Dir => Made::Dir,
+            NewObject::Symlink(t) => Made::Symlink(t.clone()),
+            NewObject::Special(kind, rdev) => Made::Special(super::vfs::ftype(*kind), *rdev),
+        };
+        let intent = self.vfs.journal(
+            e,
+            &Intent::Made {
+                export: e.id,
+                dir: at.dir_id,
+                name: at.name.as_bytes().to_vec(),
+                what: made,
+                mode,
+                owner,
+            },
+        )?;
+        let seq = seq.max(intent);
 
         if matches!(what, NewObject::Symlink(_)) {
             // A symlink's mode is always 0777 on Linux: the mode was not applied.
@@ -266,7 +286,20 @@ impl Namespace<'_> {
                 return Err(err);
             }
         };
-        let after = dir_done(e, at.dir)?;
+        let after = dir_done(self, e, at.dir_id, at.dir, true)?;
+        // The reply waits for the handle OPEN issues next, a later write of
+        // the map than this intent.
+        self.vfs.journal(
+            e,
+            &Intent::Made {
+                export: e.id,
+                dir: at.dir_id,
+                name: at.name.as_bytes().to_vec(),
+                what: Made::File,
+                mode,
+                owner,
+            },
+        )?;
         Ok(NewFile {
             attrs,
             created: true,

@@ -38,7 +38,7 @@ impl Namespace<'_> {
         perm::protected_hardlink(&c.user, &a)?;
         self.break_delegations_of(c, (e.id, src.id))?;
         let attrs = e.store().link(src.path, at.dir, at.name)?;
-        let after = dir_done(e, at.dir)?;
+        let after = dir_done(self, e, at.dir_id, at.dir, false)?;
         // Record the new name (same id as the source: same dev/ino/gen).
         let (_, seq) = self
             .vfs

@@ -29,6 +29,8 @@
 //! filehandles.
 
 pub mod exports;
+pub mod journal;
+pub mod lazy;
 pub mod orphans;
 pub mod perm;
 pub mod reserved;
@@ -148,11 +150,21 @@ impl<'a> Namespace<'a> {
 }
 
 /// Makes a directory's entries durable after a namespace change and
-/// returns its attributes for change_info4's `after`. NFS namespace
-/// operations are committed before the reply (as knfsd does for `sync`
-/// exports): a client that saw the reply must not lose the name in a
-/// server crash.
-fn dir_done(e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
-    e.store().sync_dir(dir)?;
+/// returns its attributes for change_info4's `after`. On a `sync` export
+/// NFS namespace operations are committed before the reply (as knfsd does
+/// for `sync` exports): a client that saw the reply must not lose the name
+/// in a server crash. A `journaled` change (a create or a remove) leaves
+/// the directory to the background checkpoint and writes an intent the
+/// reply waits for instead ([`journal`]); others fsync it now. On an
+/// `async` export the directory is synced by the background flush
+/// ([`lazy`]).
+fn dir_done(
+    ns: &Namespace,
+    e: &Export,
+    dir_id: ObjectId,
+    dir: &RelPath,
+    journaled: bool,
+) -> NfsResult<Attrs> {
+    ns.vfs.dir_changed(e, dir_id, dir, journaled)?;
     Ok(e.store().stat(dir)?)
 }

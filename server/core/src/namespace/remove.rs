@@ -13,6 +13,7 @@
 
 use nfs4d_store::FileKind;
 
+use super::journal::Intent;
 use super::vfs::Export;
 use super::{dir_done, orphans, perm, Caller, DirChange, Entry, Namespace};
 use crate::error::{NfsError, NfsResult};
@@ -59,10 +60,11 @@ impl Namespace<'_> {
             _ => orphans::park_if_open(self, e, at, &victim)?,
         };
         if let Some(seq) = parked {
-            let after = dir_done(e, at.dir)?;
+            // Parking is a rename: not journaled.
+            let after = dir_done(self, e, at.dir_id, at.dir, false)?;
             return Ok(Removed {
                 dir: DirChange::between(&before, &after),
-                durable: seq,
+                durable: self.vfs.durable_for(e, seq),
             });
         }
         match victim.kind {
@@ -71,7 +73,7 @@ impl Namespace<'_> {
                 e.store().remove(at.dir, at.name)?;
             }
         }
-        let after = dir_done(e, at.dir)?;
+        let after = dir_done(self, e, at.dir_id, at.dir, true)?;
         // The name is gone from the store; the map follows. This need not be
         // durable before the reply: if the update is lost, PUTFH of an old
         // handle still finds nothing at the recorded path (or another
@@ -81,9 +83,21 @@ impl Namespace<'_> {
         if let Err(err) = self.vfs.fhmap.remove(e.id, at.dir_id, at.name.as_bytes()) {
             tracing::warn!(error = %err, dir = %at.dir, name = %at.name, "REMOVE: handle map update failed");
         }
+        // On a sync export the removal itself must survive a crash: its
+        // intent, written after the map's update, stands for the
+        // directory's fsync (journal.rs).
+        let durable = self.vfs.journal(
+            e,
+            &Intent::Removed {
+                export: e.id,
+                dir: at.dir_id,
+                name: at.name.as_bytes().to_vec(),
+                key: super::vfs::key_of(&victim),
+            },
+        )?;
         Ok(Removed {
             dir: DirChange::between(&before, &after),
-            durable: 0,
+            durable,
         })
     }
 }

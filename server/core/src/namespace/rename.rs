@@ -115,11 +115,13 @@ impl Namespace<'_> {
         }
 
         e.store().rename(from.dir, from.name, to.dir, to.name)?;
-        let src_after = dir_done(e, from.dir)?;
+        // Renames are not journaled (journal.rs): both directories are
+        // fsynced now on a sync export.
+        let src_after = dir_done(self, e, from.dir_id, from.dir, false)?;
         let dst_after = if same_dir {
             src_after.clone()
         } else {
-            dir_done(e, to.dir)?
+            dir_done(self, e, to.dir_id, to.dir, false)?
         };
 
         // Handles of the moved object (and everything below it) must follow
@@ -141,6 +143,7 @@ impl Namespace<'_> {
             }
         };
         durable = durable.max(self.expire_renamed(e, to));
+        let durable = self.vfs.durable_for(e, durable);
 
         Ok(Renamed {
             from: DirChange::between(&src_before, &src_after),

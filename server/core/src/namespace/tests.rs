@@ -238,15 +238,15 @@ fn remove_checks_in_order_and_the_gate_comes_after_the_directory() {
     assert_eq!(got, Err(NfsError::Access));
     assert!(f.exists("tmp/mine"));
 
-    // Success: the name is gone, the directory changed, and nothing need
-    // be durable (a lost map update still answers STALE).
+    // Success: the name is gone, the directory changed, and the removal's
+    // intent must be durable before the reply (journal.rs).
     let done = f
         .ns()
         .remove(&caller(me), f.export(), at(&sticky, &mine), no_gate)
         .expect("remove");
     assert!(!f.exists("tmp/mine"));
     assert_ne!(done.dir.before, done.dir.after);
-    assert_eq!(done.durable, 0);
+    assert!(done.durable > 0);
     // A non-empty directory is the store's NOTEMPTY; an empty one goes.
     mkfile(&f, &sticky, "again", 0o644);
     let tmp = name("tmp");
@@ -892,4 +892,275 @@ fn what_a_store_cannot_do_answers_the_rfc_status() {
         )
         .expect("empty directory moves");
     assert!(f.exists("to") && f.exists("full/x"));
+}
+
+#[test]
+fn async_exports_sync_in_the_background() {
+    // sync (the default): directories are synced at once, the reply waits
+    // for the map.
+    let f = fixture("");
+    let r = root(&f);
+    let req = SetRequest {
+        mode: Some(0o755),
+        ..SetRequest::default()
+    };
+    let d_n = name("d");
+    let made = f
+        .ns()
+        .create(
+            &caller(f.me()),
+            f.export(),
+            at(&r, &d_n),
+            &NewObject::Dir,
+            &req,
+        )
+        .expect("mkdir");
+    assert!(made.durable > 0, "sync: the reply waits for the map");
+    // sync: the directory is left to the checkpoint; the journal entry
+    // that stands for it goes with the checkpoint.
+    assert_eq!(f.srv.vfs.dirty.len(), 1);
+    assert_eq!(f.srv.fhmap.journal_entries().expect("journal").len(), 1);
+    let report = f.srv.vfs.flush_background();
+    assert_eq!((report.synced, report.trimmed), (1, 1));
+    assert!(f.srv.fhmap.journal_entries().expect("journal").is_empty());
+
+    // async: nothing is waited for; the changed directories are remembered
+    // by id and synced by the flush, also after a rename moved them.
+    let f = fixture("durability = \"async\"");
+    let r = root(&f);
+    let me = f.me();
+    let made = f
+        .ns()
+        .create(&caller(me), f.export(), at(&r, &d_n), &NewObject::Dir, &req)
+        .expect("mkdir");
+    assert_eq!(
+        made.durable, 0,
+        "async: the reply does not wait for the map"
+    );
+    let d = made.fh;
+    let file = mkfile(&f, &d, "f", 0o644);
+    let d2_n = name("d2");
+    assert_eq!(f.srv.vfs.dirty.len(), 2, "the root and d");
+    let moved = f
+        .ns()
+        .rename(
+            &caller(me),
+            f.export(),
+            at(&r, &d_n),
+            at(&r, &d2_n),
+            no_gate,
+        )
+        .expect("rename");
+    assert_eq!(moved.durable, 0);
+    let gone = mkdir(&f, &r, "gone", 0o755);
+    mkfile(&f, &gone, "g", 0o644);
+    let g_n = name("g");
+    f.ns()
+        .remove(&caller(me), f.export(), at(&gone, &g_n), no_gate)
+        .expect("remove g");
+    let gone_n = name("gone");
+    f.ns()
+        .remove(&caller(me), f.export(), at(&r, &gone_n), no_gate)
+        .expect("rmdir gone");
+    assert_eq!(f.srv.vfs.dirty.len(), 3, "the root, d (now d2) and gone");
+    let report = f.srv.vfs.flush_background();
+    assert_eq!(
+        report,
+        lazy::FlushReport {
+            synced: 2,
+            gone: 1,
+            failed: 0,
+            trimmed: 0
+        }
+    );
+    assert!(f.srv.vfs.dirty.is_empty());
+    assert!(f.exists("d2/f"));
+    let resolved = f.srv.vfs.resolve(&file.fh).expect("the handle follows");
+    assert_eq!(resolved.obj().map(|o| o.2.to_string()), Some("d2/f".into()));
+
+    // A stable write's file is made reachable: its dirty ancestors are
+    // synced and the map flushed before the reply.
+    let sub = mkdir(&f, &r, "sub", 0o755);
+    let inner = mkfile(&f, &sub, "inner", 0o644);
+    assert_eq!(f.srv.vfs.dirty.len(), 2);
+    let flushes = f.srv.fhmap.flush_count();
+    let (_, id, _) = inner.obj().expect("object");
+    f.srv
+        .vfs
+        .make_object_durable(f.export(), id)
+        .expect("durable");
+    assert!(f.srv.fhmap.flush_count() > flushes, "the map was flushed");
+}
+
+/// A server restarted on the same data directory and map, as after a crash
+/// of the process: the map (MemKv, shared by clones) keeps everything
+/// flushed, and the backing directory holds what the test left there.
+fn restart(f: Fixture, kv: &nfs4d_kv::MemKv) -> Fixture {
+    let Fixture { _tmp, data, srv } = f;
+    drop(srv);
+    let cfg = Config::parse(&format!(
+        "[[export]]\npath = \"/\"\ndir = \"{}\"\n",
+        data.display()
+    ))
+    .expect("config");
+    let srv = Server::new(Parts {
+        cfg,
+        stores: vec![(
+            Arc::new(LocalStore::open(&data).expect("local store")) as Arc<dyn Store>,
+            data.clone(),
+        )],
+        kv: Arc::new(kv.clone()),
+        mac_key: [7; 16],
+        clock: Arc::new(ManualClock::default()),
+        idmap: Arc::new(crate::idmap::NumericIds),
+        callbacks: Arc::new(NoCallbacks),
+        instance: 2,
+        host: "test".into(),
+    })
+    .expect("server restarts");
+    Fixture { _tmp, data, srv }
+}
+
+fn fixture_on(kv: &nfs4d_kv::MemKv) -> Fixture {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("data dir");
+    let f = Fixture {
+        _tmp: tmp,
+        data: data.clone(),
+        srv: Server::new(Parts {
+            cfg: Config::parse(&format!(
+                "[[export]]\npath = \"/\"\ndir = \"{}\"\n",
+                data.display()
+            ))
+            .expect("config"),
+            stores: vec![(
+                Arc::new(LocalStore::open(&data).expect("local store")) as Arc<dyn Store>,
+                data.clone(),
+            )],
+            kv: Arc::new(kv.clone()),
+            mac_key: [7; 16],
+            clock: Arc::new(ManualClock::default()),
+            idmap: Arc::new(crate::idmap::NumericIds),
+            callbacks: Arc::new(NoCallbacks),
+            instance: 1,
+            host: "test".into(),
+        })
+        .expect("server"),
+    };
+    f
+}
+
+#[test]
+fn the_journal_redoes_what_the_file_system_lost() {
+    let kv = nfs4d_kv::MemKv::new();
+    let f = fixture_on(&kv);
+    let r = root(&f);
+    let me = f.me();
+    // Acknowledged on a sync export, not yet checkpointed: a directory, a
+    // file in it, a symlink, a file removed, a name removed and made again.
+    let d = mkdir(&f, &r, "d", 0o750);
+    let inner = mkfile(&f, &d, "inner", 0o640);
+    let link = f
+        .ns()
+        .create(
+            &caller(me),
+            f.export(),
+            at(&r, &name("l")),
+            &NewObject::Symlink(b"d/inner".to_vec()),
+            &SetRequest::default(),
+        )
+        .expect("symlink")
+        .fh;
+    mkfile(&f, &r, "gone", 0o644);
+    let gone_n = name("gone");
+    f.ns()
+        .remove(&caller(me), f.export(), at(&r, &gone_n), no_gate)
+        .expect("remove");
+    mkfile(&f, &r, "again", 0o644);
+    let again_n = name("again");
+    f.ns()
+        .remove(&caller(me), f.export(), at(&r, &again_n), no_gate)
+        .expect("remove again");
+    let again = mkfile(&f, &r, "again", 0o600);
+    assert!(!f.srv.fhmap.journal_entries().expect("journal").is_empty());
+
+    // The crash: the file system lost the directory, the file and the
+    // symlink; "gone" and "again" hold files the log does not know (other
+    // inodes than the ones it recorded), as a local process may leave.
+    let data = f.data.clone();
+    std::fs::remove_dir_all(data.join("d")).expect("lose d");
+    std::fs::remove_file(data.join("l")).expect("lose l");
+    std::fs::remove_file(data.join("again")).expect("lose again");
+    std::fs::write(data.join("gone"), b"").expect("gone is back");
+    std::fs::write(data.join("again.tmp"), b"old").expect("old again");
+    std::fs::rename(data.join("again.tmp"), data.join("again")).expect("old again");
+    std::fs::write(data.join("stranger"), b"x").expect("a local file");
+
+    let f = restart(f, &kv);
+    // Replayed at start-up: every handle the client holds resolves to an
+    // object of the recorded type; the removal is done again.
+    for (fh, path) in [(&d, "d"), (&inner, "d/inner"), (&link, "l")] {
+        let got = f
+            .srv
+            .vfs
+            .resolve(&fh.fh)
+            .unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        assert_eq!(got.obj().map(|o| o.2.to_string()), Some(path.to_string()));
+    }
+    assert!(f.exists("d/inner") && f.exists("l"));
+    assert!(
+        f.exists("gone"),
+        "another object under a removed name is not removed"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::symlink_metadata(f.data.join(p))
+            .expect(p)
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(
+        (mode("d"), mode("d/inner")),
+        (0o750, 0o640),
+        "recorded modes"
+    );
+    assert_eq!(
+        std::fs::read_link(f.data.join("l")).expect("link"),
+        std::path::Path::new("d/inner")
+    );
+    // "again" held an object the log recorded as removed whose identity
+    // the file system does not know any more (the old file was replaced by
+    // one the log does not know): left alone, never removed blindly.
+    assert!(f.exists("again"));
+    assert!(matches!(f.srv.vfs.resolve(&again.fh), Err(NfsError::Stale)));
+    assert!(
+        f.exists("stranger"),
+        "a name the log does not mention is not touched"
+    );
+    assert!(
+        f.srv.fhmap.journal_entries().expect("journal").is_empty(),
+        "emptied"
+    );
+}
+
+#[test]
+fn the_journal_redoes_a_lost_removal_of_the_same_object() {
+    let kv = nfs4d_kv::MemKv::new();
+    let f = fixture_on(&kv);
+    let r = root(&f);
+    let me = f.me();
+    mkfile(&f, &r, "victim", 0o644);
+    // Keep the inode alive under another name so that it can "come back"
+    // with the same identity, as after a lost unlink.
+    std::fs::hard_link(f.data.join("victim"), f.data.join(".keep")).expect("link");
+    let v_n = name("victim");
+    f.ns()
+        .remove(&caller(me), f.export(), at(&r, &v_n), no_gate)
+        .expect("remove");
+    std::fs::hard_link(f.data.join(".keep"), f.data.join("victim")).expect("back");
+    std::fs::remove_file(f.data.join(".keep")).expect("drop keep");
+    let f = restart(f, &kv);
+    assert!(!f.exists("victim"), "the lost removal is done again");
 }

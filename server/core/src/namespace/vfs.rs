@@ -303,6 +303,11 @@ pub struct Vfs {
     changes: std::sync::Mutex<()>,
     /// READDIR cookies of stores that list by key.
     cookies: crate::cookies::KeyCookies,
+    /// Directories waiting for the background flush: changed on an
+    /// `async` export, or by a journaled change of a `sync` one.
+    pub dirty: super::lazy::DirtyDirs,
+    /// Journal entries appended since the last checkpoint.
+    pub(crate) journal_pending: std::sync::atomic::AtomicU64,
 }
 
 /// Why a migration was refused. Every variant is detected before anything
@@ -393,6 +398,8 @@ impl Vfs {
             migration: std::sync::Mutex::new(()),
             changes: std::sync::Mutex::new(()),
             cookies: Default::default(),
+            dirty: Default::default(),
+            journal_pending: Default::default(),
         };
         Ok(vfs)
     }
@@ -655,6 +662,12 @@ impl Vfs {
         } else {
             0
         };
+        // On an async export the record reaches disk with the next
+        // background flush (lazy.rs): nothing for the reply to wait for.
+        let seq = match self.export(export) {
+            Ok(e) => self.durable_for(e, self.fhmap.last_seq()),
+            Err(_) => self.fhmap.last_seq(),
+        };
         Ok((
             CurFh {
                 fh: self.fhmap.encode(export, id, stamp),
@@ -664,7 +677,7 @@ impl Vfs {
                     path: dir_path.join(name),
                 },
             },
-            self.fhmap.last_seq(),
+            seq,
         ))
     }
 

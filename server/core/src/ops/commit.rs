@@ -16,12 +16,14 @@ use crate::error::{NfsError, NfsResult};
 /// unstable to commit.
 pub fn run(cx: &mut Cx, a: COMMIT4args) -> NfsResult<COMMIT4resok> {
     let cur = cx.cfh()?.clone();
-    let (e, path, _, _) = common::cur_regular(cx, &cur)?;
+    let (e, path, (_, id), _) = common::cur_regular(cx, &cur)?;
     a.offset
         .checked_add(u64::from(a.count))
         .ok_or(NfsError::Inval)?;
     if !e.cfg.read_only {
         e.store().commit(path)?;
+        // On an async export the file's name and handle too (lazy.rs).
+        cx.srv.vfs.make_object_durable(e, id)?;
     }
     Ok(COMMIT4resok {
         writeverf: cx.srv.write_verifier,

@@ -36,6 +36,13 @@ pub fn run(cx: &mut Cx, a: WRITE4args) -> NfsResult<WRITE4resok> {
         e.store().write(path, a.offset, &a.data, stability)?
     };
     cx.srv.metrics.written_bytes(written as u64);
+    if done.max(stability) != Stability::Unstable {
+        // Stable data must stay reachable through the client's handle,
+        // also on an async export (namespace/lazy.rs).
+        if let crate::namespace::vfs::Node::Obj { id, .. } = &cur.node {
+            cx.srv.vfs.make_object_durable(e, *id)?;
+        }
+    }
     Ok(WRITE4resok {
         // At most the request's length, which the record size bounds.
         count: u32::try_from(written).map_err(|_| NfsError::ServerFault)?,
