@@ -120,6 +120,20 @@ pub fn process(
     } else if minor > 2 {
         tracing::warn!(peer = %req.peer, minor, "COMPOUND with unsupported minor version");
         (NfsError::MinorVersMismatch.status(), 0)
+    } else if !srv.may_serve() {
+        // A head of a cluster whose membership lapsed: it may be taken
+        // over any moment, so it changes nothing and answers DELAY; the
+        // client retries, here or at the head that takes the address over
+        // (docs/cluster.md, fencing).
+        tracing::debug!(peer = %req.peer, xid, "not serving (cluster membership lapsed): DELAY");
+        let st = NfsError::Delay.status();
+        if count == 0 {
+            (st, 0)
+        } else {
+            let opnum = peek_u32(&cur).unwrap_or(nfs_opnum4::OP_ILLEGAL as u32);
+            put_status(&mut out, opnum, st);
+            (st, 1)
+        }
     } else {
         run_ops(&mut cx, &mut cur, &mut out, body)
     };

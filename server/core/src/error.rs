@@ -368,6 +368,10 @@ impl From<FhError> for NfsError {
             FhError::BadName => NfsError::BadName,
             FhError::CrossExport => NfsError::Xdev,
             FhError::Invalid(_) => NfsError::Inval,
+            // The map's store cannot be reached now (a cluster's etcd
+            // without quorum, or this head fenced): the client retries
+            // (RFC 8881 §15.1.1.3), never sees another error for it.
+            FhError::Store(nfs4d_kv::KvError::Unavailable(_)) => NfsError::Delay,
             FhError::Store(_) | FhError::Corrupt(_) => NfsError::Fh(e),
         }
     }

@@ -150,6 +150,7 @@ fn start(dir: &std::path::Path) -> (Arc<ManualClock>, Client) {
         callbacks: Arc::new(NoCallbacks),
         instance: 1,
         host: "inproc".into(),
+        cluster: None,
     })
     .unwrap();
     let conn = Arc::new(Conn {

@@ -55,6 +55,7 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
         callbacks: callbacks.clone(),
         instance,
         host,
+        cluster: None,
     })?;
     Ok(Started { srv, callbacks })
 }

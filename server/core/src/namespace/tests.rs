@@ -57,6 +57,7 @@ fn fixture_with(extra: &str, store: impl FnOnce(&Path) -> Arc<dyn Store>) -> Fix
         callbacks: Arc::new(NoCallbacks),
         instance: 1,
         host: "test".into(),
+        cluster: None,
     })
     .expect("server");
     Fixture {

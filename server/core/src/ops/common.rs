@@ -658,9 +658,12 @@ impl<Out: std::io::Write> nfs4d_xdr::codec::Pack<Out> for Opaque {
 /// its first non-reclaim OPEN or LOCK; until then those answer
 /// NFS4ERR_GRACE too (RFC 8881 §18.51.3).
 pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()> {
-    if cx.srv.state.recovery.in_grace(cx.srv.state.now()) {
-        return Err(NfsError::Grace);
-    }
+    // Also while another head of a cluster is in grace (or its grace
+    // state cannot be read: NFS4ERR_DELAY).
+    cx.srv
+        .state
+        .recovery
+        .new_state_allowed(cx.srv.state.now())?;
     if cx.minor == 0 {
         return Ok(());
     }
@@ -699,11 +702,11 @@ pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsR
 /// LINK only adds a name: the file, its handle and any state on it stay,
 /// so it cannot conflict with a reclaim and is not held back.
 pub fn refuse_in_grace(cx: &Cx) -> NfsResult<()> {
-    if cx.srv.state.recovery.in_grace(cx.srv.state.now()) {
-        tracing::debug!("refused during the grace period: could conflict with a reclaim");
-        return Err(NfsError::Grace);
+    let r = cx.srv.state.recovery.new_state_allowed(cx.srv.state.now());
+    if let Err(e) = &r {
+        tracing::debug!(error = %e, "refused during the grace period: could conflict with a reclaim");
     }
-    Ok(())
+    r
 }
 
 /// An OPEN was granted on `fh`: on an export whose handles expire at
