@@ -241,6 +241,10 @@ pub struct Config {
     pub exports: Vec<ExportConfig>,
     /// Resource limits.
     pub limits: Limits,
+    /// `[cluster]`: this server is one head of a cluster sharing etcd
+    /// (docs/cluster.md). Kept as TOML here; the daemon reads it, since
+    /// the cluster's machinery is not the core's.
+    pub cluster: Option<toml::Table>,
 }
 
 impl Default for Config {
@@ -253,6 +257,7 @@ impl Default for Config {
             courtesy_time: DEFAULT_COURTESY_TIME,
             exports: Vec::new(),
             limits: Limits::default(),
+            cluster: None,
         }
     }
 }

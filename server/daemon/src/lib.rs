@@ -8,12 +8,14 @@
 //!   network threads (stores, sled and file systems block);
 //! - [`cbdriver`] and [`callback`]: calls to clients (recalls, probes);
 //! - [`ctl`]: the admin socket;
+//! - [`cluster`]: this server as one head of a cluster sharing etcd;
 //! - [`startup`]: the state directory, the stores and the server object;
 //! - [`clock`], [`nss`]: the clock and the user/group names the core asks for.
 
 pub mod callback;
 pub mod cbdriver;
 pub mod clock;
+pub mod cluster;
 pub mod ctl;
 pub mod exec;
 pub mod net;

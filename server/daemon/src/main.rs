@@ -225,17 +225,18 @@ async fn run(cfg: Config) -> std::process::ExitCode {
         .iter()
         .map(|e| (e.path.clone(), e.dir.clone()))
         .collect();
-    let (srv, queue) = match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg)).await {
-        Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks),
-        Ok(Err(e)) => {
-            eprintln!("nfs4d: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-        Err(e) => {
-            eprintln!("nfs4d: startup failed: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let (srv, queue, cluster) =
+        match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg)).await {
+            Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks, s.cluster),
+            Ok(Err(e)) => {
+                eprintln!("nfs4d: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("nfs4d: startup failed: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -270,6 +271,9 @@ async fn run(cfg: Config) -> std::process::ExitCode {
         bound.ip(),
         bound.ip()
     );
+    if let Some(head) = cluster {
+        nfs4d::cluster::run_head(head, srv.clone());
+    }
     nfs4d::net::serve(srv.clone(), &queue, listener, shutdown_signal()).await;
     tracing::info!("shutting down");
     if let Some(t) = ctl_task {

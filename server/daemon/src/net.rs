@@ -45,9 +45,23 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
     let reaper = tokio::spawn(reap_leases(srv.clone()));
     let callbacks = crate::cbdriver::start(srv.clone(), queue);
+    accept(srv, listener, shutdown).await;
+    reaper.abort();
+    callbacks.abort();
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves. [`serve`]
+/// runs one for the configured address; a head of a cluster runs another
+/// for each dead head's address it took over (each with its own
+/// connection limit).
+pub async fn accept(
+    srv: Arc<Server>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let conns = Arc::new(Semaphore::new(srv.cfg.limits.max_connections as usize));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -73,8 +87,6 @@ pub async fn serve(
             }
         }
     }
-    reaper.abort();
-    callbacks.abort();
 }
 
 /// Expires leases once a second (RFC 8881 §8.3).

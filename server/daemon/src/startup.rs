@@ -20,6 +20,8 @@ pub struct Started {
     pub srv: Server,
     /// Where the core queues callback work; `cbdriver::start` drains it.
     pub callbacks: Arc<CbSender>,
+    /// This head of a cluster (a `[cluster]` section), if any.
+    pub cluster: Option<Arc<crate::cluster::Head>>,
 }
 
 /// Opens the state directory and the exports.
@@ -27,11 +29,28 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
     let state_err =
         |e: &dyn std::fmt::Display| StartError::State(format!("{}: {e}", cfg.state_dir.display()));
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| state_err(&e))?;
-    // The directory name predates the key-value interface: it held the
-    // handle map's sled database, and keeps holding it (with the client
-    // records) so existing state stays readable.
-    let kv = SledKv::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes)
-        .map_err(|e| state_err(&e))?;
+    // A head of a cluster keeps the handle map and its client records in
+    // etcd (docs/cluster.md); a single server in sled.
+    let head = match &cfg.cluster {
+        Some(t) => {
+            let c = crate::cluster::config(t).map_err(|e| StartError::State(e.to_string()))?;
+            Some(
+                crate::cluster::Head::join(c, cfg.listen)
+                    .map_err(|e| StartError::State(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let kv: Arc<dyn nfs4d_kv::Kv> = match &head {
+        Some(h) => Arc::new(h.kv.clone()),
+        // The directory name predates the key-value interface: it held the
+        // handle map's sled database, and keeps holding it (with the client
+        // records) so existing state stays readable.
+        None => Arc::new(
+            SledKv::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes)
+                .map_err(|e| state_err(&e))?,
+        ),
+    };
     let mut stores: Vec<(Arc<dyn Store>, PathBuf)> = Vec::new();
     for e in &cfg.exports {
         let store = open_local(&e.dir, cfg.limits.max_open_files as usize)
@@ -48,16 +67,24 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
     let srv = Server::new(Parts {
         cfg,
         stores,
-        kv: Arc::new(kv),
+        kv,
         mac_key,
         clock: Arc::new(crate::clock::SystemClock::default()),
         idmap: Arc::new(crate::nss::NssIds),
         callbacks: callbacks.clone(),
         instance,
         host,
-        cluster: None,
+        cluster: head.as_ref().map(|h| h.parts()),
     })?;
-    Ok(Started { srv, callbacks })
+    if let Some(h) = &head {
+        h.share_map(&srv.fhmap)
+            .map_err(|e| StartError::State(e.to_string()))?;
+    }
+    Ok(Started {
+        srv,
+        callbacks,
+        cluster: head,
+    })
 }
 
 fn open_local(dir: &Path, fds: usize) -> Result<Arc<dyn Store>, String> {
