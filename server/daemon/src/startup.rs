@@ -25,7 +25,7 @@ pub struct Started {
 }
 
 /// Opens the state directory and the exports.
-pub fn open(cfg: Config) -> Result<Started, StartError> {
+pub fn open(mut cfg: Config) -> Result<Started, StartError> {
     let state_err =
         |e: &dyn std::fmt::Display| StartError::State(format!("{}: {e}", cfg.state_dir.display()));
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| state_err(&e))?;
@@ -41,6 +41,19 @@ pub fn open(cfg: Config) -> Result<Started, StartError> {
         }
         None => None,
     };
+    if head.is_some() {
+        // Heads of a cluster grant no delegations: another head cannot see
+        // or recall them, so two heads could grant conflicting state
+        // (docs/cluster.md). A delegation reclaimed from a dead head is
+        // handed back recalled, so the client returns it at once and sends
+        // its locks to the server.
+        for e in &mut cfg.exports {
+            if e.delegations != nfs4d_core::state::deleg::Policy::None {
+                tracing::info!(export = %e.path, "cluster head: delegations off");
+                e.delegations = nfs4d_core::state::deleg::Policy::None;
+            }
+        }
+    }
     let kv: Arc<dyn nfs4d_kv::Kv> = match &head {
         Some(h) => Arc::new(h.kv.clone()),
         // The directory name predates the key-value interface: it held the
