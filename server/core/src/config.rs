@@ -3,8 +3,9 @@
 //! Every resource the server holds on a client's behalf has a limit here;
 //! relations between the defaults are checked at compile time below.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde::Deserialize;
 
@@ -180,10 +181,10 @@ pub struct ExportConfig {
     /// Hosts that may use the export, first match wins (absent: every
     /// host, as `read_only` says). See docs/security.md.
     #[serde(default)]
-    pub clients: Option<Vec<crate::export_access::ClientRule>>,
+    pub clients: Option<Vec<ClientRule>>,
     /// Identity squashing: none, root or all.
     #[serde(default)]
-    pub squash: crate::export_access::Squash,
+    pub squash: Squash,
     /// uid of squashed callers and of AUTH_NONE.
     #[serde(default = "default_anon")]
     pub anonuid: u32,
@@ -192,14 +193,14 @@ pub struct ExportConfig {
     pub anongid: u32,
     /// Security flavors accepted (NFS4ERR_WRONGSEC for others).
     #[serde(default = "default_sec")]
-    pub sec: Vec<crate::export_access::SecFlavor>,
+    pub sec: Vec<SecFlavor>,
     /// Require a source port below 1024.
     #[serde(default)]
     pub privileged_port: bool,
     /// Delegations handed out on this export: none, read or readwrite
     /// (docs/delegations.md).
     #[serde(default)]
-    pub delegations: crate::state::deleg::Policy,
+    pub delegations: DelegationPolicy,
 }
 
 fn default_pseudo() -> String {
@@ -212,13 +213,10 @@ fn default_true() -> bool {
     true
 }
 fn default_anon() -> u32 {
-    crate::export_access::NOBODY
+    NOBODY
 }
-fn default_sec() -> Vec<crate::export_access::SecFlavor> {
-    vec![
-        crate::export_access::SecFlavor::Sys,
-        crate::export_access::SecFlavor::None,
-    ]
+fn default_sec() -> Vec<SecFlavor> {
+    vec![SecFlavor::Sys, SecFlavor::None]
 }
 
 /// The whole configuration file.
@@ -359,7 +357,7 @@ impl Config {
                     e.path
                 )));
             }
-            crate::export_access::validate(e).map_err(ConfigError::Invalid)?;
+            validate_access(e).map_err(ConfigError::Invalid)?;
             // A volatile export that no event expires would advertise
             // FH4_PERSISTENT: say "persistent" instead of hiding it.
             if e.filehandles == HandleMode::Volatile && e.expire_on.is_empty() {
@@ -396,6 +394,179 @@ pub fn normalize_pseudo(p: &str) -> Vec<String> {
         .filter(|c| !c.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Which delegations an export hands out (configuration `delegations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum DelegationPolicy {
+    /// None at all.
+    None,
+    /// Read delegations only.
+    Read,
+    /// Read and write delegations.
+    #[default]
+    Readwrite,
+}
+
+// ---------------------------------------------------------------------------
+// Export access rules (what export_access.rs applies)
+// ---------------------------------------------------------------------------
+
+/// `nobody`/`nogroup` on Linux: the default anonymous identity.
+pub const NOBODY: u32 = 65534;
+
+/// RPC flavor numbers (RFC 5531 §8.2, RFC 8881 §2.2.1.1).
+pub const AUTH_NONE: u32 = 0;
+/// AUTH_SYS.
+pub const AUTH_SYS: u32 = 1;
+
+/// Highest port a privileged (root-only on Unix) socket may bind.
+pub const PRIVILEGED_PORT_MAX: u16 = 1023;
+
+/// An address range: a network address and a prefix length. Written as
+/// `"10.0.0.0/8"`, `"fd00::/8"`, or a bare address (a single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// True when `ip` lies in the range. IPv4-mapped IPv6 addresses
+    /// (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4
+    /// peers) are compared as the IPv4 address they carry.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or address/prefix"))?;
+        let net = net.to_canonical();
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?,
+        };
+        Ok(Cidr { net, prefix })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Read-only or read-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMode {
+    /// Reads only: modifications get NFS4ERR_ROFS, as on a read-only export.
+    Ro,
+    /// Reads and writes (subject to the export's `read_only`).
+    #[default]
+    Rw,
+}
+
+/// One `clients` entry: an address range and what it may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRule {
+    /// Source addresses the rule applies to.
+    pub addr: Cidr,
+    /// What those hosts may do.
+    #[serde(default)]
+    pub access: AccessMode,
+}
+
+/// Identity squashing (knfsd's `no_root_squash`, `root_squash`,
+/// `all_squash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Squash {
+    /// Identities are used as sent.
+    #[default]
+    None,
+    /// uid 0 becomes `anonuid`, gid 0 (primary or supplementary) `anongid`.
+    Root,
+    /// Every caller becomes `anonuid`/`anongid` with no supplementary groups.
+    All,
+}
+
+/// A security flavor an export accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecFlavor {
+    /// AUTH_SYS (uid/gid asserted by the client).
+    Sys,
+    /// AUTH_NONE (the anonymous identity).
+    None,
+}
+
+impl SecFlavor {
+    /// The RPC flavor number.
+    pub fn number(self) -> u32 {
+        match self {
+            SecFlavor::Sys => AUTH_SYS,
+            SecFlavor::None => AUTH_NONE,
+        }
+    }
+}
+
+/// Configuration checks for the access fields of an export.
+pub fn validate_access(e: &ExportConfig) -> Result<(), String> {
+    if e.sec.is_empty() {
+        return Err(format!(
+            "export {:?}: sec must name at least one flavor",
+            e.path
+        ));
+    }
+    if e.clients.as_ref().is_some_and(Vec::is_empty) {
+        return Err(format!(
+            "export {:?}: clients = [] admits no host; remove the export or list hosts",
+            e.path
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

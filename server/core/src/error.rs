@@ -301,23 +301,121 @@ impl NfsError {
         }
     }
 
-    /// From a status the wire or an attribute codec produced.
+    /// The error for a status the wire, an attribute codec or a cached
+    /// reply carries: the variant whose [`NfsError::status`] it is, or
+    /// SERVERFAULT for statuses the server never produces. (A denial's
+    /// LOCK4denied is not known here; the variant carries an empty one.)
     pub fn from_status(s: nfsstat4) -> NfsError {
-        use nfsstat4::*;
-        match s {
-            NFS4ERR_INVAL => NfsError::Inval,
-            NFS4ERR_BADXDR => NfsError::BadXdr,
-            NFS4ERR_ATTRNOTSUPP => NfsError::AttrNotSupp,
-            NFS4ERR_BADOWNER => NfsError::BadOwner,
-            NFS4ERR_NOTSUPP => NfsError::NotSupp,
-            NFS4ERR_SAME => NfsError::Same,
-            NFS4ERR_NOT_SAME => NfsError::NotSame,
-            NFS4ERR_ACCESS => NfsError::Access,
-            NFS4ERR_PERM => NfsError::Perm,
-            NFS4ERR_BADCHAR => NfsError::BadChar,
-            NFS4ERR_FBIG => NfsError::FBig,
-            _ => NfsError::ServerFault,
-        }
+        NfsError::from_code(s as i32 as u32)
+    }
+
+    /// [`NfsError::from_status`] for a status word as it is on the wire.
+    pub fn from_code(code: u32) -> NfsError {
+        use NfsError::*;
+        let denied = || {
+            LockDenied(Box::new(nfs4d_xdr::nfs4::LOCK4denied {
+                offset: 0,
+                length: 0,
+                locktype: nfs4d_xdr::nfs4::nfs_lock_type4::READ_LT,
+                owner: nfs4d_xdr::nfs4::lock_owner4 {
+                    clientid: 0,
+                    owner: Vec::new(),
+                },
+            }))
+        };
+        let candidates = [
+            Perm,
+            NoEnt,
+            Io,
+            Nxio,
+            Access,
+            Exist,
+            Xdev,
+            NotDir,
+            IsDir,
+            Inval,
+            FBig,
+            NoSpc,
+            Rofs,
+            MLink,
+            NameTooLong,
+            NotEmpty,
+            DQuot,
+            Stale,
+            BadHandle,
+            BadCookie,
+            NotSupp,
+            TooSmall,
+            ServerFault,
+            BadType,
+            Delay,
+            Same,
+            Expired,
+            Locked,
+            Grace,
+            FhExpired,
+            ShareDenied,
+            WrongSec,
+            ClidInUse,
+            Resource,
+            NoFileHandle,
+            MinorVersMismatch,
+            StaleClientid,
+            StaleStateid,
+            OldStateid,
+            BadStateid,
+            BadSeqid,
+            NotSame,
+            LockRange,
+            Symlink,
+            RestoreFh,
+            LeaseMoved,
+            AttrNotSupp,
+            NoGrace,
+            ReclaimBad,
+            ReclaimConflict,
+            BadXdr,
+            LocksHeld,
+            OpenMode,
+            BadOwner,
+            BadChar,
+            BadName,
+            BadRange,
+            LockNotSupp,
+            OpIllegal,
+            Deadlock,
+            FileOpen,
+            AdminRevoked,
+            CbPathDown,
+            DelegRevoked,
+            BadSession,
+            BadSlot,
+            ConnNotBoundToSession,
+            SequencePos,
+            SeqMisordered,
+            ReqTooBig,
+            RepTooBig,
+            RepTooBigToCache,
+            RetryUncachedRep,
+            TooManyOps,
+            OpNotInSession,
+            ClientidBusy,
+            NotOnlyOp,
+            WrongCred,
+            WrongType,
+            EncrAlgUnsupp,
+            CompleteAlready,
+            DelegAlreadyWanted,
+            DirDelegUnavail,
+            NoXattr,
+            Xattr2Big,
+            UnknownLayoutType,
+            denied(),
+        ];
+        candidates
+            .into_iter()
+            .find(|e| e.status() as i32 as u32 == code)
+            .unwrap_or(ServerFault)
     }
 }
 
@@ -388,5 +486,35 @@ pub fn status_in_minor(st: nfsstat4, minor: u32) -> nfsstat4 {
     match st {
         nfsstat4::NFS4ERR_RESOURCE if minor >= 1 => nfsstat4::NFS4ERR_DELAY,
         st => st,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_maps_back_to_its_error() {
+        for code in 0..20_000u32 {
+            let e = NfsError::from_code(code);
+            if e != NfsError::ServerFault || code == NFS4ERR_SERVERFAULT_CODE {
+                assert_eq!(e.status() as i32 as u32, code, "{e:?}");
+            }
+        }
+        assert_eq!(NfsError::from_code(123_456), NfsError::ServerFault);
+        assert!(matches!(
+            NfsError::from_status(nfsstat4::NFS4ERR_DENIED),
+            NfsError::LockDenied(_)
+        ));
+    }
+
+    const NFS4ERR_SERVERFAULT_CODE: u32 = nfsstat4::NFS4ERR_SERVERFAULT as i32 as u32;
+
+    #[test]
+    fn resource_is_delay_from_41_on() {
+        let r = nfsstat4::NFS4ERR_RESOURCE;
+        assert_eq!(status_in_minor(r, 0), r);
+        assert_eq!(status_in_minor(r, 1), nfsstat4::NFS4ERR_DELAY);
+        assert_eq!(status_in_minor(nfsstat4::NFS4_OK, 2), nfsstat4::NFS4_OK);
     }
 }

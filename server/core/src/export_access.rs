@@ -14,151 +14,15 @@
 //! RFC 8881 §2.2.1.1.1.1); these rules limit what a host may do, they do
 //! not authenticate users.
 
-use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
-
-use nfs4d_xdr::rpc::Credential;
-use serde::Deserialize;
+use std::net::SocketAddr;
 
 use crate::config::{Config, ExportConfig};
+use nfs4d_xdr::rpc::Credential;
 
-/// `nobody`/`nogroup` on Linux: the default anonymous identity.
-pub const NOBODY: u32 = 65534;
-
-/// RPC flavor numbers (RFC 5531 §8.2, RFC 8881 §2.2.1.1).
-pub const AUTH_NONE: u32 = 0;
-/// AUTH_SYS.
-pub const AUTH_SYS: u32 = 1;
-
-/// Highest port a privileged (root-only on Unix) socket may bind.
-pub const PRIVILEGED_PORT_MAX: u16 = 1023;
-
-/// An address range: a network address and a prefix length. Written as
-/// `"10.0.0.0/8"`, `"fd00::/8"`, or a bare address (a single host).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// True when `ip` lies in the range. IPv4-mapped IPv6 addresses
-    /// (`::ffff:a.b.c.d`, what a dual-stack listener reports for IPv4
-    /// peers) are compared as the IPv4 address they carry.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.net, ip.to_canonical()) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let net: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP address or address/prefix"))?;
-        let net = net.to_canonical();
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?,
-        };
-        Ok(Cidr { net, prefix })
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.net, self.prefix)
-    }
-}
-
-impl<'de> Deserialize<'de> for Cidr {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cidr, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Read-only or read-write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum AccessMode {
-    /// Reads only: modifications get NFS4ERR_ROFS, as on a read-only export.
-    Ro,
-    /// Reads and writes (subject to the export's `read_only`).
-    #[default]
-    Rw,
-}
-
-/// One `clients` entry: an address range and what it may do.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientRule {
-    /// Source addresses the rule applies to.
-    pub addr: Cidr,
-    /// What those hosts may do.
-    #[serde(default)]
-    pub access: AccessMode,
-}
-
-/// Identity squashing (knfsd's `no_root_squash`, `root_squash`,
-/// `all_squash`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Squash {
-    /// Identities are used as sent.
-    #[default]
-    None,
-    /// uid 0 becomes `anonuid`, gid 0 (primary or supplementary) `anongid`.
-    Root,
-    /// Every caller becomes `anonuid`/`anongid` with no supplementary groups.
-    All,
-}
-
-/// A security flavor an export accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SecFlavor {
-    /// AUTH_SYS (uid/gid asserted by the client).
-    Sys,
-    /// AUTH_NONE (the anonymous identity).
-    None,
-}
-
-impl SecFlavor {
-    /// The RPC flavor number.
-    pub fn number(self) -> u32 {
-        match self {
-            SecFlavor::Sys => AUTH_SYS,
-            SecFlavor::None => AUTH_NONE,
-        }
-    }
-}
+pub use crate::config::{
+    AccessMode, Cidr, ClientRule, SecFlavor, Squash, AUTH_NONE, AUTH_SYS, NOBODY,
+    PRIVILEGED_PORT_MAX,
+};
 
 /// Why a host or request may not use an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,23 +136,6 @@ pub fn effective_cred(e: &ExportConfig, cred: &Credential) -> Credential {
 /// The flavors SECINFO reports for export `e`, in configuration order.
 pub fn flavors(e: &ExportConfig) -> Vec<u32> {
     e.sec.iter().map(|s| s.number()).collect()
-}
-
-/// Configuration checks for the access fields of an export.
-pub fn validate(e: &ExportConfig) -> Result<(), String> {
-    if e.sec.is_empty() {
-        return Err(format!(
-            "export {:?}: sec must name at least one flavor",
-            e.path
-        ));
-    }
-    if e.clients.as_ref().is_some_and(Vec::is_empty) {
-        return Err(format!(
-            "export {:?}: clients = [] admits no host; remove the export or list hosts",
-            e.path
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -422,9 +269,9 @@ mod tests {
 
     #[test]
     fn validation() {
-        assert!(validate(&export("sec = []")).is_err());
-        assert!(validate(&export("clients = []")).is_err());
-        assert!(validate(&export("sec = [\"none\"]")).is_ok());
+        assert!(crate::config::validate_access(&export("sec = []")).is_err());
+        assert!(crate::config::validate_access(&export("clients = []")).is_err());
+        assert!(crate::config::validate_access(&export("sec = [\"none\"]")).is_ok());
         assert!(Config::parse("[[export]]\ndir = \"/x\"\nsquash = \"some\"").is_err());
         assert!(
             Config::parse("[[export]]\ndir = \"/x\"\nclients = [{ addr = \"1.2.3.4/40\" }]")

@@ -175,6 +175,12 @@ impl Server {
         }
         let vfs = Vfs::new(exports, fhmap.clone())
             .map_err(|e| StartError::Export("root".into(), e.to_string()))?;
+        // Files parked by the previous instance were open then; no open
+        // survives a restart.
+        for e in &vfs.exports {
+            crate::namespace::orphans::prepare(&vfs, e)
+                .map_err(|err| StartError::Export(e.cfg.path.clone(), err.to_string()))?;
+        }
         let mut write_verifier = [0u8; 8];
         write_verifier[..4].copy_from_slice(&boot.to_be_bytes());
         write_verifier[4..].copy_from_slice(&instance.to_be_bytes());

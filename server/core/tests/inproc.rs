@@ -1,171 +1,19 @@
-//! The test kit's client driving the sans-IO core in the same process: a
-//! transport that hands each call record to `compound::process` and queues
-//! the reply record, over a local store, an in-memory key-value store and a
-//! manual clock. No socket, no runtime: what the core answers is all there
-//! is between the client and the server state.
+//! The sans-IO core driven in the same process by the test kit's client
+//! (`nfs4d_testkit::inproc`): the transport seam holds for single calls
+//! and for the pipelined engine.
 
-use std::collections::VecDeque;
-use std::io;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
-
-use nfs4d_core::clock::ManualClock;
-use nfs4d_core::compound;
-use nfs4d_core::config::Config;
-use nfs4d_core::context::RequestCtx;
-use nfs4d_core::idmap::NumericIds;
-use nfs4d_core::server::{Parts, Server};
-use nfs4d_core::state::deleg::NoCallbacks;
-use nfs4d_kv::MemKv;
-use nfs4d_store_local::LocalStore;
+use nfs4d_store::{RelPath, Store};
+use nfs4d_testkit::inproc::Harness;
 use nfs4d_testkit::ops::*;
 use nfs4d_testkit::pipeline::{self, Pipeline, Request};
-use nfs4d_testkit::transport::{Sender, Transport, MAX_RECORD};
-use nfs4d_testkit::wire::{Reply, NFS_PROGRAM, NFS_V4, PROC_COMPOUND, PROC_NULL};
-use nfs4d_testkit::{Client, SessionOptions};
+use nfs4d_testkit::wire::{Reply, PROC_NULL};
+use nfs4d_testkit::SessionOptions;
 use nfs4d_xdr::nfs4::*;
-use nfs4d_xdr::record::Reassembler;
-use nfs4d_xdr::rpc::{self, Message, Refusal};
-
-/// Both ends of an in-process connection.
-struct Conn {
-    srv: Arc<Server>,
-    req: Mutex<Reassembler>,
-    replies: Mutex<(VecDeque<Vec<u8>>, bool)>,
-    ready: Condvar,
-}
-
-impl Conn {
-    /// Feeds call bytes to the server and queues what it answers. The
-    /// caller's thread runs the COMPOUND, as a runner thread does in the
-    /// daemon.
-    fn send(&self, parts: &[&[u8]]) -> io::Result<()> {
-        let mut ra = self.req.lock().unwrap();
-        for part in parts {
-            let mut input = *part;
-            // Whole records are served; a partial one waits in the
-            // reassembler for the rest.
-            while let Some(rec) = ra
-                .feed(&mut input)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
-            {
-                let reply = self.serve(&rec);
-                let mut q = self.replies.lock().unwrap();
-                q.0.push_back(reply);
-                self.ready.notify_all();
-            }
-        }
-        Ok(())
-    }
-
-    fn serve(&self, rec: &[u8]) -> Vec<u8> {
-        let Message::Call(call) = rpc::parse(rec) else {
-            panic!("not a call");
-        };
-        let xid = call.xid;
-        if (call.prog, call.vers) != (NFS_PROGRAM, NFS_V4) {
-            return rpc::refusal_reply(xid, Refusal::ProgUnavail);
-        }
-        match call.proc_ {
-            PROC_NULL => {
-                let mut out = Vec::new();
-                rpc::begin_success_reply(xid, &mut out);
-                rpc::finish_record(&mut out);
-                out
-            }
-            PROC_COMPOUND => {
-                let req = RequestCtx {
-                    cred: call.cred,
-                    conn: 1,
-                    peer: "127.0.0.1:1".parse().unwrap(),
-                    cb: None,
-                };
-                match compound::process(&self.srv, &req, xid, call.args) {
-                    // Follow-ups probe back channels; this connection has none.
-                    Ok((reply, _followups)) => reply.flatten(),
-                    Err(why) => rpc::refusal_reply(xid, why),
-                }
-            }
-            _ => rpc::refusal_reply(xid, Refusal::ProcUnavail),
-        }
-    }
-
-    fn close(&self) {
-        self.replies.lock().unwrap().1 = true;
-        self.ready.notify_all();
-    }
-}
-
-struct InProc(Arc<Conn>);
-
-impl Sender for InProc {
-    fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        self.0.send(parts)
-    }
-
-    fn close(&mut self) {
-        self.0.close();
-    }
-}
-
-impl Transport for InProc {
-    fn recv(&mut self, wait: Duration) -> io::Result<Vec<u8>> {
-        let q = self.0.replies.lock().unwrap();
-        let (mut q, _) = self
-            .0
-            .ready
-            .wait_timeout_while(q, wait, |q| q.0.is_empty() && !q.1)
-            .unwrap();
-        match q.0.pop_front() {
-            Some(r) => Ok(r),
-            None if q.1 => Err(io::ErrorKind::UnexpectedEof.into()),
-            None => Err(io::ErrorKind::TimedOut.into()),
-        }
-    }
-
-    fn sender(&self) -> io::Result<Box<dyn Sender>> {
-        Ok(Box::new(InProc(self.0.clone())))
-    }
-}
-
-/// A server over `dir` with a manual clock (for tests that move time; the
-/// ones here do not); a client connected to it.
-fn start(dir: &std::path::Path) -> (Arc<ManualClock>, Client) {
-    let export = dir.join("export");
-    std::fs::create_dir_all(&export).unwrap();
-    let cfg = Config::parse(&format!(
-        "[[export]]\npath = \"/\"\ndir = \"{}\"\n",
-        export.display()
-    ))
-    .unwrap();
-    let clock = Arc::new(ManualClock::default());
-    let store = LocalStore::with_fd_cache(&export, 16).unwrap();
-    let srv = Server::new(Parts {
-        cfg,
-        stores: vec![(Arc::new(store), export)],
-        kv: Arc::new(MemKv::new()),
-        mac_key: [5; 16],
-        clock: clock.clone(),
-        idmap: Arc::new(NumericIds),
-        callbacks: Arc::new(NoCallbacks),
-        instance: 1,
-        host: "inproc".into(),
-        cluster: None,
-    })
-    .unwrap();
-    let conn = Arc::new(Conn {
-        srv: Arc::new(srv),
-        req: Mutex::new(Reassembler::new(MAX_RECORD)),
-        replies: Mutex::default(),
-        ready: Condvar::new(),
-    });
-    (clock, Client::over(Box::new(InProc(conn)), 1))
-}
 
 #[test]
 fn the_client_drives_the_core_without_a_socket() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_clock, mut c) = start(dir.path());
+    let h = Harness::new();
+    let mut c = h.client(1);
     let null = c.call(PROC_NULL, &[]).unwrap();
     assert!(nfs4d_testkit::wire::results(&null).unwrap().is_empty());
     c.establish41(b"inproc").unwrap();
@@ -193,10 +41,10 @@ fn the_client_drives_the_core_without_a_socket() {
         ])
         .unwrap();
     assert_eq!(read_ok(&r).map(|d| &d.data[..]), Some(&b"process"[..]));
-    assert_eq!(
-        std::fs::read(dir.path().join("export/f")).unwrap(),
-        b"in process"
-    );
+    let mut on_store = Vec::new();
+    let path = RelPath::parse(b"f").unwrap();
+    h.store.read(&path, 0, 64, &mut on_store).unwrap();
+    assert_eq!(on_store, b"in process");
 }
 
 /// GETATTRs on every slot, `left` of them in all.
@@ -225,8 +73,8 @@ impl Pipeline for Getattrs {
 
 #[test]
 fn the_pipelined_engine_runs_in_process_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_clock, mut c) = start(dir.path());
+    let h = Harness::new();
+    let mut c = h.client(1);
     let o = SessionOptions {
         slots: 8,
         ..SessionOptions::default()

@@ -55,7 +55,7 @@ fn open(
     if let (Some(s), 0) = (&sid, c.minor) {
         // 4.0: a new owner confirms its first open.
         if opened.is_some_and(|ok| ok.rflags & OPEN4_RESULT_CONFIRM != 0) {
-            return (r.status, Some(open_confirm(c, name, s, seqid + 1)));
+            return (r.status, Some(c.open_confirm(name, s, seqid + 1)));
         }
     }
     (r.status, sid)

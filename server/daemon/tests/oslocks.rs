@@ -177,7 +177,7 @@ impl Nfs {
         let mut open = ok.stateid;
         let mut open_seqid = 1;
         if ok.rflags & OPEN4_RESULT_CONFIRM != 0 {
-            open = open_confirm(&mut c, name, &open, 1);
+            open = c.open_confirm(name, &open, 1);
             open_seqid = 2;
         }
         Nfs {

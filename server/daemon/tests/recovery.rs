@@ -125,7 +125,7 @@ fn v40_open_and_lock_are_reclaimed_within_a_lease() {
     assert_eq!(st, NFS4_OK);
     let (sid, flags) = ok.unwrap();
     let sid = if flags & OPEN4_RESULT_CONFIRM != 0 {
-        open_confirm(&mut c, "f", &sid, 1)
+        c.open_confirm("f", &sid, 1)
     } else {
         sid
     };
@@ -335,7 +335,7 @@ fn v40_remove_waits_for_the_end_of_grace() {
     assert_eq!(st, NFS4_OK);
     let (sid, flags) = ok.unwrap();
     if flags & OPEN4_RESULT_CONFIRM != 0 {
-        open_confirm(&mut c, "f", &sid, 1);
+        c.open_confirm("f", &sid, 1);
     }
     drop(c);
     srv.restart();

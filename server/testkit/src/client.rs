@@ -432,6 +432,27 @@ impl Client {
         Ok(())
     }
 
+    /// 4.0: OPEN_CONFIRM of a new open owner's first open of `name` in the
+    /// root; the confirmed stateid.
+    pub fn open_confirm(&mut self, name: &str, sid: &stateid4, seqid: u32) -> stateid4 {
+        let r = self
+            .compound(vec![
+                nfs_argop4::OP_PUTROOTFH,
+                crate::ops::lookup(name),
+                nfs_argop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4args {
+                    open_stateid: sid.clone(),
+                    seqid,
+                }),
+            ])
+            .expect("OPEN_CONFIRM sent");
+        match r.resarray.last() {
+            Some(nfs_resop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4res::NFS4_OK(ok))) => {
+                ok.open_stateid.clone()
+            }
+            _ => panic!("OPEN_CONFIRM {r:?}"),
+        }
+    }
+
     /// Renews the lease: a SEQUENCE-only COMPOUND in a session, RENEW
     /// (4.0) otherwise.
     pub fn renew(&mut self) -> io::Result<()> {

@@ -5,8 +5,6 @@
 
 use nfs4d_xdr::nfs4::*;
 
-use crate::client::Client;
-
 /// The anonymous stateid (all zeros): I/O without open state
 /// (RFC 8881 §8.2.3).
 pub const ANON: stateid4 = stateid4 {
@@ -220,25 +218,6 @@ pub fn claim_previous() -> open_claim4 {
 /// The claim of an OPEN by name in the current directory.
 pub fn claim_null(name: &str) -> open_claim4 {
     open_claim4::CLAIM_NULL(name.as_bytes().to_vec())
-}
-
-/// 4.0: OPEN_CONFIRM of a new open owner's first open of `name` in the
-/// root; the confirmed stateid.
-pub fn open_confirm(c: &mut Client, name: &str, sid: &stateid4, seqid: u32) -> stateid4 {
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            lookup(name),
-            nfs_argop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4args {
-                open_stateid: sid.clone(),
-                seqid,
-            }),
-        ])
-        .expect("OPEN_CONFIRM sent");
-    match r.resarray.last() {
-        Some(nfs_resop4::OP_OPEN_CONFIRM(OPEN_CONFIRM4res::NFS4_OK(ok))) => ok.open_stateid.clone(),
-        _ => panic!("OPEN_CONFIRM {r:?}"),
-    }
 }
 
 pub fn lock_type(write: bool) -> nfs_lock_type4 {

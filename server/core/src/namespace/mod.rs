@@ -30,6 +30,7 @@
 
 pub mod orphans;
 pub mod perm;
+pub mod reserved;
 pub mod vfs;
 
 mod create;

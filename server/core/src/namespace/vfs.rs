@@ -382,9 +382,6 @@ impl Vfs {
             migration: std::sync::Mutex::new(()),
             cookies: Default::default(),
         };
-        for e in &vfs.exports {
-            crate::namespace::orphans::prepare(&vfs, e)?;
-        }
         Ok(vfs)
     }
 
@@ -506,7 +503,7 @@ impl Vfs {
                             node: Node::Obj {
                                 export: d.export,
                                 id: d.id,
-                                path: crate::namespace::orphans::parked_path(d.id),
+                                path: super::reserved::parked_path(d.id),
                             },
                         });
                     }
@@ -644,7 +641,7 @@ impl Vfs {
         // The hidden directory for files removed while open (orphans.rs); a
         // copy may lack it. Its id is registered when first needed.
         let owner = Owner { uid: 0, gid: 0 };
-        if let Ok(dir) = Name::new(crate::namespace::orphans::ORPHAN_DIR) {
+        if let Ok(dir) = Name::new(super::reserved::ORPHAN_DIR) {
             match e.store().mkdir(&RelPath::root(), &dir, 0o700, owner) {
                 Ok(_) | Err(nfs4d_store::StoreError::Exists) => {}
                 Err(err) => {
@@ -723,5 +720,83 @@ impl Vfs {
             btime: None,
             change: 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use nfs4d_store_memory::MemStore;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::server::{Parts, Server};
+
+    fn server() -> Server {
+        let cfg = Config::parse("[[export]]\npath = \"/\"\ndir = \"/m\"\n").expect("config");
+        Server::new(Parts {
+            cfg,
+            stores: vec![(Arc::new(MemStore::new()), "/m".into())],
+            kv: Arc::new(nfs4d_kv::MemKv::new()),
+            mac_key: [1; 16],
+            clock: Arc::new(crate::clock::ManualClock::default()),
+            idmap: Arc::new(crate::idmap::NumericIds),
+            callbacks: Arc::new(crate::state::deleg::NoCallbacks),
+            instance: 1,
+            host: "t".into(),
+            cluster: None,
+        })
+        .expect("server")
+    }
+
+    fn copy() -> Result<(Arc<dyn Store>, PathBuf), MigrateError> {
+        Ok((Arc::new(MemStore::new()), "/copy".into()))
+    }
+
+    #[test]
+    fn one_migration_at_a_time() {
+        let srv = server();
+        // A second migration asked for while one runs is refused at once.
+        let r = srv.vfs.migrate("/", |_| {
+            let inner = srv.vfs.migrate("/", |_| copy());
+            assert!(matches!(inner, Err(MigrateError::Busy)), "{inner:?}");
+            copy()
+        });
+        let r = r.expect("migrate");
+        assert_eq!(r.from, PathBuf::from("/m"));
+        assert_eq!(r.to, PathBuf::from("/copy"));
+        assert_eq!(srv.vfs.exports[0].store.dir(), r.to);
+        // The export's root is the new store's.
+        assert!(srv.vfs.exports[0].store().stat(&RelPath::root()).is_ok());
+        assert!(matches!(
+            srv.vfs.migrate("/nowhere", |_| copy()),
+            Err(MigrateError::UnknownExport(_))
+        ));
+    }
+
+    #[test]
+    fn exclusive_access_holds_back_store_calls() {
+        let srv = Arc::new(server());
+        let guard = srv.vfs.exports[0].store.exclusive();
+        let done = Arc::new(AtomicBool::new(false));
+        let t = {
+            let (srv, done) = (srv.clone(), done.clone());
+            std::thread::spawn(move || {
+                let r = srv.vfs.exports[0].store().stat(&RelPath::root());
+                done.store(true, Ordering::SeqCst);
+                r.is_ok()
+            })
+        };
+        // A negative check: had the call not waited, 100 ms is plenty for
+        // it to finish.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            !done.load(Ordering::SeqCst),
+            "a call ran during the exclusive section"
+        );
+        drop(guard);
+        assert!(t.join().expect("thread"));
     }
 }

@@ -442,85 +442,8 @@ pub fn replayed<T>(cx: &Cx, ok: impl FnOnce() -> T) -> NfsResult<T> {
     if code == 0 {
         Ok(ok())
     } else {
-        Err(status_error(code))
+        Err(NfsError::from_code(code))
     }
-}
-
-/// An error whose status is `code` (for replayed replies); SERVERFAULT for
-/// codes no [`NfsError`] variant produces.
-pub fn status_error(code: u32) -> NfsError {
-    use NfsError::*;
-    let denied = || {
-        LockDenied(Box::new(nfs4d_xdr::nfs4::LOCK4denied {
-            offset: 0,
-            length: 0,
-            locktype: nfs4d_xdr::nfs4::nfs_lock_type4::READ_LT,
-            owner: nfs4d_xdr::nfs4::lock_owner4 {
-                clientid: 0,
-                owner: Vec::new(),
-            },
-        }))
-    };
-    let candidates = [
-        Perm,
-        NoEnt,
-        Io,
-        Nxio,
-        Access,
-        Exist,
-        Xdev,
-        NotDir,
-        IsDir,
-        Inval,
-        FBig,
-        NoSpc,
-        Rofs,
-        MLink,
-        NameTooLong,
-        NotEmpty,
-        DQuot,
-        Stale,
-        BadHandle,
-        NotSupp,
-        ServerFault,
-        BadType,
-        Delay,
-        Expired,
-        Locked,
-        Grace,
-        FhExpired,
-        ShareDenied,
-        WrongSec,
-        Resource,
-        NoFileHandle,
-        StaleClientid,
-        StaleStateid,
-        OldStateid,
-        BadStateid,
-        BadSeqid,
-        LockRange,
-        Symlink,
-        AttrNotSupp,
-        NoGrace,
-        ReclaimBad,
-        ReclaimConflict,
-        BadXdr,
-        LocksHeld,
-        OpenMode,
-        BadOwner,
-        BadChar,
-        BadName,
-        BadRange,
-        LockNotSupp,
-        Deadlock,
-        AdminRevoked,
-        WrongType,
-        denied(),
-    ];
-    candidates
-        .into_iter()
-        .find(|e| e.status() as i32 as u32 == code)
-        .unwrap_or(ServerFault)
 }
 
 /// The record of a stateid named by a stateid-bearing operation, found by

@@ -1,9 +1,7 @@
 //! Client records and their establishment: SETCLIENTID/SETCLIENTID_CONFIRM
 //! (4.0, RFC 7530 §16.33–16.34) and EXCHANGE_ID (4.1, RFC 8881 §18.35).
 
-use std::collections::HashMap;
-
-use super::session::{Session, SessionId};
+use super::SessionId;
 use super::{Inner, StateManager};
 use crate::error::NfsError;
 
@@ -11,15 +9,7 @@ use crate::error::NfsError;
 /// the low half, so ids of an earlier server instance are recognisable.
 pub type ClientId = u64;
 
-/// Who established a client record. State may only be changed by the
-/// same principal (RFC 8881 §2.4.3); for AUTH_SYS that is the uid.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Principal {
-    /// AUTH_NONE.
-    Anonymous,
-    /// AUTH_SYS with this uid.
-    Uid(u32),
-}
+pub use super::Principal;
 
 /// 4.0 callback location given in SETCLIENTID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,17 +69,6 @@ pub struct Client {
     pub courtesy_since: Option<u64>,
     /// When CB_RECALL_ANY was last sent to it.
     pub recall_any_ms: Option<u64>,
-}
-
-impl Client {
-    /// True while a request runs on one of its sessions: a client busy with
-    /// a request is not expired under it.
-    pub fn has_busy_session(&self, sessions: &HashMap<SessionId, Session>) -> bool {
-        self.sessions
-            .iter()
-            .filter_map(|s| sessions.get(s))
-            .any(Session::busy)
-    }
 }
 
 /// Result of SETCLIENTID.

@@ -20,7 +20,7 @@ use nfs4d_xdr::nfs4::{
     OPEN4_SHARE_ACCESS_WANT_WRITE_DELEG,
 };
 
-use super::open::ACCESS_WRITE;
+use super::ACCESS_WRITE;
 use super::{ClientId, FileKey, Inner, Other, StateEntry, StateKind, StateManager};
 use crate::error::NfsError;
 
@@ -195,19 +195,8 @@ pub struct Request {
     pub callback_ok: bool,
 }
 
-/// Which delegations an export hands out (configuration `delegations`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum Policy {
-    /// None at all.
-    None,
-    /// Read delegations only.
-    Read,
-    /// Read and write delegations.
-    #[default]
-    Readwrite,
-}
+/// Which delegations an export grants (its `delegations` setting).
+pub use crate::config::DelegationPolicy as Policy;
 
 impl Inner {
     /// Delegation stateids per file (held or recalling; revoked ones are

@@ -7,8 +7,7 @@
 
 use nfs4d_xdr::nfs4::stateid4;
 
-use super::oslock::Prepared;
-use super::{bump, ClientId, FileKey, Inner, Other, OwnerKey, StateEntry, StateKind, StateManager};
+use super::{bump, FileKey, Inner, Other, OwnerKey, StateKind, StateManager};
 use crate::error::NfsError;
 
 /// Read (shared) or write (exclusive).
@@ -175,114 +174,6 @@ impl Inner {
 }
 
 impl StateManager {
-    /// Takes a lock in the server's table only (no kernel lock; see
-    /// [`StateManager::lock_range_os`]).
-    pub fn lock_range(
-        &self,
-        client: ClientId,
-        owner: OwnerKey,
-        file: FileKey,
-        open: Other,
-        start: u64,
-        end: u64,
-        ty: LockType,
-    ) -> Result<stateid4, Result<Denied, NfsError>> {
-        self.lock_range_os(client, owner, file, open, start, end, ty, Prepared::NfsOnly)
-    }
-
-    /// Takes a lock. The lock stateid is the owner's existing one for the
-    /// file, else it is created from `open`. Conflicts are looked for in
-    /// the server's table first, so a denial names the NFS owner when
-    /// there is one, then by the kernel (`prepared`, docs/locking.md): a
-    /// lock of a local process is a denial naming
-    /// [`oslock::local_owner`](super::oslock::local_owner).
-    pub fn lock_range_os(
-        &self,
-        client: ClientId,
-        owner: OwnerKey,
-        file: FileKey,
-        open: Other,
-        start: u64,
-        end: u64,
-        ty: LockType,
-        prepared: Prepared,
-    ) -> Result<stateid4, Result<Denied, NfsError>> {
-        let mut g = self.lock();
-        if let Some(d) = g.lock_conflict(file, &owner, start, end, ty) {
-            // A courtesy client's lock gives way (courtesy.rs).
-            if !g.expire_courtesy_on(file) {
-                return Err(Ok(d));
-            }
-            if let Some(d) = g.lock_conflict(file, &owner, start, end, ty) {
-                return Err(Ok(d));
-            }
-        }
-        // Count the owner's ranges as they would be after this lock.
-        let after = g.ranges_after(file, &owner, start, end, Some(ty));
-        if after.iter().filter(|r| r.owner == owner).count()
-            > self.limits.max_locks_per_owner as usize
-        {
-            return Err(Err(NfsError::Resource));
-        }
-        if !g.locks_by_owner.contains_key(&(owner.clone(), file))
-            && g.states.len() >= self.limits.max_open_states as usize
-        {
-            return Err(Err(NfsError::Resource));
-        }
-        let fresh = g.os_lock(
-            &owner,
-            file,
-            start,
-            end,
-            ty,
-            prepared,
-            self.limits.max_lock_files as usize,
-        )?;
-        let other = match g.locks_by_owner.get(&(owner.clone(), file)) {
-            Some(o) => *o,
-            None => {
-                // A new lock stateid counts against the state table, and a
-                // new lock owner against its client's owners.
-                if g.states.len() >= self.limits.max_open_states as usize {
-                    return Err(Err(NfsError::Resource));
-                }
-                g.admit_owner(
-                    super::OwnerKind::Lock,
-                    &owner,
-                    self.limits.max_owners_per_client as usize,
-                )
-                .map_err(Err)?;
-                let o = g.new_other(self.boot, client);
-                g.states.insert(
-                    o,
-                    StateEntry {
-                        client,
-                        file,
-                        seqid: 0,
-                        kind: StateKind::Lock {
-                            owner: owner.clone(),
-                            open,
-                        },
-                        unconfirmed: false,
-                    },
-                );
-                g.locks_by_owner.insert((owner.clone(), file), o);
-                g.lock_owners.entry(owner.clone()).or_default().states += 1;
-                o
-            }
-        };
-        if let Some(f) = fresh {
-            g.keep_lock_file(&owner, file, f);
-        }
-        g.set_range(file, &owner, start, end, Some(ty));
-        let e = g.states.get_mut(&other).ok_or(Err(NfsError::ServerFault))?;
-        e.seqid = bump(e.seqid);
-        Ok(stateid4 {
-            seqid: e.seqid,
-            other,
-        })
-    }
-
     /// Releases a range held under a lock stateid (LOCKU).
     pub fn unlock_range(&self, other: &Other, start: u64, end: u64) -> Result<stateid4, NfsError> {
         let mut g = self.lock();

@@ -30,7 +30,29 @@ use nfs4d_fhmap::ObjectId;
 pub use client::{Client, ClientId};
 pub use lock::{LockRange, LockType};
 pub use open::{OpenState, Share};
-pub use session::{Session, SessionId, Slot};
+pub use session::{Session, Slot};
+
+/// OPEN4_SHARE_ACCESS_READ.
+pub const ACCESS_READ: u32 = 1;
+/// OPEN4_SHARE_ACCESS_WRITE.
+pub const ACCESS_WRITE: u32 = 2;
+/// OPEN4_SHARE_ACCESS_BOTH.
+pub const ACCESS_BOTH: u32 = 3;
+/// Mask of the access bits; the rest of share_access carries 4.1 WANT flags.
+pub const ACCESS_MASK: u32 = 3;
+
+/// `sessionid4`.
+pub type SessionId = [u8; 16];
+
+/// Who established a client record. State may only be changed by the
+/// same principal (RFC 8881 §2.4.3); for AUTH_SYS that is the uid.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// AUTH_NONE.
+    Anonymous,
+    /// AUTH_SYS with this uid.
+    Uid(u32),
+}
 
 /// Identifies a file for share reservations and locks: export and object.
 pub type FileKey = (u32, ObjectId);

@@ -11,14 +11,7 @@ use super::{
 use crate::error::NfsError;
 use crate::state::lock::LockType;
 
-/// OPEN4_SHARE_ACCESS_READ.
-pub const ACCESS_READ: u32 = 1;
-/// OPEN4_SHARE_ACCESS_WRITE.
-pub const ACCESS_WRITE: u32 = 2;
-/// OPEN4_SHARE_ACCESS_BOTH.
-pub const ACCESS_BOTH: u32 = 3;
-/// Mask of the access bits; the rest of share_access carries 4.1 WANT flags.
-pub const ACCESS_MASK: u32 = 3;
+pub use super::{ACCESS_BOTH, ACCESS_MASK, ACCESS_READ, ACCESS_WRITE};
 
 /// A share_access/share_deny pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

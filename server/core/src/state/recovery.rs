@@ -93,7 +93,7 @@ impl ClientDb for KvClientDb {
     }
 }
 
-use super::client::Principal;
+use super::Principal;
 use crate::error::NfsError;
 
 /// Value format version of a record.

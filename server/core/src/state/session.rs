@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use super::client::{ClientId, Principal};
+use super::client::{Client, ClientId};
+use super::Principal;
 use super::{Inner, StateManager};
 use crate::config::{COMPOUND_OVERHEAD, MAX_IO};
 use crate::error::NfsError;
@@ -27,8 +28,7 @@ impl std::fmt::Debug for BackChannel {
     }
 }
 
-/// `sessionid4`.
-pub type SessionId = [u8; 16];
+pub use super::SessionId;
 
 /// Largest reply the server keeps per slot for replay. Replies that carry
 /// READ data or big directory listings are rarely sent with `sa_cachethis`;
@@ -490,6 +490,20 @@ impl Inner {
     /// The client a session belongs to.
     pub fn session_client(&self, sid: &SessionId) -> Option<ClientId> {
         self.sessions.get(sid).map(|s| s.client)
+    }
+}
+
+impl Client {
+    /// True while a request runs on one of its sessions: a client busy with
+    /// a request is not expired under it.
+    pub fn has_busy_session(
+        &self,
+        sessions: &std::collections::HashMap<SessionId, Session>,
+    ) -> bool {
+        self.sessions
+            .iter()
+            .filter_map(|s| sessions.get(s))
+            .any(Session::busy)
     }
 }
 
