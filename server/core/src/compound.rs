@@ -448,5 +448,15 @@ fn precheck(
     if desc.flags.contains(Flags::NEED_FH) && cx.cfh.is_none() {
         return Err(NfsError::NoFileHandle);
     }
+    // A file system that moved to another server (RFC 7530 §8.4.2, RFC
+    // 8881 §11.3): only what lets the client find where it went runs.
+    if desc.flags.contains(Flags::NEED_FH) && !desc.flags.contains(Flags::ABSENT_OK) {
+        if let Some(export) = cfh_export(cx) {
+            if cx.srv.vfs.moved_to(export).is_some() {
+                tracing::debug!(op = desc.name, export, "file system moved: MOVED");
+                return Err(NfsError::Moved);
+            }
+        }
+    }
     Ok(())
 }

@@ -106,6 +106,10 @@ pub enum NfsError {
     RestoreFh,
     #[error("lease moved")]
     LeaseMoved,
+    /// The file system moved to another server (RFC 7530 §8.4.2, RFC 8881
+    /// §11.3): the client asks `fs_locations` where to.
+    #[error("file system moved")]
+    Moved,
     #[error("attribute not supported")]
     AttrNotSupp,
     #[error("no grace period")]
@@ -245,6 +249,7 @@ impl NfsError {
             NfsError::Symlink => NFS4ERR_SYMLINK,
             NfsError::RestoreFh => NFS4ERR_RESTOREFH,
             NfsError::LeaseMoved => NFS4ERR_LEASE_MOVED,
+            NfsError::Moved => NFS4ERR_MOVED,
             NfsError::AttrNotSupp => NFS4ERR_ATTRNOTSUPP,
             NfsError::NoGrace => NFS4ERR_NO_GRACE,
             NfsError::ReclaimBad => NFS4ERR_RECLAIM_BAD,

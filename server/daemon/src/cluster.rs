@@ -27,6 +27,12 @@ use nfs4d_kv::{KvError, Pair};
 /// How often the grace keeper re-reads the grace database (a head learns
 /// that grace started or ended within this).
 const GRACE_POLL: Duration = Duration::from_millis(250);
+/// How often a head re-reads where each export is served (a head learns
+/// of a migration within this).
+const MOVES_POLL: Duration = Duration::from_millis(500);
+/// The tree of the cluster's key-value store that says which head serves
+/// an export that was migrated: export path → head id.
+const MOVES_TREE: &str = "moves";
 /// Pause between attempts to bind a taken-over address.
 const BIND_RETRY: Duration = Duration::from_millis(200);
 /// Object ids a head reserves at a time: one compare-and-swap on the
@@ -501,7 +507,11 @@ pub async fn exit_when_lost(head: Arc<Head>) {
 /// membership is lost, and take over dead heads' addresses, serving each
 /// on its own accept loop. Call on the runtime.
 pub fn run_head(head: Arc<Head>, srv: Arc<Server>) {
+    let _ = THIS_HEAD.set(head.clone());
     tokio::spawn(exit_when_lost(head.clone()));
+    if let Err(e) = follow_moves(head.clone(), srv.clone()) {
+        tracing::error!(error = %e, "cannot follow export placements");
+    }
     let rt = tokio::runtime::Handle::current();
     let (h, s) = (head.clone(), srv.clone());
     let serve = move |slot: String, addr: SocketAddr| {
@@ -516,4 +526,112 @@ pub fn run_head(head: Arc<Head>, srv: Arc<Server>) {
     if let Err(e) = watch_and_take_over(head, srv, serve) {
         tracing::error!(error = %e, "cannot start the takeover thread; dead heads will not be taken over");
     }
+}
+
+/// This process's head, for the admin socket (`ctl migrate --to-head`).
+static THIS_HEAD: std::sync::OnceLock<Arc<Head>> = std::sync::OnceLock::new();
+
+/// This process's head, once it serves.
+pub fn this_head() -> Option<Arc<Head>> {
+    THIS_HEAD.get().cloned()
+}
+
+impl Head {
+    /// `nfs4d ctl migrate --export X --to-head B`: from now on export `X`
+    /// is served by head `to` only; every other head answers NFS4ERR_MOVED
+    /// for it, with `fs_locations` naming `to` (RFC 7530 §8.4, RFC 8881
+    /// §11). Handles stay valid on `to` (the map is shared), except that an
+    /// export whose volatile handles expire on migration has them expired,
+    /// as FH4_VOL_MIGRATION advertises. Moving an export back to its
+    /// original head is the same command.
+    pub fn migrate(&self, srv: &Server, export: &str, to: &str) -> Result<String, String> {
+        let heads = self.membership.heads().map_err(|e| e.to_string())?;
+        let target = heads
+            .iter()
+            .find(|h| h.head == to)
+            .ok_or_else(|| format!("no live head {to:?}"))?;
+        let e = srv
+            .vfs
+            .exports
+            .iter()
+            .find(|e| {
+                nfs4d_core::config::normalize_pseudo(&e.cfg.path)
+                    == nfs4d_core::config::normalize_pseudo(export)
+            })
+            .ok_or_else(|| format!("no export at {export:?}"))?;
+        let tree = nfs4d_kv::Kv::tree(&self.kv, MOVES_TREE).map_err(|e| e.to_string())?;
+        tree.insert(e.cfg.path.as_bytes(), to.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let expired = e.policy().migration;
+        if expired {
+            srv.fhmap
+                .expire(ObjectId::export_root(e.id))
+                .map_err(|e| e.to_string())?;
+        }
+        self.apply_moves(srv).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "export {} now served by head {to} ({}); volatile handles {}",
+            e.cfg.path,
+            target.addr,
+            if expired { "expired" } else { "kept" }
+        ))
+    }
+
+    /// Reads where each export is served and answers NFS4ERR_MOVED for
+    /// those another head serves.
+    fn apply_moves(&self, srv: &Server) -> Result<(), KvError> {
+        let tree = nfs4d_kv::Kv::tree(&self.kv, MOVES_TREE)?;
+        let mut moves = BTreeMap::new();
+        for item in tree.scan_prefix(b"") {
+            let (k, v) = item?;
+            moves.insert(k, v);
+        }
+        let heads = self.membership.heads().map_err(KvError::from)?;
+        for e in &srv.vfs.exports {
+            let to = moves
+                .get(e.cfg.path.as_bytes())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .filter(|h| *h != self.cfg.head);
+            let servers = to.map(|to| {
+                // fs_locations names a server, not a port (RFC 7530 §8.8):
+                // the host part of the head's published address.
+                heads
+                    .iter()
+                    .find(|h| h.head == to)
+                    .map(|h| host_of(&h.addr))
+                    .into_iter()
+                    .collect::<Vec<String>>()
+            });
+            let was = srv.vfs.moved_to(e.id);
+            if was != servers {
+                tracing::warn!(export = %e.cfg.path, to = ?servers, "export placement changed");
+                srv.vfs.set_moved(&e.cfg.path, servers);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The host part of `ip:port` (`[v6]:port` too).
+fn host_of(addr: &str) -> String {
+    match addr.parse::<SocketAddr>() {
+        Ok(a) => a.ip().to_string(),
+        Err(_) => addr.to_string(),
+    }
+}
+
+/// Follows where each export is served, on a thread of its own.
+fn follow_moves(head: Arc<Head>, srv: Arc<Server>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("nfs4d-moves".into())
+        .spawn(move || loop {
+            if head.membership.state() == FenceState::Lost {
+                return;
+            }
+            if let Err(e) = head.apply_moves(&srv) {
+                tracing::debug!(error = %e, "cannot read export placements now");
+            }
+            std::thread::sleep(MOVES_POLL);
+        })
+        .map(|_| ())
 }

@@ -12,6 +12,7 @@
 //! |--------------------------------------|------------------------------|
 //! | `ping`                               | `ok<TAB>pong`                |
 //! | `migrate<TAB>EXPORT<TAB>NEWDIR`      | `ok<TAB>text` or `error<TAB>text` |
+//! | `migrate-head<TAB>EXPORT<TAB>HEAD`   | same (a head of a cluster: docs/cluster.md) |
 //!
 //! EXPORT is the export's pseudo path (`/`, `/data`); NEWDIR an absolute
 //! path. A request longer than [`MAX_LINE`] bytes, or malformed, gets an
@@ -146,6 +147,14 @@ pub fn handle(srv: &Server, request: &str) -> Result<String, String> {
             Ok(msg)
         }
         [cmd, ..] if *cmd == "migrate" => Err("usage: migrate<TAB>EXPORT<TAB>NEWDIR".into()),
+        ["migrate-head", export, head] => {
+            tracing::info!(export, head, "ctl: migrate to another head requested");
+            let h = crate::cluster::this_head()
+                .ok_or("this server is not a head of a cluster (no [cluster] section)")?;
+            let msg = h.migrate(srv, export, head)?;
+            tracing::info!("ctl: {msg}");
+            Ok(msg)
+        }
         _ => Err(format!(
             "unknown request {:?}",
             request.chars().take(64).collect::<String>()

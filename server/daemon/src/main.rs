@@ -46,8 +46,13 @@ enum CtlCmd {
         #[arg(long, value_name = "PATH")]
         export: String,
         /// The new backing directory.
-        #[arg(long, value_name = "NEWDIR")]
-        to: PathBuf,
+        #[arg(long, value_name = "NEWDIR", required_unless_present = "to_head")]
+        to: Option<PathBuf>,
+        /// A head of a cluster: move the export to head HEAD instead; the
+        /// other heads answer NFS4ERR_MOVED with fs_locations naming it
+        /// (docs/cluster.md).
+        #[arg(long, value_name = "HEAD", conflicts_with = "to")]
+        to_head: Option<String>,
     },
     /// Check that the server answers on its admin socket.
     Ping {
@@ -294,7 +299,14 @@ fn ctl(cmd: CtlCmd) -> std::process::ExitCode {
         CtlCmd::Migrate {
             state_dir,
             export,
-            to,
+            to_head: Some(head),
+            ..
+        } => nfs4d::ctl::request(&state_dir, &["migrate-head", &export, &head]),
+        CtlCmd::Migrate {
+            state_dir,
+            export,
+            to: Some(to),
+            ..
         } => {
             // The server's working directory is not ours: send an absolute path.
             let to = match std::path::absolute(&to) {
@@ -311,6 +323,10 @@ fn ctl(cmd: CtlCmd) -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             }
+        }
+        CtlCmd::Migrate { .. } => {
+            eprintln!("nfs4d ctl: migrate wants --to NEWDIR or --to-head HEAD");
+            return std::process::ExitCode::from(2);
         }
     };
     match answer {

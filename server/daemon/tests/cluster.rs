@@ -35,6 +35,12 @@ struct Head {
 
 impl Head {
     fn start(c: &EtcdCluster, root: &Path, export: &Path, name: &str) -> Head {
+        let exports = format!("[[export]]\npath = \"/\"\ndir = \"{}\"\n", export.display());
+        Head::start_with(c, root, &exports, name)
+    }
+
+    /// A head with the given `[[export]]` sections.
+    fn start_with(c: &EtcdCluster, root: &Path, exports: &str, name: &str) -> Head {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -48,10 +54,9 @@ impl Head {
             &conf,
             format!(
                 "listen = \"{addr}\"\nstate_dir = \"{}\"\nlease_time = {NFS_LEASE}\ngrace_time = 60\n\n\
-                 [[export]]\npath = \"/\"\ndir = \"{}\"\n\n\
+                 {exports}\n\
                  [cluster]\netcd = [{}]\nname = \"t\"\nhead = \"{name}\"\nlease_secs = {HEAD_LEASE}\nrequest_timeout_ms = 1000\n",
                 dir.join("state").display(),
-                export.display(),
                 etcd.join(", "),
             ),
         )
@@ -460,4 +465,175 @@ fn etcd_faults_change_nothing_or_answer_delay_and_recover() {
     }
     println!("serving again {:?} after quorum was restored", t.elapsed());
     workload_step(&mut ca, i + 1).expect("steady again");
+}
+
+/// `nfs4d ctl migrate --export EXPORT --to-head HEAD` against `via`.
+fn migrate(via: &Head, export: &str, head: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_nfs4d"))
+        .args(["ctl", "migrate", "--state-dir"])
+        .arg(via.dir.join("state"))
+        .args(["--export", export, "--to-head", head])
+        .output()
+        .expect("nfs4d ctl");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ctl migrate: {text}");
+    text
+}
+
+/// Status of PUTFH + GETATTR(`attrs`), and the attribute values.
+fn getattr_of(c: &mut Client, fh: &[u8], attrs: &[u32]) -> (nfsstat4, Vec<u8>) {
+    let r = c
+        .compound(vec![putfh(fh), getattr(attrs)])
+        .expect("getattr");
+    let vals = attrs_of(&r)
+        .map(|f| f.attr_vals.clone())
+        .unwrap_or_default();
+    (r.status, vals)
+}
+
+/// Reads an XDR `pathname4` or string array at `at`.
+fn xdr_strings(v: &[u8], at: &mut usize) -> Vec<String> {
+    let word = |at: &mut usize| {
+        let w = u32::from_be_bytes(v[*at..*at + 4].try_into().expect("word"));
+        *at += 4;
+        w as usize
+    };
+    let n = word(at);
+    (0..n)
+        .map(|_| {
+            let len = word(at);
+            let s = String::from_utf8(v[*at..*at + len].to_vec()).expect("utf8");
+            *at += len.div_ceil(4) * 4;
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn an_export_migrated_to_another_head_answers_moved_with_its_location() {
+    let Some((c, root, export)) = setup() else {
+        return;
+    };
+    let vol = root.path().join("vol");
+    std::fs::create_dir_all(&vol).expect("vol");
+    let exports = format!(
+        "[[export]]\npath = \"/a\"\ndir = \"{}\"\n\n\
+         [[export]]\npath = \"/v\"\ndir = \"{}\"\nfilehandles = \"volatile\"\nexpire_on = [\"migration\"]\n",
+        export.display(),
+        vol.display()
+    );
+    let a = Head::start_with(&c, root.path(), &exports, "a");
+    let b = Head::start_with(&c, root.path(), &exports, "b");
+    let mut ca = a.client41("mig-a", false);
+    let mut cb = b.client41("mig-b", false);
+    let mut make = |dir: &str, name: &str| -> Vec<u8> {
+        let r = ca
+            .compound(vec![
+                nfs_argop4::OP_PUTROOTFH,
+                lookup(dir),
+                open_op(
+                    ca.clientid,
+                    b"mo",
+                    0,
+                    OPEN4_SHARE_ACCESS_BOTH,
+                    create_unchecked(),
+                    claim_null(name),
+                ),
+                nfs_argop4::OP_GETFH,
+            ])
+            .expect("create");
+        assert_eq!(r.status, NFS4_OK);
+        let sid = open_ok(&r).expect("open").stateid.clone();
+        let fh = fh_of(&r).expect("fh");
+        let r = ca
+            .compound(vec![
+                putfh(&fh),
+                write(&sid, 0, stable_how4::FILE_SYNC4, b"moved data".to_vec()),
+                close(0, &sid),
+            ])
+            .expect("write");
+        assert_eq!(r.status, NFS4_OK);
+        fh
+    };
+    let fh = make("a", "f");
+    let fh_v = make("v", "g");
+
+    // Move /a to head b: head a answers MOVED, and tells where it went.
+    println!("{}", migrate(&a, "/a", "b"));
+    assert_eq!(
+        getattr_of(&mut ca, &fh, &[FATTR4_SIZE]).0,
+        nfsstat4::NFS4ERR_MOVED
+    );
+    let r = ca
+        .compound(vec![putfh(&fh), read(&stateid4::default(), 0, 10)])
+        .expect("read");
+    assert_eq!(r.status, nfsstat4::NFS4ERR_MOVED);
+    let (st, vals) = getattr_of(&mut ca, &fh, &[FATTR4_FS_LOCATIONS, FATTR4_FSID]);
+    assert_eq!(st, NFS4_OK, "fs_locations of a moved file system");
+    // Values in attribute order: fsid (two uint64), then fs_locations.
+    let mut at = 16;
+    assert_eq!(
+        xdr_strings(&vals, &mut at),
+        vec!["a".to_string()],
+        "fs_root"
+    );
+    let n = u32::from_be_bytes(vals[at..at + 4].try_into().expect("count"));
+    at += 4;
+    assert_eq!(n, 1, "one location");
+    assert_eq!(xdr_strings(&vals, &mut at), vec![b.addr.ip().to_string()]);
+    assert_eq!(
+        xdr_strings(&vals, &mut at),
+        vec!["a".to_string()],
+        "rootpath"
+    );
+    // Head b serves it, with the same (persistent) handle.
+    let r = cb
+        .compound(vec![putfh(&fh), read(&stateid4::default(), 0, 100)])
+        .expect("read on b");
+    assert_eq!(r.status, NFS4_OK);
+    assert_eq!(read_ok(&r).expect("read").data, b"moved data");
+    // The other export stays where it was.
+    assert_eq!(getattr_of(&mut ca, &fh_v, &[FATTR4_SIZE]).0, NFS4_OK);
+
+    // A volatile export that expires on migration: old handles expire,
+    // as FH4_VOL_MIGRATION advertises; a new lookup gives a working one.
+    println!("{}", migrate(&a, "/v", "b"));
+    assert_eq!(
+        getattr_of(&mut cb, &fh_v, &[FATTR4_SIZE]).0,
+        nfsstat4::NFS4ERR_FHEXPIRED
+    );
+    let r = cb
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            lookup("v"),
+            lookup("g"),
+            getattr(&[FATTR4_SIZE]),
+        ])
+        .expect("lookup on b");
+    assert_eq!(r.status, NFS4_OK);
+    assert_eq!(size_of(&r), Some(10));
+
+    // Back to head a: a serves it again at once, b answers MOVED within
+    // its next look at the placements.
+    println!("{}", migrate(&a, "/a", "a"));
+    assert_eq!(getattr_of(&mut ca, &fh, &[FATTR4_SIZE]).0, NFS4_OK);
+    let t = Instant::now();
+    while getattr_of(&mut cb, &fh, &[FATTR4_SIZE]).0 != nfsstat4::NFS4ERR_MOVED {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "b never answered MOVED"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Bad input: unknown head, unknown export.
+    for (export, head) in [("/a", "nobody"), ("/nothing", "b")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_nfs4d"))
+            .args(["ctl", "migrate", "--state-dir"])
+            .arg(a.dir.join("state"))
+            .args(["--export", export, "--to-head", head])
+            .output()
+            .expect("nfs4d ctl");
+        assert_eq!(out.status.code(), Some(1), "{export} to {head}");
+    }
 }

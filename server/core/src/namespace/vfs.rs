@@ -290,6 +290,10 @@ pub struct Vfs {
     pub fhmap: Arc<FhMap>,
     /// Held while an export migrates (one migration at a time).
     migration: std::sync::Mutex<()>,
+    /// Exports served by another server now, with the server names that
+    /// `fs_locations` gives (a head of a cluster: `ctl migrate
+    /// --to-head`). Requests on them answer NFS4ERR_MOVED.
+    moved: std::sync::RwLock<std::collections::HashMap<u32, Vec<String>>>,
     /// READDIR cookies of stores that list by key.
     cookies: crate::cookies::KeyCookies,
 }
@@ -380,12 +384,38 @@ impl Vfs {
             pseudo,
             fhmap,
             migration: std::sync::Mutex::new(()),
+            moved: Default::default(),
             cookies: Default::default(),
         };
         Ok(vfs)
     }
 
     /// The export with this id.
+    /// Marks the export at pseudo path `export_path` as served by
+    /// `servers` from now on (`None`: served here again). Returns its id.
+    pub fn set_moved(&self, export_path: &str, servers: Option<Vec<String>>) -> Option<u32> {
+        let want = crate::config::normalize_pseudo(export_path);
+        let e = self
+            .exports
+            .iter()
+            .find(|e| crate::config::normalize_pseudo(&e.cfg.path) == want)?;
+        let mut m = self.moved.write().unwrap_or_else(|p| p.into_inner());
+        match servers {
+            Some(s) => m.insert(e.id, s),
+            None => m.remove(&e.id),
+        };
+        Some(e.id)
+    }
+
+    /// The servers export `id` moved to, if it did.
+    pub fn moved_to(&self, id: u32) -> Option<Vec<String>> {
+        self.moved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
     pub fn export(&self, id: u32) -> NfsResult<&Export> {
         self.exports.get(id as usize).ok_or(NfsError::Stale)
     }

@@ -96,8 +96,17 @@ pub fn with_attr_context<R>(
             .map_or(a.fileid, |n| n as u64 + 1),
         _ => a.fileid,
     };
+    // Heads of a cluster share the namespace: the file system is at the
+    // same path everywhere.
+    let fs_root: Vec<String> =
+        export.map_or_else(Vec::new, |e| crate::config::normalize_pseudo(&e.cfg.path));
+    let locations = export
+        .and_then(|e| cx.srv.vfs.moved_to(e.id))
+        .unwrap_or_default();
     let ctx = AttrContext {
         fh: &cur.fh,
+        fs_root: &fs_root,
+        locations: &locations,
         // What the export's store can do; the pseudo filesystem answers
         // as a local directory would.
         link_support: export.is_none_or(|e| e.caps.hard_links),
