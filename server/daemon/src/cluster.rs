@@ -598,7 +598,7 @@ impl Head {
                 heads
                     .iter()
                     .find(|h| h.head == to)
-                    .map(|h| host_of(&h.addr))
+                    .map(|h| h.location.clone().unwrap_or_else(|| host_of(&h.addr)))
                     .into_iter()
                     .collect::<Vec<String>>()
             });
