@@ -9,7 +9,9 @@
 #                         migrate --to-head): head A answers NFS4ERR_MOVED
 #                         from then on and fs_locations names B. The guest
 #                         then reads f, appends to it, creates a file, lists
-#                         the directory and stats f, each under a timeout,
+#                         the directory and stats f, and (4.1+) writes
+#                         through a file it kept open across the move,
+#                         each under a timeout,
 #                         and prints one "INFO mg_after <op> <status>
 #                         <seconds>" line per operation and the mount line.
 #                         It fails only on harness trouble.
@@ -49,6 +51,12 @@ mg_try() {
 c_mg_across_migration() {
     must mkdir -p "$G"
     echo "written before the migration" >"$G/f" || fail "write f"
+    # 4.1+: a file also kept open and written across the move (4.0 loops
+    # on the old head's stateids: docs/cluster.md).
+    if [ "$KC_VERS" != 4.0 ]; then
+        exec 4>>"$G/open" || fail "open"
+        echo "first line through the open file" >&4 || fail "write open"
+    fi
     sync
     echo "INFO mg_mount_before $(grep ' /mnt/nfs ' /proc/mounts)"
     mg_host_step migrate
@@ -58,6 +66,11 @@ c_mg_across_migration() {
     mg_try list ls -l "$G"
     mg_try stat stat "$G/f"
     mg_try read_again cat "$G/f"
+    if [ "$KC_VERS" != 4.0 ]; then
+        mg_try append_open sh -c "echo 'second line through the open file' >&4 && sync"
+        exec 4>&-
+        mg_try read_open cat "$G/open"
+    fi
     echo "INFO mg_mount_after $(grep ' /mnt/nfs ' /proc/mounts)"
     dmesg | grep -i -E 'nfs|migrat|moved' | tail -n 10 | sed 's/^/INFO mg_dmesg /'
 }

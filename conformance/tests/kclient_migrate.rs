@@ -3,10 +3,11 @@
 //! `kclient/migrate.sh`: head A answers NFS4ERR_MOVED with `fs_locations`
 //! naming head B (RFC 7530 §8.4, RFC 8881 §11). The guest reads, appends
 //! through a file it kept open, creates and lists after the move and
-//! reports each outcome; this test records them (docs/cluster.md) and
-//! checks that the scenario ran: the mount worked, head A answered MOVED.
-//! 4.0 mounts with `-o migration` (without it Linux ignores migration);
-//! 4.1 needs no option.
+//! reports each outcome (docs/cluster.md). Every operation after the move
+//! must succeed, and with 4.1 a file kept open across the move must take
+//! the write made after it (the client reopens it at head B once B calls
+//! the old head's stateid unknown). 4.0 mounts with `-o migration`
+//! (without it Linux ignores migration); 4.1 needs no option.
 
 use nfs4d_cluster::testing::EtcdCluster;
 use nfs4d_conformance::{free_port, kernel_client_tools_present, run_kclient_scenario};

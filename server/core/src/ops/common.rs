@@ -461,7 +461,8 @@ pub fn replayed<T>(cx: &Cx, ok: impl FnOnce() -> T) -> NfsResult<T> {
 /// takes precedence over stateid errors (RFC 7530 §9.1.9). Special
 /// stateids are NFS4ERR_BAD_STATEID here (none is valid for these
 /// operations, RFC 7530 §9.1.4.4); a stateid of an earlier server
-/// instance is NFS4ERR_STALE_STATEID; an unknown one or, in 4.1, another
+/// instance is NFS4ERR_STALE_STATEID in 4.0 (BAD_STATEID in 4.1, where
+/// STALE_STATEID is moot, RFC 8881 §15.1.5.4); an unknown one or, in 4.1, another
 /// client's is NFS4ERR_BAD_STATEID. The 4.1 current stateid is resolved
 /// first. Using a stateid renews its client's 4.0 lease.
 pub fn find_state(
@@ -473,7 +474,12 @@ pub fn find_state(
         return Err(NfsError::BadStateid);
     }
     if sid.other[..4] != cx.srv.state.boot.to_be_bytes() {
-        return Err(NfsError::StaleStateid);
+        // STALE_STATEID is moot in 4.1 (see `check_stateid`).
+        return Err(if cx.minor >= 1 {
+            NfsError::BadStateid
+        } else {
+            NfsError::StaleStateid
+        });
     }
     let e = cx.srv.state.state_entry(&sid.other).ok_or_else(|| {
         // A stateid of a client whose state expired is NFS4ERR_EXPIRED
