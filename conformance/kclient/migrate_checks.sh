@@ -37,12 +37,12 @@ mg_host_step() {
 }
 
 # mg_try NAME CMD...: runs CMD, killed (SIGKILL: NFS waits are killable)
-# after 15 s, and prints its outcome.
+# after 30 s, and prints its outcome.
 mg_try() {
     name=$1
     shift
     t0=$(cut -d' ' -f1 /proc/uptime)
-    timeout -s KILL 15 "$@" >/tmp/mg.out 2>&1
+    timeout -s KILL 30 "$@" >/tmp/mg.out 2>&1
     st=$?
     t1=$(cut -d' ' -f1 /proc/uptime)
     echo "INFO mg_after $name status=$st seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $(head -c 120 /tmp/mg.out | tr '\n' ' ')"
