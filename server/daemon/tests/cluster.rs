@@ -558,6 +558,28 @@ fn an_export_migrated_to_another_head_answers_moved_with_its_location() {
     };
     let fh = make("a", "f");
     let fh_v = make("v", "g");
+    // A client that holds an open and a lock on /a/f at head A.
+    let mut holder = a.client41("mig-holder", false);
+    let r = holder
+        .compound(vec![
+            putfh(&fh),
+            open_op(
+                holder.clientid,
+                b"ho",
+                0,
+                OPEN4_SHARE_ACCESS_BOTH,
+                no_create(),
+                open_claim4::CLAIM_FH,
+            ),
+        ])
+        .expect("open");
+    assert_eq!(r.status, NFS4_OK);
+    let hsid = open_ok(&r).expect("open").stateid.clone();
+    let locker = new_lock_owner(holder.clientid, b"hl", &hsid, 0, 0);
+    let r = holder
+        .compound(vec![putfh(&fh), lock_op(true, false, 0, 10, locker)])
+        .expect("lock");
+    assert_eq!(r.status, NFS4_OK);
 
     // Move /a to head b: head a answers MOVED, and tells where it went.
     println!("{}", migrate(&a, "/a", "b"));
@@ -595,6 +617,32 @@ fn an_export_migrated_to_another_head_answers_moved_with_its_location() {
     assert_eq!(read_ok(&r).expect("read").data, b"moved data");
     // The other export stays where it was.
     assert_eq!(getattr_of(&mut ca, &fh_v, &[FATTR4_SIZE]).0, NFS4_OK);
+    // The holder follows the move and tears its client down at head A:
+    // its state there is on a moved export, so it is no reason for
+    // CLIENTID_BUSY, and the store's lock it held is released, so the
+    // lock can be taken at head B.
+    holder.destroy().expect("DESTROY_CLIENTID at the old head");
+    let mut relock = b.client41("mig-relock", false);
+    let r = relock
+        .compound(vec![
+            putfh(&fh),
+            open_op(
+                relock.clientid,
+                b"ro",
+                0,
+                OPEN4_SHARE_ACCESS_BOTH,
+                no_create(),
+                open_claim4::CLAIM_FH,
+            ),
+        ])
+        .expect("open on b");
+    assert_eq!(r.status, NFS4_OK);
+    let rsid = open_ok(&r).expect("open").stateid.clone();
+    let locker = new_lock_owner(relock.clientid, b"rl", &rsid, 0, 0);
+    let r = relock
+        .compound(vec![putfh(&fh), lock_op(true, false, 0, 10, locker)])
+        .expect("lock on b");
+    assert_eq!(r.status, NFS4_OK, "the old head released the lock");
 
     // A volatile export that expires on migration: old handles expire,
     // as FH4_VOL_MIGRATION advertises; a new lookup gives a working one.
