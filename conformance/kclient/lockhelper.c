@@ -30,6 +30,14 @@
  *                     page cache: every close(2) of a descriptor of an NFS
  *                     file (a shell redirection undone, a forked child
  *                     exiting) makes the Linux client flush it.
+ *   l:N:LOG           loop: N times write line i (a fixed 64-byte line that
+ *                     names i) at offset 64*i, fsync, read it back and
+ *                     compare, every 20 ms; after each success append
+ *                     "i <CLOCK_BOOTTIME ms>" to LOG (a guest tmpfs file), so
+ *                     a shell can see when I/O went through. Prints
+ *                     "LOOP ok N max_gap_ms G at I" (the longest time between
+ *                     two successes, ending at line I) or "LOOP error ...".
+ *                     On a hard mount a server outage only stalls it.
  *   LEN 0 means "to end of file and beyond", as in fcntl().
  *
  * Each lock op prints one line: "GRANTED w 0 100" or "DENIED w 0 100 <errno>".
@@ -151,6 +159,61 @@ static int copy_in(int fd, const char *path)
     return 0;
 }
 
+static long long boot_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_BOOTTIME, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The l: op (see the usage comment). */
+static int io_loop(int fd, const char *arg)
+{
+    char *end;
+    long n = strtol(arg, &end, 10);
+    if (*end != ':' || n <= 0 || n > 1000000)
+        usage();
+    const char *logpath = end + 1;
+    FILE *log = fopen(logpath, "a");
+    if (!log) {
+        printf("LOOP error log %s: %s\n", logpath, strerror(errno));
+        return 2;
+    }
+    setvbuf(log, NULL, _IOLBF, 0);
+    long long last = boot_ms(), max_gap = 0;
+    long gap_at = 0;
+    for (long i = 0; i < n; i++) {
+        char line[65], back[64];
+        snprintf(line, sizeof line, "line %07ld written across a head failover 0123456789abcdefghi\n", i);
+        off_t at = (off_t)i * 64;
+        if (pwrite(fd, line, 64, at) != 64) {
+            printf("LOOP error write %ld: %s\n", i, strerror(errno));
+            return 2;
+        }
+        if (fsync(fd) != 0) {
+            printf("LOOP error fsync %ld: %s\n", i, strerror(errno));
+            return 2;
+        }
+        if (pread(fd, back, 64, at) != 64 || memcmp(back, line, 64) != 0) {
+            printf("LOOP error read back %ld: %s\n", i, strerror(errno));
+            return 2;
+        }
+        long long now = boot_ms();
+        if (now - last > max_gap) {
+            max_gap = now - last;
+            gap_at = i;
+        }
+        last = now;
+        fprintf(log, "%ld %lld\n", i, now);
+        struct timespec nap = {0, 20 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        last += 20;
+    }
+    fclose(log);
+    printf("LOOP ok %ld max_gap_ms %lld at %ld\n", n, max_gap, gap_at);
+    return 0;
+}
+
 static int excl_create(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -253,6 +316,10 @@ int main(int argc, char **argv)
             break;
         case 'c':
             if (copy_in(fd, arg) != 0)
+                return 2;
+            break;
+        case 'l':
+            if (io_loop(fd, arg) != 0)
                 return 2;
             break;
         default:

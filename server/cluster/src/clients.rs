@@ -186,6 +186,23 @@ impl ClientRecords {
         Ok(doomed)
     }
 
+    /// Deletes every database of `head` but the one of epoch `keep`
+    /// (`None`: all of them). A head that recorded its clients in its own
+    /// epoch calls this when its grace ends; a survivor calls it with
+    /// `None` for a dead head whose records it copied. Returns the epochs
+    /// deleted.
+    pub fn drop_epochs_except(&self, head: &str, keep: Option<u64>) -> Result<Vec<u64>> {
+        let doomed: Vec<u64> = self
+            .epochs(head)?
+            .into_iter()
+            .filter(|&e| Some(e) != keep)
+            .collect();
+        for &e in &doomed {
+            self.drop_epoch(head, e)?;
+        }
+        Ok(doomed)
+    }
+
     fn drop_epoch(&self, head: &str, epoch: u64) -> Result<()> {
         let prefix = keys::clients(&self.cluster, head, epoch);
         let fence = self.fence.clone();

@@ -65,6 +65,11 @@ pub struct ClusterConfig {
     /// Who moves a dead head's address.
     #[serde(default)]
     pub address_takeover: AddressTakeover,
+    /// The server name (host name or IP address, no port) the other heads
+    /// give for this head in `fs_locations` when an export moves here;
+    /// default: the host part of its listen address.
+    #[serde(default)]
+    pub location: Option<String>,
 }
 
 fn default_lease_secs() -> u64 {
@@ -86,6 +91,7 @@ impl ClusterConfig {
             lease_secs: default_lease_secs(),
             request_timeout_ms: default_request_timeout_ms(),
             address_takeover: AddressTakeover::default(),
+            location: None,
         }
     }
 
@@ -102,6 +108,17 @@ impl ClusterConfig {
         }
         check_name("name", &self.name)?;
         check_name("head", &self.head)?;
+        if let Some(l) = &self.location {
+            let ok = !l.is_empty()
+                && l.len() <= crate::membership::MAX_ADDR_LEN
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+            if !ok {
+                return Err(ClusterError::Config(format!(
+                    "location = {l:?}: want a host name or IP address"
+                )));
+            }
+        }
         if !(MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&self.lease_secs) {
             return Err(ClusterError::Config(format!(
                 "lease_secs = {}: want {MIN_LEASE_SECS} to {MAX_LEASE_SECS}",
@@ -201,6 +218,12 @@ mod tests {
         )
         .expect("parse");
         assert_eq!(c.address_takeover, AddressTakeover::External);
+        let c = parse(
+            "[cluster]\netcd = [\"http://a:1\"]\nname = \"p\"\nhead = \"h\"\nlocation = \"10.0.2.2\"\n",
+        )
+        .expect("parse");
+        assert_eq!(c.location.as_deref(), Some("10.0.2.2"));
+        c.validate().expect("valid");
     }
 
     #[test]
@@ -264,6 +287,14 @@ mod tests {
             ClusterConfig {
                 lease_secs: 4,
                 request_timeout_ms: 2001,
+                ..good.clone()
+            },
+            ClusterConfig {
+                location: Some(String::new()),
+                ..good.clone()
+            },
+            ClusterConfig {
+                location: Some("a b\nc".into()),
                 ..good.clone()
             },
         ];

@@ -9,6 +9,7 @@
 //! | `/<c>/grace` | [`crate::GraceDb`] | any head, read-modify-write |
 //! | `/<c>/clients/<head>/<epoch>/<client>` | stable client record | the head serving the client |
 //! | `/<c>/kv/<tree>/<key>` | the [`nfs4d_kv::Kv`] trees (handle map) | any head |
+//! | `/<c>/applied/<head>` | revision of the trees the head's caches reflect, bound to its lease | that head |
 
 pub(crate) fn identity(cluster: &str) -> Vec<u8> {
     format!("/{cluster}/identity").into_bytes()
@@ -38,6 +39,16 @@ pub(crate) fn clients(cluster: &str, head: &str, epoch: u64) -> Vec<u8> {
 
 pub(crate) fn clients_of_head(cluster: &str, head: &str) -> Vec<u8> {
     format!("/{cluster}/clients/{head}/").into_bytes()
+}
+
+/// The revision of the shared trees a head has applied to its caches
+/// (bound to its lease).
+pub(crate) fn applied(cluster: &str, head: &str) -> Vec<u8> {
+    format!("/{cluster}/applied/{head}").into_bytes()
+}
+
+pub(crate) fn applied_prefix(cluster: &str) -> Vec<u8> {
+    format!("/{cluster}/applied/").into_bytes()
 }
 
 pub(crate) fn kv_tree(cluster: &str, tree: &str) -> Vec<u8> {

@@ -112,6 +112,10 @@ impl Kv for EtcdKv {
     }
 
     fn commit(&self, batch: &Batch) -> KvResult<Result<(), usize>> {
+        Ok(self.commit_at(batch)?.map(|_| ()))
+    }
+
+    fn commit_at(&self, batch: &Batch) -> KvResult<Result<u64, usize>> {
         batch.check_size()?;
         let mut bytes = 0usize;
         for s in batch.checks.iter().chain(&batch.writes) {
@@ -173,7 +177,8 @@ impl Kv for EtcdKv {
                 })
                 .await?;
             if resp.succeeded() {
-                return Ok(Ok(()));
+                let revision = resp.header().map_or(0, |h| h.revision());
+                return Ok(Ok(u64::try_from(revision).unwrap_or(0)));
             }
             let answers = resp.op_responses();
             if let Some(f) = &fence {

@@ -15,9 +15,12 @@
 //!   need and enforcing flags);
 //! * [`ClientRecords`]: the stable client records, per head and epoch;
 //! * [`ClusterIdentity`]: the server owner and scope every head
-//!   advertises.
+//!   advertises;
+//! * [`ChangeFeed`] and [`Peers`]: cache coherence between heads (change
+//!   feeds, the applied-revision barrier).
 
 mod clients;
+mod coherence;
 mod config;
 mod error;
 mod etcd;
@@ -31,6 +34,7 @@ mod membership;
 pub mod testing;
 
 pub use clients::{ClientRecords, MAX_CLIENTS, MAX_EPOCHS};
+pub use coherence::{ChangeFeed, FeedEvent, FeedFn, Peers};
 pub use config::{AddressTakeover, ClusterConfig};
 pub use error::{ClusterError, Result};
 pub use etcd::Etcd;

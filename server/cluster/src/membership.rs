@@ -53,6 +53,9 @@ pub struct HeadRecord {
     pub head: String,
     /// The address its NFS service listens on (`ip:port`).
     pub addr: String,
+    /// The server name other heads give for it in `fs_locations`
+    /// (`[cluster] location`; `None`: the host part of `addr`).
+    pub location: Option<String>,
     /// The etcd lease the registration is bound to.
     pub lease: i64,
     /// The etcd revision that created this registration: a new one after
@@ -63,8 +66,12 @@ pub struct HeadRecord {
 const RECORD_MAGIC: &str = "nfs4d-head 1";
 
 impl HeadRecord {
-    fn encode(addr: &str) -> Vec<u8> {
-        format!("{RECORD_MAGIC}\naddr {addr}\n").into_bytes()
+    fn encode(addr: &str, location: Option<&str>) -> Vec<u8> {
+        let mut v = format!("{RECORD_MAGIC}\naddr {addr}\n");
+        if let Some(l) = location {
+            v.push_str(&format!("location {l}\n"));
+        }
+        v.into_bytes()
     }
 
     fn decode(
@@ -91,9 +98,16 @@ impl HeadRecord {
             .and_then(|l| l.strip_prefix("addr "))
             .filter(|a| !a.is_empty() && a.len() <= MAX_ADDR_LEN)
             .ok_or_else(|| corrupt("no address"))?;
+        // Optional; records without it (older heads) stay valid.
+        let location = lines
+            .next()
+            .and_then(|l| l.strip_prefix("location "))
+            .filter(|l| !l.is_empty() && l.len() <= MAX_ADDR_LEN)
+            .map(str::to_string);
         Ok(HeadRecord {
             head: head.to_string(),
             addr: addr.to_string(),
+            location,
             lease,
             registration,
         })
@@ -185,7 +199,7 @@ impl Membership {
         }
         let ttl = i64::try_from(cfg.lease_secs).unwrap_or(i64::MAX);
         let key = keys::head(&cfg.name, &cfg.head);
-        let value = HeadRecord::encode(addr);
+        let value = HeadRecord::encode(addr, cfg.location.as_deref());
         let caller = etcd.caller().clone();
         let (lease, granted, registration, sent) = etcd.block_on({
             let (key, head) = (key.clone(), cfg.head.clone());

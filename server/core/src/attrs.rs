@@ -18,8 +18,11 @@
 //!   while a supported attribute MUST be returned whenever requested
 //!   (RFC 5661 §18.7.3). `ObjAttrs::btime` is carried for future use.
 //! * Named attributes (`named_attr` is supported, and FALSE), quotas,
-//!   `fs_locations`, `archive`/`hidden`/`system`, `mimetype`, pNFS and
-//!   retention attributes.
+//!   `fs_locations_info`, `archive`/`hidden`/`system`, `mimetype`, pNFS
+//!   and retention attributes.
+//!
+//! `fs_locations` is an empty list while a file system is served here,
+//! and names the head it moved to once a head of a cluster migrated it.
 
 use nfs4d_xdr::nfs4::{fattr4, nfsstat4, NFS4_FHSIZE};
 
@@ -28,15 +31,15 @@ use nfs4d_xdr::nfs4::{fattr4, nfsstat4, NFS4_FHSIZE};
 use nfs4d_xdr::nfs4::{
     FATTR4_CANSETTIME, FATTR4_CASE_INSENSITIVE, FATTR4_CASE_PRESERVING, FATTR4_CHANGE,
     FATTR4_CHOWN_RESTRICTED, FATTR4_FH_EXPIRE_TYPE, FATTR4_FILEHANDLE, FATTR4_FILEID,
-    FATTR4_FILES_AVAIL, FATTR4_FILES_FREE, FATTR4_FILES_TOTAL, FATTR4_FSID, FATTR4_HOMOGENEOUS,
-    FATTR4_LEASE_TIME, FATTR4_LINK_SUPPORT, FATTR4_MAXFILESIZE, FATTR4_MAXLINK, FATTR4_MAXNAME,
-    FATTR4_MAXREAD, FATTR4_MAXWRITE, FATTR4_MODE, FATTR4_MOUNTED_ON_FILEID, FATTR4_NAMED_ATTR,
-    FATTR4_NO_TRUNC, FATTR4_NUMLINKS, FATTR4_OPEN_ARGUMENTS, FATTR4_OWNER, FATTR4_OWNER_GROUP,
-    FATTR4_RAWDEV, FATTR4_RDATTR_ERROR, FATTR4_SIZE, FATTR4_SPACE_AVAIL, FATTR4_SPACE_FREE,
-    FATTR4_SPACE_TOTAL, FATTR4_SPACE_USED, FATTR4_SUPPATTR_EXCLCREAT, FATTR4_SUPPORTED_ATTRS,
-    FATTR4_SYMLINK_SUPPORT, FATTR4_TIME_ACCESS, FATTR4_TIME_ACCESS_SET, FATTR4_TIME_DELTA,
-    FATTR4_TIME_METADATA, FATTR4_TIME_MODIFY, FATTR4_TIME_MODIFY_SET, FATTR4_TYPE,
-    FATTR4_UNIQUE_HANDLES, FATTR4_XATTR_SUPPORT,
+    FATTR4_FILES_AVAIL, FATTR4_FILES_FREE, FATTR4_FILES_TOTAL, FATTR4_FSID, FATTR4_FS_LOCATIONS,
+    FATTR4_HOMOGENEOUS, FATTR4_LEASE_TIME, FATTR4_LINK_SUPPORT, FATTR4_MAXFILESIZE, FATTR4_MAXLINK,
+    FATTR4_MAXNAME, FATTR4_MAXREAD, FATTR4_MAXWRITE, FATTR4_MODE, FATTR4_MOUNTED_ON_FILEID,
+    FATTR4_NAMED_ATTR, FATTR4_NO_TRUNC, FATTR4_NUMLINKS, FATTR4_OPEN_ARGUMENTS, FATTR4_OWNER,
+    FATTR4_OWNER_GROUP, FATTR4_RAWDEV, FATTR4_RDATTR_ERROR, FATTR4_SIZE, FATTR4_SPACE_AVAIL,
+    FATTR4_SPACE_FREE, FATTR4_SPACE_TOTAL, FATTR4_SPACE_USED, FATTR4_SUPPATTR_EXCLCREAT,
+    FATTR4_SUPPORTED_ATTRS, FATTR4_SYMLINK_SUPPORT, FATTR4_TIME_ACCESS, FATTR4_TIME_ACCESS_SET,
+    FATTR4_TIME_DELTA, FATTR4_TIME_METADATA, FATTR4_TIME_MODIFY, FATTR4_TIME_MODIFY_SET,
+    FATTR4_TYPE, FATTR4_UNIQUE_HANDLES, FATTR4_XATTR_SUPPORT,
 };
 
 /// The permission and set-id/sticky bits: the only mode bits defined by
@@ -78,7 +81,15 @@ enum Shape {
     Bitmap,
     /// `open_arguments4`: five `bitmap4`.
     OpenArgs,
+    /// `fs_locations4`: a `pathname4` and an array of `fs_location4`
+    /// (server names, a `pathname4`).
+    FsLocations,
 }
+
+/// Most components of a `pathname4`, and most locations or server names,
+/// a decoded `fs_locations4` may hold (VERIFY); far above what the server
+/// sends.
+const MAX_FS_LOCATION_ITEMS: usize = 256;
 
 struct Def {
     num: u32,
@@ -124,6 +135,9 @@ const ATTRS: &[Def] = {
         def(FATTR4_FILES_AVAIL, Read, U64, 0),
         def(FATTR4_FILES_FREE, Read, U64, 0),
         def(FATTR4_FILES_TOTAL, Read, U64, 0),
+        // Where a file system that moved went (RFC 7530 §8.8); empty
+        // while it is served here.
+        def(FATTR4_FS_LOCATIONS, Read, FsLocations, 0),
         def(FATTR4_HOMOGENEOUS, Read, Bool, 0),
         def(FATTR4_MAXFILESIZE, Read, U64, 0),
         def(FATTR4_MAXLINK, Read, U32, 0),
@@ -373,6 +387,12 @@ pub struct AttrContext<'a> {
     /// The value of `symlink_support` (6): the file system's store can
     /// make symbolic links (RFC 8881 §5.8.1.7).
     pub symlink_support: bool,
+    /// `fs_locations` (24): the path of the object's file system in the
+    /// namespace (`fs_root`, also the `rootpath` at the other servers,
+    /// which share the namespace) ...
+    pub fs_root: &'a [String],
+    /// ... and the servers it moved to (empty: served here).
+    pub locations: &'a [String],
     /// uid → owner string, e.g. numeric "1000" or "name@domain".
     pub owner_string: &'a dyn Fn(u32) -> Vec<u8>,
     /// gid → owner_group string.
@@ -513,6 +533,20 @@ pub fn encode(request: &[u32], a: &ObjAttrs, cx: &AttrContext) -> Result<fattr4,
             FATTR4_FILES_AVAIL => e.u64(fs()?.avail_files),
             FATTR4_FILES_FREE => e.u64(fs()?.free_files),
             FATTR4_FILES_TOTAL => e.u64(fs()?.total_files),
+            FATTR4_FS_LOCATIONS => {
+                e.pathname(cx.fs_root)?;
+                if cx.locations.is_empty() {
+                    e.u32(0);
+                } else {
+                    // One fs_location4: every server name, same rootpath.
+                    e.u32(1);
+                    e.u32(cx.locations.len() as u32);
+                    for server in cx.locations {
+                        e.opaque(server.as_bytes())?;
+                    }
+                    e.pathname(cx.fs_root)?;
+                }
+            }
             FATTR4_HOMOGENEOUS => e.bool(true),
             FATTR4_MAXFILESIZE => e.u64(MAXFILESIZE),
             FATTR4_MAXLINK => e.u32(MAXLINK),
@@ -737,6 +771,15 @@ impl Enc {
         bm.iter().for_each(|&w| self.u32(w));
         Ok(())
     }
+
+    /// `pathname4`: an array of `component4` strings.
+    fn pathname(&mut self, components: &[String]) -> Result<(), nfsstat4> {
+        self.len(components.len())?;
+        for c in components {
+            self.opaque(c.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 /// Bounds-checked XDR reader over a client-supplied buffer: running out of
@@ -839,10 +882,35 @@ impl<'a> Dec<'a> {
                     self.bitmap()?;
                 }
             }
+            Shape::FsLocations => {
+                self.pathname()?;
+                for _ in 0..self.count()? {
+                    for _ in 0..self.count()? {
+                        self.opaque(usize::MAX)?;
+                    }
+                    self.pathname()?;
+                }
+            }
         }
         self.buf
             .get(start..self.pos)
             .ok_or(nfsstat4::NFS4ERR_SERVERFAULT)
+    }
+
+    /// An array length, bounded by [`MAX_FS_LOCATION_ITEMS`].
+    fn count(&mut self) -> Result<usize, nfsstat4> {
+        let n = self.u32()? as usize;
+        if n > MAX_FS_LOCATION_ITEMS {
+            return Err(nfsstat4::NFS4ERR_BADXDR);
+        }
+        Ok(n)
+    }
+
+    fn pathname(&mut self) -> Result<(), nfsstat4> {
+        for _ in 0..self.count()? {
+            self.opaque(usize::MAX)?;
+        }
+        Ok(())
     }
 
     fn bitmap(&mut self) -> Result<(), nfsstat4> {
@@ -953,6 +1021,8 @@ mod tests {
             xattr_support: false,
             link_support: true,
             symlink_support: true,
+            fs_root: &[],
+            locations: &[],
             owner_string: &numeric,
             group_string: &numeric,
         }
@@ -1123,6 +1193,8 @@ mod tests {
         for minor in 0..=2 {
             let s = supported(minor);
             let mut expect: Vec<u32> = REQUIRED.iter().chain(RECOMMENDED).copied().collect();
+            // fs_locations (24): where a migrated file system went.
+            expect.push(24);
             if minor >= 1 {
                 expect.push(75);
             }

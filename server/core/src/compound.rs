@@ -123,6 +123,20 @@ pub fn process(
     } else if minor > 2 {
         tracing::warn!(peer = %req.peer, minor, "COMPOUND with unsupported minor version");
         (NfsError::MinorVersMismatch.status(), 0)
+    } else if !srv.may_serve() {
+        // A head of a cluster whose membership lapsed: it may be taken
+        // over any moment, so it changes nothing and answers DELAY; the
+        // client retries, here or at the head that takes the address over
+        // (docs/cluster.md, fencing).
+        tracing::debug!(peer = %req.peer, xid, "not serving (cluster membership lapsed): DELAY");
+        let st = NfsError::Delay.status();
+        if count == 0 {
+            (st, 0)
+        } else {
+            let opnum = peek_u32(&cur).unwrap_or(nfs_opnum4::OP_ILLEGAL as u32);
+            put_status(&mut out, opnum, st);
+            (st, 1)
+        }
     } else {
         run_ops(&mut cx, &mut cur, &mut out, body)
     };
@@ -490,6 +504,16 @@ fn precheck(
     }
     if desc.flags.contains(Flags::NEED_FH) && cx.cfh.is_none() {
         return Err(NfsError::NoFileHandle);
+    }
+    // A file system that moved to another server (RFC 7530 §8.4.2, RFC
+    // 8881 §11.3): only what lets the client find where it went runs.
+    if desc.flags.contains(Flags::NEED_FH) && !desc.flags.contains(Flags::ABSENT_OK) {
+        if let Some(export) = cfh_export(cx) {
+            if cx.srv.vfs.moved_to(export).is_some() {
+                tracing::debug!(op = desc.name, export, "file system moved: MOVED");
+                return Err(NfsError::Moved);
+            }
+        }
     }
     Ok(())
 }

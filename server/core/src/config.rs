@@ -302,6 +302,10 @@ pub struct Config {
     /// Longest time, in milliseconds, between a namespace change on an
     /// `async` export and its flush to stable storage.
     pub async_flush_ms: u32,
+    /// `[cluster]`: this server is one head of a cluster sharing etcd
+    /// (docs/cluster.md). Kept as TOML here; the daemon reads it, since
+    /// the cluster's machinery is not the core's.
+    pub cluster: Option<toml::Table>,
 }
 
 /// The administrator's interfaces (docs/operations.md).
@@ -412,6 +416,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             gss: GssConfig::default(),
             async_flush_ms: DEFAULT_ASYNC_FLUSH_MS,
+            cluster: None,
         }
     }
 }

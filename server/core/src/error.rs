@@ -106,6 +106,10 @@ pub enum NfsError {
     RestoreFh,
     #[error("lease moved")]
     LeaseMoved,
+    /// The file system moved to another server (RFC 7530 §8.4.2, RFC 8881
+    /// §11.3): the client asks `fs_locations` where to.
+    #[error("file system moved")]
+    Moved,
     #[error("attribute not supported")]
     AttrNotSupp,
     #[error("no grace period")]
@@ -245,6 +249,7 @@ impl NfsError {
             NfsError::Symlink => NFS4ERR_SYMLINK,
             NfsError::RestoreFh => NFS4ERR_RESTOREFH,
             NfsError::LeaseMoved => NFS4ERR_LEASE_MOVED,
+            NfsError::Moved => NFS4ERR_MOVED,
             NfsError::AttrNotSupp => NFS4ERR_ATTRNOTSUPP,
             NfsError::NoGrace => NFS4ERR_NO_GRACE,
             NfsError::ReclaimBad => NFS4ERR_RECLAIM_BAD,
@@ -466,6 +471,10 @@ impl From<FhError> for NfsError {
             FhError::BadName => NfsError::BadName,
             FhError::CrossExport => NfsError::Xdev,
             FhError::Invalid(_) => NfsError::Inval,
+            // The map's store cannot be reached now (a cluster's etcd
+            // without quorum, or this head fenced): the client retries
+            // (RFC 8881 §15.1.1.3), never sees another error for it.
+            FhError::Store(nfs4d_kv::KvError::Unavailable(_)) => NfsError::Delay,
             FhError::Store(_) | FhError::Corrupt(_) => NfsError::Fh(e),
         }
     }

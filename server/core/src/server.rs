@@ -46,8 +46,13 @@ pub struct Server {
     /// WRITE/COMMIT verifier: differs on every start so clients detect that
     /// unstable writes may have been lost (RFC 8881 §18.32.3).
     pub write_verifier: [u8; 8],
-    /// `so_major_id` / server scope for EXCHANGE_ID.
+    /// `so_major_id` for EXCHANGE_ID (RFC 8881 §2.10.4).
     pub owner_major: Vec<u8>,
+    /// `server_scope` for EXCHANGE_ID (RFC 8881 §2.10.5).
+    pub scope: Vec<u8>,
+    /// For a head of a cluster: whether it may serve now (its membership
+    /// lease is fresh). `None`: always.
+    pub serving: Option<ServingFn>,
     /// Boot epoch from the handle map (increments on every start).
     pub boot: u32,
     /// Counters of the requests run (exported by the daemon).
@@ -64,6 +69,31 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").field("boot", &self.boot).finish()
     }
+}
+
+/// Whether a head of a cluster may serve now.
+pub type ServingFn = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// What a head of a cluster gets from the daemon on top of [`Parts`]
+/// (docs/cluster.md). The core stays free of the cluster's machinery: it
+/// sees only these.
+pub struct ClusterParts {
+    /// This head's id (it names its per-head state).
+    pub head: String,
+    /// `so_major_id` every head advertises, so a client treats the heads
+    /// as one server and may reclaim on any of them (RFC 8881 §2.10.4).
+    pub owner_major: Vec<u8>,
+    /// `server_scope` every head advertises (RFC 8881 §2.10.5).
+    pub scope: Vec<u8>,
+    /// Whether this head may serve now: false from half a lease after its
+    /// last membership renewal, so it stops before anyone can take over.
+    pub serving: ServingFn,
+    /// The cluster's grace period.
+    pub grace: Arc<dyn crate::state::recovery::ClusterGrace>,
+    /// This head's stable client records.
+    pub clients: Arc<dyn crate::state::recovery::ClientDb>,
+    /// Object ids a head reserves at a time on the shared counter.
+    pub id_block: u64,
 }
 
 /// What the daemon (or a test) hands the core to build a server from.
@@ -89,6 +119,8 @@ pub struct Parts {
     pub instance: u32,
     /// This server's name in `so_major_id` and `server_scope`.
     pub host: String,
+    /// Set for a head of a cluster.
+    pub cluster: Option<ClusterParts>,
 }
 
 impl Server {
@@ -105,6 +137,7 @@ impl Server {
             callbacks,
             instance,
             host,
+            cluster,
         } = p;
         cfg.validate()?;
         let state_err = |e: &dyn std::fmt::Display| StartError::State(e.to_string());
@@ -113,10 +146,16 @@ impl Server {
         // configuration), so a persistent export's handles stay the same
         // whatever the other exports do (docs/filehandles.md); the map's
         // default policy only covers ids no export claims.
+        let opts = nfs4d_fhmap::OpenOptions {
+            id_block: cluster.as_ref().map_or(1, |c| c.id_block),
+        };
         let fhmap = Arc::new(
-            FhMap::open(kv.clone(), nfs4d_fhmap::HandleMode::Persistent, || {
-                Ok(mac_key)
-            })
+            FhMap::open_with(
+                kv.clone(),
+                nfs4d_fhmap::HandleMode::Persistent,
+                || Ok(mac_key),
+                opts,
+            )
             .map_err(|e| state_err(&e))?,
         );
         let boot = fhmap.boot_epoch();
@@ -164,18 +203,42 @@ impl Server {
             callbacks,
         );
         state.courtesy_ms = u64::from(cfg.courtesy_time) * 1000;
-        let mut recovery = crate::state::recovery::Recovery::open(
-            kv.clone(),
-            clock.now_ms(),
-            u64::from(cfg.grace_time) * 1000,
-            u64::from(cfg.lease_time) * 1000,
-        )
+        let lease_ms = u64::from(cfg.lease_time) * 1000;
+        let mut recovery = match &cluster {
+            None => crate::state::recovery::Recovery::open(
+                kv.clone(),
+                clock.now_ms(),
+                u64::from(cfg.grace_time) * 1000,
+                lease_ms,
+            ),
+            // Bounded grace: clients that do not come back within one
+            // lease have lost their state anyway (RFC 8881 §8.4.3), and a
+            // cluster's grace holds every head.
+            Some(c) => crate::state::recovery::Recovery::open_with(
+                c.clients.clone(),
+                kv.clone(),
+                &format!("open_files.{}", c.head),
+                Some(c.grace.clone()),
+                clock.now_ms(),
+                u64::from(cfg.grace_time).min(u64::from(cfg.lease_time)) * 1000,
+                lease_ms,
+            ),
+        }
         .map_err(|e| state_err(&e))?;
         // Files open at a crash keep their volatile handles for reclaim.
         recovery.load_open_files().map_err(|e| state_err(&e))?;
         state.recovery = recovery;
+        let (owner_major, scope, serving) = match cluster {
+            Some(c) => (c.owner_major, c.scope, Some(c.serving)),
+            None => {
+                let id = format!("nfs4d:{}", host.trim()).into_bytes();
+                (id.clone(), id, None)
+            }
+        };
         Ok(Server {
-            owner_major: format!("nfs4d:{}", host.trim()).into_bytes(),
+            owner_major,
+            scope,
+            serving,
             cfg,
             vfs,
             fhmap,
@@ -216,6 +279,12 @@ impl Server {
             state: &self.state,
             idmap: &*self.idmap,
         }
+    }
+
+    /// Whether this server may answer now: always for a single server; for
+    /// a head of a cluster, only while its membership is fresh.
+    pub fn may_serve(&self) -> bool {
+        self.serving.as_ref().is_none_or(|f| f())
     }
 
     /// Flushes durable state (clean shutdown).

@@ -18,6 +18,7 @@
 //! | `exports`                            | `ok<TAB>JSON object`         |
 //! | `evict<TAB>CLIENTID`                 | `ok<TAB>JSON object`         |
 //! | `reload`                             | `ok<TAB>JSON object`         |
+//! | `migrate-head<TAB>EXPORT<TAB>HEAD`   | same (a head of a cluster: docs/cluster.md) |
 //!
 //! EXPORT is the export's pseudo path (`/`, `/data`); NEWDIR an absolute
 //! path; CLIENTID a client id in hex as `clients` shows it. A request
@@ -181,6 +182,12 @@ pub const COMMANDS: &[Command] = &[
         run: migrate,
     },
     Command {
+        name: "migrate-head",
+        args: "EXPORT<TAB>HEAD",
+        arity: 2,
+        run: migrate_head,
+    },
+    Command {
         name: "status",
         args: "",
         arity: 0,
@@ -254,6 +261,18 @@ fn migrate(admin: &Admin, f: &[&str]) -> Result<String, String> {
         r.stats.missing,
         if r.expired { "expired" } else { "kept" }
     );
+    tracing::info!("ctl: {msg}");
+    Ok(msg)
+}
+
+/// Hands an export over to another head of the cluster (docs/cluster.md):
+/// this head answers NFS4ERR_MOVED for it from now on.
+fn migrate_head(admin: &Admin, f: &[&str]) -> Result<String, String> {
+    let (export, head) = (f[0], f[1]);
+    tracing::info!(export, head, "ctl: migrate to another head requested");
+    let h = crate::cluster::this_head()
+        .ok_or("this server is not a head of a cluster (no [cluster] section)")?;
+    let msg = h.migrate(&admin.srv, export, head)?;
     tracing::info!("ctl: {msg}");
     Ok(msg)
 }

@@ -12,6 +12,7 @@
 //! - [`metrics`] and [`metered`]: metrics on the admin HTTP listener;
 //! - [`gss`]: RPCSEC_GSS (Kerberos): the engine from the `[gss]` section,
 //!   and calls authenticated, unwrapped and answered in the runners;
+//! - [`cluster`]: this server as one head of a cluster sharing etcd;
 //! - [`startup`]: the state directory, the stores and the server object;
 //! - [`clock`], [`nss`]: the clock, the user/group names the core asks
 //!   for and the accounts Kerberos principals map to.
@@ -19,6 +20,7 @@
 pub mod callback;
 pub mod cbdriver;
 pub mod clock;
+pub mod cluster;
 pub mod ctl;
 pub mod exec;
 pub mod flusher;

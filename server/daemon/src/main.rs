@@ -66,8 +66,13 @@ enum CtlCmd {
         #[arg(long, value_name = "PATH")]
         export: String,
         /// The new backing directory.
-        #[arg(long, value_name = "NEWDIR")]
-        to: PathBuf,
+        #[arg(long, value_name = "NEWDIR", required_unless_present = "to_head")]
+        to: Option<PathBuf>,
+        /// A head of a cluster: move the export to head HEAD instead; the
+        /// other heads answer NFS4ERR_MOVED with fs_locations naming it
+        /// (docs/cluster.md).
+        #[arg(long, value_name = "HEAD", conflicts_with = "to")]
+        to_head: Option<String>,
     },
     /// Check that the server answers on its admin socket.
     Ping {
@@ -433,9 +438,9 @@ async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
         None => (None, None),
     };
     let m = meter.clone();
-    let (srv, queue, gss) =
+    let (srv, queue, gss, cluster) =
         match tokio::task::spawn_blocking(move || nfs4d::startup::open(cfg, m)).await {
-            Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks, s.gss),
+            Ok(Ok(s)) => (Arc::new(s.srv), s.callbacks, s.gss, s.cluster),
             Ok(Err(e)) => {
                 eprintln!("nfs4d: {e}");
                 return std::process::ExitCode::FAILURE;
@@ -521,6 +526,9 @@ async fn run(cfg: Config, args: ServeArgs) -> std::process::ExitCode {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
+    if let Some(head) = cluster {
+        nfs4d::cluster::run_head(head, srv.clone(), gss.clone());
     }
     let drain = std::time::Duration::from_secs(args.shutdown_timeout);
     let stopped = stop.clone();
@@ -641,7 +649,14 @@ fn plain(cmd: CtlCmd) -> std::io::Result<Result<String, String>> {
         CtlCmd::Migrate {
             state_dir,
             export,
-            to,
+            to_head: Some(head),
+            ..
+        } => nfs4d::ctl::request(&state_dir, &["migrate-head", &export, &head]),
+        CtlCmd::Migrate {
+            state_dir,
+            export,
+            to: Some(to),
+            ..
         } => {
             // The server's working directory is not ours: send an absolute path.
             let to = std::path::absolute(&to)
@@ -654,6 +669,10 @@ fn plain(cmd: CtlCmd) -> std::io::Result<Result<String, String>> {
             })?;
             nfs4d::ctl::request(&state_dir, &["migrate", &export, t])
         }
+        CtlCmd::Migrate { .. } => Err(Error::new(
+            ErrorKind::InvalidInput,
+            "migrate wants --to NEWDIR or --to-head HEAD",
+        )),
         other => Err(Error::new(
             ErrorKind::InvalidInput,
             format!("{other:?} answers JSON"),

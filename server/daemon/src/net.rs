@@ -54,11 +54,30 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
 ) {
-    let max_conns = srv.cfg.limits.max_connections;
-    let conns = Arc::new(Semaphore::new(max_conns as usize));
     let reaper = tokio::spawn(reap_leases(srv.clone(), gss.clone()));
     let flusher = tokio::spawn(crate::flusher::run(srv.clone()));
     let callbacks = crate::cbdriver::start(srv.clone(), queue);
+    accept(srv, listener, gss, shutdown, drain).await;
+    reaper.abort();
+    callbacks.abort();
+    flusher.abort();
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves; then
+/// stops reading requests on its connections and waits up to `drain` for
+/// the requests in flight to finish and their replies to be sent.
+/// [`serve`] runs one for the configured address; a head of a cluster
+/// runs another for each dead head's address it took over (each with its
+/// own connection limit).
+pub async fn accept(
+    srv: Arc<Server>,
+    listener: TcpListener,
+    gss: Option<Arc<GssServer>>,
+    shutdown: impl std::future::Future<Output = ()>,
+    drain: Duration,
+) {
+    let max_conns = srv.cfg.limits.max_connections;
+    let conns = Arc::new(Semaphore::new(max_conns as usize));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
@@ -109,9 +128,6 @@ pub async fn serve(
             "requests still running after the shutdown timeout; not waiting for them"
         );
     }
-    reaper.abort();
-    callbacks.abort();
-    flusher.abort();
 }
 
 /// Expires leases once a second (RFC 8881 §8.3), and RPCSEC_GSS

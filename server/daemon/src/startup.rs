@@ -27,22 +27,54 @@ pub struct Started {
     pub callbacks: Arc<CbSender>,
     /// The RPCSEC_GSS engine, when Kerberos is served (`crate::gss`).
     pub gss: Option<Arc<nfs4d_gss::GssServer>>,
+    /// This head of a cluster (a `[cluster]` section), if any.
+    pub cluster: Option<Arc<crate::cluster::Head>>,
 }
 
 /// Opens the state directory and the exports; with `meter`, every
 /// export's store counts its requests there (metrics).
-pub fn open(cfg: Config, meter: Option<Arc<StoreCounters>>) -> Result<Started, StartError> {
+pub fn open(mut cfg: Config, meter: Option<Arc<StoreCounters>>) -> Result<Started, StartError> {
     let state_err =
         |e: &dyn std::fmt::Display| StartError::State(format!("{}: {e}", cfg.state_dir.display()));
     std::fs::create_dir_all(&cfg.state_dir).map_err(|e| state_err(&e))?;
-    // The directory name predates the key-value interface: it held the
-    // handle map's sled database, and keeps holding it (with the client
-    // records) so existing state stays readable.
-    let kv = SledKv::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes)
-        .map_err(|e| state_err(&e))?;
+    // A head of a cluster keeps the handle map and its client records in
+    // etcd (docs/cluster.md); a single server in sled.
+    let head = match &cfg.cluster {
+        Some(t) => {
+            let c = crate::cluster::config(t).map_err(|e| StartError::State(e.to_string()))?;
+            Some(
+                crate::cluster::Head::join(c, cfg.listen)
+                    .map_err(|e| StartError::State(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    if head.is_some() {
+        // Heads of a cluster grant no delegations: another head cannot see
+        // or recall them, so two heads could grant conflicting state
+        // (docs/cluster.md). A delegation reclaimed from a dead head is
+        // handed back recalled, so the client returns it at once and sends
+        // its locks to the server.
+        for e in &mut cfg.exports {
+            if e.delegations != nfs4d_core::state::deleg::Policy::None {
+                tracing::info!(export = %e.path, "cluster head: delegations off");
+                e.delegations = nfs4d_core::state::deleg::Policy::None;
+            }
+        }
+    }
+    let kv: Arc<dyn nfs4d_kv::Kv> = match &head {
+        Some(h) => Arc::new(h.kv.clone()),
+        // The directory name predates the key-value interface: it held the
+        // handle map's sled database, and keeps holding it (with the client
+        // records) so existing state stays readable.
+        None => Arc::new(
+            SledKv::open(&cfg.state_dir.join("fhmap"), cfg.limits.sled_cache_bytes)
+                .map_err(|e| state_err(&e))?,
+        ),
+    };
     // An export moved with `nfs4d ctl migrate` is served from where it
     // was moved until the configuration names another directory.
-    let records = MigrationRecords::open(&kv).map_err(|e| state_err(&e))?;
+    let records = MigrationRecords::open(kv.as_ref()).map_err(|e| state_err(&e))?;
     let mut stores: Vec<(Arc<dyn Store>, PathBuf)> = Vec::new();
     for e in &cfg.exports {
         let dir = served_location(&records, e).map_err(|e| state_err(&e))?;
@@ -67,24 +99,27 @@ pub fn open(cfg: Config, meter: Option<Arc<StoreCounters>>) -> Result<Started, S
     let srv = Server::new(Parts {
         cfg,
         stores,
-        kv: Arc::new(kv),
+        kv,
         mac_key,
         clock: Arc::new(crate::clock::SystemClock::default()),
         idmap: Arc::new(crate::nss::NssIds),
         callbacks: callbacks.clone(),
         instance,
         host,
+        cluster: head.as_ref().map(|h| h.parts()),
     })?;
+    if let Some(h) = &head {
+        h.share_map(&srv.fhmap)
+            .map_err(|e| StartError::State(e.to_string()))?;
+    }
     Ok(Started {
         srv,
         callbacks,
         gss,
+        cluster: head,
     })
 }
 
-/// Opens the store of export `e`, served from `dir` (its configured
-/// directory, or where it was migrated to). Used at start and when a
-/// reload adds an export.
 /// Where export `e` is served from: its configured directory, the one it
 /// was migrated to (`ctl migrate`), or, for an object-store export, its
 /// bucket prefix (only a directory tree can be migrated).
@@ -104,8 +139,9 @@ pub fn served_location(
     })
 }
 
-/// The store of export `e`: its local directory `dir` (the configured one
-/// or the one it was migrated to) or its object-store prefix.
+/// The store of export `e`, served from `dir` (its configured directory,
+/// or where it was migrated to), or its object-store prefix. Used at
+/// start and when a reload adds an export.
 pub fn open_export_store(
     e: &ExportConfig,
     dir: &Path,

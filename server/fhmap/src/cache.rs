@@ -102,6 +102,14 @@ impl NodeCache {
         g.generation += 1;
     }
 
+    /// Drops every entry (and, like `invalidate`, any fill in progress).
+    pub(super) fn clear(&self) {
+        let mut g = lock(&self.inner);
+        g.hot.clear();
+        g.cold.clear();
+        g.generation += 1;
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         let g = lock(&self.inner);

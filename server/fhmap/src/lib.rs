@@ -82,7 +82,8 @@
 //!
 //! # Storage (trees of one key-value store)
 //!
-//! * meta tree: format version, MAC key, boot epoch, id counter;
+//! * meta tree: format version, MAC key, boot epoch, id counter, expiry
+//!   generation counter;
 //! * `objects`: id → [`ObjRecord`] (compact encoding in `record.rs`);
 //! * `names`: (export, parent id, name) → id, for every link of every object;
 //! * `inodes`: (export, dev, ino) → id, so hard links share one handle
@@ -154,7 +155,7 @@ use cache::{NameHints, Node, NodeCache};
 use durability::GroupCommit;
 use record::{decode_id, decode_record, id_key, name_key};
 use siphash::SipKey;
-use txn::{OobRules, Trees, WriteSet};
+use txn::{Committed, Counters, OobRules, Trees, WriteSet};
 
 /// Longest handle the map issues (format 2). NFSv4 allows 128 bytes
 /// (`NFS4_FHSIZE`, RFC 7530 §2.2); the server asserts the relation where it
@@ -183,6 +184,12 @@ const FIRST_DYNAMIC_ID: u64 = 1 << 32;
 const FIRST_GENERATION: u64 = 1 << 32;
 /// Entries in the id → (parent, name, …) cache (roughly 100 bytes each).
 const NODE_CACHE_ENTRIES: usize = 1 << 16;
+/// Times a mutation is planned again after another writer of a shared
+/// store changed what it was planned from, before it gives up with
+/// [`nfs4d_kv::KvError::Unavailable`] (NFS4ERR_DELAY: the client retries).
+const MAX_REPLANS: usize = 16;
+/// Compare-and-swap attempts on the boot epoch at open.
+const MAX_EPOCH_SWAPS: usize = 64;
 
 /// The tree of the map's own metadata. Its name is the one sled gives its
 /// default tree, where maps made before the key-value interface keep it.
@@ -444,6 +451,32 @@ pub struct MigrateStats {
     pub missing: u64,
 }
 
+/// What a map whose store other writers share (heads of a cluster) needs
+/// from them: their cached records must not outlive a change.
+pub trait Coherence: Send + Sync {
+    /// This writer changed or removed existing records in a commit at the
+    /// store's `revision` ([`nfs4d_kv::Kv::commit_at`]). Returns once every
+    /// other writer has dropped its cached copies of them (or can no longer
+    /// serve), so the reply that follows never meets a stale view
+    /// elsewhere.
+    fn changed(&self, revision: u64) -> std::result::Result<(), nfs4d_kv::KvError>;
+}
+
+/// How [`FhMap::open_with`] opens a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Object ids reserved on the shared counter at a time. 1 writes the
+    /// counter once per new object (one writer: ids stay consecutive);
+    /// several writers take larger blocks to touch the counter less.
+    pub id_block: u64,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions { id_block: 1 }
+    }
+}
+
 /// The handle ↔ object map. See the module documentation.
 pub struct FhMap {
     kv: Arc<dyn Kv>,
@@ -454,8 +487,12 @@ pub struct FhMap {
     mode: HandleMode,
     /// Per-export policies (see [`Self::set_policy`]).
     policies: RwLock<HashMap<u32, HandlePolicy>>,
-    /// Serializes mutations; holds the next id to allocate.
-    writer: Mutex<Writer>,
+    /// Serializes this process's mutations.
+    writer: Mutex<()>,
+    /// The shared id and expiry-generation counters.
+    counters: Counters,
+    /// Set when other writers share the store.
+    coherence: RwLock<Option<Arc<dyn Coherence>>>,
     /// Highest write sequence number handed to a mutation (bumped before its
     /// commit, so anyone who can observe a write sees `issued` ≥ its seq).
     issued: AtomicU64,
@@ -464,12 +501,6 @@ pub struct FhMap {
     group: GroupCommit,
     cache: NodeCache,
     names: NameHints,
-}
-
-struct Writer {
-    next_id: u64,
-    /// Last expiry generation handed out.
-    generation: u64,
 }
 
 /// Ends a commit, on success, error or unwind alike: invalidates the cache
@@ -536,6 +567,26 @@ fn meta_array<const N: usize>(v: &[u8], what: &str) -> Result<[u8; N]> {
     <[u8; N]>::try_from(v).map_err(|_| corrupt(what))
 }
 
+/// Moves the boot epoch forward by one and returns the new value; 0 marks
+/// persistent handles, so a (theoretical) wrap skips it.
+fn next_boot_epoch(meta: &dyn Tree) -> Result<u32> {
+    let mut seen = meta.get(META_BOOT_EPOCH)?;
+    for _ in 0..MAX_EPOCH_SWAPS {
+        let previous = match &seen {
+            Some(v) => u32::from_be_bytes(meta_array(v, "bad boot epoch")?),
+            None => 0,
+        };
+        let epoch = previous.wrapping_add(1).max(1);
+        match meta.compare_and_swap(META_BOOT_EPOCH, seen.as_deref(), Some(&epoch.to_be_bytes()))? {
+            Ok(()) => return Ok(epoch),
+            Err(now) => seen = now,
+        }
+    }
+    Err(FhError::Store(nfs4d_kv::KvError::Unavailable(
+        "boot epoch contended".into(),
+    )))
+}
+
 impl FhMap {
     /// Opens (or creates) the map in the key-value store `kv`, and starts a
     /// new boot epoch. `mac_key` gives the key of a new map (16 random
@@ -545,41 +596,40 @@ impl FhMap {
         mode: HandleMode,
         mac_key: impl FnOnce() -> Result<[u8; 16]>,
     ) -> Result<FhMap> {
+        FhMap::open_with(kv, mode, mac_key, OpenOptions::default())
+    }
+
+    /// [`FhMap::open`] with options. Every step is safe with other
+    /// writers opening or using the same store at the same time: the
+    /// format and MAC key are created only if absent (the first writer's
+    /// win), and the boot epoch moves forward by compare-and-swap, so no
+    /// two opens get the same epoch.
+    pub fn open_with(
+        kv: Arc<dyn Kv>,
+        mode: HandleMode,
+        mac_key: impl FnOnce() -> Result<[u8; 16]>,
+        opts: OpenOptions,
+    ) -> Result<FhMap> {
         let meta = kv.tree(META_TREE)?;
-        match meta.get(META_FORMAT)? {
-            None => {
-                meta.insert(META_FORMAT, &[STORE_FORMAT])?;
-            }
-            Some(v) if v.as_slice() == [STORE_FORMAT] => {}
-            Some(_) => return Err(corrupt("unsupported fhmap store format")),
+        match meta.compare_and_swap(META_FORMAT, None, Some(&[STORE_FORMAT]))? {
+            Ok(()) => {}
+            Err(Some(v)) if v.as_slice() == [STORE_FORMAT] => {}
+            Err(_) => return Err(corrupt("unsupported fhmap store format")),
         }
         let mac_key = match meta.get(META_MAC_KEY)? {
             Some(v) => meta_array::<16>(&v, "bad MAC key")?,
             None => {
                 let key = mac_key()?;
-                meta.insert(META_MAC_KEY, &key[..])?;
-                key
+                match meta.compare_and_swap(META_MAC_KEY, None, Some(&key[..]))? {
+                    Ok(()) => key,
+                    // Another writer created it first: everyone uses that one.
+                    Err(Some(v)) => meta_array::<16>(&v, "bad MAC key")?,
+                    Err(None) => return Err(corrupt("MAC key vanished")),
+                }
             }
         };
-        let previous_epoch = match meta.get(META_BOOT_EPOCH)? {
-            Some(v) => u32::from_be_bytes(meta_array(&v, "bad boot epoch")?),
-            None => 0,
-        };
-        // 0 marks persistent handles, so a (theoretical) wrap skips it.
-        let boot_epoch = previous_epoch.wrapping_add(1).max(1);
-        meta.insert(META_BOOT_EPOCH, &boot_epoch.to_be_bytes())?;
-        let next_id = match meta.get(META_NEXT_ID)? {
-            Some(v) => u64::from_be_bytes(meta_array(&v, "bad id counter")?),
-            None => FIRST_DYNAMIC_ID,
-        }
-        .max(FIRST_DYNAMIC_ID);
-        let generation = match meta.get(META_EXPIRE_GEN)? {
-            Some(v) => u64::from_be_bytes(meta_array(&v, "bad expiry generation")?),
-            None => FIRST_GENERATION,
-        }
-        .max(FIRST_GENERATION);
+        let boot_epoch = next_boot_epoch(&*meta)?;
         let trees = Trees {
-            meta,
             objects: kv.tree("objects")?,
             names: kv.tree("names")?,
             inodes: kv.tree("inodes")?,
@@ -596,16 +646,43 @@ impl FhMap {
             boot_epoch,
             mode,
             policies: RwLock::new(HashMap::new()),
-            writer: Mutex::new(Writer {
-                next_id,
-                generation,
-            }),
+            writer: Mutex::new(()),
+            counters: Counters {
+                ids: nfs4d_kv::IdBlocks::new(
+                    meta.clone(),
+                    META_NEXT_ID,
+                    FIRST_DYNAMIC_ID,
+                    opts.id_block,
+                ),
+                meta,
+            },
+            coherence: RwLock::new(None),
             issued: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             group: GroupCommit::default(),
             cache: NodeCache::new(NODE_CACHE_ENTRIES),
             names: NameHints::new(NODE_CACHE_ENTRIES),
         })
+    }
+
+    /// Declares that other writers share the store: every commit that
+    /// changes or removes existing records waits for `c` before returning.
+    pub fn set_coherence(&self, c: Arc<dyn Coherence>) {
+        *self
+            .coherence
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(c);
+    }
+
+    /// Drops cached copies of `ids` (another writer changed them).
+    pub fn invalidate(&self, ids: impl IntoIterator<Item = ObjectId>) {
+        self.cache.invalidate(ids);
+    }
+
+    /// Drops every cached record (another writer's changes may have been
+    /// missed, e.g. while its change feed was broken).
+    pub fn invalidate_all(&self) {
+        self.cache.clear();
     }
 
     /// Opens (creating if needed) another tree of the map's store, for
@@ -887,29 +964,54 @@ impl FhMap {
     fn mutate<T>(
         &self,
         export: Option<u32>,
-        plan: impl FnOnce(&mut WriteSet<'_>) -> Result<T>,
+        mut plan: impl FnMut(&mut WriteSet<'_>) -> Result<T>,
     ) -> Result<T> {
         let oob = export
             .map(|e| self.policy(e).oob_rules())
             .unwrap_or_default();
-        let mut writer = lock(&self.writer);
-        let mut ws = WriteSet::new(&self.trees, writer.next_id, writer.generation, oob);
-        let out = plan(&mut ws)?;
-        if ws.is_empty() {
-            return Ok(out);
+        let writer = lock(&self.writer);
+        for _ in 0..MAX_REPLANS {
+            let mut ws = WriteSet::new(&self.trees, &self.counters, oob);
+            let out = plan(&mut ws)?;
+            if ws.is_empty() {
+                return Ok(out);
+            }
+            let seq = self.issued.fetch_add(1, SeqCst) + 1;
+            let done = Completion {
+                map: self,
+                seq,
+                touched: ws.touched(),
+            };
+            let committed = ws.commit(&*self.kv)?;
+            drop(done);
+            match committed {
+                Committed::Applied {
+                    revision,
+                    changed_records,
+                } => {
+                    drop(writer);
+                    if changed_records {
+                        let c = self
+                            .coherence
+                            .read()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone();
+                        if let Some(c) = c {
+                            c.changed(revision)?;
+                        }
+                    }
+                    return Ok(out);
+                }
+                Committed::Conflict => {
+                    // Another writer changed what this plan read; what this
+                    // process cached of it may be old too.
+                    tracing::debug!("fhmap: commit conflicted with another writer; planning again");
+                }
+            }
         }
-        let seq = self.issued.fetch_add(1, SeqCst) + 1;
-        // Even if the commit fails half-way, ids and generations it may
-        // have used stay used.
-        writer.next_id = ws.next_id();
-        writer.generation = ws.generation();
-        let _done = Completion {
-            map: self,
-            seq,
-            touched: ws.touched(),
-        };
-        ws.commit()?;
-        Ok(out)
+        Err(FhError::Store(nfs4d_kv::KvError::Unavailable(format!(
+            "fhmap: {MAX_REPLANS} commits in a row conflicted with other writers"
+        ))))
     }
 
     /// Creates the root record of `export` (well-known id) if needed. If

@@ -678,14 +678,14 @@ impl FhMap {
     /// as a crash part-way through the commit would. Returns how many
     /// writes the full commit has.
     fn apply_prefix(&self, k: usize, plan: impl FnOnce(&mut WriteSet<'_>) -> Result<()>) -> usize {
-        let writer = lock(&self.writer);
+        let _writer = lock(&self.writer);
         let oob = self.policy(E).oob_rules();
-        let mut ws = WriteSet::new(&self.trees, writer.next_id, writer.generation, oob);
+        let mut ws = WriteSet::new(&self.trees, &self.counters, oob);
         plan(&mut ws).expect("plan");
         let writes = ws.writes();
         let n = writes.len();
         for w in writes.into_iter().take(k) {
-            w.apply().expect("write");
+            w.apply(&self.trees).expect("write");
         }
         n
     }
@@ -1193,4 +1193,141 @@ fn journal_entries_share_the_flush_order_and_trim_across_boots() {
         !map.rekey(id, root, b"other", key(10)).expect("rekey"),
         "not its link"
     );
+}
+
+/// Two maps over one shared store, as two heads of a cluster use it.
+fn shared_pair(kv: &nfs4d_kv::MemKv) -> (FhMap, FhMap) {
+    let opts = OpenOptions { id_block: 8 };
+    let open = || {
+        FhMap::open_with(
+            Arc::new(kv.clone()),
+            HandleMode::Persistent,
+            random_key,
+            opts,
+        )
+        .expect("open")
+    };
+    (open(), open())
+}
+
+#[test]
+fn writers_sharing_a_store_agree_on_key_epochs_and_handles() {
+    let kv = nfs4d_kv::MemKv::new();
+    let maps: Vec<FhMap> = std::thread::scope(|s| {
+        let opened: Vec<_> = (0..6)
+            .map(|_| {
+                let kv = kv.clone();
+                s.spawn(move || {
+                    FhMap::open(Arc::new(kv), HandleMode::Persistent, random_key).expect("open")
+                })
+            })
+            .collect();
+        opened
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect()
+    });
+    let mut epochs: Vec<u32> = maps.iter().map(FhMap::boot_epoch).collect();
+    epochs.sort_unstable();
+    epochs.dedup();
+    assert_eq!(epochs.len(), 6, "every open got its own boot epoch");
+    let root = maps[0].ensure_export_root(E, key(1)).expect("root");
+    let f = file(&maps[0], root, "f", 2);
+    let fh = maps[0].handle_of(f).expect("handle").expect("exists");
+    for m in &maps[1..] {
+        assert_eq!(m.validate(&fh).expect("valid on every writer").id, f);
+    }
+}
+
+#[test]
+fn writers_sharing_a_store_claim_each_name_once_and_never_share_ids() {
+    let kv = nfs4d_kv::MemKv::new();
+    let (a, b) = shared_pair(&kv);
+    let root = a.ensure_export_root(E, key(1)).expect("root");
+    assert_eq!(b.ensure_export_root(E, key(1)).expect("root"), root);
+    const NAMES: u64 = 40;
+    let seen: Vec<Vec<ObjectId>> = std::thread::scope(|s| {
+        let runs: Vec<_> = [&a, &b, &a, &b]
+            .into_iter()
+            .map(|m| {
+                s.spawn(move || {
+                    (0..NAMES)
+                        .map(|i| file(m, root, &format!("n{i}"), 100 + i))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|h| h.join().expect("join")).collect()
+    });
+    for run in &seen[1..] {
+        assert_eq!(run, &seen[0], "every writer resolved each name to one id");
+    }
+    let mut ids = seen[0].clone();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, NAMES, "distinct names, distinct ids");
+    check_invariants(&a);
+    // Objects created by each writer afterwards never collide either.
+    let x = file(&a, root, "x", 500);
+    let y = file(&b, root, "y", 501);
+    assert_ne!(x, y);
+    assert!(!ids.contains(&x) && !ids.contains(&y));
+}
+
+/// Stands for the other heads: records every revision announced and
+/// drops the other map's cache, as its change feed would.
+struct DropOther {
+    other: Arc<FhMap>,
+    calls: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Coherence for DropOther {
+    fn changed(&self, revision: u64) -> std::result::Result<(), nfs4d_kv::KvError> {
+        self.calls.lock().expect("lock").push(revision);
+        self.other.invalidate_all();
+        Ok(())
+    }
+}
+
+#[test]
+fn changes_to_existing_records_wait_for_the_other_writers() {
+    let kv = nfs4d_kv::MemKv::new();
+    let (a, b) = shared_pair(&kv);
+    let b = Arc::new(b);
+    let root = a.ensure_export_root(E, key(1)).expect("root");
+    let d = dir(&a, root, "d", 2);
+    let f = file(&a, d, "f", 3);
+    assert_eq!(path(&b, f).as_deref(), Some("d/f"), "b caches the records");
+    let hook = Arc::new(DropOther {
+        other: b.clone(),
+        calls: Default::default(),
+    });
+    a.set_coherence(hook.clone());
+    let g = file(&a, root, "g", 4);
+    assert!(
+        hook.calls.lock().expect("lock").is_empty(),
+        "a new object changes nobody's cache"
+    );
+    a.rename(E, root, b"d", root, b"e").expect("rename");
+    assert_eq!(hook.calls.lock().expect("lock").len(), 1);
+    assert_eq!(path(&b, f).as_deref(), Some("e/f"), "b sees the rename");
+    a.remove(E, root, b"g").expect("remove");
+    assert_eq!(hook.calls.lock().expect("lock").len(), 2);
+    assert_eq!(b.get(g).expect("get"), None, "b sees the removal");
+}
+
+#[test]
+fn a_plan_made_stale_by_another_writer_is_planned_again() {
+    let kv = nfs4d_kv::MemKv::new();
+    let (a, b) = shared_pair(&kv);
+    let root = a.ensure_export_root(E, key(1)).expect("root");
+    let f = file(&a, root, "f", 2);
+    // b renames behind a's cache; a's rename of the old name must not
+    // resurrect it: it finds nothing under "f" any more.
+    b.rename(E, root, b"f", root, b"g").expect("rename on b");
+    a.rename(E, root, b"f", root, b"h").expect("rename on a");
+    assert_eq!(path(&b, f).as_deref(), Some("g"));
+    a.invalidate_all();
+    assert_eq!(path(&a, f).as_deref(), Some("g"));
+    check_invariants(&a);
 }

@@ -22,27 +22,105 @@
 //!   `FhMap::forget_primary_link` (exercised for every crash point by
 //!   `tests::every_crash_point_converges_after_restart`).
 //!
+//! Several writers on one store (heads of a cluster sharing etcd): every
+//! key a plan read from the store is remembered with the value it had,
+//! and the plan's writes are handed to [`nfs4d_kv::Kv::commit`] with those
+//! reads as checks, so they apply only if no other writer changed any of
+//! them in between; otherwise the mutation is planned again (`FhMap::
+//! mutate`). Ids and expiry generations come from shared counters
+//! ([`Counters`]), advanced by compare-and-swap before any record uses
+//! them, so the crash order above still holds. A plan too large for one
+//! batch (collecting a big subtree that vanished behind the server's back)
+//! falls back to the ordered single-key writes, unchecked.
+//!
 //! Callers hold `FhMap`'s write lock for the whole plan-and-commit, so the
-//! overlay reads (store + pending writes) see a state no one else changes.
+//! overlay reads (store + pending writes) see a state no other thread of
+//! this process changes.
 //! Lock-free readers may see a commit half-applied; the verification rule
 //! makes each name resolve to its before- or after-state (a hint without its
 //! record is ignored, sending the reader to the locked slow path).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use nfs4d_kv::Tree;
+use nfs4d_kv::{Batch, IdBlocks, KeyState, Kv, KvError, Tree, MAX_BATCH_OPS};
 
 use super::record::{
     decode_id, decode_record, encode_record, id_key, inode_key, name_key, name_prefix,
 };
-use super::{
-    FhError, ObjKey, ObjRecord, ObjectId, MAX_PATH_DEPTH, META_EXPIRE_GEN, META_NEXT_ID, NF4DIR,
-};
+use super::{FhError, ObjKey, ObjRecord, ObjectId, MAX_PATH_DEPTH, META_EXPIRE_GEN, NF4DIR};
+
+/// Attempts to swap the expiry generation counter forward before giving
+/// up (each lost swap means another writer got a generation).
+const MAX_GENERATION_SWAPS: usize = 64;
+
+/// The trees of the map, by name, for batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum TreeId {
+    Objects,
+    Names,
+    Inodes,
+    Expired,
+}
+
+impl TreeId {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            TreeId::Objects => "objects",
+            TreeId::Names => "names",
+            TreeId::Inodes => "inodes",
+            TreeId::Expired => "expired",
+        }
+    }
+}
+
+/// The counters shared by every writer of the store: object ids (from
+/// blocks, [`IdBlocks`]) and expiry generations (one compare-and-swap per
+/// generation, so every generation is above every one handed out before
+/// it by any writer — the subtree expiry rule needs that global order).
+pub(super) struct Counters {
+    pub ids: IdBlocks,
+    pub meta: Arc<dyn Tree>,
+}
+
+impl Counters {
+    fn next_id(&self) -> Result<u64, FhError> {
+        Ok(self.ids.next()?)
+    }
+
+    /// The next expiry generation; the counter holds the last one handed
+    /// out and is written before any record holds the new one.
+    fn next_generation(&self) -> Result<u64, FhError> {
+        let mut seen = self.meta.get(META_EXPIRE_GEN)?;
+        for _ in 0..MAX_GENERATION_SWAPS {
+            let last = match &seen {
+                None => super::FIRST_GENERATION,
+                Some(v) => u64::from_be_bytes(
+                    <[u8; 8]>::try_from(v.as_slice())
+                        .map_err(|_| FhError::Corrupt("bad expiry generation".into()))?,
+                )
+                .max(super::FIRST_GENERATION),
+            };
+            let next = last
+                .checked_add(1)
+                .ok_or_else(|| FhError::Corrupt("expiry generation space exhausted".into()))?;
+            match self.meta.compare_and_swap(
+                META_EXPIRE_GEN,
+                seen.as_deref(),
+                Some(&next.to_be_bytes()),
+            )? {
+                Ok(()) => return Ok(next),
+                Err(now) => seen = now,
+            }
+        }
+        Err(FhError::Store(KvError::Unavailable(
+            "expiry generation counter contended".into(),
+        )))
+    }
+}
 
 pub(super) struct Trees {
-    /// Default tree: format version, MAC key, boot epoch, id counter.
-    pub meta: Arc<dyn Tree>,
     /// object id → `ObjRecord`.
     pub objects: Arc<dyn Tree>,
     /// (export, parent id, name) → object id, for every link of every object.
@@ -60,20 +138,57 @@ pub(super) struct Trees {
     pub journal: Arc<dyn Tree>,
 }
 
-/// One single-key write (each is atomic on its own).
-pub(super) enum Write<'t> {
-    Insert(&'t dyn Tree, Vec<u8>, Vec<u8>),
-    Remove(&'t dyn Tree, Vec<u8>),
+impl Trees {
+    pub(super) fn get(&self, t: TreeId) -> &dyn Tree {
+        match t {
+            TreeId::Objects => &*self.objects,
+            TreeId::Names => &*self.names,
+            TreeId::Inodes => &*self.inodes,
+            TreeId::Expired => &*self.expired,
+        }
+    }
 }
 
-impl Write<'_> {
-    pub(super) fn apply(self) -> Result<(), FhError> {
+/// One single-key write (each is atomic on its own).
+pub(super) enum Write {
+    Insert(TreeId, Vec<u8>, Vec<u8>),
+    Remove(TreeId, Vec<u8>),
+}
+
+impl Write {
+    pub(super) fn apply(self, trees: &Trees) -> Result<(), FhError> {
         match self {
-            Write::Insert(tree, k, v) => tree.insert(&k, &v)?,
-            Write::Remove(tree, k) => tree.remove(&k)?,
+            Write::Insert(t, k, v) => trees.get(t).insert(&k, &v)?,
+            Write::Remove(t, k) => trees.get(t).remove(&k)?,
         };
         Ok(())
     }
+
+    fn key_state(self) -> KeyState {
+        let (t, key, value) = match self {
+            Write::Insert(t, k, v) => (t, k, Some(v)),
+            Write::Remove(t, k) => (t, k, None),
+        };
+        KeyState {
+            tree: t.name().to_string(),
+            key,
+            value,
+        }
+    }
+}
+
+/// How a commit went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Committed {
+    /// Applied; the store's revision of the change (0 when it has none)
+    /// and whether an existing record was changed or removed (other
+    /// writers' caches of it are stale).
+    Applied {
+        revision: u64,
+        changed_records: bool,
+    },
+    /// Another writer changed something the plan read: plan again.
+    Conflict,
 }
 
 /// How the export a mutation works on treats changes made behind the
@@ -89,8 +204,15 @@ pub(super) struct OobRules {
     pub expire_moves: bool,
 }
 
+/// Store keys read by a plan and the value each had (`None`: absent).
+type Reads = BTreeMap<(TreeId, Vec<u8>), Option<Vec<u8>>>;
+
 pub(super) struct WriteSet<'a> {
     trees: &'a Trees,
+    counters: &'a Counters,
+    /// Every key read from the store, with the value first seen: the
+    /// checks of the commit.
+    reads: RefCell<Reads>,
     objects: BTreeMap<ObjectId, Option<ObjRecord>>,
     /// Ids deleted, in the order `gc` reached them (parents first).
     deleted: Vec<ObjectId>,
@@ -98,27 +220,20 @@ pub(super) struct WriteSet<'a> {
     inodes: BTreeMap<[u8; 20], Option<ObjectId>>,
     /// Tombstones to write (see `Trees::expired`).
     tombstones: BTreeMap<ObjectId, u32>,
-    next_id: u64,
-    allocated: bool,
-    /// Last expiry generation handed out (see `FhMap::expire`).
-    generation: u64,
-    generation_bumped: bool,
     oob: OobRules,
 }
 
 impl<'a> WriteSet<'a> {
-    pub(super) fn new(trees: &'a Trees, next_id: u64, generation: u64, oob: OobRules) -> Self {
+    pub(super) fn new(trees: &'a Trees, counters: &'a Counters, oob: OobRules) -> Self {
         WriteSet {
             trees,
+            counters,
+            reads: RefCell::new(BTreeMap::new()),
             objects: BTreeMap::new(),
             deleted: Vec::new(),
             names: BTreeMap::new(),
             inodes: BTreeMap::new(),
             tombstones: BTreeMap::new(),
-            next_id,
-            allocated: false,
-            generation,
-            generation_bumped: false,
             oob,
         }
     }
@@ -127,12 +242,17 @@ impl<'a> WriteSet<'a> {
     /// every stamp any handle carries: whatever gets it has its handles
     /// (and, through the ancestor rule, its descendants' handles) expired.
     fn next_generation(&mut self) -> Result<u64, FhError> {
-        self.generation = self
-            .generation
-            .checked_add(1)
-            .ok_or_else(|| FhError::Corrupt("expiry generation space exhausted".into()))?;
-        self.generation_bumped = true;
-        Ok(self.generation)
+        self.counters.next_generation()
+    }
+
+    /// A store read, remembered as a check of the commit.
+    fn read(&self, t: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>, FhError> {
+        let v = self.trees.get(t).get(key)?;
+        self.reads
+            .borrow_mut()
+            .entry((t, key.to_vec()))
+            .or_insert_with(|| v.clone());
+        Ok(v)
     }
 
     // ---- overlay-aware primitive reads and writes ----
@@ -141,7 +261,7 @@ impl<'a> WriteSet<'a> {
         if let Some(pending) = self.objects.get(&id) {
             return Ok(pending.clone());
         }
-        match self.trees.objects.get(&id_key(id))? {
+        match self.read(TreeId::Objects, &id_key(id))? {
             Some(v) => decode_record(&v).map(Some),
             None => Ok(None),
         }
@@ -155,9 +275,7 @@ impl<'a> WriteSet<'a> {
         if let Some(pending) = self.names.get(key) {
             return Ok(*pending);
         }
-        self.trees
-            .names
-            .get(key)?
+        self.read(TreeId::Names, key)?
             .map(|v| decode_id(&v))
             .transpose()
     }
@@ -207,9 +325,7 @@ impl<'a> WriteSet<'a> {
         if let Some(pending) = self.inodes.get(key) {
             return Ok(*pending);
         }
-        self.trees
-            .inodes
-            .get(key)?
+        self.read(TreeId::Inodes, key)?
             .map(|v| decode_id(&v))
             .transpose()
     }
@@ -279,12 +395,7 @@ impl<'a> WriteSet<'a> {
 
     fn allocate(&mut self) -> Result<ObjectId, FhError> {
         loop {
-            let id = ObjectId(self.next_id);
-            self.next_id = self
-                .next_id
-                .checked_add(1)
-                .ok_or_else(|| FhError::Corrupt("object id space exhausted".into()))?;
-            self.allocated = true;
+            let id = ObjectId(self.counters.next_id()?);
             // Ids are never reused (a reused id would make an old handle name
             // a new object); skip any id a restored/rolled-back counter
             // would hand out again.
@@ -301,18 +412,6 @@ impl<'a> WriteSet<'a> {
             && self.names.is_empty()
             && self.inodes.is_empty()
             && self.tombstones.is_empty()
-            && !self.allocated
-            && !self.generation_bumped
-    }
-
-    /// The id counter to keep in memory after a successful commit.
-    pub(super) fn next_id(&self) -> u64 {
-        self.next_id
-    }
-
-    /// The generation counter to keep in memory after a successful commit.
-    pub(super) fn generation(&self) -> u64 {
-        self.generation
     }
 
     /// Ids whose records this write set changes (for cache invalidation).
@@ -322,40 +421,26 @@ impl<'a> WriteSet<'a> {
 
     /// The planned changes as single-key writes, in the crash-tolerant
     /// order described in the module documentation.
-    pub(super) fn writes(&self) -> Vec<Write<'a>> {
-        let t = self.trees;
+    /// (The id and generation counters are not among them: they move
+    /// forward by compare-and-swap when an id or generation is taken, so
+    /// before any record that holds one.)
+    pub(super) fn writes(&self) -> Vec<Write> {
+        use TreeId::{Expired, Inodes, Names, Objects};
         let mut out = Vec::new();
-        if self.allocated {
-            // Before any record that uses an id below it.
-            out.push(Write::Insert(
-                &*t.meta,
-                META_NEXT_ID.to_vec(),
-                self.next_id.to_be_bytes().to_vec(),
-            ));
-        }
-        if self.generation_bumped {
-            // Before any record holding it, so a restart never hands out a
-            // generation that some record (and some handle) already has.
-            out.push(Write::Insert(
-                &*t.meta,
-                META_EXPIRE_GEN.to_vec(),
-                self.generation.to_be_bytes().to_vec(),
-            ));
-        }
         for (k, id) in &self.names {
             if let Some(id) = id {
-                out.push(Write::Insert(&*t.names, k.clone(), id_key(*id).to_vec()));
+                out.push(Write::Insert(Names, k.clone(), id_key(*id).to_vec()));
             }
         }
         for (k, id) in &self.inodes {
             if let Some(id) = id {
-                out.push(Write::Insert(&*t.inodes, k.to_vec(), id_key(*id).to_vec()));
+                out.push(Write::Insert(Inodes, k.to_vec(), id_key(*id).to_vec()));
             }
         }
         for (id, rec) in &self.objects {
             if let Some(rec) = rec {
                 out.push(Write::Insert(
-                    &*t.objects,
+                    Objects,
                     id_key(*id).to_vec(),
                     encode_record(rec),
                 ));
@@ -365,31 +450,86 @@ impl<'a> WriteSet<'a> {
         // makes an expired handle look removed.
         for (id, export) in &self.tombstones {
             out.push(Write::Insert(
-                &*t.expired,
+                Expired,
                 id_key(*id).to_vec(),
                 export.to_be_bytes().to_vec(),
             ));
         }
         for id in self.deleted.iter().rev() {
             if let Some(None) = self.objects.get(id) {
-                out.push(Write::Remove(&*t.objects, id_key(*id).to_vec()));
+                out.push(Write::Remove(Objects, id_key(*id).to_vec()));
             }
         }
         for (k, id) in &self.names {
             if id.is_none() {
-                out.push(Write::Remove(&*t.names, k.clone()));
+                out.push(Write::Remove(Names, k.clone()));
             }
         }
         for (k, id) in &self.inodes {
             if id.is_none() {
-                out.push(Write::Remove(&*t.inodes, k.to_vec()));
+                out.push(Write::Remove(Inodes, k.to_vec()));
             }
         }
         out
     }
 
-    pub(super) fn commit(&self) -> Result<(), FhError> {
-        self.writes().into_iter().try_for_each(Write::apply)
+    /// Writes the plan. With the checks and writes within one batch, as
+    /// one [`Kv::commit`] checked against every store read the plan made:
+    /// [`Committed::Conflict`] if another writer changed one of them.
+    /// Larger plans are written key by key in the crash-tolerant order,
+    /// unchecked (see the module documentation).
+    pub(super) fn commit(&self, kv: &dyn Kv) -> Result<Committed, FhError> {
+        let reads = self.reads.borrow();
+        let changed_records = self.objects.keys().any(|id| {
+            reads
+                .get(&(TreeId::Objects, id_key(*id).to_vec()))
+                .is_some_and(Option::is_some)
+        });
+        let writes = self.writes();
+        if writes.len() > MAX_BATCH_OPS {
+            tracing::debug!(
+                writes = writes.len(),
+                "fhmap: plan larger than one batch; writing it key by key"
+            );
+            for w in writes {
+                w.apply(self.trees)?;
+            }
+            return Ok(Committed::Applied {
+                revision: 0,
+                changed_records,
+            });
+        }
+        let written: std::collections::BTreeSet<(TreeId, &[u8])> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Insert(t, k, _) | Write::Remove(t, k) => (*t, k.as_slice()),
+            })
+            .collect();
+        // Keys the plan changes are checked first; reads it only walked
+        // (ancestor chains) fill the rest of the batch's checks.
+        let (mut checks, others): (Vec<_>, Vec<_>) = reads
+            .iter()
+            .partition(|((t, k), _)| written.contains(&(*t, k.as_slice())));
+        checks.extend(others);
+        checks.truncate(MAX_BATCH_OPS);
+        let batch = Batch {
+            checks: checks
+                .into_iter()
+                .map(|((t, k), v)| KeyState {
+                    tree: t.name().to_string(),
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+            writes: writes.into_iter().map(Write::key_state).collect(),
+        };
+        Ok(match kv.commit_at(&batch)? {
+            Ok(revision) => Committed::Applied {
+                revision,
+                changed_records,
+            },
+            Err(_) => Committed::Conflict,
+        })
     }
 
     // ---- namespace operations ----

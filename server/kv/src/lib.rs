@@ -132,6 +132,14 @@ pub trait Kv: Send + Sync {
     /// (sled without transactions) may keep a prefix of the writes after a
     /// crash, which callers handle as they do for single-key writes.
     fn commit(&self, batch: &Batch) -> KvResult<Result<(), usize>>;
+
+    /// [`Kv::commit`], returning on success the store's revision of the
+    /// change: a number that grows with every change of the store, which
+    /// other writers' change feeds report (etcd's revision). Stores
+    /// without revisions return 0.
+    fn commit_at(&self, batch: &Batch) -> KvResult<Result<u64, usize>> {
+        Ok(self.commit(batch)?.map(|()| 0))
+    }
 }
 
 /// Keys and values in memory. Cloning shares the trees, so a test can

@@ -60,6 +60,7 @@ fn main() {
         callbacks: Arc::new(nfs4d_core::state::deleg::NoCallbacks),
         instance: 1,
         host: "compound-cost".into(),
+        cluster: None,
     })
     .expect("server");
     if metrics {

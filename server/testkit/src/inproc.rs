@@ -141,6 +141,7 @@ impl Harness {
             callbacks: callbacks.clone(),
             instance: boots,
             host: "harness".into(),
+            cluster: None,
         })?;
         Ok(Harness {
             srv: Arc::new(srv),

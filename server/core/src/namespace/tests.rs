@@ -57,6 +57,7 @@ fn fixture_with(extra: &str, store: impl FnOnce(&Path) -> Arc<dyn Store>) -> Fix
         callbacks: Arc::new(NoCallbacks),
         instance: 1,
         host: "test".into(),
+        cluster: None,
     })
     .expect("server");
     Fixture {
@@ -1016,6 +1017,7 @@ fn restart(f: Fixture, kv: &nfs4d_kv::MemKv) -> Fixture {
         callbacks: Arc::new(NoCallbacks),
         instance: 2,
         host: "test".into(),
+        cluster: None,
     })
     .expect("server restarts");
     Fixture { _tmp, data, srv }
@@ -1045,6 +1047,7 @@ fn fixture_on(kv: &nfs4d_kv::MemKv) -> Fixture {
             callbacks: Arc::new(NoCallbacks),
             instance: 1,
             host: "test".into(),
+            cluster: None,
         })
         .expect("server"),
     };

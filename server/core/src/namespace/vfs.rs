@@ -301,6 +301,10 @@ pub struct Vfs {
     migration: std::sync::Mutex<()>,
     /// Held while the set of exports changes (one change at a time).
     changes: std::sync::Mutex<()>,
+    /// Exports served by another server now, with the server names that
+    /// `fs_locations` gives (a head of a cluster: `ctl migrate
+    /// --to-head`). Requests on them answer NFS4ERR_MOVED.
+    moved: std::sync::RwLock<std::collections::HashMap<u32, Vec<String>>>,
     /// READDIR cookies of stores that list by key.
     cookies: crate::cookies::KeyCookies,
     /// Directories waiting for the background flush: changed on an
@@ -397,11 +401,37 @@ impl Vfs {
             fhmap,
             migration: std::sync::Mutex::new(()),
             changes: std::sync::Mutex::new(()),
+            moved: Default::default(),
             cookies: Default::default(),
             dirty: Default::default(),
             journal_pending: Default::default(),
         };
         Ok(vfs)
+    }
+
+    /// Marks the export at pseudo path `export_path` as served by
+    /// `servers` from now on (`None`: served here again). Returns its id.
+    pub fn set_moved(&self, export_path: &str, servers: Option<Vec<String>>) -> Option<u32> {
+        let want = crate::config::normalize_pseudo(export_path);
+        let e = self
+            .exports()
+            .into_iter()
+            .find(|e| crate::config::normalize_pseudo(&e.cfg.path) == want)?;
+        let mut m = self.moved.write().unwrap_or_else(|p| p.into_inner());
+        match servers {
+            Some(s) => m.insert(e.id, s),
+            None => m.remove(&e.id),
+        };
+        Some(e.id)
+    }
+
+    /// The servers export `id` moved to, if it did.
+    pub fn moved_to(&self, id: u32) -> Option<Vec<String>> {
+        self.moved
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     /// The export with this id; NFS4ERR_STALE when no export has it (any
@@ -864,6 +894,7 @@ mod tests {
             callbacks: Arc::new(crate::state::deleg::NoCallbacks),
             instance: 1,
             host: "t".into(),
+            cluster: None,
         })
         .expect("server")
     }

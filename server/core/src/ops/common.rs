@@ -96,8 +96,17 @@ pub fn with_attr_context<R>(
             .map_or(a.fileid, |n| n as u64 + 1),
         _ => a.fileid,
     };
+    // Heads of a cluster share the namespace: the file system is at the
+    // same path everywhere.
+    let fs_root: Vec<String> =
+        export.map_or_else(Vec::new, |e| crate::config::normalize_pseudo(&e.cfg.path));
+    let locations = export
+        .and_then(|e| cx.srv.vfs.moved_to(e.id))
+        .unwrap_or_default();
     let ctx = AttrContext {
         fh: &cur.fh,
+        fs_root: &fs_root,
+        locations: &locations,
         // What the export's store can do; the pseudo filesystem answers
         // as a local directory would.
         link_support: export.is_none_or(|e| e.caps.hard_links),
@@ -454,7 +463,8 @@ pub fn replayed<T>(cx: &Cx, ok: impl FnOnce() -> T) -> NfsResult<T> {
 /// takes precedence over stateid errors (RFC 7530 §9.1.9). Special
 /// stateids are NFS4ERR_BAD_STATEID here (none is valid for these
 /// operations, RFC 7530 §9.1.4.4); a stateid of an earlier server
-/// instance is NFS4ERR_STALE_STATEID; an unknown one or, in 4.1, another
+/// instance is NFS4ERR_STALE_STATEID in 4.0 (BAD_STATEID in 4.1, where
+/// STALE_STATEID is moot, RFC 8881 §15.1.5.4); an unknown one or, in 4.1, another
 /// client's is NFS4ERR_BAD_STATEID. The 4.1 current stateid is resolved
 /// first. Using a stateid renews its client's 4.0 lease.
 pub fn find_state(
@@ -466,7 +476,12 @@ pub fn find_state(
         return Err(NfsError::BadStateid);
     }
     if sid.other[..4] != cx.srv.state.boot.to_be_bytes() {
-        return Err(NfsError::StaleStateid);
+        // STALE_STATEID is moot in 4.1 (see `check_stateid`).
+        return Err(if cx.minor >= 1 {
+            NfsError::BadStateid
+        } else {
+            NfsError::StaleStateid
+        });
     }
     let e = cx.srv.state.state_entry(&sid.other).ok_or_else(|| {
         // A stateid of a client whose state expired is NFS4ERR_EXPIRED
@@ -583,9 +598,12 @@ impl<Out: std::io::Write> nfs4d_xdr::codec::Pack<Out> for Opaque {
 /// its first non-reclaim OPEN or LOCK; until then those answer
 /// NFS4ERR_GRACE too (RFC 8881 §18.51.3).
 pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsResult<()> {
-    if cx.srv.state.recovery.in_grace(cx.srv.state.now()) {
-        return Err(NfsError::Grace);
-    }
+    // Also while another head of a cluster is in grace (or its grace
+    // state cannot be read: NFS4ERR_DELAY).
+    cx.srv
+        .state
+        .recovery
+        .new_state_allowed(cx.srv.state.now())?;
     if cx.minor == 0 {
         return Ok(());
     }
@@ -624,11 +642,11 @@ pub fn require_reclaim_complete(cx: &Cx, client: crate::state::ClientId) -> NfsR
 /// LINK only adds a name: the file, its handle and any state on it stay,
 /// so it cannot conflict with a reclaim and is not held back.
 pub fn refuse_in_grace(cx: &Cx) -> NfsResult<()> {
-    if cx.srv.state.recovery.in_grace(cx.srv.state.now()) {
-        tracing::debug!("refused during the grace period: could conflict with a reclaim");
-        return Err(NfsError::Grace);
+    let r = cx.srv.state.recovery.new_state_allowed(cx.srv.state.now());
+    if let Err(e) = &r {
+        tracing::debug!(error = %e, "refused during the grace period: could conflict with a reclaim");
     }
-    Ok(())
+    r
 }
 
 /// An OPEN was granted on `fh`: on an export whose handles expire at

@@ -148,7 +148,7 @@ pub fn run(cx: &mut Cx, a: EXCHANGE_ID4args) -> NfsResult<EXCHANGE_ID4resok> {
             so_minor_id: 0,
             so_major_id: cx.srv.owner_major.clone(),
         },
-        eir_server_scope: cx.srv.owner_major.clone(),
+        eir_server_scope: cx.srv.scope.clone(),
         eir_server_impl_id: vec![nfs_impl_id4 {
             nii_domain: b"nfs4d.invalid".to_vec(),
             nii_name: format!("nfs4d {}", env!("CARGO_PKG_VERSION")).into_bytes(),

@@ -1,6 +1,9 @@
 //! GETATTR (RFC 8881 §18.7).
 
-use nfs4d_xdr::nfs4::{GETATTR4args, GETATTR4resok, FATTR4_CHANGE, FATTR4_SIZE};
+use nfs4d_xdr::nfs4::{
+    GETATTR4args, GETATTR4resok, FATTR4_CHANGE, FATTR4_FSID, FATTR4_FS_LOCATIONS,
+    FATTR4_MOUNTED_ON_FILEID, FATTR4_SIZE,
+};
 
 use super::common;
 use crate::context::Cx;
@@ -18,6 +21,25 @@ use crate::state::deleg::CbWork;
 /// server's values are returned.
 pub fn run(cx: &mut Cx, a: GETATTR4args) -> NfsResult<GETATTR4resok> {
     let cur = cx.cfh()?.clone();
+    // A file system that moved to another server answers only what lets
+    // the client follow it (RFC 7530 §8.4.2, §8.8; RFC 8881 §11.3):
+    // fs_locations, fsid, mounted_on_fileid. Anything else is MOVED.
+    if let Node::Obj { export, .. } = &cur.node {
+        if cx.srv.vfs.moved_to(*export).is_some() {
+            let mut absent = Vec::new();
+            for attr in [FATTR4_FS_LOCATIONS, FATTR4_FSID, FATTR4_MOUNTED_ON_FILEID] {
+                crate::attrs::bitmap_set(&mut absent, attr);
+            }
+            let only_absent = a
+                .attr_request
+                .iter()
+                .enumerate()
+                .all(|(i, w)| w & !absent.get(i).copied().unwrap_or(0) == 0);
+            if !only_absent {
+                return Err(crate::error::NfsError::Moved);
+            }
+        }
+    }
     let wants = |bit: u32| a.attr_request.first().is_some_and(|w| w & (1 << bit) != 0);
     if let (Node::Obj { export, path, .. }, Some(file)) = (&cur.node, common::file_key(&cur)) {
         if wants(FATTR4_SIZE) || wants(FATTR4_CHANGE) {

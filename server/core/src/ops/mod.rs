@@ -106,6 +106,11 @@ impl Flags {
     /// Sets the current stateid together with the current filehandle
     /// (OPEN, RESTOREFH; RFC 8881 §16.2.3.1.2).
     pub const SETS_STATEID: Flags = Flags(1 << 9);
+    /// Runs on a filehandle of a file system that moved to another server
+    /// (everything else answers NFS4ERR_MOVED there, RFC 7530 §8.4.2):
+    /// keeping or saving the handle, and GETATTR, which answers the
+    /// attributes of an absent file system (`fs_locations`, `fsid`).
+    pub const ABSENT_OK: Flags = Flags(1 << 10);
 
     /// All of `other`'s bits are set.
     pub const fn contains(self, other: Flags) -> bool {
@@ -305,8 +310,8 @@ pub static OPS: [OpDesc; 73] = [
     op!(OP_CREATE, "CREATE", FHM, 0, ALL, 64 + ATTR_BYTES, CREATE4args => create::run),
     op!(OP_DELEGPURGE, "DELEGPURGE", M, 0, ALL, 8, DELEGPURGE4args => notsupp),
     op!(OP_DELEGRETURN, "DELEGRETURN", FHM, 0, ALL, 8, DELEGRETURN4args => delegreturn::run),
-    op!(OP_GETATTR, "GETATTR", FH, 0, ALL, ATTR_BYTES + FH_BYTES, GETATTR4args => getattr::run),
-    op!(OP_GETFH, "GETFH", FH, 0, ALL, 8 + FH_BYTES, () => getfh::run),
+    op!(OP_GETATTR, "GETATTR", FH.with(Flags::ABSENT_OK), 0, ALL, ATTR_BYTES + FH_BYTES, GETATTR4args => getattr::run),
+    op!(OP_GETFH, "GETFH", FH.with(Flags::ABSENT_OK), 0, ALL, 8 + FH_BYTES, () => getfh::run),
     op!(OP_LINK, "LINK", FHM, 0, ALL, 32, LINK4args => link::run),
     op!(OP_LOCK, "LOCK", FHM, 0, ALL, 64 + NFS4_OPAQUE_LIMIT, LOCK4args => lock::run),
     op!(OP_LOCKT, "LOCKT", FH, 0, ALL, 64 + NFS4_OPAQUE_LIMIT, LOCKT4args => lockt::run),
@@ -328,7 +333,7 @@ pub static OPS: [OpDesc; 73] = [
     op!(OP_RENAME, "RENAME", FHM, 0, ALL, 56, RENAME4args => rename::run),
     op!(OP_RENEW, "RENEW", M, 0, 0, 8, RENEW4args => renew::run),
     op!(OP_RESTOREFH, "RESTOREFH", PUT.with(Flags::SETS_STATEID), 0, ALL, 8, () => savefh::restorefh),
-    op!(OP_SAVEFH, "SAVEFH", FH, 0, ALL, 8, () => savefh::savefh),
+    op!(OP_SAVEFH, "SAVEFH", FH.with(Flags::ABSENT_OK), 0, ALL, 8, () => savefh::savefh),
     op!(OP_SECINFO, "SECINFO", SEC, 0, ALL, 64, SECINFO4args => secinfo::secinfo),
     op!(OP_SETATTR, "SETATTR", FHM, 0, ALL, 32, SETATTR4args => encode setattr_encoded),
     op!(OP_SETCLIENTID, "SETCLIENTID", M, 0, 0, 32, SETCLIENTID4args => encode setclientid_encoded),

@@ -512,12 +512,28 @@ impl StateManager {
 
     /// DESTROY_CLIENTID (RFC 8881 §18.50).
     pub fn destroy_clientid(&self, id: ClientId, principal: &Principal) -> Result<(), NfsError> {
+        self.destroy_clientid_with(id, principal, &|_| false)
+    }
+
+    /// [`Self::destroy_clientid`], where state on files for which
+    /// `gone(file)` holds does not keep the client busy: a file system
+    /// that moved to another head of a cluster. A client that followed the
+    /// move tears down its client ID here (RFC 8881 §11.14); its opens and
+    /// locks here are of no use any more and would only hold the store's
+    /// locks against its own relocking at the new head.
+    pub fn destroy_clientid_with(
+        &self,
+        id: ClientId,
+        principal: &Principal,
+        gone: &dyn Fn(super::FileKey) -> bool,
+    ) -> Result<(), NfsError> {
         let mut g = self.lock();
         let c = g.clients.get(&id).ok_or(NfsError::StaleClientid)?;
         if &c.principal != principal {
             return Err(NfsError::ClidInUse);
         }
-        if !c.sessions.is_empty() || Self::has_state(&g, id) {
+        let busy = g.states.values().any(|e| e.client == id && !gone(e.file));
+        if !c.sessions.is_empty() || busy {
             return Err(NfsError::ClientidBusy);
         }
         let key = c

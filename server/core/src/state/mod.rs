@@ -493,11 +493,20 @@ impl Inner {
         minor: u32,
     ) -> Result<&StateEntry, NfsError> {
         if sid.other[..4] != boot.to_be_bytes() {
-            return Err(if self.states.is_empty() && sid.other[..4] == [0; 4] {
-                NfsError::BadStateid
-            } else {
-                NfsError::StaleStateid
-            });
+            // In 4.1 a stateid can only arrive on a session of this
+            // instance, which SEQUENCE checked: one of another instance
+            // (or another head of a cluster, after a planned move) is
+            // simply unknown here. STALE_STATEID "is moot in NFSv4.1"
+            // (RFC 8881 §15.1.5.4); BAD_STATEID makes the client recover
+            // the state (reopen), where STALE_STATEID would make a client
+            // that just moved here check its lease and retry for ever.
+            return Err(
+                if minor >= 1 || (self.states.is_empty() && sid.other[..4] == [0; 4]) {
+                    NfsError::BadStateid
+                } else {
+                    NfsError::StaleStateid
+                },
+            );
         }
         let Some(e) = self.states.get(&sid.other) else {
             return Err(if self.is_expired_stateid(&sid.other) {
@@ -635,6 +644,11 @@ mod tests {
         assert_eq!(
             sm.lock().check_stateid(&stale, 77, 0).unwrap_err(),
             NfsError::StaleStateid
+        );
+        // 4.1: another instance's stateid on a session of this one.
+        assert_eq!(
+            sm.lock().check_stateid(&stale, 77, 1).unwrap_err(),
+            NfsError::BadStateid
         );
     }
 

@@ -19,11 +19,79 @@
 //!
 //! Single-key writes only, as everywhere in the key-value store (see
 //! `nfs4d_kv`).
+//!
+//! A head of a cluster keeps its records elsewhere ([`ClientDb`]: per head
+//! and per epoch in etcd) and shares the grace period with the other heads
+//! ([`ClusterGrace`], after NFS-Ganesha's rados_cluster): no head grants
+//! new state that could conflict with a reclaim while any head is still
+//! waiting for its clients. When a head takes over a dead head's clients
+//! ([`Recovery::adopt`]), those clients may reclaim on it for at most one
+//! lease, and less once they have all said RECLAIM_COMPLETE.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use nfs4d_kv::{Kv, KvError, Tree};
+use nfs4d_kv::{Kv, KvError, Pair, Tree};
+
+/// Where the stable client records live: the `clients` tree of the
+/// server's key-value store on a single head, per head and epoch in etcd
+/// for a head of a cluster (the daemon's implementation).
+pub trait ClientDb: Send + Sync {
+    /// The records the previous instance of this server left: the clients
+    /// that may reclaim.
+    fn load(&self) -> Result<Vec<Pair>, KvError>;
+    /// Records a client; durable when it returns (before the reply that
+    /// confirms the client leaves).
+    fn put(&self, key: &[u8], record: &[u8]) -> Result<(), KvError>;
+    /// Forgets a client; durable when it returns.
+    fn remove(&self, key: &[u8]) -> Result<(), KvError>;
+}
+
+/// Whether a head of a cluster may grant new state now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// No head is in grace: grant.
+    Open,
+    /// Some head's clients are reclaiming: new state that could conflict
+    /// with a reclaim is NFS4ERR_GRACE.
+    Grace,
+    /// The cluster's grace state cannot be read (etcd without quorum):
+    /// NFS4ERR_DELAY, the client retries.
+    Unknown,
+}
+
+/// The cluster-wide grace period, as the daemon keeps it in etcd.
+pub trait ClusterGrace: Send + Sync {
+    /// Whether this head may grant new state (cheap: called on the request
+    /// path).
+    fn gate(&self) -> Gate;
+    /// This head's own grace period is over: none of its clients is still
+    /// to reclaim. Must not block (the daemon records it in the background).
+    fn lifted(&self);
+}
+
+/// The `clients` tree of a key-value store as a [`ClientDb`] (a single
+/// head: sled).
+struct KvClientDb {
+    kv: Arc<dyn Kv>,
+    tree: Arc<dyn Tree>,
+}
+
+impl ClientDb for KvClientDb {
+    fn load(&self) -> Result<Vec<Pair>, KvError> {
+        self.tree.scan_prefix(b"").collect()
+    }
+
+    fn put(&self, key: &[u8], record: &[u8]) -> Result<(), KvError> {
+        self.tree.insert(key, record)?;
+        self.kv.flush()
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<(), KvError> {
+        self.tree.remove(key)?;
+        self.kv.flush()
+    }
+}
 
 use super::Principal;
 use crate::error::NfsError;
@@ -104,6 +172,26 @@ fn reclaim_window_ms(lease_ms: u64) -> u64 {
     (lease_ms / 4).max(1000)
 }
 
+/// The clients of `records` (format-checked; unknown formats are ignored
+/// rather than keep the server from starting).
+fn previous_clients(records: Vec<Pair>) -> HashMap<Vec<u8>, Previous> {
+    records
+        .into_iter()
+        .filter(|(k, v)| !k.is_empty() && v.first() == Some(&RECORD_V1))
+        .map(|(k, _)| {
+            let family = u32::from(k[0]);
+            (
+                k,
+                Previous {
+                    family,
+                    done: false,
+                    back: false,
+                },
+            )
+        })
+        .collect()
+}
+
 /// Whether a reclaim may proceed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReclaimCheck {
@@ -140,8 +228,12 @@ struct OpenFiles {
 pub struct Recovery {
     /// `None`: no stable storage (unit tests); nothing survives a restart.
     kv: Option<Arc<dyn Kv>>,
-    /// Tree of client records (`clients`).
-    tree: Option<Arc<dyn Tree>>,
+    /// The client records.
+    db: Option<Arc<dyn ClientDb>>,
+    /// The cluster's grace period, for a head of a cluster.
+    cluster: Option<Arc<dyn ClusterGrace>>,
+    /// Name of the tree of open files (`open_files`; per head in a cluster).
+    open_tree_name: String,
     grace: Mutex<Grace>,
     /// Tree of open files (`open_files`), when loaded.
     open_tree: Option<Arc<dyn Tree>>,
@@ -174,32 +266,104 @@ impl Recovery {
         grace_ms: u64,
         lease_ms: u64,
     ) -> Result<Recovery, KvError> {
-        let tree = kv.tree("clients")?;
-        let mut previous = HashMap::new();
-        for kv in tree.scan_prefix(b"") {
-            let (k, v) = kv?;
-            if k.is_empty() || v.first() != Some(&RECORD_V1) {
-                // Unknown format: ignore rather than fail to start.
-                continue;
-            }
-            previous.insert(
-                k.to_vec(),
-                Previous {
-                    family: u32::from(k[0]),
-                    done: false,
-                    back: false,
-                },
-            );
-        }
+        let db = Arc::new(KvClientDb {
+            tree: kv.tree("clients")?,
+            kv: kv.clone(),
+        });
+        Recovery::open_with(db, kv, "open_files", None, now_ms, grace_ms, lease_ms)
+    }
+
+    /// [`Recovery::open`] with the records in `db`, the open files in the
+    /// tree `open_tree` of `kv`, and, for a head of a cluster, the
+    /// cluster's grace period.
+    pub fn open_with(
+        db: Arc<dyn ClientDb>,
+        kv: Arc<dyn Kv>,
+        open_tree: &str,
+        cluster: Option<Arc<dyn ClusterGrace>>,
+        now_ms: u64,
+        grace_ms: u64,
+        lease_ms: u64,
+    ) -> Result<Recovery, KvError> {
+        let previous = previous_clients(db.load()?);
         let r = Recovery {
             kv: Some(kv),
-            tree: Some(tree),
+            db: Some(db),
+            cluster,
+            open_tree_name: open_tree.to_string(),
             grace: Mutex::new(Grace::default()),
             open_tree: None,
             opens: Mutex::new(OpenFiles::default()),
         };
         r.start_grace(previous, now_ms, grace_ms, lease_ms);
         Ok(r)
+    }
+
+    /// A head of a cluster took over a dead head's address: that head's
+    /// clients (`records`, from its stable records) may reclaim here. They
+    /// join the grace period in force, or start one of at most `lease_ms`
+    /// (a client that does not come back within a lease has lost its state,
+    /// RFC 8881 §8.4.3); it ends earlier once each of them is done (4.1:
+    /// RECLAIM_COMPLETE; 4.0: after one lease). Their records are written
+    /// into this head's database first, so a crash of this head during the
+    /// takeover still lets them reclaim on whoever takes it over.
+    pub fn adopt(&self, records: Vec<Pair>, now_ms: u64, lease_ms: u64) {
+        if let Some(db) = &self.db {
+            for (k, v) in &records {
+                if let Err(e) = db.put(k, v) {
+                    tracing::error!(error = %e, "copying a taken-over client record failed");
+                }
+            }
+        }
+        let adopted = previous_clients(records);
+        let n = adopted.len();
+        let mut g = self.g();
+        if g.over {
+            *g = Grace {
+                start_ms: now_ms,
+                limit_ms: lease_ms,
+                lease_ms,
+                extended_until_ms: 0,
+                reclaims: 0,
+                last_reclaim_ms: 0,
+                over: adopted.is_empty(),
+                previous: adopted,
+            };
+        } else {
+            // Joins the grace in force: one more lease from now at most.
+            let until = now_ms.saturating_sub(g.start_ms) + lease_ms;
+            g.limit_ms = g.limit_ms.max(until);
+            for (k, p) in adopted {
+                g.previous.entry(k).or_insert(p);
+            }
+        }
+        let over = g.over;
+        drop(g);
+        tracing::info!(
+            clients = n,
+            "took over a dead head's clients: they may reclaim here"
+        );
+        if over {
+            if let Some(c) = &self.cluster {
+                c.lifted();
+            }
+        }
+    }
+
+    /// Whether new state (a non-reclaim OPEN or LOCK, and the changes
+    /// [`crate::ops::common::refuse_in_grace`] lists) may be granted now:
+    /// not during this server's grace period, nor while the cluster is in
+    /// grace (NFS4ERR_GRACE), nor while the cluster's state is unknown
+    /// (NFS4ERR_DELAY).
+    pub fn new_state_allowed(&self, now_ms: u64) -> Result<(), NfsError> {
+        if self.in_grace(now_ms) {
+            return Err(NfsError::Grace);
+        }
+        match self.cluster.as_ref().map(|c| c.gate()) {
+            None | Some(Gate::Open) => Ok(()),
+            Some(Gate::Grace) => Err(NfsError::Grace),
+            Some(Gate::Unknown) => Err(NfsError::Delay),
+        }
     }
 
     fn start_grace(
@@ -226,6 +390,11 @@ impl Recovery {
                 limit_s = grace_ms / 1000,
                 "grace period started: clients of the previous instance may reclaim"
             );
+            return;
+        }
+        drop(g);
+        if let Some(c) = &self.cluster {
+            c.lifted();
         }
     }
 
@@ -250,7 +419,7 @@ impl Recovery {
         let Some(kv) = self.kv.clone() else {
             return Ok(());
         };
-        let tree = kv.tree("open_files")?;
+        let tree = kv.tree(&self.open_tree_name)?;
         let mut previous = HashSet::new();
         for kv in tree.scan_prefix(b"") {
             let (k, _) = kv?;
@@ -386,6 +555,9 @@ impl Recovery {
                 self.remove(&k);
             }
             self.forget_previous_opens();
+            if let Some(c) = &self.cluster {
+                c.lifted();
+            }
         }
         !ended
     }
@@ -433,20 +605,16 @@ impl Recovery {
         if let Some(p) = self.g().previous.get_mut(key) {
             p.back = true;
         }
-        let Some(t) = &self.tree else { return };
-        let r = t
-            .insert(key, &encode(principal, reclaim_complete))
-            .and_then(|_| self.flush());
-        if let Err(e) = r {
+        let Some(db) = &self.db else { return };
+        if let Err(e) = db.put(key, &encode(principal, reclaim_complete)) {
             tracing::error!(error = %e, "writing a client record failed; it cannot reclaim after a restart");
         }
     }
 
     /// Forgets a client (destroyed, or its lease expired).
     pub fn remove(&self, key: &[u8]) {
-        let Some(t) = &self.tree else { return };
-        let r = t.remove(key).and_then(|_| self.flush());
-        if let Err(e) = r {
+        let Some(db) = &self.db else { return };
+        if let Err(e) = db.remove(key) {
             tracing::error!(error = %e, "removing a client record failed");
         }
     }
@@ -631,5 +799,101 @@ mod tests {
         let r = start(&db);
         assert!(!r.open_before_restart((0, 100), 0));
         assert_eq!(db.tree("open_files").unwrap().scan_prefix(b"").count(), 0);
+    }
+
+    /// A cluster's grace as a test sets it, counting `lifted` calls.
+    #[derive(Default)]
+    struct TestGate {
+        gate: Mutex<Option<Gate>>,
+        lifted: std::sync::atomic::AtomicUsize,
+    }
+
+    impl ClusterGrace for TestGate {
+        fn gate(&self) -> Gate {
+            self.gate.lock().unwrap().unwrap_or(Gate::Open)
+        }
+        fn lifted(&self) {
+            self.lifted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn cluster_recovery(gate: &Arc<TestGate>) -> (Recovery, Arc<dyn Kv>) {
+        let kv: Arc<dyn Kv> = Arc::new(nfs4d_kv::MemKv::new());
+        let db = Arc::new(KvClientDb {
+            tree: kv.tree("clients.h").unwrap(),
+            kv: kv.clone(),
+        });
+        let c: Arc<dyn ClusterGrace> = gate.clone();
+        let r = Recovery::open_with(db, kv.clone(), "open_files.h", Some(c), 0, 10_000, 10_000)
+            .unwrap();
+        (r, kv)
+    }
+
+    #[test]
+    fn the_cluster_gate_holds_new_state_back() {
+        let gate = Arc::new(TestGate::default());
+        let (r, _) = cluster_recovery(&gate);
+        assert_eq!(
+            gate.lifted.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "no clients of its own: this head needs no grace"
+        );
+        assert_eq!(r.new_state_allowed(0), Ok(()));
+        *gate.gate.lock().unwrap() = Some(Gate::Grace);
+        assert_eq!(r.new_state_allowed(0), Err(NfsError::Grace));
+        *gate.gate.lock().unwrap() = Some(Gate::Unknown);
+        assert_eq!(
+            r.new_state_allowed(0),
+            Err(NfsError::Delay),
+            "unknown cluster state is DELAY, never another error"
+        );
+    }
+
+    #[test]
+    fn adopted_clients_reclaim_for_at_most_a_lease() {
+        let gate = Arc::new(TestGate::default());
+        let (r, kv) = cluster_recovery(&gate);
+        let a41 = record_key(1, b"a");
+        let b40 = record_key(0, b"b");
+        let records = vec![
+            (a41.clone(), encode(&Principal::Uid(0), false)),
+            (b40.clone(), encode(&Principal::Uid(0), false)),
+        ];
+        r.adopt(records, 1_000, 10_000);
+        assert_eq!(
+            kv.tree("clients.h").unwrap().scan_prefix(b"").count(),
+            2,
+            "copied into this head's records first"
+        );
+        assert_eq!(r.may_reclaim(1_500, &a41), ReclaimCheck::Allowed);
+        assert_eq!(r.may_reclaim(1_500, &b40), ReclaimCheck::Allowed);
+        assert_eq!(
+            r.may_reclaim(1_500, &record_key(1, b"stranger")),
+            ReclaimCheck::Refused(NfsError::NoGrace)
+        );
+        assert_eq!(r.new_state_allowed(1_500), Err(NfsError::Grace));
+        r.reclaim_complete(&a41, &Principal::Uid(0), 2_000);
+        // The 4.0 client keeps grace for one lease from the takeover, and
+        // not a moment longer even with no reclaim from it.
+        assert!(r.in_grace(10_999));
+        assert!(!r.in_grace(11_000));
+        assert_eq!(gate.lifted.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(r.new_state_allowed(11_000), Ok(()));
+    }
+
+    #[test]
+    fn adopted_41_clients_end_grace_with_reclaim_complete() {
+        let gate = Arc::new(TestGate::default());
+        let (r, _) = cluster_recovery(&gate);
+        let a = record_key(1, b"a");
+        r.adopt(
+            vec![(a.clone(), encode(&Principal::Uid(0), false))],
+            0,
+            10_000,
+        );
+        assert!(r.in_grace(100));
+        r.reclaim_complete(&a, &Principal::Uid(0), 300);
+        assert!(!r.in_grace(301), "grace ends at the last RECLAIM_COMPLETE");
     }
 }

@@ -1,0 +1,638 @@
+//! This server as one head of a cluster sharing etcd (docs/cluster.md):
+//! joining, the handle map on etcd with coherent caches, stable client
+//! records per head and epoch, the cluster's grace period, fencing and
+//! takeover of a dead head's address.
+//!
+//! The core sees none of it: it gets a [`ClusterParts`] (the shared
+//! identity, a serving check, a [`ClientDb`] and a [`ClusterGrace`]); the
+//! handle map gets a fenced [`EtcdKv`] and a [`Coherence`] barrier.
+//! Everything here blocks on etcd, so it runs on the blocking pool or on
+//! threads of its own, never on a tokio worker.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use nfs4d_cluster::{
+    AddressTakeover, ChangeFeed, ClientRecords, ClusterConfig, ClusterError, ClusterIdentity, Etcd,
+    EtcdKv, FeedEvent, FenceState, Grace, GraceDb, Membership, Peers,
+};
+use nfs4d_core::server::{ClusterParts, Server};
+use nfs4d_core::state::recovery::{ClientDb, ClusterGrace, Gate};
+use nfs4d_fhmap::{Coherence, FhMap, ObjectId};
+use nfs4d_kv::{KvError, Pair};
+
+/// How often the grace keeper re-reads the grace database (a head learns
+/// that grace started or ended within this).
+const GRACE_POLL: Duration = Duration::from_millis(250);
+/// How often a head re-reads where each export is served (a head learns
+/// of a migration within this).
+const MOVES_POLL: Duration = Duration::from_millis(500);
+/// The tree of the cluster's key-value store that says which head serves
+/// an export that was migrated: export path → head id.
+const MOVES_TREE: &str = "moves";
+/// Pause between attempts to bind a taken-over address.
+const BIND_RETRY: Duration = Duration::from_millis(200);
+/// Object ids a head reserves at a time: one compare-and-swap on the
+/// shared counter per this many new objects.
+const ID_BLOCK: u64 = 256;
+
+/// Why this head could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error("[cluster]: {0}")]
+    Config(String),
+    #[error("cluster: {0}")]
+    Cluster(#[from] ClusterError),
+}
+
+/// Reads the `[cluster]` section of the configuration file.
+pub fn config(table: &toml::Table) -> Result<ClusterConfig, JoinError> {
+    let c: ClusterConfig = toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| JoinError::Config(e.message().to_string()))?;
+    c.validate()?;
+    Ok(c)
+}
+
+/// This head: its membership and what it shares through etcd.
+pub struct Head {
+    pub cfg: ClusterConfig,
+    pub etcd: Etcd,
+    pub membership: Arc<Membership>,
+    /// The handle map's trees, every write fenced by this registration.
+    pub kv: EtcdKv,
+    pub identity: ClusterIdentity,
+    records: ClientRecords,
+    grace: Grace,
+    /// The epoch whose client database this head writes.
+    write_epoch: u64,
+    /// This head's records from its previous lives (the clients that may
+    /// reclaim), read at join.
+    previous: Mutex<Option<Vec<Pair>>>,
+    keeper: Arc<GraceKeeper>,
+    feed: Mutex<Option<ChangeFeed>>,
+}
+
+impl Head {
+    /// Joins the cluster as `cfg.head`, publishing `listen`: registers
+    /// under a lease (waiting out the lease of this head's previous life),
+    /// claims its own address, reads its client records of earlier lives
+    /// and enters the grace database — starting a grace period if it has
+    /// clients to wait for, in which case it returns only once every live
+    /// head enforces it, so its clients may reclaim at once.
+    pub fn join(cfg: ClusterConfig, listen: SocketAddr) -> Result<Arc<Head>, JoinError> {
+        if listen.port() == 0 {
+            return Err(JoinError::Config(
+                "a head must listen on a fixed port: other heads take its address over".into(),
+            ));
+        }
+        let etcd = Etcd::connect(&cfg)?;
+        let addr = listen.to_string();
+        // A restarted head finds its previous registration until that
+        // lease expires.
+        let deadline = Instant::now() + cfg.lease() * 2 + cfg.request_timeout();
+        let membership = loop {
+            match Membership::join(&etcd, &cfg, &addr) {
+                Ok(m) => break Arc::new(m),
+                Err(ClusterError::HeadInUse { .. }) if Instant::now() < deadline => {
+                    tracing::info!(head = %cfg.head, "previous registration still alive; waiting for its lease");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let fence = membership.fence();
+        // A survivor that took this head's address over keeps it until it
+        // releases it (no automatic failback): wait at most a lease.
+        let deadline = Instant::now() + cfg.lease() * 2;
+        while !membership.claim_address(&cfg.head)? {
+            if Instant::now() >= deadline {
+                return Err(JoinError::Config(format!(
+                    "the address of {} is served by another head",
+                    cfg.head
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let identity = ClusterIdentity::ensure(&etcd, &cfg.name)?;
+        let kv = EtcdKv::new(&etcd, &cfg.name)?.fenced(fence.clone());
+        let records = ClientRecords::new(&etcd, &cfg.name)?.fenced(fence.clone());
+        let grace = Grace::new(&etcd, &cfg.name)?.fenced(fence);
+        let previous = records_of(&records, &cfg.head)?;
+        let me = cfg.head.clone();
+        let needs = !previous.is_empty();
+        let (_, db) = grace.update(|db| {
+            if needs {
+                db.start(&me)
+            } else {
+                db.add(&me)?;
+                if db.in_grace() {
+                    db.enforce(&me)?;
+                }
+                Ok(())
+            }
+        })?;
+        let write_epoch = db.current;
+        tracing::info!(
+            head = %me,
+            clients = previous.len(),
+            epoch = write_epoch,
+            in_grace = db.in_grace(),
+            "joined the cluster"
+        );
+        let keeper = GraceKeeper::start(grace.clone(), membership.clone(), me.clone());
+        let head = Arc::new(Head {
+            cfg,
+            etcd,
+            membership,
+            kv,
+            identity,
+            records,
+            grace,
+            write_epoch,
+            previous: Mutex::new(Some(previous)),
+            keeper,
+            feed: Mutex::new(None),
+        });
+        if needs {
+            head.wait_all_enforcing()?;
+        }
+        Ok(head)
+    }
+
+    /// What the core needs of this head.
+    pub fn parts(self: &Arc<Self>) -> ClusterParts {
+        let m = self.membership.clone();
+        ClusterParts {
+            head: self.cfg.head.clone(),
+            owner_major: self.identity.major_id.clone(),
+            scope: self.identity.scope.clone(),
+            serving: Arc::new(move || m.is_serving()),
+            grace: self.keeper.clone(),
+            clients: Arc::new(HeadClients { head: self.clone() }),
+            id_block: ID_BLOCK,
+        }
+    }
+
+    /// Makes the handle map coherent with the other heads: follows the
+    /// `objects` tree to drop cached records others changed, and makes
+    /// every change to existing records wait for the others to apply it.
+    pub fn share_map(&self, map: &Arc<FhMap>) -> Result<(), JoinError> {
+        let m = Arc::downgrade(map);
+        let on: nfs4d_cluster::FeedFn = Arc::new(move |ev: FeedEvent<'_>| {
+            let Some(map) = m.upgrade() else { return };
+            match ev {
+                FeedEvent::Reset => map.invalidate_all(),
+                FeedEvent::Changed(k) => match <[u8; 8]>::try_from(k) {
+                    Ok(b) => map.invalidate([ObjectId(u64::from_be_bytes(b))]),
+                    Err(_) => map.invalidate_all(),
+                },
+            }
+        });
+        let feed = ChangeFeed::start(
+            &self.etcd,
+            &self.cfg.name,
+            &self.cfg.head,
+            self.membership.lease(),
+            "objects",
+            on,
+        )?;
+        *self.feed.lock().unwrap_or_else(PoisonError::into_inner) = Some(feed);
+        map.set_coherence(Arc::new(Barrier {
+            peers: Peers::new(&self.etcd, &self.cfg.name, &self.cfg.head)?,
+            membership: self.membership.clone(),
+            // A head that cannot apply a change loses its registration
+            // within a lease; past that the change is visible anyway.
+            limit: self.cfg.lease() + self.cfg.request_timeout(),
+        }));
+        Ok(())
+    }
+
+    /// Waits until every live head enforces the grace period in force (or
+    /// there is none): only then may this head's reclaiming clients be let
+    /// in, since no head can grant conflicting state any more.
+    fn wait_all_enforcing(&self) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + self.cfg.lease() * 2;
+        loop {
+            let (db, _) = self.grace.load()?;
+            let live = self.membership.heads()?;
+            if !db.in_grace() || db.all_enforcing(live.iter().map(|h| h.head.as_str())) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::Unavailable(
+                    "heads did not all enforce the grace period in time".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Takes over dead head `dead`'s clients after claiming its address:
+    /// the grace database moves its need to this head, its client records
+    /// are copied here and dropped there, and once every live head
+    /// enforces, its clients may reclaim on this head.
+    fn take_over(&self, srv: &Server, dead: &str) -> Result<(), ClusterError> {
+        let me = self.cfg.head.clone();
+        self.grace.update(|db| db.take_over(&me, dead))?;
+        let records = records_of(&self.records, dead)?;
+        let n = records.len();
+        srv.state.recovery.adopt(
+            records,
+            srv.state.now(),
+            u64::from(srv.cfg.lease_time) * 1000,
+        );
+        self.records.drop_epochs_except(dead, None)?;
+        self.wait_all_enforcing()?;
+        tracing::info!(head = %me, dead, clients = n, "took over a dead head");
+        Ok(())
+    }
+}
+
+/// Every client record of `head`, over all its epochs (a head that
+/// restarted during its own grace has records in more than one).
+fn records_of(records: &ClientRecords, head: &str) -> Result<Vec<Pair>, ClusterError> {
+    let mut all: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for e in records.epochs(head)? {
+        all.extend(records.list(head, e)?);
+    }
+    Ok(all.into_iter().collect())
+}
+
+/// The core's client records of this head: its database of its epoch.
+struct HeadClients {
+    head: Arc<Head>,
+}
+
+impl ClientDb for HeadClients {
+    fn load(&self) -> Result<Vec<Pair>, KvError> {
+        Ok(self
+            .head
+            .previous
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_default())
+    }
+
+    fn put(&self, key: &[u8], record: &[u8]) -> Result<(), KvError> {
+        let h = &self.head;
+        Ok(h.records.put(&h.cfg.head, h.write_epoch, key, record)?)
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<(), KvError> {
+        let h = &self.head;
+        Ok(h.records.remove(&h.cfg.head, h.write_epoch, key)?)
+    }
+}
+
+/// The handle map's barrier: a change to existing records is applied by
+/// every other head before the reply leaves.
+struct Barrier {
+    peers: Peers,
+    membership: Arc<Membership>,
+    limit: Duration,
+}
+
+impl Coherence for Barrier {
+    fn changed(&self, revision: u64) -> Result<(), KvError> {
+        let revision = i64::try_from(revision).unwrap_or(i64::MAX);
+        let m = &self.membership;
+        Ok(self
+            .peers
+            .wait_applied(revision, self.limit, &|| m.is_serving())?)
+    }
+}
+
+const GATE_OPEN: u8 = 0;
+const GATE_GRACE: u8 = 1;
+const GATE_UNKNOWN: u8 = 2;
+
+/// Keeps this head's view of the grace database and its own flags: sets
+/// ENFORCING as soon as it sees a grace period, clears it once grace is
+/// over, and lifts its NEED when the core says its clients are done.
+struct GraceKeeper {
+    gate: AtomicU8,
+    lift: AtomicBool,
+    wake: (Mutex<()>, Condvar),
+}
+
+impl GraceKeeper {
+    fn start(grace: Grace, membership: Arc<Membership>, me: String) -> Arc<GraceKeeper> {
+        let k = Arc::new(GraceKeeper {
+            gate: AtomicU8::new(GATE_GRACE),
+            lift: AtomicBool::new(false),
+            wake: (Mutex::new(()), Condvar::new()),
+        });
+        let weak = Arc::downgrade(&k);
+        let spawned = std::thread::Builder::new()
+            .name("nfs4d-grace".into())
+            .spawn(move || {
+                while let Some(k) = weak.upgrade() {
+                    if membership.state() == FenceState::Lost {
+                        k.gate.store(GATE_UNKNOWN, Ordering::Release);
+                        return;
+                    }
+                    let gate = match k.step(&grace, &me) {
+                        Ok(g) => g,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "grace database unavailable: new state waits");
+                            GATE_UNKNOWN
+                        }
+                    };
+                    if k.gate.swap(gate, Ordering::AcqRel) != gate {
+                        tracing::info!(
+                            gate = ["open", "grace", "unknown"][usize::from(gate)],
+                            "cluster grace gate changed"
+                        );
+                    }
+                    let g = k.wake.0.lock().unwrap_or_else(PoisonError::into_inner);
+                    let _ = k.wake.1.wait_timeout(g, GRACE_POLL);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the grace keeper; new state stays refused");
+        }
+        k
+    }
+
+    /// One look at the grace database; returns the gate.
+    fn step(&self, grace: &Grace, me: &str) -> Result<u8, ClusterError> {
+        if self.lift.swap(false, Ordering::AcqRel) {
+            let (ended, _) = grace.update(|db| db.lift(me))?;
+            tracing::info!(
+                head = me,
+                cluster_grace_over = ended,
+                "lifted this head's need for grace"
+            );
+        }
+        let (db, _) = grace.load()?;
+        let flags = db.heads.get(me).copied().unwrap_or_default();
+        if db.in_grace() {
+            if !flags.enforcing {
+                grace.update(|db: &mut GraceDb| db.enforce(me))?;
+            }
+            return Ok(GATE_GRACE);
+        }
+        if flags.enforcing || !db.heads.contains_key(me) {
+            grace.update(|db: &mut GraceDb| {
+                if db.in_grace() {
+                    db.enforce(me)
+                } else {
+                    db.stop_enforcing(me)
+                }
+            })?;
+            return Ok(GATE_GRACE);
+        }
+        Ok(GATE_OPEN)
+    }
+}
+
+impl ClusterGrace for GraceKeeper {
+    fn gate(&self) -> Gate {
+        match self.gate.load(Ordering::Acquire) {
+            GATE_OPEN => Gate::Open,
+            GATE_GRACE => Gate::Grace,
+            _ => Gate::Unknown,
+        }
+    }
+
+    fn lifted(&self) {
+        self.lift.store(true, Ordering::Release);
+        self.wake.1.notify_all();
+    }
+}
+
+/// Follows the other heads and takes over the address of any that dies:
+/// claims it (one survivor wins), takes over its clients and grace, and
+/// with `address_takeover = "bind"` binds its listen address and serves
+/// it through `serve`. Runs on a thread of its own until the process
+/// ends.
+pub fn watch_and_take_over(
+    head: Arc<Head>,
+    srv: Arc<Server>,
+    serve: impl Fn(String, SocketAddr) + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("nfs4d-takeover".into())
+        .spawn(move || {
+            let mut watch = head.membership.watch_heads();
+            // Heads seen dead whose address no one has claimed yet.
+            let mut dead: BTreeMap<String, String> = BTreeMap::new();
+            loop {
+                if head.membership.state() == FenceState::Lost {
+                    return;
+                }
+                if let Some(change) = watch.next_change(Duration::from_secs(1)) {
+                    for h in change.vanished {
+                        if h.head != head.cfg.head {
+                            tracing::warn!(head = %h.head, addr = %h.addr, "a head vanished");
+                            dead.insert(h.head, h.addr);
+                        }
+                    }
+                    for h in change.joined {
+                        dead.remove(&h.head);
+                    }
+                }
+                let slots: Vec<(String, String)> =
+                    dead.iter().map(|(h, a)| (h.clone(), a.clone())).collect();
+                for (slot, addr) in slots {
+                    match head.membership.claim_address(&slot) {
+                        Ok(true) => {
+                            dead.remove(&slot);
+                            tracing::warn!(dead = %slot, %addr, "claimed a dead head's address");
+                            if let Err(e) = head.take_over(&srv, &slot) {
+                                tracing::error!(dead = %slot, error = %e, "takeover incomplete");
+                            }
+                            if head.cfg.address_takeover == AddressTakeover::Bind {
+                                match addr.parse() {
+                                    Ok(a) => serve(slot.clone(), a),
+                                    Err(e) => {
+                                        tracing::error!(%addr, error = %e, "dead head's address unusable")
+                                    }
+                                }
+                            }
+                        }
+                        // Someone else owns it, or it came back.
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(dead = %slot, error = %e, "cannot claim a dead head's address yet"),
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+/// Binds `addr` once it is free (its dead owner's socket may linger for a
+/// moment), for as long as this head owns `slot`.
+pub async fn bind_when_free(
+    addr: SocketAddr,
+    head: Arc<Head>,
+    slot: String,
+) -> Option<tokio::net::TcpListener> {
+    loop {
+        if !head.membership.owns_address(&slot) {
+            return None;
+        }
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return Some(l),
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "taken-over address not free yet");
+                tokio::time::sleep(BIND_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Ends the process when this head's membership is lost: it must stop
+/// serving for good (a survivor may own its address now) and join anew
+/// as a fresh instance, whose clients then reclaim.
+pub async fn exit_when_lost(head: Arc<Head>) {
+    let mut rx = head.membership.subscribe();
+    loop {
+        if *rx.borrow_and_update() == FenceState::Lost {
+            tracing::error!(head = %head.cfg.head, "cluster membership lost: exiting");
+            std::process::exit(3);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts this head's cluster duties next to the server: exit when the
+/// membership is lost, and take over dead heads' addresses, serving each
+/// on its own accept loop. Call on the runtime.
+pub fn run_head(head: Arc<Head>, srv: Arc<Server>, gss: Option<Arc<nfs4d_gss::GssServer>>) {
+    let _ = THIS_HEAD.set(head.clone());
+    tokio::spawn(exit_when_lost(head.clone()));
+    if let Err(e) = follow_moves(head.clone(), srv.clone()) {
+        tracing::error!(error = %e, "cannot follow export placements");
+    }
+    let rt = tokio::runtime::Handle::current();
+    let (h, s) = (head.clone(), srv.clone());
+    let serve = move |slot: String, addr: SocketAddr| {
+        let (h, s, g) = (h.clone(), s.clone(), gss.clone());
+        rt.spawn(async move {
+            if let Some(l) = bind_when_free(addr, h, slot.clone()).await {
+                tracing::warn!(%addr, dead = %slot, "serving a dead head's address");
+                // Served until the process ends: nothing to drain.
+                crate::net::accept(s, l, g, std::future::pending(), Duration::ZERO).await;
+            }
+        });
+    };
+    if let Err(e) = watch_and_take_over(head, srv, serve) {
+        tracing::error!(error = %e, "cannot start the takeover thread; dead heads will not be taken over");
+    }
+}
+
+/// This process's head, for the admin socket (`ctl migrate --to-head`).
+static THIS_HEAD: std::sync::OnceLock<Arc<Head>> = std::sync::OnceLock::new();
+
+/// This process's head, once it serves.
+pub fn this_head() -> Option<Arc<Head>> {
+    THIS_HEAD.get().cloned()
+}
+
+impl Head {
+    /// `nfs4d ctl migrate --export X --to-head B`: from now on export `X`
+    /// is served by head `to` only; every other head answers NFS4ERR_MOVED
+    /// for it, with `fs_locations` naming `to` (RFC 7530 §8.4, RFC 8881
+    /// §11). Handles stay valid on `to` (the map is shared), except that an
+    /// export whose volatile handles expire on migration has them expired,
+    /// as FH4_VOL_MIGRATION advertises. Moving an export back to its
+    /// original head is the same command.
+    pub fn migrate(&self, srv: &Server, export: &str, to: &str) -> Result<String, String> {
+        let heads = self.membership.heads().map_err(|e| e.to_string())?;
+        let target = heads
+            .iter()
+            .find(|h| h.head == to)
+            .ok_or_else(|| format!("no live head {to:?}"))?;
+        let e = srv
+            .vfs
+            .exports()
+            .into_iter()
+            .find(|e| {
+                nfs4d_core::config::normalize_pseudo(&e.cfg.path)
+                    == nfs4d_core::config::normalize_pseudo(export)
+            })
+            .ok_or_else(|| format!("no export at {export:?}"))?;
+        let tree = nfs4d_kv::Kv::tree(&self.kv, MOVES_TREE).map_err(|e| e.to_string())?;
+        tree.insert(e.cfg.path.as_bytes(), to.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let expired = e.policy().migration;
+        if expired {
+            srv.fhmap
+                .expire(ObjectId::export_root(e.id))
+                .map_err(|e| e.to_string())?;
+        }
+        self.apply_moves(srv).map_err(|e| e.to_string())?;
+        Ok(format!(
+            "export {} now served by head {to} ({}); volatile handles {}",
+            e.cfg.path,
+            target.addr,
+            if expired { "expired" } else { "kept" }
+        ))
+    }
+
+    /// Reads where each export is served and answers NFS4ERR_MOVED for
+    /// those another head serves.
+    fn apply_moves(&self, srv: &Server) -> Result<(), KvError> {
+        let tree = nfs4d_kv::Kv::tree(&self.kv, MOVES_TREE)?;
+        let mut moves = BTreeMap::new();
+        for item in tree.scan_prefix(b"") {
+            let (k, v) = item?;
+            moves.insert(k, v);
+        }
+        let heads = self.membership.heads().map_err(KvError::from)?;
+        for e in srv.vfs.exports() {
+            let to = moves
+                .get(e.cfg.path.as_bytes())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .filter(|h| *h != self.cfg.head);
+            let servers = to.map(|to| {
+                // fs_locations names a server, not a port (RFC 7530 §8.8):
+                // the host part of the head's published address.
+                heads
+                    .iter()
+                    .find(|h| h.head == to)
+                    .map(|h| h.location.clone().unwrap_or_else(|| host_of(&h.addr)))
+                    .into_iter()
+                    .collect::<Vec<String>>()
+            });
+            let was = srv.vfs.moved_to(e.id);
+            if was != servers {
+                tracing::warn!(export = %e.cfg.path, to = ?servers, "export placement changed");
+                srv.vfs.set_moved(&e.cfg.path, servers);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The host part of `ip:port` (`[v6]:port` too).
+fn host_of(addr: &str) -> String {
+    match addr.parse::<SocketAddr>() {
+        Ok(a) => a.ip().to_string(),
+        Err(_) => addr.to_string(),
+    }
+}
+
+/// Follows where each export is served, on a thread of its own.
+fn follow_moves(head: Arc<Head>, srv: Arc<Server>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("nfs4d-moves".into())
+        .spawn(move || loop {
+            if head.membership.state() == FenceState::Lost {
+                return;
+            }
+            if let Err(e) = head.apply_moves(&srv) {
+                tracing::debug!(error = %e, "cannot read export placements now");
+            }
+            std::thread::sleep(MOVES_POLL);
+        })
+        .map(|_| ())
+}
