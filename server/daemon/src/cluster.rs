@@ -143,7 +143,8 @@ impl Head {
             in_grace = db.in_grace(),
             "joined the cluster"
         );
-        let keeper = GraceKeeper::start(grace.clone(), membership.clone(), me.clone());
+        let keeper = GraceKeeper::new(grace.clone(), me.clone());
+        keeper.clone().run(membership.clone());
         let head = Arc::new(Head {
             cfg,
             etcd,
@@ -237,7 +238,7 @@ impl Head {
     /// enforces, its clients may reclaim on this head.
     fn take_over(&self, srv: &Server, dead: &str) -> Result<(), ClusterError> {
         let me = self.cfg.head.clone();
-        self.grace.update(|db| db.take_over(&me, dead))?;
+        self.keeper.start_grace(|db| db.take_over(&me, dead))?;
         let records = records_of(&self.records, dead)?;
         let n = records.len();
         srv.state.recovery.adopt(
@@ -314,78 +315,145 @@ const GATE_UNKNOWN: u8 = 2;
 /// Keeps this head's view of the grace database and its own flags: sets
 /// ENFORCING as soon as it sees a grace period, clears it once grace is
 /// over, and lifts its NEED when the core says its clients are done.
+///
+/// The gate follows one rule: closed whenever the database says this head
+/// enforces, or may be about to. It is closed before ENFORCING is written
+/// (a head that needs grace lets its clients reclaim as soon as every
+/// live head is marked enforcing, RFC 8881 §8.4.2.1), and opens only with
+/// the write that clears ENFORCING. So once a client of this head has been
+/// granted new state after a grace period, no later request sees that
+/// grace period again.
 struct GraceKeeper {
+    grace: Grace,
+    me: String,
     gate: AtomicU8,
     lift: AtomicBool,
+    /// Held across one look at the database together with the gate it
+    /// sets, and across a takeover's start of grace: a look that read the
+    /// database before this head started a grace period cannot open the
+    /// gate after it.
+    turn: Mutex<()>,
     wake: (Mutex<()>, Condvar),
 }
 
 impl GraceKeeper {
-    fn start(grace: Grace, membership: Arc<Membership>, me: String) -> Arc<GraceKeeper> {
-        let k = Arc::new(GraceKeeper {
+    fn new(grace: Grace, me: String) -> Arc<GraceKeeper> {
+        Arc::new(GraceKeeper {
+            grace,
+            me,
             gate: AtomicU8::new(GATE_GRACE),
             lift: AtomicBool::new(false),
+            turn: Mutex::new(()),
             wake: (Mutex::new(()), Condvar::new()),
-        });
-        let weak = Arc::downgrade(&k);
+        })
+    }
+
+    /// Follows the grace database on a thread of its own, until this head
+    /// loses its membership or the keeper is dropped.
+    fn run(self: Arc<Self>, membership: Arc<Membership>) {
+        let weak = Arc::downgrade(&self);
+        drop(self);
         let spawned = std::thread::Builder::new()
             .name("nfs4d-grace".into())
             .spawn(move || {
                 while let Some(k) = weak.upgrade() {
                     if membership.state() == FenceState::Lost {
-                        k.gate.store(GATE_UNKNOWN, Ordering::Release);
+                        k.set_gate(GATE_UNKNOWN);
                         return;
                     }
-                    let gate = match k.step(&grace, &me) {
-                        Ok(g) => g,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "grace database unavailable: new state waits");
-                            GATE_UNKNOWN
-                        }
+                    let failed = {
+                        let _turn = k.turn.lock().unwrap_or_else(PoisonError::into_inner);
+                        let gate = match k.step() {
+                            Ok(g) => g,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "grace database unavailable: new state waits");
+                                GATE_UNKNOWN
+                            }
+                        };
+                        k.set_gate(gate);
+                        gate == GATE_UNKNOWN
                     };
-                    if k.gate.swap(gate, Ordering::AcqRel) != gate {
-                        tracing::info!(
-                            gate = ["open", "grace", "unknown"][usize::from(gate)],
-                            "cluster grace gate changed"
-                        );
-                    }
+                    // A lift asked for during the look is not waited on
+                    // (one that failed is tried again after a pause).
                     let g = k.wake.0.lock().unwrap_or_else(PoisonError::into_inner);
-                    let _ = k.wake.1.wait_timeout(g, GRACE_POLL);
+                    if failed || !k.lift.load(Ordering::Acquire) {
+                        let _ = k.wake.1.wait_timeout(g, GRACE_POLL);
+                    }
                 }
             });
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the grace keeper; new state stays refused");
         }
-        k
     }
 
-    /// One look at the grace database; returns the gate.
-    fn step(&self, grace: &Grace, me: &str) -> Result<u8, ClusterError> {
-        if self.lift.swap(false, Ordering::AcqRel) {
-            let (ended, _) = grace.update(|db| db.lift(me))?;
+    fn set_gate(&self, gate: u8) {
+        if self.gate.swap(gate, Ordering::AcqRel) != gate {
             tracing::info!(
-                head = me,
-                cluster_grace_over = ended,
-                "lifted this head's need for grace"
+                gate = ["open", "grace", "unknown"][usize::from(gate)],
+                "cluster grace gate changed"
             );
         }
-        let (db, _) = grace.load()?;
+    }
+
+    /// Starts (or joins) a grace period that this head needs, by `change`
+    /// (a takeover). The gate closes before the database is written and no
+    /// look begun earlier can reopen it; if the write fails, the next look
+    /// sets the gate from the database.
+    fn start_grace(
+        &self,
+        change: impl FnMut(&mut GraceDb) -> Result<(), ClusterError>,
+    ) -> Result<GraceDb, ClusterError> {
+        let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.set_gate(GATE_GRACE);
+        let ((), db) = self.grace.update(change)?;
+        Ok(db)
+    }
+
+    /// One look at the grace database; returns the gate. Called with
+    /// `turn` held.
+    fn step(&self) -> Result<u8, ClusterError> {
+        let me = self.me.as_str();
+        if self.lift.swap(false, Ordering::AcqRel) {
+            match self.grace.update(|db| db.lift(me)) {
+                Ok((ended, _)) => tracing::info!(
+                    head = me,
+                    cluster_grace_over = ended,
+                    "lifted this head's need for grace"
+                ),
+                Err(e) => {
+                    // Tried again at the next look: a need never lifted
+                    // would hold every head in grace.
+                    self.lift.store(true, Ordering::Release);
+                    return Err(e);
+                }
+            }
+        }
+        let (db, _) = self.grace.load()?;
         let flags = db.heads.get(me).copied().unwrap_or_default();
         if db.in_grace() {
             if !flags.enforcing {
-                grace.update(|db: &mut GraceDb| db.enforce(me))?;
+                self.set_gate(GATE_GRACE);
+                self.grace.update(|db: &mut GraceDb| db.enforce(me))?;
             }
             return Ok(GATE_GRACE);
         }
         if flags.enforcing || !db.heads.contains_key(me) {
-            grace.update(|db: &mut GraceDb| {
+            let (_, db) = self.grace.update(|db: &mut GraceDb| {
                 if db.in_grace() {
+                    // A grace period started since the load.
+                    self.set_gate(GATE_GRACE);
                     db.enforce(me)
                 } else {
                     db.stop_enforcing(me)
                 }
             })?;
-            return Ok(GATE_GRACE);
+            // The database as written: ENFORCING cleared outside grace
+            // opens the gate now, not one poll later.
+            return Ok(if db.may_grant(me) {
+                GATE_OPEN
+            } else {
+                GATE_GRACE
+            });
         }
         Ok(GATE_OPEN)
     }
@@ -402,6 +470,9 @@ impl ClusterGrace for GraceKeeper {
 
     fn lifted(&self) {
         self.lift.store(true, Ordering::Release);
+        // Under the lock: the keeper either sees the flag before it waits
+        // or is waiting and gets the notification.
+        let _g = self.wake.0.lock().unwrap_or_else(PoisonError::into_inner);
         self.wake.1.notify_all();
     }
 }
@@ -635,4 +706,85 @@ fn follow_moves(head: Arc<Head>, srv: Arc<Server>) -> std::io::Result<()> {
             std::thread::sleep(MOVES_POLL);
         })
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nfs4d_cluster::testing::EtcdCluster;
+    use nfs4d_core::state::recovery::ClusterGrace;
+
+    const LEASE: u64 = 3;
+
+    /// A keeper of head `me` whose looks the test takes itself, and an
+    /// unfenced handle on the same database for what other heads do.
+    fn keeper(c: &EtcdCluster, me: &str) -> (Arc<GraceKeeper>, Grace) {
+        let e = Etcd::connect(&c.config("k", me, LEASE)).expect("connect");
+        let grace = Grace::new(&e, "k").expect("grace");
+        (GraceKeeper::new(grace.clone(), me.into()), grace)
+    }
+
+    fn look(k: &GraceKeeper) -> Gate {
+        let gate = k.step().expect("step");
+        k.set_gate(gate);
+        k.gate()
+    }
+
+    #[test]
+    fn the_gate_closes_with_a_takeover_and_opens_once_with_the_lift() {
+        let Some(c) = EtcdCluster::start(1) else {
+            return;
+        };
+        let (k, other) = keeper(&c, "b");
+        other.update(|db| db.add("a")).expect("a joins");
+        assert_eq!(look(&k), Gate::Open, "no grace: b grants");
+
+        // b takes a over: its gate is closed when the database says b
+        // enforces, without waiting for the next look.
+        let db = k
+            .start_grace(|db| db.take_over("b", "a"))
+            .expect("take over");
+        assert!(db.may_reclaim("b"));
+        assert_eq!(k.gate(), Gate::Grace);
+        assert_eq!(look(&k), Gate::Grace);
+
+        // b's clients are done: the one look that lifts b's need and
+        // clears its ENFORCING opens the gate, and it stays open.
+        k.lifted();
+        assert_eq!(look(&k), Gate::Open);
+        let (db, _) = other.load().expect("load");
+        assert!(!db.in_grace());
+        assert!(db.may_grant("b"));
+        assert_eq!(look(&k), Gate::Open);
+
+        // Another head needing grace closes the gate at the next look,
+        // and b is marked enforcing only with its gate closed.
+        other.update(|db| db.start("c")).expect("c needs grace");
+        assert_eq!(look(&k), Gate::Grace);
+        let (db, _) = other.load().expect("load");
+        assert!(db.all_enforcing(["b", "c"]));
+        assert!(!db.may_grant("b"));
+    }
+
+    #[test]
+    fn a_lift_that_could_not_be_written_is_tried_again() {
+        let Some(c) = EtcdCluster::start(1) else {
+            return;
+        };
+        let cfg = c.config("k", "b", LEASE);
+        let e = Etcd::connect(&cfg).expect("connect");
+        let m = Membership::join(&e, &cfg, "127.0.0.1:2049").expect("join");
+        let k = GraceKeeper::new(
+            Grace::new(&e, "k").expect("grace").fenced(m.fence()),
+            "b".into(),
+        );
+        k.start_grace(|db| db.start("b")).expect("start");
+        m.leave().expect("leave");
+        k.lifted();
+        assert!(matches!(k.step(), Err(ClusterError::Fenced(_))));
+        assert!(
+            k.lift.load(Ordering::Acquire),
+            "the lift is still pending for the next look"
+        );
+    }
 }
