@@ -74,8 +74,16 @@ wait_port() {
 snapshot() {
     [ -n "$METRICS" ] || return 0
     curl -sf -H "Authorization: Bearer ${S3_METRICS_TOKEN:-}" "$METRICS" |
-        sed -n 's/^api_s3_request_counter{api_endpoint="\([A-Za-z]*\)"[^}]*} \([0-9.e+]*\)$/\1 \2/p'
+        sed -n 's/^api_s3_request_counter{api_endpoint="\([A-Za-z0-9]*\)"[^}]*} \([0-9.e+]*\)$/\1 \2/p'
 }
+
+# Items of a result and their rate: the streaming workloads count bytes
+# (items 0), reported here in MiB.
+AMOUNT='import json, sys
+def amount(r):
+    if r["item_unit"] == "bytes":
+        return r["bytes"] / 2**20, "MiB", r["mib_per_s"]
+    return r["items"], r["item_unit"], r["items_per_s"]'
 
 # bench LABEL PORT EXPORT: every workload, with the requests each cost.
 bench() {
@@ -106,7 +114,9 @@ if a:
     rec["s3_requests"] = {k: int(v) for k, v in req.items()}
 print(json.dumps(rec))
 PY
-        tail -n 1 "$OUT/results.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["label"], r["workload"], r["items"], r["item_unit"], round(r["items_per_s"],1), "/s", r.get("s3_requests",""), "errors", r["errors"])'
+        tail -n 1 "$OUT/results.jsonl" | python3 -c "$AMOUNT"'
+r=json.load(sys.stdin); n, unit, rate = amount(r)
+print(r["label"], r["workload"], round(n, 1), unit, round(rate, 1), "/s", r.get("s3_requests",""), "errors", r["errors"])'
     done
 }
 
@@ -142,14 +152,15 @@ bench s3fs-ganesha "$GPORT" /export
 {
     echo "| server | workload | items | per s | PUT | GET | LIST | HEAD | other | errors |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
-    python3 - "$OUT/results.jsonl" <<'PY'
-import json, sys
+    python3 - "$OUT/results.jsonl" <<PY
+$AMOUNT
 for line in open(sys.argv[1]):
     r = json.loads(line)
     q = r.get("s3_requests")
-    n = max(int(r["items"]), 1)
+    items, unit, rate = amount(r)
+    n = max(items, 1)
     per = (lambda k: f"{q[k] / n:.2f}") if q else (lambda k: "-")
-    print(f"| {r['label']} | {r['workload']} | {r['items']} {r['item_unit']} | {r['items_per_s']:.1f} | "
+    print(f"| {r['label']} | {r['workload']} | {items:g} {unit} | {rate:.1f} | "
           f"{per('put')} | {per('get')} | {per('list')} | {per('head')} | {per('other')} | {r['errors']} |")
 PY
 } | tee "$OUT/summary.md"
