@@ -627,10 +627,13 @@ impl GssServer {
             tracing::warn!(%client, principal = %identity.principal, error = %e, "RPCSEC_GSS header checksum does not verify (RPCSEC_GSS_CREDPROBLEM)");
             return Decision::AuthError(AuthStat::CredProblem);
         }
-        match lock(&entry.value.window).check(cred.seq) {
-            Seen::Fresh => {}
+        let mut window = lock(&entry.value.window);
+        match window.check(cred.seq) {
+            Seen::Fresh => drop(window),
             seen => {
-                tracing::info!(%client, principal = %identity.principal, seq = cred.seq, ?seen, "RPCSEC_GSS call dropped: sequence number replayed or outside the window");
+                let highest = window.top();
+                drop(window);
+                tracing::info!(%client, principal = %identity.principal, seq = cred.seq, ?highest, ?seen, "RPCSEC_GSS call dropped: sequence number replayed or outside the window");
                 return Decision::Drop;
             }
         }

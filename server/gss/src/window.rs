@@ -8,12 +8,23 @@
 //! forger cannot move it.
 
 /// Sequence numbers a context accepts out of order, advertised as
-/// `seq_window` in `rpc_gss_init_res`. A client keeps at most this many
-/// calls outstanding per context; it is the transport's per-connection
-/// limit of requests in flight by default (128).
-pub const SEQ_WINDOW: u32 = 128;
+/// `seq_window` in `rpc_gss_init_res`.
+///
+/// The window must cover the reordering of the server itself, not only
+/// the client's calls outstanding: a connection's calls are checked by
+/// several runner threads, and while one runner is descheduled between
+/// taking a call and checking it, the others go on serving the client's
+/// other slots, whose sequence numbers keep rising. With a window of 128
+/// a pipelined client (16 slots, one context per connection) had calls
+/// dropped as too old on a loaded two-core machine (a stall of about 130
+/// calls, some 40 ms), and without a reply it waits for its timeout.
+/// 1024 tolerates eight times that stall for 128 bytes per context.
+pub const SEQ_WINDOW: u32 = 1024;
 
-const _: () = assert!(SEQ_WINDOW as usize <= u128::BITS as usize && SEQ_WINDOW > 0);
+/// Words of the bitmap.
+const WORDS: usize = SEQ_WINDOW as usize / 64;
+
+const _: () = assert!(SEQ_WINDOW > 0 && SEQ_WINDOW % 64 == 0);
 
 /// What the window says about a sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +42,9 @@ pub enum Seen {
 pub struct SeqWindow {
     /// Highest sequence number seen, if any.
     top: Option<u32>,
-    /// Bit `i` set: `top - i` has been seen.
-    bits: u128,
+    /// Bit `i` (bit `i % 64` of word `i / 64`) set: `top - i` has been
+    /// seen.
+    bits: [u64; WORDS],
 }
 
 impl SeqWindow {
@@ -41,21 +53,24 @@ impl SeqWindow {
         SeqWindow::default()
     }
 
+    /// The highest sequence number seen, if any (for the log line of a
+    /// dropped call).
+    pub fn top(&self) -> Option<u32> {
+        self.top
+    }
+
     /// Records `seq` if it is fresh.
     pub fn check(&mut self, seq: u32) -> Seen {
         let Some(top) = self.top else {
             self.top = Some(seq);
-            self.bits = 1;
+            self.bits = [0; WORDS];
+            self.bits[0] = 1;
             return Seen::Fresh;
         };
         if seq > top {
             let shift = seq - top;
-            self.bits = if shift >= u128::BITS {
-                0
-            } else {
-                self.bits << shift
-            };
-            self.bits |= 1;
+            self.shift(shift);
+            self.bits[0] |= 1;
             self.top = Some(seq);
             return Seen::Fresh;
         }
@@ -63,12 +78,32 @@ impl SeqWindow {
         if behind >= SEQ_WINDOW {
             return Seen::TooOld;
         }
-        let bit = 1u128 << behind;
-        if self.bits & bit != 0 {
+        let (word, bit) = ((behind / 64) as usize, 1u64 << (behind % 64));
+        if self.bits[word] & bit != 0 {
             return Seen::Replay;
         }
-        self.bits |= bit;
+        self.bits[word] |= bit;
         Seen::Fresh
+    }
+
+    /// Moves the window up by `n` numbers: bit `i` becomes bit `i + n`.
+    fn shift(&mut self, n: u32) {
+        if n >= SEQ_WINDOW {
+            self.bits = [0; WORDS];
+            return;
+        }
+        let (words, bits) = ((n / 64) as usize, n % 64);
+        for i in (0..WORDS).rev() {
+            let mut v = if i >= words {
+                self.bits[i - words] << bits
+            } else {
+                0
+            };
+            if bits > 0 && i > words {
+                v |= self.bits[i - words - 1] >> (64 - bits);
+            }
+            self.bits[i] = v;
+        }
     }
 }
 
@@ -108,7 +143,7 @@ mod tests {
             let mut cur = 1000u32;
             for _ in 0..2000 {
                 state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                let step = (state >> 16) % 300;
+                let step = (state >> 16) % (3 * SEQ_WINDOW);
                 cur = if state & 1 == 0 {
                     cur + step
                 } else {
