@@ -24,7 +24,7 @@ pub const SEQ_WINDOW: u32 = 1024;
 /// Words of the bitmap.
 const WORDS: usize = SEQ_WINDOW as usize / 64;
 
-const _: () = assert!(SEQ_WINDOW > 0 && SEQ_WINDOW % 64 == 0);
+const _: () = assert!(SEQ_WINDOW > 0 && SEQ_WINDOW.is_multiple_of(64));
 
 /// What the window says about a sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
