@@ -69,6 +69,13 @@ pub struct S3Config {
     /// Multipart part size: a file larger than this is uploaded in parts
     /// as it is written, and each part is sent once.
     pub part_size: u64,
+    /// Staged bytes kept behind the end of a file being written before
+    /// whole parts go out, so that writes arriving out of order still land
+    /// in local data. A write below what was already sent as parts makes
+    /// the store publish the object and read it back, so this must cover
+    /// what a client keeps in flight: Linux sends up to one 1 MiB WRITE
+    /// per session slot (64 slots here).
+    pub reorder_room: u64,
     /// Objects a directory rename moves one by one; past it the rename
     /// fails with NFS4ERR_XDEV and the client copies.
     pub dir_rename_max: u64,
@@ -113,6 +120,7 @@ impl Default for S3Config {
             spool_max: DEFAULT_SPOOL,
             staged_files_max: 4096,
             part_size: DEFAULT_PART,
+            reorder_room: DEFAULT_REORDER,
             dir_rename_max: 1000,
             readahead_max: 4 << 20,
             readahead_cache: 64 << 20,
@@ -128,9 +136,11 @@ const DEFAULT_PART: u64 = 8 << 20;
 const DEFAULT_MEM_FILE: u64 = 1 << 20;
 const DEFAULT_MEM_TOTAL: u64 = 64 << 20;
 const DEFAULT_SPOOL: u64 = 4 << 30;
+const DEFAULT_REORDER: u64 = 64 << 20;
 const _: () = assert!(DEFAULT_PART >= S3_MIN_PART && DEFAULT_PART <= S3_MAX_PART);
 const _: () = assert!(DEFAULT_MEM_FILE <= DEFAULT_MEM_TOTAL);
 const _: () = assert!(DEFAULT_SPOOL >= 2 * DEFAULT_PART);
+const _: () = assert!(DEFAULT_SPOOL >= DEFAULT_PART + DEFAULT_REORDER);
 
 impl S3Config {
     /// Checks the values; a bad one is a [`StoreError::Setup`] naming it.
@@ -159,6 +169,11 @@ impl S3Config {
         }
         if self.spool_max < 2 * self.part_size {
             return bad("spool_max must hold at least two parts");
+        }
+        if self.reorder_room < self.part_size
+            || self.spool_max < self.part_size.saturating_add(self.reorder_room)
+        {
+            return bad("reorder_room must be at least part_size, and spool_max hold a part more");
         }
         if self.staged_files_max == 0
             || self.list_cache_pages == 0

@@ -1220,10 +1220,12 @@ impl Store for S3Store {
         g.meta.mtime = Some(t);
         g.meta.ctime = Some(t);
         g.dirty = true;
-        // Bound local data: whole parts go out as soon as a part's worth
-        // more has arrived behind them (room for reordered writes).
-        if g.buf.len() >= 2 * self.cfg.part_size && g.buf.len() + g.sent >= g.size {
-            self.send_parts(&mut g, self.cfg.part_size)?;
+        // Bound local data: whole parts go out once more than the reorder
+        // room has arrived behind them, so writes still in flight from the
+        // client land in local data (S3Config::reorder_room).
+        let room = self.cfg.reorder_room;
+        if g.buf.len() >= self.cfg.part_size + room && g.buf.len() + g.sent >= g.size {
+            self.send_parts(&mut g, room)?;
         }
         if stability != Stability::Unstable {
             self.commit_stage(&mut g)?;

@@ -371,6 +371,50 @@ fn periodic_commits_send_each_byte_about_once() {
     assert_eq!(s.staged_bytes(), (0, 0));
 }
 
+/// WRITEs a client keeps in flight arrive out of order; within the
+/// reorder room they land in staged data, and each byte is sent once
+/// (a write below what already left as parts would make the store publish
+/// the object and read it back).
+#[test]
+fn writes_out_of_order_within_the_reorder_room_are_sent_once() {
+    let Some(srv) = server() else { return };
+    let s = open(S3Config {
+        reorder_room: 10 << 20,
+        ..srv.config()
+    });
+    s.create_file(&p(""), &n("ooo"), 0o644, OWNER, true)
+        .expect("create");
+    s.open(&p("ooo"), true).expect("open");
+    let chunk = 1usize << 20;
+    let body = data(40 << 20, 9);
+    // Chunks in groups of 8, each group sent last to first: up to 7 MiB
+    // below the highest offset written.
+    let mut order: Vec<usize> = Vec::new();
+    for g in (0..40).step_by(8) {
+        order.extend((g..g + 8).rev());
+    }
+    let before = s.bytes_sent();
+    for i in order {
+        s.write(
+            &p("ooo"),
+            (i * chunk) as u64,
+            &body[i * chunk..(i + 1) * chunk],
+            Stability::Unstable,
+        )
+        .expect("write");
+        let (mem, spool) = s.staged_bytes();
+        assert!(
+            mem + spool <= (5 << 20) + (10 << 20) + 8 * chunk as u64,
+            "staging bounded: {mem} + {spool}"
+        );
+    }
+    s.close(&p("ooo")).expect("close");
+    let sent = s.bytes_sent() - before;
+    assert_eq!(sent, body.len() as u64, "each byte sent once");
+    assert_eq!(read_all(&s, "ooo"), body);
+    assert_eq!(s.staged_bytes(), (0, 0));
+}
+
 #[test]
 fn committed_upload_survives_a_crash() {
     let Some(srv) = server() else { return };

@@ -160,6 +160,8 @@ impl Server {
             spool_dir: self.spool.path().to_path_buf(),
             attr_ttl_ms: 0,
             part_size: 5 << 20,
+            // One part of room: the staging bounds the tests check.
+            reorder_room: 5 << 20,
             spool_max: 64 << 20,
             retries: 2,
             request_timeout_ms: 5000,
