@@ -33,38 +33,66 @@ struct Fixture {
 /// A server with one export at "/" over a local store; `extra` adds lines
 /// to the export's configuration.
 fn fixture(extra: &str) -> Fixture {
-    fixture_with(extra, |dir| {
-        Arc::new(LocalStore::open(dir).expect("local store")) as Arc<dyn Store>
-    })
+    fixture_with(extra, local_store)
 }
 
 fn fixture_with(extra: &str, store: impl FnOnce(&Path) -> Arc<dyn Store>) -> Fixture {
+    fixture_in(extra, store, nfs4d_kv::MemKv::new())
+}
+
+/// A fixture whose map lives in `kv` (see [`restart`]).
+fn fixture_on(kv: &nfs4d_kv::MemKv) -> Fixture {
+    fixture_in("", local_store, kv.clone())
+}
+
+fn fixture_in(
+    extra: &str,
+    store: impl FnOnce(&Path) -> Arc<dyn Store>,
+    kv: nfs4d_kv::MemKv,
+) -> Fixture {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).expect("data dir");
-    let cfg = Config::parse(&format!(
-        "[[export]]\npath = \"/\"\ndir = \"{}\"\n{extra}\n",
-        data.display()
-    ))
-    .expect("config");
-    let srv = Server::new(Parts {
-        cfg,
-        stores: vec![(store(&data), data.clone())],
-        kv: Arc::new(nfs4d_kv::MemKv::new()),
-        mac_key: [7; 16],
-        clock: Arc::new(ManualClock::default()),
-        idmap: Arc::new(crate::idmap::NumericIds),
-        callbacks: Arc::new(NoCallbacks),
-        instance: 1,
-        host: "test".into(),
-        cluster: None,
-    })
-    .expect("server");
+    let srv = server_on(&data, extra, store(&data), kv, 1);
     Fixture {
         _tmp: tmp,
         data,
         srv,
     }
+}
+
+/// The server of a fixture: one export at "/" backed by `store` over
+/// `data`, its map in `kv` (clones share it, so a later server with the
+/// same `kv` is a restart), `instance` telling the starts apart.
+fn server_on(
+    data: &Path,
+    extra: &str,
+    store: Arc<dyn Store>,
+    kv: nfs4d_kv::MemKv,
+    instance: u32,
+) -> Server {
+    let cfg = Config::parse(&format!(
+        "[[export]]\npath = \"/\"\ndir = \"{}\"\n{extra}\n",
+        data.display()
+    ))
+    .expect("config");
+    Server::new(Parts {
+        cfg,
+        stores: vec![(store, data.to_path_buf())],
+        kv: Arc::new(kv),
+        mac_key: [7; 16],
+        clock: Arc::new(ManualClock::default()),
+        idmap: Arc::new(crate::idmap::NumericIds),
+        callbacks: Arc::new(NoCallbacks),
+        instance,
+        host: "test".into(),
+        cluster: None,
+    })
+    .expect("server")
+}
+
+fn local_store(data: &Path) -> Arc<dyn Store> {
+    Arc::new(LocalStore::open(data).expect("local store"))
 }
 
 impl Fixture {
@@ -999,59 +1027,8 @@ fn async_exports_sync_in_the_background() {
 fn restart(f: Fixture, kv: &nfs4d_kv::MemKv) -> Fixture {
     let Fixture { _tmp, data, srv } = f;
     drop(srv);
-    let cfg = Config::parse(&format!(
-        "[[export]]\npath = \"/\"\ndir = \"{}\"\n",
-        data.display()
-    ))
-    .expect("config");
-    let srv = Server::new(Parts {
-        cfg,
-        stores: vec![(
-            Arc::new(LocalStore::open(&data).expect("local store")) as Arc<dyn Store>,
-            data.clone(),
-        )],
-        kv: Arc::new(kv.clone()),
-        mac_key: [7; 16],
-        clock: Arc::new(ManualClock::default()),
-        idmap: Arc::new(crate::idmap::NumericIds),
-        callbacks: Arc::new(NoCallbacks),
-        instance: 2,
-        host: "test".into(),
-        cluster: None,
-    })
-    .expect("server restarts");
+    let srv = server_on(&data, "", local_store(&data), kv.clone(), 2);
     Fixture { _tmp, data, srv }
-}
-
-fn fixture_on(kv: &nfs4d_kv::MemKv) -> Fixture {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("data");
-    std::fs::create_dir(&data).expect("data dir");
-    let f = Fixture {
-        _tmp: tmp,
-        data: data.clone(),
-        srv: Server::new(Parts {
-            cfg: Config::parse(&format!(
-                "[[export]]\npath = \"/\"\ndir = \"{}\"\n",
-                data.display()
-            ))
-            .expect("config"),
-            stores: vec![(
-                Arc::new(LocalStore::open(&data).expect("local store")) as Arc<dyn Store>,
-                data.clone(),
-            )],
-            kv: Arc::new(kv.clone()),
-            mac_key: [7; 16],
-            clock: Arc::new(ManualClock::default()),
-            idmap: Arc::new(crate::idmap::NumericIds),
-            callbacks: Arc::new(NoCallbacks),
-            instance: 1,
-            host: "test".into(),
-            cluster: None,
-        })
-        .expect("server"),
-    };
-    f
 }
 
 #[test]
