@@ -89,7 +89,12 @@ drive_guest() {
             console=$(ls "$log_dir"/kclient-*/console.log 2>/dev/null | head -n 1)
             [ -z "$console" ] && { sleep 0.2; continue; }
         fi
-        mapfile -t syncs < <(tr -d '\r' <"$console" | grep -a '^KCLIENT-SYNC ')
+        # Only whole lines: the guest may be half way through writing one
+        # (the console is read while it grows), and a cut line would reach
+        # ON_SYNC with fields missing and count as handled.
+        cp "$console" "$work/console.snap"
+        [ -n "$(tail -c 1 "$work/console.snap")" ] && sed -i '$d' "$work/console.snap"
+        mapfile -t syncs < <(tr -d '\r' <"$work/console.snap" | grep -a '^KCLIENT-SYNC ')
         while [ "$handled" -lt "${#syncs[@]}" ]; do
             sync_line=${syncs[$handled]}
             handled=$((handled + 1))
