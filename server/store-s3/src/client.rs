@@ -8,6 +8,7 @@
 //! transport and the same AWS credential chain (reqsign, as OpenDAL's own
 //! S3 service uses it).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,8 +51,47 @@ pub(crate) struct Part {
     pub len: u64,
 }
 
+/// Requests this store sent to the S3 server, by kind (one per request
+/// made, retries not counted): what the tests pin the write path's cost
+/// on.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Requests {
+    /// HeadObject (objects and markers).
+    pub head: u64,
+    /// GetObject (ranged).
+    pub get: u64,
+    /// PutObject (objects and markers).
+    pub put: u64,
+    pub copy: u64,
+    pub delete: u64,
+    pub list: u64,
+    pub mpu_create: u64,
+    pub mpu_part: u64,
+    pub mpu_complete: u64,
+    pub mpu_abort: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    head: AtomicU64,
+    get: AtomicU64,
+    put: AtomicU64,
+    copy: AtomicU64,
+    delete: AtomicU64,
+    list: AtomicU64,
+    mpu_create: AtomicU64,
+    mpu_part: AtomicU64,
+    mpu_complete: AtomicU64,
+    mpu_abort: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
 pub(crate) struct Client {
     pub op: Operator,
+    counts: Counters,
     transport: HttpTransporter,
     signer: Signer<Credential>,
     /// `scheme://host[:port]` and the path before the key (`/bucket` in
@@ -141,13 +181,32 @@ impl Client {
             base,
             retries: cfg.retries,
             timeout,
+            counts: Counters::default(),
         })
+    }
+
+    pub fn requests(&self) -> Requests {
+        let c = &self.counts;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Requests {
+            head: l(&c.head),
+            get: l(&c.get),
+            put: l(&c.put),
+            copy: l(&c.copy),
+            delete: l(&c.delete),
+            list: l(&c.list),
+            mpu_create: l(&c.mpu_create),
+            mpu_part: l(&c.mpu_part),
+            mpu_complete: l(&c.mpu_complete),
+            mpu_abort: l(&c.mpu_abort),
+        }
     }
 
     // --- OpenDAL -------------------------------------------------------------
 
     /// HEAD of a file key; `None` when absent.
     pub async fn head(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
+        bump(&self.counts.head);
         match self.op.stat(key).await {
             Ok(m) => Ok(Some(ObjInfo {
                 key: key.to_string(),
@@ -164,6 +223,7 @@ impl Client {
     /// Bytes `[off, off + len)` of `key`, only if its ETag is still `etag`
     /// (else [`StoreError::Stale`]).
     pub async fn get_range(&self, key: &str, off: u64, len: u64, etag: &str) -> StoreResult<Bytes> {
+        bump(&self.counts.get);
         let mut r = self.op.read_with(key).range(off..off + len);
         if !etag.is_empty() {
             r = r.if_match(etag);
@@ -177,6 +237,7 @@ impl Client {
 
     /// PUT of a whole file object with its metadata; returns the ETag.
     pub async fn put(&self, key: &str, data: Buffer, meta: &Meta) -> StoreResult<String> {
+        bump(&self.counts.put);
         let m = self
             .op
             .write_with(key, data)
@@ -188,6 +249,7 @@ impl Client {
     }
 
     pub async fn delete(&self, key: &str) -> StoreResult<()> {
+        bump(&self.counts.delete);
         self.op
             .delete(key)
             .await
@@ -204,6 +266,7 @@ impl Client {
         recursive: bool,
     ) -> StoreResult<(Vec<ListItem>, bool)> {
         use futures::TryStreamExt;
+        bump(&self.counts.list);
         let what = || format!("LIST {prefix}");
         let mut l = self
             .op
@@ -332,6 +395,7 @@ impl Client {
     /// directory and answers its stat from a listing, without the
     /// marker's metadata, so this request is sent as is.
     pub async fn head_marker(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
+        bump(&self.counts.head);
         let url = self.url(key, "");
         let r = self
             .send(&format!("HEAD {key}"), || {
@@ -375,6 +439,7 @@ impl Client {
     /// PUT of a zero-byte `dir/` marker carrying s3fs metadata (OpenDAL's
     /// `create_dir` takes no metadata).
     pub async fn put_marker(&self, key: &str, meta: &Meta) -> StoreResult<()> {
+        bump(&self.counts.put);
         let url = self.url(key, "");
         self.send(&format!("PUT {key}"), || {
             let b = Request::builder()
@@ -400,6 +465,7 @@ impl Client {
         meta: &Meta,
         content_type: &str,
     ) -> StoreResult<()> {
+        bump(&self.counts.copy);
         let url = self.url(to, "");
         let source = format!("/{}", self.source_path(from));
         self.send(&format!("COPY {from} -> {to}"), || {
@@ -441,6 +507,7 @@ impl Client {
 
     /// Starts a multipart upload of `key` with its metadata.
     pub async fn mpu_create(&self, key: &str, meta: &Meta) -> StoreResult<String> {
+        bump(&self.counts.mpu_create);
         let url = self.url(key, "uploads");
         let (_, body) = self
             .send(&format!("CreateMultipartUpload {key}"), || {
@@ -472,6 +539,7 @@ impl Client {
         number: u32,
         data: Bytes,
     ) -> StoreResult<String> {
+        bump(&self.counts.mpu_part);
         let q = format!(
             "partNumber={number}&uploadId={}",
             utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
@@ -501,6 +569,7 @@ impl Client {
         upload_id: &str,
         parts: &[Part],
     ) -> StoreResult<()> {
+        bump(&self.counts.mpu_complete);
         let q = format!(
             "uploadId={}",
             utf8_percent_encode(upload_id, NON_ALPHANUMERIC)
@@ -529,6 +598,7 @@ impl Client {
     }
 
     pub async fn mpu_abort(&self, key: &str, upload_id: &str) -> StoreResult<()> {
+        bump(&self.counts.mpu_abort);
         let q = format!(
             "uploadId={}",
             utf8_percent_encode(upload_id, NON_ALPHANUMERIC)

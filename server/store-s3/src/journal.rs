@@ -32,6 +32,11 @@ pub(crate) enum Record {
         size: u64,
         meta: Vec<(String, String)>,
         tail: String,
+        /// Segment size of the tail: `[sent, size)` is in the files
+        /// `{tail}.{offset / seg}`. Zero in records of earlier versions,
+        /// whose tail is the one file `tail`.
+        #[serde(default)]
+        seg: u64,
     },
     Rename {
         /// (source key, target key); markers included.
@@ -68,10 +73,6 @@ impl Journal {
     /// Directory of staged data files.
     pub fn data_dir(&self) -> &Path {
         &self.data
-    }
-
-    pub fn data_path(&self, name: &str) -> PathBuf {
-        self.data.join(name)
     }
 
     /// Writes (or replaces) record `name` durably.

@@ -31,5 +31,6 @@ mod rt;
 mod stage;
 mod store;
 
+pub use client::Requests;
 pub use config::{S3Config, S3_MAX_LIST_PAGE, S3_MAX_PART, S3_MAX_PARTS, S3_MIN_PART};
 pub use store::S3Store;

@@ -17,10 +17,23 @@ use crate::config::{S3Config, S3_MAX_PARTS};
 use crate::journal::{Journal, Record};
 use crate::meta::{self, full_mode, Meta, ObjInfo, S_IFMT, S_IFREG};
 use crate::rt::Rt;
-use crate::stage::{Budgets, Buf, Stage};
+use crate::stage::{seg_name, Budgets, Buf, Segs, Stage, Taken};
 
 /// Longest symlink target read back (PATH_MAX).
 const SYMLINK_MAX: u64 = 4096;
+
+/// Parts of one file uploaded at once. Each holds a part's data in memory
+/// while it is sent; more in flight would only queue at the S3 server.
+const UPLOADS_PER_FILE: u32 = 4;
+
+/// A part taken out of a stage, to be uploaded without the stage's lock.
+struct Job {
+    key: String,
+    upload_id: String,
+    number: u32,
+    len: u64,
+    data: Taken,
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -105,6 +118,11 @@ pub struct S3Store {
     /// (`list_markers == false`), with their metadata.
     made_dirs: Mutex<BTreeMap<String, Meta>>,
     stages: Mutex<HashMap<String, Arc<Mutex<Stage>>>>,
+    /// Keys whose stage is being made: the first WRITEs of a file arrive
+    /// together, and one of them makes the stage (its lookups are S3
+    /// requests) while the others wait, rather than each looking the
+    /// object up and arriving late, out of order.
+    making: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     budgets: Budgets,
     windows: Mutex<TtlCache<String, Arc<Window>>>,
     window_bytes: AtomicU64,
@@ -114,6 +132,10 @@ pub struct S3Store {
     /// Fault injection for tests: a directory rename stops after this
     /// many objects, as a crash would.
     fail_after_moves: AtomicU64,
+    /// Test hooks of the part uploads: this many fail as a lost
+    /// connection would; while `hold` is set, uploads wait.
+    fail_uploads: AtomicU64,
+    hold_uploads: (Mutex<bool>, std::sync::Condvar),
 }
 
 impl S3Store {
@@ -138,11 +160,14 @@ impl S3Store {
             bumps: Mutex::new(TtlCache::new(cfg.attr_cache_entries)),
             made_dirs: Mutex::new(BTreeMap::new()),
             stages: Mutex::new(HashMap::new()),
+            making: Mutex::new(HashMap::new()),
             windows: Mutex::new(TtlCache::new(256)),
             window_bytes: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             sent_bytes: AtomicU64::new(0),
             fail_after_moves: AtomicU64::new(u64::MAX),
+            fail_uploads: AtomicU64::new(0),
+            hold_uploads: Default::default(),
             cfg,
             root,
             rt,
@@ -180,6 +205,48 @@ impl S3Store {
     #[doc(hidden)]
     pub fn fail_renames_after(&self, n: u64) {
         self.fail_after_moves.store(n, Ordering::Relaxed);
+    }
+
+    /// Requests sent to the S3 server so far, by kind.
+    pub fn requests(&self) -> crate::client::Requests {
+        self.c.requests()
+    }
+
+    /// Test hook: the next `n` part uploads fail (Transient), as a lost
+    /// connection would make them.
+    #[doc(hidden)]
+    pub fn fail_uploads(&self, n: u64) {
+        self.fail_uploads.store(n, Ordering::Relaxed);
+    }
+
+    /// Test hook: while `hold` is true, part uploads wait before they are
+    /// sent.
+    #[doc(hidden)]
+    pub fn hold_uploads(&self, hold: bool) {
+        *lock(&self.hold_uploads.0) = hold;
+        self.hold_uploads.1.notify_all();
+    }
+
+    fn upload_gate(&self) -> StoreResult<()> {
+        let mut held = lock(&self.hold_uploads.0);
+        while *held {
+            held = self
+                .hold_uploads
+                .1
+                .wait(held)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        drop(held);
+        let injected = self
+            .fail_uploads
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if injected {
+            return Err(StoreError::Transient(
+                "part upload failed (test hook)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Bytes of staged data held in memory and in the spool.
@@ -423,6 +490,24 @@ impl S3Store {
         if let Some(st) = self.stage_of(&key) {
             return Ok(st);
         }
+        let gate = lock(&self.making).entry(key.clone()).or_default().clone();
+        let held = lock(&gate);
+        let r = match self.stage_of(&key) {
+            Some(st) => Ok(st),
+            None => self.make_stage(p, &key, load),
+        };
+        drop(held);
+        let mut making = lock(&self.making);
+        // The last one through removes the gate (the map stays bounded by
+        // the WRITEs waiting).
+        if Arc::strong_count(&gate) == 2 {
+            making.remove(&key);
+        }
+        r
+    }
+
+    fn make_stage(&self, p: &RelPath, key: &str, load: bool) -> StoreResult<Arc<Mutex<Stage>>> {
+        let key = key.to_string();
         let info = match self.node(p)? {
             Node::Dir(_) => return Err(StoreError::IsDir),
             Node::File(info) => info,
@@ -455,6 +540,13 @@ impl S3Store {
             opens: 0,
             journal: None,
             data_name: format!("{}-{n}", std::process::id()),
+            high: 0,
+            written: Vec::new(),
+            committed: 0,
+            uploading: 0,
+            failed: Vec::new(),
+            held: Default::default(),
+            cv: Default::default(),
         };
         if load && info.size > 0 {
             self.load_base(&mut st, &info)?;
@@ -480,7 +572,8 @@ impl S3Store {
             if b.is_empty() {
                 break;
             }
-            st.buf.write_at(off, &b)?;
+            st.buf.write_at(off, &b, &self.j)?;
+            st.mark_written(off, off + b.len() as u64);
             off += b.len() as u64;
         }
         Ok(())
@@ -507,15 +600,14 @@ impl S3Store {
             if !self.budgets.take(true, new_len) {
                 return Err(StoreError::Transient("spool full".into()));
             }
-            let file = self.j.open_data(&st.data_name)?;
-            file.set_len(0).map_err(crate::stage::spool_err)?;
-            let mut fb = Buf::File {
-                file,
-                name: st.data_name.clone(),
-                len: 0,
-            };
+            // Local data starts at `sent`, a whole number of parts.
+            let mut fb = Buf::File(Segs::new(&st.data_name, self.cfg.part_size, st.sent));
             if let Buf::Mem(v) = &st.buf {
-                fb.write_at(0, v)?;
+                if let Err(e) = fb.write_at(0, v, &self.j) {
+                    fb.remove_files(&self.j);
+                    self.budgets.give(true, new_len);
+                    return Err(e);
+                }
             }
             self.budgets.give(false, cur);
             st.buf = fb;
@@ -534,85 +626,272 @@ impl S3Store {
         let n = st.buf.len();
         let file = st.buf.is_file();
         self.budgets.give(file, n);
-        if file {
-            self.j.remove_data(&st.data_name);
-        }
+        st.buf.remove_files(&self.j);
         st.buf = Buf::Mem(Vec::new());
+        self.drop_held(st, u32::MAX);
+        for (_, t) in std::mem::take(&mut st.failed) {
+            self.drop_taken(t);
+        }
     }
 
-    /// Uploads whole parts of the local data while more than `keep` bytes
-    /// would stay local; every part is sent once.
-    fn send_parts(&self, st: &mut Stage, keep: u64) -> StoreResult<()> {
+    /// Frees the spool segment or memory of a part that is in the store
+    /// (or abandoned).
+    fn drop_taken(&self, t: Taken) {
+        match t {
+            Taken::Seg { name, .. } => {
+                self.j.remove_data(&name);
+                self.budgets.give(true, self.cfg.part_size);
+            }
+            Taken::Mem(b) => self.budgets.give(false, b.len() as u64),
+        }
+    }
+
+    /// Removes the held segments of parts up to number `upto`.
+    fn drop_held(&self, st: &mut Stage, upto: u32) {
+        while let Some(e) = st.held.first_entry() {
+            if *e.key() > upto {
+                break;
+            }
+            let name = e.remove();
+            self.j.remove_data(&name);
+            self.budgets.give(true, self.cfg.part_size);
+        }
+    }
+
+    /// Takes whole parts out of the local data that end at or before file
+    /// offset `upto`, at most until `UPLOADS_PER_FILE` are under way, and
+    /// failed parts to send again. The caller uploads them without the
+    /// lock ([`S3Store::run_jobs`]); every part is sent once.
+    fn take_parts(&self, st: &mut Stage, upto: u64) -> StoreResult<Vec<Job>> {
         let part = self.cfg.part_size;
-        while st.buf.len() >= part && st.buf.len() - part >= keep {
+        let mut jobs = Vec::new();
+        while st.uploading < UPLOADS_PER_FILE {
+            let Some((number, data)) = st.failed.pop() else {
+                break;
+            };
+            jobs.push(self.job(st, number, data));
+        }
+        while st.uploading < UPLOADS_PER_FILE && st.buf.len() >= part && st.sent + part <= upto {
             if st.mpu.is_none() {
                 let id = self.block(self.c.mpu_create(&st.key, &st.meta))?;
                 st.mpu = Some((id, Vec::new()));
             }
-            let Some((id, parts)) = st.mpu.as_mut() else {
-                break;
-            };
-            let number = parts.len() as u32 + 1;
+            // Parts are whole segments: part n holds [(n-1) * part, n * part).
+            let number = (st.sent / part) as u32 + 1;
             if u64::from(number) >= S3_MAX_PARTS {
                 return Err(StoreError::TooBig);
             }
-            let mut data = Vec::with_capacity(part as usize);
-            st.buf.read_at(0, part as usize, &mut data)?;
-            let etag = self.block(self.c.mpu_part(&st.key, id, number, Bytes::from(data)))?;
-            self.sent_bytes.fetch_add(part, Ordering::Relaxed);
-            parts.push(Part {
-                number,
-                etag,
-                len: part,
-            });
-            let file = st.buf.is_file();
-            st.buf.drop_front(part, &self.j)?;
-            self.budgets.give(file, part);
+            let data = st.buf.take_front(part, &self.j)?;
             st.sent += part;
+            st.forget_below(st.sent);
+            jobs.push(self.job(st, number, data));
         }
-        Ok(())
+        Ok(jobs)
     }
 
-    /// Makes the stage's data durable: small files go to the store whole;
-    /// a large one sends its whole parts and journals the upload id, the
-    /// part ETags and the fsynced rest.
-    fn commit_stage(&self, st: &mut Stage) -> StoreResult<()> {
-        if !st.dirty {
+    fn job(&self, st: &mut Stage, number: u32, data: Taken) -> Job {
+        st.uploading += 1;
+        Job {
+            key: st.key.clone(),
+            upload_id: st.mpu.as_ref().map(|m| m.0.clone()).unwrap_or_default(),
+            number,
+            len: self.cfg.part_size,
+            data,
+        }
+    }
+
+    /// Uploads parts taken by [`S3Store::take_parts`], `UPLOADS_PER_FILE`
+    /// at a time, without holding the stage's lock, then records each
+    /// outcome in the stage. A failed part stays in the stage and is sent
+    /// again later; the first failure is returned.
+    fn run_jobs(&self, st: &Mutex<Stage>, jobs: Vec<Job>) -> StoreResult<()> {
+        let mut first_err = None;
+        let mut jobs = jobs.into_iter();
+        loop {
+            let batch: Vec<Job> = jobs.by_ref().take(UPLOADS_PER_FILE as usize).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let mut sends = Vec::with_capacity(batch.len());
+            for j in &batch {
+                sends.push(self.upload_gate().and_then(|()| j.data.read(j.len)));
+            }
+            let results: Vec<StoreResult<String>> = self.block(futures::future::join_all(
+                batch.iter().zip(sends.iter()).map(|(j, d)| async move {
+                    match d {
+                        Ok(d) => {
+                            self.c
+                                .mpu_part(&j.key, &j.upload_id, j.number, d.clone())
+                                .await
+                        }
+                        Err(e) => Err(e.clone()),
+                    }
+                }),
+            ));
+            drop(sends);
+            let mut g = lock(st);
+            for (j, r) in batch.into_iter().zip(results) {
+                if let Err(e) = self.record_upload(&mut g, j, r) {
+                    first_err.get_or_insert(e);
+                }
+            }
+            g.cv.notify_all();
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Records the outcome of one part's upload in the stage (its lock
+    /// held).
+    fn record_upload(&self, st: &mut Stage, j: Job, r: StoreResult<String>) -> StoreResult<()> {
+        st.uploading = st.uploading.saturating_sub(1);
+        if st.mpu.as_ref().map(|m| m.0.as_str()) != Some(j.upload_id.as_str()) {
+            // The upload was aborted or completed meanwhile (the file was
+            // removed or republished): the part is of no use.
+            self.drop_taken(j.data);
             return Ok(());
         }
-        if st.mpu.is_none() && st.size < self.cfg.part_size {
-            return self.publish(st);
-        }
-        self.send_parts(st, 0)?;
-        if !st.buf.is_file() {
-            // The rest must be on disk before COMMIT answers.
-            let len = st.buf.len();
-            self.reserve(st, self.cfg.stage_mem_file_max + 1)?;
-            st.buf.truncate(len)?;
-        }
-        st.buf.sync()?;
-        let Some((id, parts)) = st.mpu.clone() else {
-            return self.publish(st);
+        let etag = match r {
+            Ok(etag) => etag,
+            Err(e) => {
+                tracing::warn!(
+                    "s3: part {} of {} not sent: {e}; kept to send again",
+                    j.number,
+                    j.key
+                );
+                st.failed.push((j.number, j.data));
+                return Err(e);
+            }
         };
+        self.sent_bytes.fetch_add(j.len, Ordering::Relaxed);
+        if let Some((_, parts)) = st.mpu.as_mut() {
+            parts.push(Part {
+                number: j.number,
+                etag,
+                len: j.len,
+            });
+        }
+        match j.data {
+            // With a journal record, the segment stays until the record
+            // lists the part: a crash before that finds the data there.
+            Taken::Seg { name, .. } if st.journal.is_some() => {
+                st.held.insert(j.number, name);
+                self.write_record(st)
+            }
+            t => {
+                self.drop_taken(t);
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits (the lock released meanwhile) until no upload of the stage is
+    /// under way and no failed part is left, sending failed parts again.
+    fn settle<'a>(
+        &self,
+        st: &'a Mutex<Stage>,
+        mut g: MutexGuard<'a, Stage>,
+    ) -> StoreResult<MutexGuard<'a, Stage>> {
+        loop {
+            if !g.failed.is_empty() {
+                let jobs = self.take_parts(&mut g, 0)?;
+                drop(g);
+                self.run_jobs(st, jobs)?;
+                g = lock(st);
+                continue;
+            }
+            if g.uploading == 0 {
+                return Ok(g);
+            }
+            let cv = g.cv.clone();
+            g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Writes the stage's journal record: the parts in the store up to the
+    /// first one still missing, and the rest of the committed size in the
+    /// spool segments; then drops the segments the record no longer needs.
+    fn write_record(&self, st: &mut Stage) -> StoreResult<()> {
+        let Some((id, all)) = st.mpu.as_ref() else {
+            return Ok(());
+        };
+        let mut parts = all.clone();
+        parts.sort_by_key(|p| p.number);
+        let have = parts
+            .iter()
+            .enumerate()
+            .take_while(|(i, p)| p.number as usize == i + 1)
+            .count();
+        parts.truncate(have);
+        let sent = have as u64 * self.cfg.part_size;
         let name = format!("upload-{}", st.data_name);
         self.j.put(
             &name,
             &Record::Upload {
                 key: st.key.clone(),
-                upload_id: id,
+                upload_id: id.clone(),
                 parts,
-                sent: st.sent,
-                size: st.size,
+                sent,
+                size: st.committed.max(sent),
                 meta: st.meta.to_pairs(),
                 tail: st.data_name.clone(),
+                seg: self.cfg.part_size,
             },
         )?;
         st.journal = Some(name);
+        self.drop_held(st, have as u32);
         Ok(())
     }
 
-    /// Puts the stage's content in the store as the object.
+    /// Makes the stage's data durable: small files go to the store whole;
+    /// a large one sends its whole parts (without holding the lock) and
+    /// journals the upload id, the part ETags and the fsynced rest.
+    fn commit_stage(&self, st: &Mutex<Stage>) -> StoreResult<()> {
+        let mut g = loop {
+            let mut g = lock(st);
+            if !g.dirty {
+                return Ok(());
+            }
+            if g.mpu.is_none() && g.size < self.cfg.part_size {
+                let mut g = self.settle(st, g)?;
+                return self.publish(&mut g);
+            }
+            let jobs = self.take_parts(&mut g, u64::MAX)?;
+            if jobs.is_empty() {
+                if g.buf.len() < self.cfg.part_size {
+                    break g;
+                }
+                // Other WRITEs' uploads fill the file's share: wait for
+                // them, then send the rest.
+                drop(self.settle(st, g)?);
+                continue;
+            }
+            drop(g);
+            self.run_jobs(st, jobs)?;
+        };
+        // Parts other WRITEs took are in the store before the record is
+        // written (their segments hold committed data).
+        g = self.settle(st, g)?;
+        if !g.buf.is_file() {
+            // The rest must be on disk before COMMIT answers.
+            let len = g.buf.len();
+            let cap = self.cfg.stage_mem_file_max + 1;
+            self.reserve(&mut g, cap.max(len + 1))?;
+            g.buf.truncate(len, &self.j)?;
+            let grown = cap.max(len + 1) - len;
+            self.budgets.give(true, grown);
+        }
+        g.buf.sync()?;
+        if g.mpu.is_none() {
+            return self.publish(&mut g);
+        }
+        g.committed = g.size;
+        self.write_record(&mut g)
+    }
+
+    /// Puts the stage's content in the store as the object. No upload of
+    /// the stage may be under way ([`S3Store::settle`]).
     fn publish(&self, st: &mut Stage) -> StoreResult<()> {
+        debug_assert!(st.uploading == 0 && st.failed.is_empty());
         if !st.dirty && st.journal.is_none() {
             return Ok(());
         }
@@ -626,6 +905,7 @@ impl S3Store {
                 self.sent_bytes.fetch_add(n, Ordering::Relaxed);
             }
             Some((id, mut parts)) => {
+                parts.sort_by_key(|p| p.number);
                 let rest = st.size - st.sent;
                 if rest > 0 || parts.is_empty() {
                     let mut data = Vec::with_capacity(rest as usize);
@@ -661,6 +941,7 @@ impl S3Store {
         if let Some(name) = st.journal.take() {
             self.j.remove(&name)?;
         }
+        self.drop_held(st, u32::MAX);
         st.dirty = false;
         if st.sent > 0 {
             // The object holds everything and the local copy only its
@@ -676,7 +957,8 @@ impl S3Store {
     /// Publishes and forgets the stage of `key`, if any.
     fn flush_key(&self, key: &str) -> StoreResult<()> {
         if let Some(st) = self.stage_of(key) {
-            let mut g = lock(&st);
+            let g = lock(&st);
+            let mut g = self.settle(&st, g)?;
             self.publish(&mut g)?;
             self.release(&mut g);
             drop(g);
@@ -714,9 +996,11 @@ impl S3Store {
                     size,
                     meta,
                     tail,
+                    seg,
                 } => {
                     keep.insert(tail.clone());
-                    self.finish_upload(key, upload_id, parts, *sent, *size, meta, tail)
+                    let _ = meta;
+                    self.finish_upload(key, upload_id, parts, *sent, *size, tail, *seg)
                 }
                 Record::Rename { moves } => self.finish_moves(moves),
             };
@@ -725,7 +1009,6 @@ impl S3Store {
                     tracing::info!("s3 journal: finished {name} left by an earlier run");
                     self.j.remove(&name)?;
                     if let Record::Upload { tail, .. } = &rec {
-                        self.j.remove_data(tail);
                         keep.remove(tail);
                     }
                 }
@@ -742,7 +1025,9 @@ impl S3Store {
         if let Ok(rd) = std::fs::read_dir(self.j.data_dir()) {
             for ent in rd.flatten() {
                 let n = ent.file_name().to_string_lossy().into_owned();
-                if !keep.contains(&n) {
+                // A tail is one file (`tail`) or segments (`tail.N`).
+                let tail = n.rsplit_once('.').map_or(n.as_str(), |(t, _)| t);
+                if !keep.contains(&n) && !keep.contains(tail) {
                     let _ = std::fs::remove_file(ent.path());
                 }
             }
@@ -750,6 +1035,8 @@ impl S3Store {
         Ok(())
     }
 
+    /// Completes a journaled upload: sends `[sent, size)` from the spool
+    /// as the next parts, then completes it.
     #[allow(clippy::too_many_arguments)]
     fn finish_upload(
         &self,
@@ -758,24 +1045,47 @@ impl S3Store {
         parts: &[Part],
         sent: u64,
         size: u64,
-        meta_pairs: &[(String, String)],
         tail: &str,
+        seg: u64,
     ) -> StoreResult<()> {
-        let _ = meta_pairs;
         let mut parts = parts.to_vec();
-        let rest = size - sent;
-        if rest > 0 || parts.is_empty() {
-            let f = self.j.open_data(tail)?;
-            let mut data = vec![0u8; rest as usize];
-            std::os::unix::fs::FileExt::read_exact_at(&f, &mut data, 0)
-                .map_err(crate::stage::spool_err)?;
+        let rest = size.saturating_sub(sent);
+        // (file name, offset in it, length) of each part still to send.
+        let mut pieces = Vec::new();
+        if seg == 0 {
+            pieces.push((tail.to_string(), 0, rest));
+        } else {
+            let mut at = sent;
+            while at < size {
+                let n = (seg - at % seg).min(size - at);
+                pieces.push((seg_name(tail, at / seg), at % seg, n));
+                at += n;
+            }
+        }
+        if pieces.is_empty() && parts.is_empty() {
+            pieces.push((tail.to_string(), 0, 0));
+        }
+        for (file, off, len) in pieces {
+            let mut data = vec![0u8; len as usize];
+            if len > 0 {
+                let f = self.j.open_data(&file)?;
+                // Bytes never written read as zeros (a sparse file).
+                let mut done = 0;
+                while done < data.len() {
+                    match std::os::unix::fs::FileExt::read_at(
+                        &f,
+                        &mut data[done..],
+                        off + done as u64,
+                    ) {
+                        Ok(0) => break,
+                        Ok(n) => done += n,
+                        Err(e) => return Err(crate::stage::spool_err(e)),
+                    }
+                }
+            }
             let number = parts.len() as u32 + 1;
             let etag = self.block(self.c.mpu_part(key, upload_id, number, Bytes::from(data)))?;
-            parts.push(Part {
-                number,
-                etag,
-                len: rest,
-            });
+            parts.push(Part { number, etag, len });
         }
         match self.block(self.c.mpu_complete(key, upload_id, &parts)) {
             // The crash hit after the upload completed.
@@ -1139,6 +1449,7 @@ impl Store for S3Store {
         if g.opens > 0 {
             return Ok(());
         }
+        let mut g = self.settle(&st, g)?;
         self.publish(&mut g)?;
         self.release(&mut g);
         drop(g);
@@ -1170,6 +1481,7 @@ impl Store for S3Store {
             }
             // Reading what was already sent as parts: publish, then read
             // the object.
+            g = self.settle(&st, g)?;
             self.publish(&mut g)?;
             self.release(&mut g);
             drop(g);
@@ -1202,20 +1514,25 @@ impl Store for S3Store {
         let mut g = lock(&st);
         if offset < g.sent {
             // Rewriting bytes already sent as parts: publish, reload.
+            g = self.settle(&st, g)?;
             self.publish(&mut g)?;
             let info = match self.block(self.c.head(&g.key))? {
                 Some(i) => i,
                 None => return Err(StoreError::Stale),
             };
             g.sent = 0;
+            g.written.clear();
             self.load_base(&mut g, &info)?;
             g.size = info.size;
+            g.high = 0;
         }
         let local_end = end - g.sent;
         self.reserve(&mut g, local_end)?;
         let local_off = offset - g.sent;
-        g.buf.write_at(local_off, data)?;
+        g.buf.write_at(local_off, data, &self.j)?;
         g.size = g.size.max(end);
+        g.high = g.high.max(end);
+        g.mark_written(offset, end);
         let t = meta::now();
         g.meta.mtime = Some(t);
         g.meta.ctime = Some(t);
@@ -1223,12 +1540,38 @@ impl Store for S3Store {
         // Bound local data: whole parts go out once more than the reorder
         // room has arrived behind them, so writes still in flight from the
         // client land in local data (S3Config::reorder_room).
+        // Whole parts leave once the client's writes are more than the
+        // reorder room past them, so writes still in flight land in local
+        // data (S3Config::reorder_room); measured from the highest write,
+        // not from the staged data, which may hold the object loaded for
+        // a rewrite. They leave without the stage's lock, so the client's
+        // other WRITEs to the file land meanwhile.
+        let part = self.cfg.part_size;
         let room = self.cfg.reorder_room;
-        if g.buf.len() >= self.cfg.part_size + room && g.buf.len() + g.sent >= g.size {
-            self.send_parts(&mut g, room)?;
+        // A part with a gap waits longer for the WRITE that fills it: on a
+        // loaded machine one WRITE's thread can stay descheduled while the
+        // others move tens of MiB on. Once the writes are half the spool
+        // past it, the gap is taken as a hole of the file.
+        let hole_room = (self.cfg.spool_max / 2).saturating_sub(part).max(room);
+        let mut upto = g.sent;
+        while upto + part + room <= g.high
+            && (upto + part + hole_room <= g.high || g.is_written(upto, upto + part))
+        {
+            upto += part;
+        }
+        let jobs = if upto > g.sent {
+            self.take_parts(&mut g, upto)?
+        } else {
+            Vec::new()
+        };
+        drop(g);
+        if let Err(e) = self.run_jobs(&st, jobs) {
+            // The data is staged and the part kept to be sent again: this
+            // WRITE is done; a COMMIT reports a failure that persists.
+            tracing::debug!("s3: part upload after a WRITE failed: {e}");
         }
         if stability != Stability::Unstable {
-            self.commit_stage(&mut g)?;
+            self.commit_stage(&st)?;
             return Ok((data.len(), Stability::FileSync));
         }
         Ok((data.len(), Stability::Unstable))
@@ -1239,9 +1582,9 @@ impl Store for S3Store {
         let Some(st) = self.stage_of(&key) else {
             return Ok(());
         };
+        self.commit_stage(&st)?;
         let mut g = lock(&st);
-        self.commit_stage(&mut g)?;
-        if g.opens == 0 && !g.dirty {
+        if g.opens == 0 && !g.dirty && g.uploading == 0 {
             self.release(&mut g);
             drop(g);
             lock(&self.stages).remove(&key);
@@ -1582,13 +1925,16 @@ impl Store for S3Store {
                 _ => return Err(StoreError::Invalid),
             }
             let st = self.stage(path, size > 0)?;
-            let mut g = lock(&st);
+            let g = lock(&st);
+            let mut g = self.settle(&st, g)?;
             if size < g.sent {
                 // Shrinking below the sent parts: start over from the
                 // object's content.
                 self.publish(&mut g)?;
                 g.size = 0;
                 g.sent = 0;
+                g.high = 0;
+                g.written.clear();
                 if let Some(info) = self.block(self.c.head(&g.key))? {
                     if size > 0 {
                         self.load_base(&mut g, &info)?;
@@ -1600,12 +1946,16 @@ impl Store for S3Store {
                 self.reserve(&mut g, local)?;
             }
             let before = g.buf.len();
-            g.buf.truncate(local.min(before))?;
+            g.buf.truncate(local.min(before), &self.j)?;
             if local < before {
                 let file = g.buf.is_file();
                 self.budgets.give(file, before - local);
             }
             g.size = size;
+            // Every byte up to the new size is defined now (zeros past the
+            // old end): no gap for a part to wait on.
+            let sent = g.sent;
+            g.mark_written(sent, size);
             apply(&mut g.meta, FileKind::Regular)?;
             g.dirty = true;
             if g.opens == 0 {
