@@ -193,7 +193,7 @@ impl Buf {
                     s.files.pop_back();
                     j.remove_data(&seg_name(&s.name, i));
                 }
-                if new_len < s.len && new_len % s.seg != 0 {
+                if new_len < s.len && !new_len.is_multiple_of(s.seg) {
                     if let Some(Some(f)) = s.files.get(keep - 1) {
                         f.set_len(new_len % s.seg).map_err(spool_err)?;
                     }
