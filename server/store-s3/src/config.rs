@@ -69,9 +69,10 @@ pub struct S3Config {
     /// Multipart part size: a file larger than this is uploaded in parts
     /// as it is written, and each part is sent once.
     pub part_size: u64,
-    /// Staged bytes kept behind the end of a file being written before
-    /// whole parts go out, so that writes arriving out of order still land
-    /// in local data. A write below what was already sent as parts makes
+    /// Staged bytes kept behind the highest write to a file before whole
+    /// parts go out, so that writes arriving out of order still land in
+    /// local data (a part with a byte never written waits until the writes
+    /// are half of `spool_max` past it). A write below what was already sent as parts makes
     /// the store publish the object and read it back, so this must cover
     /// what a client keeps in flight: Linux sends up to one 1 MiB WRITE
     /// per session slot (64 slots here).
