@@ -106,7 +106,7 @@ fn main() {
         assert_eq!(r.status, nfsstat4::NFS4_OK);
     }
     let attrs = [1u32, 4, 33]; // type, size, mode
-    // The Linux client's `ls -l` set in READDIR (nfs4d-bench's readdir).
+                               // The Linux client's `ls -l` set in READDIR (nfs4d-bench's readdir).
     let ls_l = bitmap(&[
         FATTR4_TYPE,
         FATTR4_CHANGE,
@@ -128,7 +128,11 @@ fn main() {
     ]);
     let big = if workload == "readdir" {
         let r = c
-            .compound(vec![putfh(&root), mkdir("big", mode_attr(0o755)), nfs_argop4::OP_GETFH])
+            .compound(vec![
+                putfh(&root),
+                mkdir("big", mode_attr(0o755)),
+                nfs_argop4::OP_GETFH,
+            ])
             .expect("mkdir");
         let dir = fh_of(&r).expect("GETFH");
         for i in 0..1000 {
