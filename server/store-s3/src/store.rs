@@ -975,6 +975,14 @@ impl S3Store {
             }
             r => r?,
         };
+        if (data.len() as u64) < want {
+            // Fewer bytes than the object had when it was looked up: it
+            // was replaced meanwhile, on a server that does not check
+            // If-Match. As above, the newcomer's bytes are not served.
+            tracing::debug!(key, "s3: short GET: the object changed since its HEAD");
+            self.invalidate(&key);
+            return Err(StoreError::Stale);
+        }
         let got = (data.len() as u64).min(want) as usize;
         buf.extend_from_slice(&data[..got]);
         if data.len() as u64 > want {
