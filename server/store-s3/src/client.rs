@@ -829,3 +829,50 @@ fn error_code(body: &[u8]) -> String {
         .map(|e| e.code)
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_answers_keep_every_character_of_keys() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>bkt</Name><Prefix>e/</Prefix><IsTruncated>true</IsTruncated>
+  <Contents><Key>e/trailing </Key><Size>1</Size></Contents>
+  <Contents><Key> e/lead</Key></Contents>
+  <Contents><Key>e/a&amp;b&lt;&#x9;&#10;c</Key></Contents>
+  <Contents><Key><![CDATA[e/raw <x> ]]></Key></Contents>
+  <CommonPrefixes><Prefix>e/sub /</Prefix></CommonPrefixes>
+  <NextContinuationToken>tok=1</NextContinuationToken>
+</ListBucketResult>"#;
+        let page = parse_list(xml).expect("parse");
+        assert_eq!(
+            page,
+            ListPage {
+                keys: vec![
+                    ("e/trailing ".into(), false),
+                    (" e/lead".into(), false),
+                    ("e/a&b<\t\nc".into(), false),
+                    ("e/raw <x> ".into(), false),
+                    ("e/sub /".into(), true),
+                ],
+                truncated: true,
+                next: Some("tok=1".into()),
+            }
+        );
+        let end =
+            parse_list(b"<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>")
+                .expect("parse");
+        assert_eq!(end, ListPage::default());
+        assert!(parse_list(b"<ListBucketResult><Contents><Key>&bogus;</Key>").is_err());
+    }
+
+    #[test]
+    fn only_keys_with_blanks_at_the_ends_bypass_opendal() {
+        assert!(dal_keeps("export/a b/c"));
+        assert!(!dal_keeps("export/c "));
+        assert!(!dal_keeps(" c"));
+        assert!(!dal_keeps("export/c\t"));
+    }
+}
