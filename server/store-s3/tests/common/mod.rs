@@ -101,9 +101,7 @@ pub fn server() -> Option<Server> {
     if !available() {
         return None;
     }
-    let Some(bin) = bin() else {
-        return None;
-    };
+    let bin = bin()?;
     let dir = tempfile::tempdir().expect("tempdir");
     let spool = tempfile::tempdir().expect("tempdir");
     credentials(
