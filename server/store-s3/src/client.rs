@@ -1,12 +1,12 @@
 //! The S3 client: an OpenDAL operator for what OpenDAL's portable API
-//! covers (HEAD, ranged GET, PUT with user metadata, server-side copy,
-//! DELETE, ListObjectsV2 with a delimiter), and a few signed S3 requests
-//! of its own for what that API keeps inside (the upload id of a
-//! multipart upload, which the journal needs to finish an upload after a
-//! crash; a directory marker with metadata; a metadata-only update by
-//! `CopyObject` with `REPLACE`). Both halves share OpenDAL's HTTP
-//! transport and the same AWS credential chain (reqsign, as OpenDAL's own
-//! S3 service uses it).
+//! covers (HEAD, ranged GET, PUT with user metadata, DELETE), and signed
+//! S3 requests of its own for what that API keeps inside or changes (the
+//! upload id of a multipart upload, which the journal needs to finish an
+//! upload after a crash; a directory marker with metadata; a
+//! metadata-only update by `CopyObject` with `REPLACE`; listings and keys
+//! with blanks at either end, which OpenDAL's path normalisation trims).
+//! Both halves share OpenDAL's HTTP transport and the same AWS credential
+//! chain (reqsign, as OpenDAL's own S3 service uses it).
 
 use std::time::Duration;
 

@@ -20,6 +20,11 @@
 //! nfs4d_store::store_conformance_tests!(fixture);
 //! ```
 //!
+//! A store on a server program the test starts passes an [`External`]
+//! too, `store_conformance_tests!(fixture, external = E)`: whether the
+//! program is installed (a loud skip without it, a failure in CI), and
+//! the faults of that program, not of the store, that a check can show.
+//!
 //! The macro expands to one `#[test]` per check, named after it
 //! (`check_rename_directories`, …), so a failure names the contract that
 //! broke. To run the suite against several configurations of one store,
