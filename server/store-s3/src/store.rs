@@ -101,6 +101,9 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// What the HEADs of a listing page's files found, by key.
+type Fetched = HashMap<String, StoreResult<Option<ObjInfo>>>;
+
 /// A listing page's cache key: (directory prefix, StartAfter).
 type PageKey = (String, Option<String>);
 /// A cached listing page and whether more follow.
@@ -1029,7 +1032,13 @@ impl S3Store {
         Ok(p)
     }
 
-    fn entry_attrs(&self, dir: &RelPath, name: &str, item: &ListItem) -> StoreResult<Attrs> {
+    fn entry_attrs(
+        &self,
+        dir: &RelPath,
+        name: &str,
+        item: &ListItem,
+        fetched: &Fetched,
+    ) -> StoreResult<Attrs> {
         let n = Name::new(name.as_bytes())?;
         let p = dir.join(&n);
         if item.is_prefix {
@@ -1038,6 +1047,12 @@ impl S3Store {
         let key = item.key.clone();
         if let Some(st) = self.stage_of(&key) {
             return Ok(self.stage_attrs(&lock(&st)));
+        }
+        match fetched.get(&key) {
+            Some(Ok(Some(info))) => return self.node_attrs(&p, &Node::File(info.clone())),
+            Some(Ok(None)) => return Err(StoreError::NotFound),
+            Some(Err(e)) => return Err(e.clone()),
+            None => {}
         }
         if let Some(n) = lock(&self.nodes).get(&key, self.ttl()) {
             return self.node_attrs(&p, &n);
@@ -1052,8 +1067,10 @@ impl S3Store {
         }
     }
 
-    /// HEADs a page's uncached files concurrently, filling the cache.
-    fn prefetch(&self, items: &[ListItem]) {
+    /// HEADs a page's uncached files concurrently, filling the cache;
+    /// returns what it found, for the page's entries to use whatever the
+    /// cache's TTL.
+    fn prefetch(&self, items: &[ListItem]) -> Fetched {
         let keys: Vec<String> = {
             let nodes = lock(&self.nodes);
             items
@@ -1063,7 +1080,7 @@ impl S3Store {
                 .collect()
         };
         if keys.is_empty() {
-            return;
+            return Fetched::new();
         }
         let results: Vec<(String, StoreResult<Option<ObjInfo>>)> = self.block(
             futures::stream::iter(keys)
@@ -1075,11 +1092,12 @@ impl S3Store {
                 .collect(),
         );
         let mut nodes = lock(&self.nodes);
-        for (k, r) in results {
+        for (k, r) in &results {
             if let Ok(Some(info)) = r {
-                nodes.put(k, Node::File(info));
+                nodes.put(k.clone(), Node::File(info.clone()));
             }
         }
+        results.into_iter().collect()
     }
 
     fn symlink_target(&self, info: &ObjInfo) -> StoreResult<Vec<u8>> {
@@ -1603,7 +1621,7 @@ impl Store for S3Store {
                 items.dedup_by(|a, b| a.key == b.key);
             }
             // Without `stat` too: an object's kind is in its metadata.
-            self.prefetch(&items);
+            let fetched = self.prefetch(&items);
             for it in &items {
                 let rest = &it.key[prefix.len()..];
                 let name = rest.strip_suffix('/').unwrap_or(rest);
@@ -1623,7 +1641,7 @@ impl Store for S3Store {
                 }
                 let next = ListPos::Key(Arc::from(rest.as_bytes()));
                 let a = if stat {
-                    match self.entry_attrs(dir, name, it) {
+                    match self.entry_attrs(dir, name, it, &fetched) {
                         Err(StoreError::NotFound) => continue,
                         r => Some(r),
                     }
@@ -1637,7 +1655,7 @@ impl Store for S3Store {
                     // A listing does not tell a symlink from a file (the
                     // mode is in the object's metadata): asked, as the
                     // entry's kind must be true.
-                    None => match self.entry_attrs(dir, name, it) {
+                    None => match self.entry_attrs(dir, name, it, &fetched) {
                         Ok(a) => a.kind,
                         Err(StoreError::NotFound) => continue,
                         Err(e) => return Err(e),
