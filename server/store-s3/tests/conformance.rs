@@ -18,7 +18,7 @@ fn config(srv: &common::Server) -> S3Config {
         name_max: 120,
         // s3s-fs answers a listing with 500 when an entry vanishes while
         // it walks the directory, which the suite's concurrency checks
-        // make happen: the store retries (50 ms doubling to 2 s, about 8 s
+        // make happen: the store retries (50 ms doubling to 2 s, about 7 s
         // in all) before it tells the client to retry.
         retries: 8,
         ..srv.config()
@@ -51,3 +51,18 @@ const S3S_FS: External = External {
 };
 
 nfs4d_store::store_conformance_tests!(s3, fixture, external = S3S_FS);
+
+/// Every known fault names a check of the suite.
+#[test]
+fn server_faults_name_checks() {
+    for f in S3S_FS.server_faults {
+        assert!(
+            nfs4d_store::conformance::CHECKS
+                .iter()
+                .any(|(name, _)| *name == f.check),
+            "{} is not a check",
+            f.check
+        );
+        assert!(!f.shows_as.is_empty() && !f.why.is_empty());
+    }
+}
