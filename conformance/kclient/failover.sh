@@ -64,45 +64,8 @@ mkdir -p "$work/export" "$log_dir"
 server_log=$work/nfs4d.log
 . "$here/server.sh"
 
-pid_a= pid_b=
-# The heads go first: server.sh's cleanup waits for every child.
-trap '[ -n "$pid_a" ] && kill -KILL "$pid_a" 2>/dev/null; [ -n "$pid_b" ] && kill -KILL "$pid_b" 2>/dev/null; cleanup' EXIT
-
-cluster=fo-$RANDOM$RANDOM
-endpoints=$(printf '"%s", ' ${etcd//,/ })
-
-# start_head NAME PORT: nfs4d as head NAME of this run's cluster; sets $pid.
-start_head() {
-    local name=$1 p=$2 dir=$work/$1
-    mkdir -p "$dir"
-    cat >"$dir/nfs4d.toml" <<TOML
-listen = "127.0.0.1:$p"
-state_dir = "$dir/state"
-lease_time = $lease
-grace_time = $lease
-
-[[export]]
-path = "/"
-dir = "$work/export"
-
-[cluster]
-etcd = [${endpoints%, }]
-name = "$cluster"
-head = "$name"
-lease_secs = $head_lease
-request_timeout_ms = 1000
-TOML
-    RUST_LOG=info "$bin" serve --config "$dir/nfs4d.toml" >"$dir/nfs4d.out" 2>"$dir/nfs4d.log" &
-    pid=$!
-    for _ in $(seq 400); do
-        grep -q '^nfs4d listening on' "$dir/nfs4d.out" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "failover: head $name did not start; log:" >&2
-    tail -n 20 "$dir/nfs4d.log" >&2
-    exit 2
-}
+me=failover
+. "$here/heads.sh"
 
 start_head a "$port_a"; pid_a=$pid
 start_head b "$port_b"; pid_b=$pid

@@ -50,36 +50,9 @@ mkdir -p "$work/export" "$log_dir"
 server_log=$work/nfs4d.log
 . "$here/server.sh"
 
-pid_a= pid_b=
-# The heads go first: server.sh's cleanup waits for every child.
-trap '[ -n "$pid_a" ] && kill -KILL "$pid_a" 2>/dev/null; [ -n "$pid_b" ] && kill -KILL "$pid_b" 2>/dev/null; cleanup' EXIT
-
-cluster=mg-$RANDOM$RANDOM
-endpoints=$(printf '"%s", ' ${etcd//,/ })
-
-# start_head NAME PORT [LOCATION]: sets $pid.
-start_head() {
-    local name=$1 p=$2 loc=${3:-} dir=$work/$1
-    mkdir -p "$dir"
-    {
-        printf 'listen = "127.0.0.1:%s"\nstate_dir = "%s"\nlease_time = 10\n\n' "$p" "$dir/state"
-        printf '[[export]]\npath = "/"\ndir = "%s"\n\n' "$work/export"
-        printf '[cluster]\netcd = [%s]\nname = "%s"\nhead = "%s"\nlease_secs = 3\nrequest_timeout_ms = 1000\n' \
-            "${endpoints%, }" "$cluster" "$name"
-        [ -n "$loc" ] && printf 'location = "%s"\n' "$loc"
-    } >"$dir/nfs4d.toml"
-    RUST_LOG=info,nfs4d_core::compound=debug "$bin" serve --config "$dir/nfs4d.toml" \
-        >"$dir/nfs4d.out" 2>"$dir/nfs4d.log" &
-    pid=$!
-    for _ in $(seq 400); do
-        grep -q '^nfs4d listening on' "$dir/nfs4d.out" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "migrate: head $name did not start; log:" >&2
-    tail -n 20 "$dir/nfs4d.log" >&2
-    exit 2
-}
+head_log=info,nfs4d_core::compound=debug
+me=migrate
+. "$here/heads.sh"
 
 start_head a "$port_a"; pid_a=$pid
 start_head b 2049 10.0.2.2; pid_b=$pid

@@ -393,10 +393,12 @@ pub struct AttrContext<'a> {
     pub fs_root: &'a [String],
     /// ... and the servers it moved to (empty: served here).
     pub locations: &'a [String],
-    /// uid → owner string, e.g. numeric "1000" or "name@domain".
-    pub owner_string: &'a dyn Fn(u32) -> Vec<u8>,
-    /// gid → owner_group string.
-    pub group_string: &'a dyn Fn(u32) -> Vec<u8>,
+    /// uid → owner string, e.g. numeric "1000" or "name@domain",
+    /// appended to the buffer (READDIR encodes two per entry: no
+    /// allocation for them).
+    pub owner_string: &'a dyn Fn(u32, &mut Vec<u8>),
+    /// gid → owner_group string, appended likewise.
+    pub group_string: &'a dyn Fn(u32, &mut Vec<u8>),
 }
 
 /// A `settime4` value (RFC 7530 §2.2.3), as in time_access_set and
@@ -558,8 +560,8 @@ pub fn encode(request: &[u32], a: &ObjAttrs, cx: &AttrContext) -> Result<fattr4,
             // Over-long names are rejected, never truncated.
             FATTR4_NO_TRUNC => e.bool(true),
             FATTR4_NUMLINKS => e.u32(a.nlink),
-            FATTR4_OWNER => e.opaque(&(cx.owner_string)(a.uid))?,
-            FATTR4_OWNER_GROUP => e.opaque(&(cx.group_string)(a.gid))?,
+            FATTR4_OWNER => e.opaque_with(|b| (cx.owner_string)(a.uid, b))?,
+            FATTR4_OWNER_GROUP => e.opaque_with(|b| (cx.group_string)(a.gid, b))?,
             FATTR4_RAWDEV => {
                 e.u32(a.rdev.0);
                 e.u32(a.rdev.1);
@@ -720,6 +722,22 @@ fn pad(len: usize) -> usize {
     (4 - len % 4) % 4
 }
 
+/// Appends `id` in decimal, the numeric form of an owner or group string
+/// (RFC 7530 §5.9), without the allocation of `to_string`.
+pub fn push_decimal(out: &mut Vec<u8>, mut id: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (id % 10) as u8;
+        id /= 10;
+        if id == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 /// Big-endian XDR writer (RFC 4506 §4).
 #[derive(Default)]
 struct Enc(Vec<u8>);
@@ -763,6 +781,18 @@ impl Enc {
         self.len(b.len())?;
         self.0.extend_from_slice(b);
         self.0.resize(self.0.len() + pad(b.len()), 0);
+        Ok(())
+    }
+
+    /// `utf8string` written in place by `f`: length, bytes, zero padding.
+    fn opaque_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> Result<(), nfsstat4> {
+        let at = self.0.len();
+        self.u32(0);
+        f(&mut self.0);
+        let n = self.0.len() - at - 4;
+        let len = u32::try_from(n).map_err(|_| nfsstat4::NFS4ERR_SERVERFAULT)?;
+        self.0[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        self.0.resize(self.0.len() + pad(n), 0);
         Ok(())
     }
 
@@ -1002,8 +1032,28 @@ mod tests {
         })
     }
 
-    fn numeric(id: u32) -> Vec<u8> {
-        id.to_string().into_bytes()
+    fn numeric(id: u32, out: &mut Vec<u8>) {
+        push_decimal(out, id);
+    }
+
+    #[test]
+    fn decimal_ids_as_to_string_writes_them() {
+        for id in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            1000,
+            65534,
+            4_294_967_295,
+            123_456_789,
+        ] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, id);
+            assert_eq!(out, format!("x{id}").into_bytes());
+        }
     }
 
     fn cx(minorversion: u32) -> AttrContext<'static> {

@@ -703,18 +703,33 @@ fn probe(t: &mut dyn Transport, ctx: &mut GssClient, xid: u32) -> Option<u32> {
     }
 }
 
+/// The realm, and a server with one krb5i export at `/`: `gss_extra` goes
+/// into the `[gss]` table and `export_extra` into the export (TOML lines).
+/// `None` after a loud skip, as `setup`.
+fn one_krb5i_export(
+    gss_extra: &str,
+    export_extra: &str,
+) -> Option<(Kdc, nfs4d_gss::Gss, TestServer)> {
+    let kdc = Kdc::start()?;
+    let gss = realm::gss()?;
+    let toml = format!(
+        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\n{gss_extra}[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\n{export_extra}",
+        kdc.service_keytab.display()
+    );
+    let srv = TestServer::start_with_config(&toml, &[]);
+    Some((kdc, gss, srv))
+}
+
 #[test]
 fn context_table_limit_evicts_from_the_busiest_address() {
     // 6 contexts in all, 4 per address: .1 holds 4 and .2 holds 2, which
     // fills the table; a third address then takes the least recently used
     // context of the busiest address (.1), and only that one.
-    let Some(kdc) = Kdc::start() else { return };
-    let Some(gss) = realm::gss() else { return };
-    let toml = format!(
-        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\nmax_contexts = 6\nmax_contexts_per_client = 4\n[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\n",
-        kdc.service_keytab.display()
-    );
-    let srv = TestServer::start_with_config(&toml, &[]);
+    let Some((kdc, gss, srv)) =
+        one_krb5i_export("max_contexts = 6\nmax_contexts_per_client = 4\n", "")
+    else {
+        return;
+    };
     let cc = kdc.ccache_for("alice", SERVICE);
     let mut t1 = tcp_from(&srv, "127.0.0.1");
     let mut t2 = tcp_from(&srv, "127.0.0.2");
@@ -748,13 +763,9 @@ fn idle_contexts_expire_and_clients_start_new_ones() {
     // idle_time = 1 s: a context unused for longer answers CTXPROBLEM (the
     // sweep of the lease reaper's tick, or the lookup itself, removed it);
     // the client then establishes a new one and goes on.
-    let Some(kdc) = Kdc::start() else { return };
-    let Some(gss) = realm::gss() else { return };
-    let toml = format!(
-        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\nidle_time = 1\n[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\n",
-        kdc.service_keytab.display()
-    );
-    let srv = TestServer::start_with_config(&toml, &[]);
+    let Some((kdc, gss, srv)) = one_krb5i_export("idle_time = 1\n", "") else {
+        return;
+    };
     let cc = kdc.ccache_for("alice", SERVICE);
     let mut t = tcp_from(&srv, "127.0.0.1");
     let mut c = new_context(&mut t, &gss, &cc);
@@ -774,13 +785,10 @@ fn idle_contexts_expire_and_clients_start_new_ones() {
 
 #[test]
 fn hosts_no_export_admits_create_no_context() {
-    let Some(kdc) = Kdc::start() else { return };
-    let Some(gss) = realm::gss() else { return };
-    let toml = format!(
-        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\n[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\nclients = [{{ addr = \"127.0.0.1\" }}]\n",
-        kdc.service_keytab.display()
-    );
-    let srv = TestServer::start_with_config(&toml, &[]);
+    let Some((kdc, gss, srv)) = one_krb5i_export("", "clients = [{ addr = \"127.0.0.1\" }]\n")
+    else {
+        return;
+    };
     let cc = kdc.ccache_for("alice", SERVICE);
     let mut t = tcp_from(&srv, "127.0.0.2");
     let ctx = GssClient::new(&gss, Some(&cc), SERVICE).unwrap();
@@ -800,13 +808,9 @@ fn hosts_no_export_admits_create_no_context() {
 #[test]
 #[ignore]
 fn measure_default_context_limits() {
-    let Some(kdc) = Kdc::start() else { return };
-    let Some(gss) = realm::gss() else { return };
-    let toml = format!(
-        "[gss]\nkeytab = \"{}\"\nprincipal = \"{SERVICE}\"\n[[export]]\npath = \"/\"\ndir = \"{{export}}\"\nsec = [\"krb5i\"]\n",
-        kdc.service_keytab.display()
-    );
-    let srv = TestServer::start_with_config(&toml, &[]);
+    let Some((kdc, gss, srv)) = one_krb5i_export("", "") else {
+        return;
+    };
     let rss = || {
         let s = std::fs::read_to_string(format!("/proc/{}/status", srv.pid())).unwrap();
         s.lines()

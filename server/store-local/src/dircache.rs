@@ -26,6 +26,15 @@
 //! directory whose listing would exceed [`MAX_LISTING_BYTES`] is not
 //! cached (it is read page by page as before). Least recently used
 //! listings are evicted first.
+//!
+//! A directory found too large is remembered ([`MAX_TOO_LARGE`] of them,
+//! with the size it showed), and not read whole again while its size is
+//! at least that: otherwise every READDIR page of a directory of a
+//! million entries would first read [`MAX_LISTING_BYTES`] worth of it
+//! only to give up (measured: ~26 `getdents64` per page, ~7,000 entries
+//! listed per second). Directory sizes grow with their entries on ext4,
+//! xfs, btrfs and tmpfs, so one that shrinks below the size remembered is
+//! tried again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +48,8 @@ pub const MAX_DIRS: usize = 32;
 pub const MAX_LISTING_BYTES: usize = 4 << 20;
 /// All listings together.
 pub const MAX_TOTAL_BYTES: usize = 16 << 20;
+/// Directories remembered as too large to cache.
+pub const MAX_TOO_LARGE: usize = 64;
 /// Bookkeeping bytes per entry counted against the bounds (the entry
 /// record and its cookie index slot).
 const ENTRY_OVERHEAD: usize = 48;
@@ -181,6 +192,9 @@ struct Inner {
     slots: Vec<Slot>,
     bytes: usize,
     tick: u64,
+    /// Directories too large to cache, with the size they showed then
+    /// and when that was learnt (for eviction).
+    too_large: Vec<(Identity, u64, u64)>,
 }
 
 /// The cache; see the module documentation.
@@ -211,6 +225,27 @@ impl DirCache {
         let old = g.slots.swap_remove(i);
         g.bytes -= old.listing.bytes();
         None
+    }
+
+    /// Whether `dir`, now of `size` bytes, was found too large to cache
+    /// at a size no larger.
+    pub fn known_too_large(&self, dir: Identity, size: u64) -> bool {
+        let g = self.lock();
+        g.too_large.iter().any(|&(d, at, _)| d == dir && size >= at)
+    }
+
+    /// Remembers that `dir`, of `size` bytes, is too large to cache.
+    pub fn too_large(&self, dir: Identity, size: u64) {
+        let mut g = self.lock();
+        g.tick += 1;
+        let tick = g.tick;
+        g.too_large.retain(|&(d, _, _)| d != dir);
+        if g.too_large.len() >= MAX_TOO_LARGE {
+            if let Some(oldest) = (0..g.too_large.len()).min_by_key(|&i| g.too_large[i].2) {
+                g.too_large.swap_remove(oldest);
+            }
+        }
+        g.too_large.push((dir, size, tick));
     }
 
     /// Keeps a listing read while the directory showed `after` (the
@@ -323,6 +358,27 @@ mod tests {
         c.put(id(2), listing(&c, 3, stamp(1), 9), &stamp(2));
         assert!(c.get(id(2), &stamp(1), 9).is_none());
         assert!(c.get(id(2), &stamp(2), 9).is_none());
+    }
+
+    #[test]
+    fn too_large_directories_are_remembered_while_they_do_not_shrink() {
+        let c = DirCache::default();
+        assert!(!c.known_too_large(id(1), 1 << 20));
+        c.too_large(id(1), 1 << 20);
+        assert!(c.known_too_large(id(1), 1 << 20));
+        assert!(c.known_too_large(id(1), 2 << 20), "grown further");
+        assert!(
+            !c.known_too_large(id(1), (1 << 20) - 4096),
+            "shrunk: try again"
+        );
+        assert!(!c.known_too_large(id(2), 4 << 20), "another directory");
+        // Bounded: the oldest marks go first.
+        for i in 0..(MAX_TOO_LARGE as u64 + 10) {
+            c.too_large(id(100 + i), 1);
+        }
+        assert_eq!(c.lock().too_large.len(), MAX_TOO_LARGE);
+        assert!(!c.known_too_large(id(1), 1 << 20));
+        assert!(c.known_too_large(id(100 + MAX_TOO_LARGE as u64 + 9), 1));
     }
 
     #[test]

@@ -1149,7 +1149,14 @@ impl Store for LocalStore {
             let epoch = self.dir_cache.epochs.get(path_hash);
             let listing = match self.dir_cache.get(id, &stamp, path_hash) {
                 Some(l) => Some(l),
-                None => self.read_listing(&file, id, stamp, path_hash, epoch)?,
+                None if self.dir_cache.known_too_large(id, stamp.size) => None,
+                None => {
+                    let l = self.read_listing(&file, id, stamp, path_hash, epoch)?;
+                    if l.is_none() {
+                        self.dir_cache.too_large(id, stamp.size);
+                    }
+                    l
+                }
             };
             if let Some(pos) = listing
                 .as_ref()

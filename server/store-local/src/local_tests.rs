@@ -1355,3 +1355,52 @@ fn lock_file_under_a_local_lease_is_transient() {
         .expect("some");
     assert!(writer.writable());
 }
+
+#[test]
+fn a_directory_too_large_to_cache_is_listed_page_by_page_once_known() {
+    use std::collections::HashSet;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big");
+    std::fs::create_dir(&big).expect("mkdir");
+    // Long names, so that fewer files overflow the listing bound.
+    let n = dircache::MAX_LISTING_BYTES / 248 + 300;
+    for i in 0..n {
+        std::fs::File::create(big.join(format!("{i:0200}"))).expect("create");
+    }
+    let b = LocalStore::open(dir.path()).expect("store");
+    let p = RelPath::root().join(&Name::new(b"big").expect("name"));
+    let (id, size) = {
+        let a = b.stat(&p).expect("stat");
+        (a.identity, a.size)
+    };
+    // Pages of 500 names, each resumed from the last one's position.
+    let mut seen = HashSet::new();
+    let mut from = ListPos::Start;
+    let mut pages = 0;
+    loop {
+        let mut next = None;
+        let mut count = 0;
+        let eof = b
+            .list(&p, &from, false, &mut |e, _| {
+                assert!(seen.insert(e.name.to_vec()), "listed twice");
+                next = Some(e.next.clone());
+                count += 1;
+                count < 500
+            })
+            .expect("list");
+        pages += 1;
+        if pages == 1 {
+            assert!(
+                b.dir_cache.known_too_large(id, size),
+                "learnt on the first page"
+            );
+        }
+        if eof {
+            break;
+        }
+        from = next.expect("a page ends after an entry");
+        assert!(pages < n, "no progress");
+    }
+    assert_eq!(seen.len(), n);
+    assert!(pages > n / 500);
+}

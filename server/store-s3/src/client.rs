@@ -1,12 +1,12 @@
 //! The S3 client: an OpenDAL operator for what OpenDAL's portable API
-//! covers (HEAD, ranged GET, PUT with user metadata, server-side copy,
-//! DELETE, ListObjectsV2 with a delimiter), and a few signed S3 requests
-//! of its own for what that API keeps inside (the upload id of a
-//! multipart upload, which the journal needs to finish an upload after a
-//! crash; a directory marker with metadata; a metadata-only update by
-//! `CopyObject` with `REPLACE`). Both halves share OpenDAL's HTTP
-//! transport and the same AWS credential chain (reqsign, as OpenDAL's own
-//! S3 service uses it).
+//! covers (HEAD, ranged GET, PUT with user metadata, DELETE), and signed
+//! S3 requests of its own for what that API keeps inside or changes (the
+//! upload id of a multipart upload, which the journal needs to finish an
+//! upload after a crash; a directory marker with metadata; a
+//! metadata-only update by `CopyObject` with `REPLACE`; listings and keys
+//! with blanks at either end, which OpenDAL's path normalisation trims).
+//! Both halves share OpenDAL's HTTP transport and the same AWS credential
+//! chain (reqsign, as OpenDAL's own S3 service uses it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,7 +22,7 @@ use reqsign_aws_v4::{Credential, DefaultCredentialProvider, RequestSigner};
 use reqsign_core::{Context, OsEnv, Signer};
 use serde::Deserialize;
 
-use crate::config::S3Config;
+use crate::config::{S3Config, S3_MAX_LIST_PAGE};
 use crate::errors::{from_dal, from_status, status_is_transient};
 use crate::meta::{Meta, ObjInfo};
 
@@ -207,6 +207,9 @@ impl Client {
     /// HEAD of a file key; `None` when absent.
     pub async fn head(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
         bump(&self.counts.head);
+        if !dal_keeps(key) {
+            return self.raw_head(key).await;
+        }
         match self.op.stat(key).await {
             Ok(m) => Ok(Some(ObjInfo {
                 key: key.to_string(),
@@ -224,6 +227,9 @@ impl Client {
     /// (else [`StoreError::Stale`]).
     pub async fn get_range(&self, key: &str, off: u64, len: u64, etag: &str) -> StoreResult<Bytes> {
         bump(&self.counts.get);
+        if !dal_keeps(key) {
+            return self.raw_get_range(key, off, len, etag).await;
+        }
         let mut r = self.op.read_with(key).range(off..off + len);
         if !etag.is_empty() {
             r = r.if_match(etag);
@@ -238,6 +244,9 @@ impl Client {
     /// PUT of a whole file object with its metadata; returns the ETag.
     pub async fn put(&self, key: &str, data: Buffer, meta: &Meta) -> StoreResult<String> {
         bump(&self.counts.put);
+        if !dal_keeps(key) {
+            return self.raw_put(key, data.to_bytes(), meta).await;
+        }
         let m = self
             .op
             .write_with(key, data)
@@ -250,6 +259,22 @@ impl Client {
 
     pub async fn delete(&self, key: &str) -> StoreResult<()> {
         bump(&self.counts.delete);
+        if !dal_keeps(key) {
+            let url = self.url(key, "");
+            return match self
+                .send(&format!("DELETE {key}"), || {
+                    Request::builder()
+                        .method(Method::DELETE)
+                        .uri(&url)
+                        .body(Buffer::new())
+                        .map_err(|e| StoreError::Io(format!("request: {e}")))
+                })
+                .await
+            {
+                Ok(_) | Err(StoreError::NotFound) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
         self.op
             .delete(key)
             .await
@@ -257,7 +282,10 @@ impl Client {
     }
 
     /// One page of `prefix`'s entries after `start_after`, at most `limit`,
-    /// and whether more follow.
+    /// and whether more follow. Sent as a ListObjectsV2 request of its own
+    /// and read without trimming: keys are names, and a name may begin or
+    /// end with blanks (OpenDAL's lister drops them with the XML
+    /// whitespace).
     pub async fn list_page(
         &self,
         prefix: &str,
@@ -265,37 +293,64 @@ impl Client {
         limit: usize,
         recursive: bool,
     ) -> StoreResult<(Vec<ListItem>, bool)> {
-        use futures::TryStreamExt;
         bump(&self.counts.list);
-        let what = || format!("LIST {prefix}");
-        let mut l = self
-            .op
-            .lister_with(prefix)
-            .limit(limit)
-            .recursive(recursive);
-        if let Some(sa) = start_after {
-            l = l.start_after(sa);
-        }
-        let mut lister = l.await.map_err(|e| from_dal(&e, &what()))?;
+        let what = format!("LIST {prefix}");
         let mut out = Vec::new();
-        while let Some(entry) = lister.try_next().await.map_err(|e| from_dal(&e, &what()))? {
-            let key = entry.path().to_string();
-            // A directory's own `dir/` marker is not one of its entries
-            // (delimited listings, READDIR), but recursive listings keep
-            // it: they decide whether the directory exists and what a
-            // rename must move.
-            if (key == prefix && !recursive) || start_after.is_some_and(|sa| key.as_str() <= sa) {
-                continue;
+        let mut token: Option<String> = None;
+        for _ in 0..LIST_ROUNDS_MAX {
+            // Query parameters in the order SigV4 signs them.
+            let mut q = String::new();
+            if let Some(t) = &token {
+                q.push_str(&format!("continuation-token={}&", query_escape(t)));
             }
-            if out.len() == limit {
-                return Ok((out, true));
+            if !recursive {
+                q.push_str("delimiter=%2F&");
             }
-            out.push(ListItem {
-                is_prefix: key.ends_with('/'),
-                key,
-            });
+            q.push_str(&format!(
+                "list-type=2&max-keys={}&prefix={}",
+                limit.clamp(1, S3_MAX_LIST_PAGE),
+                query_escape(prefix)
+            ));
+            if let (None, Some(sa)) = (&token, start_after) {
+                q.push_str(&format!("&start-after={}", query_escape(sa)));
+            }
+            let url = format!("{}/?{q}", self.base);
+            let (_, body) = self
+                .send(&what, || {
+                    Request::builder()
+                        .method(Method::GET)
+                        .uri(&url)
+                        .body(Buffer::new())
+                        .map_err(|e| StoreError::Io(format!("request: {e}")))
+                })
+                .await?;
+            let page = parse_list(&body)
+                .map_err(|e| StoreError::Io(format!("{what}: bad answer: {e}")))?;
+            let mut keys = page.keys;
+            keys.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut rest = keys.into_iter().peekable();
+            while let Some((key, is_prefix)) = rest.next() {
+                // A directory's own `dir/` marker is not one of its entries
+                // (delimited listings, READDIR), but recursive listings keep
+                // it: they decide whether the directory exists and what a
+                // rename must move.
+                if (key == prefix && !recursive) || start_after.is_some_and(|sa| key.as_str() <= sa)
+                {
+                    continue;
+                }
+                out.push(ListItem { key, is_prefix });
+                if out.len() == limit {
+                    return Ok((out, rest.peek().is_some() || page.truncated));
+                }
+            }
+            match page.next {
+                Some(t) if page.truncated => token = Some(t),
+                _ => return Ok((out, false)),
+            }
         }
-        Ok((out, false))
+        Err(StoreError::Io(format!(
+            "{what}: no end after {LIST_ROUNDS_MAX} continued pages"
+        )))
     }
 
     /// Whether the bucket answers: a one-key listing.
@@ -322,6 +377,19 @@ impl Client {
         what: &str,
         build: impl Fn() -> StoreResult<Request<Buffer>>,
     ) -> StoreResult<(http::HeaderMap, Bytes)> {
+        self.send_with(what, &[], build)
+            .await
+            .map(|(_, h, b)| (h, b))
+    }
+
+    /// [`Client::send`], also returning the answers with a status in
+    /// `accept` (and the status).
+    async fn send_with(
+        &self,
+        what: &str,
+        accept: &[u16],
+        build: impl Fn() -> StoreResult<Request<Buffer>>,
+    ) -> StoreResult<(u16, http::HeaderMap, Bytes)> {
         let mut delay = Duration::from_millis(50);
         let mut attempt = 0;
         loop {
@@ -344,8 +412,8 @@ impl Client {
                             let status = resp.status().as_u16();
                             let (p, b) = resp.into_parts();
                             let b = b.to_bytes();
-                            if status < 300 && !has_error(&b) {
-                                return Ok((p.headers, b));
+                            if (status < 300 && !has_error(&b)) || accept.contains(&status) {
+                                return Ok((status, p.headers, b));
                             }
                             let code = error_code(&b);
                             let transient = status_is_transient(status)
@@ -390,6 +458,107 @@ impl Client {
         b
     }
 
+    // --- keys OpenDAL's paths cannot carry ------------------------------------
+    //
+    // OpenDAL normalises every path it is given: blanks at either end are
+    // trimmed. A name may end (or, at the top of a whole-bucket export,
+    // begin) with blanks, and its key must stay its own: `a ` is not `a`.
+    // Those keys are sent as requests of our own.
+
+    /// HEAD of a file key; `None` when absent.
+    async fn raw_head(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
+        let url = self.url(key, "");
+        let r = self
+            .send(&format!("HEAD {key}"), || {
+                Request::builder()
+                    .method(Method::HEAD)
+                    .uri(&url)
+                    .body(Buffer::new())
+                    .map_err(|e| StoreError::Io(format!("request: {e}")))
+            })
+            .await;
+        let headers = match r {
+            Ok((h, _)) => h,
+            Err(StoreError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let bad = |e: opendal::Error| StoreError::Io(format!("HEAD {key}: bad answer: {e}"));
+        Ok(Some(ObjInfo {
+            key: key.to_string(),
+            size: opendal::raw::parse_content_length(&headers)
+                .map_err(bad)?
+                .unwrap_or(0),
+            etag: opendal::raw::parse_etag(&headers)
+                .map_err(bad)?
+                .unwrap_or_default()
+                .to_string(),
+            last_modified: opendal::raw::parse_last_modified(&headers)
+                .map_err(bad)?
+                .map(to_timespec)
+                .unwrap_or_default(),
+            meta: Meta::parse(
+                meta_pairs(&headers)
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+        }))
+    }
+
+    /// [`Client::get_range`] by a request of our own.
+    async fn raw_get_range(&self, key: &str, off: u64, len: u64, etag: &str) -> StoreResult<Bytes> {
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let url = self.url(key, "");
+        let range = format!("bytes={off}-{}", off.saturating_add(len - 1));
+        let (status, _, body) = self
+            .send_with(&format!("GET {key}"), &[RANGE_NOT_SATISFIABLE], || {
+                let mut b = Request::builder()
+                    .method(Method::GET)
+                    .uri(&url)
+                    .header(http::header::RANGE, &range);
+                if !etag.is_empty() {
+                    b = b.header(http::header::IF_MATCH, etag);
+                }
+                b.body(Buffer::new())
+                    .map_err(|e| StoreError::Io(format!("request: {e}")))
+            })
+            .await?;
+        if status == RANGE_NOT_SATISFIABLE {
+            return Ok(Bytes::new());
+        }
+        // A server that ignores Range sends the whole object.
+        if status == 200 && body.len() as u64 > len {
+            let start = (off as usize).min(body.len());
+            let end = start.saturating_add(len as usize).min(body.len());
+            return Ok(body.slice(start..end));
+        }
+        Ok(body)
+    }
+
+    /// [`Client::put`] by a request of our own.
+    async fn raw_put(&self, key: &str, data: Bytes, meta: &Meta) -> StoreResult<String> {
+        let url = self.url(key, "");
+        let len = data.len();
+        let (headers, _) = self
+            .send(&format!("PUT {key}"), || {
+                let b = Request::builder()
+                    .method(Method::PUT)
+                    .uri(&url)
+                    .header(http::header::CONTENT_TYPE, "application/octet-stream")
+                    .header(http::header::CONTENT_LENGTH, len);
+                Self::meta_headers(b, meta)
+                    .body(Buffer::from(data.clone()))
+                    .map_err(|e| StoreError::Io(format!("request: {e}")))
+            })
+            .await?;
+        Ok(headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string())
+    }
+
     /// HEAD of a `dir/` marker by its key, with its metadata, or `None`
     /// when there is none. OpenDAL takes a path ending in `/` for a
     /// directory and answers its stat from a listing, without the
@@ -418,13 +587,7 @@ impl Client {
                 .unwrap_or_default()
                 .to_string()
         };
-        let pairs: Vec<(String, String)> = headers
-            .iter()
-            .filter_map(|(k, v)| {
-                let name = k.as_str().strip_prefix("x-amz-meta-")?;
-                Some((name.to_string(), v.to_str().ok()?.to_string()))
-            })
-            .collect();
+        let pairs = meta_pairs(&headers);
         Ok(Some(ObjInfo {
             key: key.to_string(),
             size: 0,
@@ -620,6 +783,97 @@ impl Client {
     }
 }
 
+/// Whether OpenDAL addresses `key` as it is: its path normalisation trims
+/// blanks at both ends (and would fold `//`, which keys of valid names
+/// never hold).
+fn dal_keeps(key: &str) -> bool {
+    key.trim() == key
+}
+
+const RANGE_NOT_SATISFIABLE: u16 = 416;
+
+/// The user metadata (`x-amz-meta-*`) of an answer.
+fn meta_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.as_str().strip_prefix("x-amz-meta-")?;
+            Some((name.to_string(), v.to_str().ok()?.to_string()))
+        })
+        .collect()
+}
+
+/// Continued requests of one [`Client::list_page`] call: a page that
+/// holds only skipped keys (a marker) is followed, a server that never
+/// ends is not.
+const LIST_ROUNDS_MAX: usize = 64;
+
+/// Bytes a query value keeps unescaped (RFC 3986 unreserved, as SigV4
+/// wants them).
+const QUERY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn query_escape(v: &str) -> String {
+    utf8_percent_encode(v, QUERY_ESCAPE).to_string()
+}
+
+/// What a ListObjectsV2 answer says: keys (with whether each is a common
+/// prefix), whether it is truncated, and the token to continue with.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct ListPage {
+    keys: Vec<(String, bool)>,
+    truncated: bool,
+    next: Option<String>,
+}
+
+/// Reads a ListObjectsV2 answer keeping every character of the keys:
+/// text is taken as it is (no trimming, no line-end folding), references
+/// resolved.
+fn parse_list(body: &[u8]) -> Result<ListPage, String> {
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_reader(body);
+    let mut path: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut page = ListPage::default();
+    loop {
+        match r.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) => {
+                path.push(e.name().as_ref().to_string());
+                text.clear();
+            }
+            Event::Text(t) => text.push_str(&t),
+            Event::CData(t) => text.push_str(&t),
+            Event::GeneralRef(g) => {
+                if let Some(c) = g.resolve_char_ref().map_err(|e| e.to_string())? {
+                    text.push(c);
+                } else {
+                    let name: &str = &g;
+                    let v = quick_xml::escape::resolve_predefined_entity(name)
+                        .ok_or_else(|| format!("unknown entity &{name};"))?;
+                    text.push_str(v);
+                }
+            }
+            Event::End(_) => {
+                let names: Vec<&str> = path.iter().map(String::as_str).collect();
+                match names.as_slice() {
+                    [_, "Contents", "Key"] => page.keys.push((text.clone(), false)),
+                    [_, "CommonPrefixes", "Prefix"] => page.keys.push((text.clone(), true)),
+                    [_, "IsTruncated"] => page.truncated = text.trim() == "true",
+                    [_, "NextContinuationToken"] => page.next = Some(text.clone()),
+                    _ => {}
+                }
+                path.pop();
+                text.clear();
+            }
+            Event::Eof => return Ok(page),
+            _ => {}
+        }
+    }
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -644,4 +898,51 @@ fn error_code(body: &[u8]) -> String {
     quick_xml::de::from_reader::<_, E>(body)
         .map(|e| e.code)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_answers_keep_every_character_of_keys() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>bkt</Name><Prefix>e/</Prefix><IsTruncated>true</IsTruncated>
+  <Contents><Key>e/trailing </Key><Size>1</Size></Contents>
+  <Contents><Key> e/lead</Key></Contents>
+  <Contents><Key>e/a&amp;b&lt;&#x9;&#10;c</Key></Contents>
+  <Contents><Key><![CDATA[e/raw <x> ]]></Key></Contents>
+  <CommonPrefixes><Prefix>e/sub /</Prefix></CommonPrefixes>
+  <NextContinuationToken>tok=1</NextContinuationToken>
+</ListBucketResult>"#;
+        let page = parse_list(xml).expect("parse");
+        assert_eq!(
+            page,
+            ListPage {
+                keys: vec![
+                    ("e/trailing ".into(), false),
+                    (" e/lead".into(), false),
+                    ("e/a&b<\t\nc".into(), false),
+                    ("e/raw <x> ".into(), false),
+                    ("e/sub /".into(), true),
+                ],
+                truncated: true,
+                next: Some("tok=1".into()),
+            }
+        );
+        let end =
+            parse_list(b"<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>")
+                .expect("parse");
+        assert_eq!(end, ListPage::default());
+        assert!(parse_list(b"<ListBucketResult><Contents><Key>&bogus;</Key>").is_err());
+    }
+
+    #[test]
+    fn only_keys_with_blanks_at_the_ends_bypass_opendal() {
+        assert!(dal_keeps("export/a b/c"));
+        assert!(!dal_keeps("export/c "));
+        assert!(!dal_keeps(" c"));
+        assert!(!dal_keeps("export/c\t"));
+    }
 }

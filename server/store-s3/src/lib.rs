@@ -11,7 +11,8 @@
 //! shared profile, container and instance metadata), retries with backoff
 //! and timeouts as layers. The few S3 requests its portable API keeps
 //! inside (a multipart upload's id, which the crash journal records; a
-//! directory marker with metadata; a metadata-only copy) are sent by
+//! directory marker with metadata; a metadata-only copy) or changes
+//! (listings and keys ending in blanks, which its paths trim) are sent by
 //! [`client`] through OpenDAL's own HTTP transport and signer library.
 //!
 //! # Layout

@@ -35,6 +35,38 @@ struct Job {
     data: Taken,
 }
 
+/// Permission bits a mode may carry: the file type is the call's, never
+/// the caller's (`S_IFMT` bits in a mode are `EINVAL`, as for the local
+/// store's `mknodat`/`fchmodat`).
+const PERM_BITS: u32 = 0o7777;
+
+fn check_perm(mode: u32) -> StoreResult<()> {
+    if mode & !PERM_BITS != 0 {
+        return Err(StoreError::Invalid);
+    }
+    Ok(())
+}
+
+/// This store's record of a directory's entries changing: how often, and
+/// when last (its mtime and ctime until its own metadata is set again).
+#[derive(Clone, Copy, Default)]
+struct Bump {
+    count: u64,
+    at: Option<nfs4d_store::Timespec>,
+}
+
+/// A directory this process created (or set attributes of) on a server
+/// that does not list markers, as a marker would describe it.
+fn made_info(prefix: &str, meta: Meta) -> ObjInfo {
+    ObjInfo {
+        key: prefix.to_string(),
+        size: 0,
+        etag: String::new(),
+        last_modified: meta.mtime.unwrap_or_default(),
+        meta,
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -82,6 +114,9 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// What the HEADs of a listing page's files found, by key.
+type Fetched = HashMap<String, StoreResult<Option<ObjInfo>>>;
+
 /// A listing page's cache key: (directory prefix, StartAfter).
 type PageKey = (String, Option<String>);
 /// A cached listing page and whether more follow.
@@ -113,7 +148,7 @@ pub struct S3Store {
     nodes: Mutex<TtlCache<String, Node>>,
     pages: Mutex<TtlCache<PageKey, Page>>,
     /// Per directory prefix: a count of this store's changes in it.
-    bumps: Mutex<TtlCache<String, u64>>,
+    bumps: Mutex<TtlCache<String, Bump>>,
     /// Directories created here that the server does not list
     /// (`list_markers == false`), with their metadata.
     made_dirs: Mutex<BTreeMap<String, Meta>>,
@@ -313,8 +348,16 @@ impl S3Store {
     fn touch_dir(&self, prefix: &str) {
         lock(&self.pages).clear();
         let mut b = lock(&self.bumps);
-        let n = b.get(&prefix.to_string(), Duration::MAX).unwrap_or(0);
-        b.put(prefix.to_string(), n + 1);
+        let n = b
+            .get(&prefix.to_string(), Duration::MAX)
+            .unwrap_or_default();
+        b.put(
+            prefix.to_string(),
+            Bump {
+                count: n.count + 1,
+                at: Some(meta::now()),
+            },
+        );
         drop(b);
         let key = prefix.trim_end_matches('/').to_string();
         lock(&self.nodes).remove(&key);
@@ -332,7 +375,7 @@ impl S3Store {
 
     fn node(&self, p: &RelPath) -> StoreResult<Node> {
         if p.is_root() {
-            return Ok(Node::Dir(None));
+            return self.root_node();
         }
         let key = self.key(p)?;
         if let Some(n) = lock(&self.nodes).get(&key, self.ttl()) {
@@ -397,13 +440,7 @@ impl S3Store {
         // markers: the metadata it was given, whether or not objects lie
         // below it now, so its mode and owner do not flip to the defaults
         // when its first entry arrives.
-        let made = made.map(|meta| ObjInfo {
-            key: prefix.clone(),
-            size: 0,
-            etag: String::new(),
-            last_modified: meta.mtime.unwrap_or_default(),
-            meta,
-        });
+        let made = made.map(|meta| made_info(&prefix, meta));
         let node = match file? {
             Some(info) => Node::File(info),
             None => {
@@ -417,7 +454,7 @@ impl S3Store {
                     }
                     Some(_) => Node::Dir(made),
                     None if made.is_some() => Node::Dir(made),
-                    None => return Err(StoreError::NotFound),
+                    None => return Err(self.missing(p)),
                 }
             }
         };
@@ -425,14 +462,92 @@ impl S3Store {
         Ok(node)
     }
 
+    /// The export root: a directory always, whose owner and mode are on
+    /// the prefix's marker (SETATTR writes one); a whole-bucket export
+    /// has none.
+    fn root_node(&self) -> StoreResult<Node> {
+        if self.root.is_empty() {
+            return Ok(Node::Dir(None));
+        }
+        let key = self.root.trim_end_matches('/').to_string();
+        if let Some(n) = lock(&self.nodes).get(&key, self.ttl()) {
+            return Ok(n);
+        }
+        let made = lock(&self.made_dirs).get(&self.root).cloned();
+        let marker = match made {
+            Some(meta) => Some(made_info(&self.root, meta)),
+            None if self.cfg.list_markers => self.block(self.c.head_marker(&self.root))?,
+            None => None,
+        };
+        let node = Node::Dir(marker);
+        lock(&self.nodes).put(key, node.clone());
+        Ok(node)
+    }
+
+    /// Why `p` has no object: `NotDir` when a component above it is not
+    /// a directory (POSIX `ENOTDIR`; a symlink there is never followed),
+    /// else `NotFound`. Keys below a file cannot exist in S3's flat
+    /// namespace, so only the parents are asked, nearest first, and only
+    /// on this path that already failed.
+    fn missing(&self, p: &RelPath) -> StoreError {
+        let Some(parent) = p.parent() else {
+            return StoreError::NotFound;
+        };
+        if parent.is_root() {
+            return StoreError::NotFound;
+        }
+        match self.node(&parent) {
+            Ok(Node::File(_)) | Err(StoreError::NotDir) => StoreError::NotDir,
+            Ok(Node::Dir(_)) | Err(StoreError::NotFound) => StoreError::NotFound,
+            Err(e) => e,
+        }
+    }
+
     fn node_attrs(&self, p: &RelPath, node: &Node) -> StoreResult<Attrs> {
         match node {
             Node::File(info) => Ok(meta::file_attrs(info, &self.cfg)),
             Node::Dir(marker) => {
                 let prefix = self.dir_prefix(p)?;
-                let bump = lock(&self.bumps).get(&prefix, Duration::MAX).unwrap_or(0);
-                Ok(meta::dir_attrs(&prefix, marker.as_ref(), bump, &self.cfg))
+                let bump = lock(&self.bumps)
+                    .get(&prefix, Duration::MAX)
+                    .unwrap_or_default();
+                let mut a = meta::dir_attrs(&prefix, marker.as_ref(), bump.count, &self.cfg);
+                // An entry added, removed or renamed here modifies the
+                // directory (POSIX; RFC 8881 §5.8.2.43 `time_modify`).
+                // Rewriting the marker for every entry would double the
+                // requests of each create: the time is kept in memory,
+                // as the change counter is, and lost at a restart.
+                if let Some(t) = bump.at {
+                    a.mtime = a.mtime.max(t);
+                    a.ctime = a.ctime.max(t);
+                }
+                Ok(a)
             }
+        }
+    }
+
+    /// Largest object this store writes: the parts one multipart upload
+    /// may have.
+    fn max_size(&self) -> u64 {
+        self.cfg.part_size.saturating_mul(S3_MAX_PARTS - 1)
+    }
+
+    /// Ok when `p` is a regular file (staged or in the bucket); the kind
+    /// in the way otherwise.
+    fn regular_file(&self, p: &RelPath) -> StoreResult<()> {
+        if p.is_root() {
+            return Err(StoreError::IsDir);
+        }
+        if self.stage_of(&self.key(p)?).is_some() {
+            return Ok(());
+        }
+        match self.node(p)? {
+            Node::Dir(_) => Err(StoreError::IsDir),
+            Node::File(info) => match meta::kind_of(info.meta.mode) {
+                FileKind::Regular => Ok(()),
+                FileKind::Symlink => Err(StoreError::Symlink),
+                _ => Err(StoreError::WrongType),
+            },
         }
     }
 
@@ -512,8 +627,10 @@ impl S3Store {
             Node::Dir(_) => return Err(StoreError::IsDir),
             Node::File(info) => info,
         };
-        if meta::kind_of(info.meta.mode) != FileKind::Regular {
-            return Err(StoreError::WrongType);
+        match meta::kind_of(info.meta.mode) {
+            FileKind::Regular => {}
+            FileKind::Symlink => return Err(StoreError::Symlink),
+            _ => return Err(StoreError::WrongType),
         }
         if lock(&self.stages).len() >= self.cfg.staged_files_max {
             return Err(StoreError::Transient(
@@ -1171,6 +1288,14 @@ impl S3Store {
             }
             r => r?,
         };
+        if (data.len() as u64) < want {
+            // Fewer bytes than the object had when it was looked up: it
+            // was replaced meanwhile, on a server that does not check
+            // If-Match. As above, the newcomer's bytes are not served.
+            tracing::debug!(key, "s3: short GET: the object changed since its HEAD");
+            self.invalidate(&key);
+            return Err(StoreError::Stale);
+        }
         let got = (data.len() as u64).min(want) as usize;
         buf.extend_from_slice(&data[..got]);
         if data.len() as u64 > want {
@@ -1217,7 +1342,13 @@ impl S3Store {
         Ok(p)
     }
 
-    fn entry_attrs(&self, dir: &RelPath, name: &str, item: &ListItem) -> StoreResult<Attrs> {
+    fn entry_attrs(
+        &self,
+        dir: &RelPath,
+        name: &str,
+        item: &ListItem,
+        fetched: &Fetched,
+    ) -> StoreResult<Attrs> {
         let n = Name::new(name.as_bytes())?;
         let p = dir.join(&n);
         if item.is_prefix {
@@ -1226,6 +1357,12 @@ impl S3Store {
         let key = item.key.clone();
         if let Some(st) = self.stage_of(&key) {
             return Ok(self.stage_attrs(&lock(&st)));
+        }
+        match fetched.get(&key) {
+            Some(Ok(Some(info))) => return self.node_attrs(&p, &Node::File(info.clone())),
+            Some(Ok(None)) => return Err(StoreError::NotFound),
+            Some(Err(e)) => return Err(e.clone()),
+            None => {}
         }
         if let Some(n) = lock(&self.nodes).get(&key, self.ttl()) {
             return self.node_attrs(&p, &n);
@@ -1240,8 +1377,10 @@ impl S3Store {
         }
     }
 
-    /// HEADs a page's uncached files concurrently, filling the cache.
-    fn prefetch(&self, items: &[ListItem]) {
+    /// HEADs a page's uncached files concurrently, filling the cache;
+    /// returns what it found, for the page's entries to use whatever the
+    /// cache's TTL.
+    fn prefetch(&self, items: &[ListItem]) -> Fetched {
         let keys: Vec<String> = {
             let nodes = lock(&self.nodes);
             items
@@ -1251,7 +1390,7 @@ impl S3Store {
                 .collect()
         };
         if keys.is_empty() {
-            return;
+            return Fetched::new();
         }
         let results: Vec<(String, StoreResult<Option<ObjInfo>>)> = self.block(
             futures::stream::iter(keys)
@@ -1263,11 +1402,12 @@ impl S3Store {
                 .collect(),
         );
         let mut nodes = lock(&self.nodes);
-        for (k, r) in results {
+        for (k, r) in &results {
             if let Ok(Some(info)) = r {
-                nodes.put(k, Node::File(info));
+                nodes.put(k.clone(), Node::File(info.clone()));
             }
         }
+        results.into_iter().collect()
     }
 
     fn symlink_target(&self, info: &ObjInfo) -> StoreResult<Vec<u8>> {
@@ -1507,8 +1647,19 @@ impl Store for S3Store {
         let end = offset
             .checked_add(data.len() as u64)
             .ok_or(StoreError::TooBig)?;
-        if end > self.cfg.part_size.saturating_mul(S3_MAX_PARTS - 1) {
+        if end > self.max_size() {
             return Err(StoreError::TooBig);
+        }
+        if data.is_empty() {
+            // Nothing to write: the file is not extended (RFC 8881
+            // §18.32.3 leaves a zero-length WRITE's data untouched), only
+            // checked, and what is staged made as durable as asked.
+            self.regular_file(path)?;
+            if stability != Stability::Unstable {
+                self.commit(path)?;
+                return Ok((0, Stability::FileSync));
+            }
+            return Ok((0, Stability::Unstable));
         }
         let st = self.stage(path, true)?;
         let mut g = lock(&st);
@@ -1580,7 +1731,9 @@ impl Store for S3Store {
     fn commit(&self, path: &RelPath) -> StoreResult<()> {
         let key = self.key(path)?;
         let Some(st) = self.stage_of(&key) else {
-            return Ok(());
+            // Nothing staged: the object is as durable as it gets, if it
+            // is a regular file.
+            return self.regular_file(path);
         };
         self.commit_stage(&st)?;
         let mut g = lock(&st);
@@ -1601,6 +1754,7 @@ impl Store for S3Store {
         exclusive: bool,
     ) -> StoreResult<(Attrs, bool)> {
         self.check_name(name)?;
+        check_perm(mode)?;
         self.require_dir(dir)?;
         let p = dir.join(name);
         if let Some(a) = self.exists(&p)? {
@@ -1618,6 +1772,7 @@ impl Store for S3Store {
 
     fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> StoreResult<Attrs> {
         self.check_name(name)?;
+        check_perm(mode)?;
         self.require_dir(dir)?;
         let p = dir.join(name);
         if self.exists(&p)?.is_some() {
@@ -1642,7 +1797,9 @@ impl Store for S3Store {
         owner: Owner,
     ) -> StoreResult<Attrs> {
         self.check_name(name)?;
-        if target.is_empty() || target.len() as u64 > SYMLINK_MAX {
+        // A target is a path: empty or holding a NUL it names nothing a
+        // client could resolve (POSIX symlink(2) cannot store either).
+        if target.is_empty() || target.len() as u64 > SYMLINK_MAX || target.contains(&0) {
             return Err(StoreError::Invalid);
         }
         self.require_dir(dir)?;
@@ -1806,9 +1963,8 @@ impl Store for S3Store {
                 items.sort_by(|a, b| a.key.cmp(&b.key));
                 items.dedup_by(|a, b| a.key == b.key);
             }
-            if stat {
-                self.prefetch(&items);
-            }
+            // Without `stat` too: an object's kind is in its metadata.
+            let fetched = self.prefetch(&items);
             for it in &items {
                 let rest = &it.key[prefix.len()..];
                 let name = rest.strip_suffix('/').unwrap_or(rest);
@@ -1828,7 +1984,7 @@ impl Store for S3Store {
                 }
                 let next = ListPos::Key(Arc::from(rest.as_bytes()));
                 let a = if stat {
-                    match self.entry_attrs(dir, name, it) {
+                    match self.entry_attrs(dir, name, it, &fetched) {
                         Err(StoreError::NotFound) => continue,
                         r => Some(r),
                     }
@@ -1838,7 +1994,15 @@ impl Store for S3Store {
                 let kind = match &a {
                     Some(Ok(a)) => a.kind,
                     _ if it.is_prefix => FileKind::Directory,
-                    _ => FileKind::Regular,
+                    Some(Err(_)) => FileKind::Regular,
+                    // A listing does not tell a symlink from a file (the
+                    // mode is in the object's metadata): asked, as the
+                    // entry's kind must be true.
+                    None => match self.entry_attrs(dir, name, it, &fetched) {
+                        Ok(a) => a.kind,
+                        Err(StoreError::NotFound) => continue,
+                        Err(e) => return Err(e),
+                    },
                 };
                 let object = match &a {
                     Some(Ok(a)) => a.identity.object,
@@ -1864,6 +2028,18 @@ impl Store for S3Store {
     }
 
     fn setattr(&self, path: &RelPath, set: &SetAttrs) -> StoreResult<Attrs> {
+        // Refused values change nothing: checked before any is applied.
+        if let Some(m) = set.mode {
+            check_perm(m)?;
+        }
+        if set.size.is_some_and(|n| n > self.max_size()) {
+            return Err(StoreError::TooBig);
+        }
+        if *set == SetAttrs::default() {
+            // Nothing to change (a SETATTR of an empty bitmap): not even
+            // ctime moves.
+            return self.attrs(path);
+        }
         let now = meta::now();
         let time = |t: SetTime| match t {
             SetTime::ServerNow => Ok(now),
@@ -1922,6 +2098,7 @@ impl Store for S3Store {
             match a.kind {
                 FileKind::Directory => return Err(StoreError::IsDir),
                 FileKind::Regular => {}
+                FileKind::Symlink => return Err(StoreError::Symlink),
                 _ => return Err(StoreError::Invalid),
             }
             let st = self.stage(path, size > 0)?;
@@ -1993,11 +2170,27 @@ impl Store for S3Store {
                 let prev = meta::dir_attrs(&prefix, None, 0, &self.cfg).identity;
                 m.id.get_or_insert(prev.object);
                 m.inc.get_or_insert(meta::fresh_id());
+                // Entries changed here since the marker was written: their
+                // time goes into it, so a chmod does not set mtime back.
+                let at = lock(&self.bumps)
+                    .get(&prefix, Duration::MAX)
+                    .and_then(|b| b.at);
+                if let Some(t) = at {
+                    m.mtime = Some(m.mtime.map_or(t, |x| x.max(t)));
+                    m.ctime = Some(m.ctime.map_or(t, |x| x.max(t)));
+                }
                 apply(&mut m, FileKind::Directory)?;
                 self.block(self.c.put_marker(&prefix, &m))?;
                 if !self.cfg.list_markers {
                     lock(&self.made_dirs).insert(prefix.clone(), m);
                 }
+                // The times are the marker's now (a `touch -d` after the
+                // entries were made, as tar does, sticks).
+                let mut b = lock(&self.bumps);
+                if let Some(bump) = b.get(&prefix, Duration::MAX) {
+                    b.put(prefix.clone(), Bump { at: None, ..bump });
+                }
+                drop(b);
                 self.invalidate(prefix.trim_end_matches('/'));
             }
         }

@@ -13,7 +13,10 @@
 //!
 //! Workloads: `randread` (SEQUENCE, PUTFH, READ of 4 KiB at a varying
 //! offset of a 1 MiB file) and `metadata` (SEQUENCE, PUTFH, LOOKUP,
-//! GETATTR, GETFH of one of 64 files). The setup (session, files) runs
+//! GETATTR, GETFH of one of 64 files) and `readdir` (SEQUENCE, PUTFH,
+//! READDIR of 64 KiB with the attributes of `ls -l` and the filehandle,
+//! from the start of a directory of 1,000 files: one page, about 300
+//! entries, as `nfs4d-bench --workload readdir` asks). The setup (session, files) runs
 //! before the measured COMPOUNDs and is the same for every run; callgrind's
 //! total divided by the count is instructions per COMPOUND.
 
@@ -103,6 +106,55 @@ fn main() {
         assert_eq!(r.status, nfsstat4::NFS4_OK);
     }
     let attrs = [1u32, 4, 33]; // type, size, mode
+                               // The Linux client's `ls -l` set in READDIR (nfs4d-bench's readdir).
+    let ls_l = bitmap(&[
+        FATTR4_TYPE,
+        FATTR4_CHANGE,
+        FATTR4_SIZE,
+        FATTR4_FSID,
+        FATTR4_RDATTR_ERROR,
+        FATTR4_FILEHANDLE,
+        FATTR4_FILEID,
+        FATTR4_MODE,
+        FATTR4_NUMLINKS,
+        FATTR4_OWNER,
+        FATTR4_OWNER_GROUP,
+        FATTR4_RAWDEV,
+        FATTR4_SPACE_USED,
+        FATTR4_TIME_ACCESS,
+        FATTR4_TIME_METADATA,
+        FATTR4_TIME_MODIFY,
+        FATTR4_MOUNTED_ON_FILEID,
+    ]);
+    let big = if workload == "readdir" {
+        let r = c
+            .compound(vec![
+                putfh(&root),
+                mkdir("big", mode_attr(0o755)),
+                nfs_argop4::OP_GETFH,
+            ])
+            .expect("mkdir");
+        let dir = fh_of(&r).expect("GETFH");
+        for i in 0..1000 {
+            let r = c
+                .compound(vec![
+                    putfh(&dir),
+                    open_op(
+                        c.clientid,
+                        b"owner",
+                        0,
+                        OPEN4_SHARE_ACCESS_BOTH,
+                        create_unchecked(),
+                        claim_null(&format!("entry-{i:06}")),
+                    ),
+                ])
+                .expect("open");
+            assert_eq!(r.status, nfsstat4::NFS4_OK);
+        }
+        Some(dir)
+    } else {
+        None
+    };
     let t = Instant::now();
     for i in 0..n {
         let ops = match workload {
@@ -112,6 +164,10 @@ fn main() {
                 lookup(&format!("f{}", i % 64)),
                 getattr(&attrs),
                 nfs_argop4::OP_GETFH,
+            ],
+            "readdir" => vec![
+                putfh(big.as_ref().expect("directory")),
+                readdir(0, [0; 8], 65536, &ls_l),
             ],
             other => panic!("unknown workload {other}"),
         };

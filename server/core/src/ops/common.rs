@@ -84,7 +84,7 @@ pub fn with_attr_context<R>(
             read_only,
         })
     };
-    let owner = |id: u32| id.to_string().into_bytes();
+    let owner = |id: u32, out: &mut Vec<u8>| attrs::push_decimal(out, id);
     let mounted_on = match &cur.node {
         // An export root's mounted-on fileid is the pseudo directory's.
         Node::Obj { id, .. } if id.is_export_root() => cx

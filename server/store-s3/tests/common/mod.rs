@@ -80,16 +80,28 @@ impl Drop for Server {
     }
 }
 
+/// Whether s3s-fs is installed. Says loudly that the test is skipped on a
+/// machine without it; in CI a missing s3s-fs fails.
+pub fn available() -> bool {
+    if bin().is_some() {
+        return true;
+    }
+    if in_ci() {
+        panic!(
+            "s3s-fs not found (cargo install s3s-fs --version 0.14.1 --locked --features binary)"
+        );
+    }
+    eprintln!("SKIPPED: s3s-fs not installed (cargo install s3s-fs --version 0.14.1 --locked --features binary)");
+    false
+}
+
 /// Starts s3s-fs with one bucket, or skips (None) on a machine without it;
 /// in CI a missing s3s-fs fails.
 pub fn server() -> Option<Server> {
-    let Some(bin) = bin() else {
-        if in_ci() {
-            panic!("s3s-fs not found (cargo install s3s-fs --version 0.14.1 --locked --features binary)");
-        }
-        eprintln!("SKIPPED: s3s-fs not installed (cargo install s3s-fs --version 0.14.1 --locked --features binary)");
+    if !available() {
         return None;
-    };
+    }
+    let bin = bin()?;
     let dir = tempfile::tempdir().expect("tempdir");
     let spool = tempfile::tempdir().expect("tempdir");
     credentials(

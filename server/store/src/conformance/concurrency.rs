@@ -207,17 +207,22 @@ pub fn check_concurrent_io(f: Factory<'_>) {
 
 /// A file renamed over another again and again while a reader looks at the
 /// target: with [`crate::Capabilities::atomic_rename`] the target never goes
-/// missing, and every read sees one whole version.
+/// missing, and every read sees one whole version. Without
+/// [`crate::Capabilities::stable_identity`] a read may instead find that
+/// the object it looked up was replaced before its data came
+/// ([`StoreError::Stale`]): volatile handles are bound to the object they
+/// were looked up for, never to its successor (RFC 8881 §4.2.3).
 pub fn check_atomic_rename_replace(f: Factory<'_>) {
     const VERSIONS: usize = 100;
     let fx = f();
     let s = fx.store();
     let atomic = s.capabilities().atomic_rename;
+    let volatile = !s.capabilities().stable_identity;
     new_file(s, "target", b"v0");
     let done = AtomicBool::new(false);
-    let (reads, missing) = std::thread::scope(|sc| {
+    let (reads, missing, replaced) = std::thread::scope(|sc| {
         let reader = sc.spawn(|| {
-            let (mut reads, mut missing) = (0usize, 0usize);
+            let (mut reads, mut missing, mut replaced) = (0usize, 0usize, 0usize);
             for _ in 0..MAX_ROUNDS {
                 if done.load(Ordering::Acquire) {
                     break;
@@ -233,10 +238,11 @@ pub fn check_atomic_rename_replace(f: Factory<'_>) {
                         reads += 1;
                     }
                     Err(StoreError::NotFound) if !atomic => missing += 1,
+                    Err(StoreError::Stale) if volatile => replaced += 1,
                     Err(e) => panic!("reading the target during renames: {e:?}"),
                 }
             }
-            (reads, missing)
+            (reads, missing, replaced)
         });
         let writer = sc.spawn(|| {
             for i in 1..=VERSIONS {
@@ -269,6 +275,7 @@ pub fn check_atomic_rename_replace(f: Factory<'_>) {
         "no temporary name is left"
     );
     eprintln!(
-        "check_atomic_rename_replace: {reads} reads, {missing} saw no target (atomic: {atomic})"
+        "check_atomic_rename_replace: {reads} reads, {missing} saw no target (atomic: {atomic}), \
+         {replaced} saw it replaced (volatile: {volatile})"
     );
 }
