@@ -293,7 +293,6 @@ impl Client {
         limit: usize,
         recursive: bool,
     ) -> StoreResult<(Vec<ListItem>, bool)> {
-        bump(&self.counts.list);
         let what = format!("LIST {prefix}");
         let mut out = Vec::new();
         let mut token: Option<String> = None;
@@ -315,6 +314,7 @@ impl Client {
                 q.push_str(&format!("&start-after={}", query_escape(sa)));
             }
             let url = format!("{}/?{q}", self.base);
+            bump(&self.counts.list);
             let (_, body) = self
                 .send(&what, || {
                     Request::builder()

@@ -108,6 +108,13 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     fn remove(&mut self, k: &K) {
         self.map.remove(k);
     }
+    /// The first fresh entry for which `f` has an answer.
+    fn find<R>(&self, ttl: Duration, mut f: impl FnMut(&K, &V) -> Option<R>) -> Option<R> {
+        self.map
+            .iter()
+            .filter(|(_, (t, _))| t.elapsed() < ttl)
+            .find_map(|(k, (_, v))| f(k, v))
+    }
     fn clear(&mut self) {
         self.map.clear();
         self.order.clear();
@@ -121,6 +128,31 @@ type Fetched = HashMap<String, StoreResult<Option<ObjInfo>>>;
 type PageKey = (String, Option<String>);
 /// A cached listing page and whether more follow.
 type Page = (Vec<ListItem>, bool);
+
+/// The part past `after` of the cached page of `pfx` that began after
+/// `start` (`None`: at the beginning), when that page covers `after`: it
+/// began at or before it, and `after` is not past its last key unless it
+/// was the directory's last page.
+fn covering(
+    prefix: &str,
+    after: Option<&str>,
+    pfx: &str,
+    start: Option<&str>,
+    items: &[ListItem],
+    more: bool,
+) -> Option<(Vec<ListItem>, bool)> {
+    if pfx != prefix || start > after {
+        return None;
+    }
+    let Some(a) = after else {
+        return Some((items.to_vec(), more));
+    };
+    let from = items.partition_point(|i| i.key.as_str() <= a);
+    if from == items.len() && more {
+        return None;
+    }
+    Some((items[from..].to_vec(), more))
+}
 
 /// What a path is, as far as this store knows.
 #[derive(Clone)]
@@ -1328,11 +1360,24 @@ impl S3Store {
 
     // --- listing ---------------------------------------------------------------------
 
+    /// The listing of `prefix` past `after`. A READDIR resumes at the
+    /// cookie where the previous one stopped, usually inside a page that
+    /// one fetched: the rest of a cached page covering `after` answers it,
+    /// so a directory costs one LIST per page of keys, not one per READDIR.
     fn page(&self, prefix: &str, after: Option<String>) -> StoreResult<(Vec<ListItem>, bool)> {
-        let ck = (prefix.to_string(), after.clone());
-        if let Some(p) = lock(&self.pages).get(&ck, self.ttl()) {
+        if let Some(p) = lock(&self.pages).find(self.ttl(), |(pfx, start), (items, more)| {
+            covering(
+                prefix,
+                after.as_deref(),
+                pfx,
+                start.as_deref(),
+                items,
+                *more,
+            )
+        }) {
             return Ok(p);
         }
+        let ck = (prefix.to_string(), after.clone());
         let p =
             self.block(
                 self.c
@@ -1963,9 +2008,18 @@ impl Store for S3Store {
                 items.sort_by(|a, b| a.key.cmp(&b.key));
                 items.dedup_by(|a, b| a.key == b.key);
             }
-            // Without `stat` too: an object's kind is in its metadata.
-            let fetched = self.prefetch(&items);
-            for it in &items {
+            // Without `stat` too: an object's kind is in its metadata. The
+            // HEADs go a window ahead of the entries handed out, so a
+            // READDIR that stops early has not asked for the whole page
+            // (what the window fetched beyond stays in the cache for the
+            // next READDIR).
+            let mut fetched = Fetched::new();
+            let mut fetched_to = 0;
+            for (i, it) in items.iter().enumerate() {
+                if i >= fetched_to {
+                    fetched_to = (i + self.cfg.list_stat_concurrency).min(items.len());
+                    fetched.extend(self.prefetch(&items[i..fetched_to]));
+                }
                 let rest = &it.key[prefix.len()..];
                 let name = rest.strip_suffix('/').unwrap_or(rest);
                 if !self.valid_listed(name) {

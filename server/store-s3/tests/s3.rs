@@ -701,6 +701,74 @@ fn ls_l_of_a_large_prefix() {
     assert!(took < Duration::from_secs(60), "{took:?}");
 }
 
+/// A listing read READDIR by READDIR (a few dozen entries each, resumed at
+/// the last entry's position) sends one LIST per page of keys, not one per
+/// READDIR, and HEADs about the entries handed out, not whole pages ahead.
+#[test]
+fn resumed_listing_lists_each_page_once() {
+    let Some(srv) = server() else { return };
+    let count = 2_500;
+    let dir = srv.dir.path().join(BUCKET).join("export").join("paged");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for i in 0..count {
+        std::fs::write(dir.join(format!("obj{i:06}")), b"x").expect("write");
+    }
+    let cfg = S3Config {
+        // Nothing expires during the run: the counts are the listing's own.
+        attr_ttl_ms: 600_000,
+        ..srv.config()
+    };
+    let window = cfg.list_stat_concurrency as u64;
+    let page = cfg.list_page as u64;
+    let s = open(cfg);
+    let per_readdir = 30;
+    let before = s.requests();
+    let mut pos = ListPos::Start;
+    let mut seen = Vec::new();
+    let mut readdirs = 0;
+    loop {
+        let mut got = 0;
+        let mut last = None;
+        let end = s
+            .list(&p("paged"), &pos, true, &mut |e, a| {
+                assert_eq!(a.expect("attrs").expect("ok").size, 1);
+                seen.push(String::from_utf8_lossy(e.name).into_owned());
+                last = Some(e.next.clone());
+                got += 1;
+                got < per_readdir
+            })
+            .expect("list");
+        readdirs += 1;
+        if readdirs == 1 {
+            let r = s.requests();
+            assert!(
+                r.head - before.head <= per_readdir as u64 + window,
+                "the first READDIR HEADed {} objects for {per_readdir} entries",
+                r.head - before.head
+            );
+        }
+        if end {
+            break;
+        }
+        pos = last.expect("an entry before a stop");
+    }
+    let want: Vec<String> = (0..count).map(|i| format!("obj{i:06}")).collect();
+    assert_eq!(seen, want);
+    let r = s.requests();
+    let pages = (count as u64).div_ceil(page);
+    assert!(readdirs > 80, "{readdirs} READDIRs");
+    assert!(
+        r.list - before.list <= pages + 1,
+        "{} LISTs for {pages} pages over {readdirs} READDIRs",
+        r.list - before.list
+    );
+    assert!(
+        r.head - before.head <= count as u64 + window,
+        "{} HEADs for {count} entries",
+        r.head - before.head
+    );
+}
+
 /// Names that end in blanks are keys of their own (OpenDAL would trim
 /// them into another object's key): `x` and `x ` hold their own data
 /// through write, read, listing, rename and remove, and so do a directory
