@@ -41,6 +41,19 @@ pub(crate) struct ListItem {
     /// The full key (a common prefix ends with `/`).
     pub key: String,
     pub is_prefix: bool,
+    /// What the listing says of an object (not of a common prefix), when
+    /// it gives the size and date.
+    pub listed: Option<Listed>,
+}
+
+/// An object as a listing describes it: size and Last-Modified second,
+/// which a write of its data or metadata changes, and the ETag where the
+/// server lists it (AWS, Garage, Ceph RGW and MinIO do; s3s-fs does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub etag: Option<String>,
+    pub size: u64,
+    pub modified_sec: i64,
 }
 
 /// A completed part of a multipart upload.
@@ -329,7 +342,7 @@ impl Client {
             let mut keys = page.keys;
             keys.sort_by(|a, b| a.0.cmp(&b.0));
             let mut rest = keys.into_iter().peekable();
-            while let Some((key, is_prefix)) = rest.next() {
+            while let Some((key, is_prefix, listed)) = rest.next() {
                 // A directory's own `dir/` marker is not one of its entries
                 // (delimited listings, READDIR), but recursive listings keep
                 // it: they decide whether the directory exists and what a
@@ -338,7 +351,11 @@ impl Client {
                 {
                     continue;
                 }
-                out.push(ListItem { key, is_prefix });
+                out.push(ListItem {
+                    key,
+                    is_prefix,
+                    listed,
+                });
                 if out.len() == limit {
                     return Ok((out, rest.peek().is_some() || page.truncated));
                 }
@@ -824,7 +841,8 @@ fn query_escape(v: &str) -> String {
 /// prefix), whether it is truncated, and the token to continue with.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct ListPage {
-    keys: Vec<(String, bool)>,
+    /// Keys, whether each is a common prefix, and what is listed of it.
+    keys: Vec<(String, bool, Option<Listed>)>,
     truncated: bool,
     next: Option<String>,
 }
@@ -838,6 +856,12 @@ fn parse_list(body: &[u8]) -> Result<ListPage, String> {
     let mut path: Vec<String> = Vec::new();
     let mut text = String::new();
     let mut page = ListPage::default();
+    // The fields of the `Contents` element being read; an object whose
+    // ETag, size or date is missing or unreadable is listed without them.
+    let mut key: Option<String> = None;
+    let mut etag: Option<String> = None;
+    let mut size: Option<u64> = None;
+    let mut modified: Option<i64> = None;
     loop {
         match r.read_event().map_err(|e| e.to_string())? {
             Event::Start(e) => {
@@ -859,8 +883,33 @@ fn parse_list(body: &[u8]) -> Result<ListPage, String> {
             Event::End(_) => {
                 let names: Vec<&str> = path.iter().map(String::as_str).collect();
                 match names.as_slice() {
-                    [_, "Contents", "Key"] => page.keys.push((text.clone(), false)),
-                    [_, "CommonPrefixes", "Prefix"] => page.keys.push((text.clone(), true)),
+                    [_, "Contents", "Key"] => key = Some(text.clone()),
+                    [_, "Contents", "ETag"] => etag = Some(text.clone()),
+                    [_, "Contents", "Size"] => size = text.trim().parse().ok(),
+                    [_, "Contents", "LastModified"] => {
+                        modified = text
+                            .trim()
+                            .parse::<opendal::raw::Timestamp>()
+                            .ok()
+                            .map(|t| to_timespec(t).sec)
+                    }
+                    [_, "Contents"] => {
+                        if let Some(k) = key.take() {
+                            let listed = match (size.take(), modified.take()) {
+                                (Some(size), Some(modified_sec)) => Some(Listed {
+                                    etag: etag.take(),
+                                    size,
+                                    modified_sec,
+                                }),
+                                _ => None,
+                            };
+                            page.keys.push((k, false, listed));
+                        }
+                        etag = None;
+                        size = None;
+                        modified = None;
+                    }
+                    [_, "CommonPrefixes", "Prefix"] => page.keys.push((text.clone(), true, None)),
                     [_, "IsTruncated"] => page.truncated = text.trim() == "true",
                     [_, "NextContinuationToken"] => page.next = Some(text.clone()),
                     _ => {}
@@ -910,6 +959,7 @@ mod tests {
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
   <Name>bkt</Name><Prefix>e/</Prefix><IsTruncated>true</IsTruncated>
   <Contents><Key>e/trailing </Key><Size>1</Size></Contents>
+  <Contents><Key>e/full</Key><LastModified>2026-12-06T09:30:01.250Z</LastModified><ETag>&quot;9b2cf535f27731c974343645a3985328&quot;</ETag><Size>42</Size></Contents>
   <Contents><Key> e/lead</Key></Contents>
   <Contents><Key>e/a&amp;b&lt;&#x9;&#10;c</Key></Contents>
   <Contents><Key><![CDATA[e/raw <x> ]]></Key></Contents>
@@ -921,11 +971,20 @@ mod tests {
             page,
             ListPage {
                 keys: vec![
-                    ("e/trailing ".into(), false),
-                    (" e/lead".into(), false),
-                    ("e/a&b<\t\nc".into(), false),
-                    ("e/raw <x> ".into(), false),
-                    ("e/sub /".into(), true),
+                    ("e/trailing ".into(), false, None),
+                    (
+                        "e/full".into(),
+                        false,
+                        Some(Listed {
+                            etag: Some("\"9b2cf535f27731c974343645a3985328\"".into()),
+                            size: 42,
+                            modified_sec: 1_796_549_401,
+                        })
+                    ),
+                    (" e/lead".into(), false, None),
+                    ("e/a&b<\t\nc".into(), false, None),
+                    ("e/raw <x> ".into(), false, None),
+                    ("e/sub /".into(), true, None),
                 ],
                 truncated: true,
                 next: Some("tok=1".into()),

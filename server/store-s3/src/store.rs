@@ -12,7 +12,7 @@ use nfs4d_store::{
     RelPath, SetAttrs, SetTime, Stability, Store, StoreError, StoreResult,
 };
 
-use crate::client::{Client, ListItem, Part};
+use crate::client::{Client, ListItem, Listed, Part};
 use crate::config::{S3Config, S3_MAX_PARTS};
 use crate::journal::{Journal, Record};
 use crate::meta::{self, full_mode, Meta, ObjInfo, S_IFMT, S_IFREG};
@@ -108,6 +108,10 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     fn remove(&mut self, k: &K) {
         self.map.remove(k);
     }
+    /// An entry whatever its age, with its age.
+    fn get_aged(&self, k: &K) -> Option<(Duration, V)> {
+        self.map.get(k).map(|(t, v)| (t.elapsed(), v.clone()))
+    }
     /// The first fresh entry for which `f` has an answer.
     fn find<R>(&self, ttl: Duration, mut f: impl FnMut(&K, &V) -> Option<R>) -> Option<R> {
         self.map
@@ -128,6 +132,30 @@ type Fetched = HashMap<String, StoreResult<Option<ObjInfo>>>;
 type PageKey = (String, Option<String>);
 /// A cached listing page and whether more follow.
 type Page = (Vec<ListItem>, bool);
+
+/// Seconds between an object's Last-Modified and a HEAD of it for the
+/// HEAD's answer to be reused while listings show that date: S3 dates
+/// have one-second resolution, so a second change within the same second
+/// as the one seen would show the same date and ETag; a HEAD made a whole
+/// second later has seen every change of that second. One more second
+/// allows for the S3 server's clock running behind this host's.
+const LISTED_MARGIN_SECS: i64 = 2;
+
+/// Whether `info`, what a HEAD answered `age` ago, still describes the
+/// object a listing now shows as `l`: the same size, Last-Modified second
+/// and ETag (where listed), and the HEAD made long enough after that second
+/// (any later write of the data or metadata then carries a later date).
+fn still_as_listed(info: &ObjInfo, l: &Listed, age: Duration, now: nfs4d_store::Timespec) -> bool {
+    let headed_sec = now.sec - age.as_secs() as i64 - 1;
+    let same_etag = l
+        .etag
+        .as_ref()
+        .is_none_or(|e| e.trim_matches('"') == info.etag.trim_matches('"'));
+    same_etag
+        && info.size == l.size
+        && info.last_modified.sec == l.modified_sec
+        && headed_sec >= l.modified_sec + LISTED_MARGIN_SECS
+}
 
 /// The part past `after` of the cached page of `pfx` that began after
 /// `start` (`None`: at the beginning), when that page covers `after`: it
@@ -1422,20 +1450,35 @@ impl S3Store {
         }
     }
 
-    /// HEADs a page's uncached files concurrently, filling the cache;
-    /// returns what it found, for the page's entries to use whatever the
-    /// cache's TTL.
+    /// HEADs the files of a stretch of a listing page that the cache
+    /// cannot answer, concurrently, filling the cache; returns what it
+    /// found, for the page's entries to use whatever the cache's TTL. A
+    /// cached HEAD older than the TTL still answers when the listing shows
+    /// the object unchanged since ([`still_as_listed`]): a listing carries
+    /// no user metadata (owner, mode), so without this every `ls -l` of a
+    /// directory would HEAD each of its objects again.
     fn prefetch(&self, items: &[ListItem]) -> Fetched {
+        let mut found = Fetched::new();
+        let now = meta::now();
         let keys: Vec<String> = {
             let nodes = lock(&self.nodes);
             items
                 .iter()
                 .filter(|i| !i.is_prefix && nodes.get(&i.key, self.ttl()).is_none())
+                .filter(|i| match (nodes.get_aged(&i.key), &i.listed) {
+                    (Some((age, Node::File(info))), Some(l))
+                        if still_as_listed(&info, l, age, now) =>
+                    {
+                        found.insert(i.key.clone(), Ok(Some(info)));
+                        false
+                    }
+                    _ => true,
+                })
                 .map(|i| i.key.clone())
                 .collect()
         };
         if keys.is_empty() {
-            return Fetched::new();
+            return found;
         }
         let results: Vec<(String, StoreResult<Option<ObjInfo>>)> = self.block(
             futures::stream::iter(keys)
@@ -1452,7 +1495,8 @@ impl S3Store {
                 nodes.put(k.clone(), Node::File(info.clone()));
             }
         }
-        results.into_iter().collect()
+        found.extend(results);
+        found
     }
 
     fn symlink_target(&self, info: &ObjInfo) -> StoreResult<Vec<u8>> {
@@ -2001,6 +2045,7 @@ impl Store for S3Store {
                         items.push(ListItem {
                             key: k.clone(),
                             is_prefix: true,
+                            listed: None,
                         });
                     }
                 }

@@ -769,6 +769,61 @@ fn resumed_listing_lists_each_page_once() {
     );
 }
 
+/// A directory listed again is answered from the HEADs of the last
+/// listing while the listing shows each object unchanged (same ETag, size
+/// and date), even with no attribute TTL at all; an object rewritten
+/// behind the server's back is HEADed again, and one changed within the
+/// last seconds keeps being HEADed until its date is old enough to tell.
+#[test]
+fn a_relisted_directory_is_not_headed_again() {
+    let Some(srv) = server() else { return };
+    let count = 300;
+    let dir = srv.dir.path().join(BUCKET).join("export").join("again");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for i in 0..count {
+        let f = dir.join(format!("obj{i:04}"));
+        std::fs::write(&f, b"x").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .and_then(|f| f.set_modified(old))
+            .expect("date");
+    }
+    // The test configuration trusts no cached attribute (`attr_ttl_ms` 0).
+    let s = open(srv.config());
+    let ls = |s: &S3Store| {
+        let before = s.requests();
+        let mut sizes = Vec::new();
+        s.list(&p("again"), &ListPos::Start, true, &mut |_, a| {
+            sizes.push(a.expect("attrs").expect("ok").size);
+            true
+        })
+        .expect("list");
+        (sizes, s.requests().head - before.head)
+    };
+    let (sizes, heads) = ls(&s);
+    assert_eq!(sizes, vec![1; count]);
+    assert_eq!(heads, count as u64, "the first listing HEADs every object");
+    let (sizes, heads) = ls(&s);
+    assert_eq!(sizes, vec![1; count]);
+    assert_eq!(heads, 0, "nothing changed: no HEAD");
+
+    // Another client rewrites one object: it alone is HEADed again, and
+    // shows its new size; as its date is this second, the next listing
+    // cannot tell a change in the same second and HEADs it once more.
+    rt().block_on(
+        srv.other()
+            .write("export/again/obj0007", b"rewritten".to_vec()),
+    )
+    .expect("put");
+    let (sizes, heads) = ls(&s);
+    assert_eq!(sizes[7], 9);
+    assert_eq!(heads, 1);
+    let (_, heads) = ls(&s);
+    assert_eq!(heads, 1, "a date this recent is not trusted yet");
+}
+
 /// Names that end in blanks are keys of their own (OpenDAL would trim
 /// them into another object's key): `x` and `x ` hold their own data
 /// through write, read, listing, rename and remove, and so do a directory
