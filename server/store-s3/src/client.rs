@@ -482,8 +482,8 @@ impl Client {
     // begin) with blanks, and its key must stay its own: `a ` is not `a`.
     // Those keys are sent as requests of our own.
 
-    /// HEAD of a file key; `None` when absent.
-    async fn raw_head(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
+    /// The headers of a HEAD of `key` sent as is; `None` when absent.
+    async fn head_headers(&self, key: &str) -> StoreResult<Option<http::HeaderMap>> {
         let url = self.url(key, "");
         let r = self
             .send(&format!("HEAD {key}"), || {
@@ -494,10 +494,17 @@ impl Client {
                     .map_err(|e| StoreError::Io(format!("request: {e}")))
             })
             .await;
-        let headers = match r {
-            Ok((h, _)) => h,
-            Err(StoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
+        match r {
+            Ok((h, _)) => Ok(Some(h)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// HEAD of a file key; `None` when absent.
+    async fn raw_head(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
+        let Some(headers) = self.head_headers(key).await? else {
+            return Ok(None);
         };
         let bad = |e: opendal::Error| StoreError::Io(format!("HEAD {key}: bad answer: {e}"));
         Ok(Some(ObjInfo {
@@ -582,20 +589,8 @@ impl Client {
     /// marker's metadata, so this request is sent as is.
     pub async fn head_marker(&self, key: &str) -> StoreResult<Option<ObjInfo>> {
         bump(&self.counts.head);
-        let url = self.url(key, "");
-        let r = self
-            .send(&format!("HEAD {key}"), || {
-                Request::builder()
-                    .method(Method::HEAD)
-                    .uri(&url)
-                    .body(Buffer::new())
-                    .map_err(|e| StoreError::Io(format!("request: {e}")))
-            })
-            .await;
-        let headers = match r {
-            Ok((h, _)) => h,
-            Err(StoreError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(headers) = self.head_headers(key).await? else {
+            return Ok(None);
         };
         let text = |name: &str| {
             headers

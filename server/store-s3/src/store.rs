@@ -1464,8 +1464,10 @@ impl S3Store {
             let nodes = lock(&self.nodes);
             items
                 .iter()
-                .filter(|i| !i.is_prefix && nodes.get(&i.key, self.ttl()).is_none())
+                .filter(|i| !i.is_prefix)
                 .filter(|i| match (nodes.get_aged(&i.key), &i.listed) {
+                    // Fresh: the entry's attributes come from the cache.
+                    (Some((age, _)), _) if age < self.ttl() => false,
                     (Some((age, Node::File(info))), Some(l))
                         if still_as_listed(&info, l, age, now) =>
                     {
