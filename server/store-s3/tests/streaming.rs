@@ -31,6 +31,17 @@ fn read_all(s: &S3Store, path: &str) -> Vec<u8> {
     }
 }
 
+/// An UNSTABLE WRITE of MiB number `i` of `body` to `path`.
+fn write_mib(s: &S3Store, path: &str, body: &[u8], i: usize) {
+    s.write(
+        &p(path),
+        (i * MIB) as u64,
+        &body[i * MIB..(i + 1) * MIB],
+        Stability::Unstable,
+    )
+    .expect("write");
+}
+
 fn new_file(s: &S3Store, name: &str) {
     s.create_file(&p(""), &n(name), 0o644, OWNER, true)
         .expect("create");
@@ -80,13 +91,7 @@ fn concurrent_writes_send_each_part_once() {
                 if i * MIB >= total {
                     break;
                 }
-                s.write(
-                    &p("conc"),
-                    (i * MIB) as u64,
-                    &body[i * MIB..(i + 1) * MIB],
-                    Stability::Unstable,
-                )
-                .expect("write");
+                write_mib(&s, "conc", &body, i);
             });
         }
     });
@@ -121,13 +126,7 @@ fn writes_proceed_while_a_part_uploads() {
     let body = data(20 * MIB, 4);
     // part 5 MiB + room 5 MiB: the write that ends at 10 MiB sends part 1.
     for i in 0..9 {
-        s.write(
-            &p("w"),
-            (i * MIB) as u64,
-            &body[i * MIB..(i + 1) * MIB],
-            Stability::Unstable,
-        )
-        .expect("write");
+        write_mib(&s, "w", &body, i);
     }
     s.hold_uploads(true);
     let (tx, rx) = mpsc::channel();
@@ -153,13 +152,7 @@ fn writes_proceed_while_a_part_uploads() {
         }
         sc.spawn(|| {
             for i in 10..14 {
-                s.write(
-                    &p("w"),
-                    (i * MIB) as u64,
-                    &body[i * MIB..(i + 1) * MIB],
-                    Stability::Unstable,
-                )
-                .expect("write");
+                write_mib(&s, "w", &body, i);
                 tx.send(i).expect("send");
             }
         });
@@ -174,13 +167,7 @@ fn writes_proceed_while_a_part_uploads() {
         s.hold_uploads(false);
     });
     for i in 14..20 {
-        s.write(
-            &p("w"),
-            (i * MIB) as u64,
-            &body[i * MIB..(i + 1) * MIB],
-            Stability::Unstable,
-        )
-        .expect("write");
+        write_mib(&s, "w", &body, i);
     }
     s.close(&p("w")).expect("close");
     assert_eq!(read_all(&s, "w"), body);
@@ -201,13 +188,7 @@ fn sending_a_part_moves_no_staged_data() {
     new_file(&s, "seg");
     let body = data(26 * MIB, 6);
     for i in 0..24 {
-        s.write(
-            &p("seg"),
-            (i * MIB) as u64,
-            &body[i * MIB..(i + 1) * MIB],
-            Stability::Unstable,
-        )
-        .expect("write");
+        write_mib(&s, "seg", &body, i);
     }
     let sent = s.bytes_sent();
     let staged = spool_files(&srv);
@@ -249,13 +230,7 @@ fn a_failed_part_upload_is_sent_again() {
     let body = data(23 * MIB, 5);
     s.fail_uploads(1);
     for i in 0..23 {
-        s.write(
-            &p("f"),
-            (i * MIB) as u64,
-            &body[i * MIB..(i + 1) * MIB],
-            Stability::Unstable,
-        )
-        .expect("write");
+        write_mib(&s, "f", &body, i);
     }
     s.commit(&p("f")).expect("commit");
     s.close(&p("f")).expect("close");
@@ -280,13 +255,7 @@ fn parts_sent_after_a_commit_survive_a_crash() {
             .expect("write");
         s.commit(&p("c")).expect("commit");
         for i in 12..30 {
-            s.write(
-                &p("c"),
-                (i * MIB) as u64,
-                &body[i * MIB..(i + 1) * MIB],
-                Stability::Unstable,
-            )
-            .expect("write");
+            write_mib(&s, "c", &body, i);
         }
         // Crash: the store goes away without COMMIT or close.
     }
@@ -322,13 +291,7 @@ fn rewriting_an_object_loads_it_once() {
     let body = data(30 * MIB, 8);
     let before = s.requests();
     for i in 0..30 {
-        s.write(
-            &p("re"),
-            (i * MIB) as u64,
-            &body[i * MIB..(i + 1) * MIB],
-            Stability::Unstable,
-        )
-        .expect("write");
+        write_mib(&s, "re", &body, i);
     }
     s.close(&p("re")).expect("close");
     let r = s.requests();
