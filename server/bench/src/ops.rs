@@ -7,35 +7,8 @@ use nfs4d_xdr::nfs4::*;
 use nfs4d_testkit::ops::{attrs_of, fh_of, open_ok, read_ok, readdir_ok, write_ok};
 pub use nfs4d_testkit::ops::{
     bitmap, check, commit, delegreturn, getattr_bitmap as getattr, lookup, mode_attr, putfh, read,
-    readdir, remove, scalar_attrs,
+    readdir, readdir_attrs, remove, scalar_attrs, LS_ATTRS,
 };
-
-/// What `ls -l` needs of a file, as the Linux client asks for it in GETATTR.
-pub const LS_ATTRS: &[u32] = &[
-    FATTR4_TYPE,
-    FATTR4_CHANGE,
-    FATTR4_SIZE,
-    FATTR4_FSID,
-    FATTR4_FILEID,
-    FATTR4_MODE,
-    FATTR4_NUMLINKS,
-    FATTR4_OWNER,
-    FATTR4_OWNER_GROUP,
-    FATTR4_RAWDEV,
-    FATTR4_SPACE_USED,
-    FATTR4_TIME_ACCESS,
-    FATTR4_TIME_METADATA,
-    FATTR4_TIME_MODIFY,
-    FATTR4_MOUNTED_ON_FILEID,
-];
-
-/// The same in READDIR, plus the per-entry error and the filehandle (the
-/// Linux client's READDIR attribute set for `ls -l`).
-pub fn readdir_attrs() -> bitmap4 {
-    let mut a = LS_ATTRS.to_vec();
-    a.extend([FATTR4_RDATTR_ERROR, FATTR4_FILEHANDLE]);
-    bitmap(&a)
-}
 
 /// CREATE of a directory, mode 0755.
 pub fn mkdir(name: &str) -> nfs_argop4 {

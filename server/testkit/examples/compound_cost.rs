@@ -81,14 +81,7 @@ fn main() {
         let r = c
             .compound(vec![
                 putfh(&root),
-                open_op(
-                    c.clientid,
-                    b"owner",
-                    0,
-                    OPEN4_SHARE_ACCESS_BOTH,
-                    create_unchecked(),
-                    claim_null(&format!("f{i}")),
-                ),
+                create_op(c.clientid, &format!("f{i}")),
                 nfs_argop4::OP_GETFH,
             ])
             .expect("open");
@@ -105,27 +98,10 @@ fn main() {
             .expect("write");
         assert_eq!(r.status, nfsstat4::NFS4_OK);
     }
-    let attrs = [1u32, 4, 33]; // type, size, mode
-                               // The Linux client's `ls -l` set in READDIR (nfs4d-bench's readdir).
-    let ls_l = bitmap(&[
-        FATTR4_TYPE,
-        FATTR4_CHANGE,
-        FATTR4_SIZE,
-        FATTR4_FSID,
-        FATTR4_RDATTR_ERROR,
-        FATTR4_FILEHANDLE,
-        FATTR4_FILEID,
-        FATTR4_MODE,
-        FATTR4_NUMLINKS,
-        FATTR4_OWNER,
-        FATTR4_OWNER_GROUP,
-        FATTR4_RAWDEV,
-        FATTR4_SPACE_USED,
-        FATTR4_TIME_ACCESS,
-        FATTR4_TIME_METADATA,
-        FATTR4_TIME_MODIFY,
-        FATTR4_MOUNTED_ON_FILEID,
-    ]);
+    // GETATTR of type, size and mode; READDIR with the Linux client's `ls -l`
+    // set (nfs4d-bench's readdir).
+    let attrs = [1u32, 4, 33];
+    let ls_l = readdir_attrs();
     let big = if workload == "readdir" {
         let r = c
             .compound(vec![
@@ -139,14 +115,7 @@ fn main() {
             let r = c
                 .compound(vec![
                     putfh(&dir),
-                    open_op(
-                        c.clientid,
-                        b"owner",
-                        0,
-                        OPEN4_SHARE_ACCESS_BOTH,
-                        create_unchecked(),
-                        claim_null(&format!("entry-{i:06}")),
-                    ),
+                    create_op(c.clientid, &format!("entry-{i:06}")),
                 ])
                 .expect("open");
             assert_eq!(r.status, nfsstat4::NFS4_OK);
@@ -179,4 +148,16 @@ fn main() {
         t.elapsed(),
         if metrics { "on" } else { "off" }
     );
+}
+
+/// OPEN with create (UNCHECKED4) of `name`, read and write, for one owner.
+fn create_op(clientid: clientid4, name: &str) -> nfs_argop4 {
+    open_op(
+        clientid,
+        b"owner",
+        0,
+        OPEN4_SHARE_ACCESS_BOTH,
+        create_unchecked(),
+        claim_null(name),
+    )
 }

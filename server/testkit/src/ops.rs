@@ -25,6 +25,33 @@ pub fn bitmap(attrs: &[u32]) -> bitmap4 {
     bm
 }
 
+/// What `ls -l` needs of a file, as the Linux client asks for it in GETATTR.
+pub const LS_ATTRS: &[u32] = &[
+    FATTR4_TYPE,
+    FATTR4_CHANGE,
+    FATTR4_SIZE,
+    FATTR4_FSID,
+    FATTR4_FILEID,
+    FATTR4_MODE,
+    FATTR4_NUMLINKS,
+    FATTR4_OWNER,
+    FATTR4_OWNER_GROUP,
+    FATTR4_RAWDEV,
+    FATTR4_SPACE_USED,
+    FATTR4_TIME_ACCESS,
+    FATTR4_TIME_METADATA,
+    FATTR4_TIME_MODIFY,
+    FATTR4_MOUNTED_ON_FILEID,
+];
+
+/// The same in READDIR, plus the per-entry error and the filehandle (the
+/// Linux client's READDIR attribute set for `ls -l`).
+pub fn readdir_attrs() -> bitmap4 {
+    let mut a = LS_ATTRS.to_vec();
+    a.extend([FATTR4_RDATTR_ERROR, FATTR4_FILEHANDLE]);
+    bitmap(&a)
+}
+
 /// Attributes that set nothing (CREATE, OPEN with UNCHECKED4).
 pub fn no_attrs() -> fattr4 {
     fattr4 {
