@@ -71,6 +71,9 @@ pub struct Limits {
     /// (docs/locking.md). At the limit a lock that needs a new one is
     /// refused with NFS4ERR_RESOURCE (4.0) or NFS4ERR_DELAY (4.1).
     pub max_lock_files: u32,
+    /// 1 MiB READ buffers kept for reuse once their reply is sent
+    /// ([`crate::reply::ReadBuffers`]); 0 keeps none.
+    pub read_buffers_kept: u32,
 }
 
 /// Default of `courtesy_time`: a day, as knfsd.
@@ -82,6 +85,15 @@ pub const DEFAULT_MAX_LOCK_FILES: u32 = 1024;
 // Each lock file belongs to one lock stateid, which counts as an open
 // state: a larger default could never be reached.
 const _: () = assert!(DEFAULT_MAX_LOCK_FILES <= DEFAULT_MAX_OPEN_STATES);
+
+/// Largest [`Limits::read_buffers_kept`] accepted: 4 GiB of buffers.
+pub const MAX_READ_BUFFERS_KEPT: u32 = 4096;
+/// Default of [`Limits::read_buffers_kept`]: the READs in flight of four
+/// connections with 16 slots each, 64 MiB.
+pub const DEFAULT_READ_BUFFERS_KEPT: u32 = 64;
+const _: () = assert!(DEFAULT_READ_BUFFERS_KEPT <= MAX_READ_BUFFERS_KEPT);
+// What the default keeps stays modest whatever MAX_IO becomes.
+const _: () = assert!(DEFAULT_READ_BUFFERS_KEPT as u64 * MAX_IO as u64 <= 256 << 20);
 
 /// Smallest sled page cache accepted (sled needs a few pages per tree).
 pub const MIN_SLED_CACHE: u64 = 1 << 20;
@@ -107,6 +119,7 @@ impl Default for Limits {
             max_delegations: 1 << 16,
             max_courtesy_clients: 1024,
             max_lock_files: DEFAULT_MAX_LOCK_FILES,
+            read_buffers_kept: DEFAULT_READ_BUFFERS_KEPT,
         }
     }
 }
@@ -510,6 +523,9 @@ impl Config {
                     "limits.{name} must be positive"
                 )));
             }
+        }
+        if l.read_buffers_kept > MAX_READ_BUFFERS_KEPT {
+            return bad("limits.read_buffers_kept must be within 0..=4096");
         }
         if !(MIN_SLED_CACHE..=MAX_SLED_CACHE).contains(&l.sled_cache_bytes) {
             return bad("limits.sled_cache_bytes must be within 1 MiB..=64 GiB");

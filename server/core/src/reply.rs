@@ -6,7 +6,11 @@
 //! server's CPU on sequential reads (plus page faults on the reply buffer);
 //! the writer sends the three parts with one vectored write instead.
 
+use std::sync::{Mutex, PoisonError};
+
 use nfs4d_xdr::record::{write_header, HEADER_LEN};
+
+use crate::config::MAX_IO;
 
 /// Data kept out of the encoded bytes: it belongs at offset `at` of them.
 #[derive(Debug, Default)]
@@ -157,6 +161,80 @@ impl Batch {
     pub fn parts(&self) -> &[Vec<u8>] {
         &self.parts
     }
+
+    /// The parts, once sent: READ buffers go back to [`ReadBuffers`].
+    pub fn into_parts(self) -> Vec<Vec<u8>> {
+        self.parts
+    }
+}
+
+/// READs of at least this many bytes read into a buffer of
+/// [`ReadBuffers`]; smaller ones into a buffer of their own size.
+pub const POOLED_READ_MIN: usize = 128 << 10;
+
+/// Buffers of large READs, handed back once their reply is sent and
+/// reused by the next large READ; at most `keep` are kept.
+///
+/// Why: a 1 MiB READ buffer freed by the connection's writer went back to
+/// the malloc arena of the runner that allocated it, and each arena kept
+/// its own peak of freed buffers (`keep_io_buffers` in the daemon keeps
+/// freed memory rather than faulting it in again). A streaming read held
+/// about two peaks of READs in flight, twice Ganesha's RSS. Buffers that
+/// go round through this pool are allocated once per peak whatever thread
+/// frees them, and never fault in fresh pages.
+#[derive(Debug)]
+pub struct ReadBuffers {
+    free: Mutex<Vec<Vec<u8>>>,
+    keep: usize,
+}
+
+/// Capacity of a pooled buffer: one READ of the largest size served.
+const POOLED_CAPACITY: usize = MAX_IO as usize;
+const _: () = assert!(POOLED_READ_MIN <= POOLED_CAPACITY);
+
+impl ReadBuffers {
+    /// A pool that keeps at most `keep` buffers.
+    pub fn new(keep: usize) -> ReadBuffers {
+        ReadBuffers {
+            free: Mutex::new(Vec::new()),
+            keep,
+        }
+    }
+
+    /// An empty buffer for a READ of `count` bytes (at most `MAX_IO`): a
+    /// kept one, or a new one of the pool's size for a large READ.
+    pub fn take(&self, count: usize) -> Vec<u8> {
+        if !(POOLED_READ_MIN..=POOLED_CAPACITY).contains(&count) {
+            return Vec::new();
+        }
+        let kept = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        kept.unwrap_or_else(|| Vec::with_capacity(POOLED_CAPACITY))
+    }
+
+    /// Hands a sent buffer back: kept if it is of the pool's size and the
+    /// pool has room, freed otherwise.
+    pub fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() != POOLED_CAPACITY {
+            return;
+        }
+        buf.clear();
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < self.keep {
+            free.push(buf);
+        }
+    }
+
+    /// Buffers kept now.
+    pub fn kept(&self) -> usize {
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
 }
 
 #[cfg(test)]
@@ -236,5 +314,36 @@ mod tests {
         want.extend_from_slice(&[1, 2, 3, 4, 5]);
         assert_eq!(batch.len(), want.len());
         assert_eq!(batch.parts().concat(), want);
+    }
+
+    #[test]
+    fn read_buffers_are_reused_and_bounded() {
+        let pool = ReadBuffers::new(2);
+        assert_eq!(pool.take(4096).capacity(), 0, "small READs are not pooled");
+        let a = pool.take(POOLED_READ_MIN);
+        let b = pool.take(POOLED_CAPACITY);
+        let c = pool.take(POOLED_CAPACITY);
+        assert_eq!(a.capacity(), POOLED_CAPACITY);
+        let a_at = a.as_ptr();
+        let mut a = a;
+        a.extend_from_slice(b"sent");
+        pool.give(a);
+        pool.give(b);
+        pool.give(c);
+        assert_eq!(pool.kept(), 2, "no more than `keep`");
+        pool.give(vec![0; 100]);
+        assert_eq!(pool.kept(), 2, "other sizes are freed");
+        let again = pool.take(POOLED_CAPACITY);
+        assert!(again.is_empty(), "a reused buffer holds no old data");
+        assert_eq!(again.capacity(), POOLED_CAPACITY);
+        let again2 = pool.take(POOLED_CAPACITY);
+        assert!(
+            [again.as_ptr(), again2.as_ptr()].contains(&a_at),
+            "the first buffer came round again"
+        );
+        assert_eq!(pool.kept(), 0);
+        let none = ReadBuffers::new(0);
+        none.give(Vec::with_capacity(POOLED_CAPACITY));
+        assert_eq!(none.kept(), 0, "keep 0 keeps nothing");
     }
 }

@@ -57,6 +57,8 @@ pub struct Server {
     pub boot: u32,
     /// Counters of the requests run (exported by the daemon).
     pub metrics: crate::metrics::OpMetrics,
+    /// Buffers of large READs, reused once their reply is sent.
+    pub read_buffers: crate::reply::ReadBuffers,
     /// Bounds the log lines about refused requests.
     pub refusals: crate::ratelimit::LogLimiter,
     /// Local processes are watched, so file leases may be taken (the
@@ -235,7 +237,9 @@ impl Server {
                 (id.clone(), id, None)
             }
         };
+        let read_buffers = crate::reply::ReadBuffers::new(cfg.limits.read_buffers_kept as usize);
         Ok(Server {
+            read_buffers,
             owner_major,
             scope,
             serving,

@@ -164,6 +164,7 @@ async fn connection(
     let (mut rd, mut wr) = stream.into_split();
     let limit = srv.cfg.limits.max_in_flight as usize;
     let (tx, mut rx) = mpsc::channel::<Record>(limit + crate::callback::MAX_PENDING_CALLS);
+    let buffers = srv.clone();
     let writer = tokio::spawn(async move {
         while let Some(rec) = rx.recv().await {
             // Replies that finished while the previous write was under way
@@ -181,6 +182,9 @@ async fn connection(
             if let Err(e) = write_batch(&batch, &mut wr).await {
                 tracing::debug!(%peer, error = %e, "write failed; dropping connection");
                 break;
+            }
+            for part in batch.into_parts() {
+                buffers.read_buffers.give(part);
             }
         }
     });

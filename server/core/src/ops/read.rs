@@ -30,7 +30,7 @@ pub fn run(cx: &mut Cx, a: READ4args) -> NfsResult<READ4resok> {
     let count = a.count.min(max);
     let range = (count > 0).then(|| (a.offset, a.offset.saturating_add(u64::from(count) - 1)));
     let (e, path) = admit(cx, &cur, &sid, false, range)?;
-    let mut data = Vec::new();
+    let mut data = cx.srv.read_buffers.take(count as usize);
     let (_, eof) = e.store().read(path, a.offset, count as usize, &mut data)?;
     cx.srv.metrics.read_bytes(data.len() as u64);
     Ok(READ4resok { eof, data })
