@@ -285,6 +285,28 @@ impl EtcdCluster {
         health(SocketAddr::from((self.ip, m.client_port)))
     }
 
+    /// Whether member `i` says it is the leader (its status names itself
+    /// as leader); false if it does not answer.
+    pub fn is_leader(&self, i: usize) -> bool {
+        let m = &self.members[i];
+        if m.child.is_none() || m.stopped {
+            return false;
+        }
+        let Some(body) = post(
+            SocketAddr::from((self.ip, m.client_port)),
+            "/v3/maintenance/status",
+        ) else {
+            return false;
+        };
+        // {"header":{..,"member_id":"N",..},..,"leader":"N",..}
+        let field = |name: &str| {
+            let key = format!("\"{name}\":\"");
+            let at = body.find(&key)? + key.len();
+            Some(body[at..].split('"').next()?.to_string())
+        };
+        matches!((field("member_id"), field("leader")), (Some(a), Some(b)) if a == b)
+    }
+
     /// Waits until every running member is healthy.
     pub fn wait_healthy(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
@@ -329,6 +351,23 @@ impl Drop for EtcdCluster {
             self.kill(i);
         }
     }
+}
+
+/// POST `{}` to `path` of an etcd client port (its JSON gateway); the
+/// answer, headers and body, if one came within half a second.
+fn post(addr: SocketAddr, path: &str) -> Option<String> {
+    let t = Duration::from_millis(500);
+    let mut s = TcpStream::connect_timeout(&addr, t).ok()?;
+    s.set_read_timeout(Some(t)).ok()?;
+    s.set_write_timeout(Some(t)).ok()?;
+    let req = format!(
+        "POST {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut body = Vec::new();
+    // Bounded: a status answer is a few hundred bytes.
+    let _ = s.take(64 * 1024).read_to_end(&mut body);
+    Some(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// GET /health on an etcd client port (plain HTTP/1.0, served next to gRPC).
