@@ -353,39 +353,36 @@ impl Drop for EtcdCluster {
     }
 }
 
-/// POST `{}` to `path` of an etcd client port (its JSON gateway); the
-/// answer, headers and body, if one came within half a second.
-fn post(addr: SocketAddr, path: &str) -> Option<String> {
+/// One HTTP/1.0 exchange with an etcd client port (its JSON gateway and
+/// `/health` are served next to gRPC): `request` sent whole, the answer,
+/// headers and body, if the connection and the write succeeded within
+/// half a second each.
+fn exchange(addr: SocketAddr, request: &str) -> Option<String> {
     let t = Duration::from_millis(500);
     let mut s = TcpStream::connect_timeout(&addr, t).ok()?;
     s.set_read_timeout(Some(t)).ok()?;
     s.set_write_timeout(Some(t)).ok()?;
-    let req = format!(
-        "POST {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-    );
-    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(request.as_bytes()).ok()?;
     let mut body = Vec::new();
-    // Bounded: a status answer is a few hundred bytes.
+    // Bounded: a health or status answer is a few hundred bytes.
     let _ = s.take(64 * 1024).read_to_end(&mut body);
     Some(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// GET /health on an etcd client port (plain HTTP/1.0, served next to gRPC).
+/// POST `{}` to `path` of an etcd client port; the answer.
+fn post(addr: SocketAddr, path: &str) -> Option<String> {
+    exchange(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+        ),
+    )
+}
+
+/// GET /health on an etcd client port.
 fn health(addr: SocketAddr) -> bool {
-    let t = Duration::from_millis(500);
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, t) else {
-        return false;
-    };
-    if s.set_read_timeout(Some(t)).is_err() || s.set_write_timeout(Some(t)).is_err() {
-        return false;
-    }
-    if s.write_all(b"GET /health HTTP/1.0\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut body = Vec::new();
-    // Bounded: a health answer is a few hundred bytes.
-    let _ = s.take(64 * 1024).read_to_end(&mut body);
-    String::from_utf8_lossy(&body).contains("\"health\":\"true\"")
+    exchange(addr, "GET /health HTTP/1.0\r\n\r\n")
+        .is_some_and(|a| a.contains("\"health\":\"true\""))
 }
 
 /// A random address of 127/8 other than the usual 127.0.0.x.
