@@ -199,7 +199,7 @@ impl StateManager {
     }
 
     fn has_state(g: &Inner, id: ClientId) -> bool {
-        g.states.values().any(|e| e.client == id)
+        g.states.client_holds(id)
     }
 
     /// SETCLIENTID (RFC 7530 §16.33.5).

@@ -28,9 +28,8 @@ impl Inner {
     pub fn expire_courtesy_on(&mut self, file: FileKey) -> bool {
         let mut victims: Vec<ClientId> = self
             .states
-            .values()
-            .filter(|e| e.file == file)
-            .map(|e| e.client)
+            .of_file(file)
+            .map(|(_, e)| e.client)
             .filter(|c| self.is_courtesy(*c))
             .collect();
         victims.sort_unstable();
@@ -95,7 +94,7 @@ impl StateManager {
         let max = self.limits.max_courtesy_clients as usize;
         let mut expire = Vec::new();
         for id in dead {
-            let holds = g.states.values().any(|e| e.client == id);
+            let holds = g.states.client_holds(id);
             let locks = g.locks.values().flatten().any(|r| r.owner.0 == id);
             let Some(c) = g.clients.get_mut(&id) else {
                 continue;

@@ -263,10 +263,11 @@ impl Inner {
                 return Err(NoDeleg::Contention);
             }
         }
-        let others_open = self.states.values().filter(|e| {
-            e.file == file && e.client != client && matches!(e.kind, StateKind::Open(_))
-        });
-        for e in others_open {
+        let others_open = self
+            .states
+            .of_file(file)
+            .filter(|(_, e)| e.client != client && matches!(e.kind, StateKind::Open(_)));
+        for (_, e) in others_open {
             let StateKind::Open(o) = &e.kind else {
                 continue;
             };

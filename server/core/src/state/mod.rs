@@ -15,6 +15,7 @@ pub mod open;
 pub mod oslock;
 pub mod recovery;
 pub mod session;
+pub mod table;
 
 #[cfg(test)]
 mod limits_tests;
@@ -141,8 +142,8 @@ pub struct Inner {
     pub pending_updates: HashMap<ClientId, Client>,
     /// Sessions by id.
     pub sessions: HashMap<SessionId, Session>,
-    /// Stateids by `other`.
-    pub states: HashMap<Other, StateEntry>,
+    /// Stateids by `other`, indexed by file and client.
+    pub states: table::StateTable,
     /// Open stateid per (open owner, file).
     pub opens_by_owner: HashMap<(OwnerKey, FileKey), Other>,
     /// Lock stateid per (lock owner, file).

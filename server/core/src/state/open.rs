@@ -57,17 +57,16 @@ impl Inner {
     /// the same owner's included: an owner that denied READ cannot then
     /// open for READ (RFC 7530 §16.16.5, pynfs OPEN21).
     pub fn share_conflict(&self, file: FileKey, _owner: &OwnerKey, want: Share) -> bool {
-        self.states.values().any(|e| {
-            e.file == file && matches!(&e.kind, StateKind::Open(o) if o.share.conflicts(&want))
-        })
+        self.states
+            .of_file(file)
+            .any(|(_, e)| matches!(&e.kind, StateKind::Open(o) if o.share.conflicts(&want)))
     }
 
     /// Union of the share modes held by all opens of a file.
     pub fn file_share(&self, file: FileKey) -> Share {
         self.states
-            .values()
-            .filter(|e| e.file == file)
-            .fold(Share::default(), |acc, e| match &e.kind {
+            .of_file(file)
+            .fold(Share::default(), |acc, (_, e)| match &e.kind {
                 StateKind::Open(o) => Share {
                     access: acc.access | o.share.access,
                     deny: acc.deny | o.share.deny,
@@ -166,7 +165,8 @@ impl StateManager {
             .get(other)
             .map(|e| e.file)
             .ok_or(NfsError::BadStateid)?;
-        let held = g.states.values().any(|e| {
+        // Lock stateids derived from this open are on the same file.
+        let held = g.states.of_file(file).any(|(_, e)| {
             matches!(&e.kind, StateKind::Lock { open, owner } if open == other
                 && g.locks.get(&file).is_some_and(|rs| rs.iter().any(|r| &r.owner == owner)))
         });
@@ -175,7 +175,7 @@ impl StateManager {
         }
         let locks: Vec<Other> = g
             .states
-            .iter()
+            .of_file(file)
             .filter(|(_, e)| matches!(&e.kind, StateKind::Lock { open, .. } if open == other))
             .map(|(o, _)| *o)
             .collect();
