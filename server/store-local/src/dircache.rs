@@ -27,6 +27,15 @@
 //! cached (it is read page by page as before). Least recently used
 //! listings are evicted first.
 //!
+//! A directory is read whole by one request at a time, and at most
+//! [`MAX_FILLS`] directories at once: a request that finds the listing
+//! missing while another request reads it (the usual case when a client
+//! starts an `ls -l` with many READDIRs in flight, or right after the
+//! directory changed) reads its own page from the cookie instead. Without
+//! this, every request in flight built its own copy of the listing: 64
+//! slots listing a directory of 100,000 entries each read up to
+//! [`MAX_LISTING_BYTES`] of it, a few hundred MiB of RSS at once.
+//!
 //! A directory found too large is remembered ([`MAX_TOO_LARGE`] of them,
 //! with the size it showed), and not read whole again while its size is
 //! at least that: otherwise every READDIR page of a directory of a
@@ -50,6 +59,9 @@ pub const MAX_LISTING_BYTES: usize = 4 << 20;
 pub const MAX_TOTAL_BYTES: usize = 16 << 20;
 /// Directories remembered as too large to cache.
 pub const MAX_TOO_LARGE: usize = 64;
+/// Listings being read whole at once (each up to [`MAX_LISTING_BYTES`]).
+pub const MAX_FILLS: usize = 4;
+const _: () = assert!(MAX_FILLS * MAX_LISTING_BYTES <= MAX_TOTAL_BYTES);
 /// Bookkeeping bytes per entry counted against the bounds (the entry
 /// record and its cookie index slot).
 const ENTRY_OVERHEAD: usize = 48;
@@ -195,6 +207,8 @@ struct Inner {
     /// Directories too large to cache, with the size they showed then
     /// and when that was learnt (for eviction).
     too_large: Vec<(Identity, u64, u64)>,
+    /// Directories being read whole now (at most [`MAX_FILLS`]).
+    filling: Vec<Identity>,
 }
 
 /// The cache; see the module documentation.
@@ -225,6 +239,18 @@ impl DirCache {
         let old = g.slots.swap_remove(i);
         g.bytes -= old.listing.bytes();
         None
+    }
+
+    /// The right to read `dir` whole into a listing, unless another
+    /// request is reading it or [`MAX_FILLS`] directories are being read;
+    /// the caller then reads its page from the cookie. Held until dropped.
+    pub fn begin_fill(&self, dir: Identity) -> Option<Filling<'_>> {
+        let mut g = self.lock();
+        if g.filling.len() >= MAX_FILLS || g.filling.contains(&dir) {
+            return None;
+        }
+        g.filling.push(dir);
+        Some(Filling { cache: self, dir })
     }
 
     /// Whether `dir`, now of `size` bytes, was found too large to cache
@@ -285,6 +311,21 @@ impl DirCache {
             used,
         });
         listing
+    }
+}
+
+/// A directory being read whole (see [`DirCache::begin_fill`]).
+pub struct Filling<'a> {
+    cache: &'a DirCache,
+    dir: Identity,
+}
+
+impl Drop for Filling<'_> {
+    fn drop(&mut self) {
+        let mut g = self.cache.lock();
+        if let Some(i) = g.filling.iter().position(|d| *d == self.dir) {
+            g.filling.swap_remove(i);
+        }
     }
 }
 
@@ -379,6 +420,27 @@ mod tests {
         assert_eq!(c.lock().too_large.len(), MAX_TOO_LARGE);
         assert!(!c.known_too_large(id(1), 1 << 20));
         assert!(c.known_too_large(id(100 + MAX_TOO_LARGE as u64 + 9), 1));
+    }
+
+    #[test]
+    fn one_whole_read_per_directory_and_few_at_once() {
+        let c = DirCache::default();
+        let first = c.begin_fill(id(1)).expect("nobody reads it");
+        assert!(c.begin_fill(id(1)).is_none(), "already being read");
+        let others: Vec<_> = (2..=MAX_FILLS as u64)
+            .map(|d| c.begin_fill(id(d)).expect("under the bound"))
+            .collect();
+        assert!(
+            c.begin_fill(id(100)).is_none(),
+            "MAX_FILLS reads in progress"
+        );
+        drop(first);
+        assert!(c.begin_fill(id(100)).is_some(), "a read ended");
+        drop(others);
+        let again = c.begin_fill(id(1));
+        assert!(again.is_some(), "the first read ended");
+        drop(again);
+        assert!(c.lock().filling.is_empty());
     }
 
     #[test]

@@ -1150,13 +1150,17 @@ impl Store for LocalStore {
             let listing = match self.dir_cache.get(id, &stamp, path_hash) {
                 Some(l) => Some(l),
                 None if self.dir_cache.known_too_large(id, stamp.size) => None,
-                None => {
-                    let l = self.read_listing(&file, id, stamp, path_hash, epoch)?;
-                    if l.is_none() {
-                        self.dir_cache.too_large(id, stamp.size);
+                None => match self.dir_cache.begin_fill(id) {
+                    // Another request is reading it whole (dircache.rs).
+                    None => None,
+                    Some(_filling) => {
+                        let l = self.read_listing(&file, id, stamp, path_hash, epoch)?;
+                        if l.is_none() {
+                            self.dir_cache.too_large(id, stamp.size);
+                        }
+                        l
                     }
-                    l
-                }
+                },
             };
             if let Some(pos) = listing
                 .as_ref()
