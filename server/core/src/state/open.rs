@@ -74,6 +74,22 @@ impl Inner {
                 StateKind::Lock { .. } | StateKind::Deleg(_) => acc,
             })
     }
+
+    /// Removes an open stateid with the lock stateids derived from it,
+    /// which are on the same file; the open's entry if it existed.
+    fn remove_open(&mut self, other: &Other) -> Option<StateEntry> {
+        let file = self.states.get(other)?.file;
+        let locks: Vec<Other> = self
+            .states
+            .of_file(file)
+            .filter(|(_, e)| matches!(&e.kind, StateKind::Lock { open, .. } if open == other))
+            .map(|(o, _)| *o)
+            .collect();
+        for l in locks {
+            self.remove_state(&l);
+        }
+        self.remove_state(other)
+    }
 }
 
 impl StateManager {
@@ -173,16 +189,7 @@ impl StateManager {
         if held {
             return Err(NfsError::LocksHeld);
         }
-        let locks: Vec<Other> = g
-            .states
-            .of_file(file)
-            .filter(|(_, e)| matches!(&e.kind, StateKind::Lock { open, .. } if open == other))
-            .map(|(o, _)| *o)
-            .collect();
-        for l in locks {
-            g.remove_state(&l);
-        }
-        g.remove_state(other).ok_or(NfsError::BadStateid)
+        g.remove_open(other).ok_or(NfsError::BadStateid)
     }
 
     /// OPEN_DOWNGRADE: narrows the share modes to ones opened before.
@@ -297,16 +304,7 @@ impl StateManager {
             .map(|(o, _)| *o)
             .collect();
         for other in &others {
-            let locks: Vec<Other> = g
-                .states
-                .iter()
-                .filter(|(_, e)| matches!(&e.kind, StateKind::Lock { open, .. } if open == other))
-                .map(|(o, _)| *o)
-                .collect();
-            for l in locks {
-                g.remove_state(&l);
-            }
-            g.remove_state(other);
+            g.remove_open(other);
         }
         g.open_owners.remove(owner);
         true

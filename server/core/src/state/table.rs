@@ -40,10 +40,6 @@ impl StateTable {
         self.map.get_mut(other)
     }
 
-    pub fn contains_key(&self, other: &Other) -> bool {
-        self.map.contains_key(other)
-    }
-
     /// Adds a stateid; one already under `other` is replaced and returned.
     pub fn insert(&mut self, other: Other, e: StateEntry) -> Option<StateEntry> {
         let (client, file) = (e.client, e.file);
