@@ -80,8 +80,16 @@ case $vers in 4.0|4.1|4.2) ;; *) echo "run.sh: --vers must be 4.0, 4.1 or 4.2" >
 [[ -z $serial2 || ( -p $serial2.in && -p $serial2.out ) ]] || { echo "run.sh: --serial2 needs FIFOs $serial2.in and $serial2.out" >&2; exit 2; }
 
 # --- preflight: is anything listening?  (loopback only) ----------------------
-# Saves a 300 s wait on a guest that can never mount.
-if ! timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+# Saves a 300 s wait on a guest that can never mount. Five tries a second
+# apart, so a server still starting on a loaded machine is not refused.
+listening=0
+for _ in 1 2 3 4 5; do
+    if timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+        listening=1; break
+    fi
+    sleep 1
+done
+if [ $listening = 0 ]; then
     echo "run.sh: nothing accepts TCP connections on 127.0.0.1:$port - start the server first" >&2
     exit 2
 fi

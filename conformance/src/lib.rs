@@ -128,6 +128,38 @@ pub fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
+/// True when an NFSv4 server on `addr` answers an RPC NULL call (RFC 5531
+/// section 9, record marking section 11): a record of one fragment
+/// holding a CALL to program 100003 version 4 procedure 0 with
+/// AUTH_NONE, answered by a REPLY with the same xid.
+pub fn answers_null(addr: &SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    const XID: u32 = 0x6e66_7334;
+    let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    // A socket connected to itself echoes the call back as if it were
+    // the reply's first words; refuse it before sending anything.
+    if s.local_addr().ok() == s.peer_addr().ok() {
+        return false;
+    }
+    let words: [u32; 10] = [XID, 0, 2, 100_003, 4, 0, 0, 0, 0, 0];
+    let mut call = Vec::with_capacity(44);
+    call.extend_from_slice(&(0x8000_0000u32 | 40).to_be_bytes());
+    for w in words {
+        call.extend_from_slice(&w.to_be_bytes());
+    }
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let mut head = [0u8; 12];
+    if s.write_all(&call).is_err() || s.read_exact(&mut head).is_err() {
+        return false;
+    }
+    let word = |i: usize| u32::from_be_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    // record mark, then xid and msg_type REPLY (1)
+    word(4) == XID && word(8) == 1
+}
+
 /// A configuration with one S3 export at "/": `prefix` of `bucket` at
 /// `endpoint`, with `extra` lines added to its `[export.s3]` table (e.g.
 /// `list_markers = false` for s3s-fs, docs/objectstore.md). Short lease
@@ -190,7 +222,7 @@ impl Nfs4d {
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
         let child = spawn(&dir, port, None, &state, &extra, &env);
-        let srv = Nfs4d {
+        let mut srv = Nfs4d {
             child,
             port,
             export,
@@ -208,7 +240,7 @@ impl Nfs4d {
         let port = free_port();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let child = spawn(&dir, port, Some(&export), &state, &extra, &[]);
-        let srv = Nfs4d {
+        let mut srv = Nfs4d {
             child,
             port,
             export,
@@ -245,17 +277,32 @@ impl Nfs4d {
         self.wait_ready();
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this server answers an RPC NULL call on its port.
+    ///
+    /// A successful connect alone is not proof: the port comes from
+    /// [`free_port`] and was free when picked, so until nfs4d binds it a
+    /// connect can reach whatever else took it meanwhile, or the
+    /// connecting socket itself (TCP simultaneous open when the kernel
+    /// picks the destination port as the source port). Only nfs4d answers
+    /// the NULL call, and a process that has exited fails the wait at once
+    /// with its status.
+    fn wait_ready(&mut self) {
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "nfs4d exited ({status}) before serving {addr}; log:\n{}",
+                    self.log()
+                );
+            }
+            if answers_null(&addr) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "nfs4d did not start listening on {addr}; log:\n{}",
+            "nfs4d did not answer an RPC NULL call on {addr} within 20 s; log:\n{}",
             self.log()
         );
     }
@@ -328,5 +375,27 @@ impl Drop for Nfs4d {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that is not an RPC server (it accepts and says nothing)
+    /// and a port nothing listens on are both "not ready".
+    #[test]
+    fn only_an_rpc_reply_counts_as_ready() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let t = std::thread::spawn(move || {
+            let (c, _) = l.accept().expect("accept");
+            std::thread::sleep(Duration::from_millis(100));
+            drop(c);
+        });
+        assert!(!answers_null(&addr));
+        t.join().expect("acceptor");
+        let closed = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        assert!(!answers_null(&closed));
     }
 }

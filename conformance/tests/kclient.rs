@@ -13,7 +13,7 @@ use nfs4d_conformance::{in_ci, kernel_client_tools_present, one_guest, Nfs4d};
 
 fn run_version(vers: &str) {
     let _guard = one_guest();
-    let srv = Nfs4d::start(&[]);
+    let mut srv = Nfs4d::start(&[]);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kclient");
     let script = dir.join("run.sh");
     // A process on this host that takes byte-range locks on the backing
@@ -52,10 +52,12 @@ fn run_version(vers: &str) {
         eprintln!("\n*** SKIPPED vers={vers}: the kernel could not be fetched:\n{stderr} ***\n");
         return;
     }
+    let alive = srv.alive();
     assert!(
         out.status.success(),
-        "kernel client vers={vers}: checks failed (exit {:?})\n{stdout}\n{stderr}\nserver log:\n{}",
+        "kernel client vers={vers}: checks failed (exit {:?}; server process {})\n{stdout}\n{stderr}\nserver log:\n{}",
         out.status.code(),
+        if alive { "running" } else { "gone" },
         srv.log()
     );
 }
