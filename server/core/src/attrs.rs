@@ -357,6 +357,9 @@ pub struct FsInfo {
 }
 
 /// Everything besides the object's stat that attribute encoding needs.
+/// Copied per READDIR entry with only `fh` and `mounted_on_fileid`
+/// changed.
+#[derive(Clone, Copy)]
 pub struct AttrContext<'a> {
     /// The object's filehandle (`filehandle`, 19).
     pub fh: &'a [u8],
@@ -490,109 +493,197 @@ pub fn suppattr_exclcreat() -> Vec<u32> {
 /// trailing zero words. Asking for a write-only attribute
 /// (time_access_set, time_modify_set) is NFS4ERR_INVAL (RFC 5661 §5.5).
 pub fn encode(request: &[u32], a: &ObjAttrs, cx: &AttrContext) -> Result<fattr4, nfsstat4> {
-    // Called once per entry of every READDIR: the requested definitions
-    // are walked twice rather than collected, and the buffers are sized
-    // for a typical `ls -l` set, so a call allocates only its result.
-    let wanted = || requested(request, cx.minorversion);
-    if wanted().any(|d| d.access == Access::Write) {
-        return Err(nfsstat4::NFS4ERR_INVAL);
-    }
-    let fs = if wanted().any(|d| needs_statfs(d.num)) {
-        Some((cx.fs)().ok_or(nfsstat4::NFS4ERR_IO)?)
-    } else {
-        None
-    };
-    let fs = || fs.as_ref().ok_or(nfsstat4::NFS4ERR_SERVERFAULT);
-
-    let mut e = Enc(Vec::with_capacity(ENC_CAPACITY));
-    let mut mask = Vec::with_capacity(request.len().min(3));
-    for d in wanted() {
-        match d.num {
-            FATTR4_SUPPORTED_ATTRS => e.bitmap(&supported(cx.minorversion))?,
-            FATTR4_TYPE => e.u32(a.kind.ftype4()),
-            FATTR4_FH_EXPIRE_TYPE => e.u32(cx.fh_expire_type),
-            FATTR4_CHANGE => e.u64(a.change),
-            FATTR4_SIZE => e.u64(a.size),
-            FATTR4_LINK_SUPPORT => e.bool(cx.link_support),
-            FATTR4_SYMLINK_SUPPORT => e.bool(cx.symlink_support),
-            // No named attributes (OPENATTR is not implemented).
-            FATTR4_NAMED_ATTR => e.bool(false),
-            FATTR4_FSID => {
-                e.u64(cx.fsid.0);
-                e.u64(cx.fsid.1);
-            }
-            // Filehandles map one-to-one to objects.
-            FATTR4_UNIQUE_HANDLES => e.bool(true),
-            FATTR4_LEASE_TIME => e.u32(cx.lease_time),
-            FATTR4_RDATTR_ERROR => e.i32(cx.rdattr_error.map_or(0, |s| s as i32)),
-            FATTR4_CANSETTIME => e.bool(true),
-            FATTR4_CASE_INSENSITIVE => e.bool(false),
-            FATTR4_CASE_PRESERVING => e.bool(true),
-            // Only root may chown, as on the underlying POSIX file system.
-            FATTR4_CHOWN_RESTRICTED => e.bool(true),
-            FATTR4_FILEHANDLE => e.opaque(cx.fh)?,
-            FATTR4_FILEID => e.u64(a.fileid),
-            FATTR4_FILES_AVAIL => e.u64(fs()?.avail_files),
-            FATTR4_FILES_FREE => e.u64(fs()?.free_files),
-            FATTR4_FILES_TOTAL => e.u64(fs()?.total_files),
-            FATTR4_FS_LOCATIONS => {
-                e.pathname(cx.fs_root)?;
-                if cx.locations.is_empty() {
-                    e.u32(0);
-                } else {
-                    // One fs_location4: every server name, same rootpath.
-                    e.u32(1);
-                    e.u32(cx.locations.len() as u32);
-                    for server in cx.locations {
-                        e.opaque(server.as_bytes())?;
-                    }
-                    e.pathname(cx.fs_root)?;
-                }
-            }
-            FATTR4_HOMOGENEOUS => e.bool(true),
-            FATTR4_MAXFILESIZE => e.u64(MAXFILESIZE),
-            FATTR4_MAXLINK => e.u32(MAXLINK),
-            FATTR4_MAXNAME => e.u32(fs()?.name_max),
-            FATTR4_MAXREAD => e.u64(cx.maxread),
-            FATTR4_MAXWRITE => e.u64(cx.maxwrite),
-            // Only the protocol-defined bits may be returned (RFC 5661 §6.2.4).
-            FATTR4_MODE => e.u32(a.mode & MODE_BITS),
-            // Over-long names are rejected, never truncated.
-            FATTR4_NO_TRUNC => e.bool(true),
-            FATTR4_NUMLINKS => e.u32(a.nlink),
-            FATTR4_OWNER => e.opaque_with(|b| (cx.owner_string)(a.uid, b))?,
-            FATTR4_OWNER_GROUP => e.opaque_with(|b| (cx.group_string)(a.gid, b))?,
-            FATTR4_RAWDEV => {
-                e.u32(a.rdev.0);
-                e.u32(a.rdev.1);
-            }
-            FATTR4_SPACE_AVAIL => e.u64(fs()?.avail_bytes),
-            FATTR4_SPACE_FREE => e.u64(fs()?.free_bytes),
-            FATTR4_SPACE_TOTAL => e.u64(fs()?.total_bytes),
-            FATTR4_SPACE_USED => e.u64(a.space_used),
-            FATTR4_TIME_ACCESS => e.time(a.atime),
-            // Timestamps are kept to the nanosecond.
-            FATTR4_TIME_DELTA => e.time((0, 1)),
-            FATTR4_TIME_METADATA => e.time(a.ctime),
-            FATTR4_TIME_MODIFY => e.time(a.mtime),
-            FATTR4_MOUNTED_ON_FILEID => e.u64(cx.mounted_on_fileid),
-            FATTR4_SUPPATTR_EXCLCREAT => e.bitmap(&suppattr_exclcreat())?,
-            FATTR4_XATTR_SUPPORT => e.bool(cx.xattr_support),
-            FATTR4_OPEN_ARGUMENTS => {
-                for words in open_arguments() {
-                    e.bitmap(&words)?;
-                }
-            }
-            // Write-only attributes were rejected above; everything else in
-            // ATTRS has an arm (checked by a test).
-            _ => return Err(nfsstat4::NFS4ERR_SERVERFAULT),
-        }
-        bitmap_set(&mut mask, d.num);
-    }
+    let plan = Plan::new(request, cx.minorversion)?;
+    let mut vals = Vec::with_capacity(ENC_CAPACITY);
+    plan.values(a, cx, &mut vals)?;
     Ok(fattr4 {
-        attrmask: mask,
-        attr_vals: e.0,
+        attrmask: plan.mask().to_vec(),
+        attr_vals: vals,
     })
+}
+
+/// Words of a mask of supported attribute numbers.
+const MASK_WORDS: usize = ATTR_LIMIT.div_ceil(32);
+
+/// What one request asks of every object it is answered for, worked out
+/// once: READDIR answers the same request for each of hundreds of entries.
+/// Held on the stack (the indexes fit in a byte, as in [`INDEX`]).
+pub struct Plan {
+    /// Indexes in [`ATTRS`] of the requested supported attributes, in
+    /// attribute-number order (the order of the values on the wire).
+    defs: [u8; ATTR_LIMIT],
+    n: usize,
+    /// Their mask, without trailing zero words.
+    mask: [u32; MASK_WORDS],
+    mask_len: usize,
+    /// A files_*/space_*/maxname attribute is among them.
+    statfs: bool,
+}
+
+impl Plan {
+    /// The plan of `request` for `minorversion`. Requested attributes the
+    /// server does not support are left out (RFC 7530 §16.7.4); a
+    /// write-only one (time_access_set, time_modify_set) is NFS4ERR_INVAL
+    /// (RFC 5661 §5.5).
+    pub fn new(request: &[u32], minorversion: u32) -> Result<Plan, nfsstat4> {
+        let mut p = Plan {
+            defs: [0; ATTR_LIMIT],
+            n: 0,
+            mask: [0; MASK_WORDS],
+            mask_len: 0,
+            statfs: false,
+        };
+        for d in requested(request, minorversion) {
+            if d.access == Access::Write {
+                return Err(nfsstat4::NFS4ERR_INVAL);
+            }
+            // Every attribute number is below ATTR_LIMIT, so INDEX has it.
+            p.defs[p.n] = INDEX[d.num as usize];
+            p.n += 1;
+            let w = (d.num / 32) as usize;
+            p.mask[w] |= 1 << (d.num % 32);
+            p.mask_len = p.mask_len.max(w + 1);
+            p.statfs |= needs_statfs(d.num);
+        }
+        Ok(p)
+    }
+
+    /// The mask of the reply.
+    pub fn mask(&self) -> &[u32] {
+        &self.mask[..self.mask_len]
+    }
+
+    /// Writes the `fattr4` of object `a` (the mask, then the values as one
+    /// opaque) at the end of `out`, as READDIR lays out its entries:
+    /// nothing is allocated. On an error, what was appended is left for
+    /// the caller to truncate.
+    pub fn encode_into(
+        &self,
+        a: &ObjAttrs,
+        cx: &AttrContext,
+        out: &mut Vec<u8>,
+    ) -> Result<(), nfsstat4> {
+        let words = self.mask();
+        out.extend_from_slice(&(words.len() as u32).to_be_bytes());
+        for w in words {
+            out.extend_from_slice(&w.to_be_bytes());
+        }
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        self.values(a, cx, out)?;
+        // Every value is a whole number of XDR units: no padding follows.
+        let n = u32::try_from(out.len() - at - 4).map_err(|_| nfsstat4::NFS4ERR_SERVERFAULT)?;
+        out[at..at + 4].copy_from_slice(&n.to_be_bytes());
+        Ok(())
+    }
+
+    /// The values of the planned attributes, in mask order, appended to
+    /// `out`.
+    fn values(&self, a: &ObjAttrs, cx: &AttrContext, out: &mut Vec<u8>) -> Result<(), nfsstat4> {
+        let fs = if self.statfs {
+            Some((cx.fs)().ok_or(nfsstat4::NFS4ERR_IO)?)
+        } else {
+            None
+        };
+        let mut e = Enc(out);
+        for &i in &self.defs[..self.n] {
+            encode_one(&ATTRS[i as usize], a, cx, &fs, &mut e)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends the value of attribute `d` of object `a`.
+fn encode_one(
+    d: &Def,
+    a: &ObjAttrs,
+    cx: &AttrContext,
+    fs: &Option<FsInfo>,
+    e: &mut Enc,
+) -> Result<(), nfsstat4> {
+    // Planned only with the file system's values when one needs them.
+    let fs = || fs.as_ref().ok_or(nfsstat4::NFS4ERR_SERVERFAULT);
+    match d.num {
+        FATTR4_SUPPORTED_ATTRS => e.bitmap(&supported(cx.minorversion))?,
+        FATTR4_TYPE => e.u32(a.kind.ftype4()),
+        FATTR4_FH_EXPIRE_TYPE => e.u32(cx.fh_expire_type),
+        FATTR4_CHANGE => e.u64(a.change),
+        FATTR4_SIZE => e.u64(a.size),
+        FATTR4_LINK_SUPPORT => e.bool(cx.link_support),
+        FATTR4_SYMLINK_SUPPORT => e.bool(cx.symlink_support),
+        // No named attributes (OPENATTR is not implemented).
+        FATTR4_NAMED_ATTR => e.bool(false),
+        FATTR4_FSID => {
+            e.u64(cx.fsid.0);
+            e.u64(cx.fsid.1);
+        }
+        // Filehandles map one-to-one to objects.
+        FATTR4_UNIQUE_HANDLES => e.bool(true),
+        FATTR4_LEASE_TIME => e.u32(cx.lease_time),
+        FATTR4_RDATTR_ERROR => e.i32(cx.rdattr_error.map_or(0, |s| s as i32)),
+        FATTR4_CANSETTIME => e.bool(true),
+        FATTR4_CASE_INSENSITIVE => e.bool(false),
+        FATTR4_CASE_PRESERVING => e.bool(true),
+        // Only root may chown, as on the underlying POSIX file system.
+        FATTR4_CHOWN_RESTRICTED => e.bool(true),
+        FATTR4_FILEHANDLE => e.opaque(cx.fh)?,
+        FATTR4_FILEID => e.u64(a.fileid),
+        FATTR4_FILES_AVAIL => e.u64(fs()?.avail_files),
+        FATTR4_FILES_FREE => e.u64(fs()?.free_files),
+        FATTR4_FILES_TOTAL => e.u64(fs()?.total_files),
+        FATTR4_FS_LOCATIONS => {
+            e.pathname(cx.fs_root)?;
+            if cx.locations.is_empty() {
+                e.u32(0);
+            } else {
+                // One fs_location4: every server name, same rootpath.
+                e.u32(1);
+                e.u32(cx.locations.len() as u32);
+                for server in cx.locations {
+                    e.opaque(server.as_bytes())?;
+                }
+                e.pathname(cx.fs_root)?;
+            }
+        }
+        FATTR4_HOMOGENEOUS => e.bool(true),
+        FATTR4_MAXFILESIZE => e.u64(MAXFILESIZE),
+        FATTR4_MAXLINK => e.u32(MAXLINK),
+        FATTR4_MAXNAME => e.u32(fs()?.name_max),
+        FATTR4_MAXREAD => e.u64(cx.maxread),
+        FATTR4_MAXWRITE => e.u64(cx.maxwrite),
+        // Only the protocol-defined bits may be returned (RFC 5661 §6.2.4).
+        FATTR4_MODE => e.u32(a.mode & MODE_BITS),
+        // Over-long names are rejected, never truncated.
+        FATTR4_NO_TRUNC => e.bool(true),
+        FATTR4_NUMLINKS => e.u32(a.nlink),
+        FATTR4_OWNER => e.opaque_with(|b| (cx.owner_string)(a.uid, b))?,
+        FATTR4_OWNER_GROUP => e.opaque_with(|b| (cx.group_string)(a.gid, b))?,
+        FATTR4_RAWDEV => {
+            e.u32(a.rdev.0);
+            e.u32(a.rdev.1);
+        }
+        FATTR4_SPACE_AVAIL => e.u64(fs()?.avail_bytes),
+        FATTR4_SPACE_FREE => e.u64(fs()?.free_bytes),
+        FATTR4_SPACE_TOTAL => e.u64(fs()?.total_bytes),
+        FATTR4_SPACE_USED => e.u64(a.space_used),
+        FATTR4_TIME_ACCESS => e.time(a.atime),
+        // Timestamps are kept to the nanosecond.
+        FATTR4_TIME_DELTA => e.time((0, 1)),
+        FATTR4_TIME_METADATA => e.time(a.ctime),
+        FATTR4_TIME_MODIFY => e.time(a.mtime),
+        FATTR4_MOUNTED_ON_FILEID => e.u64(cx.mounted_on_fileid),
+        FATTR4_SUPPATTR_EXCLCREAT => e.bitmap(&suppattr_exclcreat())?,
+        FATTR4_XATTR_SUPPORT => e.bool(cx.xattr_support),
+        FATTR4_OPEN_ARGUMENTS => {
+            for words in open_arguments() {
+                e.bitmap(&words)?;
+            }
+        }
+        // Write-only attributes were rejected above; everything else in
+        // ATTRS has an arm (checked by a test).
+        _ => return Err(nfsstat4::NFS4ERR_SERVERFAULT),
+    }
+    Ok(())
 }
 
 /// Decodes the attributes of SETATTR, CREATE (`createattrs`) or OPEN
@@ -738,9 +829,8 @@ pub fn push_decimal(out: &mut Vec<u8>, mut id: u32) {
     out.extend_from_slice(&digits[i..]);
 }
 
-/// Big-endian XDR writer (RFC 4506 §4).
-#[derive(Default)]
-struct Enc(Vec<u8>);
+/// Big-endian XDR writer (RFC 4506 §4), appending to a buffer.
+struct Enc<'b>(&'b mut Vec<u8>);
 
 /// Initial capacity of an attribute encoding: the `ls -l` set READDIR
 /// asks for (type, change, size, fsid, fileid, mode, numlinks, rawdev,
@@ -748,7 +838,7 @@ struct Enc(Vec<u8>);
 /// group and a filehandle fit without growing.
 const ENC_CAPACITY: usize = 256;
 
-impl Enc {
+impl Enc<'_> {
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
@@ -788,7 +878,7 @@ impl Enc {
     fn opaque_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> Result<(), nfsstat4> {
         let at = self.0.len();
         self.u32(0);
-        f(&mut self.0);
+        f(self.0);
         let n = self.0.len() - at - 4;
         let len = u32::try_from(n).map_err(|_| nfsstat4::NFS4ERR_SERVERFAULT)?;
         self.0[at..at + 4].copy_from_slice(&len.to_be_bytes());
@@ -1084,6 +1174,56 @@ mod tests {
         bm
     }
 
+    /// READDIR's in-place encoding ([`Plan::encode_into`]) is byte for
+    /// byte the XDR of what GETATTR's returns: for the `ls -l` set,
+    /// everything readable (with handles and owner strings of every length
+    /// modulo 4), a request with unsupported and out-of-range bits, and an
+    /// empty one. A write-only attribute fails the plan.
+    #[test]
+    fn encode_into_writes_the_xdr_of_encode() {
+        use nfs4d_xdr::codec::Pack;
+        let ls_l = mask(&[1, 3, 4, 8, 20, 33, 35, 36, 37, 41, 45, 47, 52, 53, 55]);
+        // Everything supported that can be read.
+        let readable = |minor| {
+            let mut bm = supported(minor);
+            bitmap_clear(&mut bm, FATTR4_TIME_ACCESS_SET);
+            bitmap_clear(&mut bm, FATTR4_TIME_MODIFY_SET);
+            bm
+        };
+        let mut odd = readable(2);
+        odd[0] |= 1 << 12; // acl: not supported
+        odd.extend_from_slice(&[u32::MAX, u32::MAX]);
+        for minor in 0..=2 {
+            let requests = [ls_l.clone(), readable(minor), odd.clone(), Vec::new()];
+            for (n, request) in requests.iter().enumerate() {
+                for fh in [&[1u8][..], &[1, 2, 3, 4, 5], &[9; 28]] {
+                    for (uid, gid) in [(0, 7), (1000, 65534), (4_294_967_295, 12)] {
+                        let mut obj = REGULAR;
+                        obj.uid = uid;
+                        obj.gid = gid;
+                        let ctx = AttrContext { fh, ..cx(minor) };
+                        let f = encode(request, &obj, &ctx).expect("encodes");
+                        let mut want = vec![0xee];
+                        f.pack(&mut want).expect("packs");
+                        let mut got = vec![0xee];
+                        Plan::new(request, minor)
+                            .and_then(|p| p.encode_into(&obj, &ctx, &mut got))
+                            .expect("encodes");
+                        assert_eq!(
+                            got, want,
+                            "minor {minor}, request {n}, fh {fh:?}, uid {uid}"
+                        );
+                    }
+                }
+            }
+        }
+        let write_only = mask(&[FATTR4_TIME_MODIFY_SET]);
+        assert_eq!(
+            Plan::new(&write_only, 1).err(),
+            Some(nfsstat4::NFS4ERR_INVAL)
+        );
+    }
+
     fn attrs_in(bm: &[u32]) -> Vec<u32> {
         (0..bm.len() as u32 * 32)
             .filter(|&a| bitmap_has(bm, a))
@@ -1105,9 +1245,9 @@ mod tests {
 
     /// What a client would send for SETATTR: built with the same writer.
     fn set_vals(f: impl FnOnce(&mut Enc)) -> Vec<u8> {
-        let mut e = Enc::default();
-        f(&mut e);
-        e.0
+        let mut out = Vec::new();
+        f(&mut Enc(&mut out));
+        out
     }
 
     const REQUIRED: &[u32] = &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 19];

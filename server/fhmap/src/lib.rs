@@ -741,10 +741,15 @@ impl FhMap {
     /// exports, so their handles never change (RFC 7530 §4.2.2), and never
     /// for an export root, whose handle does not expire. No store access.
     pub fn encode(&self, export: u32, id: ObjectId, stamp: u64) -> Vec<u8> {
+        self.encode_with(export, id, stamp, self.policy(export))
+    }
+
+    /// [`Self::encode`] with the export's policy already at hand (READDIR
+    /// issues hundreds of handles of one export per reply).
+    pub fn encode_with(&self, export: u32, id: ObjectId, stamp: u64, p: HandlePolicy) -> Vec<u8> {
         let (kind, epoch, generation) = if id == ObjectId::export_root(export) {
             (HandleKind::ExportRoot, 0, 0)
         } else {
-            let p = self.policy(export);
             let epoch = if p.reboot { self.boot_epoch } else { 0 };
             let generation = if p.stamps_generation() { stamp } else { 0 };
             (HandleKind::Object, epoch, generation)

@@ -38,6 +38,13 @@ pub struct Name(Arc<[u8]>);
 
 impl Name {
     pub fn new(bytes: &[u8]) -> Result<Name, NameError> {
+        Name::check(bytes)?;
+        Ok(Name(Arc::from(bytes)))
+    }
+
+    /// Whether `bytes` would make a [`Name`], without making one: READDIR
+    /// checks every listed name but needs only the bytes.
+    pub fn check(bytes: &[u8]) -> Result<(), NameError> {
         match bytes {
             [] => return Err(NameError::Empty),
             b"." => return Err(NameError::Dot),
@@ -47,13 +54,15 @@ impl Name {
         if bytes.len() > NAME_MAX {
             return Err(NameError::TooLong);
         }
-        if bytes.contains(&b'/') {
-            return Err(NameError::Slash);
+        // One pass for both bytes; which one it was only when one is found.
+        if bytes.iter().any(|&b| b == b'/' || b == 0) {
+            return Err(if bytes.contains(&b'/') {
+                NameError::Slash
+            } else {
+                NameError::Nul
+            });
         }
-        if bytes.contains(&0) {
-            return Err(NameError::Nul);
-        }
-        Ok(Name(Arc::from(bytes)))
+        Ok(())
     }
 
     pub fn as_bytes(&self) -> &[u8] {

@@ -682,12 +682,37 @@ impl Vfs {
         name: &Name,
         a: &Attrs,
     ) -> NfsResult<(CurFh, u64)> {
-        let id =
-            self.fhmap
-                .lookup_or_insert(export, dir, name.as_bytes(), key_of(a), ftype(a.kind))?;
+        let (id, fh, seq) = self.child_handle(export, dir, name.as_bytes(), a)?;
+        Ok((
+            CurFh {
+                fh,
+                node: Node::Obj {
+                    export,
+                    id,
+                    path: dir_path.join(name),
+                },
+            },
+            seq,
+        ))
+    }
+
+    /// [`Vfs::child_fh`] without the child's path, which READDIR does not
+    /// need for an entry's `filehandle` attribute: the object, its handle
+    /// and the write sequence. `name` must be a valid [`Name`]'s bytes.
+    pub fn child_handle(
+        &self,
+        export: u32,
+        dir: ObjectId,
+        name: &[u8],
+        a: &Attrs,
+    ) -> NfsResult<(ObjectId, Vec<u8>, u64)> {
+        let id = self
+            .fhmap
+            .lookup_or_insert(export, dir, name, key_of(a), ftype(a.kind))?;
         // Only exports that expire on rename or migration embed the stamp;
         // skip the ancestor walk for the others.
-        let stamp = if self.fhmap.policy(export).stamps_generation() {
+        let policy = self.fhmap.policy(export);
+        let stamp = if policy.stamps_generation() {
             self.fhmap.stamp_of(id)?.ok_or(NfsError::Stale)?
         } else {
             0
@@ -698,17 +723,7 @@ impl Vfs {
             Ok(e) => self.durable_for(e, self.fhmap.last_seq()),
             Err(_) => self.fhmap.last_seq(),
         };
-        Ok((
-            CurFh {
-                fh: self.fhmap.encode(export, id, stamp),
-                node: Node::Obj {
-                    export,
-                    id,
-                    path: dir_path.join(name),
-                },
-            },
-            seq,
-        ))
+        Ok((id, self.fhmap.encode_with(export, id, stamp, policy), seq))
     }
 
     /// Moves the export mounted at pseudo path `export_path` to another

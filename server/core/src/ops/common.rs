@@ -70,18 +70,23 @@ pub fn with_attr_context<R>(
 ) -> R {
     let read_only = export.is_none_or(|e| cx.read_only(e));
     let fsid = export.map_or((0, 0), |e| e.fsid);
+    // Asked at most once per context: READDIR encodes every entry of a
+    // reply within one.
+    let statfs = std::cell::OnceCell::new();
     let fs = || -> Option<FsInfo> {
-        let s = export?.store().statfs().ok()?;
-        Some(FsInfo {
-            fsid,
-            total_bytes: s.total_bytes,
-            free_bytes: s.free_bytes,
-            avail_bytes: s.avail_bytes,
-            total_files: s.total_files,
-            free_files: s.free_files,
-            avail_files: s.avail_files,
-            name_max: s.name_max,
-            read_only,
+        *statfs.get_or_init(|| {
+            let s = export?.store().statfs().ok()?;
+            Some(FsInfo {
+                fsid,
+                total_bytes: s.total_bytes,
+                free_bytes: s.free_bytes,
+                avail_bytes: s.avail_bytes,
+                total_files: s.total_files,
+                free_files: s.free_files,
+                avail_files: s.avail_files,
+                name_max: s.name_max,
+                read_only,
+            })
         })
     };
     let owner = |id: u32, out: &mut Vec<u8>| attrs::push_decimal(out, id);

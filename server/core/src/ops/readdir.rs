@@ -46,7 +46,7 @@
 use nfs4d_xdr::nfs4::{fattr4, nfs_opnum4, nfsstat4, verifier4, READDIR4args};
 
 use super::common::{self, MAY_EXEC, MAY_READ};
-use crate::attrs::{self, bitmap_has};
+use crate::attrs::{self, bitmap_has, AttrContext};
 use crate::config::MAX_IO;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
@@ -68,6 +68,9 @@ const RESOK_OVERHEAD: u64 = 16;
 const SESSION_SLACK: u64 = 1024;
 /// Bytes reserved up front for a reply's entries, at most.
 const LISTING_RESERVE: u64 = 256 * 1024;
+/// Room beyond a reply's budget for the entry that ends it: a name of
+/// NAME_MAX bytes, a handle, owner strings and the `ls -l` attributes.
+const ENTRY_SLACK: u64 = 1024;
 /// First cookie of pseudo-directory entries (0-2 are reserved).
 const PSEUDO_COOKIE_BASE: u64 = 3;
 
@@ -116,7 +119,7 @@ fn run(cx: &mut Cx, a: READDIR4args) -> NfsResult<(verifier4, Listing, bool)> {
             common::require(cx, &dir, MAY_READ)?;
             let verf = dir_verifier(&dir);
             check_verifier(&a, &verf)?;
-            let (entries, eof) = list_export(cx, e, *id, path, &dir, &a, &mut budget)?;
+            let (entries, eof) = list_export(cx, e, &cur, *id, path, &dir, &a, &mut budget)?;
             (verf, entries, eof)
         }
     };
@@ -140,23 +143,35 @@ impl Listing {
         // The budget bounds what is admitted; the capacity only spares
         // regrowth for the usual page sizes (the Linux client asks for up
         // to its rsize), so it is capped rather than taken from maxcount.
-        let cap = usize::try_from(bytes.min(LISTING_RESERVE)).unwrap_or(0);
+        // The entry that ends a reply is written before it is found not to
+        // fit, so room for one more entry spares a regrowth copy.
+        let cap = usize::try_from(bytes.min(LISTING_RESERVE) + ENTRY_SLACK).unwrap_or(0);
         Listing {
             buf: Vec::with_capacity(cap),
         }
     }
 
     fn push(&mut self, cookie: u64, name: &[u8], attrs: &fattr4) {
+        self.head(cookie, name);
+        put_fattr(&mut self.buf, attrs);
+    }
+
+    /// An entry up to its attributes: "value follows", cookie, name.
+    fn head(&mut self, cookie: u64, name: &[u8]) {
         let b = &mut self.buf;
         b.extend_from_slice(&1u32.to_be_bytes());
         b.extend_from_slice(&cookie.to_be_bytes());
         put_opaque(b, name);
-        b.extend_from_slice(&(attrs.attrmask.len() as u32).to_be_bytes());
-        for w in &attrs.attrmask {
-            b.extend_from_slice(&w.to_be_bytes());
-        }
-        put_opaque(b, &attrs.attr_vals);
     }
+}
+
+/// XDR `fattr4`: the bitmap, then the values as one opaque.
+fn put_fattr(b: &mut Vec<u8>, attrs: &fattr4) {
+    b.extend_from_slice(&(attrs.attrmask.len() as u32).to_be_bytes());
+    for w in &attrs.attrmask {
+        b.extend_from_slice(&w.to_be_bytes());
+    }
+    put_opaque(b, &attrs.attr_vals);
 }
 
 /// XDR variable-length opaque: length, bytes, zero padding to 4.
@@ -321,17 +336,27 @@ struct Wants<'r> {
     filehandle: bool,
     rdattr_error: bool,
     request: &'r [u32],
+    /// The attributes to encode for every entry, worked out once.
+    plan: attrs::Plan,
 }
 
 impl<'r> Wants<'r> {
-    fn new(cx: &Cx, request: &'r [u32]) -> Self {
-        let supported = attrs::supported(cx.minor);
-        Wants {
-            any: request.iter().zip(&supported).any(|(r, s)| r & s != 0),
+    fn new(cx: &Cx, request: &'r [u32]) -> NfsResult<Self> {
+        let plan = attrs::Plan::new(request, cx.minor).map_err(NfsError::from_status)?;
+        Ok(Wants {
+            any: !plan.mask().is_empty(),
             filehandle: bitmap_has(request, FATTR4_FILEHANDLE),
             rdattr_error: bitmap_has(request, FATTR4_RDATTR_ERROR),
             request,
-        }
+            plan,
+        })
+    }
+
+    /// [`Wants::failed`] written as XDR at the end of `out`.
+    fn failed_into(&self, err: NfsError, out: &mut Vec<u8>) -> NfsResult<()> {
+        let f = self.failed(err)?;
+        put_fattr(out, &f);
+        Ok(())
     }
 
     /// An entry whose attributes could not be read: only `rdattr_error`
@@ -353,60 +378,94 @@ impl<'r> Wants<'r> {
 /// (from its listing cache when still valid) and stats each entry relative
 /// to the directory it read, one entry at a time, so no entry is stat'ed
 /// that does not go into the reply (but the one that ends it).
+///
+/// Each entry is written at the end of the listing and then admitted by
+/// the budget, or cut off again: its size is known only once its
+/// attributes are encoded, and encoding them in place spares a copy and
+/// the attribute buffers per entry. What is the same for every entry of
+/// the export (its file system's attributes, `fs_locations`, the handle
+/// policy) is worked out once per READDIR.
+#[allow(clippy::too_many_arguments)]
 fn list_export(
     cx: &mut Cx,
     e: &Export,
+    dir_cur: &CurFh,
     dir_id: ObjectId,
     dir_path: &RelPath,
     dir: &Attrs,
     a: &READDIR4args,
     budget: &mut Budget,
 ) -> NfsResult<(Listing, bool)> {
-    let wants = Wants::new(cx, &a.attr_request);
+    let wants = Wants::new(cx, &a.attr_request)?;
     let can_search = common::allowed(cx, dir, MAY_EXEC) == MAY_EXEC;
     // Without search permission an entry cannot be stat'ed (lstat needs
     // it); each one then carries NFS4ERR_ACCESS or fails the READDIR.
     let stat = wants.any && can_search;
     let mut out = budget.listing();
-    let mut failed = None;
-    let mut full = false;
     let from = cx.srv.vfs.list_pos(e, dir_id, a.cookie)?;
-    let vfs = &cx.srv.vfs;
-    let eof = e.store().list(dir_path, &from, stat, &mut |de, got| {
-        // Names the backend lists are valid components; anything else
-        // cannot be looked up or named in a handle.
-        if crate::namespace::orphans::is_hidden(dir_path, de.name) {
-            return true;
-        }
-        let Ok(name) = Name::new(de.name) else {
-            return true;
-        };
-        let attrs = match entry_attrs(cx, e, dir_id, dir_path, &name, can_search, &wants, got) {
-            Ok(Some(f)) => f,
-            Ok(None) => return true,
-            Err(err) => {
-                failed = Some(err);
-                return false;
-            }
-        };
-        match budget.admit(entry_size(de.name.len(), &attrs), dir_size(de.name.len())) {
-            Ok(true) => {}
-            Ok(false) => {
-                full = true;
-                return false;
-            }
-            Err(err) => {
-                failed = Some(err);
-                return false;
-            }
-        }
-        out.push(vfs.cookie_of(e, dir_id, &de.next), de.name, &attrs);
-        if budget.full() {
-            full = true;
-            return false;
-        }
-        true
-    })?;
+    let mut durable = 0;
+    let (eof, failed, full) = common::with_attr_context(
+        cx,
+        dir_cur,
+        &obj_attrs(dir),
+        Some(e),
+        None,
+        |base| -> NfsResult<(bool, Option<NfsError>, bool)> {
+            let vfs = &cx.srv.vfs;
+            let mut failed = None;
+            let mut full = false;
+            let entry = EntryCx {
+                vfs,
+                export: e,
+                dir_id,
+                base,
+                wants: &wants,
+                can_search,
+            };
+            let eof = e.store().list(dir_path, &from, stat, &mut |de, got| {
+                // Names the backend lists are valid components; anything
+                // else cannot be looked up or named in a handle.
+                if crate::namespace::orphans::is_hidden(dir_path, de.name)
+                    || Name::check(de.name).is_err()
+                {
+                    return true;
+                }
+                let mark = out.buf.len();
+                out.head(vfs.cookie_of(e, dir_id, &de.next), de.name);
+                match entry.attrs(de.name, got, &mut out.buf) {
+                    Ok(Some(seq)) => durable = durable.max(seq),
+                    Ok(None) => {
+                        out.buf.truncate(mark);
+                        return true;
+                    }
+                    Err(err) => {
+                        failed = Some(err);
+                        return false;
+                    }
+                }
+                let size = (out.buf.len() - mark) as u64;
+                match budget.admit(size, dir_size(de.name.len())) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        out.buf.truncate(mark);
+                        full = true;
+                        return false;
+                    }
+                    Err(err) => {
+                        failed = Some(err);
+                        return false;
+                    }
+                }
+                if budget.full() {
+                    full = true;
+                    return false;
+                }
+                true
+            })?;
+            Ok((eof, failed, full))
+        },
+    )?;
+    cx.need_durable(durable);
     if let Some(err) = failed {
         return Err(err);
     }
@@ -415,49 +474,72 @@ fn list_export(
     Ok((out, eof && !full))
 }
 
-/// The requested attributes of `dir/name`, from the backend's lstat
-/// `got` (`None` when nothing was stat'ed); `None` if it vanished.
-#[allow(clippy::too_many_arguments)]
-fn entry_attrs(
-    cx: &mut Cx,
-    e: &Export,
+/// What every entry of one READDIR of an export directory shares.
+struct EntryCx<'a> {
+    vfs: &'a crate::namespace::vfs::Vfs,
+    export: &'a Export,
     dir_id: ObjectId,
-    dir_path: &RelPath,
-    name: &Name,
+    /// The attribute context of the directory; an entry's differs in its
+    /// handle and mounted-on fileid only.
+    base: &'a AttrContext<'a>,
+    wants: &'a Wants<'a>,
     can_search: bool,
-    wants: &Wants,
-    got: Option<Result<Attrs, StoreError>>,
-) -> NfsResult<Option<fattr4>> {
-    if !wants.any {
-        return Ok(Some(fattr4::default()));
-    }
-    if !can_search {
-        return wants.failed(NfsError::Access).map(Some);
-    }
-    let attrs = match got {
-        Some(Ok(a)) => a,
-        Some(Err(StoreError::NotFound)) => return Ok(None),
-        Some(Err(err)) => return wants.failed(err.into()).map(Some),
-        // The backend stats whenever attributes are wanted and searching
-        // is allowed; not having them is a server bug, not the client's.
-        None => return wants.failed(NfsError::ServerFault).map(Some),
-    };
-    let cur = if wants.filehandle {
-        let (fh, seq) = cx.srv.vfs.child_fh(e.id, dir_id, dir_path, name, &attrs)?;
-        cx.need_durable(seq);
-        fh
-    } else {
-        // Without a handle attribute only the node matters for encoding.
-        CurFh {
-            fh: Vec::new(),
-            node: Node::Obj {
-                export: e.id,
-                id: ObjectId(u64::MAX),
-                path: dir_path.join(name),
-            },
+}
+
+impl EntryCx<'_> {
+    /// Appends the `fattr4` of entry `name` to `out`, from the backend's
+    /// lstat `got` (`None` when nothing was stat'ed). `Ok(None)` if the
+    /// entry vanished; else the handle map's write sequence that must be
+    /// durable before the reply leaves (0 for none).
+    fn attrs(
+        &self,
+        name: &[u8],
+        got: Option<Result<Attrs, StoreError>>,
+        out: &mut Vec<u8>,
+    ) -> NfsResult<Option<u64>> {
+        let wants = self.wants;
+        if !wants.any {
+            // An empty bitmap and no values.
+            out.extend_from_slice(&[0; 8]);
+            return Ok(Some(0));
         }
-    };
-    common::encode_with(cx, &cur, &obj_attrs(&attrs), Some(e), wants.request, None).map(Some)
+        if !self.can_search {
+            return wants.failed_into(NfsError::Access, out).map(|()| Some(0));
+        }
+        let attrs = match got {
+            Some(Ok(a)) => a,
+            Some(Err(StoreError::NotFound)) => return Ok(None),
+            Some(Err(err)) => return wants.failed_into(err.into(), out).map(|()| Some(0)),
+            // The backend stats whenever attributes are wanted and
+            // searching is allowed; not having them is a server bug, not
+            // the client's.
+            None => {
+                return wants
+                    .failed_into(NfsError::ServerFault, out)
+                    .map(|()| Some(0))
+            }
+        };
+        let (fh, seq) = if wants.filehandle {
+            let (_, fh, seq) = self
+                .vfs
+                .child_handle(self.export.id, self.dir_id, name, &attrs)?;
+            (fh, seq)
+        } else {
+            (Vec::new(), 0)
+        };
+        let obj = obj_attrs(&attrs);
+        let ctx = AttrContext {
+            fh: &fh,
+            // An entry of an export directory is never an export root.
+            mounted_on_fileid: obj.fileid,
+            ..*self.base
+        };
+        wants
+            .plan
+            .encode_into(&obj, &ctx, out)
+            .map_err(NfsError::from_status)?;
+        Ok(Some(seq))
+    }
 }
 
 /// Entries of a pseudo directory: its children, each a pseudo directory
@@ -479,7 +561,7 @@ fn list_pseudo(
     if start > children.len() {
         return Err(NfsError::BadCookie);
     }
-    let wants = Wants::new(cx, &a.attr_request);
+    let wants = Wants::new(cx, &a.attr_request)?;
     let mut out = budget.listing();
     for (i, &child) in children.iter().enumerate().skip(start) {
         let name = srv
@@ -627,9 +709,10 @@ mod tests {
 
     #[test]
     fn the_listing_capacity_is_capped() {
-        assert!(Listing::with_capacity(u64::MAX).buf.capacity() <= LISTING_RESERVE as usize);
+        let most = (LISTING_RESERVE + ENTRY_SLACK) as usize;
+        assert!(Listing::with_capacity(u64::MAX).buf.capacity() <= most);
         let b = Budget::with_limits(4096, 1 << 20, 0, 10).expect("budget");
-        assert!(b.listing().buf.capacity() <= 4096);
+        assert!(b.listing().buf.capacity() <= 4096 + ENTRY_SLACK as usize);
     }
 
     #[test]
@@ -692,11 +775,13 @@ mod tests {
 
     #[test]
     fn rdattr_error_entry() {
+        let request = [1 << FATTR4_RDATTR_ERROR];
         let w = Wants {
             any: true,
             filehandle: false,
             rdattr_error: true,
-            request: &[1 << FATTR4_RDATTR_ERROR],
+            request: &request,
+            plan: attrs::Plan::new(&request, 1).expect("readable"),
         };
         let f = w.failed(NfsError::Access).expect("reported in the entry");
         assert_eq!(f.attrmask, vec![1 << FATTR4_RDATTR_ERROR]);
