@@ -563,11 +563,7 @@ impl Plan {
         cx: &AttrContext,
         out: &mut Vec<u8>,
     ) -> Result<(), nfsstat4> {
-        let words = self.mask();
-        out.extend_from_slice(&(words.len() as u32).to_be_bytes());
-        for w in words {
-            out.extend_from_slice(&w.to_be_bytes());
-        }
+        Enc(out).bitmap(self.mask())?;
         let at = out.len();
         out.extend_from_slice(&[0; 4]);
         self.values(a, cx, out)?;

@@ -331,8 +331,6 @@ impl Budget {
 
 /// What the request asks of each entry.
 struct Wants<'r> {
-    /// The request restricted to supported attributes is not empty.
-    any: bool,
     filehandle: bool,
     rdattr_error: bool,
     request: &'r [u32],
@@ -344,12 +342,16 @@ impl<'r> Wants<'r> {
     fn new(cx: &Cx, request: &'r [u32]) -> NfsResult<Self> {
         let plan = attrs::Plan::new(request, cx.minor).map_err(NfsError::from_status)?;
         Ok(Wants {
-            any: !plan.mask().is_empty(),
             filehandle: bitmap_has(request, FATTR4_FILEHANDLE),
             rdattr_error: bitmap_has(request, FATTR4_RDATTR_ERROR),
             request,
             plan,
         })
+    }
+
+    /// The request restricted to supported attributes is not empty.
+    fn any(&self) -> bool {
+        !self.plan.mask().is_empty()
     }
 
     /// [`Wants::failed`] written as XDR at the end of `out`.
@@ -400,7 +402,7 @@ fn list_export(
     let can_search = common::allowed(cx, dir, MAY_EXEC) == MAY_EXEC;
     // Without search permission an entry cannot be stat'ed (lstat needs
     // it); each one then carries NFS4ERR_ACCESS or fails the READDIR.
-    let stat = wants.any && can_search;
+    let stat = wants.any() && can_search;
     let mut out = budget.listing();
     let from = cx.srv.vfs.list_pos(e, dir_id, a.cookie)?;
     let mut durable = 0;
@@ -498,7 +500,7 @@ impl EntryCx<'_> {
         out: &mut Vec<u8>,
     ) -> NfsResult<Option<u64>> {
         let wants = self.wants;
-        if !wants.any {
+        if !wants.any() {
             // An empty bitmap and no values.
             out.extend_from_slice(&[0; 8]);
             return Ok(Some(0));
@@ -572,7 +574,7 @@ fn list_pseudo(
             .name
             .clone()
             .into_bytes();
-        let attrs = match wants.any {
+        let attrs = match wants.any() {
             false => fattr4::default(),
             true => pseudo_entry_attrs(cx, child, &wants)?,
         };
@@ -777,12 +779,12 @@ mod tests {
     fn rdattr_error_entry() {
         let request = [1 << FATTR4_RDATTR_ERROR];
         let w = Wants {
-            any: true,
             filehandle: false,
             rdattr_error: true,
             request: &request,
             plan: attrs::Plan::new(&request, 1).expect("readable"),
         };
+        assert!(w.any());
         let f = w.failed(NfsError::Access).expect("reported in the entry");
         assert_eq!(f.attrmask, vec![1 << FATTR4_RDATTR_ERROR]);
         assert_eq!(rdattr_value(&f), Some(nfsstat4::NFS4ERR_ACCESS as i32));
