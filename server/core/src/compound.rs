@@ -58,6 +58,14 @@ fn put_status(out: &mut Vec<u8>, op: u32, st: nfsstat4) {
     }
 }
 
+/// A READ's data could not be read back out of its pipe for a reply kept
+/// whole: the request fails as a server error (SYSTEM_ERR) rather than
+/// caching a reply without its data.
+fn unreadable_pipe(e: &std::io::Error) -> Refusal {
+    tracing::error!(error = %e, "READ data could not be read out of its pipe; failing the request");
+    Refusal::SystemErr
+}
+
 /// Runs a COMPOUND and returns the complete reply record, or the RPC-level
 /// refusal when its header cannot be decoded (GARBAGE_ARGS).
 pub fn process(
@@ -155,7 +163,14 @@ pub fn process(
         let len = (out.len() - body + cx.detached_len()) as u32;
         let keep = len <= s.fore.max_response_cached;
         // The slot keeps the reply in one piece (detached data copied in).
-        let cached = keep.then(|| Arc::new(reply::join(&out, cx.detached.as_ref(), body)));
+        let cached = match keep.then(|| reply::join(&out, cx.detached.as_mut(), body)) {
+            None => None,
+            Some(Ok(v)) => Some(Arc::new(v)),
+            Some(Err(e)) => {
+                srv.state.slot_done(&s.id, s.slot, None);
+                return Err(unreadable_pipe(&e));
+            }
+        };
         srv.state.slot_done(&s.id, s.slot, cached);
     }
     if cx.durable_upto > 0 {
@@ -173,11 +188,14 @@ pub fn process(
     // The record's length counts the detached data sent after `out`'s head.
     reply::finish_record(&mut out, cx.detached_len());
     if let (Some(k), true) = (drc_key, cx.modified) {
-        match &cx.detached {
+        match &mut cx.detached {
             None => srv.state.drc.put(k, &out),
             // The cache keeps the reply in one piece (rare: a COMPOUND
             // with a large READ that also changed something).
-            Some(d) => srv.state.drc.put(k, &reply::join(&out, Some(d), 0)),
+            Some(d) => {
+                let whole = reply::join(&out, Some(d), 0).map_err(|e| unreadable_pipe(&e))?;
+                srv.state.drc.put(k, &whole);
+            }
         }
     }
     let rec = Record {
@@ -326,12 +344,13 @@ fn run_one(
     }
     if let Some((kind, owner, seqid)) = cx.seq_owner.take() {
         if seqid_advances(st) {
-            cx.srv.state.record_seqid(
-                kind,
-                owner,
-                seqid,
-                reply::join(out, cx.detached.as_ref(), start),
-            );
+            // The result of this operation starts at `start`, after any
+            // READ data of the COMPOUND: the join copies no data, so it
+            // cannot fail.
+            match reply::join(out, cx.detached.as_mut(), start) {
+                Ok(result) => cx.srv.state.record_seqid(kind, owner, seqid, result),
+                Err(e) => tracing::error!(error = %e, "seqid reply not recorded"),
+            }
         }
     }
     if st == nfsstat4::NFS4_OK {

@@ -1,16 +1,70 @@
 //! A reply record as the connection's writer sends it: the encoded bytes,
-//! optionally with one large buffer (a READ's data) that belongs at a
+//! optionally with one large payload (a READ's data) that belongs at a
 //! position inside them but was never copied there.
 //!
 //! Copying a 1 MiB READ's data into the encoded reply was a tenth of the
 //! server's CPU on sequential reads (plus page faults on the reply buffer);
-//! the writer sends the three parts with one vectored write instead.
+//! the writer sends the three parts with one vectored write instead. A
+//! store that can leaves the data in a kernel pipe
+//! ([`nfs4d_store::PipedData`]), which the writer splices to the socket:
+//! then the data is not copied through user space at all.
 
+use std::io;
 use std::sync::{Mutex, PoisonError};
 
+use nfs4d_store::PipedData;
 use nfs4d_xdr::record::{write_header, HEADER_LEN};
 
 use crate::config::MAX_IO;
+
+/// Where detached data waits.
+#[derive(Debug)]
+pub enum Payload {
+    /// In a buffer of its own.
+    Buf(Vec<u8>),
+    /// In a kernel pipe, for the writer to splice to the socket.
+    Piped(Box<dyn PipedData>),
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload::Buf(Vec::new())
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Self {
+        Payload::Buf(v)
+    }
+}
+
+impl Payload {
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Buf(b) => b.len(),
+            Payload::Piped(p) => p.len(),
+        }
+    }
+
+    /// Whether no bytes are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, read out of a pipe first if they are in one: for a reply
+    /// that is kept (the session's slot, the 4.0 replay cache) or wrapped
+    /// (RPCSEC_GSS integrity, privacy) whole.
+    pub fn bytes(&mut self) -> io::Result<&[u8]> {
+        if let Payload::Piped(p) = self {
+            *self = Payload::Buf(p.read_out()?);
+        }
+        match self {
+            Payload::Buf(b) => Ok(b),
+            Payload::Piped(_) => Err(io::ErrorKind::Other.into()),
+        }
+    }
+}
 
 /// Data kept out of the encoded bytes: it belongs at offset `at` of them.
 #[derive(Debug, Default)]
@@ -18,7 +72,7 @@ pub struct Detached {
     /// Offset in the encoded bytes where `data` goes.
     pub at: usize,
     /// The bytes themselves.
-    pub data: Vec<u8>,
+    pub data: Payload,
 }
 
 /// One complete RPC record: `bytes` with `detached.data` inserted at
@@ -51,29 +105,32 @@ impl Record {
         self.len() == 0
     }
 
-    /// The record as one contiguous buffer (a copy only if data is detached).
-    pub fn flatten(self) -> Vec<u8> {
+    /// The record as one contiguous buffer (a copy only if data is
+    /// detached; piped data is read out of its pipe).
+    pub fn flatten(mut self) -> io::Result<Vec<u8>> {
         match self.detached {
-            None => self.bytes,
-            Some(d) => join(&self.bytes, Some(&d), 0),
+            None => Ok(self.bytes),
+            Some(_) => join(&self.bytes, self.detached.as_mut(), 0),
         }
     }
 }
 
 /// `bytes[from..]` with `detached` inserted where it belongs (a detached
-/// part before `from` is not included, as it is not in that range).
-pub fn join(bytes: &[u8], detached: Option<&Detached>, from: usize) -> Vec<u8> {
+/// part before `from` is not included, as it is not in that range). Piped
+/// data in the range is read out of its pipe (the only failure).
+pub fn join(bytes: &[u8], detached: Option<&mut Detached>, from: usize) -> io::Result<Vec<u8>> {
     // An offset past the end (never built) puts the data at the end, as
     // `Batch::push` does.
     match detached.map(|d| (d.at.min(bytes.len()), d)) {
         Some((at, d)) if at >= from => {
-            let mut v = Vec::with_capacity(bytes.len() - from + d.data.len());
+            let data = d.data.bytes()?;
+            let mut v = Vec::with_capacity(bytes.len() - from + data.len());
             v.extend_from_slice(&bytes[from..at]);
-            v.extend_from_slice(&d.data);
+            v.extend_from_slice(data);
             v.extend_from_slice(&bytes[at..]);
-            v
+            Ok(v)
         }
-        _ => bytes.get(from..).unwrap_or_default().to_vec(),
+        _ => Ok(bytes.get(from..).unwrap_or_default().to_vec()),
     }
 }
 
@@ -88,12 +145,21 @@ pub fn finish_record(bytes: &mut [u8], extra: usize) {
 /// At most this many buffers per write; far below IOV_MAX (1024).
 const MAX_PARTS: usize = 64;
 
+/// One piece of a [`Batch`].
+#[derive(Debug)]
+pub enum Part {
+    /// Bytes in memory (merged records, or a READ's buffer).
+    Bytes(Vec<u8>),
+    /// A READ's data in a pipe.
+    Piped(Box<dyn PipedData>),
+}
+
 /// Records gathered for one vectored write: runs of small records are
 /// merged into one buffer (one copy of a few hundred bytes each, as
-/// before), detached data stays a buffer of its own.
+/// before), detached data stays a part of its own.
 #[derive(Debug, Default)]
 pub struct Batch {
-    parts: Vec<Vec<u8>>,
+    parts: Vec<Part>,
     len: usize,
     /// The last part holds encoded bytes (more may be appended to it), not
     /// detached data.
@@ -130,7 +196,10 @@ impl Batch {
                 let tail = bytes.split_off(d.at.min(bytes.len()));
                 self.append(bytes);
                 if !d.data.is_empty() {
-                    self.parts.push(d.data);
+                    self.parts.push(match d.data {
+                        Payload::Buf(b) => Part::Bytes(b),
+                        Payload::Piped(p) => Part::Piped(p),
+                    });
                     self.open = false;
                 }
                 tail
@@ -148,22 +217,22 @@ impl Batch {
             return;
         }
         match self.parts.last_mut() {
-            Some(last) if self.open => last.extend_from_slice(&bytes),
+            Some(Part::Bytes(last)) if self.open => last.extend_from_slice(&bytes),
             _ => {
-                self.parts.push(bytes);
+                self.parts.push(Part::Bytes(bytes));
                 self.open = true;
             }
         }
     }
 
     /// The parts gathered, in order: what the connection's writer sends
-    /// with as few vectored writes as the socket allows.
-    pub fn parts(&self) -> &[Vec<u8>] {
-        &self.parts
+    /// with as few vectored writes (and splices) as the socket allows.
+    pub fn parts_mut(&mut self) -> &mut [Part] {
+        &mut self.parts
     }
 
     /// The parts, once sent: READ buffers go back to [`ReadBuffers`].
-    pub fn into_parts(self) -> Vec<Vec<u8>> {
+    pub fn into_parts(self) -> Vec<Part> {
         self.parts
     }
 }
@@ -241,6 +310,18 @@ impl ReadBuffers {
 mod tests {
     use super::*;
 
+    /// The bytes of in-memory parts, in order.
+    fn concat(parts: Vec<Part>) -> Vec<u8> {
+        let mut v = Vec::new();
+        for p in parts {
+            match p {
+                Part::Bytes(b) => v.extend_from_slice(&b),
+                Part::Piped(_) => panic!("no pipes in these tests"),
+            }
+        }
+        v
+    }
+
     /// A record of `head` + `data` + `tail` with the data detached, and
     /// the same record flat.
     fn split_record(head: &[u8], data: &[u8], tail: &[u8]) -> (Record, Vec<u8>) {
@@ -253,7 +334,7 @@ mod tests {
             bytes: bytes.clone(),
             detached: Some(Detached {
                 at,
-                data: data.to_vec(),
+                data: data.to_vec().into(),
             }),
         };
         let mut flat = bytes[..at].to_vec();
@@ -268,21 +349,23 @@ mod tests {
         assert_eq!(rec.len(), flat.len());
         let word = u32::from_be_bytes([flat[0], flat[1], flat[2], flat[3]]);
         assert_eq!(word, 0x8000_0000 | (flat.len() - HEADER_LEN) as u32);
-        assert_eq!(rec.flatten(), flat);
+        assert_eq!(rec.flatten().expect("in memory"), flat);
     }
 
     #[test]
     fn join_from_an_offset() {
-        let (rec, flat) = split_record(b"head", b"DATA", b"tail");
-        let d = rec.detached.as_ref();
-        assert_eq!(join(&rec.bytes, d, 2), flat[2..].to_vec());
+        let (mut rec, flat) = split_record(b"head", b"DATA", b"tail");
+        let joined = join(&rec.bytes, rec.detached.as_mut(), 2).expect("in memory");
+        assert_eq!(joined, flat[2..].to_vec());
         // The data lies before `from`: not part of the range.
-        assert_eq!(join(&rec.bytes, d, 9), rec.bytes[9..].to_vec());
-        let bogus = Detached {
+        let joined = join(&rec.bytes, rec.detached.as_mut(), 9).expect("in memory");
+        assert_eq!(joined, rec.bytes[9..].to_vec());
+        let mut bogus = Detached {
             at: 99,
-            data: vec![4, 5],
+            data: vec![4, 5].into(),
         };
-        assert_eq!(join(&[1, 2, 3], Some(&bogus), 1), vec![2, 3, 4, 5]);
+        let joined = join(&[1, 2, 3], Some(&mut bogus), 1).expect("in memory");
+        assert_eq!(joined, vec![2, 3, 4, 5]);
     }
 
     #[test]
@@ -307,13 +390,13 @@ mod tests {
             bytes: vec![1, 2, 3],
             detached: Some(Detached {
                 at: 99,
-                data: vec![4, 5],
+                data: vec![4, 5].into(),
             }),
         };
         batch.push(bogus);
         want.extend_from_slice(&[1, 2, 3, 4, 5]);
         assert_eq!(batch.len(), want.len());
-        assert_eq!(batch.parts().concat(), want);
+        assert_eq!(concat(batch.into_parts()), want);
     }
 
     #[test]

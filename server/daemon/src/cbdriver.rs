@@ -518,7 +518,8 @@ async fn conn40(
     tokio::spawn(async move {
         while let Some(rec) = rx.recv().await {
             // Calls are built whole (no detached data): no copy here.
-            if wr.write_all(&rec.flatten()).await.is_err() {
+            let Ok(bytes) = rec.flatten() else { break };
+            if wr.write_all(&bytes).await.is_err() {
                 break;
             }
         }

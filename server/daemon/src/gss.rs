@@ -249,12 +249,20 @@ pub fn run_call(
     }
 }
 
+/// A SYSTEM_ERR reply to `xid`, with the context's verifier.
+fn system_err(acc: &Accepted<'_>, xid: u32) -> Record {
+    match acc.reply_verifier() {
+        Ok(v) => grpc::accepted_record(xid, &v, AcceptStat::SystemErr, &[]).into(),
+        Err(e) => e.record(xid).into(),
+    }
+}
+
 /// The reply the core built (AUTH_NONE verifier, SUCCESS, results) with
 /// this call's RPCSEC_GSS verifier and, for krb5i and krb5p, its results
 /// protected. Under krb5 the results go out as they are, a READ's data
 /// from its own buffer; under krb5i and krb5p they are joined into one
 /// buffer first, since the checksum or encryption covers them all.
-fn protect(acc: &Accepted<'_>, xid: u32, rec: Record) -> Record {
+fn protect(acc: &Accepted<'_>, xid: u32, mut rec: Record) -> Record {
     let head = &rec.bytes;
     // xid, REPLY (1), MSG_ACCEPTED, AUTH_NONE, empty body, SUCCESS (0).
     let mut expected = [0u8; SUCCESS_HEADER_LEN - HEADER_LEN];
@@ -266,13 +274,17 @@ fn protect(acc: &Accepted<'_>, xid: u32, rec: Record) -> Record {
             xid,
             "COMPOUND reply without the expected header; answering SYSTEM_ERR"
         );
-        return match acc.reply_verifier() {
-            Ok(v) => grpc::accepted_record(xid, &v, AcceptStat::SystemErr, &[]).into(),
-            Err(e) => e.record(xid).into(),
-        };
+        return system_err(acc, xid);
     }
     if acc.service != Service::None {
-        let results = nfs4d_core::reply::join(head, rec.detached.as_ref(), SUCCESS_HEADER_LEN);
+        let results = match nfs4d_core::reply::join(head, rec.detached.as_mut(), SUCCESS_HEADER_LEN)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(xid, error = %e, "READ data could not be read out of its pipe; answering SYSTEM_ERR");
+                return system_err(acc, xid);
+            }
+        };
         return acc.reply_record(xid, &results).into();
     }
     let verifier = match acc.reply_verifier() {

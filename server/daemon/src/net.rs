@@ -11,6 +11,7 @@
 //! (an oversized record closes that connection only).
 
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,9 @@ use nfs4d_xdr::record::Reassembler;
 use nfs4d_xdr::rpc::{self, AuthStat, Credential, Message, Refusal};
 use std::io::{self, IoSlice};
 
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -28,9 +31,10 @@ use crate::exec::{ConnQueue, Job};
 use crate::metrics::CONNECTIONS;
 use nfs4d_core::auth::RPCSEC_GSS;
 use nfs4d_core::compound::{Followup, RequestCtx};
-use nfs4d_core::reply::{Batch, Record};
+use nfs4d_core::reply::{Batch, Part, Record};
 use nfs4d_core::server::Server;
 use nfs4d_gss::GssServer;
+use nfs4d_store::PipedData;
 
 /// NFS program number, and the only NFS version served.
 pub use nfs4d_xdr::nfs4::{NFS4_PROGRAM as NFS_PROGRAM, NFS_V4 as NFS_VERSION};
@@ -179,12 +183,14 @@ async fn connection(
                     Err(_) => break,
                 }
             }
-            if let Err(e) = write_batch(&batch, &mut wr).await {
+            if let Err(e) = write_batch(&mut batch, &mut wr).await {
                 tracing::debug!(%peer, error = %e, "write failed; dropping connection");
                 break;
             }
             for part in batch.into_parts() {
-                buffers.read_buffers.give(part);
+                if let Part::Bytes(b) = part {
+                    buffers.read_buffers.give(b);
+                }
             }
         }
     });
@@ -417,17 +423,60 @@ async fn run_followup(srv: &Arc<Server>, f: Followup) {
     }
 }
 
-/// Writes a batch of replies, in order, with as few vectored writes as the
-/// socket allows.
-async fn write_batch<W: AsyncWrite + Unpin>(batch: &Batch, wr: &mut W) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = batch.parts().iter().map(|p| IoSlice::new(p)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        let n = wr.write_vectored(rest).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+/// Where the writer sends replies: a byte stream that also takes the
+/// bytes of a pipe.
+trait Sink: AsyncWrite + Unpin {
+    /// Moves all bytes of `p` into the stream, after what was written.
+    async fn splice_all(&mut self, p: &mut dyn PipedData) -> io::Result<()>;
+}
+
+impl Sink for OwnedWriteHalf {
+    /// `splice(2)` from the pipe into the socket: the pipe's page
+    /// references go to the socket without a copy through user space.
+    async fn splice_all(&mut self, p: &mut dyn PipedData) -> io::Result<()> {
+        let sock: &TcpStream = self.as_ref();
+        while !p.is_empty() {
+            sock.writable().await?;
+            match sock.try_io(Interest::WRITABLE, || p.splice_to(sock.as_fd())) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
         }
-        IoSlice::advance_slices(&mut rest, n);
+        Ok(())
+    }
+}
+
+/// Writes a batch of replies, in order: each run of in-memory parts with as
+/// few vectored writes as the socket allows, each piped part spliced.
+async fn write_batch<W: Sink>(batch: &mut Batch, wr: &mut W) -> io::Result<()> {
+    let parts = batch.parts_mut();
+    let mut i = 0;
+    while i < parts.len() {
+        let run = parts[i..]
+            .iter()
+            .position(|p| matches!(p, Part::Piped(_)))
+            .unwrap_or(parts.len() - i);
+        let mut slices: Vec<IoSlice<'_>> = parts[i..i + run]
+            .iter()
+            .filter_map(|p| match p {
+                Part::Bytes(b) => Some(IoSlice::new(b)),
+                Part::Piped(_) => None,
+            })
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = wr.write_vectored(rest).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+        if let Some(Part::Piped(p)) = parts.get_mut(i + run) {
+            wr.splice_all(p.as_mut()).await?;
+        }
+        i += run + 1;
     }
     Ok(())
 }
@@ -465,6 +514,68 @@ mod tests {
         }
     }
 
+    impl Sink for Trickle {
+        async fn splice_all(&mut self, p: &mut dyn PipedData) -> io::Result<()> {
+            let bytes = p.read_out()?;
+            self.write_all(&bytes).await
+        }
+    }
+
+    /// Bytes standing in for a pipe's.
+    #[derive(Debug)]
+    struct FakePipe(Vec<u8>);
+
+    impl PipedData for FakePipe {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn splice_to(&mut self, _: std::os::fd::BorrowedFd<'_>) -> io::Result<usize> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+        fn read_out(&mut self) -> io::Result<Vec<u8>> {
+            Ok(std::mem::take(&mut self.0))
+        }
+    }
+
+    /// Piped READ data goes out between its record's head and tail, in
+    /// order with the records around it.
+    #[test]
+    fn piped_parts_are_sent_in_place() {
+        use nfs4d_core::reply::{finish_record, Detached, Payload};
+        let mut batch = Batch::default();
+        let mut want = Vec::new();
+        for i in 0..3u8 {
+            let small: Vec<u8> = vec![i; 40];
+            want.extend_from_slice(&small);
+            batch.push(small.into());
+            let data: Vec<u8> = (0..5000u32).map(|b| (b as u8) ^ i).collect();
+            let mut bytes = vec![0; 4];
+            bytes.extend_from_slice(b"head");
+            let at = bytes.len();
+            bytes.extend_from_slice(b"tail");
+            finish_record(&mut bytes, data.len());
+            want.extend_from_slice(&bytes[..at]);
+            want.extend_from_slice(&data);
+            want.extend_from_slice(&bytes[at..]);
+            batch.push(Record {
+                bytes,
+                detached: Some(Detached {
+                    at,
+                    data: Payload::Piped(Box::new(FakePipe(data))),
+                }),
+            });
+        }
+        let mut w = Trickle {
+            out: Vec::new(),
+            step: 3,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(write_batch(&mut batch, &mut w)).unwrap();
+        assert_eq!(w.out, want);
+    }
+
     #[test]
     fn batches_survive_partial_vectored_writes() {
         let mut batch = Batch::default();
@@ -484,7 +595,7 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap();
-            rt.block_on(write_batch(&batch, &mut w)).unwrap();
+            rt.block_on(write_batch(&mut batch, &mut w)).unwrap();
             assert_eq!(w.out, want, "step {step}");
         }
     }

@@ -21,6 +21,7 @@ mod fdcache;
 mod groupsync;
 mod lease;
 mod local;
+mod pipes;
 mod posix_locks;
 mod sys;
 

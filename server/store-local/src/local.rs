@@ -49,8 +49,8 @@ use std::sync::Arc;
 
 use nfs4d_store::{
     Attrs, Capabilities, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos, LockFile, Name,
-    Owner, RelPath, SetAttrs, SetTime, Stability, Store, StoreError, StoreResult, Timespec,
-    XattrSet, XATTR_SIZE_MAX,
+    Owner, PipedData, RelPath, SetAttrs, SetTime, Stability, Store, StoreError, StoreResult,
+    Timespec, XattrSet, XATTR_SIZE_MAX,
 };
 
 use crate::dircache::{self, DirCache, DirStamp, Listing};
@@ -58,6 +58,7 @@ use crate::error::{OsError, OsResult};
 use crate::fdcache::FdCache;
 use crate::groupsync::GroupSync;
 use crate::lease::{LeaseTable, OwnChange};
+use crate::pipes::Pipes;
 use crate::posix_locks::PosixLockFile;
 use crate::sys;
 use crate::{user_xattr_name, GenSource, XATTR_USER_PREFIX};
@@ -68,6 +69,12 @@ pub const DEFAULT_FD_CACHE: usize = 1024;
 /// Largest read served in one call; the server's `maxread` is far below. A
 /// capped read simply returns fewer bytes with `eof == false`.
 const MAX_READ: usize = 16 << 20;
+
+/// Largest READ served from a pipe: the size of each pipe, and the largest
+/// READ a client is offered (1 MiB). A pipe this size is what an
+/// unprivileged process may have by default (`/proc/sys/fs/pipe-max-size`).
+const MAX_PIPED_READ: usize = 1 << 20;
+const _: () = assert!(MAX_PIPED_READ <= MAX_READ);
 
 /// Bytes of `getdents64(2)` output fetched per syscall.
 const DIRENT_BUF: usize = 32 << 10;
@@ -91,6 +98,8 @@ pub struct LocalStore {
     dir_syncs: GroupSync,
     /// Listings of recently read directories.
     dir_cache: DirCache,
+    /// Pipes for READs served with splice (`Store::read_piped`).
+    pipes: Pipes,
 }
 
 /// Marks directory listings read through a path as stale when dropped,
@@ -309,6 +318,12 @@ fn dir_stamp(st: &libc::statx) -> DirStamp {
 }
 
 impl LocalStore {
+    /// Pipes of piped READs not yet released (for tests).
+    #[cfg(test)]
+    pub(crate) fn pipes_in_use(&self) -> usize {
+        self.pipes.in_use()
+    }
+
     /// Exports the directory `root` with the default fd cache size.
     pub fn open(root: &Path) -> StoreResult<LocalStore> {
         LocalStore::with_fd_cache(root, DEFAULT_FD_CACHE)
@@ -353,6 +368,7 @@ impl LocalStore {
             getversion_ok: AtomicBool::new(true),
             dir_syncs: GroupSync::default(),
             dir_cache: DirCache::default(),
+            pipes: Pipes::new(MAX_PIPED_READ),
         };
         store.gen_source = store.probe_gen_source()?;
         if store.gen_source == GenSource::None {
@@ -864,6 +880,40 @@ impl Store for LocalStore {
             }
             let size_now = file.metadata()?.len();
             Ok((n, offset.saturating_add(n as u64) >= size_now))
+        })
+    }
+
+    fn read_piped(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        len: usize,
+    ) -> StoreResult<Option<(Box<dyn PipedData>, bool)>> {
+        os(|| {
+            let (file, attrs) = self.open_regular(path, false)?;
+            if i64::try_from(offset).is_err() {
+                return Ok(None);
+            }
+            let remaining =
+                usize::try_from(attrs.size.saturating_sub(offset)).unwrap_or(usize::MAX);
+            let want = len.min(remaining).min(self.pipes.capacity());
+            if want == 0 {
+                return Ok(None);
+            }
+            let Some(mut pipe) = self.pipes.take() else {
+                return Ok(None);
+            };
+            let n = match pipe.fill(file.as_fd(), offset, want) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                return Ok(None); // truncated since the statx: let a plain read say so
+            }
+            let size_now = file.metadata()?.len();
+            let eof = offset.saturating_add(n as u64) >= size_now;
+            Ok(Some((Box::new(pipe) as Box<dyn PipedData>, eof)))
         })
     }
 

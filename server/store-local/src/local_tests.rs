@@ -1404,3 +1404,86 @@ fn a_directory_too_large_to_cache_is_listed_page_by_page_once_known() {
     assert_eq!(seen.len(), n);
     assert!(pages > n / 500);
 }
+
+/// READs served from a pipe give the file's bytes at any offset: whole
+/// when the pages fit the pipe, a short read (never claiming end of file)
+/// when an unaligned 1 MiB needs one page more than the pipe holds, the
+/// tail with end of file, and `None` where there is nothing to read. The
+/// bytes reach a socket through `splice_to`, and emptied pipes are reused.
+#[test]
+fn piped_reads_match_the_file() {
+    use std::io::Read;
+    let (_d, b) = setup();
+    let data: Vec<u8> = (0..(3 << 20) + 777u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    new_file(&b, "big", &data);
+    let p = rp("big");
+    let cases: [(u64, usize); 5] = [
+        (0, 1 << 20),
+        (4096, 1 << 20),
+        (1, 1 << 20),
+        (3 << 20, 100_000),
+        (12_345, 50_000),
+    ];
+    for (off, len) in cases {
+        let (mut piped, eof) = b
+            .read_piped(&p, off, len)
+            .expect("piped read")
+            .expect("a local file can be piped");
+        let n = piped.len();
+        assert!(n > 0 && n <= len, "at {off}: {n} bytes");
+        let end = (off as usize + len).min(data.len());
+        if n < end - off as usize {
+            assert!(!eof, "at {off}: short, yet end of file");
+            assert!(
+                n >= len - 8192,
+                "at {off}: short by more than a page or two: {n}"
+            );
+        } else {
+            assert_eq!(eof, end == data.len(), "at {off}: end of file");
+        }
+        let got = piped.read_out().expect("read the pipe out");
+        assert_eq!(&got[..], &data[off as usize..off as usize + n], "at {off}");
+    }
+    assert!(b
+        .read_piped(&p, data.len() as u64, 10)
+        .expect("at end")
+        .is_none());
+    assert!(b
+        .read_piped(&p, u64::MAX, 10)
+        .expect("past any size")
+        .is_none());
+
+    // splice_to a socket: what arrives is the file's bytes.
+    let (tx, mut rx) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    let (mut piped, _) = b
+        .read_piped(&p, 8192, 200_000)
+        .expect("read")
+        .expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut got = vec![0; 200_000];
+        rx.read_exact(&mut got).map(|_| got)
+    });
+    while !piped.is_empty() {
+        match piped.splice_to(tx.as_fd()) {
+            Ok(k) => assert!(k > 0),
+            Err(e) => panic!("splice to the socket: {e}"),
+        }
+    }
+    assert_eq!(
+        reader.join().expect("reader").expect("read"),
+        &data[8192..208_192]
+    );
+    drop(piped);
+
+    // A pipe dropped with bytes in it is closed, not kept; emptied ones are
+    // reused, and none stay counted as in use.
+    let (half, _) = b.read_piped(&p, 0, 1 << 20).expect("read").expect("piped");
+    drop(half);
+    for _ in 0..3 {
+        let (mut x, _) = b.read_piped(&p, 0, 1 << 20).expect("read").expect("piped");
+        x.read_out().expect("drain");
+    }
+    assert_eq!(b.pipes_in_use(), 0);
+}

@@ -635,3 +635,92 @@ pub fn ofd_getlk(fd: BorrowedFd<'_>, l: &Flock) -> io::Result<Option<Flock>> {
         pid: fl.l_pid,
     }))
 }
+
+/// A pipe (`pipe2(2)`, close-on-exec): `(read end, write end)`.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both are open descriptors owned by no one else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets the capacity of the pipe `fd` to at least `bytes`
+/// (`fcntl(F_SETPIPE_SZ)`); returns the capacity the kernel chose.
+pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let want =
+        libc::c_int::try_from(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: plain fcntl on a borrowed, open descriptor.
+    let got = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, want) })?;
+    usize::try_from(got).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
+}
+
+/// Bytes waiting in the pipe `fd` (`ioctl(FIONREAD)`).
+pub fn pipe_pending(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer, which is valid.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) })?;
+    usize::try_from(n).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
+}
+
+/// `splice(2)` of up to `len` bytes from the file `from` at `offset` into
+/// the pipe `to`, never waiting for room in the pipe (`SPLICE_F_NONBLOCK`).
+pub fn splice_from_file(
+    from: BorrowedFd<'_>,
+    offset: u64,
+    to: BorrowedFd<'_>,
+    len: usize,
+) -> io::Result<usize> {
+    let mut off =
+        libc::loff_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    retry_eintr(|| {
+        // SAFETY: both descriptors are borrowed and open; `off` is a valid
+        // loff_t the kernel may update.
+        let n = unsafe {
+            libc::splice(
+                from.as_raw_fd(),
+                &mut off,
+                to.as_raw_fd(),
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    })
+}
+
+/// `splice(2)` of up to `len` bytes from the pipe `from` into `to` (a
+/// socket or another pipe), without blocking on the pipe.
+pub fn splice_from_pipe(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: both descriptors are borrowed and open; no offsets.
+        let n = unsafe {
+            libc::splice(
+                from.as_raw_fd(),
+                std::ptr::null_mut(),
+                to.as_raw_fd(),
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    })
+}
+
+/// `read(2)` from `fd` into the spare capacity of `buf`, up to `max`
+/// bytes; returns the count appended.
+pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buf.reserve(max);
+    let len = buf.len();
+    let spare = &mut buf.spare_capacity_mut()[..max];
+    let n = retry_eintr(|| {
+        // SAFETY: `spare` is writable for `max` bytes and outlives the call.
+        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), max) };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    })?;
+    // SAFETY: the kernel wrote `n <= max` bytes at `len..len + n`.
+    unsafe { buf.set_len(len + n) };
+    Ok(n)
+}

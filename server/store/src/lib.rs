@@ -33,12 +33,14 @@ pub mod conformance;
 mod error;
 mod locks;
 mod names;
+mod piped;
 mod types;
 
 pub use caps::{Capabilities, DirRename, Positions};
 pub use error::{StoreError, StoreResult};
 pub use locks::{LocalConflict, LockError, LockFile, LOCAL_LOCK_MAX};
 pub use names::{Name, NameError, RelPath, NAME_MAX};
+pub use piped::PipedData;
 pub use types::{
     Attrs, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos, Owner, SetAttrs, SetTime,
     Stability, Timespec, XattrSet,
@@ -92,6 +94,22 @@ pub trait Store: Send + Sync + 'static {
         len: usize,
         buf: &mut Vec<u8>,
     ) -> StoreResult<(usize, bool)>;
+
+    /// Reads as [`Store::read`] does, but leaves the bytes in a kernel pipe
+    /// rather than copying them into a buffer ([`PipedData`]). Returns
+    /// `None` when this store cannot, or not now (no pipe to spare, a file
+    /// system without `splice`, nothing to read): the caller then reads.
+    /// The data may be shorter than `len` (a short read) even before end
+    /// of file; the flag says whether the read reached end of file.
+    fn read_piped(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        len: usize,
+    ) -> StoreResult<Option<(Box<dyn PipedData>, bool)>> {
+        let _ = (path, offset, len);
+        Ok(None)
+    }
 
     /// Writes `data` at `offset`. Returns how many bytes were written (less
     /// than `data.len()` only if an error stopped a partial write) and how

@@ -261,7 +261,10 @@ impl Conn {
                 };
                 match compound::process(&self.srv, &req, xid, call.args) {
                     // Follow-ups probe back channels; this connection has none.
-                    Ok((reply, _followups)) => reply.flatten(),
+                    Ok((reply, _followups)) => match reply.flatten() {
+                        Ok(bytes) => bytes,
+                        Err(_) => rpc::refusal_reply(xid, Refusal::SystemErr),
+                    },
                     Err(why) => rpc::refusal_reply(xid, why),
                 }
             }

@@ -4,11 +4,12 @@
 use nfs4d_xdr::nfs4::{nfs_opnum4, nfsstat4, stateid4, READ4args, READ4resok};
 
 use super::common;
+use crate::auth::GssService;
 use crate::config::MAX_IO;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use crate::namespace::vfs::{CurFh, Export};
-use crate::reply::Detached;
+use crate::reply::{Detached, Payload};
 use crate::state::open::{IoGrant, IoIntent};
 use nfs4d_store::RelPath;
 
@@ -17,10 +18,22 @@ use nfs4d_store::RelPath;
 /// kept free when the count is fitted to the session's reply size.
 const READ_OVERHEAD: u32 = 512;
 
+/// A READ's result before it is encoded: its data in a buffer, or left
+/// in a kernel pipe by the store ([`Store::read_piped`]).
+///
+/// [`Store::read_piped`]: nfs4d_store::Store::read_piped
+#[derive(Debug)]
+pub struct ReadOk {
+    /// Whether the read reached end of file.
+    pub eof: bool,
+    /// The data read.
+    pub data: Payload,
+}
+
 /// READ: the count is clamped to MAX_IO and, in 4.1, to what the session's
 /// maximum reply leaves room for (a short read is allowed, RFC 8881
 /// §18.22.4); reading at or past the end of file returns no data and eof.
-pub fn run(cx: &mut Cx, a: READ4args) -> NfsResult<READ4resok> {
+pub fn run(cx: &mut Cx, a: READ4args) -> NfsResult<ReadOk> {
     let cur = cx.cfh()?.clone();
     let sid = cx.resolve_stateid(&a.stateid)?;
     let mut max = MAX_IO;
@@ -30,10 +43,37 @@ pub fn run(cx: &mut Cx, a: READ4args) -> NfsResult<READ4resok> {
     let count = a.count.min(max);
     let range = (count > 0).then(|| (a.offset, a.offset.saturating_add(u64::from(count) - 1)));
     let (e, path) = admit(cx, &cur, &sid, false, range)?;
+    if count as usize >= DETACH_MIN && may_pipe(cx) {
+        if let Some((piped, eof)) = e.store().read_piped(path, a.offset, count as usize)? {
+            cx.srv.metrics.read_bytes(piped.len() as u64);
+            return Ok(ReadOk {
+                eof,
+                data: Payload::Piped(piped),
+            });
+        }
+    }
     let mut data = cx.srv.read_buffers.take(count as usize);
     let (_, eof) = e.store().read(path, a.offset, count as usize, &mut data)?;
     cx.srv.metrics.read_bytes(data.len() as u64);
-    Ok(READ4resok { eof, data })
+    Ok(ReadOk {
+        eof,
+        data: Payload::Buf(data),
+    })
+}
+
+/// Whether this READ's data may stay in a pipe: the COMPOUND has no
+/// detached data yet (one per reply), and the reply is sent as it is, not
+/// checksummed or encrypted as a whole (RPCSEC_GSS integrity, privacy),
+/// which would read the pipe back out. A reply the session's slot keeps
+/// reads it back out too, which is correct but no gain; such replies are
+/// small.
+fn may_pipe(cx: &Cx) -> bool {
+    cx.detached.is_none()
+        && cx
+            .req
+            .gss
+            .as_deref()
+            .is_none_or(|g| g.service < GssService::Integrity)
 }
 
 /// READ data at least this long is sent from its own buffer (one more
@@ -44,36 +84,47 @@ const DETACH_MIN: usize = 16 << 10;
 /// Encodes READ's result. The data of the first large READ of a COMPOUND
 /// is not copied into `out` but handed to the reply as detached data
 /// ([`crate::reply`]): copying 1 MiB per READ was a tenth of the server's
-/// CPU on sequential reads. The bytes on the wire are the same.
-pub fn finish(
-    cx: &mut Cx,
-    out: &mut Vec<u8>,
-    op: nfs_opnum4,
-    r: NfsResult<READ4resok>,
-) -> nfsstat4 {
+/// CPU on sequential reads. Data in a pipe is always detached when it can
+/// be. The bytes on the wire are the same.
+pub fn finish(cx: &mut Cx, out: &mut Vec<u8>, op: nfs_opnum4, r: NfsResult<ReadOk>) -> nfsstat4 {
     match r {
-        Ok(res) if res.data.len() >= DETACH_MIN && cx.detached.is_none() => {
+        Ok(res)
+            if cx.detached.is_none()
+                && (matches!(res.data, Payload::Piped(_)) || res.data.len() >= DETACH_MIN) =>
+        {
             match encode_detached(out, op, res) {
                 Ok(d) => {
                     cx.detached = Some(d);
                     nfsstat4::NFS4_OK
                 }
-                Err(res) => super::finish(out, op, Ok(res)),
+                Err(res) => finish_inline(out, op, res),
             }
         }
-        r => super::finish(out, op, r),
+        Ok(res) => finish_inline(out, op, res),
+        Err(e) => super::finish::<READ4resok>(out, op, Err(e)),
     }
+}
+
+/// Encodes an OK READ result with its data in `out`.
+fn finish_inline(out: &mut Vec<u8>, op: nfs_opnum4, res: ReadOk) -> nfsstat4 {
+    let data = match res.data {
+        Payload::Buf(b) => b,
+        Payload::Piped(mut p) => match p.read_out() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "READ data could not be read out of its pipe");
+                return super::finish::<READ4resok>(out, op, Err(NfsError::Io));
+            }
+        },
+    };
+    super::finish(out, op, Ok(READ4resok { eof: res.eof, data }))
 }
 
 /// Encodes an OK READ result as [`super::finish`] would, except that the
 /// data stays out of `out`: returned as detached at its place (after the
 /// length word; the XDR padding that follows it is in `out`). Data too
 /// long for an XDR length is given back (never: reads are at most 16 MiB).
-fn encode_detached(
-    out: &mut Vec<u8>,
-    op: nfs_opnum4,
-    res: READ4resok,
-) -> Result<Detached, READ4resok> {
+fn encode_detached(out: &mut Vec<u8>, op: nfs_opnum4, res: ReadOk) -> Result<Detached, ReadOk> {
     let Ok(len) = u32::try_from(res.data.len()) else {
         return Err(res);
     };
@@ -193,9 +244,13 @@ mod tests {
             );
             assert_eq!(st, nfsstat4::NFS4_OK);
             let mut out = vec![9, 9];
-            let d = encode_detached(&mut out, nfs_opnum4::OP_READ, READ4resok { eof, data })
-                .expect("encodable");
-            assert_eq!(crate::reply::join(&out, Some(&d), 0), packed, "n={n}");
+            let res = ReadOk {
+                eof,
+                data: data.into(),
+            };
+            let mut d = encode_detached(&mut out, nfs_opnum4::OP_READ, res).expect("encodable");
+            let joined = crate::reply::join(&out, Some(&mut d), 0).expect("in memory");
+            assert_eq!(joined, packed, "n={n}");
         }
     }
 }

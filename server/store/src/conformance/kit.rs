@@ -133,7 +133,57 @@ pub fn read_at(s: &dyn Store, path: &str, offset: u64, len: usize) -> (Vec<u8>, 
         &format!("read {path} at {offset}"),
     );
     assert_eq!(got, buf.len(), "read of {path}: count and bytes differ");
+    check_piped(s, path, offset, len, &buf, eof);
     (buf, eof)
+}
+
+/// A store that reads into a pipe ([`crate::Store::read_piped`]) gives
+/// the bytes a plain read gives, or a prefix of them (a short read, which
+/// then cannot claim end of file).
+#[track_caller]
+fn check_piped(s: &dyn Store, path: &str, offset: u64, len: usize, plain: &[u8], eof: bool) {
+    let Some((mut piped, piped_eof)) = must(
+        s.read_piped(&p(path), offset, len),
+        &format!("piped read {path} at {offset}"),
+    ) else {
+        return;
+    };
+    let n = piped.len();
+    let bytes = must(
+        piped
+            .read_out()
+            .map_err(|e| crate::StoreError::Io(e.to_string())),
+        "read the pipe out",
+    );
+    assert_eq!(
+        bytes.len(),
+        n,
+        "piped read of {path}: length and bytes differ"
+    );
+    assert!(
+        piped.is_empty(),
+        "piped read of {path}: bytes left after read_out"
+    );
+    assert!(
+        n > 0,
+        "piped read of {path} at {offset}: an empty pipe instead of None"
+    );
+    assert_eq!(
+        &plain[..n.min(plain.len())],
+        &bytes[..],
+        "piped read of {path} at {offset}: other bytes than a plain read"
+    );
+    if n == plain.len() {
+        assert_eq!(
+            piped_eof, eof,
+            "piped read of {path} at {offset}: end of file"
+        );
+    } else {
+        assert!(
+            !piped_eof,
+            "piped read of {path} at {offset}: short, yet end of file"
+        );
+    }
 }
 
 /// One entry as a listing returned it.
