@@ -346,6 +346,64 @@ fn open_files_are_bounded_by_the_descriptor_cache() {
     }
 }
 
+/// READs served through a pipe (a local export, 16 KiB or more) return
+/// the file's bytes: one small enough for the session's reply cache (read
+/// back out of its pipe for the cache, and replayed from it unchanged),
+/// one at an unaligned offset, one cut short at end of file. Many of them
+/// leave no more descriptors open than the kept pipes account for.
+#[test]
+fn piped_reads_are_exact_and_their_pipes_bounded() {
+    let srv = server("");
+    let mut c = session(&srv, "piped");
+    let (st, sid) = open(&mut c, "p", "pipe-owner", 0, true);
+    assert_eq!(st, nfsstat4::NFS4_OK);
+    let sid = sid.unwrap();
+    let data: Vec<u8> = (0..1_300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(root_dir(&srv).join("p"), &data).unwrap();
+    let read = |c: &mut Client, offset: u64, count: u32| {
+        c.compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            lookup("p"),
+            nfs_argop4::OP_READ(READ4args {
+                stateid: sid.clone(),
+                offset,
+                count,
+            }),
+        ])
+        .unwrap()
+    };
+    let ok = |r: &COMPOUND4res| match r.resarray.last() {
+        Some(nfs_resop4::OP_READ(READ4res::NFS4_OK(ok))) => (ok.data.clone(), ok.eof),
+        _ => panic!("{r:?}"),
+    };
+    // Fits the 64 KiB the test client's slot caches.
+    let r = read(&mut c, 4096, 40_000);
+    assert!(ok(&r) == (data[4096..44_096].to_vec(), false));
+    c.seqids[0] -= 1;
+    let again = read(&mut c, 4096, 40_000);
+    assert!(
+        again == r,
+        "the replayed READ is the cached reply, data included"
+    );
+    let (got, eof) = ok(&read(&mut c, 1, 150_000));
+    assert!(!eof && got[..] == data[1..150_001]);
+    let (got, eof) = ok(&read(&mut c, 1_000_000, 1 << 20));
+    assert!(eof && got[..] == data[1_000_000..]);
+    let base = fd_count(srv.pid());
+    for i in 0..300u64 {
+        let (got, _) = ok(&read(&mut c, i * 3000, 64 << 10));
+        let at = (i * 3000) as usize;
+        assert!(got[..] == data[at..at + (64 << 10)], "READ {i}");
+    }
+    let after = fd_count(srv.pid());
+    assert!(
+        after <= base + 2 * 64,
+        "descriptors grew from {base} to {after} over 300 piped READs"
+    );
+}
+
 #[test]
 fn open_states_past_the_limit() {
     let srv = server("max_open_states = 3");
