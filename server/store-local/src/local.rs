@@ -909,7 +909,9 @@ impl Store for LocalStore {
                 Err(e) => return Err(e.into()),
             };
             if n == 0 {
-                return Ok(None); // truncated since the statx: let a plain read say so
+                // Truncated since the statx, or nothing could be spliced
+                // without waiting: a plain read answers.
+                return Ok(None);
             }
             let size_now = file.metadata()?.len();
             let eof = offset.saturating_add(n as u64) >= size_now;

@@ -154,9 +154,11 @@ impl Loaded {
                     n += k;
                     self.len += k;
                 }
-                // Full: a READ whose pages need more pipe slots than the
-                // capacity allows (an unaligned offset) ends short.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && n > 0 => break,
+                // The pipe is full (a READ whose pages need more slots than
+                // it has, at an unaligned offset), or the kernel would wait
+                // for the file: the READ ends short, or with nothing read
+                // the caller reads into a buffer instead.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) && n == 0 => {
                     return Err(io::ErrorKind::Unsupported.into());
                 }
