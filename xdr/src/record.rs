@@ -63,6 +63,8 @@ pub struct Reassembler {
     last: bool,
     fragments: usize,
     record: Vec<u8>,
+    /// Length of `record` when [`Reassembler::body_buf`] handed it out.
+    direct_from: Option<usize>,
 }
 
 impl Reassembler {
@@ -76,7 +78,48 @@ impl Reassembler {
             last: false,
             fragments: 0,
             record: vec![0; HEADER_LEN],
+            direct_from: None,
         }
+    }
+
+    /// Bytes of the fragment in progress still to come; 0 while a header
+    /// is read. A caller may read up to this many straight onto
+    /// [`Reassembler::body_buf`] instead of feeding them: a large WRITE
+    /// then lands in its record without a copy through a read buffer.
+    pub fn body_pending(&self) -> usize {
+        self.remaining.unwrap_or(0)
+    }
+
+    /// The record being assembled, to append at most
+    /// [`Reassembler::body_pending`] bytes to (its capacity has room for
+    /// them); then call [`Reassembler::body_read`].
+    pub fn body_buf(&mut self) -> &mut Vec<u8> {
+        self.direct_from = Some(self.record.len());
+        &mut self.record
+    }
+
+    /// Takes account of the bytes appended to [`Reassembler::body_buf`];
+    /// returns the record if that completed it. Appending more than was
+    /// pending, or anything while no body was pending, is an error.
+    pub fn body_read(&mut self) -> Result<Option<Vec<u8>>, RecordError> {
+        let from = self.direct_from.take().unwrap_or(self.record.len());
+        let n = self.record.len().saturating_sub(from);
+        let rem = self.remaining.unwrap_or(0);
+        if n > rem || self.record.len() < from {
+            return Err(RecordError::TooLarge {
+                size: self.record.len() - HEADER_LEN,
+                max: self.max_record,
+            });
+        }
+        if rem > n {
+            self.remaining = Some(rem - n);
+            return Ok(None);
+        }
+        if self.remaining.is_none() {
+            return Ok(None);
+        }
+        self.remaining = None;
+        Ok(self.last.then(|| self.finish()))
     }
 
     /// True when no partial record is buffered (a clean point to close).
@@ -166,6 +209,51 @@ mod tests {
             .to_vec();
         v.extend_from_slice(body);
         v
+    }
+
+    /// Bodies read straight onto the record give the records feeding
+    /// gives, also across fragments and with a header and part of a body
+    /// fed first; appending more than is pending is refused.
+    #[test]
+    fn bodies_read_in_place() {
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = frag(false, &body[..30_000]);
+        stream.extend_from_slice(&frag(true, &body[30_000..]));
+        let mut r = Reassembler::new(1 << 20);
+        let mut input = &stream[..1000];
+        assert_eq!(r.feed(&mut input), Ok(None));
+        let mut at = 1000;
+        let mut got = None;
+        while got.is_none() {
+            if r.body_pending() == 0 {
+                let mut input = &stream[at..at + 4];
+                at += 4;
+                assert_eq!(r.feed(&mut input), Ok(None));
+                continue;
+            }
+            // At most 7,000 bytes a read, as a socket might give them.
+            let k = r.body_pending().min(7000);
+            r.body_buf().extend_from_slice(&stream[at..at + k]);
+            at += k;
+            got = r.body_read().unwrap();
+        }
+        assert_eq!(at, stream.len());
+        assert_eq!(
+            got.unwrap(),
+            feed_all(&mut Reassembler::new(1 << 20), &stream).unwrap()[0]
+        );
+        assert!(r.is_idle());
+
+        let mut r = Reassembler::new(1 << 20);
+        let mut input = &frag(true, &[1; 10])[..6];
+        assert_eq!(r.feed(&mut input), Ok(None));
+        assert_eq!(r.body_pending(), 8);
+        r.body_buf().extend_from_slice(&[0; 9]);
+        assert!(r.body_read().is_err(), "more than was pending");
+        let mut idle = Reassembler::new(1 << 20);
+        assert_eq!(idle.body_pending(), 0);
+        idle.body_buf().push(1);
+        assert!(idle.body_read().is_err(), "nothing was pending");
     }
 
     fn feed_all(r: &mut Reassembler, mut input: &[u8]) -> Result<Vec<Vec<u8>>, RecordError> {

@@ -321,6 +321,70 @@ fn huge_counts_do_not_allocate() {
     assert!(largest_alloc_decoding::<kitchen>(&bytes) < LIMIT);
 }
 
+/// Opaque data decodes whole around the reservation's steps, and a body
+/// that stops after its first 16 KiB while claiming 4 GiB reserves no
+/// more than the 2 MiB cap.
+#[test]
+fn opaque_data_is_reserved_once_it_arrives() {
+    for len in [
+        0usize,
+        5,
+        (16 << 10) - 1,
+        16 << 10,
+        (16 << 10) + 1,
+        1 << 20,
+        (3 << 20) + 3,
+    ] {
+        let body: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+        let mut bytes = (len as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        bytes.resize(bytes.len() + (4 - len % 4) % 4, 0);
+        let mut cur = Cursor::new(&bytes[..]);
+        let (got, n) = crate::codec::unpack_opaque_var(&mut cur, None).unwrap();
+        assert!(got == body, "{len} bytes");
+        assert_eq!(n, bytes.len());
+    }
+    let mut bytes = u32::MAX.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&vec![1; (16 << 10) + 8]);
+    LARGEST_ALLOC.with(|m| m.set(0));
+    let r = crate::codec::unpack_opaque_var(&mut Cursor::new(&bytes[..]), None);
+    assert!(r.is_err());
+    let largest = LARGEST_ALLOC.with(|m| m.get());
+    assert!(largest <= 2 << 20, "reserved {largest} bytes");
+}
+
+/// Borrowed opaque data is the same slice the copying decoder returns,
+/// consumes the same bytes, and a body or padding cut short is an error.
+#[test]
+fn borrowed_opaque_matches_the_copy() {
+    for len in [0usize, 1, 3, 4, 70_001] {
+        let body: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+        let mut bytes = (len as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        bytes.resize(bytes.len() + (4 - len % 4) % 4, 0);
+        bytes.extend_from_slice(b"next");
+        let mut a = Cursor::new(&bytes[..]);
+        let (got, n) = crate::codec::unpack_opaque_borrowed(&mut a, None).unwrap();
+        let mut b = Cursor::new(&bytes[..]);
+        let (copied, m) = crate::codec::unpack_opaque_var(&mut b, None).unwrap();
+        assert!(got == &copied[..] && got == &body[..], "{len} bytes");
+        assert_eq!((n, a.position()), (m, b.position()));
+        for cut in 1..=(4 - len % 4) % 4 + 1 {
+            let short = &bytes[..bytes.len() - 4 - cut];
+            let r = crate::codec::unpack_opaque_borrowed(&mut Cursor::new(short), None);
+            assert!(r.is_err(), "{len} bytes cut by {cut}");
+        }
+    }
+    let claims_more = [0u8, 0, 1, 0, 1, 2, 3, 4];
+    assert!(
+        crate::codec::unpack_opaque_borrowed(&mut Cursor::new(&claims_more[..]), None).is_err()
+    );
+    let too_long = [0u8, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert!(
+        crate::codec::unpack_opaque_borrowed(&mut Cursor::new(&too_long[..]), Some(8)).is_err()
+    );
+}
+
 /// Runs `f` on a thread with a `stack`-byte stack (server threads have
 /// 2 MiB), so that unbounded recursion overflows and fails the test.
 fn on_stack(stack: usize, f: impl FnOnce() + Send + 'static) {

@@ -40,6 +40,10 @@ use nfs4d_store::PipedData;
 pub use nfs4d_xdr::nfs4::{NFS4_PROGRAM as NFS_PROGRAM, NFS_V4 as NFS_VERSION};
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 256 << 10;
+/// A record body with at least this much still to come is read straight
+/// onto the record ([`Reassembler::body_buf`]); less is cheaper to copy
+/// than to read with a system call of its own.
+const DIRECT_MIN: usize = 16 << 10;
 /// Replies gathered into one socket write (at least one reply, whatever
 /// its size).
 const WRITE_BATCH: usize = 256 << 10;
@@ -200,10 +204,23 @@ async fn connection(
     let mut ra = Reassembler::new(srv.cfg.limits.max_record as usize);
     let mut buf = vec![0u8; READ_CHUNK];
     'read: loop {
-        let got = tokio::select! {
-            r = rd.read(&mut buf) => r,
-            // Shutting down: no new requests; those in flight finish below.
-            _ = stop.wait_for(|s| *s) => break,
+        // The rest of a large record's body is read straight onto the
+        // record, not through `buf` (a copy of every byte of a WRITE).
+        let pending = ra.body_pending();
+        let direct = pending >= DIRECT_MIN;
+        let got = if direct {
+            let body = ra.body_buf();
+            let mut rest = (&mut rd).take(pending as u64);
+            tokio::select! {
+                r = rest.read_buf(body) => r,
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        } else {
+            tokio::select! {
+                r = rd.read(&mut buf) => r,
+                // Shutting down: no new requests; those in flight finish below.
+                _ = stop.wait_for(|s| *s) => break,
+            }
         };
         let n = match got {
             Ok(0) => break,
@@ -213,6 +230,22 @@ async fn connection(
                 break;
             }
         };
+        if direct {
+            match ra.body_read() {
+                Ok(Some(rec)) => {
+                    let Ok(permit) = inflight.clone().acquire_owned().await else {
+                        break 'read;
+                    };
+                    handle_record(&srv, gss.as_ref(), rec, conn, peer, &cb, &queue, permit);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad record marking; closing connection");
+                    break 'read;
+                }
+            }
+            continue;
+        }
         let mut input = &buf[..n];
         while !input.is_empty() {
             match ra.feed(&mut input) {

@@ -192,10 +192,22 @@ fn step<A>(
 where
     A: for<'b> Unpack<Cursor<&'b [u8]>>,
 {
-    let a = match A::unpack(cur) {
-        Ok((a, _)) => a,
-        Err(e) => return Step::BadXdr(e),
-    };
+    match A::unpack(cur) {
+        Ok((a, _)) => step_decoded(cx, d, a, out, gate, body),
+        Err(e) => Step::BadXdr(e),
+    }
+}
+
+/// [`step`] after the decoding, for arguments decoded otherwise (WRITE's
+/// borrow their data from the request).
+fn step_decoded<A>(
+    cx: &mut Cx,
+    d: &OpDesc,
+    a: A,
+    out: &mut Vec<u8>,
+    gate: Gate,
+    body: impl FnOnce(&mut Cx, A, &mut Vec<u8>) -> nfsstat4,
+) -> Step {
     if let Err(e) = gate(cx, d) {
         return Step::Refused(e);
     }
@@ -339,7 +351,14 @@ pub static OPS: [OpDesc; 73] = [
     op!(OP_SETCLIENTID, "SETCLIENTID", M, 0, 0, 32, SETCLIENTID4args => encode setclientid_encoded),
     op!(OP_SETCLIENTID_CONFIRM, "SETCLIENTID_CONFIRM", M, 0, 0, 8, SETCLIENTID_CONFIRM4args => setclientid::confirm),
     op!(OP_VERIFY, "VERIFY", FH, 0, ALL, 8, VERIFY4args => verify::verify),
-    op!(OP_WRITE, "WRITE", FHM, 0, ALL, 32, WRITE4args => write::run),
+    // WRITE's data is borrowed from the request, not copied out of it.
+    op!(@row OP_WRITE, "WRITE", FHM, 0, ALL, 32, |cx, d, cur, out, gate| {
+        let op = d.op;
+        match write::WriteArgs::decode(cur) {
+            Ok(a) => step_decoded(cx, d, a, out, gate, |cx, a, out| finish(out, op, write::run(cx, a))),
+            Err(e) => Step::BadXdr(e),
+        }
+    }),
     op!(OP_RELEASE_LOCKOWNER, "RELEASE_LOCKOWNER", M, 0, 0, 8, RELEASE_LOCKOWNER4args => release_lockowner::run),
     op!(OP_BACKCHANNEL_CTL, "BACKCHANNEL_CTL", M, 1, ALL, 8, BACKCHANNEL_CTL4args => bind_conn_to_session::backchannel_ctl),
     op!(OP_BIND_CONN_TO_SESSION, "BIND_CONN_TO_SESSION", LONE, 1, ALL, 32, BIND_CONN_TO_SESSION4args => bind_conn_to_session::run),

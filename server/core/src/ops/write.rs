@@ -1,12 +1,48 @@
 //! WRITE (RFC 8881 §18.32, RFC 7530 §16.36): writes file data under a
 //! stateid, as durably as asked.
 
-use nfs4d_xdr::nfs4::{stable_how4, WRITE4args, WRITE4resok};
+use std::io::Cursor;
+
+use nfs4d_xdr::codec::{unpack_opaque_borrowed, Unpack};
+use nfs4d_xdr::nfs4::{stable_how4, stateid4, WRITE4resok};
 
 use super::common;
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
 use nfs4d_store::Stability;
+
+/// WRITE4args (RFC 8881 §18.32.1) with the data borrowed from the
+/// request: a 1 MiB WRITE copied out of its record into a buffer of its
+/// own, only to be handed to the store as a slice, was a tenth of the
+/// server's CPU on sequential writes.
+#[derive(Debug)]
+pub struct WriteArgs<'a> {
+    /// The stateid the write is done under.
+    pub stateid: stateid4,
+    /// Where in the file.
+    pub offset: u64,
+    /// How durable the data must be before the reply.
+    pub stable: stable_how4,
+    /// The data, inside the request's record.
+    pub data: &'a [u8],
+}
+
+impl<'a> WriteArgs<'a> {
+    /// Decodes the arguments as the generated WRITE4args decoder does,
+    /// consuming the same bytes, except that the data is not copied.
+    pub fn decode(cur: &mut Cursor<&'a [u8]>) -> nfs4d_xdr::codec::Result<WriteArgs<'a>> {
+        let (stateid, _) = stateid4::unpack(cur)?;
+        let (offset, _) = u64::unpack(cur)?;
+        let (stable, _) = stable_how4::unpack(cur)?;
+        let (data, _) = unpack_opaque_borrowed(cur, None)?;
+        Ok(WriteArgs {
+            stateid,
+            offset,
+            stable,
+            data,
+        })
+    }
+}
 
 /// WRITE: NFS4ERR_ROFS on a read-only export; an offset + length past
 /// 2^64 - 1 is NFS4ERR_INVAL, past the largest file size NFS4ERR_FBIG (the
@@ -16,7 +52,7 @@ use nfs4d_store::Stability;
 /// (UNSTABLE4: page cache, to be COMMITted; DATA_SYNC4: fdatasync;
 /// FILE_SYNC4: fsync), and `committed` says so. A zero-length write
 /// touches nothing (§18.32.4: it SHOULD NOT change the modify time).
-pub fn run(cx: &mut Cx, a: WRITE4args) -> NfsResult<WRITE4resok> {
+pub fn run(cx: &mut Cx, a: WriteArgs<'_>) -> NfsResult<WRITE4resok> {
     let cur = cx.cfh()?.clone();
     let sid = cx.resolve_stateid(&a.stateid)?;
     let (e, _, _) = common::obj(cx, &cur, NfsError::IsDir)?;
@@ -33,7 +69,7 @@ pub fn run(cx: &mut Cx, a: WRITE4args) -> NfsResult<WRITE4resok> {
     let (written, done) = if a.data.is_empty() {
         (0, stability)
     } else {
-        e.store().write(path, a.offset, &a.data, stability)?
+        e.store().write(path, a.offset, a.data, stability)?
     };
     cx.srv.metrics.written_bytes(written as u64);
     if done.max(stability) != Stability::Unstable {
@@ -55,4 +91,43 @@ pub fn run(cx: &mut Cx, a: WRITE4args) -> NfsResult<WRITE4resok> {
         },
         writeverf: cx.srv.write_verifier,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nfs4d_xdr::nfs4::WRITE4args;
+
+    /// The borrowed decoding reads what the generated decoder reads, and
+    /// stops at the same byte; cut short it fails as that one does.
+    #[test]
+    fn borrowed_decoding_matches_the_generated_one() {
+        for len in [0usize, 1, 5, 4096, 70_001] {
+            let args = WRITE4args {
+                stateid: stateid4 {
+                    seqid: 7,
+                    other: [3; 12],
+                },
+                offset: 1 << 40,
+                stable: stable_how4::DATA_SYNC4,
+                data: (0..len).map(|i| (i * 11 + 5) as u8).collect(),
+            };
+            let mut bytes = nfs4d_xdr::to_bytes(&args);
+            bytes.extend_from_slice(b"tail");
+            let mut a = Cursor::new(&bytes[..]);
+            let got = WriteArgs::decode(&mut a).expect("decodes");
+            let mut b = Cursor::new(&bytes[..]);
+            let (want, _) = WRITE4args::unpack(&mut b).expect("decodes");
+            assert_eq!(a.position(), b.position(), "{len} bytes");
+            assert_eq!(
+                (got.stateid, got.offset, got.stable, got.data),
+                (want.stateid, want.offset, want.stable, &want.data[..])
+            );
+            for cut in [1, 5, bytes.len() - 4] {
+                let short = &bytes[..bytes.len() - 4 - cut];
+                assert!(WriteArgs::decode(&mut Cursor::new(short)).is_err());
+                assert!(WRITE4args::unpack(&mut Cursor::new(short)).is_err());
+            }
+        }
+    }
 }
