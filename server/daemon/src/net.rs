@@ -230,8 +230,12 @@ async fn connection(
                 break;
             }
         };
-        if direct {
-            match ra.body_read() {
+        // Bytes read onto the record may have completed it; bytes read
+        // into `buf` are fed to the reassembler, record after record.
+        let mut input: &[u8] = if direct { &[] } else { &buf[..n] };
+        let mut step = if direct { ra.body_read() } else { Ok(None) };
+        loop {
+            match step {
                 Ok(Some(rec)) => {
                     let Ok(permit) = inflight.clone().acquire_owned().await else {
                         break 'read;
@@ -244,23 +248,10 @@ async fn connection(
                     break 'read;
                 }
             }
-            continue;
-        }
-        let mut input = &buf[..n];
-        while !input.is_empty() {
-            match ra.feed(&mut input) {
-                Ok(Some(rec)) => {
-                    let Ok(permit) = inflight.clone().acquire_owned().await else {
-                        break 'read;
-                    };
-                    handle_record(&srv, gss.as_ref(), rec, conn, peer, &cb, &queue, permit);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "bad record marking; closing connection");
-                    break 'read;
-                }
+            if input.is_empty() {
+                break;
             }
+            step = ra.feed(&mut input);
         }
     }
     drop(tx);
