@@ -61,6 +61,7 @@ impl Payload {
         }
         match self {
             Payload::Buf(b) => Ok(b),
+            // Replaced by a buffer just above.
             Payload::Piped(_) => Err(io::ErrorKind::Other.into()),
         }
     }
