@@ -184,6 +184,12 @@ fn not_regular(kind: FileKind) -> OsError {
     }
 }
 
+/// Whether a read of `n` bytes at `offset` of `file` reached its end, by
+/// the file's size after the read.
+fn reached_eof(file: &File, offset: u64, n: usize) -> OsResult<bool> {
+    Ok(offset.saturating_add(n as u64) >= file.metadata()?.len())
+}
+
 fn ts(t: &libc::statx_timestamp) -> Timespec {
     Timespec {
         sec: t.tv_sec,
@@ -537,6 +543,26 @@ impl LocalStore {
 
     /// An open fd for the regular file at `path` (from the cache when
     /// possible) and its current attributes.
+    /// The regular file a READ of `len` bytes at `offset` reads, and how
+    /// many bytes to read: at most `cap`, and at most what the file holds,
+    /// so a huge `len` on a small file allocates nothing (growth since the
+    /// statx shows up as eof=false); nothing at an offset beyond any
+    /// possible file size.
+    fn read_extent(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        len: usize,
+        cap: usize,
+    ) -> OsResult<(Arc<File>, usize)> {
+        let (file, attrs) = self.open_regular(path, false)?;
+        if i64::try_from(offset).is_err() {
+            return Ok((file, 0));
+        }
+        let remaining = usize::try_from(attrs.size.saturating_sub(offset)).unwrap_or(usize::MAX);
+        Ok((file, len.min(remaining).min(cap)))
+    }
+
     fn open_regular(&self, path: &RelPath, need_write: bool) -> OsResult<(Arc<File>, Attrs)> {
         if path.is_root() {
             return Err(OsError::IsDir);
@@ -852,15 +878,7 @@ impl Store for LocalStore {
         buf: &mut Vec<u8>,
     ) -> StoreResult<(usize, bool)> {
         os(|| {
-            let (file, attrs) = self.open_regular(path, false)?;
-            if i64::try_from(offset).is_err() {
-                return Ok((0, true)); // beyond any possible file size
-            }
-            // Size the buffer by what the file holds, so a huge `len` on a small
-            // file allocates nothing; growth since the statx shows up as eof=false.
-            let remaining =
-                usize::try_from(attrs.size.saturating_sub(offset)).unwrap_or(usize::MAX);
-            let want = len.min(remaining).min(MAX_READ);
+            let (file, want) = self.read_extent(path, offset, len, MAX_READ)?;
             // Read into the buffer's spare capacity rather than zero-filling
             // `want` bytes first: the kernel overwrites them anyway, and only
             // the bytes it wrote become part of `buf`.
@@ -878,8 +896,7 @@ impl Store for LocalStore {
                     }
                 }
             }
-            let size_now = file.metadata()?.len();
-            Ok((n, offset.saturating_add(n as u64) >= size_now))
+            Ok((n, reached_eof(&file, offset, n)?))
         })
     }
 
@@ -890,13 +907,7 @@ impl Store for LocalStore {
         len: usize,
     ) -> StoreResult<Option<(Box<dyn PipedData>, bool)>> {
         os(|| {
-            let (file, attrs) = self.open_regular(path, false)?;
-            if i64::try_from(offset).is_err() {
-                return Ok(None);
-            }
-            let remaining =
-                usize::try_from(attrs.size.saturating_sub(offset)).unwrap_or(usize::MAX);
-            let want = len.min(remaining).min(self.pipes.capacity());
+            let (file, want) = self.read_extent(path, offset, len, self.pipes.capacity())?;
             if want == 0 {
                 return Ok(None);
             }
@@ -913,8 +924,7 @@ impl Store for LocalStore {
                 // without waiting: a plain read answers.
                 return Ok(None);
             }
-            let size_now = file.metadata()?.len();
-            let eof = offset.saturating_add(n as u64) >= size_now;
+            let eof = reached_eof(&file, offset, n)?;
             Ok(Some((Box::new(pipe) as Box<dyn PipedData>, eof)))
         })
     }

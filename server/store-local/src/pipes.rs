@@ -148,7 +148,7 @@ impl Loaded {
         };
         let mut n = 0;
         while n < max {
-            match sys::splice_from_file(file, offset + n as u64, p.write.as_fd(), max - n) {
+            match sys::splice(file, Some(offset + n as u64), p.write.as_fd(), max - n) {
                 Ok(0) => break,
                 Ok(k) => {
                     n += k;
@@ -181,7 +181,7 @@ impl PipedData for Loaded {
         if self.len == 0 {
             return Ok(0);
         }
-        let k = sys::splice_from_pipe(p.read.as_fd(), fd, self.len)?;
+        let k = sys::splice(p.read.as_fd(), None, fd, self.len)?;
         self.len -= k.min(self.len);
         Ok(k)
     }

@@ -335,11 +335,27 @@ pub fn pread_uninit(fd: &File, buf: &mut [MaybeUninit<u8>], offset: u64) -> io::
 /// `buf` (its length grows by exactly the count returned, its capacity by
 /// at least `max`). Nothing is appended on an error.
 pub fn pread_append(fd: &File, buf: &mut Vec<u8>, max: usize, offset: u64) -> io::Result<usize> {
+    append_uninit(buf, max, |spare| pread_uninit(fd, spare, offset))
+}
+
+/// Appends to `buf` the bytes `fill` writes at the start of the `max`
+/// bytes of spare capacity it is given, `fill` returning their count.
+/// Nothing is appended on an error.
+fn append_uninit(
+    buf: &mut Vec<u8>,
+    max: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<usize>,
+) -> io::Result<usize> {
     buf.reserve(max);
     let len = buf.len();
-    let n = pread_uninit(fd, &mut buf.spare_capacity_mut()[..max], offset)?;
-    // SAFETY: `reserve` made room for `max` bytes past `len`, and
-    // `pread_uninit` returned `n <= max` bytes that the kernel wrote at
+    let n = fill(&mut buf.spare_capacity_mut()[..max])?;
+    // A system call never reports more than it was given room for;
+    // checked anyway, as the bytes are marked initialised below.
+    if n > max {
+        return Err(io::Error::from_raw_os_error(libc::EIO));
+    }
+    // SAFETY: `reserve` made room for `max` bytes past `len`, and every
+    // `fill` of this module is a system call that wrote `n <= max` bytes at
     // `len..len + n`, so all bytes up to the new length are initialised.
     unsafe { buf.set_len(len + n) };
     Ok(n)
@@ -663,64 +679,48 @@ pub fn pipe_pending(fd: BorrowedFd<'_>) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::from_raw_os_error(libc::EIO))
 }
 
-/// `splice(2)` of up to `len` bytes from the file `from` at `offset` into
-/// the pipe `to`, never waiting for room in the pipe (`SPLICE_F_NONBLOCK`).
-pub fn splice_from_file(
+/// `splice(2)` of up to `len` bytes from `from` to `to`, one of them a
+/// pipe, never waiting on the pipe (`SPLICE_F_NONBLOCK`). `offset` is where
+/// to read in `from` when it is a file; `None` for a pipe.
+pub fn splice(
     from: BorrowedFd<'_>,
-    offset: u64,
+    offset: Option<u64>,
     to: BorrowedFd<'_>,
     len: usize,
 ) -> io::Result<usize> {
-    let mut off =
-        libc::loff_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let mut off = match offset {
+        Some(o) => {
+            Some(libc::loff_t::try_from(o).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?)
+        }
+        None => None,
+    };
     retry_eintr(|| {
-        // SAFETY: both descriptors are borrowed and open; `off` is a valid
-        // loff_t the kernel may update.
-        let n = unsafe {
+        let off_in = off
+            .as_mut()
+            .map_or(std::ptr::null_mut(), |o| o as *mut libc::loff_t);
+        // SAFETY: both descriptors are borrowed and open; `off_in` is null
+        // or points to a live loff_t the kernel may update.
+        cvt_size(unsafe {
             libc::splice(
                 from.as_raw_fd(),
-                &mut off,
+                off_in,
                 to.as_raw_fd(),
                 std::ptr::null_mut(),
                 len,
                 libc::SPLICE_F_NONBLOCK,
             )
-        };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+        })
     })
 }
 
-/// `splice(2)` of up to `len` bytes from the pipe `from` into `to` (a
-/// socket or another pipe), without blocking on the pipe.
-pub fn splice_from_pipe(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
-    retry_eintr(|| {
-        // SAFETY: both descriptors are borrowed and open; no offsets.
-        let n = unsafe {
-            libc::splice(
-                from.as_raw_fd(),
-                std::ptr::null_mut(),
-                to.as_raw_fd(),
-                std::ptr::null_mut(),
-                len,
-                libc::SPLICE_F_NONBLOCK,
-            )
-        };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
-    })
-}
-
-/// `read(2)` from `fd` into the spare capacity of `buf`, up to `max`
-/// bytes; returns the count appended.
+/// `read(2)` from `fd` of up to `max` bytes, appended to `buf` (as
+/// [`pread_append`]).
 pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    buf.reserve(max);
-    let len = buf.len();
-    let spare = &mut buf.spare_capacity_mut()[..max];
-    let n = retry_eintr(|| {
-        // SAFETY: `spare` is writable for `max` bytes and outlives the call.
-        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), max) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
-    })?;
-    // SAFETY: the kernel wrote `n <= max` bytes at `len..len + n`.
-    unsafe { buf.set_len(len + n) };
-    Ok(n)
+    append_uninit(buf, max, |spare| {
+        retry_eintr(|| {
+            // SAFETY: `spare` is writable for its length and outlives the
+            // call; the kernel only writes into it.
+            cvt_size(unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) })
+        })
+    })
 }
