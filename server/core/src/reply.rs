@@ -52,12 +52,21 @@ impl Payload {
         self.len() == 0
     }
 
+    /// The bytes in a buffer of their own, read out of the pipe if they
+    /// are in one.
+    pub fn into_vec(self) -> io::Result<Vec<u8>> {
+        match self {
+            Payload::Buf(b) => Ok(b),
+            Payload::Piped(mut p) => p.read_out(),
+        }
+    }
+
     /// The bytes, read out of a pipe first if they are in one: for a reply
     /// that is kept (the session's slot, the 4.0 replay cache) or wrapped
     /// (RPCSEC_GSS integrity, privacy) whole.
     pub fn bytes(&mut self) -> io::Result<&[u8]> {
-        if let Payload::Piped(p) = self {
-            *self = Payload::Buf(p.read_out()?);
+        if let Payload::Piped(_) = self {
+            *self = Payload::Buf(std::mem::take(self).into_vec()?);
         }
         match self {
             Payload::Buf(b) => Ok(b),

@@ -107,15 +107,12 @@ pub fn finish(cx: &mut Cx, out: &mut Vec<u8>, op: nfs_opnum4, r: NfsResult<ReadO
 
 /// Encodes an OK READ result with its data in `out`.
 fn finish_inline(out: &mut Vec<u8>, op: nfs_opnum4, res: ReadOk) -> nfsstat4 {
-    let data = match res.data {
-        Payload::Buf(b) => b,
-        Payload::Piped(mut p) => match p.read_out() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "READ data could not be read out of its pipe");
-                return super::finish::<READ4resok>(out, op, Err(NfsError::Io));
-            }
-        },
+    let data = match res.data.into_vec() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "READ data could not be read out of its pipe");
+            return super::finish::<READ4resok>(out, op, Err(NfsError::Io));
+        }
     };
     super::finish(out, op, Ok(READ4resok { eof: res.eof, data }))
 }
