@@ -92,3 +92,56 @@ fn the_pipelined_engine_runs_in_process_too() {
     pipeline::run(&mut c, slots, &mut p).unwrap();
     assert_eq!(p.replies, 200);
 }
+
+/// A store that lists by key (the memory store, like an object store)
+/// records each cookie in a bounded table. The entry that ends a reply
+/// because it does not fit must not take one: the next reply resumes
+/// after the last entry sent and its first cookie follows on from it.
+#[test]
+fn readdir_takes_cookies_only_for_entries_it_sends() {
+    use nfs4d_store::{Name, Owner};
+    let h = Harness::with_store(
+        nfs4d_testkit::inproc::config(""),
+        nfs4d_store_memory::OBJECT_STORE_CAPABILITIES,
+    );
+    let owner = Owner { uid: 0, gid: 0 };
+    for i in 0..60 {
+        let name =
+            Name::new(format!("a-name-long-enough-to-fill-the-reply-{i:03}").as_bytes()).unwrap();
+        h.store
+            .create_file(&RelPath::root(), &name, 0o644, owner, true)
+            .unwrap();
+    }
+    let mut c = h.client(1);
+    c.establish41(b"cookies").unwrap();
+    let attrs = bitmap(&[FATTR4_SIZE]);
+    let (mut cookie, mut verf) = (0, [0; 8]);
+    let (mut names, mut pages) = (Vec::new(), 0);
+    loop {
+        let r = c
+            .compound(vec![
+                nfs_argop4::OP_PUTROOTFH,
+                readdir(cookie, verf, 512, &attrs),
+            ])
+            .unwrap();
+        let ok = readdir_ok(&r).unwrap_or_else(|| panic!("READDIR: {:?}", r.status));
+        verf = ok.cookieverf;
+        pages += 1;
+        let mut e = ok.reply.entries.as_deref();
+        while let Some(entry) = e {
+            if cookie != 0 {
+                assert_eq!(entry.cookie, cookie + 1, "cookies follow on across replies");
+            }
+            cookie = entry.cookie;
+            names.push(entry.name.clone());
+            e = entry.nextentry.as_deref();
+        }
+        if ok.reply.eof {
+            break;
+        }
+    }
+    assert!(pages > 3, "the listing takes several replies ({pages})");
+    assert_eq!(names.len(), 60);
+    names.dedup();
+    assert_eq!(names.len(), 60, "no entry is listed twice");
+}

@@ -112,9 +112,16 @@ impl Harness {
 
     /// A fresh server with `cfg` (one export, served from a memory store).
     pub fn with_config(cfg: Config) -> Harness {
+        Harness::with_store(cfg, MemConfig::default().capabilities)
+    }
+
+    /// A fresh server with `cfg` whose memory store offers `caps` (e.g.
+    /// [`nfs4d_store_memory::OBJECT_STORE_CAPABILITIES`]).
+    pub fn with_store(cfg: Config, caps: nfs4d_store::Capabilities) -> Harness {
         let clock = Arc::new(ManualClock::default());
         let time = StoreTime(clock.clone());
         let store = MemStore::with_config(MemConfig {
+            capabilities: caps,
             clock: Arc::new(move || time.now()),
             ..MemConfig::default()
         })

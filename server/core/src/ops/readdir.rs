@@ -163,6 +163,15 @@ impl Listing {
         b.extend_from_slice(&cookie.to_be_bytes());
         put_opaque(b, name);
     }
+
+    /// Writes `cookie` into the entry that starts at `mark` (after its
+    /// "value follows" word), for an entry whose cookie is known only
+    /// once the entry is admitted.
+    fn set_cookie(&mut self, mark: usize, cookie: u64) {
+        if let Some(at) = self.buf.get_mut(mark + 4..mark + 12) {
+            at.copy_from_slice(&cookie.to_be_bytes());
+        }
+    }
 }
 
 /// XDR `fattr4`: the bitmap, then the values as one opaque.
@@ -433,7 +442,10 @@ fn list_export(
                     return true;
                 }
                 let mark = out.buf.len();
-                out.head(vfs.cookie_of(e, dir_id, &de.next), de.name);
+                // The cookie is written once the budget admits the entry:
+                // a store listing by key records each cookie in a bounded
+                // table, which the entry that ends the reply must not use.
+                out.head(0, de.name);
                 match entry.attrs(de.name, got, &mut out.buf) {
                     Ok(Some(seq)) => durable = durable.max(seq),
                     Ok(None) => {
@@ -458,6 +470,7 @@ fn list_export(
                         return false;
                     }
                 }
+                out.set_cookie(mark, vfs.cookie_of(e, dir_id, &de.next));
                 if budget.full() {
                     full = true;
                     return false;
