@@ -42,9 +42,11 @@ pub trait Transport: Sender {
 /// buffer without bound.
 pub const MAX_RECORD: usize = 16 << 20;
 
-/// Bytes read from the socket at once: a 1 MiB READ reply arrives in a
-/// few reads.
-const READ_BUF: usize = 1 << 20;
+/// Bytes read from the socket at once while no large body is pending:
+/// many small replies at a time, and no more than the start of a large
+/// one, whose rest is then read straight onto its record. A larger buffer
+/// would take most of a 1 MiB READ reply through the copy out of it.
+const READ_BUF: usize = 64 << 10;
 
 /// A record body with at least this much still to come is read straight
 /// onto the record; less is cheaper to copy than to read on its own.
