@@ -151,7 +151,7 @@ use nfs4d_kv::{Kv, Tree};
 
 use serde::{Deserialize, Serialize};
 
-use cache::{NameHints, Node, NodeCache};
+use cache::{Hint, NameHints, Node, NodeCache};
 use durability::GroupCommit;
 use record::{decode_id, decode_record, id_key, name_key};
 use siphash::SipKey;
@@ -1051,27 +1051,40 @@ impl FhMap {
     ) -> Result<ObjectId> {
         check_name(name)?;
         let hint = NameHints::key(export, parent, name);
+        let fingerprint = NameHints::fingerprint(export, parent, name, &key);
+        let found = self.names.get(hint);
+        if let Some(h) = found {
+            if h.still_valid(self.cache.generation(), fingerprint) {
+                return Ok(h.id);
+            }
+        }
+        // Taken before the record is read, so that a change made while it
+        // is read leaves the hint to be checked again (cache.rs).
+        let generation = self.cache.generation();
         let known = |id: ObjectId| -> Result<bool> {
             Ok(self.node(id)?.is_some_and(|rec| {
                 rec.key == key && rec.export == export && rec.has_link(parent, name)
             }))
         };
-        if let Some(id) = self.names.get(hint) {
-            if known(id)? {
-                return Ok(id);
+        let checked = |id| Hint::checked(id, generation, fingerprint);
+        if let Some(h) = found {
+            if known(h.id)? {
+                self.names.put(hint, checked(h.id));
+                return Ok(h.id);
             }
         }
         if let Some(v) = self.trees.names.get(&name_key(export, parent, name))? {
             let id = decode_id(&v)?;
             if known(id)? {
-                self.names.put(hint, id);
+                self.names.put(hint, checked(id));
                 return Ok(id);
             }
         }
         let id = self.mutate(Some(export), |ws| {
             ws.lookup_or_insert(export, parent, name, key, kind)
         })?;
-        self.names.put(hint, id);
+        // The insert changed records itself: checked on its next use.
+        self.names.put(hint, Hint::unchecked(id));
         Ok(id)
     }
 

@@ -1331,3 +1331,42 @@ fn a_plan_made_stale_by_another_writer_is_planned_again() {
     assert_eq!(path(&a, f).as_deref(), Some("g"));
     check_invariants(&a);
 }
+
+/// A name looked up again and again is answered from its checked hint;
+/// any change to the map makes the next lookup read the record again, so
+/// a renamed, removed or replaced object is never handed out under its
+/// old name.
+#[test]
+fn checked_hints_never_outlive_a_change() {
+    let (_d, map, root) = setup();
+    let a = file(&map, root, "a", 10);
+    // Inserted, then checked against the record, then answered from the hint.
+    for _ in 0..3 {
+        assert_eq!(file(&map, root, "a", 10), a);
+    }
+    // Another object at the same name (a local process replaced the file).
+    let replaced = file(&map, root, "a", 11);
+    assert_ne!(replaced, a);
+    for _ in 0..3 {
+        assert_eq!(file(&map, root, "a", 11), replaced);
+    }
+    // Renamed away: the name now names a new object.
+    map.rename(E, root, b"a", root, b"b").unwrap();
+    assert_eq!(file(&map, root, "b", 11), replaced);
+    let fresh = file(&map, root, "a", 12);
+    assert_ne!(
+        fresh, replaced,
+        "the old name no longer leads to the moved object"
+    );
+    assert_eq!(file(&map, root, "a", 12), fresh);
+    assert_eq!(path(&map, replaced).as_deref(), Some("b"));
+    // Removed: a lookup of the name makes a new object.
+    for _ in 0..3 {
+        assert_eq!(file(&map, root, "b", 11), replaced);
+    }
+    assert_eq!(map.remove(E, root, b"b").unwrap(), Some(replaced));
+    assert!(map.get(replaced).unwrap().is_none());
+    let again = file(&map, root, "b", 13);
+    assert_ne!(again, replaced);
+    assert_eq!(file(&map, root, "b", 13), again);
+}
