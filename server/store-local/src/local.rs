@@ -541,8 +541,6 @@ impl LocalStore {
         Ok(File::from(sys::openat2(dir, name, flags, 0)?))
     }
 
-    /// An open fd for the regular file at `path` (from the cache when
-    /// possible) and its current attributes.
     /// The regular file a READ of `len` bytes at `offset` reads, and how
     /// many bytes to read: at most `cap`, and at most what the file holds,
     /// so a huge `len` on a small file allocates nothing (growth since the
@@ -563,6 +561,8 @@ impl LocalStore {
         Ok((file, len.min(remaining).min(cap)))
     }
 
+    /// An open fd for the regular file at `path` (from the cache when
+    /// possible) and its current attributes.
     fn open_regular(&self, path: &RelPath, need_write: bool) -> OsResult<(Arc<File>, Attrs)> {
         if path.is_root() {
             return Err(OsError::IsDir);
