@@ -15,6 +15,7 @@
 //! Every `unsafe` block outside tests lives in `sys.rs`, each with the
 //! reason it is sound.
 
+mod attrcache;
 mod dircache;
 mod error;
 mod fdcache;

@@ -46,6 +46,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use nfs4d_store::{
     Attrs, Capabilities, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos, LockFile, Name,
@@ -53,6 +54,7 @@ use nfs4d_store::{
     Timespec, XattrSet, XATTR_SIZE_MAX,
 };
 
+use crate::attrcache::{AttrCache, Session};
 use crate::dircache::{self, DirCache, DirStamp, Listing};
 use crate::error::{OsError, OsResult};
 use crate::fdcache::FdCache;
@@ -98,6 +100,8 @@ pub struct LocalStore {
     dir_syncs: GroupSync,
     /// Listings of recently read directories.
     dir_cache: DirCache,
+    /// READDIR attributes of their entries, while inotify vouches for them.
+    attr_cache: AttrCache,
     /// Pipes for READs served with splice (`Store::read_piped`).
     pipes: Pipes,
 }
@@ -374,6 +378,7 @@ impl LocalStore {
             getversion_ok: AtomicBool::new(true),
             dir_syncs: GroupSync::default(),
             dir_cache: DirCache::default(),
+            attr_cache: AttrCache::default(),
             pipes: Pipes::new(MAX_PIPED_READ),
         };
         store.gen_source = store.probe_gen_source()?;
@@ -707,17 +712,37 @@ impl LocalStore {
         }
     }
 
-    /// The lstat attributes of `name` in the directory open at `dir`, for
-    /// a READDIR reply: relative to the fd, so no path is resolved again.
-    /// `None` if the entry has vanished since it was listed.
-    fn entry_attrs(&self, dir: &File, name: &[u8]) -> Option<StoreResult<Attrs>> {
+    /// The lstat attributes of `name` (inode `ino`) in the directory open
+    /// at `dir`, for a READDIR reply: from the attribute cache when it
+    /// vouches for them, else read relative to the fd, so no path is
+    /// resolved again. `None` if the entry has vanished since it was
+    /// listed.
+    fn entry_attrs(
+        &self,
+        dir: &File,
+        name: &[u8],
+        ino: u64,
+        cached: Option<&(Session, Instant)>,
+    ) -> Option<StoreResult<Attrs>> {
+        if let Some((s, now)) = cached {
+            if let Some(a) = self.attr_cache.get(s, name, ino, *now) {
+                return Some(Ok(a));
+            }
+        }
         let cname = match cstring(name) {
             Ok(c) => c,
             Err(e) => return Some(Err(e.into())),
         };
         match self.attrs_at(dir.as_fd(), &cname) {
             Err(OsError::NotFound) => None,
-            r => Some(r.map_err(StoreError::from)),
+            Ok(a) => {
+                if let Some((s, now)) = cached {
+                    // `now` was taken before this statx: the age errs long.
+                    self.attr_cache.put(s, name, &a, *now);
+                }
+                Some(Ok(a))
+            }
+            Err(e) => Some(Err(e.into())),
         }
     }
 
@@ -727,14 +752,14 @@ impl LocalStore {
         &self,
         file: &File,
         start: Option<i64>,
-        stat: bool,
+        stat: Option<Option<(Session, Instant)>>,
         visit: &mut dyn FnMut(Entry<'_>, Option<StoreResult<Attrs>>) -> bool,
     ) -> OsResult<bool> {
         Self::seek_dir(file, start.unwrap_or(0))?;
         self.each_dirent(file, &mut |e| {
-            let attrs = match stat {
-                false => None,
-                true => match self.entry_attrs(file, e.name) {
+            let attrs = match &stat {
+                None => None,
+                Some(cached) => match self.entry_attrs(file, e.name, e.ino, cached.as_ref()) {
                     None => return Ok(true), // vanished since listed
                     a => a,
                 },
@@ -1111,6 +1136,9 @@ impl Store for LocalStore {
             let ddir = self.dir(dst_dir)?;
             let dname = cstring(dst_name.as_bytes())?;
             sys::linkat(sdir.fd(), &sname, ddir.fd(), &dname)?;
+            // The source's link count changed with no event on its
+            // directory's watch (attrcache.rs).
+            self.attr_cache.clear();
             self.attrs_at(ddir.fd(), &dname)
         })
     }
@@ -1209,6 +1237,12 @@ impl Store for LocalStore {
             // The epoch is taken before the directory is read, so a change
             // made through this store during the read voids the listing.
             let epoch = self.dir_cache.epochs.get(path_hash);
+            // Outer `None`: no attributes wanted; inner: none cached.
+            let stat = stat.then(|| {
+                self.attr_cache
+                    .begin(id, file.as_fd())
+                    .map(|s| (s, Instant::now()))
+            });
             let listing = match self.dir_cache.get(id, &stamp, path_hash) {
                 Some(l) => Some(l),
                 None if self.dir_cache.known_too_large(id, stamp.size) => None,
@@ -1231,9 +1265,10 @@ impl Store for LocalStore {
                 let (l, mut i) = pos;
                 while let Some((name, e)) = l.entry(i) {
                     i += 1;
-                    let attrs = match stat {
-                        false => None,
-                        true => match self.entry_attrs(&file, name) {
+                    let attrs = match &stat {
+                        None => None,
+                        Some(cached) => match self.entry_attrs(&file, name, e.ino, cached.as_ref())
+                        {
                             None => continue,
                             a => a,
                         },

@@ -3,7 +3,7 @@
 
 use super::*;
 use nfs4d_store::{LockError, NameError, XATTR_NAME_MAX};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
@@ -1486,4 +1486,161 @@ fn piped_reads_match_the_file() {
         x.read_out().expect("drain");
     }
     assert_eq!(b.pipes_in_use(), 0);
+}
+
+/// Every entry's attributes as a listing with attributes reports them.
+fn listed_attrs(b: &LocalStore, dir: &str) -> HashMap<Vec<u8>, Attrs> {
+    let mut out = HashMap::new();
+    let eof = b
+        .list(&rp(dir), &Start, true, &mut |e, attrs| {
+            out.insert(e.name.to_vec(), attrs.expect("asked for").expect("lstat"));
+            true
+        })
+        .expect("list");
+    assert!(eof);
+    out
+}
+
+/// Asserts that a listing of `dir` reports, for each entry, what a fresh
+/// lstat of it reports now (atime aside: the listing's own stats of the
+/// files do not move it, but a reader in between may).
+fn assert_listing_fresh(b: &LocalStore, dir: &str, why: &str) {
+    for (n, mut a) in listed_attrs(b, dir) {
+        let path = format!("{dir}/{}", String::from_utf8_lossy(&n));
+        let now = b.stat(&rp(&path)).expect("stat");
+        a.atime = now.atime;
+        assert_eq!(a, now, "{why}: {path}");
+    }
+}
+
+#[test]
+fn readdir_attributes_follow_every_change() {
+    let (tmp, b) = setup();
+    b.mkdir(&RelPath::root(), &name("d"), 0o755, ROOT)
+        .expect("mkdir");
+    for n in ["a", "b", "c", "h"] {
+        new_file(&b, &format!("d/{n}"), b"data");
+    }
+    b.link(&rp("d/h"), &rp("d"), &name("h2")).expect("link");
+    b.mkdir(&rp("d"), &name("sub"), 0o755, ROOT).expect("mkdir");
+    let local = |n: &str| tmp.path().join("d").join(n);
+
+    assert_listing_fresh(&b, "d", "first listing");
+    // Only files with one link are cached: a, b, c (not h, h2, sub).
+    assert_eq!(b.attr_cache.len(), 3);
+    assert_listing_fresh(&b, "d", "listed from the cache");
+
+    // Local processes' changes, each through the kernel alone.
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(local("a"))
+        .expect("open")
+        .write_all(b"more")
+        .expect("append");
+    assert_listing_fresh(&b, "d", "local append");
+    std::fs::set_permissions(local("b"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert_listing_fresh(&b, "d", "local chmod");
+    std::os::unix::fs::chown(local("c"), Some(7), Some(8)).expect("chown");
+    assert_listing_fresh(&b, "d", "local chown");
+    std::fs::File::options()
+        .write(true)
+        .open(local("a"))
+        .expect("open")
+        .set_len(1)
+        .expect("truncate");
+    assert_listing_fresh(&b, "d", "local truncate");
+    std::fs::write(local("x"), b"replacement").expect("write x");
+    std::fs::rename(local("x"), local("b")).expect("rename over b");
+    assert_listing_fresh(&b, "d", "local rename over");
+    std::fs::remove_file(local("c")).expect("unlink");
+    assert!(!listed_attrs(&b, "d").contains_key(b"c".as_slice()));
+    std::fs::write(local("sub/inner"), b"x").expect("write in sub");
+    assert_listing_fresh(&b, "d", "an entry created in a child directory");
+
+    // Changes through the store itself.
+    b.write(&rp("d/a"), 100, b"far", Stability::Unstable)
+        .expect("write");
+    assert_listing_fresh(&b, "d", "store write");
+    b.link(&rp("d/a"), &RelPath::root(), &name("a-elsewhere"))
+        .expect("link");
+    assert_eq!(listed_attrs(&b, "d")[b"a".as_slice()].nlink, 2);
+    assert_listing_fresh(&b, "d", "store link into another directory");
+}
+
+#[test]
+fn readdir_attributes_age_out_and_raced_stats_are_not_kept() {
+    let (tmp, b) = setup();
+    new_file(&b, "f", b"1");
+    let root = b.open_dir_readable(&RelPath::root()).expect("open root");
+    let id = b.stat(&RelPath::root()).expect("stat").identity;
+    let a = b.stat(&rp("f")).expect("stat");
+    let t0 = Instant::now();
+
+    let s = b.attr_cache.begin(id, root.as_fd()).expect("inotify here");
+    b.attr_cache.put(&s, b"f", &a, t0);
+    assert_eq!(b.attr_cache.get(&s, b"f", a.fileid(), t0), Some(a.clone()));
+    // Another inode at the name: not these attributes.
+    assert_eq!(b.attr_cache.get(&s, b"f", a.fileid() + 1, t0), None);
+    // Older than MAX_AGE: read again, whatever inotify says.
+    let late = t0 + crate::attrcache::MAX_AGE;
+    assert_eq!(b.attr_cache.get(&s, b"f", a.fileid(), late), None);
+
+    // A listing that read `f` before a change it did not see: once another
+    // listing drained that change's event, the old read is not kept.
+    let s1 = b.attr_cache.begin(id, root.as_fd()).expect("session");
+    assert_eq!(b.attr_cache.len(), 1);
+    std::fs::write(tmp.path().join("f"), b"changed").expect("write");
+    let s2 = b.attr_cache.begin(id, root.as_fd()).expect("session");
+    assert_eq!(b.attr_cache.len(), 0, "the event voided f");
+    b.attr_cache.put(&s1, b"f", &a, t0);
+    assert_eq!(b.attr_cache.get(&s2, b"f", a.fileid(), t0), None);
+}
+
+#[test]
+fn readdir_attributes_dropped_when_events_overflow() {
+    let (tmp, b) = setup();
+    b.mkdir(&RelPath::root(), &name("d"), 0o755, ROOT)
+        .expect("mkdir");
+    for n in ["p", "q"] {
+        new_file(&b, &format!("d/{n}"), b"");
+    }
+    listed_attrs(&b, "d");
+    assert_eq!(b.attr_cache.len(), 2);
+    // Alternating writes to two files defeat the kernel's merging of
+    // identical events, so the queue overflows.
+    let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .expect("inotify limit")
+        .trim()
+        .parse()
+        .expect("number");
+    let mut p = std::fs::File::create(tmp.path().join("d/p")).expect("p");
+    let mut q = std::fs::File::create(tmp.path().join("d/q")).expect("q");
+    use std::io::Write;
+    for _ in 0..limit / 2 + 16 {
+        p.write_all(b"p").expect("write p");
+        q.write_all(b"q").expect("write q");
+    }
+    // Any listing drains the queue; the overflow drops everything.
+    listed_attrs(&b, "");
+    assert_eq!(
+        listed_attrs(&b, "d")[b"p".as_slice()].size,
+        (limit / 2 + 16) as u64
+    );
+    assert_listing_fresh(&b, "d", "after an overflow");
+}
+
+#[test]
+fn readdir_attribute_watches_are_bounded() {
+    let (_tmp, b) = setup();
+    for i in 0..crate::attrcache::MAX_DIRS + 5 {
+        let d = format!("d{i}");
+        b.mkdir(&RelPath::root(), &name(&d), 0o755, ROOT)
+            .expect("mkdir");
+        new_file(&b, &format!("{d}/f"), b"x");
+        listed_attrs(&b, &d);
+        assert!(b.attr_cache.watched() <= crate::attrcache::MAX_DIRS);
+    }
+    assert_eq!(b.attr_cache.watched(), crate::attrcache::MAX_DIRS);
+    assert_eq!(b.attr_cache.len(), crate::attrcache::MAX_DIRS);
 }
