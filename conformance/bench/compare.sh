@@ -7,11 +7,11 @@
 #                                [--out DIR] [--no-build] [--bin-dir DIR] [--before-bin DIR] [--keep]
 #                                [--durability sync|async] [--bigdir-entries N] [--dirsync-fs]
 #
-# Both servers export a directory under the same temporary directory in /tmp
-# (same filesystem). For every round and workload the two servers run one
-# after the other, nfs4d first then Ganesha, each freshly started (so the
-# peak RSS of a workload is not inflated by an earlier one) and stopped
-# afterwards. The loopback TCP ceiling is measured once per round. Results
+# Both servers export a directory under the same temporary directory in
+# ${TMPDIR:-/tmp} (same filesystem). For every round and workload the two
+# servers run one after the other, nfs4d first then Ganesha, each freshly
+# started (so the peak RSS of a workload is not inflated by an earlier one)
+# and stopped afterwards. The loopback TCP ceiling is measured once per round. Results
 # (JSON Lines from nfs4d-bench) go to DIR/results.jsonl; the summary (medians
 # over the rounds, ratios nfs4d/Ganesha, streaming as a fraction of the TCP
 # ceiling, server CPU per 1000 ops and peak RSS) is printed and written to
@@ -107,7 +107,9 @@ if pgrep -x rustc >/dev/null; then
     log "warning: rustc is running; figures will be noisier than usual"
 fi
 
-BASE=$(mktemp -d /tmp/nfs4d-bench-cmp.XXXXXX)
+# $TMPDIR picks the file system both exports share (e.g. a tmpfs, to take
+# the disk and ext4's inode allocator out of a comparison).
+BASE=$(mktemp -d "${TMPDIR:-/tmp}/nfs4d-bench-cmp.XXXXXX")
 OUT=${OUT:-$BASE/out}
 mkdir -p "$OUT" "$BASE/ganesha/export" "$BASE/ganesha/recov" "$BASE/nfs4d/export" "$BASE/nfs4d/state"
 LOOPS=()
