@@ -52,8 +52,8 @@ use nfs4d_store::{Attrs, FileKind, Identity};
 pub const MAX_DIRS: usize = 64;
 /// Attributes cached in all: a directory of 100,000 entries fits. About
 /// 250 bytes each with the name and the table's spare room, some 32 MiB
-/// at most (measured: the peak RSS of a listing of 100,000 files rose
-/// by 32-50 MiB, the table's growth included).
+/// when full, more for a moment while a table grows (measured: the peak
+/// RSS of a listing of 100,000 files rose by 32-50 MiB).
 pub const MAX_ENTRIES: usize = 131_072;
 /// How long a cached attribute is used at most, for the changes inotify
 /// does not report (see the module documentation). Shorter than the
