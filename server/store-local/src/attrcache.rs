@@ -91,11 +91,13 @@ struct DirAttrs {
     last_used: u64,
 }
 
-/// An event read from the queue, owned.
-struct Queued {
-    wd: i32,
-    mask: EventMask,
-    name: Option<Box<[u8]>>,
+/// The watched directories and their attributes, apart from the inotify
+/// instance so that events read from it can be applied as they are read.
+#[derive(Default)]
+struct Table {
+    dirs: HashMap<Identity, DirAttrs>,
+    by_wd: HashMap<i32, Identity>,
+    entries: usize,
 }
 
 #[derive(Default)]
@@ -103,9 +105,7 @@ struct Inner {
     /// `None` until the first listing; `Some(None)` once the kernel
     /// refused an instance (the cache then stays off).
     notify: Option<Option<Inotify>>,
-    dirs: HashMap<Identity, DirAttrs>,
-    by_wd: HashMap<i32, Identity>,
-    entries: usize,
+    table: Table,
     tick: u64,
 }
 
@@ -151,14 +151,14 @@ impl AttrCache {
         inner.drain();
         inner.tick += 1;
         let tick = inner.tick;
-        if let Some(d) = inner.dirs.get_mut(&dir) {
+        if let Some(d) = inner.table.dirs.get_mut(&dir) {
             d.last_used = tick;
             return Some(Session {
                 dir,
                 generation: d.generation,
             });
         }
-        if inner.dirs.len() >= MAX_DIRS {
+        if inner.table.dirs.len() >= MAX_DIRS {
             inner.evict_lru();
         }
         let notify = inner.notify.as_ref()?.as_ref()?;
@@ -175,12 +175,13 @@ impl AttrCache {
         let id = wd.get_watch_descriptor_id();
         // A directory reached again under another identity (a new
         // incarnation at the same inode) shares the kernel's watch.
-        if let Some(old) = inner.by_wd.insert(id, dir) {
-            if let Some(d) = inner.dirs.remove(&old) {
-                inner.entries -= d.entries.len();
+        let t = &mut inner.table;
+        if let Some(old) = t.by_wd.insert(id, dir) {
+            if let Some(d) = t.dirs.remove(&old) {
+                t.entries -= d.entries.len();
             }
         }
-        inner.dirs.insert(
+        t.dirs.insert(
             dir,
             DirAttrs {
                 wd,
@@ -197,7 +198,7 @@ impl AttrCache {
     /// [`MAX_AGE`] at `now`.
     pub fn get(&self, s: &Session, name: &[u8], ino: u64, now: Instant) -> Option<Attrs> {
         let g = self.lock();
-        let c = g.dirs.get(&s.dir)?.entries.get(name)?;
+        let c = g.table.dirs.get(&s.dir)?.entries.get(name)?;
         (c.attrs.identity.object == ino && now.saturating_duration_since(c.at) < MAX_AGE)
             .then(|| c.attrs.clone())
     }
@@ -211,8 +212,8 @@ impl AttrCache {
             return;
         }
         let mut g = self.lock();
-        let inner = &mut *g;
-        let Some(d) = inner.dirs.get_mut(&s.dir) else {
+        let t = &mut g.table;
+        let Some(d) = t.dirs.get_mut(&s.dir) else {
             return;
         };
         if d.generation != s.generation {
@@ -224,9 +225,9 @@ impl AttrCache {
         };
         match d.entries.get_mut(name) {
             Some(old) => *old = c,
-            None if inner.entries < MAX_ENTRIES => {
+            None if t.entries < MAX_ENTRIES => {
                 d.entries.insert(name.into(), c);
-                inner.entries += 1;
+                t.entries += 1;
             }
             None => {}
         }
@@ -234,47 +235,41 @@ impl AttrCache {
 
     /// Drops every cached attribute (the watches stay).
     pub fn clear(&self) {
-        let mut g = self.lock();
-        for d in g.dirs.values_mut() {
-            d.entries = HashMap::new();
-            d.generation += 1;
-        }
-        g.entries = 0;
+        self.lock().table.forget_all();
     }
 
     /// Cached attributes in all (for tests).
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.lock().entries
+        self.lock().table.entries
     }
 
     /// Directories watched (for tests).
     #[cfg(test)]
     pub fn watched(&self) -> usize {
-        self.lock().dirs.len()
+        self.lock().table.dirs.len()
     }
 }
 
 impl Inner {
     /// Reads every queued event and drops what each one voids.
     fn drain(&mut self) {
-        let Some(Some(notify)) = self.notify.as_mut() else {
+        let Inner {
+            notify: Some(Some(notify)),
+            table,
+            ..
+        } = self
+        else {
             return;
         };
         let mut buf = [0u8; EVENT_BUF];
-        // Owned copies, so the table can change while events are applied.
-        let mut voided: Vec<Queued> = Vec::new();
         loop {
             match notify.read_events(&mut buf) {
                 Ok(events) => {
                     for e in events {
                         use std::os::unix::ffi::OsStrExt;
-                        let name = e.name.map(|n| Box::from(n.as_bytes()));
-                        voided.push(Queued {
-                            wd: e.wd.get_watch_descriptor_id(),
-                            mask: e.mask,
-                            name,
-                        });
+                        let name = e.name.map(|n| n.as_bytes());
+                        table.apply(e.wd.get_watch_descriptor_id(), e.mask, name);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -282,27 +277,45 @@ impl Inner {
                 Err(e) => {
                     // Nothing read can be trusted to be complete: forget all.
                     tracing::warn!(error = %e, "reading inotify events failed; dropping cached READDIR attributes");
-                    voided.push(Queued {
-                        wd: -1,
-                        mask: EventMask::Q_OVERFLOW,
-                        name: None,
-                    });
+                    table.forget_all();
                     break;
                 }
             }
         }
-        for q in voided {
-            self.apply(q.wd, q.mask, q.name.as_deref());
-        }
     }
 
+    fn evict_lru(&mut self) {
+        let t = &mut self.table;
+        let Some((&id, _)) = t.dirs.iter().min_by_key(|(_, d)| d.last_used) else {
+            return;
+        };
+        let Some(d) = t.dirs.remove(&id) else {
+            return;
+        };
+        t.entries -= d.entries.len();
+        t.by_wd.remove(&d.wd.get_watch_descriptor_id());
+        if let Some(Some(n)) = self.notify.as_ref() {
+            // Fails only if the kernel already dropped the watch.
+            let _ = n.watches().remove(d.wd);
+        }
+    }
+}
+
+impl Table {
+    /// Drops every cached attribute (the watches stay) and voids the
+    /// statx results of the listings under way.
+    fn forget_all(&mut self) {
+        for d in self.dirs.values_mut() {
+            d.entries = HashMap::new();
+            d.generation += 1;
+        }
+        self.entries = 0;
+    }
+
+    /// Applies one event: what it voids is dropped.
     fn apply(&mut self, wd: i32, mask: EventMask, name: Option<&[u8]>) {
         if mask.contains(EventMask::Q_OVERFLOW) {
-            for d in self.dirs.values_mut() {
-                d.entries = HashMap::new();
-                d.generation += 1;
-            }
-            self.entries = 0;
+            self.forget_all();
             return;
         }
         let Some(&id) = self.by_wd.get(&wd) else {
@@ -329,21 +342,6 @@ impl Inner {
             // Events of the directory itself (a read of its entries, its
             // own attributes) do not touch its children's attributes.
             _ => {}
-        }
-    }
-
-    fn evict_lru(&mut self) {
-        let Some((&id, _)) = self.dirs.iter().min_by_key(|(_, d)| d.last_used) else {
-            return;
-        };
-        let Some(d) = self.dirs.remove(&id) else {
-            return;
-        };
-        self.entries -= d.entries.len();
-        self.by_wd.remove(&d.wd.get_watch_descriptor_id());
-        if let Some(Some(n)) = self.notify.as_ref() {
-            // Fails only if the kernel already dropped the watch.
-            let _ = n.watches().remove(d.wd);
         }
     }
 }
