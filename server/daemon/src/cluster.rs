@@ -92,48 +92,54 @@ impl Head {
         let etcd = Etcd::connect(&cfg)?;
         let addr = listen.to_string();
         // A restarted head finds its previous registration until that
-        // lease expires.
+        // lease expires; an etcd that has just started, or is busy, may
+        // leave a request unanswered. Both pass within a lease or two.
         let deadline = Instant::now() + cfg.lease() * 2 + cfg.request_timeout();
-        let membership = loop {
-            match Membership::join(&etcd, &cfg, &addr) {
-                Ok(m) => break Arc::new(m),
-                Err(ClusterError::HeadInUse { .. }) if Instant::now() < deadline => {
-                    tracing::info!(head = %cfg.head, "previous registration still alive; waiting for its lease");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
+        let membership = Arc::new(at_start(&cfg.head, deadline, "register", || {
+            Membership::join(&etcd, &cfg, &addr)
+        })?);
         let fence = membership.fence();
         // A survivor that took this head's address over keeps it until it
         // releases it (no automatic failback): wait at most a lease.
         let deadline = Instant::now() + cfg.lease() * 2;
-        while !membership.claim_address(&cfg.head)? {
+        while !at_start(&cfg.head, deadline, "claim its address", || {
+            membership.claim_address(&cfg.head)
+        })? {
             if Instant::now() >= deadline {
                 return Err(JoinError::Config(format!(
                     "the address of {} is served by another head",
                     cfg.head
                 )));
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(START_RETRY);
         }
-        let identity = ClusterIdentity::ensure(&etcd, &cfg.name)?;
+        let deadline = Instant::now() + cfg.lease() * 2;
+        let identity = at_start(&cfg.head, deadline, "read the cluster identity", || {
+            ClusterIdentity::ensure(&etcd, &cfg.name)
+        })?;
         let kv = EtcdKv::new(&etcd, &cfg.name)?.fenced(fence.clone());
         let records = ClientRecords::new(&etcd, &cfg.name)?.fenced(fence.clone());
         let grace = Grace::new(&etcd, &cfg.name)?.fenced(fence);
-        let previous = records_of(&records, &cfg.head)?;
+        let previous = at_start(&cfg.head, deadline, "read its client records", || {
+            records_of(&records, &cfg.head)
+        })?;
         let me = cfg.head.clone();
         let needs = !previous.is_empty();
-        let (_, db) = grace.update(|db| {
-            if needs {
-                db.start(&me)
-            } else {
-                db.add(&me)?;
-                if db.in_grace() {
-                    db.enforce(&me)?;
+        // Each step below is idempotent (a head already added, enforcing,
+        // or needing the grace period in force changes nothing), so a
+        // write whose outcome etcd did not report may be made again.
+        let (_, db) = at_start(&cfg.head, deadline, "enter the grace database", || {
+            grace.update(|db| {
+                if needs {
+                    db.start(&me)
+                } else {
+                    db.add(&me)?;
+                    if db.in_grace() {
+                        db.enforce(&me)?;
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
+            })
         })?;
         let write_epoch = db.current;
         tracing::info!(
@@ -255,6 +261,36 @@ impl Head {
 
 /// Every client record of `head`, over all its epochs (a head that
 /// restarted during its own grace has records in more than one).
+/// Pause between start-up attempts.
+const START_RETRY: Duration = Duration::from_millis(500);
+
+/// Runs start-up step `what` until it succeeds, fails for good, or
+/// `deadline` passes. Retried: etcd did not answer in time
+/// ([`ClusterError::Unavailable`]: a fresh or busy cluster, an election)
+/// and, for the registration, an earlier registration of this id that
+/// is still alive — this head's previous life, or this start's own
+/// register whose reply was lost, until its revoked or expiring lease
+/// removes it. Every step given here must be safe to repeat.
+fn at_start<T>(
+    head: &str,
+    deadline: Instant,
+    what: &str,
+    mut step: impl FnMut() -> Result<T, ClusterError>,
+) -> Result<T, ClusterError> {
+    loop {
+        match step() {
+            Ok(v) => return Ok(v),
+            Err(e @ (ClusterError::Unavailable(_) | ClusterError::HeadInUse { .. }))
+                if Instant::now() < deadline =>
+            {
+                tracing::info!(head, error = %e, "cannot {what} yet; trying again");
+                std::thread::sleep(START_RETRY);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn records_of(records: &ClientRecords, head: &str) -> Result<Vec<Pair>, ClusterError> {
     let mut all: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for e in records.epochs(head)? {
@@ -711,7 +747,7 @@ fn follow_moves(head: Arc<Head>, srv: Arc<Server>) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nfs4d_cluster::testing::EtcdCluster;
+    use nfs4d_cluster::testing::{Blackhole, EtcdCluster};
     use nfs4d_core::state::recovery::ClusterGrace;
 
     const LEASE: u64 = 3;
@@ -728,6 +764,39 @@ mod tests {
         let gate = k.step().expect("step");
         k.set_gate(gate);
         k.gate()
+    }
+
+    /// A head started while etcd does not answer (a fresh cluster still
+    /// electing, a member busy with its disk) waits for it within the
+    /// start-up deadline instead of exiting at its first unanswered
+    /// request.
+    #[test]
+    fn a_head_starts_once_a_silent_etcd_answers() {
+        let Some(c) = EtcdCluster::start(1) else {
+            return;
+        };
+        let hole = Blackhole::start(&c.endpoints()[0]);
+        hole.cut();
+        let mut cfg = c.config("s", "a", LEASE);
+        cfg.etcd = vec![hole.url()];
+        // Silent for longer than two request deadlines: every first try
+        // of the registration fails.
+        let silence = cfg.request_timeout() * 2;
+        assert!(
+            silence < cfg.lease() * 2,
+            "the head's start-up deadline covers it"
+        );
+        let healer = std::thread::spawn(move || {
+            std::thread::sleep(silence);
+            hole.heal();
+            hole
+        });
+        let head = Head::join(cfg, "127.0.0.1:2049".parse().expect("addr")).expect("join");
+        let _hole = healer.join().expect("healer");
+        assert!(head.membership.is_serving());
+        assert!(head.membership.owns_address("a"));
+        let heads = head.membership.heads().expect("heads");
+        assert_eq!(heads.len(), 1, "registered once: {heads:?}");
     }
 
     #[test]
