@@ -148,8 +148,12 @@ impl Server {
         // configuration), so a persistent export's handles stay the same
         // whatever the other exports do (docs/filehandles.md); the map's
         // default policy only covers ids no export claims.
-        let opts = nfs4d_fhmap::OpenOptions {
-            id_block: cluster.as_ref().map_or(1, |c| c.id_block),
+        let opts = match &cluster {
+            Some(c) => nfs4d_fhmap::OpenOptions {
+                id_block: c.id_block,
+                sole_writer: false,
+            },
+            None => nfs4d_fhmap::OpenOptions::default(),
         };
         let fhmap = Arc::new(
             FhMap::open_with(

@@ -465,15 +465,28 @@ pub trait Coherence: Send + Sync {
 /// How [`FhMap::open_with`] opens a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpenOptions {
-    /// Object ids reserved on the shared counter at a time. 1 writes the
-    /// counter once per new object (one writer: ids stay consecutive);
-    /// several writers take larger blocks to touch the counter less.
+    /// Object ids reserved on the counter at a time: the counter is
+    /// written once per block, not once per new object. The ids of a
+    /// block not used up when the process stops are skipped for good
+    /// (ids are 64-bit and never reused).
     pub id_block: u64,
+    /// No other process writes the store (a local sled database, which
+    /// one process at a time can open). Mutations then read records
+    /// through the cache and commit without checks (`txn.rs`). False for
+    /// a store that heads of a cluster share.
+    pub sole_writer: bool,
 }
+
+/// Ids a sole writer reserves at a time: the counter's write and read
+/// are paid once per this many new objects.
+pub const SOLE_WRITER_ID_BLOCK: u64 = 64;
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { id_block: 1 }
+        OpenOptions {
+            id_block: SOLE_WRITER_ID_BLOCK,
+            sole_writer: true,
+        }
     }
 }
 
@@ -489,6 +502,8 @@ pub struct FhMap {
     policies: RwLock<HashMap<u32, HandlePolicy>>,
     /// Serializes this process's mutations.
     writer: Mutex<()>,
+    /// No other process writes the store ([`OpenOptions::sole_writer`]).
+    sole_writer: bool,
     /// The shared id and expiry-generation counters.
     counters: Counters,
     /// Set when other writers share the store.
@@ -647,6 +662,7 @@ impl FhMap {
             mode,
             policies: RwLock::new(HashMap::new()),
             writer: Mutex::new(()),
+            sole_writer: opts.sole_writer,
             counters: Counters {
                 ids: nfs4d_kv::IdBlocks::new(
                     meta.clone(),
@@ -976,7 +992,8 @@ impl FhMap {
             .unwrap_or_default();
         let writer = lock(&self.writer);
         for _ in 0..MAX_REPLANS {
-            let mut ws = WriteSet::new(&self.trees, &self.counters, oob);
+            let sole = self.sole_writer.then_some(&self.cache);
+            let mut ws = WriteSet::new(&self.trees, &self.counters, oob, sole);
             let out = plan(&mut ws)?;
             if ws.is_empty() {
                 return Ok(out);

@@ -680,7 +680,8 @@ impl FhMap {
     fn apply_prefix(&self, k: usize, plan: impl FnOnce(&mut WriteSet<'_>) -> Result<()>) -> usize {
         let _writer = lock(&self.writer);
         let oob = self.policy(E).oob_rules();
-        let mut ws = WriteSet::new(&self.trees, &self.counters, oob);
+        let sole = self.sole_writer.then_some(&self.cache);
+        let mut ws = WriteSet::new(&self.trees, &self.counters, oob, sole);
         plan(&mut ws).expect("plan");
         let writes = ws.writes();
         let n = writes.len();
@@ -1197,7 +1198,10 @@ fn journal_entries_share_the_flush_order_and_trim_across_boots() {
 
 /// Two maps over one shared store, as two heads of a cluster use it.
 fn shared_pair(kv: &nfs4d_kv::MemKv) -> (FhMap, FhMap) {
-    let opts = OpenOptions { id_block: 8 };
+    let opts = OpenOptions {
+        id_block: 8,
+        sole_writer: false,
+    };
     let open = || {
         FhMap::open_with(
             Arc::new(kv.clone()),

@@ -35,7 +35,9 @@
 //!
 //! Callers hold `FhMap`'s write lock for the whole plan-and-commit, so the
 //! overlay reads (store + pending writes) see a state no other thread of
-//! this process changes.
+//! this process changes. A process that is the store's only writer (a
+//! local sled database) therefore needs no checks at all: its plans read
+//! records through the map's cache and commit their writes unchecked.
 //! Lock-free readers may see a commit half-applied; the verification rule
 //! makes each name resolve to its before- or after-state (a hint without its
 //! record is ignored, sending the reader to the locked slow path).
@@ -46,6 +48,7 @@ use std::sync::Arc;
 
 use nfs4d_kv::{Batch, IdBlocks, KeyState, Kv, KvError, Tree, MAX_BATCH_OPS};
 
+use super::cache::NodeCache;
 use super::record::{
     decode_id, decode_record, encode_record, id_key, inode_key, name_key, name_prefix,
 };
@@ -210,8 +213,12 @@ type Reads = BTreeMap<(TreeId, Vec<u8>), Option<Vec<u8>>>;
 pub(super) struct WriteSet<'a> {
     trees: &'a Trees,
     counters: &'a Counters,
+    /// Set when this process is the store's only writer (see
+    /// [`Self::new`]): records are read through this cache, and the plan
+    /// is committed without checks.
+    sole: Option<&'a NodeCache>,
     /// Every key read from the store, with the value first seen: the
-    /// checks of the commit.
+    /// checks of the commit (not kept for a sole writer).
     reads: RefCell<Reads>,
     objects: BTreeMap<ObjectId, Option<ObjRecord>>,
     /// Ids deleted, in the order `gc` reached them (parents first).
@@ -224,10 +231,23 @@ pub(super) struct WriteSet<'a> {
 }
 
 impl<'a> WriteSet<'a> {
-    pub(super) fn new(trees: &'a Trees, counters: &'a Counters, oob: OobRules) -> Self {
+    /// A plan against `trees`. `sole` is the map's record cache when no
+    /// other process writes the store (a local sled database, which one
+    /// process at a time can open): the caller's write lock then keeps
+    /// everything the plan reads unchanged until its commit, so the
+    /// commit's checks could never fail and are left out, and a cached
+    /// record is as good as the store's (every commit drops the records
+    /// it touched from the cache before the lock is released).
+    pub(super) fn new(
+        trees: &'a Trees,
+        counters: &'a Counters,
+        oob: OobRules,
+        sole: Option<&'a NodeCache>,
+    ) -> Self {
         WriteSet {
             trees,
             counters,
+            sole,
             reads: RefCell::new(BTreeMap::new()),
             objects: BTreeMap::new(),
             deleted: Vec::new(),
@@ -248,6 +268,9 @@ impl<'a> WriteSet<'a> {
     /// A store read, remembered as a check of the commit.
     fn read(&self, t: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>, FhError> {
         let v = self.trees.get(t).get(key)?;
+        if self.sole.is_some() {
+            return Ok(v);
+        }
         self.reads
             .borrow_mut()
             .entry((t, key.to_vec()))
@@ -260,6 +283,9 @@ impl<'a> WriteSet<'a> {
     pub(super) fn obj(&self, id: ObjectId) -> Result<Option<ObjRecord>, FhError> {
         if let Some(pending) = self.objects.get(&id) {
             return Ok(pending.clone());
+        }
+        if let Some(Ok(node)) = self.sole.map(|c| c.get(id)) {
+            return Ok(Some(ObjRecord::clone(&node)));
         }
         match self.read(TreeId::Objects, &id_key(id))? {
             Some(v) => decode_record(&v).map(Some),
@@ -480,11 +506,13 @@ impl<'a> WriteSet<'a> {
     /// unchecked (see the module documentation).
     pub(super) fn commit(&self, kv: &dyn Kv) -> Result<Committed, FhError> {
         let reads = self.reads.borrow();
-        let changed_records = self.objects.keys().any(|id| {
-            reads
-                .get(&(TreeId::Objects, id_key(*id).to_vec()))
-                .is_some_and(Option::is_some)
-        });
+        // Only other writers care (`Coherence`), and a sole writer has none.
+        let changed_records = self.sole.is_none()
+            && self.objects.keys().any(|id| {
+                reads
+                    .get(&(TreeId::Objects, id_key(*id).to_vec()))
+                    .is_some_and(Option::is_some)
+            });
         let writes = self.writes();
         if writes.len() > MAX_BATCH_OPS {
             tracing::debug!(
