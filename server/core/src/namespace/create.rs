@@ -226,7 +226,9 @@ impl Namespace<'_> {
         dir: &Attrs,
         how: &FileCreate,
     ) -> NfsResult<NewFile> {
-        let before = perm::dir_modifiable(c, e, at.dir)?;
+        // `dir` was read by this OPEN a moment ago, before its lookup of
+        // the name: reading it again would only cost a statx.
+        let before = perm::dir_modifiable_as(c, dir.clone())?;
         let (req, exclusive, default_mode) = match how {
             FileCreate::Unchecked(r) => (r, false, DEFAULT_FILE_MODE),
             FileCreate::Guarded(r) => (r, true, DEFAULT_FILE_MODE),

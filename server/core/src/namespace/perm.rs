@@ -111,8 +111,13 @@ pub fn writable(c: &Caller) -> NfsResult<()> {
 /// and the caller has write + search permission on it (NFS4ERR_ACCESS).
 /// Returns the directory's attributes (change_info4's `before`).
 pub fn dir_modifiable(c: &Caller, e: &Export, dir: &RelPath) -> NfsResult<Attrs> {
+    dir_modifiable_as(c, e.store().stat(dir)?)
+}
+
+/// [`dir_modifiable`] on attributes the caller has just read (OPEN reads
+/// the directory's before it looks the name up).
+pub fn dir_modifiable_as(c: &Caller, a: Attrs) -> NfsResult<Attrs> {
     writable(c)?;
-    let a = e.store().stat(dir)?;
     if a.kind != FileKind::Directory {
         return Err(NfsError::NotDir);
     }
