@@ -590,6 +590,48 @@ fn concurrent_mutations_keep_the_invariants() {
     check_invariants(&map);
 }
 
+/// Many threads meeting the same new names at once, as concurrent OPENs
+/// of one file do: every name gets one id and is linked once. A new name
+/// is read without the write lock and again under it; a plan that
+/// trusted the first read after another thread's commit would find the
+/// object by its inode and link the name a second time.
+#[test]
+fn racing_first_lookups_agree_on_every_id() {
+    const THREADS: usize = 4;
+    const NAMES: u64 = 1500;
+    let (_d, map, root) = setup();
+    let map = Arc::new(map);
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+    let results: Vec<Vec<ObjectId>> = (0..THREADS)
+        .map(|_| {
+            let (map, barrier) = (map.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..NAMES)
+                    .map(|i| {
+                        let n = format!("race{i}");
+                        map.lookup_or_insert(E, root, n.as_bytes(), key(5000 + i), REG)
+                            .expect("lookup")
+                    })
+                    .collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    for w in results.windows(2) {
+        let split = w[0].iter().zip(&w[1]).filter(|(a, b)| a != b).count();
+        assert_eq!(split, 0, "{split} names got two ids");
+    }
+    // Nor one id the same link twice.
+    for &id in &results[0] {
+        let rec = map.get(id).expect("get").expect("record");
+        assert!(rec.extra_links.is_empty(), "{id:?} linked again: {rec:?}");
+    }
+    check_invariants(&map);
+}
+
 #[test]
 fn group_commit_shares_flushes() {
     const THREADS: u64 = 8;
