@@ -671,6 +671,7 @@ impl FhMap {
                     opts.id_block,
                 ),
                 meta,
+                free_until: AtomicU64::new(0),
             },
             coherence: RwLock::new(None),
             issued: AtomicU64::new(0),
