@@ -259,8 +259,6 @@ impl Head {
     }
 }
 
-/// Every client record of `head`, over all its epochs (a head that
-/// restarted during its own grace has records in more than one).
 /// Pause between start-up attempts.
 const START_RETRY: Duration = Duration::from_millis(500);
 
@@ -291,6 +289,8 @@ fn at_start<T>(
     }
 }
 
+/// Every client record of `head`, over all its epochs (a head that
+/// restarted during its own grace has records in more than one).
 fn records_of(records: &ClientRecords, head: &str) -> Result<Vec<Pair>, ClusterError> {
     let mut all: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for e in records.epochs(head)? {

@@ -983,6 +983,13 @@ impl FhMap {
     /// Runs one mutation under the write lock and writes it to the store,
     /// assigning it the next write sequence number.
     /// `export` selects the out-of-band rules of the export's policy.
+    /// An empty plan on this map's trees; a sole writer's reads go
+    /// through the record cache.
+    fn write_set(&self, oob: OobRules) -> WriteSet<'_> {
+        let sole = self.sole_writer.then_some(&self.cache);
+        WriteSet::new(&self.trees, &self.counters, oob, sole)
+    }
+
     fn mutate<T>(
         &self,
         export: Option<u32>,
@@ -993,8 +1000,7 @@ impl FhMap {
             .unwrap_or_default();
         let writer = lock(&self.writer);
         for _ in 0..MAX_REPLANS {
-            let sole = self.sole_writer.then_some(&self.cache);
-            let mut ws = WriteSet::new(&self.trees, &self.counters, oob, sole);
+            let mut ws = self.write_set(oob);
             let out = plan(&mut ws)?;
             if ws.is_empty() {
                 return Ok(out);

@@ -566,17 +566,32 @@ fn concurrent_mutations_keep_the_invariants() {
     }
     check_invariants(&map);
     // Concurrent first lookups of one name agree on the id.
-    let names: Vec<String> = (0..16).map(|i| format!("same{i}")).collect();
-    let names = Arc::new(names);
-    let results: Vec<Vec<ObjectId>> = (0..4)
+    let results = racing_first_lookups(&map, root, 4, "same", 16, 1000);
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+    check_invariants(&map);
+}
+
+/// `threads` threads, released together, each looking up the files
+/// `{prefix}0` … `{prefix}{count - 1}` in `parent` in that order (file `i`
+/// with inode `first_ino + i`): the ids each thread was given.
+fn racing_first_lookups(
+    map: &Arc<FhMap>,
+    parent: ObjectId,
+    threads: usize,
+    prefix: &str,
+    count: u64,
+    first_ino: u64,
+) -> Vec<Vec<ObjectId>> {
+    let barrier = Arc::new(std::sync::Barrier::new(threads));
+    (0..threads)
         .map(|_| {
-            let (map, names) = (map.clone(), names.clone());
+            let (map, barrier, prefix) = (map.clone(), barrier.clone(), prefix.to_string());
             std::thread::spawn(move || {
-                names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| {
-                        map.lookup_or_insert(E, root, n.as_bytes(), key(1000 + i as u64), REG)
+                barrier.wait();
+                (0..count)
+                    .map(|i| {
+                        let n = format!("{prefix}{i}");
+                        map.lookup_or_insert(E, parent, n.as_bytes(), key(first_ino + i), REG)
                             .expect("lookup")
                     })
                     .collect()
@@ -585,9 +600,7 @@ fn concurrent_mutations_keep_the_invariants() {
         .collect::<Vec<_>>()
         .into_iter()
         .map(|t| t.join().expect("thread"))
-        .collect();
-    assert!(results.windows(2).all(|w| w[0] == w[1]));
-    check_invariants(&map);
+        .collect()
 }
 
 /// Many threads meeting the same new names at once, as concurrent OPENs
@@ -597,29 +610,9 @@ fn concurrent_mutations_keep_the_invariants() {
 /// object by its inode and link the name a second time.
 #[test]
 fn racing_first_lookups_agree_on_every_id() {
-    const THREADS: usize = 4;
-    const NAMES: u64 = 1500;
     let (_d, map, root) = setup();
     let map = Arc::new(map);
-    let barrier = Arc::new(std::sync::Barrier::new(THREADS));
-    let results: Vec<Vec<ObjectId>> = (0..THREADS)
-        .map(|_| {
-            let (map, barrier) = (map.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                (0..NAMES)
-                    .map(|i| {
-                        let n = format!("race{i}");
-                        map.lookup_or_insert(E, root, n.as_bytes(), key(5000 + i), REG)
-                            .expect("lookup")
-                    })
-                    .collect()
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|t| t.join().expect("thread"))
-        .collect();
+    let results = racing_first_lookups(&map, root, 4, "race", 1500, 5000);
     for w in results.windows(2) {
         let split = w[0].iter().zip(&w[1]).filter(|(a, b)| a != b).count();
         assert_eq!(split, 0, "{split} names got two ids");
@@ -751,8 +744,7 @@ impl FhMap {
     fn apply_prefix(&self, k: usize, plan: impl FnOnce(&mut WriteSet<'_>) -> Result<()>) -> usize {
         let _writer = lock(&self.writer);
         let oob = self.policy(E).oob_rules();
-        let sole = self.sole_writer.then_some(&self.cache);
-        let mut ws = WriteSet::new(&self.trees, &self.counters, oob, sole);
+        let mut ws = self.write_set(oob);
         plan(&mut ws).expect("plan");
         let writes = ws.writes();
         let n = writes.len();

@@ -58,6 +58,8 @@ use super::{FhError, ObjKey, ObjRecord, ObjectId, MAX_PATH_DEPTH, META_EXPIRE_GE
 /// Ids a sole writer checks for records with one scan: those sharing all
 /// but the last byte of their big-endian key.
 const ID_WINDOW: u64 = 256;
+// `WriteSet::unused` scans the window as the key minus its last byte.
+const _: () = assert!(ID_WINDOW == 1 << u8::BITS);
 
 /// Attempts to swap the expiry generation counter forward before giving
 /// up (each lost swap means another writer got a generation).
