@@ -318,7 +318,10 @@ impl Etcd {
         F: Future<Output = Result<T>> + Send + 'static,
     {
         match &self.inner.rt {
-            Some(rt) => run_on(rt, self.inner.caller.request_timeout, fut),
+            // An etcd round trip at least (nfs4d_blocking).
+            Some(rt) => {
+                nfs4d_blocking::region(|| run_on(rt, self.inner.caller.request_timeout, fut))
+            }
             None => Err(ClusterError::Unavailable("etcd connection closed".into())),
         }
     }

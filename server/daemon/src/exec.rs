@@ -12,16 +12,25 @@
 //! held back while the runner works on the next request, which may block);
 //! the connection's writer sends whatever replies are waiting in one write.
 //!
-//! A runner that blocks (a directory fsync, a disk read, a wait for another
-//! request) must not hold up the requests behind it: when a request is
-//! queued and no runner is idle, another runner is started. Runners are
-//! bounded by the connection's in-flight limit, so every queued request
-//! has a runner of its own if all others block, and no request waits for
-//! one that is blocked. An idle runner waits [`LINGER`] for more work
-//! before returning its thread to the pool, so a client that waits for
-//! each reply before sending on does not pay for a new hand-off each time;
-//! under a steady stream, lingering runners take the queued requests
-//! without a new hand-off.
+//! How many runners: [`ACTIVE`] per connection run requests at once. More
+//! only add context switches and hand-offs of the locks they share (the
+//! handle map's write lock, a directory's inode lock): with a runner per
+//! request in flight, 64 requests creating files on two cores cost 60 %
+//! more CPU per request than with two runners per connection
+//! (docs/performance.md, History). A runner that waits (a directory fsync,
+//! a flush of the handle map, an S3 or etcd round trip, a callback) must
+//! not hold up the requests behind it, though: the code that waits marks
+//! the wait (`nfs4d_blocking::region`), and a waiting runner does not
+//! count, so another starts if requests are queued. The local store marks
+//! its reads and writes of file data too, which go to the disk when the
+//! page cache does not hold them. A wait nobody marked (the page of a
+//! directory read from disk, a lock held by a waiting runner) only
+//! delays the requests behind it: no request waits for one queued behind
+//! it (NFSv4 answers NFS4ERR_DELAY to conflicts instead of waiting), so
+//! the runner always comes back. Runners are bounded by the connection's
+//! in-flight limit. An idle runner waits [`LINGER`] for more work before
+//! returning its thread to the pool, so a client that waits for each
+//! reply before sending on does not pay for a new hand-off each time.
 //!
 //! RPCSEC_GSS calls take the same path: their checksums and decryption
 //! cost CPU in proportion to the data (milliseconds for 1 MiB under
@@ -45,6 +54,12 @@ use nfs4d_core::server::Server;
 
 /// How long an idle runner waits for the next request.
 const LINGER: Duration = Duration::from_millis(2);
+
+/// Runners of one connection running requests at once, not counting
+/// those in a marked wait. Two, not one: while one holds a lock or waits
+/// in a way nobody marked, the other goes on.
+pub const ACTIVE: usize = 2;
+const _: () = assert!(ACTIVE >= 1);
 
 /// One COMPOUND call waiting to run.
 pub struct Job {
@@ -76,13 +91,22 @@ pub struct ConnQueue {
     rt: tokio::runtime::Handle,
 }
 
-#[derive(Default)]
 struct Inner {
     jobs: VecDeque<Job>,
-    /// Runners started and not yet returned (busy or idle).
+    /// Runners started and not yet returned (busy, waiting or idle).
     runners: usize,
     /// Runners waiting for work.
     idle: usize,
+    /// Runners in a marked wait (`nfs4d_blocking::region`).
+    waiting: usize,
+}
+
+impl Inner {
+    /// Runners running a request (or between two), neither idle nor in a
+    /// marked wait.
+    fn busy(&self) -> usize {
+        self.runners.saturating_sub(self.idle + self.waiting)
+    }
 }
 
 impl ConnQueue {
@@ -95,7 +119,12 @@ impl ConnQueue {
         followup: FollowupFn,
     ) -> Arc<Self> {
         Arc::new(ConnQueue {
-            inner: Mutex::default(),
+            inner: Mutex::new(Inner {
+                jobs: VecDeque::new(),
+                runners: 0,
+                idle: 0,
+                waiting: 0,
+            }),
             more: Condvar::new(),
             srv,
             tx,
@@ -117,52 +146,69 @@ impl ConnQueue {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a request; wakes an idle runner or starts one if needed.
+    /// Queues a request; wakes an idle runner or starts one if fewer than
+    /// allowed are running.
     pub fn submit(self: &Arc<Self>, job: Job) {
         let start = {
             let mut g = self.lock();
             g.jobs.push_back(job);
-            if g.idle > 0 {
-                self.more.notify_one();
-                false
-            } else {
-                // Every runner is busy with a request of its own.
-                let start = g.runners < self.max_runners;
-                if start {
-                    g.runners += 1;
-                }
-                start
-            }
+            self.add_runner(&mut g)
         };
         if start {
-            let q = Arc::clone(self);
-            // The JoinHandle is not needed: a runner reports through the
-            // connection's writer and ends by itself.
-            drop(self.rt.spawn_blocking(move || q.run()));
+            self.start_runner();
         }
     }
 
-    /// The next job, waiting up to [`LINGER`] for one; `None` retires the
-    /// runner.
+    /// If another runner may run: wakes an idle one, or reserves a new
+    /// one (true: the caller starts it, outside the lock).
+    fn add_runner(&self, g: &mut Inner) -> bool {
+        if g.jobs.is_empty() || g.busy() >= ACTIVE {
+            return false;
+        }
+        if g.idle > 0 {
+            self.more.notify_one();
+            return false;
+        }
+        let start = g.runners < self.max_runners;
+        if start {
+            g.runners += 1;
+        }
+        start
+    }
+
+    fn start_runner(self: &Arc<Self>) {
+        let q = Arc::clone(self);
+        // The JoinHandle is not needed: a runner reports through the
+        // connection's writer and ends by itself.
+        drop(self.rt.spawn_blocking(move || q.run()));
+    }
+
+    /// The next job, waiting up to [`LINGER`] for one this runner may take;
+    /// `None` retires the runner.
     fn next(&self) -> Option<Job> {
         let mut g = self.lock();
-        if let Some(j) = g.jobs.pop_front() {
-            return Some(j);
+        loop {
+            // `busy` counts this runner.
+            if !g.jobs.is_empty() && g.busy() <= ACTIVE {
+                return g.jobs.pop_front();
+            }
+            g.idle += 1;
+            let (woken, timeout) = self
+                .more
+                .wait_timeout(g, LINGER)
+                .unwrap_or_else(|p| p.into_inner());
+            g = woken;
+            g.idle -= 1;
+            if timeout.timed_out() && (g.jobs.is_empty() || g.busy() > ACTIVE) {
+                g.runners -= 1;
+                return None;
+            }
         }
-        g.idle += 1;
-        let (mut g, _) = self
-            .more
-            .wait_timeout_while(g, LINGER, |g| g.jobs.is_empty())
-            .unwrap_or_else(|p| p.into_inner());
-        g.idle -= 1;
-        let j = g.jobs.pop_front();
-        if j.is_none() {
-            g.runners -= 1;
-        }
-        j
     }
 
     fn run(self: Arc<Self>) {
+        // This runner's marked waits let another run (see the module doc).
+        let _watching = nfs4d_blocking::watch(Arc::new(Waits(Arc::clone(&self))));
         while let Some(job) = self.next() {
             let Job {
                 req,
@@ -208,5 +254,27 @@ impl ConnQueue {
                 (self.followup)(Arc::clone(&self.srv), followups);
             }
         }
+    }
+}
+
+/// Counts a runner's marked waits for its queue.
+struct Waits(Arc<ConnQueue>);
+
+impl nfs4d_blocking::Watcher for Waits {
+    fn enter(&self) {
+        let q = &self.0;
+        let start = {
+            let mut g = q.lock();
+            g.waiting += 1;
+            q.add_runner(&mut g)
+        };
+        if start {
+            q.start_runner();
+        }
+    }
+
+    fn leave(&self) {
+        let mut g = self.0.lock();
+        g.waiting = g.waiting.saturating_sub(1);
     }
 }

@@ -109,7 +109,8 @@ impl nfs4d_gss::UserDb for NssUsers {
             tracing::warn!(user = name, error = %e, "cannot start an account lookup; using the anonymous identity");
             return None;
         }
-        match rx.recv_timeout(NSS_TIMEOUT) {
+        // NSS may ask a directory server (nfs4d_blocking).
+        match nfs4d_blocking::region(|| rx.recv_timeout(NSS_TIMEOUT)) {
             Ok(u) => u,
             Err(_) => {
                 tracing::warn!(

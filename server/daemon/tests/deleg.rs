@@ -351,6 +351,104 @@ fn getattr_asks_the_write_delegation_holder() {
     assert!(change > own_change, "a change above the server's own");
 }
 
+/// The replies of a pipelined connection, in the order they came.
+struct Order {
+    reqs: Vec<Vec<nfs_argop4>>,
+    sent: Vec<bool>,
+    came: Vec<usize>,
+    /// Told when the reply of request `last` came.
+    last_came: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl nfs4d_testkit::pipeline::Pipeline for Order {
+    fn next(&mut self, slot: usize, _now: Instant) -> Option<nfs4d_testkit::pipeline::Request> {
+        if std::mem::replace(&mut self.sent[slot], true) {
+            return None;
+        }
+        Some(nfs4d_testkit::pipeline::Request::new(
+            self.reqs[slot].clone(),
+            false,
+        ))
+    }
+
+    fn reply(
+        &mut self,
+        slot: usize,
+        r: &nfs4d_testkit::wire::Reply,
+        _sent: Instant,
+        _now: Instant,
+    ) {
+        assert!(
+            matches!(
+                r.res.resarray.last(),
+                Some(nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(_)))
+            ),
+            "slot {slot}: {:?}",
+            r.res
+        );
+        self.came.push(slot);
+        if slot == self.reqs.len() - 1 {
+            if let Some(tx) = self.last_came.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    fn retry(&mut self, slot: usize, _now: Instant) {
+        panic!("slot {slot}: DELAY");
+    }
+}
+
+/// The server runs only a few requests of a connection at once (more
+/// only contend for the two cores), but a request waiting for a client,
+/// here GETATTRs waiting for the write delegation holder's CB_GETATTR
+/// answer, does not count: the request behind them runs and is answered
+/// while the holder has not answered yet.
+#[test]
+fn requests_waiting_for_a_callback_do_not_hold_up_their_connection() {
+    let srv = server();
+    let mut a = holder(&srv, "a");
+    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
+    let Some(open_delegation4::OPEN_DELEGATE_WRITE(_)) = &o.deleg else {
+        panic!("no write delegation: {:?}", o.deleg);
+    };
+    let fh = o.fh.unwrap();
+    a.cb_attrs = Some((5000, u64::MAX / 2));
+    // The holder answers its callbacks only once the last request's reply
+    // has come.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _ = rx.recv_timeout(Duration::from_secs(30));
+        a.serve_callbacks(Duration::from_secs(2)).unwrap();
+        a
+    });
+    let mut b = plain(&srv, "b");
+    let asks = 4;
+    let mut reqs = vec![vec![putfh(&fh), getattr(&[FATTR4_CHANGE, FATTR4_SIZE])]; asks];
+    reqs.push(vec![nfs_argop4::OP_PUTROOTFH, getattr(&[FATTR4_TYPE])]);
+    let mut p = Order {
+        sent: vec![false; reqs.len()],
+        reqs,
+        came: Vec::new(),
+        last_came: Some(tx),
+    };
+    nfs4d_testkit::pipeline::run(&mut b, asks + 1, &mut p).expect("pipeline runs");
+    let a = holder.join().unwrap();
+    assert_eq!(
+        p.came.first(),
+        Some(&asks),
+        "the root's GETATTR answered first: {:?}",
+        p.came
+    );
+    assert_eq!(p.came.len(), asks + 1);
+    let asked = a
+        .callbacks
+        .iter()
+        .filter(|c| matches!(c, nfs_cb_argop4::OP_CB_GETATTR(_)))
+        .count();
+    assert!(asked >= 1, "CB_GETATTR sent");
+}
+
 #[test]
 fn delegation_claims_and_bad_stateids() {
     let srv = server();

@@ -51,6 +51,19 @@ impl GroupCommit {
         written: impl Fn() -> u64,
         flush: impl Fn() -> Result<(), FhError>,
     ) -> Result<(), FhError> {
+        if lock(&self.state).durable >= upto {
+            return Ok(());
+        }
+        // A flush, or a wait for someone else's: lasts a disk write.
+        nfs4d_blocking::region(|| self.wait_flushed(upto, written, flush))
+    }
+
+    fn wait_flushed(
+        &self,
+        upto: u64,
+        written: impl Fn() -> u64,
+        flush: impl Fn() -> Result<(), FhError>,
+    ) -> Result<(), FhError> {
         let mut st = lock(&self.state);
         loop {
             if st.durable >= upto {

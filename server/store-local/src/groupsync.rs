@@ -91,6 +91,11 @@ impl GroupSync {
     /// Returns once an fsync of directory `key` that started after this
     /// call did has finished; `fsync` is called by whichever caller leads.
     pub fn sync(&self, key: &[u8], fsync: impl FnOnce() -> OsResult<()>) -> OsResult<()> {
+        // An fsync, or a wait for the one that covers this caller.
+        nfs4d_blocking::region(|| self.sync_covered(key, fsync))
+    }
+
+    fn sync_covered(&self, key: &[u8], fsync: impl FnOnce() -> OsResult<()>) -> OsResult<()> {
         let mut fsync = Some(fsync);
         let mut g = self.lock();
         let (ticket, done) = {

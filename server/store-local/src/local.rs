@@ -902,26 +902,29 @@ impl Store for LocalStore {
         len: usize,
         buf: &mut Vec<u8>,
     ) -> StoreResult<(usize, bool)> {
-        os(|| {
-            let (file, want) = self.read_extent(path, offset, len, MAX_READ)?;
-            // Read into the buffer's spare capacity rather than zero-filling
-            // `want` bytes first: the kernel overwrites them anyway, and only
-            // the bytes it wrote become part of `buf`.
-            let start = buf.len();
-            buf.reserve(want);
-            let mut n = 0;
-            while n < want {
-                match sys::pread_append(&file, buf, want - n, offset + n as u64) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        buf.truncate(start);
-                        return Err(e.into());
+        // File data may have to come from the disk (nfs4d_blocking).
+        nfs4d_blocking::region(|| {
+            os(|| {
+                let (file, want) = self.read_extent(path, offset, len, MAX_READ)?;
+                // Read into the buffer's spare capacity rather than zero-filling
+                // `want` bytes first: the kernel overwrites them anyway, and only
+                // the bytes it wrote become part of `buf`.
+                let start = buf.len();
+                buf.reserve(want);
+                let mut n = 0;
+                while n < want {
+                    match sys::pread_append(&file, buf, want - n, offset + n as u64) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            buf.truncate(start);
+                            return Err(e.into());
+                        }
                     }
                 }
-            }
-            Ok((n, reached_eof(&file, offset, n)?))
+                Ok((n, reached_eof(&file, offset, n)?))
+            })
         })
     }
 
@@ -931,26 +934,28 @@ impl Store for LocalStore {
         offset: u64,
         len: usize,
     ) -> StoreResult<Option<(Box<dyn PipedData>, bool)>> {
-        os(|| {
-            let (file, want) = self.read_extent(path, offset, len, self.pipes.capacity())?;
-            if want == 0 {
-                return Ok(None);
-            }
-            let Some(mut pipe) = self.pipes.take() else {
-                return Ok(None);
-            };
-            let n = match pipe.fill(file.as_fd(), offset, want) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
-                Err(e) => return Err(e.into()),
-            };
-            if n == 0 {
-                // Truncated since the statx, or nothing could be spliced
-                // without waiting: a plain read answers.
-                return Ok(None);
-            }
-            let eof = reached_eof(&file, offset, n)?;
-            Ok(Some((Box::new(pipe) as Box<dyn PipedData>, eof)))
+        nfs4d_blocking::region(|| {
+            os(|| {
+                let (file, want) = self.read_extent(path, offset, len, self.pipes.capacity())?;
+                if want == 0 {
+                    return Ok(None);
+                }
+                let Some(mut pipe) = self.pipes.take() else {
+                    return Ok(None);
+                };
+                let n = match pipe.fill(file.as_fd(), offset, want) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                if n == 0 {
+                    // Truncated since the statx, or nothing could be spliced
+                    // without waiting: a plain read answers.
+                    return Ok(None);
+                }
+                let eof = reached_eof(&file, offset, n)?;
+                Ok(Some((Box::new(pipe) as Box<dyn PipedData>, eof)))
+            })
         })
     }
 
@@ -961,33 +966,37 @@ impl Store for LocalStore {
         data: &[u8],
         stability: Stability,
     ) -> StoreResult<(usize, Stability)> {
-        os(|| {
-            // pwrite(2) offsets are signed: EFBIG rather than EINVAL past i64::MAX.
-            let end = offset.checked_add(data.len() as u64);
-            if end.and_then(|end| i64::try_from(end).ok()).is_none() {
-                return Err(OsError::TooBig);
-            }
-            let (file, _) = self.open_regular(path, true)?;
-            let mut written = 0;
-            while written < data.len() {
-                match file.write_at(&data[written..], offset + written as u64) {
-                    Ok(0) => return Err(OsError::Io(libc::EIO)),
-                    Ok(k) => written += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    // Report the partial write; the client retries the rest and
-                    // then sees the error (e.g. ENOSPC).
-                    Err(_) if written > 0 => break,
-                    Err(e) => return Err(e.into()),
+        // The page cache may make a writer wait for the disk (dirty page
+        // throttling), and stable writes do (nfs4d_blocking).
+        nfs4d_blocking::region(|| {
+            os(|| {
+                // pwrite(2) offsets are signed: EFBIG rather than EINVAL past i64::MAX.
+                let end = offset.checked_add(data.len() as u64);
+                if end.and_then(|end| i64::try_from(end).ok()).is_none() {
+                    return Err(OsError::TooBig);
                 }
-            }
-            // Exactly what was asked: an unstable write stays in the page
-            // cache until COMMIT.
-            match stability {
-                Stability::Unstable => {}
-                Stability::DataSync => file.sync_data()?,
-                Stability::FileSync => file.sync_all()?,
-            }
-            Ok((written, stability))
+                let (file, _) = self.open_regular(path, true)?;
+                let mut written = 0;
+                while written < data.len() {
+                    match file.write_at(&data[written..], offset + written as u64) {
+                        Ok(0) => return Err(OsError::Io(libc::EIO)),
+                        Ok(k) => written += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        // Report the partial write; the client retries the rest and
+                        // then sees the error (e.g. ENOSPC).
+                        Err(_) if written > 0 => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                // Exactly what was asked: an unstable write stays in the page
+                // cache until COMMIT.
+                match stability {
+                    Stability::Unstable => {}
+                    Stability::DataSync => file.sync_data()?,
+                    Stability::FileSync => file.sync_all()?,
+                }
+                Ok((written, stability))
+            })
         })
     }
 
@@ -1351,7 +1360,9 @@ impl Store for LocalStore {
     /// [`Store::sync_dir`] does.
     fn commit(&self, path: &RelPath) -> StoreResult<()> {
         match self.stat(path)?.kind {
-            FileKind::Regular => os(|| Ok(self.open_regular(path, false)?.0.sync_all()?)),
+            FileKind::Regular => nfs4d_blocking::region(|| {
+                os(|| Ok(self.open_regular(path, false)?.0.sync_all()?))
+            }),
             // Directories are made durable by `sync_dir`, after the change
             // that needs it.
             k => Err(not_regular(k).into()),

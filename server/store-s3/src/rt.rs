@@ -29,6 +29,14 @@ impl Rt {
     where
         F::Output: Send,
     {
+        // A network round trip at least (nfs4d_blocking).
+        nfs4d_blocking::region(|| self.drive(f))
+    }
+
+    fn drive<F: Future + Send>(&self, f: F) -> F::Output
+    where
+        F::Output: Send,
+    {
         let Some(rt) = self.rt.as_ref() else {
             unreachable!("the runtime lives until drop")
         };

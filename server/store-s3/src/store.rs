@@ -323,15 +323,16 @@ impl S3Store {
     }
 
     fn upload_gate(&self) -> StoreResult<()> {
-        let mut held = lock(&self.hold_uploads.0);
-        while *held {
-            held = self
-                .hold_uploads
-                .1
-                .wait(held)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-        drop(held);
+        nfs4d_blocking::region(|| {
+            let mut held = lock(&self.hold_uploads.0);
+            while *held {
+                held = self
+                    .hold_uploads
+                    .1
+                    .wait(held)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        });
         let injected = self
             .fail_uploads
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
@@ -979,8 +980,9 @@ impl S3Store {
             if g.uploading == 0 {
                 return Ok(g);
             }
+            // Waits for part uploads, network round trips.
             let cv = g.cv.clone();
-            g = cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            g = nfs4d_blocking::region(|| cv.wait(g).unwrap_or_else(|p| p.into_inner()));
         }
     }
 

@@ -87,5 +87,6 @@ fn ask_holder(cx: &Cx, client: crate::state::ClientId, fh: Vec<u8>) -> Option<(u
     {
         return None;
     }
-    answer.recv().ok().flatten()
+    // A round trip to the client (nfs4d_blocking).
+    nfs4d_blocking::region(|| answer.recv().ok().flatten())
 }
