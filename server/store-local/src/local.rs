@@ -142,6 +142,17 @@ enum GenFrom<'a> {
     At(BorrowedFd<'a>, &'a CStr),
 }
 
+/// Runs `read`, a read of the `len` bytes at `offset` of `file`, as a wait
+/// that may last (nfs4d_blocking) unless the page cache holds them all:
+/// a request served from memory keeps counting as one using the CPU.
+fn reading<R>(file: BorrowedFd<'_>, offset: u64, len: usize, read: impl FnOnce() -> R) -> R {
+    if sys::cached(file, offset, len) {
+        read()
+    } else {
+        nfs4d_blocking::region(read)
+    }
+}
+
 fn cstring(bytes: &[u8]) -> OsResult<CString> {
     CString::new(bytes).map_err(|_| OsError::Invalid)
 }
@@ -902,15 +913,14 @@ impl Store for LocalStore {
         len: usize,
         buf: &mut Vec<u8>,
     ) -> StoreResult<(usize, bool)> {
-        // File data may have to come from the disk (nfs4d_blocking).
-        nfs4d_blocking::region(|| {
-            os(|| {
-                let (file, want) = self.read_extent(path, offset, len, MAX_READ)?;
-                // Read into the buffer's spare capacity rather than zero-filling
-                // `want` bytes first: the kernel overwrites them anyway, and only
-                // the bytes it wrote become part of `buf`.
-                let start = buf.len();
-                buf.reserve(want);
+        os(|| {
+            let (file, want) = self.read_extent(path, offset, len, MAX_READ)?;
+            // Read into the buffer's spare capacity rather than zero-filling
+            // `want` bytes first: the kernel overwrites them anyway, and only
+            // the bytes it wrote become part of `buf`.
+            let start = buf.len();
+            buf.reserve(want);
+            let n = reading(file.as_fd(), offset, want, || {
                 let mut n = 0;
                 while n < want {
                     match sys::pread_append(&file, buf, want - n, offset + n as u64) {
@@ -919,12 +929,13 @@ impl Store for LocalStore {
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => {
                             buf.truncate(start);
-                            return Err(e.into());
+                            return Err(e);
                         }
                     }
                 }
-                Ok((n, reached_eof(&file, offset, n)?))
-            })
+                Ok(n)
+            })?;
+            Ok((n, reached_eof(&file, offset, n)?))
         })
     }
 
@@ -934,28 +945,29 @@ impl Store for LocalStore {
         offset: u64,
         len: usize,
     ) -> StoreResult<Option<(Box<dyn PipedData>, bool)>> {
-        nfs4d_blocking::region(|| {
-            os(|| {
-                let (file, want) = self.read_extent(path, offset, len, self.pipes.capacity())?;
-                if want == 0 {
-                    return Ok(None);
-                }
-                let Some(mut pipe) = self.pipes.take() else {
-                    return Ok(None);
-                };
-                let n = match pipe.fill(file.as_fd(), offset, want) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                };
-                if n == 0 {
-                    // Truncated since the statx, or nothing could be spliced
-                    // without waiting: a plain read answers.
-                    return Ok(None);
-                }
-                let eof = reached_eof(&file, offset, n)?;
-                Ok(Some((Box::new(pipe) as Box<dyn PipedData>, eof)))
-            })
+        os(|| {
+            let (file, want) = self.read_extent(path, offset, len, self.pipes.capacity())?;
+            if want == 0 {
+                return Ok(None);
+            }
+            let Some(mut pipe) = self.pipes.take() else {
+                return Ok(None);
+            };
+            // splice(2) waits for the disk even with SPLICE_F_NONBLOCK.
+            let n = match reading(file.as_fd(), offset, want, || {
+                pipe.fill(file.as_fd(), offset, want)
+            }) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                // Truncated since the statx, or nothing could be spliced
+                // without waiting: a plain read answers.
+                return Ok(None);
+            }
+            let eof = reached_eof(&file, offset, n)?;
+            Ok(Some((Box::new(pipe) as Box<dyn PipedData>, eof)))
         })
     }
 
@@ -966,37 +978,34 @@ impl Store for LocalStore {
         data: &[u8],
         stability: Stability,
     ) -> StoreResult<(usize, Stability)> {
-        // The page cache may make a writer wait for the disk (dirty page
-        // throttling), and stable writes do (nfs4d_blocking).
-        nfs4d_blocking::region(|| {
-            os(|| {
-                // pwrite(2) offsets are signed: EFBIG rather than EINVAL past i64::MAX.
-                let end = offset.checked_add(data.len() as u64);
-                if end.and_then(|end| i64::try_from(end).ok()).is_none() {
-                    return Err(OsError::TooBig);
+        os(|| {
+            // pwrite(2) offsets are signed: EFBIG rather than EINVAL past i64::MAX.
+            let end = offset.checked_add(data.len() as u64);
+            if end.and_then(|end| i64::try_from(end).ok()).is_none() {
+                return Err(OsError::TooBig);
+            }
+            let (file, _) = self.open_regular(path, true)?;
+            let mut written = 0;
+            while written < data.len() {
+                match file.write_at(&data[written..], offset + written as u64) {
+                    Ok(0) => return Err(OsError::Io(libc::EIO)),
+                    Ok(k) => written += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // Report the partial write; the client retries the rest and
+                    // then sees the error (e.g. ENOSPC).
+                    Err(_) if written > 0 => break,
+                    Err(e) => return Err(e.into()),
                 }
-                let (file, _) = self.open_regular(path, true)?;
-                let mut written = 0;
-                while written < data.len() {
-                    match file.write_at(&data[written..], offset + written as u64) {
-                        Ok(0) => return Err(OsError::Io(libc::EIO)),
-                        Ok(k) => written += k,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        // Report the partial write; the client retries the rest and
-                        // then sees the error (e.g. ENOSPC).
-                        Err(_) if written > 0 => break,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                // Exactly what was asked: an unstable write stays in the page
-                // cache until COMMIT.
-                match stability {
-                    Stability::Unstable => {}
-                    Stability::DataSync => file.sync_data()?,
-                    Stability::FileSync => file.sync_all()?,
-                }
-                Ok((written, stability))
-            })
+            }
+            // Exactly what was asked: an unstable write stays in the page
+            // cache until COMMIT.
+            // Each sync waits for the disk (nfs4d_blocking).
+            match stability {
+                Stability::Unstable => {}
+                Stability::DataSync => nfs4d_blocking::region(|| file.sync_data())?,
+                Stability::FileSync => nfs4d_blocking::region(|| file.sync_all())?,
+            }
+            Ok((written, stability))
         })
     }
 
@@ -1360,8 +1369,9 @@ impl Store for LocalStore {
     /// [`Store::sync_dir`] does.
     fn commit(&self, path: &RelPath) -> StoreResult<()> {
         match self.stat(path)?.kind {
-            FileKind::Regular => nfs4d_blocking::region(|| {
-                os(|| Ok(self.open_regular(path, false)?.0.sync_all()?))
+            FileKind::Regular => os(|| {
+                let file = self.open_regular(path, false)?.0;
+                Ok(nfs4d_blocking::region(|| file.sync_all())?)
             }),
             // Directories are made durable by `sync_dir`, after the change
             // that needs it.

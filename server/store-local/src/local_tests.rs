@@ -1644,3 +1644,53 @@ fn readdir_attribute_watches_are_bounded() {
     assert_eq!(b.attr_cache.watched(), crate::attrcache::MAX_DIRS);
     assert_eq!(b.attr_cache.len(), crate::attrcache::MAX_DIRS);
 }
+
+/// `sys::cached` (cachestat(2)), which decides whether a READ counts as a
+/// wait for the disk: pages just written are held; a range past the end
+/// of the file is not; after the pages were dropped from the cache it
+/// agrees with the kernel's own answer, a `preadv2(RWF_NOWAIT)` that
+/// fails with EAGAIN exactly when the read would wait.
+#[test]
+fn cached_tells_reads_served_from_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f");
+    let data = vec![7u8; 64 << 10];
+    std::fs::write(&path, &data).unwrap();
+    let file = File::open(&path).unwrap();
+    let fd = file.as_fd();
+    if !sys::cached(fd, 0, 1) {
+        // cachestat(2) is Linux 6.5 or later: before, every read counts
+        // as one that may wait, which is the safe side.
+        let supported = unsafe { libc::syscall(451, fd.as_raw_fd(), 0usize, 0usize, 0u32) };
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::ENOSYS),
+            "pages just written are in the cache ({supported})"
+        );
+        return;
+    }
+    assert!(sys::cached(fd, 0, data.len()));
+    assert!(sys::cached(fd, 4096, 100));
+    assert!(sys::cached(fd, 0, 0));
+    assert!(!sys::cached(fd, 0, data.len() + 8192), "past the end");
+    assert!(!sys::cached(fd, u64::MAX - 10, 100), "overflowing range");
+    // Drop the clean pages (tmpfs keeps them: they are the file).
+    file.sync_all().unwrap();
+    // SAFETY: a valid descriptor; advice only.
+    unsafe { libc::posix_fadvise(fd.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    let mut buf = vec![0u8; data.len()];
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let held = sys::cached(fd, 0, data.len());
+    // SAFETY: `iov` points at `buf`, live and writable for its length.
+    let n = unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
+    let would_wait = n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
+    let partial = n >= 0 && (n as usize) < data.len();
+    assert_eq!(
+        held,
+        !would_wait && !partial,
+        "cachestat and RWF_NOWAIT agree (read {n})"
+    );
+}

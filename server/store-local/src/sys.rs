@@ -331,6 +331,63 @@ pub fn pread_uninit(fd: &File, buf: &mut [MaybeUninit<u8>], offset: u64) -> io::
     Ok(n)
 }
 
+/// cachestat(2), Linux 6.5: added after the system call tables of the
+/// architectures were unified, so its number is the same on all of them.
+const SYS_CACHESTAT: libc::c_long = 451;
+
+#[repr(C)]
+struct CachestatRange {
+    off: u64,
+    len: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct Cachestat {
+    nr_cache: u64,
+    nr_dirty: u64,
+    nr_writeback: u64,
+    nr_evicted: u64,
+    nr_recently_evicted: u64,
+}
+
+/// Whether the page cache holds every page of the `len` bytes at `offset`
+/// of `fd`, so that reading them does not wait for the disk. Whatever
+/// cannot be told (a kernel before 6.5, a range past the end of the file)
+/// counts as not held.
+pub fn cached(fd: BorrowedFd<'_>, offset: u64, len: usize) -> bool {
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = match u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }) {
+        Ok(p) if p > 0 => p,
+        _ => return false,
+    };
+    let Some(last) = offset.checked_add(len as u64 - 1) else {
+        return false;
+    };
+    let pages = last / page - offset / page + 1;
+    let range = CachestatRange {
+        off: offset,
+        len: len as u64,
+    };
+    let mut stat = Cachestat::default();
+    // SAFETY: `range` and `stat` are live, properly laid out (repr(C), as
+    // the kernel's structs) for the duration of the call; the kernel only
+    // reads `range` and writes `stat`. flags must be 0.
+    let r = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            fd.as_raw_fd(),
+            &range as *const CachestatRange,
+            &mut stat as *mut Cachestat,
+            0u32,
+        )
+    };
+    r == 0 && stat.nr_cache >= pages
+}
+
 /// One [`pread_uninit`] of up to `max` bytes at `offset`, appended to
 /// `buf` (its length grows by exactly the count returned, its capacity by
 /// at least `max`). Nothing is appended on an error.
