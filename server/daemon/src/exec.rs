@@ -22,8 +22,8 @@
 //! not hold up the requests behind it, though: the code that waits marks
 //! the wait (`nfs4d_blocking::region`), and a waiting runner does not
 //! count, so another starts if requests are queued. The local store marks
-//! its reads and writes of file data too, which go to the disk when the
-//! page cache does not hold them. A wait nobody marked (the page of a
+//! its syncs, and its reads of file data the page cache does not hold
+//! (cachestat(2)), which wait for the disk. A wait nobody marked (the page of a
 //! directory read from disk, a lock held by a waiting runner) only
 //! delays the requests behind it: no request waits for one queued behind
 //! it (NFSv4 answers NFS4ERR_DELAY to conflicts instead of waiting), so
