@@ -124,6 +124,7 @@ pub fn process(
         cred: crate::export_access::request_cred(&req.cred, req.gss.as_deref()),
         cred_export: None,
         detached: None,
+        fresh: std::cell::Cell::new(None),
     };
     let (status, done) = if bad_tag {
         tracing::warn!(peer = %req.peer, "COMPOUND tag is not UTF-8");

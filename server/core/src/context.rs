@@ -125,6 +125,19 @@ pub struct Cx<'a> {
     /// A READ's data, kept out of the encoded reply and sent from its own
     /// buffer ([`crate::reply`]); its offset is into the reply bytes.
     pub detached: Option<Detached>,
+    /// The attributes PUTFH read of the current object while checking the
+    /// handle, for the operation right after it (`ops::common::stat_obj`).
+    pub fresh: std::cell::Cell<Option<Fresh>>,
+}
+
+/// Attributes of an object as PUTFH read them, good for one use by the
+/// operation at index `op`: nothing ran in between that could have
+/// changed them, so a second stat would only repeat the first.
+pub struct Fresh {
+    pub export: u32,
+    pub id: nfs4d_fhmap::ObjectId,
+    pub attrs: nfs4d_store::Attrs,
+    pub op: usize,
 }
 
 impl<'a> Cx<'a> {

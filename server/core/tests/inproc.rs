@@ -145,3 +145,87 @@ fn readdir_takes_cookies_only_for_entries_it_sends() {
     names.dedup();
     assert_eq!(names.len(), 60, "no entry is listed twice");
 }
+
+/// The sizes every GETATTR of `r` reported, in order.
+fn sizes(r: &COMPOUND4res) -> Vec<u64> {
+    r.resarray
+        .iter()
+        .filter_map(|res| match res {
+            nfs_resop4::OP_GETATTR(GETATTR4res::NFS4_OK(ok)) => Some(u64::from_be_bytes(
+                ok.obj_attributes.attr_vals[..8].try_into().unwrap(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// PUTFH reads the object's attributes to check the handle; the
+/// operation right after it uses them instead of asking the store again
+/// (nothing ran in between), once. Any later operation asks again, so it
+/// sees what the operations before it changed.
+#[test]
+fn the_operation_after_putfh_uses_the_attributes_putfh_read_once() {
+    let h = Harness::new();
+    let mut c = h.client(1);
+    c.establish41(b"fresh").unwrap();
+    let r = c
+        .compound(vec![
+            nfs_argop4::OP_PUTROOTFH,
+            open_op(
+                c.clientid,
+                b"o",
+                0,
+                OPEN4_SHARE_ACCESS_BOTH,
+                create_unchecked(),
+                claim_null("f"),
+            ),
+            nfs_argop4::OP_GETFH,
+        ])
+        .unwrap();
+    check(&r, "OPEN").unwrap();
+    let (fh, sid) = (fh_of(&r).unwrap(), open_ok(&r).unwrap().stateid.clone());
+    let stats = |ops: Vec<nfs_argop4>, c: &mut nfs4d_testkit::Client| {
+        let before = h.store.stat_calls();
+        let r = c.compound(ops).unwrap();
+        check(&r, "COMPOUND").unwrap();
+        (h.store.stat_calls() - before, sizes(&r))
+    };
+    // One stat, PUTFH's, serves the GETATTR right after it.
+    assert_eq!(
+        stats(vec![putfh(&fh), getattr(&[FATTR4_SIZE])], &mut c),
+        (1, vec![0])
+    );
+    // A second GETATTR asks the store again.
+    assert_eq!(
+        stats(
+            vec![putfh(&fh), getattr(&[FATTR4_SIZE]), getattr(&[FATTR4_SIZE])],
+            &mut c
+        ),
+        (2, vec![0, 0])
+    );
+    // Not right after PUTFH: a WRITE ran in between, and GETATTR sees it.
+    let (_, seen) = stats(
+        vec![
+            putfh(&fh),
+            write(&sid, 0, stable_how4::UNSTABLE4, b"0123456789".to_vec()),
+            getattr(&[FATTR4_SIZE]),
+        ],
+        &mut c,
+    );
+    assert_eq!(seen, vec![10]);
+    // A change made outside between two COMPOUNDs: PUTFH reads anew.
+    let path = RelPath::parse(b"f").unwrap();
+    h.store
+        .write(&path, 10, b"abc", nfs4d_store::Stability::Unstable)
+        .unwrap();
+    let (_, seen) = stats(
+        vec![
+            putfh(&fh),
+            getattr(&[FATTR4_SIZE]),
+            setattr(&sid, size_attr(4)),
+            getattr(&[FATTR4_SIZE]),
+        ],
+        &mut c,
+    );
+    assert_eq!(seen, vec![13, 4]);
+}

@@ -148,6 +148,8 @@ pub struct MemStore {
     clock: Arc<dyn Clock>,
     locks: Arc<LockTable>,
     leases: LeaseTable,
+    /// Calls of [`Store::stat`], for tests of what the server asks.
+    stats: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for MemStore {
@@ -207,7 +209,13 @@ impl MemStore {
             clock: config.clock,
             locks: Arc::new(LockTable::default()),
             leases: LeaseTable::default(),
+            stats: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many times [`Store::stat`] was called.
+    pub fn stat_calls(&self) -> u64 {
+        self.stats.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The bytes and objects the store holds.
@@ -269,6 +277,8 @@ impl Store for MemStore {
     }
 
     fn stat(&self, path: &RelPath) -> StoreResult<Attrs> {
+        self.stats
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let t = self.tree();
         t.attrs(t.resolve(path)?, path)
     }

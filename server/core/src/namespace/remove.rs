@@ -11,7 +11,7 @@
 //! whose handles may expire while open "should deny a RENAME or REMOVE
 //! that would affect an OPEN file").
 
-use nfs4d_store::FileKind;
+use nfs4d_store::{Attrs, FileKind};
 
 use super::journal::Intent;
 use super::vfs::Export;
@@ -39,8 +39,22 @@ impl Namespace<'_> {
         at: Entry,
         gate: impl FnOnce() -> NfsResult<()>,
     ) -> NfsResult<Removed> {
+        let dir = e.store().stat(at.dir)?;
+        self.remove_in(c, e, at, dir, gate)
+    }
+
+    /// [`Self::remove`] with the directory's attributes as the caller has
+    /// just read them (REMOVE right after PUTFH: ops::common::stat_obj).
+    pub fn remove_in(
+        &self,
+        c: &Caller,
+        e: &Export,
+        at: Entry,
+        dir: Attrs,
+        gate: impl FnOnce() -> NfsResult<()>,
+    ) -> NfsResult<Removed> {
         // ROFS, NOTDIR, write + search permission on the directory.
-        let before = perm::dir_modifiable(c, e, at.dir)?;
+        let before = perm::dir_modifiable_as(c, dir)?;
         gate()?;
         if orphans::is_hidden(at.dir, at.name.as_bytes()) {
             return Err(NfsError::NoEnt);

@@ -553,6 +553,7 @@ impl Vfs {
     /// (see [`Self::resolve_with`]).
     pub fn resolve(&self, fh: &[u8]) -> NfsResult<CurFh> {
         self.resolve_with(fh, &|_, _| false, &|_, _| false)
+            .map(|(cur, _)| cur)
     }
 
     /// Resolves a client's handle (PUTFH). `is_open(export, id)` tells
@@ -579,17 +580,18 @@ impl Vfs {
         fh: &[u8],
         is_open: &dyn Fn(u32, ObjectId) -> bool,
         delegated: &dyn Fn(u32, ObjectId) -> bool,
-    ) -> NfsResult<CurFh> {
+    ) -> NfsResult<(CurFh, Option<Attrs>)> {
         let d = self.fhmap.validate_with(fh, is_open)?;
         if d.kind == HandleKind::Pseudo {
             let n = d.id.0 as usize;
             if !self.pseudo.get(n).is_some_and(|p| p.live) {
                 return Err(NfsError::Stale);
             }
-            return Ok(CurFh {
+            let cur = CurFh {
                 fh: fh.to_vec(),
                 node: Node::Pseudo(n),
-            });
+            };
+            return Ok((cur, None));
         }
         let export = self.export(d.export)?;
         // A hard-linked object whose primary name vanished outside the
@@ -607,14 +609,15 @@ impl Vfs {
             let rec = self.fhmap.get(d.id)?.ok_or(NfsError::Stale)?;
             match export.store().stat(&path) {
                 Ok(a) if key_of(&a) == rec.key => {
-                    return Ok(CurFh {
+                    let cur = CurFh {
                         fh: fh.to_vec(),
                         node: Node::Obj {
                             export: d.export,
                             id: d.id,
                             path,
                         },
-                    })
+                    };
+                    return Ok((cur, Some(a)));
                 }
                 Ok(_) | Err(nfs4d_store::StoreError::NotFound) => {
                     if d.id.is_export_root() {
@@ -628,14 +631,15 @@ impl Vfs {
                     }
                     if delegated(d.export, d.id) {
                         tracing::info!(export = d.export, path = %path, "delegated object's name vanished outside the server: handle kept for returning the delegation");
-                        return Ok(CurFh {
+                        let cur = CurFh {
                             fh: fh.to_vec(),
                             node: Node::Obj {
                                 export: d.export,
                                 id: d.id,
                                 path: super::reserved::parked_path(d.id),
                             },
-                        });
+                        };
+                        return Ok((cur, None));
                     }
                     if self.fhmap.forget_primary_link(d.id)? {
                         // Another hard link survives. With rename expiry the

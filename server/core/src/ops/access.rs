@@ -35,9 +35,9 @@ pub fn run(cx: &mut Cx, a: ACCESS4args) -> NfsResult<ACCESS4resok> {
     let (is_dir, rwx, writable) = match &cur.node {
         // Pseudo directories are mode 0555 and read-only for everybody.
         Node::Pseudo(_) => (true, MAY_READ | MAY_EXEC, false),
-        Node::Obj { export, path, .. } => {
+        Node::Obj { export, path, id } => {
             let e = cx.srv.vfs.export(*export)?;
-            let attrs = e.store().stat(path)?;
+            let attrs = common::stat_obj(cx, e, *id, path)?;
             let rwx = common::allowed(cx, &attrs, MAY_READ | MAY_WRITE | MAY_EXEC);
             (attrs.kind == FileKind::Directory, rwx, !cx.read_only(e))
         }

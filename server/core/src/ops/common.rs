@@ -6,7 +6,7 @@ use nfs4d_xdr::rpc::Credential;
 
 use crate::attrs::{self, AttrContext, FsInfo, ObjAttrs};
 use crate::config::MAX_IO;
-use crate::context::Cx;
+use crate::context::{Cx, Fresh};
 use crate::error::{NfsError, NfsResult};
 use crate::namespace::perm;
 use crate::namespace::vfs::{obj_attrs, CurFh, Export, Node};
@@ -30,13 +30,31 @@ pub fn obj<'c>(
     }
 }
 
+/// The attributes of object `id` at `path` of export `e`: those PUTFH
+/// read while checking the current filehandle, when this is the
+/// operation right after it and they are of this object (one use);
+/// otherwise a stat.
+pub fn stat_obj(
+    cx: &Cx,
+    e: &Export,
+    id: nfs4d_fhmap::ObjectId,
+    path: &RelPath,
+) -> Result<Attrs, nfs4d_store::StoreError> {
+    if let Some(f) = cx.fresh.take() {
+        if f.op == cx.op_index && f.export == e.id && f.id == id {
+            return Ok(f.attrs);
+        }
+    }
+    e.store().stat(path)
+}
+
 /// Encodes the requested attributes of `cur`.
 pub fn encode_attrs(cx: &Cx, cur: &CurFh, request: &[u32]) -> NfsResult<fattr4> {
     let (a, export) = match &cur.node {
         Node::Pseudo(n) => (cx.srv.vfs.pseudo_attrs(*n), None),
-        Node::Obj { export, path, .. } => {
+        Node::Obj { export, path, id } => {
             let e = cx.srv.vfs.export(*export)?;
-            (obj_attrs(&e.store().stat(path)?), Some(e))
+            (obj_attrs(&stat_obj(cx, e, *id, path)?), Some(e))
         }
     };
     encode_with(cx, cur, &a, export, request, None)
@@ -155,7 +173,17 @@ pub fn resolve_fh(cx: &Cx, fh: &[u8]) -> NfsResult<CurFh> {
     let delegated =
         |export: u32, id: nfs4d_fhmap::ObjectId| !state.lock().file_delegs((export, id)).is_empty();
     let err = match cx.srv.vfs.resolve_with(fh, &is_open, &delegated) {
-        Ok(cur) => return Ok(cur),
+        Ok((cur, attrs)) => {
+            if let (Some(attrs), Some((export, id, _))) = (attrs, cur.obj()) {
+                cx.fresh.set(Some(Fresh {
+                    export,
+                    id,
+                    attrs,
+                    op: cx.op_index + 1,
+                }));
+            }
+            return Ok(cur);
+        }
         Err(err) => err,
     };
     let peer = cx.req.peer;
@@ -409,7 +437,7 @@ pub fn cur_regular<'c>(
     cur: &'c CurFh,
 ) -> NfsResult<(&'c Export, &'c RelPath, crate::state::FileKey, Attrs)> {
     let (e, path, id) = obj(cx, cur, NfsError::IsDir)?;
-    let a = e.store().stat(path)?;
+    let a = stat_obj(cx, e, id, path)?;
     regular_file(cx, a.kind)?;
     Ok((e, path, (e.id, id), a))
 }

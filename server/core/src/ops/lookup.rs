@@ -28,7 +28,7 @@ pub fn run(cx: &mut Cx, a: LOOKUP4args) -> NfsResult<()> {
         }
         Node::Obj { export, id, path } => {
             let e = srv.vfs.export(*export)?;
-            let dir = e.store().stat(path)?;
+            let dir = common::stat_obj(cx, e, *id, path)?;
             common::lookup_dir(&dir)?;
             // Search permission on the directory, as path resolution needs.
             common::require(cx, &dir, MAY_EXEC)?;

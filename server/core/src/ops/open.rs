@@ -283,7 +283,7 @@ fn open_named(
         }
         Node::Obj { .. } => common::obj(cx, cur, NfsError::Rofs)?,
     };
-    let dir = e.store().stat(dir_path)?;
+    let dir = common::stat_obj(cx, e, dir_id, dir_path)?;
     if dir.kind != FileKind::Directory {
         // RFC 8881 §18.16.4: "If the current filehandle is not a
         // directory, the error NFS4ERR_NOTDIR will be returned."

@@ -27,10 +27,11 @@ pub fn run(cx: &mut Cx, a: REMOVE4args) -> NfsResult<REMOVE4resok> {
         name: &name,
     };
     let caller = common::caller(cx, e);
+    let dir_attrs = common::stat_obj(cx, e, dir_id, dir)?;
     let r = cx
         .srv
         .namespace()
-        .remove(&caller, e, at, || common::refuse_in_grace(cx))?;
+        .remove_in(&caller, e, at, dir_attrs, || common::refuse_in_grace(cx))?;
     cx.need_durable(r.durable);
     Ok(REMOVE4resok {
         cinfo: common::change_info(r.dir),
