@@ -506,3 +506,48 @@ fn privileged_port_requirement() {
         .unwrap();
     assert_eq!(r.status, nfsstat4::NFS4_OK);
 }
+
+/// OPEN with create in a directory the caller may not write: an existing
+/// file is opened (UNCHECKED4 needs no write permission on the
+/// directory), GUARDED4 says it exists, a new name is NFS4ERR_ACCESS and
+/// nothing is created. The server tries the create before any lookup
+/// only where the caller may create.
+#[test]
+fn open_create_in_a_directory_the_caller_may_not_write() {
+    let srv = start();
+    let dir = srv.export.join("rw/locked");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("f"), b"x").unwrap();
+    std::fs::set_permissions(dir.join("f"), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = srv.client_from("127.0.0.1:0", 1).unwrap();
+    c.establish41(b"access-locked-dir").unwrap();
+    c.cred = sys(1000, 100);
+    let locked = getfh(&mut c, &["rw", "locked"]);
+    let open = |c: &mut Client, name: &str, how: openflag4| {
+        let op = open_op(
+            c.clientid,
+            b"o",
+            0,
+            OPEN4_SHARE_ACCESS_BOTH,
+            how,
+            claim_null(name),
+        );
+        c.compound(vec![putfh(&locked), op]).unwrap().status
+    };
+    assert_eq!(open(&mut c, "f", create_unchecked()), nfsstat4::NFS4_OK);
+    let guarded = openflag4::OPEN4_CREATE(createhow4::GUARDED4(no_attrs()));
+    assert_eq!(open(&mut c, "f", guarded.clone()), nfsstat4::NFS4ERR_EXIST);
+    assert_eq!(
+        open(&mut c, "new", create_unchecked()),
+        nfsstat4::NFS4ERR_ACCESS
+    );
+    assert_eq!(open(&mut c, "new", guarded), nfsstat4::NFS4ERR_ACCESS);
+    assert!(!dir.join("new").exists());
+    // The owner may create there; the existing name is still opened.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(open(&mut c, "new", create_unchecked()), nfsstat4::NFS4_OK);
+    assert!(dir.join("new").exists());
+    assert_eq!(open(&mut c, "f", create_unchecked()), nfsstat4::NFS4_OK);
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"x");
+}

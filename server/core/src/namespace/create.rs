@@ -212,12 +212,33 @@ impl Namespace<'_> {
                 Ok(existing_file(dir, a, truncate))
             }
             (Some(a), FileCreate::Exclusive(verf, req)) => exclusive_retry(dir, a, verf, req),
-            (None, _) => self.create_file(c, e, at, dir, how),
+            (None, _) => self
+                .create_file(c, e, at, dir, how, false)
+                .map(|made| made.expect("only a probe leaves the file uncreated")),
         }
+    }
+
+    /// OPEN's create step for a name not looked up yet: creates the file
+    /// if the name is free, `None` if anything holds it (the caller then
+    /// looks it up and takes [`Self::open_create`]). A new name, the common
+    /// case of a create, costs no lookup of its own this way. The caller
+    /// must have checked that it may create in the directory: opening an
+    /// existing file needs no write permission on it.
+    pub fn open_create_new(
+        &self,
+        c: &Caller,
+        e: &Export,
+        at: Entry,
+        dir: &Attrs,
+        how: &FileCreate,
+    ) -> NfsResult<Option<NewFile>> {
+        self.create_file(c, e, at, dir, how, true)
     }
 
     /// Creates `at`: UNCHECKED4 and GUARDED4 with their createattrs,
     /// EXCLUSIVE4/EXCLUSIVE4_1 with the verifier stored in the file's times.
+    /// A `probe` creates only if the name is free and answers `None`
+    /// otherwise, whatever `how` would make of the name's holder.
     fn create_file(
         &self,
         c: &Caller,
@@ -225,7 +246,8 @@ impl Namespace<'_> {
         at: Entry,
         dir: &Attrs,
         how: &FileCreate,
-    ) -> NfsResult<NewFile> {
+        probe: bool,
+    ) -> NfsResult<Option<NewFile>> {
         // `dir` was read by this OPEN a moment ago, before its lookup of
         // the name: reading it again would only cost a statx.
         let before = perm::dir_modifiable_as(c, dir.clone())?;
@@ -236,24 +258,28 @@ impl Namespace<'_> {
         };
         let (owner, mode) =
             perm::creation_owner_mode(&c.user, self.idmap, &before, req, false, default_mode)?;
-        let (attrs, created) = match e
-            .store()
-            .create_file(at.dir, at.name, mode, owner, exclusive)
-        {
-            Ok(r) => r,
-            // Created by someone else since the lookup.
-            Err(StoreError::Exists) => {
-                let a = e.store().lookup(at.dir, at.name)?;
-                return match how {
-                    FileCreate::Exclusive(verf, req) => exclusive_retry(dir, a, verf, req),
-                    _ => Err(NfsError::Exist),
-                };
-            }
-            Err(err) => return Err(err.into()),
-        };
+        let (attrs, created) =
+            match e
+                .store()
+                .create_file(at.dir, at.name, mode, owner, exclusive || probe)
+            {
+                Ok(r) => r,
+                Err(StoreError::Exists) if probe => return Ok(None),
+                // Created by someone else since the lookup.
+                Err(StoreError::Exists) => {
+                    let a = e.store().lookup(at.dir, at.name)?;
+                    return match how {
+                        FileCreate::Exclusive(verf, req) => {
+                            exclusive_retry(dir, a, verf, req).map(Some)
+                        }
+                        _ => Err(NfsError::Exist),
+                    };
+                }
+                Err(err) => return Err(err.into()),
+            };
         if !created {
             // UNCHECKED4 found a file created meanwhile: opened as existing.
-            return Ok(existing_file(dir, attrs, req.size == Some(0)));
+            return Ok(Some(existing_file(dir, attrs, req.size == Some(0))));
         }
         let path = at.dir.join(at.name);
         let mut set = SetAttrs {
@@ -302,14 +328,14 @@ impl Namespace<'_> {
                 owner,
             },
         )?;
-        Ok(NewFile {
+        Ok(Some(NewFile {
             attrs,
             created: true,
             remove_on_failure: true,
             attrset,
             dir: DirChange::between(&before, &after),
             truncate: false,
-        })
+        }))
     }
 
     /// Removes the file `dir/name` an OPEN created, after a later step of

@@ -22,11 +22,12 @@ use super::common;
 use crate::attrs::{self, SetRequest};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::namespace::vfs::{component, CurFh, Node};
+use crate::namespace::perm;
+use crate::namespace::vfs::{component, CurFh, Export, Node};
 use crate::namespace::{Entry, FileCreate, NewFile};
 use crate::state::open::{ACCESS_READ, ACCESS_WRITE};
 use crate::state::{OwnerKind, Share};
-use nfs4d_store::{Attrs, FileKind, SetAttrs, StoreError};
+use nfs4d_store::{Attrs, FileKind, Name, RelPath, SetAttrs, StoreError};
 
 /// The share_access bits besides the access mode (RFC 8881 §18.16.3):
 /// the delegation want (bits 8–15) and its "when" flags (bits 16–17).
@@ -293,15 +294,30 @@ fn open_named(
     if share.access & ACCESS_WRITE != 0 || creating {
         common::writable(cx, e)?;
     }
-    let existing = match e.store().lookup(dir_path, &name) {
-        Ok(a) => Some(a),
-        Err(StoreError::NotFound) => None,
-        Err(err) => return Err(err.into()),
-    };
     let at = Entry {
         dir_id,
         dir: dir_path,
         name: &name,
+    };
+    // A create where the caller may create: try it before any lookup, so
+    // a new name (the usual case) is not looked up first. A name that is
+    // taken, or a caller who may only open what exists, takes the lookup.
+    if let Some(how) = how {
+        let caller = common::caller(cx, e);
+        if perm::dir_modifiable_as(&caller, dir.clone()).is_ok() {
+            if let Some(made) = cx
+                .srv
+                .namespace()
+                .open_create_new(&caller, e, at, &dir, how)?
+            {
+                return issue(cx, e, dir_id, dir_path, &name, made.into(), share);
+            }
+        }
+    }
+    let existing = match e.store().lookup(dir_path, &name) {
+        Ok(a) => Some(a),
+        Err(StoreError::NotFound) => None,
+        Err(err) => return Err(err.into()),
     };
     let opened = match (existing, how) {
         (None, None) => return Err(NfsError::NoEnt),
@@ -319,18 +335,33 @@ fn open_named(
             .open_create(&common::caller(cx, e), e, at, &dir, existing, how)?
             .into(),
     };
+    issue(cx, e, dir_id, dir_path, &name, opened, share)
+}
+
+/// The handle of the file OPEN opened or created as `name` in `dir_path`,
+/// after the open's own checks; a file this OPEN created is removed again
+/// if they fail.
+fn issue(
+    cx: &Cx,
+    e: &Export,
+    dir_id: nfs4d_fhmap::ObjectId,
+    dir_path: &RelPath,
+    name: &Name,
+    opened: Opened,
+    share: Share,
+) -> NfsResult<(CurFh, u64, Opened)> {
     let checked = open_type(cx.minor, opened.attrs.kind)
         .and_then(|()| access_check(cx, &opened, share))
         .and_then(|()| {
             cx.srv
                 .vfs
-                .child_fh(e.id, dir_id, dir_path, &name, &opened.attrs)
+                .child_fh(e.id, dir_id, dir_path, name, &opened.attrs)
         });
     match checked {
         Ok((fh, seq)) => Ok((fh, seq, opened)),
         Err(err) => {
             if opened.remove_on_failure {
-                let _ = cx.srv.namespace().discard_new_file(e, dir_path, &name);
+                let _ = cx.srv.namespace().discard_new_file(e, dir_path, name);
             }
             Err(err)
         }
