@@ -1661,7 +1661,10 @@ fn cached_tells_reads_served_from_memory() {
     if !sys::cached(fd, 0, 1) {
         // cachestat(2) is Linux 6.5 or later: before, every read counts
         // as one that may wait, which is the safe side.
-        let supported = unsafe { libc::syscall(451, fd.as_raw_fd(), 0usize, 0usize, 0u32) };
+        // SAFETY: null range and result pointers: the kernel either fails
+        // with EFAULT (the call exists) or ENOSYS, and writes nothing.
+        let supported =
+            unsafe { libc::syscall(sys::SYS_CACHESTAT, fd.as_raw_fd(), 0usize, 0usize, 0u32) };
         assert_eq!(
             std::io::Error::last_os_error().raw_os_error(),
             Some(libc::ENOSYS),

@@ -333,7 +333,7 @@ pub fn pread_uninit(fd: &File, buf: &mut [MaybeUninit<u8>], offset: u64) -> io::
 
 /// cachestat(2), Linux 6.5: added after the system call tables of the
 /// architectures were unified, so its number is the same on all of them.
-const SYS_CACHESTAT: libc::c_long = 451;
+pub(crate) const SYS_CACHESTAT: libc::c_long = 451;
 
 #[repr(C)]
 struct CachestatRange {

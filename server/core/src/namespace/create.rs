@@ -219,11 +219,11 @@ impl Namespace<'_> {
     }
 
     /// OPEN's create step for a name not looked up yet: creates the file
-    /// if the name is free, `None` if anything holds it (the caller then
-    /// looks it up and takes [`Self::open_create`]). A new name, the common
-    /// case of a create, costs no lookup of its own this way. The caller
-    /// must have checked that it may create in the directory: opening an
-    /// existing file needs no write permission on it.
+    /// if the name is free and the caller may create in the directory;
+    /// `None` otherwise (the caller then looks the name up and takes
+    /// [`Self::open_create`], which gives the error, or opens the file: an
+    /// existing file needs no write permission on the directory). A new
+    /// name, the common case of a create, costs no lookup of its own.
     pub fn open_create_new(
         &self,
         c: &Caller,
@@ -237,8 +237,9 @@ impl Namespace<'_> {
 
     /// Creates `at`: UNCHECKED4 and GUARDED4 with their createattrs,
     /// EXCLUSIVE4/EXCLUSIVE4_1 with the verifier stored in the file's times.
-    /// A `probe` creates only if the name is free and answers `None`
-    /// otherwise, whatever `how` would make of the name's holder.
+    /// A `probe` creates only if the name is free and the caller may
+    /// modify the directory, and answers `None` otherwise, whatever `how`
+    /// would make of the name's holder.
     fn create_file(
         &self,
         c: &Caller,
@@ -250,7 +251,11 @@ impl Namespace<'_> {
     ) -> NfsResult<Option<NewFile>> {
         // `dir` was read by this OPEN a moment ago, before its lookup of
         // the name: reading it again would only cost a statx.
-        let before = perm::dir_modifiable_as(c, dir.clone())?;
+        let before = match perm::dir_modifiable_as(c, dir.clone()) {
+            Ok(before) => before,
+            Err(_) if probe => return Ok(None),
+            Err(err) => return Err(err),
+        };
         let (req, exclusive, default_mode) = match how {
             FileCreate::Unchecked(r) => (r, false, DEFAULT_FILE_MODE),
             FileCreate::Guarded(r) => (r, true, DEFAULT_FILE_MODE),

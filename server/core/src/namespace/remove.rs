@@ -28,10 +28,8 @@ pub struct Removed {
 }
 
 impl Namespace<'_> {
-    /// Removes the name `at` of export `e`, a directory or any other
-    /// object. `gate` runs once the directory checks passed and before
-    /// anything else is looked at or changed: the protocol's refusals that
-    /// rank below the directory's own errors (the grace period).
+    /// [`Self::remove_in`] reading the directory's attributes itself.
+    #[cfg(test)]
     pub fn remove(
         &self,
         c: &Caller,
@@ -43,8 +41,12 @@ impl Namespace<'_> {
         self.remove_in(c, e, at, dir, gate)
     }
 
-    /// [`Self::remove`] with the directory's attributes as the caller has
-    /// just read them (REMOVE right after PUTFH: ops::common::stat_obj).
+    /// Removes the name `at` of export `e`, a directory or any other
+    /// object; `dir` is the directory's attributes as the caller has just
+    /// read them (REMOVE right after PUTFH: `ops::common::stat_obj`).
+    /// `gate` runs once the directory checks passed and before anything
+    /// else is looked at or changed: the protocol's refusals that rank
+    /// below the directory's own errors (the grace period).
     pub fn remove_in(
         &self,
         c: &Caller,

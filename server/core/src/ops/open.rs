@@ -22,7 +22,6 @@ use super::common;
 use crate::attrs::{self, SetRequest};
 use crate::context::Cx;
 use crate::error::{NfsError, NfsResult};
-use crate::namespace::perm;
 use crate::namespace::vfs::{component, CurFh, Export, Node};
 use crate::namespace::{Entry, FileCreate, NewFile};
 use crate::state::open::{ACCESS_READ, ACCESS_WRITE};
@@ -299,19 +298,17 @@ fn open_named(
         dir: dir_path,
         name: &name,
     };
-    // A create where the caller may create: try it before any lookup, so
-    // a new name (the usual case) is not looked up first. A name that is
-    // taken, or a caller who may only open what exists, takes the lookup.
+    // A create is tried before any lookup, so a new name (the usual case)
+    // is not looked up first. A name that is taken, or a caller who may
+    // only open what exists, takes the lookup.
+    let caller = common::caller(cx, e);
     if let Some(how) = how {
-        let caller = common::caller(cx, e);
-        if perm::dir_modifiable_as(&caller, dir.clone()).is_ok() {
-            if let Some(made) = cx
-                .srv
-                .namespace()
-                .open_create_new(&caller, e, at, &dir, how)?
-            {
-                return issue(cx, e, dir_id, dir_path, &name, made.into(), share);
-            }
+        if let Some(made) = cx
+            .srv
+            .namespace()
+            .open_create_new(&caller, e, at, &dir, how)?
+        {
+            return issue(cx, e, dir_id, dir_path, &name, made.into(), share);
         }
     }
     let existing = match e.store().lookup(dir_path, &name) {
@@ -332,7 +329,7 @@ fn open_named(
         (existing, Some(how)) => cx
             .srv
             .namespace()
-            .open_create(&common::caller(cx, e), e, at, &dir, existing, how)?
+            .open_create(&caller, e, at, &dir, existing, how)?
             .into(),
     };
     issue(cx, e, dir_id, dir_path, &name, opened, share)
