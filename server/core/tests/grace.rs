@@ -15,20 +15,8 @@ use nfs4d_xdr::nfs4::*;
 fn client_with_open(h: &Harness, owner: &[u8]) -> (Client, Vec<u8>) {
     let mut c = h.client(1);
     c.establish41(owner).unwrap();
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            open_op(
-                c.clientid,
-                b"o",
-                0,
-                OPEN4_SHARE_ACCESS_BOTH,
-                create_unchecked(),
-                claim_null(std::str::from_utf8(owner).unwrap()),
-            ),
-            nfs_argop4::OP_GETFH,
-        ])
-        .unwrap();
+    let name = std::str::from_utf8(owner).unwrap();
+    let r = c.compound(create_in_root(c.clientid, b"o", name)).unwrap();
     check(&r, "OPEN").unwrap();
     (c, fh_of(&r).unwrap())
 }

@@ -17,20 +17,7 @@ fn the_client_drives_the_core_without_a_socket() {
     let null = c.call(PROC_NULL, &[]).unwrap();
     assert!(nfs4d_testkit::wire::results(&null).unwrap().is_empty());
     c.establish41(b"inproc").unwrap();
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            open_op(
-                c.clientid,
-                b"o",
-                0,
-                OPEN4_SHARE_ACCESS_BOTH,
-                create_unchecked(),
-                claim_null("f"),
-            ),
-            nfs_argop4::OP_GETFH,
-        ])
-        .unwrap();
+    let r = c.compound(create_in_root(c.clientid, b"o", "f")).unwrap();
     check(&r, "OPEN").unwrap();
     let (fh, sid) = (fh_of(&r).unwrap(), open_ok(&r).unwrap().stateid.clone());
     let r = c
@@ -168,20 +155,7 @@ fn the_operation_after_putfh_uses_the_attributes_putfh_read_once() {
     let h = Harness::new();
     let mut c = h.client(1);
     c.establish41(b"fresh").unwrap();
-    let r = c
-        .compound(vec![
-            nfs_argop4::OP_PUTROOTFH,
-            open_op(
-                c.clientid,
-                b"o",
-                0,
-                OPEN4_SHARE_ACCESS_BOTH,
-                create_unchecked(),
-                claim_null("f"),
-            ),
-            nfs_argop4::OP_GETFH,
-        ])
-        .unwrap();
+    let r = c.compound(create_in_root(c.clientid, b"o", "f")).unwrap();
     check(&r, "OPEN").unwrap();
     let (fh, sid) = (fh_of(&r).unwrap(), open_ok(&r).unwrap().stateid.clone());
     let stats = |ops: Vec<nfs_argop4>, c: &mut nfs4d_testkit::Client| {

@@ -296,17 +296,22 @@ fn unreturned_delegation_is_revoked_after_a_lease_and_freed() {
     assert_eq!(seq(&mut a) & SEQ4_STATUS_RECALLABLE_STATE_REVOKED, 0);
 }
 
-#[test]
-fn getattr_asks_the_write_delegation_holder() {
-    let srv = server();
-    let mut a = holder(&srv, "a");
+/// A holder "a" with a write delegation on the new file "f" (its handle),
+/// which answers CB_GETATTR with cached writes: 5000 bytes, a new change.
+fn write_delegated(srv: &TestServer) -> (Client, Vec<u8>) {
+    let mut a = holder(srv, "a");
     let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
     let Some(open_delegation4::OPEN_DELEGATE_WRITE(_)) = &o.deleg else {
         panic!("no write delegation: {:?}", o.deleg);
     };
-    let fh = o.fh.unwrap();
-    // The holder says it has cached writes: 5000 bytes, a new change.
     a.cb_attrs = Some((5000, u64::MAX / 2));
+    (a, o.fh.unwrap())
+}
+
+#[test]
+fn getattr_asks_the_write_delegation_holder() {
+    let srv = server();
+    let (mut a, fh) = write_delegated(&srv);
     let server_size = |b: &mut Client| {
         let r = b
             .compound(vec![putfh(&fh), getattr(&[FATTR4_CHANGE, FATTR4_SIZE])])
@@ -400,20 +405,14 @@ impl nfs4d_testkit::pipeline::Pipeline for Order {
 }
 
 /// The server runs only a few requests of a connection at once (more
-/// only contend for the two cores), but a request waiting for a client,
+/// would only contend for the cores), but a request waiting for a client,
 /// here GETATTRs waiting for the write delegation holder's CB_GETATTR
 /// answer, does not count: the request behind them runs and is answered
 /// while the holder has not answered yet.
 #[test]
 fn requests_waiting_for_a_callback_do_not_hold_up_their_connection() {
     let srv = server();
-    let mut a = holder(&srv, "a");
-    let o = open(&mut a, "f", "oa", OPEN4_SHARE_ACCESS_BOTH, true);
-    let Some(open_delegation4::OPEN_DELEGATE_WRITE(_)) = &o.deleg else {
-        panic!("no write delegation: {:?}", o.deleg);
-    };
-    let fh = o.fh.unwrap();
-    a.cb_attrs = Some((5000, u64::MAX / 2));
+    let (mut a, fh) = write_delegated(&srv);
     // The holder answers its callbacks only once the last request's reply
     // has come.
     let (tx, rx) = std::sync::mpsc::channel();

@@ -44,16 +44,8 @@ fn pattern(slot: usize, len: usize) -> Arc<[u8]> {
 
 /// OPEN (create) of `name` in the root; handle and stateid.
 fn create(c: &mut Client, name: &str) -> (Vec<u8>, stateid4) {
-    let open = open_op(
-        c.clientid,
-        name.as_bytes(),
-        0,
-        OPEN4_SHARE_ACCESS_BOTH,
-        create_unchecked(),
-        claim_null(name),
-    );
     let r = c
-        .compound(vec![nfs_argop4::OP_PUTROOTFH, open, nfs_argop4::OP_GETFH])
+        .compound(create_in_root(c.clientid, name.as_bytes(), name))
         .unwrap();
     let sid = open_ok(&r).unwrap_or_else(|| panic!("OPEN {name}: {r:?}"));
     (fh_of(&r).expect("GETFH"), sid.stateid.clone())

@@ -225,6 +225,24 @@ pub fn open_op(
     })
 }
 
+/// PUTROOTFH, OPEN of `name` (UNCHECKED4 create, read and write, denying
+/// nothing) by open owner `owner` of client `clientid`, GETFH: a file
+/// made, or opened if it exists, in the root.
+pub fn create_in_root(clientid: clientid4, owner: &[u8], name: &str) -> Vec<nfs_argop4> {
+    vec![
+        nfs_argop4::OP_PUTROOTFH,
+        open_op(
+            clientid,
+            owner,
+            0,
+            OPEN4_SHARE_ACCESS_BOTH,
+            create_unchecked(),
+            claim_null(name),
+        ),
+        nfs_argop4::OP_GETFH,
+    ]
+}
+
 /// OPEN's creation mode: UNCHECKED4 (an existing file is opened as is),
 /// setting no attributes.
 pub fn create_unchecked() -> openflag4 {
