@@ -203,3 +203,35 @@ fn the_operation_after_putfh_uses_the_attributes_putfh_read_once() {
     );
     assert_eq!(seen, vec![13, 4]);
 }
+
+/// An OPEN that creates answers change_info's `after` (RFC 8881
+/// §18.16.4) with the directory's attributes the store read along with the
+/// create, rather than resolving and stating the directory once more; they
+/// are what a GETATTR of the directory gives next.
+#[test]
+fn an_open_that_creates_takes_the_directory_after_from_the_store() {
+    let h = Harness::new();
+    let mut c = h.client(1);
+    c.establish41(b"after").unwrap();
+    let before = h.store.stat_calls();
+    let r = c.compound(create_in_root(c.clientid, b"o", "f")).unwrap();
+    check(&r, "OPEN").unwrap();
+    let stats = h.store.stat_calls() - before;
+    let cinfo = open_ok(&r).unwrap().cinfo.clone();
+    let r = c
+        .compound(vec![nfs_argop4::OP_PUTROOTFH, getattr(&[FATTR4_CHANGE])])
+        .unwrap();
+    check(&r, "GETATTR").unwrap();
+    assert_eq!(
+        sizes(&r),
+        vec![cinfo.after],
+        "after is the directory's change"
+    );
+    assert_ne!(
+        cinfo.before, cinfo.after,
+        "the create changed the directory"
+    );
+    // PUTROOTFH's stat of the root serves the OPEN's check of it; nothing
+    // else stats the root.
+    assert_eq!(stats, 1, "stats of a PUTROOTFH, OPEN(create), GETFH");
+}

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use nfs4d_store::{
-    Attrs, Capabilities, Entry, FileKind, FsStats, LeaseBreak, ListPos, LockFile, Name, Owner,
-    RelPath, SetAttrs, Stability, Store, StoreResult, XattrSet,
+    Attrs, Capabilities, Created, Entry, FileKind, FsStats, LeaseBreak, ListPos, LockFile, Name,
+    Owner, RelPath, SetAttrs, Stability, Store, StoreResult, XattrSet,
 };
 
 /// The kinds of store request counted, in [`Kind`] order.
@@ -185,7 +185,7 @@ impl Store for Metered {
         mode: u32,
         owner: Owner,
         exclusive: bool,
-    ) -> StoreResult<(Attrs, bool)> {
+    ) -> StoreResult<Created> {
         self.counters.count(
             Kind::CreateFile,
             self.inner.create_file(dir, name, mode, owner, exclusive),

@@ -49,9 +49,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use nfs4d_store::{
-    Attrs, Capabilities, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos, LockFile, Name,
-    Owner, PipedData, RelPath, SetAttrs, SetTime, Stability, Store, StoreError, StoreResult,
-    Timespec, XattrSet, XATTR_SIZE_MAX,
+    Attrs, Capabilities, Created, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos,
+    LockFile, Name, Owner, PipedData, RelPath, SetAttrs, SetTime, Stability, Store, StoreError,
+    StoreResult, Timespec, XattrSet, XATTR_SIZE_MAX,
 };
 
 use crate::attrcache::{AttrCache, Session};
@@ -1016,7 +1016,7 @@ impl Store for LocalStore {
         mode: u32,
         owner: Owner,
         exclusive: bool,
-    ) -> StoreResult<(Attrs, bool)> {
+    ) -> StoreResult<Created> {
         os(|| {
             let _changed = self.changing(dir);
             check_mode(mode)?;
@@ -1064,11 +1064,30 @@ impl Store for LocalStore {
                             }
                         };
                         self.cache.insert(attrs.identity, Arc::new(file), true);
-                        return Ok((attrs, true));
+                        // The directory is open here: its attributes after
+                        // the create cost one statx on the fd, not a second
+                        // resolution of its path. Not having them is no
+                        // failure of the create (the caller stats instead).
+                        let dir_after = (|| {
+                            let st = sys::fstatx(dir.fd())?;
+                            self.to_attrs(&st, GenFrom::At(dir.fd(), c"."))
+                        })()
+                        .ok();
+                        return Ok(Created {
+                            attrs,
+                            created: true,
+                            dir_after,
+                        });
                     }
                     Err(e) if errno_of(&e) == libc::EEXIST && !exclusive => {
                         match self.attrs_at(dir.fd(), &cname) {
-                            Ok(a) if a.kind == FileKind::Regular => return Ok((a, false)),
+                            Ok(a) if a.kind == FileKind::Regular => {
+                                return Ok(Created {
+                                    attrs: a,
+                                    created: false,
+                                    dir_after: None,
+                                })
+                            }
                             Ok(a) => return Err(not_regular(a.kind)),
                             Err(OsError::NotFound) => continue, // removed meanwhile
                             Err(e) => return Err(e),

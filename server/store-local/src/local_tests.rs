@@ -29,10 +29,11 @@ fn setup() -> (tempfile::TempDir, LocalStore) {
 fn new_file(b: &LocalStore, path: &str, data: &[u8]) -> Attrs {
     let p = rp(path);
     let (parent, n) = p.split_last().expect("not root");
-    let (attrs, created) = b
+    let made = b
         .create_file(&parent, n, 0o644, ROOT, true)
         .expect("create");
-    assert!(created);
+    assert!(made.created);
+    let attrs = made.attrs;
     if !data.is_empty() {
         assert_eq!(
             b.write(&p, 0, data, Stability::Unstable).expect("write"),
@@ -161,7 +162,7 @@ fn identity_stable_across_rename_and_ops() {
 fn create_read_write_eof() {
     let (_d, b) = setup();
     let root = RelPath::root();
-    let (a, created) = b
+    let made = b
         .create_file(
             &root,
             &name("f"),
@@ -173,7 +174,8 @@ fn create_read_write_eof() {
             true,
         )
         .expect("create");
-    assert!(created);
+    assert!(made.created);
+    let a = made.attrs;
     // Exact mode despite the process umask; owner applied.
     assert_eq!(
         (a.kind, a.mode, a.uid, a.gid),
@@ -183,10 +185,11 @@ fn create_read_write_eof() {
         b.create_file(&root, &name("f"), 0o644, ROOT, true),
         Err(StoreError::Exists)
     );
-    let (again, created) = b
+    let again = b
         .create_file(&root, &name("f"), 0o600, ROOT, false)
         .expect("open existing");
-    assert!(!created);
+    assert!(!again.created);
+    let again = again.attrs;
     assert_eq!(
         (again.identity, again.mode, again.uid),
         (a.identity, 0o4750, 1234)

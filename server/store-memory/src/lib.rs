@@ -34,9 +34,9 @@ mod xattr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use nfs4d_store::{
-    Attrs, Capabilities, DirRename, Entry, FileKind, FsStats, LeaseBreak, ListPos, LockFile, Name,
-    Owner, Positions, RelPath, SetAttrs, Stability, Store, StoreError, StoreResult, Timespec,
-    XattrSet, NAME_MAX,
+    Attrs, Capabilities, Created, DirRename, Entry, FileKind, FsStats, LeaseBreak, ListPos,
+    LockFile, Name, Owner, Positions, RelPath, SetAttrs, Stability, Store, StoreError, StoreResult,
+    Timespec, XattrSet, NAME_MAX,
 };
 
 pub use clock::{Clock, TickClock};
@@ -322,10 +322,19 @@ impl Store for MemStore {
         mode: u32,
         owner: Owner,
         exclusive: bool,
-    ) -> StoreResult<(Attrs, bool)> {
+    ) -> StoreResult<Created> {
         let (mut t, now) = self.change();
         let (num, created) = t.create_file(dir, name, mode, owner, exclusive, now)?;
-        Ok((t.attrs(num, &dir.join(name))?, created))
+        Ok(Created {
+            attrs: t.attrs(num, &dir.join(name))?,
+            created,
+            // The tree is in hand: the directory's attributes cost nothing.
+            dir_after: if created {
+                Some(t.attrs(t.resolve(dir)?, dir)?)
+            } else {
+                None
+            },
+        })
     }
 
     fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> StoreResult<Attrs> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nfs4d_store::{
-    Capabilities, FileKind, LeaseBreak, ListPos, LockError, Name, Owner, RelPath, SetAttrs,
-    SetTime, Stability, Store, StoreError, Timespec, XattrSet,
+    Capabilities, Created, FileKind, LeaseBreak, ListPos, LockError, Name, Owner, RelPath,
+    SetAttrs, SetTime, Stability, Store, StoreError, Timespec, XattrSet,
 };
 use nfs4d_store_memory::{
     Limits, MemConfig, MemStore, TickClock, CHUNK, DEFAULT_CAPABILITIES, LIST_BATCH, MAX_READ,
@@ -34,7 +34,7 @@ fn store(caps: Capabilities, limits: Limits) -> MemStore {
 }
 
 fn create(s: &MemStore, name: &str) {
-    let (_, created) = s
+    let Created { created, .. } = s
         .create_file(&RelPath::root(), &n(name), 0o644, ROOT, true)
         .expect("create");
     assert!(created);

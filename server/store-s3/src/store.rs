@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use nfs4d_store::{
-    Attrs, Capabilities, DirRename, Entry, FileKind, FsStats, ListPos, Name, Owner, Positions,
-    RelPath, SetAttrs, SetTime, Stability, Store, StoreError, StoreResult,
+    Attrs, Capabilities, Created, DirRename, Entry, FileKind, FsStats, ListPos, Name, Owner,
+    Positions, RelPath, SetAttrs, SetTime, Stability, Store, StoreError, StoreResult,
 };
 
 use crate::client::{Client, ListItem, Listed, Part};
@@ -1845,7 +1845,7 @@ impl Store for S3Store {
         mode: u32,
         owner: Owner,
         exclusive: bool,
-    ) -> StoreResult<(Attrs, bool)> {
+    ) -> StoreResult<Created> {
         self.check_name(name)?;
         check_perm(mode)?;
         self.require_dir(dir)?;
@@ -1853,14 +1853,23 @@ impl Store for S3Store {
         if let Some(a) = self.exists(&p)? {
             return match (exclusive, a.kind) {
                 (true, _) => Err(StoreError::Exists),
-                (false, FileKind::Regular) => Ok((a, false)),
+                (false, FileKind::Regular) => Ok(Created {
+                    attrs: a,
+                    created: false,
+                    dir_after: None,
+                }),
                 (false, FileKind::Directory) => Err(StoreError::IsDir),
                 (false, FileKind::Symlink) => Err(StoreError::Symlink),
                 (false, _) => Err(StoreError::WrongType),
             };
         }
         let m = self.new_meta(FileKind::Regular, mode, owner);
-        Ok((self.create_object(dir, name, Vec::new(), &m)?, true))
+        Ok(Created {
+            attrs: self.create_object(dir, name, Vec::new(), &m)?,
+            created: true,
+            // A directory's attributes are a request of their own here.
+            dir_after: None,
+        })
     }
 
     fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> StoreResult<Attrs> {

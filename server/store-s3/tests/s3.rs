@@ -41,10 +41,11 @@ fn round_trip_and_s3fs_metadata() {
     let s = open(srv.config());
     let root = p("");
     s.mkdir(&root, &n("d"), 0o750, OWNER).expect("mkdir");
-    let (a, created) = s
+    let made = s
         .create_file(&p("d"), &n("f"), 0o640, OWNER, true)
         .expect("create");
-    assert!(created);
+    assert!(made.created);
+    let a = made.attrs;
     assert_eq!(
         (a.kind, a.mode, a.uid, a.gid, a.size),
         (FileKind::Regular, 0o640, 1000, 100, 0)
@@ -653,7 +654,7 @@ fn callable_from_another_runtimes_blocking_pool() {
     let r = server_rt.block_on(async move {
         tokio::task::spawn_blocking(move || {
             s2.create_file(&p(""), &n("x"), 0o644, OWNER, true)
-                .map(|(a, _)| a.kind)
+                .map(|made| made.attrs.kind)
         })
         .await
     });

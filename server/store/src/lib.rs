@@ -42,8 +42,8 @@ pub use locks::{LocalConflict, LockError, LockFile, LOCAL_LOCK_MAX};
 pub use names::{Name, NameError, RelPath, NAME_MAX};
 pub use piped::PipedData;
 pub use types::{
-    Attrs, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos, Owner, SetAttrs, SetTime,
-    Stability, Timespec, XattrSet,
+    Attrs, Created, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos, Owner, SetAttrs,
+    SetTime, Stability, Timespec, XattrSet,
 };
 
 /// Longest extended-attribute value, in bytes (Linux `XATTR_SIZE_MAX`).
@@ -140,7 +140,7 @@ pub trait Store: Send + Sync + 'static {
         mode: u32,
         owner: Owner,
         exclusive: bool,
-    ) -> StoreResult<(Attrs, bool)>;
+    ) -> StoreResult<Created>;
 
     /// Creates a directory.
     fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> StoreResult<Attrs>;

@@ -67,6 +67,23 @@ pub enum LeaseBreak {
     Changed,
 }
 
+/// What [`Store::create_file`](crate::Store::create_file) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// The file's attributes.
+    pub attrs: Attrs,
+    /// Whether this call made the file; `false` when it found an existing
+    /// regular file (a create without `exclusive`).
+    pub created: bool,
+    /// The directory's attributes once the file was made, where the store
+    /// had them at hand for the create (a local directory holds the
+    /// directory open for it); `None` where they would cost a call of their
+    /// own, and when nothing was created. They are the `after` of the
+    /// change_info4 an OPEN that creates answers (RFC 8881 §18.16.4), read
+    /// without resolving the directory's path again.
+    pub dir_after: Option<Attrs>,
+}
+
 /// Attributes of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attrs {

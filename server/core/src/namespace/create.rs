@@ -263,26 +263,26 @@ impl Namespace<'_> {
         };
         let (owner, mode) =
             perm::creation_owner_mode(&c.user, self.idmap, &before, req, false, default_mode)?;
-        let (attrs, created) =
-            match e
-                .store()
-                .create_file(at.dir, at.name, mode, owner, exclusive || probe)
-            {
-                Ok(r) => r,
-                Err(StoreError::Exists) if probe => return Ok(None),
-                // Created by someone else since the lookup.
-                Err(StoreError::Exists) => {
-                    let a = e.store().lookup(at.dir, at.name)?;
-                    return match how {
-                        FileCreate::Exclusive(verf, req) => {
-                            exclusive_retry(dir, a, verf, req).map(Some)
-                        }
-                        _ => Err(NfsError::Exist),
-                    };
-                }
-                Err(err) => return Err(err.into()),
-            };
-        if !created {
+        let made = match e
+            .store()
+            .create_file(at.dir, at.name, mode, owner, exclusive || probe)
+        {
+            Ok(r) => r,
+            Err(StoreError::Exists) if probe => return Ok(None),
+            // Created by someone else since the lookup.
+            Err(StoreError::Exists) => {
+                let a = e.store().lookup(at.dir, at.name)?;
+                return match how {
+                    FileCreate::Exclusive(verf, req) => {
+                        exclusive_retry(dir, a, verf, req).map(Some)
+                    }
+                    _ => Err(NfsError::Exist),
+                };
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let attrs = made.attrs;
+        if !made.created {
             // UNCHECKED4 found a file created meanwhile: opened as existing.
             return Ok(Some(existing_file(dir, attrs, req.size == Some(0))));
         }
@@ -319,7 +319,15 @@ impl Namespace<'_> {
                 return Err(err);
             }
         };
-        let after = dir_done(self, e, at.dir_id, at.dir, true)?;
+        // Setting the new file's attributes and committing it leave the
+        // directory as the create left it.
+        let after = match made.dir_after {
+            Some(after) => {
+                self.vfs.dir_changed(e, at.dir_id, at.dir, true)?;
+                after
+            }
+            None => dir_done(self, e, at.dir_id, at.dir, true)?,
+        };
         // The reply waits for the handle OPEN issues next, a later write of
         // the map than this intent.
         self.vfs.journal(

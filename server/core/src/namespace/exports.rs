@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use nfs4d_kv::{Kv, KvError, Tree};
 use nfs4d_store::{
-    Attrs, Capabilities, Entry, FsStats, ListPos, Name, Owner, RelPath, SetAttrs, Stability, Store,
-    StoreError, StoreResult,
+    Attrs, Capabilities, Created, Entry, FsStats, ListPos, Name, Owner, RelPath, SetAttrs,
+    Stability, Store, StoreError, StoreResult,
 };
 
 use super::vfs::{Export, PseudoNode};
@@ -336,7 +336,7 @@ impl Store for Retired {
         _: u32,
         _: Owner,
         _: bool,
-    ) -> StoreResult<(Attrs, bool)> {
+    ) -> StoreResult<Created> {
         Err(StoreError::Stale)
     }
     fn mkdir(&self, _: &RelPath, _: &Name, _: u32, _: Owner) -> StoreResult<Attrs> {

@@ -455,7 +455,7 @@ impl Vfs {
         let made = match what {
             Made::File => store
                 .create_file(&w.path, &name, *mode, *owner, true)
-                .map(|(a, _)| a),
+                .map(|c| c.attrs),
             Made::Dir => store.mkdir(&w.path, &name, *mode, *owner),
             Made::Symlink(target) => store.symlink(&w.path, &name, target, *owner),
             Made::Special(kind, rdev) => match special_kind(*kind) {

@@ -807,7 +807,7 @@ impl Store for Restricted {
         mode: u32,
         owner: Owner,
         exclusive: bool,
-    ) -> StoreResult<(Attrs, bool)> {
+    ) -> StoreResult<nfs4d_store::Created> {
         self.0.create_file(dir, name, mode, owner, exclusive)
     }
     fn mkdir(&self, dir: &RelPath, name: &Name, mode: u32, owner: Owner) -> StoreResult<Attrs> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::kit::*;
 use super::Factory;
-use crate::{ListPos, Stability, Store, StoreError};
+use crate::{Created, ListPos, Stability, Store, StoreError};
 
 const THREADS: usize = 4;
 
@@ -115,7 +115,7 @@ fn worker(s: &dyn Store, t: usize, ops: usize) -> BTreeSet<String> {
     let d = p("d");
     for k in 0..ops {
         let name = format!("t{t}-{k}");
-        let (_, created) = must(
+        let Created { created, .. } = must(
             s.create_file(&d, &n(&name), 0o644, ROOT, true),
             "create a thread's own name",
         );

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use crate::{
-    Attrs, FileKind, ListPos, Name, Owner, RelPath, Stability, Store, StoreError, StoreResult,
+    Attrs, Created, FileKind, ListPos, Name, Owner, RelPath, Stability, Store, StoreError,
+    StoreResult,
 };
 
 /// The owner of objects the checks create when ownership is not the point.
@@ -76,7 +77,7 @@ pub fn put(s: &dyn Store, path: &str, offset: u64, data: &[u8], stability: Stabi
 #[track_caller]
 pub fn new_file(s: &dyn Store, path: &str, data: &[u8]) -> Attrs {
     let (dir, name) = split(path);
-    let (_, created) = must(
+    let Created { created, .. } = must(
         s.create_file(&dir, &name, 0o644, ROOT, true),
         &format!("create {path}"),
     );

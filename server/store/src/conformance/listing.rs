@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::kit::*;
 use super::{position_matches, Factory};
-use crate::{FileKind, ListPos, Positions, RelPath, Store, StoreError};
+use crate::{Created, FileKind, ListPos, Positions, RelPath, Store, StoreError};
 
 use StoreError::*;
 
@@ -241,7 +241,7 @@ pub fn check_list_under_churn(f: Factory<'_>) {
     let s = fx.store();
     new_dir(s, "d");
     for i in 0..ENTRIES {
-        let (_, created) = must(
+        let Created { created, .. } = must(
             s.create_file(&p("d"), &n(&format!("e{i}")), 0o644, ROOT, true),
             "create",
         );

@@ -3,7 +3,7 @@
 
 use super::kit::*;
 use super::{dir_rename_allows, Factory, UNSUPPORTED};
-use crate::{DirRename, FileKind, ListPos, Name, Owner, Stability, StoreError};
+use crate::{Created, DirRename, FileKind, ListPos, Name, Owner, Stability, StoreError};
 
 use StoreError::*;
 
@@ -412,12 +412,27 @@ pub fn check_create_file(f: Factory<'_>) {
         uid: 1234,
         gid: 5678,
     };
-    let (a, created) = must(
+    let Created {
+        attrs: a,
+        created,
+        dir_after,
+    } = must(
         s.create_file(&root(), &n("f"), 0o4750, owner, true),
         "create f",
     );
     assert!(created, "a new file is reported as created");
     assert_eq!((a.kind, a.size, a.nlink), (FileKind::Regular, 0, 1));
+    // The directory's attributes a store reports with the create are the
+    // ones a stat gives once it is done (an OPEN's change_info after).
+    if let Some(d) = dir_after {
+        let st = must(s.stat(&root()), "stat the root");
+        assert_eq!(
+            (d.kind, d.identity, d.change, d.mtime, d.size, d.nlink),
+            (st.kind, st.identity, st.change, st.mtime, st.size, st.nlink),
+            "the directory after the create"
+        );
+    }
+
     if caps.ownership {
         assert_eq!(
             (a.mode, a.uid, a.gid),
@@ -437,11 +452,16 @@ pub fn check_create_file(f: Factory<'_>) {
         "exclusive create of an existing file",
     );
     put(s, "f", 0, b"abc", Stability::FileSync);
-    let (b, created) = must(
+    let Created {
+        attrs: b,
+        created,
+        dir_after,
+    } = must(
         s.create_file(&root(), &n("f"), 0o600, ROOT, false),
         "non-exclusive create of an existing file",
     );
     assert!(!created, "an existing file is not reported as created");
+    assert_eq!(dir_after, None, "nothing was created");
     assert_eq!(b.identity, a.identity, "the existing file is returned");
     assert_eq!(
         b.size, 3,
@@ -497,11 +517,23 @@ pub fn check_create_file(f: Factory<'_>) {
     );
 
     // In a subdirectory, with another owner.
-    let (c, created) = must(
+    let Created {
+        attrs: c,
+        created,
+        dir_after,
+    } = must(
         s.create_file(&p("d"), &n("g"), 0o600, Owner { uid: 7, gid: 8 }, false),
         "non-exclusive create of a new file",
     );
     assert!(created, "a non-exclusive create of a new name creates it");
+    if let Some(d) = dir_after {
+        let st = must(s.stat(&p("d")), "stat d");
+        assert_eq!(
+            (d.kind, d.identity, d.change, d.mtime, d.size, d.nlink),
+            (st.kind, st.identity, st.change, st.mtime, st.size, st.nlink),
+            "d after the create of d/g"
+        );
+    }
     if caps.ownership {
         assert_eq!((c.mode, c.uid, c.gid), (0o600, 7, 8));
     }
