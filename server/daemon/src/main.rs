@@ -360,6 +360,25 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options, read when it starts (`malloc_conf`, jemalloc(3));
+/// the `_RJEM_MALLOC_CONF` environment variable overrides them.
+///
+/// `tcache_max`: a thread keeps freed blocks of up to 1 MiB in its cache
+/// (jemalloc's default stops at 32 KiB). A READDIR reply, a WRITE's record
+/// and the encode buffers of a large COMPOUND are larger than that, and
+/// each went back through its arena's lock and extent bookkeeping: with
+/// the default, READDIR took 8-10 % more CPU than on glibc's heap; with
+/// 1 MiB, 6 % less (History, 2026-12-07).
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: MallocConf = MallocConf(c"tcache_max:1048576".as_ptr());
+
+/// A C string pointer jemalloc reads as `const char *malloc_conf`.
+#[repr(transparent)]
+struct MallocConf(*const std::ffi::c_char);
+
+// SAFETY: the pointer is to a string literal: 'static and never written.
+unsafe impl Sync for MallocConf {}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
