@@ -355,8 +355,11 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
 /// operation rose by a fifth. jemalloc gives each thread a cache of small
 /// objects, spreads threads over a few arenas, and returns freed pages to
 /// the kernel after a delay (10 s by default), so freed 1 MiB READ and WRITE
-/// buffers are reused rather than faulted in again, without a peak of them
-/// kept per thread. docs/performance.md has the runs (History, 2026-12-07).
+/// buffers are reused rather than faulted in again. The cost is memory
+/// when many threads run: at 32 clients × 64 slots the peak RSS is two to
+/// three times what it was on glibc's two arenas, bounded by the blocking
+/// pool's threads. docs/performance.md has the runs (History and "On
+/// f3da785", 2026-12-07).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
