@@ -356,10 +356,11 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
 /// objects, spreads threads over a few arenas, and returns freed pages to
 /// the kernel after a delay (10 s by default), so freed 1 MiB READ and WRITE
 /// buffers are reused rather than faulted in again. The cost is memory
-/// when many threads run: at 32 clients × 64 slots the peak RSS is two to
-/// three times what it was on glibc's two arenas, bounded by the blocking
-/// pool's threads. docs/performance.md has the runs (History and "On
-/// f3da785", 2026-12-07).
+/// when many threads run: each keeps its own cache, so at 32 clients × 64
+/// slots on a sync export, with some 500 runners, the peak RSS is about
+/// 1.5 times what it was on glibc's two arenas even though a runner that
+/// retires empties its cache ([`flush_thread_cache`]). docs/performance.md
+/// has the runs (History and "On f3da785", 2026-12-07).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -382,8 +383,32 @@ struct MallocConf(*const std::ffi::c_char);
 // SAFETY: the pointer is to a string literal: 'static and never written.
 unsafe impl Sync for MallocConf {}
 
+/// Hands this thread's cache of freed blocks back to jemalloc's arenas
+/// (`thread.tcache.flush`, jemalloc(3)). A runner calls it when it retires
+/// to the blocking pool (`nfs4d::exec`): the thread may then allocate
+/// nothing for seconds, and jemalloc's own collection, which runs as a
+/// thread allocates, would never empty its cache. With 1 MiB blocks
+/// cached, about 0.4 MiB sat in each of hundreds of threads at 32 clients
+/// × 64 slots (docs/performance.md, History, 2026-12-07).
+fn flush_thread_cache() {
+    // SAFETY: the name is a NUL-terminated string; this control reads and
+    // writes no value, so all four pointers and the length are null/zero.
+    // It fails only on a thread without a cache (`tcache:false` in
+    // _RJEM_MALLOC_CONF), which has nothing to flush.
+    let _ = unsafe {
+        tikv_jemalloc_sys::mallctl(
+            c"thread.tcache.flush".as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    nfs4d::exec::set_release(flush_thread_cache);
     init_logging(cli.log_format);
     let args = match cli.cmd {
         Cmd::Serve(args) => args,
