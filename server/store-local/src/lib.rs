@@ -17,6 +17,7 @@
 
 mod attrcache;
 mod dircache;
+mod dirfds;
 mod error;
 mod fdcache;
 mod groupsync;

@@ -1700,3 +1700,156 @@ fn cached_tells_reads_served_from_memory() {
         "cachestat and RWF_NOWAIT agree (read {n})"
     );
 }
+
+// --- the cache of directory descriptors (dirfds.rs) -------------------------
+
+/// A store over `top/export` with `a/b` made and cached, and `top/outside`.
+fn cached_tree() -> (tempfile::TempDir, PathBuf, PathBuf, LocalStore) {
+    let top = tempfile::tempdir().expect("tempdir");
+    let export = top.path().join("export");
+    let outside = top.path().join("outside");
+    std::fs::create_dir_all(export.join("a/b")).expect("mkdir a/b");
+    std::fs::create_dir(&outside).expect("mkdir outside");
+    let b = LocalStore::open(&export).expect("open");
+    new_file(&b, "a/b/f0", b"");
+    assert!(b.dir_fds.holds(b"a/b") && b.dir_fds.holds(b"a"));
+    (top, export, outside, b)
+}
+
+/// Names in a local directory, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Open descriptors of this process on directories below `dir`.
+fn fds_on_dirs(dir: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t.starts_with(dir) && t != dir && t.is_dir())
+        .count()
+}
+
+fn creates(b: &LocalStore, dir: &str, n: &str) -> StoreResult<Created> {
+    b.create_file(&rp(dir), &name(n), 0o644, ROOT, true)
+}
+
+#[test]
+fn a_directory_used_again_comes_from_the_cache() {
+    let (_top, export, _out, b) = cached_tree();
+    let dir_fds = || fds_on_dirs(&export);
+    assert_eq!(dir_fds(), 2, "a and a/b");
+    for i in 1..20 {
+        new_file(&b, &format!("a/b/f{i}"), b"");
+        b.stat(&rp(&format!("a/b/f{i}"))).expect("stat");
+    }
+    // Only the cached descriptors of a and a/b stay open.
+    assert_eq!(dir_fds(), 2);
+    assert_eq!(b.dir_fds.len(), 2);
+    assert_eq!(names_in(&export.join("a/b")).len(), 20);
+}
+
+#[test]
+fn a_directory_renamed_by_a_local_process_is_not_reached_by_its_old_path() {
+    let (_top, export, _out, b) = cached_tree();
+    std::fs::rename(export.join("a/b"), export.join("a/c")).expect("rename");
+    assert_eq!(creates(&b, "a/b", "x").err(), Some(StoreError::NotFound));
+    creates(&b, "a/c", "y").expect("create under the new name");
+    assert_eq!(names_in(&export.join("a/c")), ["f0", "y"]);
+}
+
+#[test]
+fn a_directory_whose_ancestor_was_renamed_is_not_reached_by_its_old_path() {
+    let (_top, export, _out, b) = cached_tree();
+    std::fs::rename(export.join("a"), export.join("z")).expect("rename");
+    assert_eq!(creates(&b, "a/b", "x").err(), Some(StoreError::NotFound));
+    assert_eq!(b.stat(&rp("a/b/f0")).err(), Some(StoreError::NotFound));
+    creates(&b, "z/b", "y").expect("create under the new name");
+    assert_eq!(names_in(&export.join("z/b")), ["f0", "y"]);
+}
+
+#[test]
+fn a_directory_removed_and_made_again_is_the_new_one() {
+    let (_top, export, _out, b) = cached_tree();
+    std::fs::remove_file(export.join("a/b/f0")).expect("rm");
+    std::fs::remove_dir(export.join("a/b")).expect("rmdir");
+    std::fs::create_dir(export.join("a/b")).expect("mkdir");
+    creates(&b, "a/b", "x").expect("create in the new directory");
+    assert_eq!(names_in(&export.join("a/b")), ["x"]);
+}
+
+#[test]
+fn a_directory_renamed_over_a_cached_one_replaces_it() {
+    let (_top, export, _out, b) = cached_tree();
+    std::fs::remove_file(export.join("a/b/f0")).expect("rm");
+    std::fs::create_dir(export.join("a/new")).expect("mkdir");
+    std::fs::rename(export.join("a/new"), export.join("a/b")).expect("rename over");
+    creates(&b, "a/b", "x").expect("create in the directory now at a/b");
+    assert_eq!(names_in(&export.join("a/b")), ["x"]);
+}
+
+#[test]
+fn a_cached_directory_moved_out_of_the_export_is_not_written_to() {
+    let (_top, export, outside, b) = cached_tree();
+    std::fs::rename(export.join("a/b"), outside.join("b")).expect("move out");
+    assert_eq!(creates(&b, "a/b", "x").err(), Some(StoreError::NotFound));
+    assert_eq!(names_in(&outside.join("b")), ["f0"]);
+    // And an ancestor moved out.
+    std::fs::create_dir(export.join("a/c")).expect("mkdir");
+    creates(&b, "a/c", "y").expect("create");
+    std::fs::rename(export.join("a"), outside.join("a")).expect("move out");
+    assert_eq!(creates(&b, "a/c", "z").err(), Some(StoreError::NotFound));
+    assert_eq!(names_in(&outside.join("a/c")), ["y"]);
+}
+
+#[test]
+fn a_cached_directory_swapped_for_a_symlink_is_refused() {
+    let (_top, export, outside, b) = cached_tree();
+    std::fs::rename(export.join("a/b"), export.join("a/old")).expect("rename");
+    symlink(&outside, export.join("a/b")).expect("symlink");
+    assert_eq!(creates(&b, "a/b", "x").err(), Some(StoreError::Symlink));
+    assert!(names_in(&outside).is_empty());
+}
+
+#[test]
+fn renames_and_removes_made_through_the_store_are_seen_at_once() {
+    let (_top, export, _out, b) = cached_tree();
+    b.rename(&rp("a"), &name("b"), &rp("a"), &name("c"))
+        .expect("rename");
+    assert_eq!(creates(&b, "a/b", "x").err(), Some(StoreError::NotFound));
+    b.remove(&rp("a/c"), &name("f0")).expect("rm");
+    b.rmdir(&rp("a"), &name("c")).expect("rmdir");
+    b.mkdir(&rp("a"), &name("c"), 0o755, ROOT).expect("mkdir");
+    creates(&b, "a/c", "y").expect("create in the new a/c");
+    assert_eq!(names_in(&export.join("a/c")), ["y"]);
+}
+
+#[test]
+fn an_overflowing_event_queue_drops_every_cached_directory() {
+    let (_top, export, _out, b) = cached_tree();
+    b.dir_fds.apply_for_test(inotify::EventMask::Q_OVERFLOW);
+    assert_eq!(b.dir_fds.len(), 0);
+    creates(&b, "a/b", "x").expect("resolved afresh");
+    assert!(b.dir_fds.holds(b"a/b"));
+    assert_eq!(names_in(&export.join("a/b")), ["f0", "x"]);
+}
+
+#[test]
+fn the_cache_of_directories_is_bounded() {
+    let (_top, export, _out, b) = cached_tree();
+    let n = crate::dirfds::MAX_DIRS + 20;
+    for i in 0..n {
+        std::fs::create_dir(export.join(format!("a/d{i}"))).expect("mkdir");
+        creates(&b, &format!("a/d{i}"), "f").expect("create");
+        assert!(b.dir_fds.len() <= crate::dirfds::MAX_DIRS);
+    }
+    // What was dropped still works, resolved afresh.
+    creates(&b, "a/d0", "g").expect("create");
+    assert_eq!(names_in(&export.join("a/d0")), ["f", "g"]);
+    assert!(fds_on_dirs(&export) <= crate::dirfds::MAX_DIRS);
+}
