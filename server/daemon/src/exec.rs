@@ -34,12 +34,13 @@
 //! reply before sending on does not pay for a new hand-off each time.
 //!
 //! A runner that retires hands the free memory its thread's allocator
-//! keeps cached back to the shared heap ([`set_release`]): the thread may
-//! sit in the pool for seconds, and with hundreds of them (32 clients × 64
-//! slots on a sync export) those caches were most of the server's peak RSS.
-//! A runner entering a marked wait keeps its cache: flushing there too
-//! saved another fifth of that RSS but cost small-file writes 11 % more
-//! CPU on an async export, where a FILE_SYNC write's wait is short
+//! keeps cached back to the shared heap ([`set_release`]; at most every
+//! [`RELEASE_EVERY`] per thread): the thread may sit in the pool for
+//! seconds, and with hundreds of them (32 clients × 64 slots on a sync
+//! export) those caches were most of the server's peak RSS. A runner
+//! entering a marked wait keeps its cache: flushing there too saved
+//! another fifth of that RSS but cost small-file writes 11 % more CPU on
+//! an async export, where a FILE_SYNC write's wait is short
 //! (docs/performance.md, History, 2026-12-07).
 //!
 //! RPCSEC_GSS calls take the same path: their checksums and decryption
@@ -94,8 +95,34 @@ pub fn set_release(f: fn()) {
     let _ = RELEASE.set(f);
 }
 
+/// A thread releases its cache at most once per this long. Where runners
+/// come and go (a FILE_SYNC write's short wait starts another runner,
+/// which retires 2 ms later) a flush at every retirement, and refilling
+/// the cache after it, took the allocator from 6.1 to 10.0 % of the
+/// server's samples under smallfile; with this bound, 7.8 %. The peak RSS
+/// at 32 clients × 64 slots is 189 MiB with it, 167-175 without
+/// (docs/performance.md, History, 2026-12-07).
+const RELEASE_EVERY: Duration = Duration::from_millis(100);
+
 fn release() {
-    if let Some(f) = RELEASE.get() {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<std::time::Instant>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let Some(f) = RELEASE.get() else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    let due = LAST.with(|l| {
+        let due = l
+            .get()
+            .is_none_or(|t| now.duration_since(t) >= RELEASE_EVERY);
+        if due {
+            l.set(Some(now));
+        }
+        due
+    });
+    if due {
         f();
     }
 }

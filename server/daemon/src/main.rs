@@ -358,7 +358,7 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
 /// buffers are reused rather than faulted in again. The cost is memory
 /// when many threads run: each keeps its own cache, so at 32 clients × 64
 /// slots on a sync export, with some 500 runners, the peak RSS is about
-/// 1.5 times what it was on glibc's two arenas even though a runner that
+/// 1.6 times what it was on glibc's two arenas even though a runner that
 /// retires empties its cache ([`flush_thread_cache`]). docs/performance.md
 /// has the runs (History and "On f3da785", 2026-12-07).
 #[global_allocator]
@@ -385,7 +385,8 @@ unsafe impl Sync for MallocConf {}
 
 /// Hands this thread's cache of freed blocks back to jemalloc's arenas
 /// (`thread.tcache.flush`, jemalloc(3)). A runner calls it when it retires
-/// to the blocking pool (`nfs4d::exec`): the thread may then allocate
+/// to the blocking pool, at most every 100 ms per thread (`nfs4d::exec`):
+/// the thread may then allocate
 /// nothing for seconds, and jemalloc's own collection, which runs as a
 /// thread allocates, would never empty its cache. With 1 MiB blocks
 /// cached, about 0.4 MiB sat in each of hundreds of threads at 32 clients
