@@ -17,7 +17,6 @@
 
 mod attrcache;
 mod dircache;
-mod dirfds;
 mod error;
 mod fdcache;
 mod groupsync;

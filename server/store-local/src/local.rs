@@ -9,14 +9,6 @@
 //! (→ [`StoreError::CrossDevice`]). A local process swapping a directory
 //! for a symlink therefore cannot redirect us outside, whatever the timing.
 //!
-//! A directory used again is not resolved again: its descriptor comes from
-//! a bounded cache (dirfds.rs) for as long as inotify shows that its path
-//! still names it, and a directory missing there is opened one name below
-//! its cached parent with the same `RESOLVE_*` flags. A directory renamed,
-//! removed or replaced, or any of its ancestors, leaves the cache before
-//! the next operation; a mount made over a cached directory is crossed
-//! for at most a second (`dirfds::MAX_AGE`), into the directory it covers.
-//!
 //! Operations on the final component use the `*at` syscalls on the parent fd
 //! with "don't follow" semantics (`AT_SYMLINK_NOFOLLOW`, `O_NOFOLLOW`,
 //! `unlinkat`, `renameat`, `linkat` without `AT_SYMLINK_FOLLOW`, …): a final
@@ -64,7 +56,6 @@ use nfs4d_store::{
 
 use crate::attrcache::{AttrCache, Session};
 use crate::dircache::{self, DirCache, DirStamp, Listing};
-use crate::dirfds::{DirFds, Lookup};
 use crate::error::{OsError, OsResult};
 use crate::fdcache::FdCache;
 use crate::groupsync::GroupSync;
@@ -111,9 +102,6 @@ pub struct LocalStore {
     dir_cache: DirCache,
     /// READDIR attributes of their entries, while inotify vouches for them.
     attr_cache: AttrCache,
-    /// Descriptors of recently used directories, while inotify vouches
-    /// that their paths still name them.
-    dir_fds: DirFds,
     /// Pipes for READs served with splice (`Store::read_piped`).
     pipes: Pipes,
 }
@@ -135,8 +123,6 @@ impl Drop for Changing<'_> {
 enum Dir<'a> {
     Root(BorrowedFd<'a>),
     Sub(OwnedFd),
-    /// From the cache of directory descriptors (dirfds.rs).
-    Cached(Arc<OwnedFd>),
 }
 
 impl Dir<'_> {
@@ -144,7 +130,6 @@ impl Dir<'_> {
         match self {
             Dir::Root(fd) => *fd,
             Dir::Sub(fd) => fd.as_fd(),
-            Dir::Cached(fd) => fd.as_fd(),
         }
     }
 }
@@ -405,7 +390,6 @@ impl LocalStore {
             dir_syncs: GroupSync::default(),
             dir_cache: DirCache::default(),
             attr_cache: AttrCache::default(),
-            dir_fds: DirFds::default(),
             pipes: Pipes::new(MAX_PIPED_READ),
         };
         store.gen_source = store.probe_gen_source()?;
@@ -447,57 +431,8 @@ impl LocalStore {
 
     // --- resolution ---------------------------------------------------------
 
-    /// `O_PATH` fd of directory `path` (the root fd itself for the root),
-    /// from the cache of directory descriptors when it holds it.
+    /// `O_PATH` fd of directory `path` (the root fd itself for the root).
     fn dir(&self, path: &RelPath) -> OsResult<Dir<'_>> {
-        if path.is_root() {
-            return Ok(Dir::Root(self.root.as_fd()));
-        }
-        self.cached_dir(path, &path.to_bytes())
-    }
-
-    /// [`Self::dir`] of `path` (not the root), whose names joined by `/`
-    /// are `key`: a cached descriptor, or one opened from the cached parent
-    /// (caching the parent first if needed) and kept.
-    fn cached_dir(&self, path: &RelPath, key: &[u8]) -> OsResult<Dir<'_>> {
-        for attempt in 0..2 {
-            let now = Instant::now();
-            match self.dir_fds.get(self.root.as_fd(), key, now) {
-                Lookup::Hit(fd) => return Ok(Dir::Cached(fd)),
-                Lookup::Miss { parent, ticket } => {
-                    let Some(name) = path.file_name() else {
-                        break;
-                    };
-                    let from = parent.as_deref().map_or(self.root.as_fd(), |p| p.as_fd());
-                    // One name below a directory: the same confinement as a
-                    // resolution from the root.
-                    let fd = Arc::new(sys::openat2(
-                        from,
-                        &cstring(name.as_bytes())?,
-                        libc::O_PATH | libc::O_DIRECTORY,
-                        0,
-                    )?);
-                    self.dir_fds.insert(key, &fd, ticket, now);
-                    return Ok(Dir::Cached(fd));
-                }
-                Lookup::NoParent if attempt == 0 => {
-                    let (Some(parent), Some(at)) =
-                        (path.parent(), key.iter().rposition(|&b| b == b'/'))
-                    else {
-                        break;
-                    };
-                    // Its errors (a missing or non-directory ancestor) are
-                    // the ones a resolution from the root gives.
-                    self.cached_dir(&parent, &key[..at])?;
-                }
-                Lookup::NoParent | Lookup::Off => break,
-            }
-        }
-        self.dir_uncached(path)
-    }
-
-    /// [`Self::dir`] resolved from the root, bypassing the cache.
-    fn dir_uncached(&self, path: &RelPath) -> OsResult<Dir<'_>> {
         if path.is_root() {
             return Ok(Dir::Root(self.root.as_fd()));
         }
@@ -925,10 +860,9 @@ impl LocalStore {
                     &cstring(names[depth - 1].as_bytes())?,
                 )?
                 .identity;
-            // The lease keeps the descriptor: one of its own.
-            match self.dir_uncached(&here)? {
+            match self.dir(&here)? {
                 Dir::Sub(fd) => out.push((id, fd)),
-                Dir::Root(_) | Dir::Cached(_) => {} // not below the root: cannot happen
+                Dir::Root(_) => {} // not below the root: cannot happen
             }
         }
         Ok(out)
