@@ -357,8 +357,8 @@ fn export_at_root(dir: PathBuf) -> ExportConfig {
 /// the kernel after a delay (10 s by default), so freed 1 MiB READ and WRITE
 /// buffers are reused rather than faulted in again. The cost is memory
 /// when many threads run: each keeps its own cache, so at 32 clients × 64
-/// slots on a sync export, with some 500 runners, the peak RSS is about
-/// 1.6 times what it was on glibc's two arenas even though a runner that
+/// slots on a sync export, with some 500 runners, the peak RSS is 1.6 to
+/// 2 times what it was on glibc's two arenas even though a runner that
 /// retires empties its cache ([`flush_thread_cache`]). docs/performance.md
 /// has the runs (History and "On f3da785", 2026-12-07).
 #[global_allocator]
