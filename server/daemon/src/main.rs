@@ -386,11 +386,11 @@ unsafe impl Sync for MallocConf {}
 /// Hands this thread's cache of freed blocks back to jemalloc's arenas
 /// (`thread.tcache.flush`, jemalloc(3)). A runner calls it when it retires
 /// to the blocking pool, at most every 100 ms per thread (`nfs4d::exec`):
-/// the thread may then allocate
-/// nothing for seconds, and jemalloc's own collection, which runs as a
-/// thread allocates, would never empty its cache. With 1 MiB blocks
-/// cached, about 0.4 MiB sat in each of hundreds of threads at 32 clients
-/// × 64 slots (docs/performance.md, History, 2026-12-07).
+/// the thread may then allocate nothing for seconds, and jemalloc's own
+/// collection, which runs as a thread allocates, would never empty its
+/// cache. With 1 MiB blocks cached, about 0.4 MiB sat in each of hundreds
+/// of threads at 32 clients × 64 slots (docs/performance.md, History,
+/// 2026-12-07).
 fn flush_thread_cache() {
     // SAFETY: the name is a NUL-terminated string; this control reads and
     // writes no value, so all four pointers and the length are null/zero.
