@@ -16,6 +16,11 @@ fn scenario(vers: &str, opts: &[&str]) {
     if !kernel_client_tools_present() {
         return;
     }
+    // Head B must listen on 2049 (a location carries no port), so the
+    // scenarios take turns, whichever process runs each of them.
+    let turn = std::fs::File::create(std::env::temp_dir().join("nfs4d-kclient-port-2049.lock"))
+        .and_then(|f| f.lock().map(|()| f))
+        .expect("lock for port 2049");
     let Some(etcd) = EtcdCluster::start(3) else {
         return;
     };
@@ -53,6 +58,7 @@ fn scenario(vers: &str, opts: &[&str]) {
     {
         println!("vers={vers}: {l}");
     }
+    drop(turn);
 }
 
 #[test]
