@@ -111,10 +111,11 @@
 //!    everything recorded below it go too;
 //! 4. ids are never reused (the counter is written before any record).
 //!
-//! Mutations are serialized by one write lock and written as single-key
+//! Mutations are planned under one write lock and written as single-key
 //! writes in an order that keeps every crash state usable (see
 //! `txn.rs` for why multi-key transactions are avoided and for the order);
-//! reads take no write lock.
+//! the store's sole writer writes them after releasing the lock
+//! (`inflight.rs`). Reads take no write lock.
 //!
 //! # Durability (group commit)
 //!
@@ -137,6 +138,7 @@
 mod cache;
 mod durability;
 mod handle;
+mod inflight;
 mod record;
 mod siphash;
 #[cfg(test)]
@@ -144,7 +146,7 @@ mod tests;
 mod txn;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use nfs4d_kv::{Kv, Tree};
@@ -153,6 +155,7 @@ use serde::{Deserialize, Serialize};
 
 use cache::{Hint, NameHints, Node, NodeCache};
 use durability::GroupCommit;
+use inflight::InFlight;
 use record::{decode_id, decode_record, id_key, name_key};
 use siphash::SipKey;
 use txn::{Committed, Counters, OobRules, Trees, WriteSet};
@@ -508,20 +511,19 @@ pub struct FhMap {
     counters: Counters,
     /// Set when other writers share the store.
     coherence: RwLock<Option<Arc<dyn Coherence>>>,
-    /// Highest write sequence number handed to a mutation (bumped before its
-    /// commit, so anyone who can observe a write sees `issued` ≥ its seq).
-    issued: AtomicU64,
-    /// Highest sequence number whose commit has finished.
-    completed: AtomicU64,
+    /// Write sequence numbers, and the commits being written.
+    inflight: InFlight,
     group: GroupCommit,
     cache: NodeCache,
     names: NameHints,
 }
 
 /// Ends a commit, on success, error or unwind alike: invalidates the cache
-/// entries it touched (writes may be half done; this runs before the write
-/// lock is released, so no reader can cache a pre-commit value after it)
-/// and marks its sequence number completed, which `make_durable` waits for.
+/// entries it touched (writes may be half done; this runs after the last
+/// write, so no reader can cache a pre-commit value after it, and before
+/// the writes are withdrawn from `inflight`, so a plan reads either them
+/// or the store) and marks its sequence number finished, which
+/// `make_durable` waits for.
 struct Completion<'a> {
     map: &'a FhMap,
     seq: u64,
@@ -531,7 +533,7 @@ struct Completion<'a> {
 impl Drop for Completion<'_> {
     fn drop(&mut self) {
         self.map.cache.invalidate(self.touched.drain(..));
-        self.map.completed.store(self.seq, SeqCst);
+        self.map.inflight.finish(self.seq);
     }
 }
 
@@ -674,8 +676,7 @@ impl FhMap {
                 free_until: AtomicU64::new(0),
             },
             coherence: RwLock::new(None),
-            issued: AtomicU64::new(0),
-            completed: AtomicU64::new(0),
+            inflight: InFlight::default(),
             group: GroupCommit::default(),
             cache: NodeCache::new(NODE_CACHE_ENTRIES),
             names: NameHints::new(NODE_CACHE_ENTRIES),
@@ -980,16 +981,17 @@ impl FhMap {
 
     // ---- mutations ----
 
-    /// Runs one mutation under the write lock and writes it to the store,
-    /// assigning it the next write sequence number.
-    /// `export` selects the out-of-band rules of the export's policy.
     /// An empty plan on this map's trees; a sole writer's reads go
-    /// through the record cache.
+    /// through its commits in flight and the record cache.
     fn write_set(&self, oob: OobRules) -> WriteSet<'_> {
-        let sole = self.sole_writer.then_some(&self.cache);
+        let sole = self.sole_writer.then_some((&self.cache, &self.inflight));
         WriteSet::new(&self.trees, &self.counters, oob, sole)
     }
 
+    /// Plans one mutation under the write lock and writes it to the store
+    /// (after releasing the lock, for a sole writer), assigning it the next
+    /// write sequence number. `export` selects the out-of-band rules of the
+    /// export's policy.
     fn mutate<T>(
         &self,
         export: Option<u32>,
@@ -1002,10 +1004,16 @@ impl FhMap {
         for _ in 0..MAX_REPLANS {
             let mut ws = self.write_set(oob);
             let out = plan(&mut ws)?;
+            let after = ws.depends_on();
             if ws.is_empty() {
+                drop(writer);
+                self.inflight.wait_completed(after);
                 return Ok(out);
             }
-            let seq = self.issued.fetch_add(1, SeqCst) + 1;
+            if self.sole_writer {
+                return self.commit_outside_lock(writer, &ws, after).map(|()| out);
+            }
+            let seq = self.inflight.issue(&[]);
             let done = Completion {
                 map: self,
                 seq,
@@ -1041,6 +1049,38 @@ impl FhMap {
         Err(FhError::Store(nfs4d_kv::KvError::Unavailable(format!(
             "fhmap: {MAX_REPLANS} commits in a row conflicted with other writers"
         ))))
+    }
+
+    /// A sole writer's commit (see `inflight.rs`): its writes are published
+    /// under the write lock, which is then released, and written key by key
+    /// in the plan's crash-tolerant order. Returns once they and every
+    /// write the plan read in flight (`after`) are in the store.
+    fn commit_outside_lock(
+        &self,
+        writer: MutexGuard<'_, ()>,
+        ws: &WriteSet<'_>,
+        after: u64,
+    ) -> Result<()> {
+        let writes = ws.writes();
+        if let Some(earlier) = self.inflight.conflict(&writes) {
+            // Written after that commit's value, or the store could end
+            // with the older one. It holds no lock, so waiting under ours
+            // cannot deadlock.
+            self.inflight.wait_completed(earlier);
+        }
+        let seq = self.inflight.issue(&writes);
+        let done = Completion {
+            map: self,
+            seq,
+            touched: ws.touched(),
+        };
+        drop(writer);
+        for w in writes {
+            w.apply(&self.trees)?;
+        }
+        drop(done);
+        self.inflight.wait_completed(after);
+        Ok(())
     }
 
     /// Creates the root record of `export` (well-known id) if needed. If
@@ -1221,22 +1261,20 @@ impl FhMap {
     /// Sequence number of the latest write, covering every write that any
     /// call returning before this one made or observed.
     pub fn last_seq(&self) -> u64 {
-        self.issued.load(SeqCst)
+        self.inflight.issued()
     }
 
     /// Returns once every write with sequence number ≤ `upto` is on disk,
     /// sharing flushes with concurrent callers (group commit). Values above
     /// [`Self::last_seq`] are clamped.
     pub fn make_durable(&self, upto: u64) -> Result<()> {
-        let upto = upto.min(self.issued.load(SeqCst));
-        if upto > self.completed.load(SeqCst) {
-            // That write is still being committed under the write lock; once
-            // we get the lock it is done, so the flush we ride will cover it.
-            drop(lock(&self.writer));
-        }
+        let upto = upto.min(self.inflight.issued());
+        // A write still being committed: once it is written, the flush we
+        // ride will cover it.
+        self.inflight.wait_completed(upto);
         self.group.wait_durable(
             upto,
-            || self.completed.load(SeqCst),
+            || self.inflight.completed(),
             || self.kv.flush().map_err(FhError::from),
         )
     }
@@ -1246,13 +1284,13 @@ impl FhMap {
     /// durable together with every map write before it.
     pub fn journal_append(&self, entry: &[u8]) -> Result<u64> {
         let _writer = lock(&self.writer);
-        let seq = self.issued.fetch_add(1, SeqCst) + 1;
+        let seq = self.inflight.issue(&[]);
         let result = self
             .trees
             .journal
             .insert(&journal_key(self.boot_epoch, seq), entry);
         // Whether or not the insert worked, later writes may go on.
-        self.completed.store(seq, SeqCst);
+        self.inflight.finish(seq);
         result?;
         Ok(seq)
     }

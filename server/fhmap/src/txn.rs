@@ -33,16 +33,18 @@
 //! batch (collecting a big subtree that vanished behind the server's back)
 //! falls back to the ordered single-key writes, unchecked.
 //!
-//! Callers hold `FhMap`'s write lock for the whole plan-and-commit, so the
-//! overlay reads (store + pending writes) see a state no other thread of
-//! this process changes. A process that is the store's only writer (a
-//! local sled database) therefore needs no checks at all: its plans read
-//! records through the map's cache and commit their writes unchecked.
+//! Callers hold `FhMap`'s write lock while planning, so the overlay reads
+//! (store + pending writes) see a state no other thread of this process
+//! changes. Several writers keep it through the commit too. A process that
+//! is the store's only writer (a local sled database) needs no checks at
+//! all: its plans read records through the map's cache, and its commits
+//! publish their writes, leave the lock, and write them key by key, while
+//! later plans read the published writes first (`inflight.rs`).
 //! Lock-free readers may see a commit half-applied; the verification rule
 //! makes each name resolve to its before- or after-state (a hint without its
 //! record is ignored, sending the reader to the locked slow path).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -50,6 +52,7 @@ use std::sync::Arc;
 use nfs4d_kv::{Batch, IdBlocks, KeyState, Kv, KvError, Tree, MAX_BATCH_OPS};
 
 use super::cache::NodeCache;
+use super::inflight::InFlight;
 use super::record::{
     decode_id, decode_record, encode_record, id_key, inode_key, name_key, name_prefix,
 };
@@ -177,6 +180,14 @@ impl Write {
         Ok(())
     }
 
+    /// Tree, key and value (`None`: removed).
+    pub(super) fn parts(&self) -> (TreeId, &[u8], Option<&[u8]>) {
+        match self {
+            Write::Insert(t, k, v) => (*t, k, Some(v)),
+            Write::Remove(t, k) => (*t, k, None),
+        }
+    }
+
     fn key_state(self) -> KeyState {
         let (t, key, value) = match self {
             Write::Insert(t, k, v) => (t, k, Some(v)),
@@ -227,6 +238,12 @@ pub(super) struct WriteSet<'a> {
     /// [`Self::new`]): records are read through this cache, and the plan
     /// is committed without checks.
     sole: Option<&'a NodeCache>,
+    /// A sole writer's commits still being written (`inflight.rs`): read
+    /// before the cache and the store.
+    inflight: Option<&'a InFlight>,
+    /// Highest sequence number of a commit in flight whose write the plan
+    /// read: the mutation returns only once it is written.
+    depends: Cell<u64>,
     /// Every key read from the store, with the value first seen: the
     /// checks of the commit (not kept for a sole writer).
     reads: RefCell<Reads>,
@@ -252,12 +269,14 @@ impl<'a> WriteSet<'a> {
         trees: &'a Trees,
         counters: &'a Counters,
         oob: OobRules,
-        sole: Option<&'a NodeCache>,
+        sole: Option<(&'a NodeCache, &'a InFlight)>,
     ) -> Self {
         WriteSet {
             trees,
             counters,
-            sole,
+            sole: sole.map(|(c, _)| c),
+            inflight: sole.map(|(_, f)| f),
+            depends: Cell::new(0),
             reads: RefCell::new(BTreeMap::new()),
             objects: BTreeMap::new(),
             deleted: Vec::new(),
@@ -277,6 +296,9 @@ impl<'a> WriteSet<'a> {
 
     /// A store read, remembered as a check of the commit.
     fn read(&self, t: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>, FhError> {
+        if let Some(v) = self.in_flight(t, key) {
+            return Ok(v);
+        }
         let v = self.trees.get(t).get(key)?;
         if self.sole.is_some() {
             return Ok(v);
@@ -288,11 +310,29 @@ impl<'a> WriteSet<'a> {
         Ok(v)
     }
 
+    /// The value a commit still in flight writes to `key`, if any; noted
+    /// as a dependency of this plan.
+    fn in_flight(&self, t: TreeId, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        let (seq, v) = self.inflight?.get(t, key)?;
+        self.depends.set(self.depends.get().max(seq));
+        Some(v)
+    }
+
+    /// See [`Self::depends`].
+    pub(super) fn depends_on(&self) -> u64 {
+        self.depends.get()
+    }
+
     // ---- overlay-aware primitive reads and writes ----
 
     pub(super) fn obj(&self, id: ObjectId) -> Result<Option<ObjRecord>, FhError> {
         if let Some(pending) = self.objects.get(&id) {
             return Ok(pending.clone());
+        }
+        // Before the cache: a commit in flight drops what it changes from
+        // the cache only once it is written.
+        if let Some(v) = self.in_flight(TreeId::Objects, &id_key(id)) {
+            return v.map(|v| decode_record(&v)).transpose();
         }
         if let Some(Ok(node)) = self.sole.map(|c| c.get(id)) {
             return Ok(Some(ObjRecord::clone(&node)));
@@ -404,6 +444,15 @@ impl<'a> WriteSet<'a> {
         for item in self.trees.names.scan_prefix(&prefix) {
             let (k, v) = item?;
             found.insert(k, decode_id(&v)?);
+        }
+        if let Some(f) = self.inflight {
+            for (k, (seq, v)) in f.scan(TreeId::Names, &prefix) {
+                self.depends.set(self.depends.get().max(seq));
+                match v {
+                    Some(v) => found.insert(k, decode_id(&v)?),
+                    None => found.remove(&k),
+                };
+            }
         }
         for (k, v) in self.names.range(prefix.clone()..) {
             if !k.starts_with(&prefix) {
