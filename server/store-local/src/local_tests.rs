@@ -1700,3 +1700,57 @@ fn cached_tells_reads_served_from_memory() {
         "cachestat and RWF_NOWAIT agree (read {n})"
     );
 }
+
+/// Large writes to one file take turns in user space (`WriteTurns`), small
+/// ones and those to other files do not wait for them: from many threads
+/// at once, every byte lands where it was written, a sync write included.
+#[test]
+fn concurrent_large_and_small_writes_all_land() {
+    let (_d, b) = setup();
+    new_file(&b, "one", b"");
+    new_file(&b, "two", b"");
+    const CHUNK: usize = 2 * LARGE_WRITE;
+    const THREADS: usize = 8;
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let b = &b;
+            s.spawn(move || {
+                let fill = vec![t as u8 + 1; CHUNK];
+                let at = (t * CHUNK) as u64;
+                let sync = if t == 0 {
+                    Stability::FileSync
+                } else {
+                    Stability::Unstable
+                };
+                assert_eq!(
+                    b.write(&rp("one"), at, &fill, sync).expect("large write"),
+                    (CHUNK, sync)
+                );
+                b.write(&rp("two"), at, &fill, Stability::Unstable)
+                    .expect("large write, other file");
+                // A small write into the same file, inside this thread's
+                // own region, while other threads write large ones.
+                b.write(&rp("one"), at + 7, &[0xee; 100], Stability::Unstable)
+                    .expect("small write");
+            });
+        }
+    });
+    for (path, small) in [("one", true), ("two", false)] {
+        let mut data = Vec::new();
+        let (n, eof) = b
+            .read(&rp(path), 0, THREADS * CHUNK, &mut data)
+            .expect("read");
+        assert!(eof);
+        assert_eq!((n, data.len()), (THREADS * CHUNK, THREADS * CHUNK));
+        for (t, chunk) in data.chunks(CHUNK).enumerate() {
+            for (i, &byte) in chunk.iter().enumerate() {
+                let want = if small && (7..107).contains(&i) {
+                    0xee
+                } else {
+                    t as u8 + 1
+                };
+                assert_eq!(byte, want, "{path}: byte {i} of thread {t}'s region");
+            }
+        }
+    }
+}
