@@ -45,7 +45,9 @@ pub(super) struct InFlight {
 
 #[derive(Default)]
 struct State {
-    keys: BTreeMap<(TreeId, Vec<u8>), Entry>,
+    /// Published writes, one map per tree (`TreeId as usize`), so that a
+    /// lookup takes the caller's key as it is.
+    keys: [BTreeMap<Vec<u8>, Entry>; TreeId::COUNT],
     /// Sequence numbers issued and not finished.
     open: BTreeSet<u64>,
     /// Threads in [`InFlight::wait_completed`]: finishing wakes them only
@@ -62,8 +64,7 @@ impl InFlight {
         st.open.insert(seq);
         for w in writes {
             let (t, k, v) = w.parts();
-            st.keys
-                .insert((t, k.to_vec()), (seq, v.map(<[u8]>::to_vec)));
+            st.keys[t as usize].insert(k.to_vec(), (seq, v.map(<[u8]>::to_vec)));
         }
         seq
     }
@@ -72,7 +73,9 @@ impl InFlight {
     /// published writes and advances `completed`.
     pub(super) fn finish(&self, seq: u64) {
         let mut st = lock(&self.state);
-        st.keys.retain(|_, (s, _)| *s != seq);
+        for tree in &mut st.keys {
+            tree.retain(|_, (s, _)| *s != seq);
+        }
         st.open.remove(&seq);
         // Nothing is issued without this lock, so with no commit open
         // every issued number is complete.
@@ -89,37 +92,26 @@ impl InFlight {
     /// The published value of `key` in tree `t`, if a commit in flight
     /// writes it.
     pub(super) fn get(&self, t: TreeId, key: &[u8]) -> Option<Entry> {
-        let st = lock(&self.state);
-        if st.keys.is_empty() {
-            return None;
-        }
-        st.keys.get(&(t, key.to_vec())).cloned()
+        lock(&self.state).keys[t as usize].get(key).cloned()
     }
 
     /// Published writes of tree `t` whose keys start with `prefix`.
     pub(super) fn scan(&self, t: TreeId, prefix: &[u8]) -> Vec<(Vec<u8>, Entry)> {
-        let st = lock(&self.state);
-        if st.keys.is_empty() {
-            return Vec::new();
-        }
-        st.keys
-            .range((Bound::Included((t, prefix.to_vec())), Bound::Unbounded))
-            .take_while(|((tree, k), _)| *tree == t && k.starts_with(prefix))
-            .map(|((_, k), e)| (k.clone(), e.clone()))
+        lock(&self.state).keys[t as usize]
+            .range::<[u8], _>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, e)| (k.clone(), e.clone()))
             .collect()
     }
 
     /// The latest commit in flight that writes one of `writes`' keys.
     pub(super) fn conflict(&self, writes: &[Write]) -> Option<u64> {
         let st = lock(&self.state);
-        if st.keys.is_empty() {
-            return None;
-        }
         writes
             .iter()
             .filter_map(|w| {
                 let (t, k, _) = w.parts();
-                st.keys.get(&(t, k.to_vec())).map(|(s, _)| *s)
+                st.keys[t as usize].get(k).map(|(s, _)| *s)
             })
             .max()
     }

@@ -78,6 +78,9 @@ pub(super) enum TreeId {
 }
 
 impl TreeId {
+    /// How many there are (`TreeId as usize` is below it).
+    pub(super) const COUNT: usize = TreeId::Expired as usize + 1;
+
     pub(super) fn name(self) -> &'static str {
         match self {
             TreeId::Objects => "objects",
@@ -314,8 +317,13 @@ impl<'a> WriteSet<'a> {
     /// as a dependency of this plan.
     fn in_flight(&self, t: TreeId, key: &[u8]) -> Option<Option<Vec<u8>>> {
         let (seq, v) = self.inflight?.get(t, key)?;
-        self.depends.set(self.depends.get().max(seq));
+        self.depend_on(seq);
         Some(v)
+    }
+
+    /// Notes that the plan read a write of commit `seq`, still in flight.
+    fn depend_on(&self, seq: u64) {
+        self.depends.set(self.depends.get().max(seq));
     }
 
     /// See [`Self::depends`].
@@ -447,7 +455,7 @@ impl<'a> WriteSet<'a> {
         }
         if let Some(f) = self.inflight {
             for (k, (seq, v)) in f.scan(TreeId::Names, &prefix) {
-                self.depends.set(self.depends.get().max(seq));
+                self.depend_on(seq);
                 match v {
                     Some(v) => found.insert(k, decode_id(&v)?),
                     None => found.remove(&k),
