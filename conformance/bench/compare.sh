@@ -286,7 +286,9 @@ log "$ROUNDS round(s) of: tcp-ceiling $WORKLOADS (${DURATION}s each + ${WARMUP}s
 START=$(date +%s)
 for ROUND in $(seq "$ROUNDS"); do
     log "round $ROUND: tcp-ceiling"
-    run_bench loopback tcp-ceiling
+    # The streams into and from files of the exports' file system too:
+    # seqwrite's and seqread's ceilings with no NFS in them.
+    run_bench loopback tcp-ceiling --ceiling-dir "$BASE"
     # Rotate the order of the servers from round to round.
     n=${#SERVERS[@]}
     order=()

@@ -90,12 +90,20 @@ def main():
     ceiling = med(values("tcp-ceiling", "loopback", "mib_per_s"))
     ceiling_by_round = {r.get("round"): r.get("mib_per_s") for r in by.get(("tcp-ceiling", "loopback"), [])}
 
-    def ceiling_fractions(w, label):
-        """Streaming rate over the same round's TCP ceiling (the ceiling
-        moves with the machine's load as much as the servers do)."""
+    # The same streams with a file at the receiving (seqwrite) or the
+    # sending (seqread) end, on the exports' file system: what plain TCP
+    # and the page cache allow with no NFS at all.
+    file_key = {"seqwrite": "into_file_mib_per_s", "seqread": "from_file_mib_per_s"}
+    file_by_round = {w: {r.get("round"): r.get(k) for r in by.get(("tcp-ceiling", "loopback"), [])}
+                     for w, k in file_key.items()}
+
+    def ceiling_fractions(w, label, of=None):
+        """Streaming rate over the same round's TCP ceiling, or over its
+        file-ended stream with `of="file"` (the ceiling moves with the
+        machine's load as much as the servers do)."""
         out = []
         for r in by.get((w, label), []):
-            c = ceiling_by_round.get(r.get("round"))
+            c = (file_by_round[w] if of == "file" else ceiling_by_round).get(r.get("round"))
             if c and r.get("mib_per_s") is not None:
                 out.append(r["mib_per_s"] / c)
         return out
@@ -106,6 +114,11 @@ def main():
           f"{any_run.get('slots', '?')} slots; medians over rounds, ratio = median of per-round ratios.\n")
     if ceiling:
         print(f"Loopback TCP ceiling (1 MiB writes): **{ceiling:,.0f} MiB/s**\n")
+        into = med(values("tcp-ceiling", "loopback", "into_file_mib_per_s"))
+        frm = med(values("tcp-ceiling", "loopback", "from_file_mib_per_s"))
+        if into and frm:
+            print(f"The same streams into files (seqwrite's ceiling): **{into:,.0f} MiB/s**; "
+                  f"from a file with sendfile (seqread's): **{frm:,.0f} MiB/s**\n")
 
     def spread(ratios):
         return f"{min(ratios):.2f}–{max(ratios):.2f}" if len(ratios) > 1 else "–"
@@ -134,13 +147,15 @@ def main():
             print(f"| metadata | files/s | {fmt(fn)} | {fmt(fg)} | {fmt(med(per_round(w, 'items_per_s')), 2)}x | | | | |")
 
     if ceiling:
-        print("\nStreaming as a fraction of the loopback TCP ceiling (median of per-round fractions):\n")
-        print("| workload | nfs4d | Ganesha |")
-        print("|---|---:|---:|")
+        print("\nStreaming as a fraction of the loopback TCP ceiling, and of the same streams "
+              "with the file at one end (median of per-round fractions):\n")
+        print("| workload | nfs4d | Ganesha | nfs4d of the file-ended stream | Ganesha of it |")
+        print("|---|---:|---:|---:|---:|")
         for w in ("seqread", "seqwrite"):
             f = {s: med(ceiling_fractions(w, s)) for s in SERVERS}
+            ff = {s: med(ceiling_fractions(w, s, "file")) for s in SERVERS}
             pct = lambda v: "–" if v is None else f"{100 * v:.0f} %"
-            print(f"| {w} | {pct(f['nfs4d'])} | {pct(f['ganesha'])} |")
+            print(f"| {w} | {pct(f['nfs4d'])} | {pct(f['ganesha'])} | {pct(ff['nfs4d'])} | {pct(ff['ganesha'])} |")
 
     print("\nServer resources over the measured window (each workload on a freshly started server):\n")
     print("| workload | CPU s / 1000 ops nfs4d | Ganesha | peak RSS MiB nfs4d | Ganesha | generator CPU s (n/G) |")
@@ -216,8 +231,11 @@ def main():
             target(f"{w} >= {goal}x Ganesha", None if r is None else r >= goal, f"{fmt(r, 2)}x")
     for w, goal in (("seqread", 0.8), ("seqwrite", 0.6)):
         f = med(ceiling_fractions(w, "nfs4d"))
+        ff = med(ceiling_fractions(w, "nfs4d", "file"))
+        end = "into files" if w == "seqwrite" else "from a file"
         target(f"{w} >= {100 * goal:.0f} % of the TCP ceiling", None if f is None else f >= goal,
-               "–" if f is None else f"{100 * f:.0f} %")
+               ("–" if f is None else f"{100 * f:.0f} %")
+               + ("" if ff is None else f"; {100 * ff:.0f} % of the same streams {end}"))
         rss = {s: med(values(w, s, "server_peak_rss_kb")) for s in SERVERS}
         ok = None if None in rss.values() else rss["nfs4d"] <= 2 * rss["ganesha"]
         target(f"{w} peak RSS <= 2x Ganesha's", ok,

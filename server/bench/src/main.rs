@@ -84,6 +84,11 @@ struct Cli {
     /// readdir: bytes per READDIR reply (dircount and maxcount).
     #[arg(long, default_value_t = 65536)]
     readdir_bytes: u32,
+    /// tcp-ceiling: also stream into files and from a file in this
+    /// directory (best on the exports' file system): the seqwrite and
+    /// seqread ceilings without NFS.
+    #[arg(long, value_name = "DIR")]
+    ceiling_dir: Option<std::path::PathBuf>,
     /// Size of the file of the streaming and random workloads (K, M, G suffixes) [default: 1G].
     #[arg(long, value_parser = parse_size)]
     file_size: Option<u64>,
@@ -259,6 +264,7 @@ fn params(cli: &Cli, krb5: Option<workloads::Krb5>) -> Params {
             .bigdir_entries
             .unwrap_or(if smoke { 200 } else { 1_000_000 }),
         server_pid: cli.server_pid,
+        ceiling_dir: cli.ceiling_dir.clone(),
         krb5,
         inproc: cli
             .inproc

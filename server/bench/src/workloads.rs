@@ -91,6 +91,8 @@ pub struct Params {
     pub krb5: Option<Krb5>,
     /// Serve in this process instead of connecting to `server`.
     pub inproc: Option<InProc>,
+    /// tcp-ceiling: the directory of the file-ended streams (`Ends`).
+    pub ceiling_dir: Option<std::path::PathBuf>,
 }
 
 /// How the connections speak RPCSEC_GSS: each has a context of its own,
@@ -891,8 +893,12 @@ fn bigdir(b: &mut Bench) -> io::Result<Report> {
 
 /// The ceiling is the better of one stream (what the brief of a "plain TCP
 /// stream" means) and as many streams as NFS connections (what the
-/// streaming workloads use), each for half the time.
+/// streaming workloads use), each for half the time. With a directory
+/// (`--ceiling-dir`, on the exports' file system) the same streams with a
+/// file at one end follow, each for half the time too: the ceilings of
+/// seqwrite and seqread with nothing of NFS in them.
 fn tcp_ceiling(p: &Params) -> io::Result<Report> {
+    use crate::ceiling::Ends;
     const CHUNK: usize = 1 << 20;
     let cpu0 = procstat::cpu_seconds("self").unwrap_or(0.0);
     let half = |d: Duration| d / 2;
@@ -901,12 +907,21 @@ fn tcp_ceiling(p: &Params) -> io::Result<Report> {
         None => Some(half(p.duration.unwrap_or(Duration::from_secs(4)))),
     };
     let writes = p.ops.map(|o| o.div_ceil(2));
-    let one = crate::ceiling::run(1, CHUNK, duration, writes)?;
-    let many = crate::ceiling::run(p.connections, CHUNK, duration, writes)?;
+    let one = crate::ceiling::run(1, CHUNK, duration, writes, Ends::Memory)?;
+    let many = crate::ceiling::run(p.connections, CHUNK, duration, writes, Ends::Memory)?;
     let rate = |(t, e): &(Tally, Duration)| {
         t.bytes as f64 / e.as_secs_f64().max(1e-9) / (1u64 << 20) as f64
     };
     let (r1, rn) = (rate(&one), rate(&many));
+    let file_rates = match &p.ceiling_dir {
+        Some(dir) => {
+            let streams = |ends| crate::ceiling::run(p.connections, CHUNK, duration, writes, ends);
+            let into = streams(Ends::IntoFile(dir, p.file_size))?;
+            let from = streams(Ends::FromFile(dir, p.file_size))?;
+            Some((rate(&into), rate(&from)))
+        }
+        None => None,
+    };
     let (tally, elapsed) = if r1 >= rn { one } else { many };
     let mut r = Report::new(Workload::TcpCeiling, "bytes");
     r.elapsed = elapsed;
@@ -919,5 +934,13 @@ fn tcp_ceiling(p: &Params) -> io::Result<Report> {
         "best of 1 and {} TCP stream(s) over 127.0.0.1 with 1 MiB writes, reader and writer threads in this process",
         p.connections
     ));
+    if let Some((into, from)) = file_rates {
+        r.extra.push(("into_file_mib_per_s", into));
+        r.extra.push(("from_file_mib_per_s", from));
+        r.notes.push(format!(
+            "{} streams into files (each MiB gathered, then pwrite at sequential offsets, a file per stream) and from a file (sendfile), {} bytes of file in all",
+            p.connections, p.file_size
+        ));
+    }
     Ok(r)
 }
