@@ -117,8 +117,12 @@ def main():
         into = med(values("tcp-ceiling", "loopback", "into_file_mib_per_s"))
         frm = med(values("tcp-ceiling", "loopback", "from_file_mib_per_s"))
         if into and frm:
-            print(f"The same streams into files (seqwrite's ceiling): **{into:,.0f} MiB/s**; "
-                  f"from a file with sendfile (seqread's): **{frm:,.0f} MiB/s**\n")
+            copy = med(values("tcp-ceiling", "loopback", "cold_copy_mib_per_s"))
+            spliced = med(values("tcp-ceiling", "loopback", "into_file_spliced_mib_per_s"))
+            print(f"The same streams into files (seqwrite's ceiling): **{into:,.0f} MiB/s** "
+                  f"(received with splice instead of read: {fmt(spliced)} MiB/s); "
+                  f"from a file with sendfile (seqread's): **{frm:,.0f} MiB/s**; "
+                  f"memory copied, uncached, by all cores: {fmt(copy)} MiB/s\n")
 
     def spread(ratios):
         return f"{min(ratios):.2f}–{max(ratios):.2f}" if len(ratios) > 1 else "–"

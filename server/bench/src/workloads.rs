@@ -891,6 +891,11 @@ fn bigdir(b: &mut Bench) -> io::Result<Report> {
     Ok(r)
 }
 
+/// Threads of the memory-copy measurement: one per core, at most 8.
+fn copy_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(8))
+}
+
 /// The ceiling is the better of one stream (what the brief of a "plain TCP
 /// stream" means) and as many streams as NFS connections (what the
 /// streaming workloads use), each for half the time. With a directory
@@ -917,8 +922,12 @@ fn tcp_ceiling(p: &Params) -> io::Result<Report> {
         Some(dir) => {
             let streams = |ends| crate::ceiling::run(p.connections, CHUNK, duration, writes, ends);
             let into = streams(Ends::IntoFile(dir, p.file_size))?;
+            let spliced = streams(Ends::IntoFileSpliced(dir, p.file_size))?;
             let from = streams(Ends::FromFile(dir, p.file_size))?;
-            Some((rate(&into), rate(&from)))
+            // Regions of 128 MiB, well past a last-level cache (32 MiB
+            // here), one thread per core up to 8 (2 GiB in all).
+            let copy = crate::ceiling::cold_copy(copy_threads(), 128 << 20, Duration::from_secs(1));
+            Some((rate(&into), rate(&spliced), rate(&from), copy))
         }
         None => None,
     };
@@ -934,12 +943,14 @@ fn tcp_ceiling(p: &Params) -> io::Result<Report> {
         "best of 1 and {} TCP stream(s) over 127.0.0.1 with 1 MiB writes, reader and writer threads in this process",
         p.connections
     ));
-    if let Some((into, from)) = file_rates {
+    if let Some((into, spliced, from, copy)) = file_rates {
         r.extra.push(("into_file_mib_per_s", into));
+        r.extra.push(("into_file_spliced_mib_per_s", spliced));
         r.extra.push(("from_file_mib_per_s", from));
+        r.extra.push(("cold_copy_mib_per_s", copy));
         r.notes.push(format!(
-            "{} streams into files (each MiB gathered, then pwrite at sequential offsets, a file per stream) and from a file (sendfile), {} bytes of file in all",
-            p.connections, p.file_size
+            "{} streams into files (each MiB gathered, then pwrite at sequential offsets, a file per stream; again received with splice through a pipe) and from a file (sendfile), {} bytes of file in all; memory copied by {} threads, 1 MiB blocks over 128 MiB regions each",
+            p.connections, p.file_size, copy_threads()
         ));
     }
     Ok(r)
