@@ -122,6 +122,61 @@ impl Reassembler {
         Ok(self.last.then(|| self.finish()))
     }
 
+    /// The record in progress so far, its 4 spare header bytes first.
+    pub fn partial(&self) -> &[u8] {
+        &self.record
+    }
+
+    /// The size the record in progress will have (spare header bytes
+    /// included) when it is a single, last fragment whose body is being
+    /// read; `None` otherwise.
+    pub fn whole_len(&self) -> Option<usize> {
+        let rem = self.remaining?;
+        (self.fragments == 1 && self.last).then(|| self.record.len() + rem)
+    }
+
+    /// Takes the bytes of the record in progress from `at` on out of it,
+    /// for the caller to keep elsewhere ([`Reassembler::skip_body`]).
+    pub fn cut(&mut self, at: usize) -> Vec<u8> {
+        self.record
+            .split_off(at.clamp(HEADER_LEN, self.record.len()))
+    }
+
+    /// Puts back bytes [`Reassembler::cut`] took.
+    pub fn uncut(&mut self, bytes: &[u8]) {
+        self.record.extend_from_slice(bytes);
+    }
+
+    /// Overwrites the 4 bytes at `at` of the record in progress with `v`
+    /// (big-endian), as the caller that cut data out of it rewrites the
+    /// length that described it.
+    pub fn patch_u32(&mut self, at: usize, v: u32) {
+        if let Some(w) = self.record.get_mut(at..at + 4) {
+            if at >= HEADER_LEN {
+                w.copy_from_slice(&v.to_be_bytes());
+            }
+        }
+    }
+
+    /// Counts `n` bytes of the pending body as received by the caller
+    /// without appending them; returns the record if that completed it.
+    /// More than is pending is an error.
+    pub fn skip_body(&mut self, n: usize) -> Result<Option<Vec<u8>>, RecordError> {
+        let rem = self.remaining.unwrap_or(0);
+        if n > rem || self.remaining.is_none() {
+            return Err(RecordError::TooLarge {
+                size: self.record.len() - HEADER_LEN + n,
+                max: self.max_record,
+            });
+        }
+        if rem > n {
+            self.remaining = Some(rem - n);
+            return Ok(None);
+        }
+        self.remaining = None;
+        Ok(self.last.then(|| self.finish()))
+    }
+
     /// True when no partial record is buffered (a clean point to close).
     pub fn is_idle(&self) -> bool {
         self.header_fill == 0 && self.remaining.is_none() && self.record.len() == HEADER_LEN
@@ -264,6 +319,43 @@ mod tests {
             }
         }
         Ok(out)
+    }
+
+    #[test]
+    fn a_body_cut_out_and_skipped_leaves_the_rest_of_the_record() {
+        let body: Vec<u8> = (0..100u8).collect();
+        let mut r = Reassembler::new(1 << 20);
+        let mut input = &frag(true, &body)[..HEADER_LEN + 40];
+        assert_eq!(r.feed(&mut input), Ok(None));
+        assert_eq!(r.whole_len(), Some(HEADER_LEN + 100));
+        assert_eq!(&r.partial()[HEADER_LEN..], &body[..40]);
+        // Bytes 30..80 are taken elsewhere: 10 already read, 40 skipped.
+        assert_eq!(r.cut(HEADER_LEN + 30), body[30..40].to_vec());
+        r.patch_u32(HEADER_LEN + 26, 0);
+        assert_eq!(r.skip_body(40), Ok(None));
+        let mut rest = &body[80..];
+        let rec = r.feed(&mut rest).unwrap().expect("complete");
+        let mut want = body[..30].to_vec();
+        want[26..30].copy_from_slice(&[0; 4]);
+        want.extend_from_slice(&body[80..]);
+        assert_eq!(&rec[HEADER_LEN..], &want[..]);
+        assert_eq!(
+            rec[..HEADER_LEN],
+            ((want.len() as u32) | LAST_FRAGMENT).to_be_bytes()
+        );
+        assert!(r.is_idle());
+        // Skipping more than is pending is refused.
+        let mut input = &frag(true, &body)[..HEADER_LEN + 10];
+        r.feed(&mut input).unwrap();
+        assert!(r.skip_body(91).is_err());
+    }
+
+    #[test]
+    fn only_a_single_last_fragment_has_a_whole_length() {
+        let mut r = Reassembler::new(1 << 20);
+        let mut input = &frag(false, &[1; 8])[..HEADER_LEN + 4];
+        r.feed(&mut input).unwrap();
+        assert_eq!(r.whole_len(), None);
     }
 
     #[test]

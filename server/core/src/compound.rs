@@ -18,7 +18,7 @@ use nfs4d_xdr::codec::Unpack;
 use nfs4d_xdr::nfs4::{nfs_opnum4, nfsstat4};
 use nfs4d_xdr::rpc::{self, Refusal};
 
-pub use crate::context::{Cx, Followup, RequestCtx, SessionCtx};
+pub use crate::context::{Cx, Followup, RequestCtx, SessionCtx, SplicedWrite};
 use crate::error::NfsError;
 use crate::export_access::Denial;
 use crate::ops::{self, Flags};
@@ -67,12 +67,14 @@ fn unreadable_pipe(e: &std::io::Error) -> Refusal {
 }
 
 /// Runs a COMPOUND and returns the complete reply record, or the RPC-level
-/// refusal when its header cannot be decoded (GARBAGE_ARGS).
+/// refusal when its header cannot be decoded (GARBAGE_ARGS). `spliced` is
+/// the data of a WRITE the transport left in a pipe.
 pub fn process(
     srv: &Server,
     req: &RequestCtx,
     xid: u32,
     args: &[u8],
+    spliced: Option<SplicedWrite>,
 ) -> Result<(Record, Vec<Followup>), Refusal> {
     let mut cur = Cursor::new(args);
     let h = nfs4d_xdr::compound::decode_header(&mut cur).map_err(|e| {
@@ -118,13 +120,16 @@ pub fn process(
         replay_all: None,
         op_index: 0,
         op_count: count as usize,
-        args_len: args.len(),
+        // The request's size counts the data spliced out of it (SEQUENCE
+        // checks it against the session's limit).
+        args_len: args.len() + spliced.as_ref().map_or(0, |w| w.data.len()),
         followups: Vec::new(),
         modified: false,
         cred: crate::export_access::request_cred(&req.cred, req.gss.as_deref()),
         cred_export: None,
         detached: None,
         fresh: std::cell::Cell::new(None),
+        spliced,
     };
     let (status, done) = if bad_tag {
         tracing::warn!(peer = %req.peer, "COMPOUND tag is not UTF-8");

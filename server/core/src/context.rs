@@ -128,6 +128,22 @@ pub struct Cx<'a> {
     /// The attributes PUTFH read of the current object while checking the
     /// handle, for the operation right after it (`ops::common::stat_obj`).
     pub fresh: std::cell::Cell<Option<Fresh>>,
+    /// A WRITE's data the transport left in a pipe ([`SplicedWrite`]),
+    /// until that WRITE takes it.
+    pub spliced: Option<SplicedWrite>,
+}
+
+/// The data of one WRITE of a COMPOUND, spliced by the transport from the
+/// socket into a pipe instead of read into the record. In the record that
+/// WRITE's data is empty (its length rewritten to 0); `at` is where in the
+/// COMPOUND's arguments its data would have begun, so that exactly the
+/// WRITE decoded there takes it (ops/write.rs).
+#[derive(Debug)]
+pub struct SplicedWrite {
+    /// Offset into the COMPOUND arguments of the WRITE's data.
+    pub at: usize,
+    /// The data.
+    pub data: Box<dyn nfs4d_store::PipedSource>,
 }
 
 /// Attributes of an object as PUTFH read them, good for one use by the

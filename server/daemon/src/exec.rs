@@ -140,6 +140,9 @@ pub struct Job {
     /// unwraps it here, off the network threads, before anything runs
     /// (`crate::gss`); `args_at` is then unused.
     pub gss: Option<Arc<nfs4d_gss::GssServer>>,
+    /// A WRITE's data the connection spliced into a pipe (`crate::wsplice`);
+    /// `at` is an offset into `rec`, moved to one into the arguments here.
+    pub spliced: Option<compound::SplicedWrite>,
 }
 
 /// Starts, on the runtime, work that needs the network after a reply.
@@ -286,10 +289,15 @@ impl ConnQueue {
                 args_at,
                 permit,
                 gss,
+                spliced,
             } = job;
+            let spliced = spliced.map(|w| compound::SplicedWrite {
+                at: w.at.saturating_sub(args_at),
+                data: w.data,
+            });
             let run = catch_unwind(AssertUnwindSafe(|| match &gss {
                 Some(engine) => crate::gss::run_call(&self.srv, engine, req, xid, &rec),
-                None => match compound::process(&self.srv, &req, xid, &rec[args_at..]) {
+                None => match compound::process(&self.srv, &req, xid, &rec[args_at..], spliced) {
                     Ok((r, f)) => Outcome::Reply(r, f),
                     Err(why) => {
                         tracing::warn!(peer = %self.peer, xid, ?why, "COMPOUND refused at the RPC level");
@@ -413,6 +421,7 @@ mod tests {
                 args_at: 0,
                 permit,
                 gss: None,
+                spliced: None,
             });
             let reply = rx.recv().await.expect("a reply");
             assert!(!reply.bytes.is_empty());

@@ -233,7 +233,7 @@ pub fn run_call(
         return reply(acc.reply_record(xid, &[]));
     }
     req.gss = Some(Arc::new(caller(&acc)));
-    match compound::process(srv, &req, xid, &acc.args) {
+    match compound::process(srv, &req, xid, &acc.args, None) {
         Ok((rec, followups)) => Outcome::Reply(protect(&acc, xid, rec), followups),
         Err(why) => {
             let stat = match why {

@@ -31,3 +31,4 @@ pub mod net;
 pub mod nss;
 pub mod reload;
 pub mod startup;
+pub mod wsplice;

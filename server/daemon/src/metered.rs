@@ -175,6 +175,18 @@ impl Store for Metered {
         self.counters
             .count(Kind::Write, self.inner.write(path, offset, data, stability))
     }
+    fn write_piped(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        data: &mut dyn nfs4d_store::PipedSource,
+        stability: Stability,
+    ) -> StoreResult<(usize, Stability)> {
+        self.counters.count(
+            Kind::Write,
+            self.inner.write_piped(path, offset, data, stability),
+        )
+    }
     fn commit(&self, path: &RelPath) -> StoreResult<()> {
         self.counters.count(Kind::Commit, self.inner.commit(path))
     }

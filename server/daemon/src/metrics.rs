@@ -52,6 +52,11 @@ pub struct ConnCounters {
     /// Requests refused before reaching the COMPOUND processor (RPC
     /// errors, hosts no export admits).
     pub rpc_refused: AtomicU64,
+    /// WRITEs whose data was spliced from the socket into a pipe.
+    pub writes_spliced: AtomicU64,
+    /// WRITEs whose splice was given up part-way (a full pipe) and whose
+    /// data was read into the record after all.
+    pub splice_fallbacks: AtomicU64,
 }
 
 /// The transport's counters (one server per process).
@@ -60,6 +65,8 @@ pub static CONNECTIONS: ConnCounters = ConnCounters {
     refused: AtomicU64::new(0),
     open: AtomicU64::new(0),
     rpc_refused: AtomicU64::new(0),
+    writes_spliced: AtomicU64::new(0),
+    splice_fallbacks: AtomicU64::new(0),
 };
 
 /// Reads everything a scrape shows.
@@ -217,6 +224,18 @@ impl Collector for Collect {
             "nfs4d_rpc_refused",
             "RPC calls refused before the COMPOUND (RPC errors, hosts no export admits)",
             c.rpc_refused.load(Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "nfs4d_writes_spliced",
+            "WRITEs whose data went from the socket into a pipe, not into the request",
+            c.writes_spliced.load(Relaxed),
+        )?;
+        counter(
+            &mut enc,
+            "nfs4d_write_splice_fallbacks",
+            "WRITEs whose splice was given up part-way (a full pipe): read as before",
+            c.splice_fallbacks.load(Relaxed),
         )?;
 
         // State.

@@ -8,7 +8,10 @@
 //! Limits: connections (excess ones are closed at once with a log line),
 //! requests in flight per connection (reading pauses while the limit is
 //! reached, which pushes back on the client through TCP), and record size
-//! (an oversized record closes that connection only).
+//! (an oversized record closes that connection only). A large WRITE's data
+//! is spliced from the socket into a pipe rather than read (`wsplice.rs`);
+//! pipes are bounded ([`nfs4d_store_local::pipes`]'s `MAX_PIPES`), and
+//! without one the data is read as before.
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
@@ -16,19 +19,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use nfs4d_store::PipedSource;
+use nfs4d_store_local::{socket_pending, Loaded, Pipes};
 use nfs4d_xdr::record::Reassembler;
 use nfs4d_xdr::rpc::{self, AuthStat, Credential, Message, Refusal};
 use std::io::{self, IoSlice};
 
 use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::callback::CbChannel;
 use crate::exec::{ConnQueue, Job};
 use crate::metrics::CONNECTIONS;
+use crate::wsplice::{self, Located};
 use nfs4d_core::auth::RPCSEC_GSS;
 use nfs4d_core::compound::{Followup, RequestCtx};
 use nfs4d_core::reply::{Batch, Part, Record};
@@ -46,6 +52,19 @@ const READ_CHUNK: usize = 256 << 10;
 const DIRECT_MIN: usize = 16 << 10;
 // A short read after a large body (DIRECT_MIN bytes) is shorter than a full one.
 const _: () = assert!(DIRECT_MIN < READ_CHUNK);
+/// Capacity of a pipe a WRITE's data is spliced into: the largest WRITE
+/// spliced. Clients write at most the session's request size, 1 MiB and a
+/// little by default; a larger WRITE is read as before. A pipe of this size
+/// is what an unprivileged process may have (`/proc/sys/fs/pipe-max-size`).
+const WRITE_PIPE: usize = 1 << 20;
+// Only data that would have been read straight onto the record is spliced.
+const _: () = assert!(wsplice::SPLICE_MIN >= DIRECT_MIN && wsplice::SPLICE_MIN <= WRITE_PIPE);
+
+/// The pipes WRITE data is spliced into, for all connections.
+fn write_pipes() -> &'static Pipes {
+    static PIPES: std::sync::OnceLock<Pipes> = std::sync::OnceLock::new();
+    PIPES.get_or_init(|| Pipes::new(WRITE_PIPE))
+}
 /// Replies gathered into one socket write (at least one reply, whatever
 /// its size).
 const WRITE_BATCH: usize = 256 << 10;
@@ -207,7 +226,67 @@ async fn connection(
     let mut buf = vec![0u8; READ_CHUNK];
     // Whether the last read went straight onto a large record's body.
     let mut streaming = false;
+    // The data of the record in progress, spliced into a pipe; and whether
+    // splicing was tried for that record and given up.
+    let mut spliced: Option<(usize, Box<dyn PipedSource>)> = None;
+    let mut unspliceable = false;
     'read: loop {
+        let pending = ra.body_pending();
+        // A large WRITE's data goes from the socket into a pipe.
+        let mut step = Ok(None);
+        let mut did_splice = false;
+        if pending >= wsplice::SPLICE_MIN && spliced.is_none() && !unspliceable {
+            if let Some(loc) = ra
+                .whole_len()
+                .and_then(|whole| wsplice::locate(ra.partial(), whole, write_pipes().capacity()))
+            {
+                let r = tokio::select! {
+                    r = splice_write(&rd, &mut ra, loc) => r,
+                    _ = stop.wait_for(|s| *s) => break,
+                };
+                match r {
+                    Ok(Spliced::Done(pipe, done)) => {
+                        CONNECTIONS.writes_spliced.fetch_add(1, Ordering::Relaxed);
+                        spliced = Some((loc.data_at, Box::new(pipe)));
+                        step = Ok(done);
+                        did_splice = true;
+                    }
+                    Ok(Spliced::Fallback(done)) => {
+                        CONNECTIONS.splice_fallbacks.fetch_add(1, Ordering::Relaxed);
+                        unspliceable = true;
+                        step = done;
+                        did_splice = true;
+                    }
+                    Ok(Spliced::NoPipe) => unspliceable = true,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "read failed while splicing a WRITE");
+                        break;
+                    }
+                }
+            }
+        }
+        if did_splice {
+            streaming = true;
+            if !deliver(
+                step,
+                &mut [].as_slice(),
+                &mut ra,
+                &mut spliced,
+                &mut unspliceable,
+                &inflight,
+                &srv,
+                gss.as_ref(),
+                conn,
+                peer,
+                &cb,
+                &queue,
+            )
+            .await
+            {
+                break 'read;
+            }
+            continue;
+        }
         // The rest of a large record's body is read straight onto the
         // record, not through `buf` (a copy of every byte of a WRITE).
         let pending = ra.body_pending();
@@ -244,25 +323,24 @@ async fn connection(
         // Bytes read onto the record may have completed it; bytes read
         // into `buf` are fed to the reassembler, record after record.
         let mut input: &[u8] = if direct { &[] } else { &buf[..n] };
-        let mut step = if direct { ra.body_read() } else { Ok(None) };
-        loop {
-            match step {
-                Ok(Some(rec)) => {
-                    let Ok(permit) = inflight.clone().acquire_owned().await else {
-                        break 'read;
-                    };
-                    handle_record(&srv, gss.as_ref(), rec, conn, peer, &cb, &queue, permit);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "bad record marking; closing connection");
-                    break 'read;
-                }
-            }
-            if input.is_empty() {
-                break;
-            }
-            step = ra.feed(&mut input);
+        let step = if direct { ra.body_read() } else { Ok(None) };
+        if !deliver(
+            step,
+            &mut input,
+            &mut ra,
+            &mut spliced,
+            &mut unspliceable,
+            &inflight,
+            &srv,
+            gss.as_ref(),
+            conn,
+            peer,
+            &cb,
+            &queue,
+        )
+        .await
+        {
+            break 'read;
         }
     }
     drop(tx);
@@ -278,10 +356,135 @@ async fn connection(
     tracing::debug!(%peer, conn, "connection closed");
 }
 
+/// Hands on the record `step` completed, then feeds `input` to the
+/// reassembler record after record, handing each on. The first record
+/// completed takes the data spliced for it. False when the connection is
+/// to close (bad record marking, or shutting down).
+#[allow(clippy::too_many_arguments)]
+async fn deliver(
+    mut step: Result<Option<Vec<u8>>, nfs4d_xdr::record::RecordError>,
+    input: &mut &[u8],
+    ra: &mut Reassembler,
+    spliced: &mut Option<(usize, Box<dyn PipedSource>)>,
+    unspliceable: &mut bool,
+    inflight: &Arc<Semaphore>,
+    srv: &Arc<Server>,
+    gss: Option<&Arc<GssServer>>,
+    conn: u64,
+    peer: SocketAddr,
+    cb: &CbChannel,
+    queue: &Arc<ConnQueue>,
+) -> bool {
+    loop {
+        match step {
+            Ok(Some(rec)) => {
+                let Ok(permit) = inflight.clone().acquire_owned().await else {
+                    return false;
+                };
+                *unspliceable = false;
+                handle_record(srv, gss, rec, spliced.take(), conn, peer, cb, queue, permit);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "bad record marking; closing connection");
+                return false;
+            }
+        }
+        if input.is_empty() {
+            return true;
+        }
+        step = ra.feed(input);
+    }
+}
+
+/// What became of a WRITE's data the connection tried to splice.
+enum Spliced {
+    /// All of it is in the pipe; the record (cut at the data, its length
+    /// rewritten to 0) goes on as usual, and may have completed.
+    Done(Loaded, Option<Vec<u8>>),
+    /// The pipe filled before the data was all in (the socket's buffers
+    /// need more of its slots than it has): what it took is back in the
+    /// record, whose body is read on as before.
+    Fallback(Result<Option<Vec<u8>>, nfs4d_xdr::record::RecordError>),
+    /// No pipe to spare: the data is read as before.
+    NoPipe,
+}
+
+/// Splices the data of the WRITE at `loc`, part of the record in progress,
+/// from the socket into a pipe. The bytes of it already read onto the
+/// record are moved into the pipe first.
+async fn splice_write(
+    rd: &OwnedReadHalf,
+    ra: &mut Reassembler,
+    loc: Located,
+) -> io::Result<Spliced> {
+    let have = ra.partial().len().saturating_sub(loc.data_at);
+    if have >= loc.data_len {
+        return Ok(Spliced::NoPipe);
+    }
+    let Some(mut pipe) = write_pipes().take() else {
+        return Ok(Spliced::NoPipe);
+    };
+    let head = ra.cut(loc.data_at);
+    if let Err(e) = pipe.push(&head) {
+        tracing::debug!(error = %e, "could not fill a pipe for a WRITE; reading it");
+        ra.uncut(&head);
+        return Ok(Spliced::NoPipe);
+    }
+    ra.patch_u32(loc.len_at, 0);
+    let sock: &TcpStream = rd.as_ref();
+    let mut got = 0;
+    let want = loc.data_len - have;
+    while got < want {
+        match sock.try_io(Interest::READABLE, || {
+            pipe.fill_from_socket(sock.as_fd(), want - got)
+        }) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(k) => got += k,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Bytes waiting that the pipe would not take: it is full.
+                if socket_pending(sock.as_fd())? > 0 {
+                    return Ok(Spliced::Fallback(unsplice(ra, loc, &head, &mut pipe)));
+                }
+                sock.readable().await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let done = ra
+        .skip_body(got)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    Ok(Spliced::Done(pipe, done))
+}
+
+/// Puts a WRITE's data back into its record: the length word, the bytes
+/// that were read onto the record, then what the pipe took from the socket.
+fn unsplice(
+    ra: &mut Reassembler,
+    loc: Located,
+    head: &[u8],
+    pipe: &mut Loaded,
+) -> Result<Option<Vec<u8>>, nfs4d_xdr::record::RecordError> {
+    ra.patch_u32(loc.len_at, loc.data_len as u32);
+    let taken = match nfs4d_store::PipedData::read_out(pipe) {
+        Ok(b) => b,
+        // The bytes are lost with the pipe: the record cannot be rebuilt.
+        Err(e) => {
+            tracing::warn!(error = %e, "a spliced WRITE's pipe could not be read back; closing connection");
+            return Err(nfs4d_xdr::record::RecordError::TooManyFragments);
+        }
+    };
+    ra.uncut(head);
+    ra.body_buf()
+        .extend_from_slice(taken.get(head.len()..).unwrap_or_default());
+    ra.body_read()
+}
+
 fn handle_record(
     srv: &Arc<Server>,
     gss: Option<&Arc<GssServer>>,
     rec: Vec<u8>,
+    spliced: Option<(usize, Box<dyn PipedSource>)>,
     conn: u64,
     peer: SocketAddr,
     cb: &CbChannel,
@@ -436,6 +639,7 @@ fn handle_record(
         args_at,
         permit,
         gss: engine,
+        spliced: spliced.map(|(at, data)| nfs4d_core::compound::SplicedWrite { at, data }),
     });
 }
 

@@ -27,6 +27,7 @@ mod posix_locks;
 mod sys;
 
 pub use local::{LocalStore, DEFAULT_FD_CACHE};
+pub use pipes::{socket_pending, Loaded, Pipes};
 pub use posix_locks::{nfs_range, os_range, PosixLockFile, OFFSET_MAX};
 
 use error::{OsError, OsResult};

@@ -50,8 +50,8 @@ use std::time::Instant;
 
 use nfs4d_store::{
     Attrs, Capabilities, Created, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos,
-    LockFile, Name, Owner, PipedData, RelPath, SetAttrs, SetTime, Stability, Store, StoreError,
-    StoreResult, Timespec, XattrSet, XATTR_SIZE_MAX,
+    LockFile, Name, Owner, PipedData, PipedSource, RelPath, SetAttrs, SetTime, Stability, Store,
+    StoreError, StoreResult, Timespec, XattrSet, XATTR_SIZE_MAX,
 };
 
 use crate::attrcache::{AttrCache, Session};
@@ -615,6 +615,21 @@ impl LocalStore {
 
     /// An open fd for the regular file at `path` (from the cache when
     /// possible) and its current attributes.
+    /// The file a WRITE of `len` bytes at `offset` goes to. pwrite(2)
+    /// offsets are signed: EFBIG rather than EINVAL past i64::MAX.
+    fn open_for_write(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        len: usize,
+    ) -> OsResult<(Arc<File>, Attrs)> {
+        let end = offset.checked_add(len as u64);
+        if end.and_then(|end| i64::try_from(end).ok()).is_none() {
+            return Err(OsError::TooBig);
+        }
+        self.open_regular(path, true)
+    }
+
     fn open_regular(&self, path: &RelPath, need_write: bool) -> OsResult<(Arc<File>, Attrs)> {
         if path.is_root() {
             return Err(OsError::IsDir);
@@ -920,6 +935,34 @@ fn os<T>(op: impl FnOnce() -> OsResult<T>) -> StoreResult<T> {
     op().map_err(StoreError::from)
 }
 
+/// Writes all of `data` at `offset`; a partial write that then fails is
+/// reported as written so far (the client retries the rest and then sees
+/// the error, e.g. ENOSPC).
+fn write_all_at(file: &File, data: &[u8], offset: u64) -> Result<usize, OsError> {
+    let mut written = 0;
+    while written < data.len() {
+        match file.write_at(&data[written..], offset + written as u64) {
+            Ok(0) => return Err(OsError::Io(libc::EIO)),
+            Ok(k) => written += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) if written > 0 => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(written)
+}
+
+/// Exactly what was asked: an unstable write stays in the page cache until
+/// COMMIT. Each sync waits for the disk (nfs4d_blocking).
+fn sync_as_asked(file: &File, stability: Stability) -> Result<(), OsError> {
+    match stability {
+        Stability::Unstable => {}
+        Stability::DataSync => nfs4d_blocking::region(|| file.sync_data())?,
+        Stability::FileSync => nfs4d_blocking::region(|| file.sync_all())?,
+    }
+    Ok(())
+}
+
 impl Store for LocalStore {
     /// Everything a POSIX directory offers. Reflinks (CLONE) and user
     /// extended attributes still depend on the file system under the
@@ -1015,35 +1058,54 @@ impl Store for LocalStore {
         stability: Stability,
     ) -> StoreResult<(usize, Stability)> {
         os(|| {
-            // pwrite(2) offsets are signed: EFBIG rather than EINVAL past i64::MAX.
-            let end = offset.checked_add(data.len() as u64);
-            if end.and_then(|end| i64::try_from(end).ok()).is_none() {
-                return Err(OsError::TooBig);
-            }
-            let (file, attrs) = self.open_regular(path, true)?;
+            let (file, attrs) = self.open_for_write(path, offset, data.len())?;
             let turn = (data.len() >= LARGE_WRITE).then(|| self.writers.take(attrs.identity));
+            let written = write_all_at(&file, data, offset)?;
+            // The sync below needs no turn: the kernel merges concurrent ones.
+            drop(turn);
+            sync_as_asked(&file, stability)?;
+            Ok((written, stability))
+        })
+    }
+
+    /// The data goes from the transport's pipe into the file with
+    /// `splice(2)`: the page cache's copy is the only one.
+    fn write_piped(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        data: &mut dyn PipedSource,
+        stability: Stability,
+    ) -> StoreResult<(usize, Stability)> {
+        os(|| {
+            let len = data.len();
+            let (file, attrs) = self.open_for_write(path, offset, len)?;
+            let turn = (len >= LARGE_WRITE).then(|| self.writers.take(attrs.identity));
             let mut written = 0;
-            while written < data.len() {
-                match file.write_at(&data[written..], offset + written as u64) {
+            while !data.is_empty() {
+                match data.splice_into(file.as_fd(), offset + written as u64) {
                     Ok(0) => return Err(OsError::Io(libc::EIO)),
                     Ok(k) => written += k,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    // Report the partial write; the client retries the rest and
-                    // then sees the error (e.g. ENOSPC).
+                    // A file system without splice into files (EINVAL), or
+                    // a source that cannot splice: the bytes are read out
+                    // and written as a buffer.
+                    Err(e)
+                        if written == 0
+                            && (e.raw_os_error() == Some(libc::EINVAL)
+                                || e.kind() == std::io::ErrorKind::Unsupported) =>
+                    {
+                        let buf = data.read_out()?;
+                        written = write_all_at(&file, &buf, offset)?;
+                        break;
+                    }
+                    // A partial write is reported, as by `write`.
                     Err(_) if written > 0 => break,
                     Err(e) => return Err(e.into()),
                 }
             }
-            // The sync below needs no turn: the kernel merges concurrent ones.
             drop(turn);
-            // Exactly what was asked: an unstable write stays in the page
-            // cache until COMMIT.
-            // Each sync waits for the disk (nfs4d_blocking).
-            match stability {
-                Stability::Unstable => {}
-                Stability::DataSync => nfs4d_blocking::region(|| file.sync_data())?,
-                Stability::FileSync => nfs4d_blocking::region(|| file.sync_all())?,
-            }
+            sync_as_asked(&file, stability)?;
             Ok((written, stability))
         })
     }

@@ -1754,3 +1754,57 @@ fn concurrent_large_and_small_writes_all_land() {
         }
     }
 }
+
+/// A WRITE's data spliced from a socket into a pipe, then from the pipe
+/// into the file, lands exactly where it was written: bytes pushed into
+/// the pipe first (those that arrived with the request's header), then
+/// bytes spliced from the socket, at an offset inside a page.
+#[test]
+fn piped_write_from_a_socket_lands_exactly() {
+    use std::io::Write as _;
+    let (_d, b) = setup();
+    new_file(&b, "f", b"0123456789");
+    let pipes = crate::Pipes::new(1 << 20);
+    let mut pipe = pipes.take().expect("a pipe");
+    let head: Vec<u8> = (0..5000).map(|i| (i % 7) as u8).collect();
+    let body: Vec<u8> = (0..700_000).map(|i| (i * 3 % 251) as u8).collect();
+    pipe.push(&head).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut tx = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (rx, _) = listener.accept().unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let sender = {
+        let body = body.clone();
+        std::thread::spawn(move || tx.write_all(&body))
+    };
+    let mut got = 0;
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while got < body.len() {
+        match pipe.fill_from_socket(rx.as_fd(), body.len() - got) {
+            Ok(0) => panic!("end of stream after {got} bytes"),
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    crate::socket_pending(rx.as_fd()).unwrap() == 0,
+                    "the pipe filled after {got} bytes"
+                );
+                assert!(Instant::now() < deadline, "no data after {got} bytes");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(e) => panic!("splice from the socket: {e}"),
+        }
+    }
+    sender.join().unwrap().unwrap();
+    assert_eq!(PipedSource::len(&pipe), head.len() + body.len());
+    let (n, st) = b
+        .write_piped(&rp("f"), 4099, &mut pipe, Stability::Unstable)
+        .unwrap();
+    assert_eq!((n, st), (head.len() + body.len(), Stability::Unstable));
+    assert!(PipedSource::is_empty(&pipe));
+    let mut want = b"0123456789".to_vec();
+    want.resize(4099, 0);
+    want.extend_from_slice(&head);
+    want.extend_from_slice(&body);
+    assert!(read_all(&b, "f").unwrap() == want, "file content differs");
+    drop(pipe);
+}

@@ -1,8 +1,12 @@
-//! Pipes for READs served with `splice(2)` ([`nfs4d_store::PipedData`]).
+//! Pipes for READs served with `splice(2)` ([`nfs4d_store::PipedData`]),
+//! and for WRITE data the transport splices from a socket
+//! ([`nfs4d_store::PipedSource`]).
 //!
 //! A READ splices the file's cached pages into a pipe; the connection's
 //! writer splices them on into the socket. Neither step copies the data
-//! through user space: the pipe holds page references.
+//! through user space: the pipe holds page references. A WRITE's data goes
+//! the other way: from the socket's buffers into a pipe, and from the pipe
+//! into the file, where the page cache's copy is the only one.
 //!
 //! Each pipe is two descriptors and, while in use, pins the pages it
 //! refers to, so both the pipes in use and the emptied ones kept for reuse
@@ -14,7 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use nfs4d_store::PipedData;
+use nfs4d_store::{PipedData, PipedSource};
 
 use crate::sys;
 
@@ -78,7 +82,8 @@ impl Pipes {
         self.inner.capacity
     }
 
-    /// An empty pipe, or `None` when all are in use or pipes are unusable.
+    /// An empty pipe, or `None` when all are in use or pipes are unusable
+    /// (the caller then copies the data, as without pipes).
     pub fn take(&self) -> Option<Loaded> {
         let inner = &self.inner;
         if !inner.usable.load(Ordering::Relaxed) {
@@ -102,11 +107,11 @@ impl Pipes {
                     if e.raw_os_error() == Some(libc::EPERM) {
                         tracing::warn!(
                             capacity = inner.capacity,
-                            "pipes of this size are refused (pipe-max-size); READs copy their data"
+                            "pipes of this size are refused (pipe-max-size); data is copied, not spliced"
                         );
                         inner.usable.store(false, Ordering::Relaxed);
                     } else {
-                        tracing::debug!(error = %e, "no pipe for a READ; it copies its data");
+                        tracing::debug!(error = %e, "no pipe to spare; the data is copied");
                     }
                     return None;
                 }
@@ -166,6 +171,59 @@ impl Loaded {
             }
         }
         Ok(n)
+    }
+}
+
+impl Loaded {
+    /// Appends `bytes` to the pipe (the start of a WRITE's data that
+    /// arrived with its header). The pipe must have room for them.
+    pub fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let Some(p) = &self.pipe else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
+        sys::write_all(p.write.as_fd(), bytes)?;
+        self.len += bytes.len();
+        Ok(())
+    }
+
+    /// Splices up to `max` bytes from the non-blocking stream socket
+    /// `sock` into the pipe; returns the count (0 at end of stream).
+    /// `WouldBlock` when the socket has nothing now, or when the pipe is
+    /// full: [`socket_pending`] tells the two apart.
+    pub fn fill_from_socket(&mut self, sock: BorrowedFd<'_>, max: usize) -> io::Result<usize> {
+        let Some(p) = &self.pipe else {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        };
+        let k = sys::splice(sock, None, p.write.as_fd(), max)?;
+        self.len += k;
+        Ok(k)
+    }
+}
+
+/// Bytes waiting to be read in the socket `sock` (`FIONREAD`).
+pub fn socket_pending(sock: BorrowedFd<'_>) -> io::Result<usize> {
+    sys::pipe_pending(sock)
+}
+
+impl PipedSource for Loaded {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn splice_into(&mut self, fd: BorrowedFd<'_>, offset: u64) -> io::Result<usize> {
+        let Some(p) = &self.pipe else {
+            return Ok(0);
+        };
+        if self.len == 0 {
+            return Ok(0);
+        }
+        let k = sys::splice_into_file(p.read.as_fd(), fd, offset, self.len)?;
+        self.len -= k.min(self.len);
+        Ok(k)
+    }
+
+    fn read_out(&mut self) -> io::Result<Vec<u8>> {
+        PipedData::read_out(self)
     }
 }
 

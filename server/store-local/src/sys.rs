@@ -770,6 +770,48 @@ pub fn splice(
     })
 }
 
+/// `splice(2)` of up to `len` bytes from the pipe `from` into the file
+/// `to` at `offset`. May wait for the file (it is a write into the page
+/// cache), never for the pipe.
+pub fn splice_into_file(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    offset: u64,
+    len: usize,
+) -> io::Result<usize> {
+    let mut off =
+        libc::loff_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    retry_eintr(|| {
+        // SAFETY: both descriptors are borrowed and open; `off` is a live
+        // loff_t the kernel may update.
+        cvt_size(unsafe {
+            libc::splice(
+                from.as_raw_fd(),
+                std::ptr::null_mut(),
+                to.as_raw_fd(),
+                &mut off,
+                len,
+                libc::SPLICE_F_NONBLOCK,
+            )
+        })
+    })
+}
+
+/// `write(2)` of all of `data` into `fd` (a pipe with room for it).
+pub fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: `data` is readable for its length during the call.
+        let n = retry_eintr(|| {
+            cvt_size(unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) })
+        })?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        data = &data[n..];
+    }
+    Ok(())
+}
+
 /// `read(2)` from `fd` of up to `max` bytes, appended to `buf` (as
 /// [`pread_append`]).
 pub fn read_append(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {

@@ -76,6 +76,7 @@ pub use concurrency::{
 };
 pub use data::{
     check_read_write, check_rename_keeps_unstable_data, check_setattr_size, check_write_lifecycle,
+    check_write_piped,
 };
 pub use extras::{
     check_allocate_deallocate, check_clone_range, check_copy_range, check_hard_links, check_leases,
@@ -161,6 +162,7 @@ macro_rules! __store_conformance_list {
             check_rename_directories,
             check_read_write,
             check_write_lifecycle,
+            check_write_piped,
             check_rename_keeps_unstable_data,
             check_setattr_size,
             check_setattr_mode_owner,

@@ -40,7 +40,7 @@ pub use caps::{Capabilities, DirRename, Positions};
 pub use error::{StoreError, StoreResult};
 pub use locks::{LocalConflict, LockError, LockFile, LOCAL_LOCK_MAX};
 pub use names::{Name, NameError, RelPath, NAME_MAX};
-pub use piped::PipedData;
+pub use piped::{PipedData, PipedSource};
 pub use types::{
     Attrs, Created, Entry, FileKind, FsStats, Identity, LeaseBreak, ListPos, Owner, SetAttrs,
     SetTime, Stability, Timespec, XattrSet,
@@ -122,6 +122,22 @@ pub trait Store: Send + Sync + 'static {
         data: &[u8],
         stability: Stability,
     ) -> StoreResult<(usize, Stability)>;
+
+    /// Writes the bytes waiting in `data`, all of them, at `offset`, as
+    /// [`Store::write`] does. A store that can splice from a pipe into its
+    /// file overrides it; this one reads them out into a buffer first.
+    fn write_piped(
+        &self,
+        path: &RelPath,
+        offset: u64,
+        data: &mut dyn PipedSource,
+        stability: Stability,
+    ) -> StoreResult<(usize, Stability)> {
+        let buf = data
+            .read_out()
+            .map_err(|e| StoreError::Io(format!("reading a spliced WRITE's pipe: {e}")))?;
+        self.write(path, offset, &buf, stability)
+    }
 
     /// Makes a regular file's data and metadata durable (NFS COMMIT).
     fn commit(&self, path: &RelPath) -> StoreResult<()>;

@@ -33,3 +33,32 @@ pub trait PipedData: Send + fmt::Debug {
     /// RPCSEC_GSS integrity or privacy).
     fn read_out(&mut self) -> io::Result<Vec<u8>>;
 }
+
+/// A WRITE's data left in a kernel pipe by the transport, which spliced it
+/// from the socket instead of reading it into the request's record
+/// ([`crate::Store::write_piped`]). The pipe holds the socket buffer's
+/// pages; a store with a file descriptor splices them on into the file,
+/// so the data is copied once, into the page cache, where a record would
+/// have had it copied twice.
+///
+/// Dropping it releases the pipe and whatever it still holds.
+pub trait PipedSource: Send + fmt::Debug {
+    /// Bytes still in the pipe.
+    fn len(&self) -> usize;
+
+    /// Whether the pipe holds nothing more.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves up to all remaining bytes into the regular file `fd` at
+    /// `offset` and returns how many moved (at least one while bytes
+    /// remain, unless an error is returned). `Unsupported` (or the
+    /// kernel's EINVAL) when they cannot be spliced: the caller then takes
+    /// them out with [`PipedSource::read_out`].
+    fn splice_into(&mut self, fd: BorrowedFd<'_>, offset: u64) -> io::Result<usize>;
+
+    /// Reads the remaining bytes out into a buffer, for a store that has
+    /// no file descriptor to splice into.
+    fn read_out(&mut self) -> io::Result<Vec<u8>>;
+}

@@ -266,7 +266,7 @@ impl Conn {
                     peer: std::net::SocketAddr::from(([127, 0, 0, 1], 700)),
                     cb: None,
                 };
-                match compound::process(&self.srv, &req, xid, call.args) {
+                match compound::process(&self.srv, &req, xid, call.args, None) {
                     // Follow-ups probe back channels; this connection has none.
                     Ok((reply, _followups)) => match reply.flatten() {
                         Ok(bytes) => bytes,

@@ -25,6 +25,10 @@ pub struct WriteArgs<'a> {
     pub stable: stable_how4,
     /// The data, inside the request's record.
     pub data: &'a [u8],
+    /// Where the data begins in the COMPOUND's arguments: a WRITE whose
+    /// data the transport spliced into a pipe is found by it
+    /// ([`crate::context::SplicedWrite`]).
+    pub at: usize,
 }
 
 impl<'a> WriteArgs<'a> {
@@ -34,12 +38,15 @@ impl<'a> WriteArgs<'a> {
         let (stateid, _) = stateid4::unpack(cur)?;
         let (offset, _) = u64::unpack(cur)?;
         let (stable, _) = stable_how4::unpack(cur)?;
+        // The length word is 4 bytes; the data follows it.
+        let at = cur.position() as usize + 4;
         let (data, _) = unpack_opaque_borrowed(cur, None)?;
         Ok(WriteArgs {
             stateid,
             offset,
             stable,
             data,
+            at,
         })
     }
 }
@@ -53,11 +60,18 @@ impl<'a> WriteArgs<'a> {
 /// FILE_SYNC4: fsync), and `committed` says so. A zero-length write
 /// touches nothing (§18.32.4: it SHOULD NOT change the modify time).
 pub fn run(cx: &mut Cx, a: WriteArgs<'_>) -> NfsResult<WRITE4resok> {
+    // The data is in a pipe if the transport spliced this WRITE's; taken
+    // first, so that it is released whatever this WRITE answers.
+    let mut piped = if a.data.is_empty() {
+        cx.spliced.take_if(|w| w.at == a.at).map(|w| w.data)
+    } else {
+        None
+    };
     let cur = cx.cfh()?.clone();
     let sid = cx.resolve_stateid(&a.stateid)?;
     let (e, _, _) = common::obj(cx, &cur, NfsError::IsDir)?;
     common::writable(cx, e)?;
-    let len = a.data.len() as u64;
+    let len = piped.as_ref().map_or(a.data.len(), |p| p.len()) as u64;
     let end = a.offset.checked_add(len).ok_or(NfsError::Inval)?;
     let range = (len > 0).then(|| (a.offset, end - 1));
     let (e, path) = super::read::admit(cx, &cur, &sid, true, range)?;
@@ -66,10 +80,10 @@ pub fn run(cx: &mut Cx, a: WriteArgs<'_>) -> NfsResult<WRITE4resok> {
         stable_how4::DATA_SYNC4 => Stability::DataSync,
         stable_how4::FILE_SYNC4 => Stability::FileSync,
     };
-    let (written, done) = if a.data.is_empty() {
-        (0, stability)
-    } else {
-        e.store().write(path, a.offset, a.data, stability)?
+    let (written, done) = match piped.as_deref_mut() {
+        Some(p) if !p.is_empty() => e.store().write_piped(path, a.offset, p, stability)?,
+        _ if a.data.is_empty() => (0, stability),
+        _ => e.store().write(path, a.offset, a.data, stability)?,
     };
     cx.srv.metrics.written_bytes(written as u64);
     if done.max(stability) != Stability::Unstable {
