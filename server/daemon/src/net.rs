@@ -52,18 +52,32 @@ const READ_CHUNK: usize = 256 << 10;
 const DIRECT_MIN: usize = 16 << 10;
 // A short read after a large body (DIRECT_MIN bytes) is shorter than a full one.
 const _: () = assert!(DIRECT_MIN < READ_CHUNK);
-/// Capacity of a pipe a WRITE's data is spliced into: the largest WRITE
-/// spliced. Clients write at most the session's request size, 1 MiB and a
-/// little by default; a larger WRITE is read as before. A pipe of this size
-/// is what an unprivileged process may have (`/proc/sys/fs/pipe-max-size`).
+/// The largest WRITE spliced. Clients write at most the session's request
+/// size, 1 MiB and a little by default; a larger WRITE is read as before.
+/// A pipe of this size is what an unprivileged process may have
+/// (`/proc/sys/fs/pipe-max-size`).
 const WRITE_PIPE: usize = 1 << 20;
+/// Capacity of a WRITE's pipe where the kernel allows it. A pipe has a slot
+/// per 4 KiB of capacity, and a splice from a socket takes a slot per piece
+/// of the socket's buffers: loopback delivers a MiB in some 32 pieces, a
+/// network of 1,500-byte frames in over 700, more than the 256 slots of a
+/// 1 MiB pipe.
+const WRITE_PIPE_ROOMY: usize = 4 << 20;
 // Only data that would have been read straight onto the record is spliced.
 const _: () = assert!(wsplice::SPLICE_MIN >= DIRECT_MIN && wsplice::SPLICE_MIN <= WRITE_PIPE);
+const _: () = assert!(WRITE_PIPE <= WRITE_PIPE_ROOMY);
+/// Records a connection reads as before after a splice it gave up (its pipe
+/// filled), doubling at each one given up in a row, up to
+/// [`SPLICE_BACKOFF_MAX`]: a client whose data arrives in pieces too small
+/// for the pipe pays for a splice and its undoing rarely.
+const SPLICE_BACKOFF: u32 = 16;
+const SPLICE_BACKOFF_MAX: u32 = 4096;
 
 /// The pipes WRITE data is spliced into, for all connections.
 fn write_pipes() -> &'static Pipes {
     static PIPES: std::sync::OnceLock<Pipes> = std::sync::OnceLock::new();
-    PIPES.get_or_init(|| Pipes::new(WRITE_PIPE))
+    PIPES
+        .get_or_init(|| Pipes::try_new(WRITE_PIPE_ROOMY).unwrap_or_else(|_| Pipes::new(WRITE_PIPE)))
 }
 /// Replies gathered into one socket write (at least one reply, whatever
 /// its size).
@@ -230,15 +244,22 @@ async fn connection(
     // splicing was tried for that record and given up.
     let mut spliced: Option<(usize, Box<dyn PipedSource>)> = None;
     let mut unspliceable = false;
+    // Large records still to read as before after a splice given up, and
+    // how many the next one given up sets.
+    let (mut splice_skip, mut splice_backoff) = (0u32, SPLICE_BACKOFF);
     'read: loop {
         let pending = ra.body_pending();
         // A large WRITE's data goes from the socket into a pipe.
         let mut step = Ok(None);
         let mut did_splice = false;
+        if pending >= wsplice::SPLICE_MIN && spliced.is_none() && !unspliceable && splice_skip > 0 {
+            splice_skip -= 1;
+            unspliceable = true;
+        }
         if pending >= wsplice::SPLICE_MIN && spliced.is_none() && !unspliceable {
             if let Some(loc) = ra
                 .whole_len()
-                .and_then(|whole| wsplice::locate(ra.partial(), whole, write_pipes().capacity()))
+                .and_then(|whole| wsplice::locate(ra.partial(), whole, WRITE_PIPE))
             {
                 let r = tokio::select! {
                     r = splice_write(&rd, &mut ra, loc) => r,
@@ -247,12 +268,15 @@ async fn connection(
                 match r {
                     Ok(Spliced::Done(pipe, done)) => {
                         CONNECTIONS.writes_spliced.fetch_add(1, Ordering::Relaxed);
+                        splice_backoff = SPLICE_BACKOFF;
                         spliced = Some((loc.data_at, Box::new(pipe)));
                         step = Ok(done);
                         did_splice = true;
                     }
                     Ok(Spliced::Fallback(done)) => {
                         CONNECTIONS.splice_fallbacks.fetch_add(1, Ordering::Relaxed);
+                        splice_skip = splice_backoff;
+                        splice_backoff = (splice_backoff * 2).min(SPLICE_BACKOFF_MAX);
                         unspliceable = true;
                         step = done;
                         did_splice = true;
@@ -435,18 +459,44 @@ async fn splice_write(
     let sock: &TcpStream = rd.as_ref();
     let mut got = 0;
     let want = loc.data_len - have;
+    // Splices refused while the socket had bytes waiting, in a row.
+    let mut refused = 0;
     while got < want {
-        match sock.try_io(Interest::READABLE, || {
-            pipe.fill_from_socket(sock.as_fd(), want - got)
-        }) {
+        // The system call is made whatever tokio believes of the socket's
+        // readiness: the read before may have emptied what tokio saw
+        // while more had already arrived.
+        match pipe.fill_from_socket(sock.as_fd(), want - got) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(k) => got += k,
+            Ok(k) => {
+                got += k;
+                refused = 0;
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // Bytes waiting that the pipe would not take: it is full.
+                // Bytes waiting that the pipe would not take, twice (the
+                // first time they may have arrived just after the splice
+                // found none): the pipe is full.
                 if socket_pending(sock.as_fd())? > 0 {
-                    return Ok(Spliced::Fallback(unsplice(ra, loc, &head, &mut pipe)));
+                    refused += 1;
+                    if refused >= 2 {
+                        tracing::debug!(
+                            got,
+                            want,
+                            in_pipe = PipedSource::len(&pipe),
+                            "a WRITE's pipe filled before its data was in; reading it"
+                        );
+                        return Ok(Spliced::Fallback(unsplice(ra, loc, &head, &mut pipe)));
+                    }
+                    continue;
                 }
-                sock.readable().await?;
+                // Nothing waiting: forget a readiness tokio may still hold
+                // from before, look once more (bytes that arrive after the
+                // forgetting make the socket ready again), then wait.
+                let _ = sock.try_io(Interest::READABLE, || {
+                    Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                });
+                if socket_pending(sock.as_fd())? == 0 {
+                    sock.readable().await?;
+                }
             }
             Err(e) => return Err(e),
         }

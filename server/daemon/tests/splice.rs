@@ -181,10 +181,16 @@ fn pipelined_spliced_writes_on_one_connection_all_land() {
             "WRITE {i} did not land where it was written"
         );
     }
+    // Each was spliced whole: the loopback's pieces fit a pipe.
     let m = metrics(&srv);
-    let taken =
-        count(&m, "nfs4d_writes_spliced_total") + count(&m, "nfs4d_write_splice_fallbacks_total");
-    assert_eq!(taken, slots as u64, "{m}");
+    assert_eq!(
+        (
+            count(&m, "nfs4d_writes_spliced_total"),
+            count(&m, "nfs4d_write_splice_fallbacks_total")
+        ),
+        (slots as u64, 0),
+        "{m}"
+    );
 }
 
 #[test]
@@ -215,4 +221,63 @@ fn a_client_gone_in_the_middle_of_a_spliced_write_hurts_nothing() {
     assert!(std::fs::read(srv.export.join("g2")).unwrap() == data(2, 1 << 20));
     // Nothing of the half-sent WRITE reached the file.
     assert_eq!(std::fs::metadata(srv.export.join("g")).unwrap().len(), 0);
+}
+
+#[test]
+fn a_write_arriving_in_small_pieces_is_read_as_before_and_lands_exactly() {
+    let srv = TestServer::start(&["--metrics-listen", "127.0.0.1:0"]);
+    let (mut c, fh, sid) = opened(&srv, 1, "s");
+    let len = 1 << 20;
+    // A second stream from this thread, written between the pieces: the
+    // kernel fills a thread's sends from one page fragment, so the pieces
+    // of the WRITE are not next to each other in memory, and the receiver
+    // cannot merge them.
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut other = TcpStream::connect(sink.local_addr().unwrap()).unwrap();
+    other.set_nodelay(true).unwrap();
+    let (mut drain, _) = sink.accept().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut drain, &mut std::io::sink()));
+    let mut send_in_pieces = |c: &mut Client, slot: usize, off: usize, seed: usize| {
+        let seq = c.sequence(slot, false);
+        let ops = vec![
+            putfh(&fh),
+            write(&sid, off as u64, stable_how4::UNSTABLE4, data(seed, len)),
+            getattr(&[FATTR4_SIZE]),
+        ];
+        let body = wire::compound_body(1, Some(&seq), &ops).unwrap();
+        let xid = c.next_xid(slot);
+        let rec = wire::encode_call(xid, &c.cred, 1, &body, 0);
+        // The header at once, then the data in 512-byte sends (each its own
+        // segment: the socket has TCP_NODELAY), so that the socket's
+        // buffers come in more pieces than a pipe has slots.
+        let head = rec.len() - len - 12;
+        c.send_raw(&rec[..head]).unwrap();
+        for piece in rec[head..].chunks(512) {
+            c.send_raw(piece).unwrap();
+            other.write_all(&[0u8; 512]).unwrap();
+        }
+        let reply = c.recv_record().expect("a reply");
+        let res = wire::compound_result(&reply).expect("a COMPOUND reply");
+        assert_eq!(written(&res) as usize, len);
+        c.seqids[slot] += 1;
+    };
+    let before = metrics(&srv);
+    send_in_pieces(&mut c, 0, 0, 1);
+    // The next large WRITE on this connection is read as before at once
+    // (the connection backs off), also in pieces.
+    send_in_pieces(&mut c, 1, len, 2);
+    let after = metrics(&srv);
+    let mut want = data(1, len);
+    want.extend_from_slice(&data(2, len));
+    assert!(
+        std::fs::read(srv.export.join("s")).unwrap() == want,
+        "file content differs from what was written"
+    );
+    let given_up = count(&after, "nfs4d_write_splice_fallbacks_total")
+        - count(&before, "nfs4d_write_splice_fallbacks_total");
+    let spliced =
+        count(&after, "nfs4d_writes_spliced_total") - count(&before, "nfs4d_writes_spliced_total");
+    // The first WRITE's splice filled its pipe and was given up; the
+    // second was not tried.
+    assert_eq!((given_up, spliced), (1, 0), "{after}");
 }

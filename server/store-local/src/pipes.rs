@@ -71,6 +71,21 @@ impl Pipes {
         }
     }
 
+    /// A pool of pipes of `capacity` bytes each, if the kernel gives this
+    /// process a pipe that large (`/proc/sys/fs/pipe-max-size`, or
+    /// CAP_SYS_RESOURCE beyond it); the pipe made to find out is kept.
+    pub fn try_new(capacity: usize) -> io::Result<Pipes> {
+        let first = new_pipe(capacity)?;
+        let pipes = Pipes::new(capacity);
+        pipes
+            .inner
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(first);
+        Ok(pipes)
+    }
+
     /// Pipes taken and not yet dropped.
     #[cfg(test)]
     pub fn in_use(&self) -> usize {
