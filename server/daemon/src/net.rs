@@ -10,8 +10,8 @@
 //! reached, which pushes back on the client through TCP), and record size
 //! (an oversized record closes that connection only). A large WRITE's data
 //! is spliced from the socket into a pipe rather than read (`wsplice.rs`);
-//! pipes are bounded ([`nfs4d_store_local::pipes`]'s `MAX_PIPES`), and
-//! without one the data is read as before.
+//! pipes are bounded (`MAX_PIPES` of store-local's pipe pool), and without
+//! one the data is read as before.
 
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
