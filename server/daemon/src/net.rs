@@ -247,6 +247,15 @@ async fn connection(
     // Large records still to read as before after a splice given up, and
     // how many the next one given up sets.
     let (mut splice_skip, mut splice_backoff) = (0u32, SPLICE_BACKOFF);
+    let to = Handoff {
+        srv: &srv,
+        gss: gss.as_ref(),
+        conn,
+        peer,
+        cb: &cb,
+        queue: &queue,
+        inflight: &inflight,
+    };
     'read: loop {
         let pending = ra.body_pending();
         // A large WRITE's data goes from the socket into a pipe.
@@ -297,13 +306,7 @@ async fn connection(
                 &mut ra,
                 &mut spliced,
                 &mut unspliceable,
-                &inflight,
-                &srv,
-                gss.as_ref(),
-                conn,
-                peer,
-                &cb,
-                &queue,
+                &to,
             )
             .await
             {
@@ -354,13 +357,7 @@ async fn connection(
             &mut ra,
             &mut spliced,
             &mut unspliceable,
-            &inflight,
-            &srv,
-            gss.as_ref(),
-            conn,
-            peer,
-            &cb,
-            &queue,
+            &to,
         )
         .await
         {
@@ -380,36 +377,52 @@ async fn connection(
     tracing::debug!(%peer, conn, "connection closed");
 }
 
+/// Where a connection's completed records go: its queue, with what
+/// [`handle_record`] needs to know of the connection.
+struct Handoff<'a> {
+    srv: &'a Arc<Server>,
+    gss: Option<&'a Arc<GssServer>>,
+    conn: u64,
+    peer: SocketAddr,
+    cb: &'a CbChannel,
+    queue: &'a Arc<ConnQueue>,
+    inflight: &'a Arc<Semaphore>,
+}
+
 /// Hands on the record `step` completed, then feeds `input` to the
 /// reassembler record after record, handing each on. The first record
 /// completed takes the data spliced for it. False when the connection is
 /// to close (bad record marking, or shutting down).
-#[allow(clippy::too_many_arguments)]
 async fn deliver(
     mut step: Result<Option<Vec<u8>>, nfs4d_xdr::record::RecordError>,
     input: &mut &[u8],
     ra: &mut Reassembler,
     spliced: &mut Option<(usize, Box<dyn PipedSource>)>,
     unspliceable: &mut bool,
-    inflight: &Arc<Semaphore>,
-    srv: &Arc<Server>,
-    gss: Option<&Arc<GssServer>>,
-    conn: u64,
-    peer: SocketAddr,
-    cb: &CbChannel,
-    queue: &Arc<ConnQueue>,
+    to: &Handoff<'_>,
 ) -> bool {
     loop {
         match step {
             Ok(Some(rec)) => {
-                let Ok(permit) = inflight.clone().acquire_owned().await else {
+                let Ok(permit) = to.inflight.clone().acquire_owned().await else {
                     return false;
                 };
                 *unspliceable = false;
-                handle_record(srv, gss, rec, spliced.take(), conn, peer, cb, queue, permit);
+                handle_record(
+                    to.srv,
+                    to.gss,
+                    rec,
+                    spliced.take(),
+                    to.conn,
+                    to.peer,
+                    to.cb,
+                    to.queue,
+                    permit,
+                );
             }
             Ok(None) => {}
             Err(e) => {
+                let peer = to.peer;
                 tracing::warn!(%peer, error = %e, "bad record marking; closing connection");
                 return false;
             }
